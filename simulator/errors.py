@@ -1,0 +1,44 @@
+"""The simulator's exceptions. One root, so callers can catch everything we raise on purpose."""
+
+from __future__ import annotations
+
+
+class SimulatorError(Exception):
+    """Root of every error the simulator raises deliberately."""
+
+
+class SpecError(SimulatorError):
+    """A spec (or an environment file) that cannot be loaded or served.
+
+    Carries what a user needs to act: the file, the JSON pointer inside it, the operation
+    (when one is concerned) and how to fix it. ``str()`` renders all of it on one or two lines.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str,
+        pointer: str = "",
+        operation_id: str | None = None,
+        fix: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = file
+        self.pointer = pointer
+        self.operation_id = operation_id
+        self.fix = fix
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = self.file + (f"#{self.pointer}" if self.pointer else "")
+        text = f"{where}: {self.message}"
+        if self.operation_id:
+            text += f" (operation {self.operation_id})"
+        if self.fix:
+            text += f"\n  fix: {self.fix}"
+        return text
+
+
+class UnknownEnvironmentError(SimulatorError):
+    """A name that is neither a shipped environment, an environment directory nor a spec file."""

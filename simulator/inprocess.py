@@ -1,0 +1,46 @@
+"""The in-process sandbox: the simulator called directly, no sockets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .environment import Environment
+from .sandbox import DEFAULT_SESSION, SimRequest, SimResponse
+from .service import Simulator
+
+
+class InProcessSandbox:
+    """A :class:`~simulator.sandbox.Sandbox` backed by a :class:`Simulator` in this process."""
+
+    def __init__(self, env: Environment, *, auth: str = "off") -> None:
+        self.simulator = Simulator(env, auth=auth)
+        self.name = env.name
+        self.env = env
+
+    def fingerprint(self) -> dict[str, Any]:
+        return self.simulator.fingerprint()
+
+    def request(self, request: SimRequest, *, session: str = DEFAULT_SESSION) -> SimResponse:
+        return self.simulator.handle(request, session)
+
+    def state_hash(self, session: str = DEFAULT_SESSION) -> str:
+        return self.simulator.state_hash(session)
+
+    def snapshot(self, session: str = DEFAULT_SESSION) -> str:
+        return self.simulator.snapshot(session)
+
+    def restore(self, snapshot_id: str, session: str = DEFAULT_SESSION) -> None:
+        self.simulator.restore(snapshot_id, session)
+
+    def reset(self, session: str = DEFAULT_SESSION) -> None:
+        self.simulator.reset(session)
+
+    def drop(self, session: str) -> None:
+        self.simulator.drop(session)
+
+    def journal(self, session: str = DEFAULT_SESSION) -> list[dict[str, Any]]:
+        return list(self.simulator.session(session).journal)
+
+    def close(self) -> None:
+        self.simulator.sessions.clear()
+        self.simulator.snapshots.clear()

@@ -1,0 +1,84 @@
+"""One interface over every way to run a simulated environment.
+
+The generator, the certifier and the evaluator talk to a :class:`Sandbox` and never care
+whether it is the in-process simulator (no sockets), a local uvicorn process or a container:
+all of them return byte-identical responses for the same request history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import orjson
+
+SESSION_HEADER = "x-sim-session"
+DEFAULT_SESSION = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class SimRequest:
+    method: str  # upper case
+    path: str  # concrete path, e.g. "/pet/12" (with or without the spec's base path)
+    query: tuple[tuple[str, str], ...] = ()  # in order, repeated keys allowed
+    headers: tuple[tuple[str, str], ...] = ()  # names lower case
+    body: bytes = b""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "query": [list(pair) for pair in self.query],
+            "headers": [list(pair) for pair in self.headers],
+            "body": self.body.decode("utf-8", "replace"),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SimResponse:
+    status: int
+    headers: tuple[tuple[str, str], ...]  # names lower case; content-type first when a body exists
+    body: bytes
+
+    @property
+    def content_type(self) -> str:
+        for name, value in self.headers:
+            if name == "content-type":
+                return value
+        return ""
+
+    def json(self) -> Any:
+        return orjson.loads(self.body) if self.body else None
+
+
+@runtime_checkable
+class Sandbox(Protocol):
+    """A running environment: one spec, one seed, many isolated sessions."""
+
+    name: str
+
+    def fingerprint(self) -> dict[str, Any]:
+        """spec sha256, seed, simulator and Faker versions: what a response depends on."""
+        ...
+
+    def request(self, request: SimRequest, *, session: str = DEFAULT_SESSION) -> SimResponse: ...
+
+    def state_hash(self, session: str = DEFAULT_SESSION) -> str:
+        """sha256 of the canonical state of the session (created from the seed on first use)."""
+        ...
+
+    def snapshot(self, session: str = DEFAULT_SESSION) -> str:
+        """Store the session's state; returns its id (the state hash: content-addressed)."""
+        ...
+
+    def restore(self, snapshot_id: str, session: str = DEFAULT_SESSION) -> None:
+        """Replace the session's state by a stored snapshot (of any session: this is a fork)."""
+        ...
+
+    def reset(self, session: str = DEFAULT_SESSION) -> None: ...
+
+    def journal(self, session: str = DEFAULT_SESSION) -> list[dict[str, Any]]:
+        """The session's ordered request/response log."""
+        ...
+
+    def close(self) -> None: ...

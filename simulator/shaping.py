@@ -1,0 +1,110 @@
+"""Make a value that validates against a response schema while keeping as much as the schema
+allows of what we want to say (a stored record, echoed inputs, a problem report).
+
+``Shaper.conform`` is the one place where simulator output meets the spec's response
+schemas: every body the simulator sends has been through it and validates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from .datagen import generate_value
+from .model import JSONSchema
+from .schemas import array_items, deref, object_properties, primary_type, sub_schema
+from .validation import compile_schema
+
+_MAX_DEPTH = 6
+
+
+class Shaper:
+    def __init__(self, epoch: dt.datetime) -> None:
+        self.epoch = epoch
+        # (id(root), id(schema)) -> (root, schema, validator); holding the dicts keeps ids unique
+        self._validators: dict[tuple[int, int], tuple[JSONSchema, JSONSchema, Any]] = {}
+
+    def validator(self, root: JSONSchema, schema: JSONSchema) -> Any:
+        key = (id(root), id(schema))
+        hit = self._validators.get(key)
+        if hit is None:
+            hit = (root, schema, compile_schema(sub_schema(root, schema)))
+            self._validators[key] = hit
+        return hit[2]
+
+    def is_valid(self, root: JSONSchema, schema: JSONSchema, value: Any) -> bool:
+        return bool(self.validator(root, schema).is_valid(value))
+
+    def generate(self, root: JSONSchema, schema: JSONSchema, seed: str, name: str | None = None) -> Any:
+        return generate_value(sub_schema(root, schema), seed, name=name, epoch=self.epoch)
+
+    def conform(
+        self,
+        root: JSONSchema,
+        schema: JSONSchema,
+        hint: Any,
+        seed: str,
+        *,
+        inputs: dict[str, Any] | None = None,
+        name: str | None = None,
+        keep_extra: bool = False,
+        depth: int = 0,
+    ) -> Any:
+        """A value valid for ``schema`` (inside ``root``): ``hint`` itself when it validates,
+        otherwise generated data with every part of ``hint`` (and every input whose name is a
+        property name) that fits kept."""
+        if hint is not None and self.is_valid(root, schema, hint):
+            if not inputs or not isinstance(hint, dict):
+                return hint
+        resolved = deref(root, schema)
+        ptype = primary_type(root, resolved)
+        if depth > _MAX_DEPTH or ptype not in ("object", "array"):
+            return self.generate(root, schema, seed, name)
+        if ptype == "array":
+            items = array_items(root, resolved) or {}
+            base = self.generate(root, schema, seed, name)
+            if not isinstance(hint, list):
+                return base
+            limit = resolved.get("maxItems")
+            values = [
+                self.conform(root, items, h, f"{seed}/{i}", depth=depth + 1)
+                for i, h in enumerate(hint[:limit] if isinstance(limit, int) else hint)
+            ]
+            minimum = resolved.get("minItems", 0)
+            if isinstance(base, list) and len(values) < minimum:
+                values += base[len(values) : minimum]
+            return values if self.is_valid(root, schema, values) else base
+        base = self.generate(root, schema, seed, name)
+        if not isinstance(base, dict):
+            return base
+        props = object_properties(root, resolved)
+        result = dict(base)
+        hint_dict = hint if isinstance(hint, dict) else {}
+        for prop, prop_schema in props.items():
+            if prop in hint_dict:
+                value = hint_dict[prop]
+                if isinstance(value, (dict, list)):
+                    value = self.conform(root, prop_schema, value, f"{seed}/{prop}", name=prop, depth=depth + 1)
+                if self.is_valid(root, prop_schema, value):
+                    result[prop] = value
+            elif inputs and prop in inputs and self.is_valid(root, prop_schema, inputs[prop]):
+                result[prop] = inputs[prop]
+            elif inputs and isinstance(result.get(prop), dict):
+                result[prop] = self.conform(
+                    root, prop_schema, result[prop], f"{seed}/{prop}", inputs=inputs, name=prop, depth=depth + 1
+                )
+        if keep_extra and resolved.get("additionalProperties", True) is not False:
+            for key, value in hint_dict.items():
+                if key not in props:
+                    result.setdefault(key, value)
+        if self.is_valid(root, schema, result):
+            return result
+        # a combination the schema forbids (oneOf, dependencies...): keep only echoed scalars
+        minimal = dict(base)
+        for prop in props:
+            candidate = hint_dict.get(prop)
+            if candidate is not None and not isinstance(candidate, (dict, list)):
+                trial = {**minimal, prop: candidate}
+                if self.is_valid(root, schema, trial):
+                    minimal = trial
+        return minimal

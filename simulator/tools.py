@@ -1,0 +1,240 @@
+"""OpenAI function-calling tools for a spec, and the way back from a tool call to a request.
+
+One function per operation. Its parameters merge path, query, header and cookie parameters
+and the body: an object body's properties become arguments of their own unless a name clashes
+with a parameter, in which case the whole body is one argument named ``body``. Names are
+unique within a spec and at most 64 characters (OpenAI's limit).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import orjson
+
+from .model import JSONSchema, Operation, Spec
+from .sandbox import SimRequest
+from .schemas import deref, object_properties, required_properties
+from .validation import media_kind
+
+MAX_NAME = 64
+_INLINE_DEPTH = 3
+_DROP_KEYS = frozenset({"$defs", "$schema", "$id", "readOnly", "writeOnly", "xml", "externalDocs", "deprecated"})
+MULTIPART_BOUNDARY = "toolgrad-sim-boundary"
+
+
+class ToolCallError(ValueError):
+    """Tool-call arguments that cannot become a request (missing path parameter, bad type)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArgBinding:
+    argument: str
+    location: str  # path, query, header, cookie, body-field, body
+    name: str  # the parameter or body property name
+    style: str = "form"
+    explode: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    operation_id: str
+    method: str
+    path: str
+    description: str
+    parameters: JSONSchema
+    bindings: tuple[ArgBinding, ...]
+    media_type: str | None = None
+
+    def openai(self) -> dict[str, Any]:
+        return {"type": "function",
+                "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+
+
+def sanitize_name(text: str, limit: int = MAX_NAME) -> str:
+    name = re.sub(r"[^a-zA-Z0-9_-]+", "_", text).strip("_") or "op"
+    return name[:limit]
+
+
+def unique_name(base: str, taken: set[str], limit: int = MAX_NAME) -> str:
+    name = base[:limit]
+    n = 2
+    while name in taken:
+        suffix = f"_{n}"
+        name = base[: limit - len(suffix)] + suffix
+        n += 1
+    taken.add(name)
+    return name
+
+
+def inline(root: JSONSchema, schema: Any, depth: int = 0) -> Any:
+    """A copy of a schema with ``$ref``s inlined to a few levels (deeper: a plain object),
+    and annotations a model does not need dropped."""
+    if isinstance(schema, list):
+        return [inline(root, s, depth) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if "$ref" in schema:
+        if depth >= _INLINE_DEPTH:
+            return {"type": "object"}
+        return inline(root, deref(root, schema), depth + 1)
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _DROP_KEYS:
+            continue
+        if key in ("properties", "patternProperties", "$defs"):
+            out[key] = {k: inline(root, v, depth) for k, v in value.items()}
+        elif key in ("examples", "enum", "const", "default", "required", "type"):
+            out[key] = value
+        else:
+            out[key] = inline(root, value, depth)
+    return out
+
+
+def _describe(op: Operation) -> str:
+    text = op.summary or op.description or f"{op.method} {op.path}"
+    if op.summary and op.description and op.description != op.summary:
+        text = f"{op.summary}. {op.description}"
+    return " ".join(text.split())[:1024]
+
+
+def tool_for(op: Operation, name: str) -> Tool:
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    bindings: list[ArgBinding] = []
+    for p in op.parameters:
+        if p.location == "header" and p.name.lower() in ("content-type", "accept", "authorization"):
+            continue
+        schema = inline(p.schema, p.schema)
+        if p.description and "description" not in schema:
+            schema = {**schema, "description": p.description[:300]}
+        properties[p.name] = schema
+        if p.required:
+            required.append(p.name)
+        bindings.append(ArgBinding(p.name, p.location, p.name, p.style, p.explode))
+    media = None
+    rb = op.request_body
+    if rb is not None and rb.content:
+        media = sorted(rb.content, key=lambda m: (media_kind(m) != "json", media_kind(m) != "form", m))[0]
+        body = rb.content[media]
+        body_props = object_properties(body, body)
+        flatten = body_props and not (set(body_props) & set(properties)) and media_kind(media) != "binary"
+        if flatten:
+            body_required = required_properties(body, body) if rb.required else []
+            for prop, prop_schema in body_props.items():
+                properties[prop] = inline(body, prop_schema)
+                bindings.append(ArgBinding(prop, "body-field", prop))
+                if prop in body_required:
+                    required.append(prop)
+        else:
+            properties["body"] = inline(body, body)
+            bindings.append(ArgBinding("body", "body", "body"))
+            if rb.required:
+                required.append("body")
+    parameters: JSONSchema = {"type": "object", "properties": properties}
+    if required:
+        parameters["required"] = required
+    return Tool(name, op.operation_id, op.method, op.path, _describe(op), parameters, tuple(bindings), media)
+
+
+def tools_for(spec: Spec) -> list[Tool]:
+    taken: set[str] = set()
+    return [tool_for(op, unique_name(sanitize_name(op.operation_id), taken)) for op in spec.operations]
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+def build_request(tool: Tool, arguments: dict[str, Any], base_path: str = "") -> SimRequest:
+    """The HTTP request a tool call stands for. Arguments the tool does not know are ignored;
+    a missing path argument is a :class:`ToolCallError` (the call cannot be addressed)."""
+    if not isinstance(arguments, dict):
+        raise ToolCallError(f"arguments for {tool.name} must be a JSON object, got {type(arguments).__name__}")
+    path = tool.path
+    query: list[tuple[str, str]] = []
+    headers: list[tuple[str, str]] = []
+    cookies: list[str] = []
+    body_fields: dict[str, Any] = {}
+    body: Any = None
+    for b in tool.bindings:
+        if b.argument not in arguments or arguments[b.argument] is None:
+            if b.location == "path":
+                raise ToolCallError(f"{tool.name}: missing path argument {b.argument!r}")
+            continue
+        value = arguments[b.argument]
+        if b.location == "path":
+            text = ",".join(_text(v) for v in value) if isinstance(value, list) else _text(value)
+            path = path.replace("{" + b.name + "}", quote(text, safe=""))
+        elif b.location == "query":
+            query.extend(_query_pairs(b, value))
+        elif b.location == "header":
+            headers.append((b.name.lower(), ",".join(map(_text, value)) if isinstance(value, list) else _text(value)))
+        elif b.location == "cookie":
+            cookies.append(f"{b.name}={_text(value)}")
+        elif b.location == "body-field":
+            body_fields[b.name] = value
+        else:
+            body = value
+    if cookies:
+        headers.append(("cookie", "; ".join(cookies)))
+    if body is None and body_fields:
+        body = body_fields
+    content = b""
+    if body is not None and tool.media_type:
+        kind = media_kind(tool.media_type)
+        if kind == "form" and isinstance(body, dict):
+            content = urlencode(_form_pairs(body)).encode()
+        elif kind == "multipart" and isinstance(body, dict):
+            content = _multipart(body)
+            headers.append(("content-type", f"multipart/form-data; boundary={MULTIPART_BOUNDARY}"))
+        elif kind in ("text", "binary") and isinstance(body, str):
+            content = body.encode()
+        else:
+            content = orjson.dumps(body)
+        if kind != "multipart":
+            headers.append(("content-type", tool.media_type if kind != "json" or "*" not in tool.media_type
+                            else "application/json"))
+    return SimRequest(tool.method, base_path.rstrip("/") + path, tuple(query), tuple(headers), content)
+
+
+def _query_pairs(b: ArgBinding, value: Any) -> list[tuple[str, str]]:
+    if isinstance(value, list):
+        if b.explode and b.style == "form":
+            return [(b.name, _text(v)) for v in value]
+        delim = {"spaceDelimited": " ", "pipeDelimited": "|"}.get(b.style, ",")
+        return [(b.name, delim.join(_text(v) for v in value))]
+    if isinstance(value, dict):
+        if b.style == "deepObject":
+            return [(f"{b.name}[{k}]", _text(v)) for k, v in value.items()]
+        if b.explode:
+            return [(str(k), _text(v)) for k, v in value.items()]
+        return [(b.name, ",".join(f"{k},{_text(v)}" for k, v in value.items()))]
+    return [(b.name, _text(value))]
+
+
+def _form_pairs(body: dict[str, Any]) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for k, v in body.items():
+        if isinstance(v, list):
+            pairs.extend((k, _text(item)) for item in v)
+        elif v is not None:
+            pairs.append((k, _text(v)))
+    return pairs
+
+
+def _multipart(body: dict[str, Any]) -> bytes:
+    parts = []
+    for k, v in _form_pairs(body):
+        parts.append(
+            f'--{MULTIPART_BOUNDARY}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        )
+    return b"".join(parts) + f"--{MULTIPART_BOUNDARY}--\r\n".encode()

@@ -1,0 +1,1 @@
+"""Model backends: the official ``openai`` client with record/replay, behind :class:`ChatModel`."""

@@ -1,0 +1,127 @@
+"""The dataset's record format: versioned pydantic models, one :class:`Sample` per JSONL line.
+
+Everything in a record is a pure function of (environments, seed, generator config, model
+replies): no timings, no hostnames, no dates. What varies run to run goes in the run summary.
+``toolgrad generate`` publishes the JSON Schema (``Sample.model_json_schema()``) beside the data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ArgumentSource(_Record):
+    """Where an argument value came from: an earlier step's response body."""
+
+    chain: int  # index of the chain in Sample.chains
+    step: int  # index of the step in that chain
+    pointer: str  # JSON pointer into that step's response body
+
+
+class Step(_Record):
+    env: str
+    tool: str  # qualified tool name, as the model saw it
+    operation_id: str
+    arguments: dict[str, Any]
+    sources: dict[str, ArgumentSource] = Field(default_factory=dict)  # argument name -> origin
+    status: int
+    response: Any  # parsed JSON body (or text, or null)
+    state_hash: str  # the env's session state after this step
+
+
+class Chain(_Record):
+    steps: list[Step]
+
+
+class Proposal(_Record):
+    instruction: str
+    tools: list[str]
+
+
+class Execution(_Record):
+    proposal: int  # index in the iteration's proposals
+    ok: bool
+    steps: list[Step]  # the calls the agent made (chain/step indices in sources are provisional)
+    reason: str = ""  # why the validator failed it
+
+
+class Selection(_Record):
+    proposal: int | None  # None: all rejected
+    action: str  # "extend" | "new" | "reject"
+    chain: int | None = None  # the chain extended
+    rationale: str  # the textual "gradient"
+
+
+class Iteration(_Record):
+    iteration: int
+    batch: list[str]  # the mini-batch of tools
+    proposals: list[Proposal] = Field(default_factory=list)
+    executions: list[Execution] = Field(default_factory=list)
+    selection: Selection | None = None
+    query: str | None = None  # after the update
+    answer: str | None = None
+    failed_stage: str | None = None  # "propose" | "execute" | "select" | "update"
+    error: str = ""
+
+
+class Trace(_Record):
+    iterations: list[Iteration] = Field(default_factory=list)
+
+
+class Cost(_Record):
+    model_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    tool_calls: int = 0
+
+
+class Provenance(_Record):
+    environments: dict[str, dict[str, Any]]  # env name -> fingerprint
+    generator: dict[str, Any]  # the generator config (iterations, batch size, proposals, ...)
+    llm: str  # "offline" or "openai"
+    model: str = ""
+    base_url: str = ""
+    cache_keys: list[str] = Field(default_factory=list)
+    versions: dict[str, str] = Field(default_factory=dict)  # package versions
+    git_revision: str = ""
+
+
+class Sample(_Record):
+    schema_version: str = SCHEMA_VERSION
+    id: str  # sha256 of the canonical record without the id
+    seed: int
+    query: str
+    answer: str
+    chains: list[Chain]
+    candidate_tools: list[dict[str, Any]]  # OpenAI tool specs the query was written for
+    trace: Trace
+    provenance: Provenance
+    cost: Cost
+
+    def steps(self) -> list[Step]:
+        return [s for c in self.chains for s in c.steps]
+
+
+class RunSummary(BaseModel):
+    """Beside the dataset (``<data>.summary.json``): what varies run to run."""
+
+    dataset: str
+    samples: int
+    seeds: list[int]
+    new_samples: int
+    failed_seeds: list[int] = Field(default_factory=list)
+    wall_seconds: float
+    samples_per_second: float
+    model_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    tool_calls: int
+    config: dict[str, Any]

@@ -1,0 +1,128 @@
+"""Tools across several environments, and real calls to them in a sample's sandbox session.
+
+A :class:`Toolbox` owns one :class:`~simulator.sandbox.Sandbox` per environment. Tool names
+are qualified ``<env>__<operation>`` (at most 64 characters, unique), so a model sees one flat
+list. Calls run in a named session; :meth:`Toolbox.fork` copies a session's state in every
+environment (the Executor runs each proposal in its own fork).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from simulator.environment import Environment, load_environment
+from simulator.inprocess import InProcessSandbox
+from simulator.sandbox import Sandbox
+from simulator.tools import MAX_NAME, Tool, ToolCallError, build_request, sanitize_name, tools_for, unique_name
+
+SEPARATOR = "__"
+
+
+@dataclass(frozen=True, slots=True)
+class BoundTool:
+    name: str  # qualified, as the model sees it
+    env: str
+    tool: Tool
+
+    def openai(self) -> dict[str, Any]:
+        spec = self.tool.openai()
+        spec["function"]["name"] = self.name
+        return spec
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    tool: str
+    arguments: dict[str, Any]
+    status: int  # HTTP status; 0 when the call could not be made (unknown tool, bad arguments)
+    body: Any  # parsed JSON body, text, or None
+    state_hash: str  # the environment's session state after the call ("" when not made)
+    error: str = ""  # why the call could not be made
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300 and not self.error
+
+    def content(self) -> str:
+        """What a model is shown as the tool's result."""
+        if self.error:
+            return orjson.dumps({"error": self.error}).decode()
+        payload = {"status": self.status, "body": self.body}
+        return orjson.dumps(payload).decode()
+
+
+class Toolbox:
+    def __init__(self, sandboxes: Mapping[str, Sandbox], environments: Mapping[str, Environment]) -> None:
+        self.sandboxes = dict(sandboxes)
+        self.environments = dict(environments)
+        taken: set[str] = set()
+        self.tools: dict[str, BoundTool] = {}
+        for env_name in sorted(self.environments):
+            env = self.environments[env_name]
+            prefix = sanitize_name(env_name, 20)
+            for tool in tools_for(env.spec):
+                name = unique_name(f"{prefix}{SEPARATOR}{tool.name}", taken, MAX_NAME)
+                self.tools[name] = BoundTool(name, env_name, tool)
+
+    @classmethod
+    def in_process(cls, refs: Iterable[str], *, seed: int | None = None) -> Toolbox:
+        """A toolbox over in-process sandboxes for the named environments."""
+        envs = {}
+        for ref in refs:
+            env = load_environment(ref, seed=seed)
+            envs[env.name] = env
+        return cls({name: InProcessSandbox(env) for name, env in envs.items()}, envs)
+
+    def fingerprints(self) -> dict[str, dict[str, Any]]:
+        return {name: self.sandboxes[name].fingerprint() for name in sorted(self.sandboxes)}
+
+    def names(self) -> list[str]:
+        return sorted(self.tools)
+
+    def openai_tools(self, names: Iterable[str]) -> list[dict[str, Any]]:
+        return [self.tools[n].openai() for n in names if n in self.tools]
+
+    def call(self, session: str, name: str, arguments: Any) -> ToolResult:
+        """Make a real call. Never raises for a bad call: the result says what went wrong."""
+        bound = self.tools.get(name)
+        args = arguments if isinstance(arguments, dict) else {}
+        if bound is None:
+            return ToolResult(name, args, 0, None, "", f"unknown tool {name!r}")
+        try:
+            request = build_request(bound.tool, arguments, self.environments[bound.env].spec.base_path)
+        except ToolCallError as exc:
+            return ToolResult(name, args, 0, None, "", str(exc))
+        sandbox = self.sandboxes[bound.env]
+        response = sandbox.request(request, session=session)
+        try:
+            body = response.json() if response.body and "json" in response.content_type else (
+                response.body.decode("utf-8", "replace") if response.body else None)
+        except orjson.JSONDecodeError:
+            body = response.body.decode("utf-8", "replace")
+        return ToolResult(name, args, response.status, body, sandbox.state_hash(session))
+
+    def state_hashes(self, session: str) -> dict[str, str]:
+        return {name: self.sandboxes[name].state_hash(session) for name in sorted(self.sandboxes)}
+
+    def fork(self, source: str, target: str) -> None:
+        """Make ``target`` a copy of ``source`` in every environment."""
+        for sandbox in self.sandboxes.values():
+            sandbox.restore(sandbox.snapshot(source), target)
+
+    def reset(self, session: str) -> None:
+        for sandbox in self.sandboxes.values():
+            sandbox.reset(session)
+
+    def drop(self, session: str) -> None:
+        for sandbox in self.sandboxes.values():
+            drop = getattr(sandbox, "drop", None)
+            if drop is not None:
+                drop(session)
+
+    def close(self) -> None:
+        for sandbox in self.sandboxes.values():
+            sandbox.close()
