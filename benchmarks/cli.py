@@ -6,12 +6,20 @@ It lives in the top layer because it composes all three packages (see ARCHITECTU
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from benchmarks.cli_commands import register
+from benchmarks.cli_compare import register as register_compare
+from benchmarks.replay import BenchmarkError
 from simulator.cli import sim_app
 from simulator.errors import SimulatorError
+from toolgrad.llm.base import ModelError
+from toolgrad.settings import ToolgradError
+from toolgrad.cli import register as register_toolgrad
 
 app = typer.Typer(
     help="Answer-first tool-use data (ToolGrad) on deterministic OpenAPI sandboxes.",
@@ -19,29 +27,55 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(sim_app, name="sim")
+register(app)
+register_toolgrad(app)
+register_compare(app)
 
-_errors: tuple[type[Exception], ...] = (SimulatorError,)
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the dataset and certificate.")] = Path(
+        "out/demo"),
+    n: Annotated[int, typer.Option(min=1, help="Samples to generate.")] = 24,
+    seed: Annotated[int, typer.Option(help="First sample seed.")] = 0,
+) -> None:
+    """The quick start's job: generate a dataset with the offline policy on every shipped
+    environment, certify it by re-execution, and say where both are (no key, no network)."""
+    from benchmarks.certify import certificate_bytes, certify_file
+    from toolgrad.dataset import generate_dataset
+    from toolgrad.settings import GenerateSettings
+
+    console = Console(stderr=True)
+    out.mkdir(parents=True, exist_ok=True)
+    data = out / "data.jsonl"
+    console.print(f"generating {n} samples (seed {seed}, offline policy, every shipped environment) ...")
+    summary = generate_dataset(GenerateSettings(n=n, seed=seed, output=str(data)))
+    console.print(f"  {summary.samples} samples in {data} ({summary.samples_per_second:.1f} samples/s, "
+                  f"{summary.tool_calls} tool calls, failed seeds: {summary.failed_seeds or 'none'})")
+    console.print("certifying by re-execution on fresh sandboxes ...")
+    certificate = certify_file(data)
+    cert_path = out / "certificate.json"
+    tmp = cert_path.with_suffix(".json.tmp")
+    tmp.write_bytes(certificate_bytes(certificate))
+    tmp.replace(cert_path)  # atomic: a kill leaves the old certificate or the new one
+    console.print(f"  pass rate {certificate.pass_rate:.1%}: {certificate.passed}/{certificate.sample_count} "
+                  f"samples, {certificate.step_count} steps replayed")
+    typer.echo(f"dataset:     {data}")
+    typer.echo(f"certificate: {cert_path}")
+    raise typer.Exit(0 if certificate.ok else 1)
+
+
+# one root error per package: these are the errors a user can act on
+_errors: tuple[type[Exception], ...] = (SimulatorError, ToolgradError, ModelError, BenchmarkError)
 
 
 def main() -> None:
-    """Run the CLI; errors a user can act on print one message and exit 2, never a traceback."""
+    """Run the CLI. Usage errors exit 2 (click's standalone handling); errors a user can act on
+    print one message and exit 2, never a traceback."""
     try:
-        app(standalone_mode=False)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        Console(stderr=True).print("aborted")
-        sys.exit(130)
+        app()
     except _errors as exc:
         Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
         sys.exit(2)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
-        raise
 
 
 if __name__ == "__main__":
