@@ -17,9 +17,9 @@ from benchmarks.cli_compare import register as register_compare
 from benchmarks.replay import BenchmarkError
 from simulator.cli import sim_app
 from simulator.errors import SimulatorError
+from toolgrad.cli import register as register_toolgrad
 from toolgrad.llm.base import ModelError
 from toolgrad.settings import ToolgradError
-from toolgrad.cli import register as register_toolgrad
 
 app = typer.Typer(
     help="Answer-first tool-use data (ToolGrad) on deterministic OpenAPI sandboxes.",

@@ -1,0 +1,123 @@
+"""Exports: the structure of each format, the negatives rate, determinism."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from toolgrad.dataset import generate_dataset, read_samples
+from toolgrad.export import export_dataset, tool_name
+from toolgrad.records import Sample
+from toolgrad.settings import ExportSettings, GenerateSettings, ToolgradError
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("export") / "data.jsonl"
+    generate_dataset(GenerateSettings(envs=["petstore", "museum"], n=20, seed=0, output=str(path)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def samples(dataset: Path) -> list[Sample]:
+    found = list(read_samples(dataset))
+    assert len(found) >= 10
+    return found
+
+
+def export(dataset: Path, out: Path, fmt: str, **kw: Any) -> list[dict[str, Any]]:
+    count = export_dataset(ExportSettings.model_validate({"input": str(dataset), "format": fmt,
+                                                          "output": str(out), **kw}))
+    rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert count == len(rows)
+    return rows
+
+
+def test_openai_format(dataset: Path, samples: list[Sample], tmp_path: Path) -> None:
+    rows = export(dataset, tmp_path / "o.jsonl", "openai")
+    assert len(rows) == len(samples)
+    for row, sample in zip(rows, samples, strict=True):
+        messages = row["messages"]
+        assert messages[0] == {"role": "user", "content": sample.query}
+        assert messages[-1] == {"role": "assistant", "content": sample.answer}
+        middle = messages[1:-1]
+        assert len(middle) == 2 * len(sample.steps())
+        names = {tool_name(t) for t in row["tools"]}
+        for (call, reply), step in zip(zip(middle[::2], middle[1::2], strict=True), sample.steps(), strict=True):
+            assert call["role"] == "assistant" and len(call["tool_calls"]) == 1
+            tc = call["tool_calls"][0]
+            assert tc["type"] == "function" and tc["function"]["name"] == step.tool
+            assert orjson.loads(tc["function"]["arguments"]) == step.arguments
+            assert reply == {"role": "tool", "tool_call_id": tc["id"],
+                             "content": reply["content"]}
+            assert orjson.loads(reply["content"]) == {"status": step.status, "body": step.response}
+            assert step.tool in names
+        ids = [m["tool_calls"][0]["id"] for m in middle[::2]]
+        assert len(set(ids)) == len(ids)
+
+
+def test_bfcl_format_and_negatives(dataset: Path, samples: list[Sample], tmp_path: Path) -> None:
+    rows = export(dataset, tmp_path / "b.jsonl", "bfcl", negatives=0.25, distractors=3)
+    negatives = [r for r in rows if r["negative"]]
+    assert len(negatives) == round(0.25 * len(samples))
+    by_id = {s.id: s for s in samples}
+    for row in rows:
+        sample = by_id[row["id"]]
+        system, user, assistant = row["messages"]
+        assert system["role"] == "system" and user == {"role": "user", "content": sample.query}
+        for name in row["tools"]:
+            assert f'"name":"{name}"' in system["content"]
+        relevant = {s.tool for s in sample.steps()}
+        if row["negative"]:
+            assert row["target"] == [] and not relevant & set(row["tools"])
+        else:
+            assert row["target"] == [{"name": s.tool, "arguments": s.arguments} for s in sample.steps()]
+            assert relevant <= set(row["tools"])
+            assert len(set(row["tools"]) - relevant) == 3
+        assert orjson.loads(assistant["content"]) == row["target"]
+
+
+def test_exports_are_deterministic_and_seeded(dataset: Path, tmp_path: Path) -> None:
+    for fmt in ("openai", "bfcl"):
+        a, b, c = tmp_path / f"a.{fmt}", tmp_path / f"b.{fmt}", tmp_path / f"c.{fmt}"
+        export(dataset, a, fmt)
+        export(dataset, b, fmt)
+        export(dataset, c, fmt, seed=1)
+        assert a.read_bytes() == b.read_bytes()
+        assert a.read_bytes() != c.read_bytes()
+
+
+def test_no_negatives_at_rate_zero(dataset: Path, tmp_path: Path) -> None:
+    rows = export(dataset, tmp_path / "z.jsonl", "bfcl", negatives=0.0)
+    assert not any(r["negative"] for r in rows)
+
+
+def test_hf_format(dataset: Path, samples: list[Sample], tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    out = tmp_path / "hf"
+    export_dataset(ExportSettings(input=str(dataset), format="hf", output=str(out)))
+    loaded = datasets.load_from_disk(str(out))
+    assert len(loaded) == len(samples)
+    row = loaded[0]
+    assert row["query"] == samples[0].query and row["num_calls"] == len(samples[0].steps())
+    assert orjson.loads(row["calls"])[0]["name"] == samples[0].steps()[0].tool
+
+
+def test_hf_without_datasets_is_a_clear_error(dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    with pytest.raises(ToolgradError, match=r"\[hf\]"):
+        export_dataset(ExportSettings(input=str(dataset), format="hf", output=str(tmp_path / "hf")))
+
+
+def test_cli_export(dataset: Path, tmp_path: Path) -> None:
+    from benchmarks.cli import app
+
+    out = tmp_path / "cli.jsonl"
+    result = CliRunner().invoke(app, ["export", str(dataset), "--format", "bfcl", "-o", str(out), "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    assert out.exists() and "wrote" in result.output

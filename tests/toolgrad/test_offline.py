@@ -1,0 +1,82 @@
+"""The offline policy on every shipped environment: samples come out, chains are multi-step,
+every step replays on a fresh session, and queries never name an API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from statistics import mean
+
+import pytest
+
+from simulator.environment import shipped_environments
+from toolgrad.loop import GeneratorConfig, api_names, named_apis, run_sample
+from toolgrad.offline import OfflinePolicy, _phrase, _words
+from toolgrad.records import Sample
+from toolgrad.toolbox import Toolbox
+
+MIN_MEAN_CALLS = 3.0
+SHIPPED = shipped_environments()
+Replay = Callable[[Sample], list[str]]
+
+
+@pytest.mark.parametrize("env", SHIPPED)
+def test_every_shipped_environment_gives_replayable_samples(
+        env: str, offline_samples: dict[str, list[Sample]], replay: Replay) -> None:
+    samples = offline_samples[env]
+    assert samples, f"{env}: the offline policy produced no sample"
+    for sample in samples:
+        assert sample.chains and all(chain.steps for chain in sample.chains)
+        assert all(200 <= step.status < 300 for step in sample.steps())
+        assert replay(sample) == []
+
+
+def test_chains_are_multi_step_on_average(offline_samples: dict[str, list[Sample]]) -> None:
+    per_env = {env: mean(len(s.steps()) for s in samples) for env, samples in offline_samples.items() if samples}
+    overall = mean(len(s.steps()) for samples in offline_samples.values() for s in samples)
+    assert overall >= MIN_MEAN_CALLS, f"mean calls per sample {overall:.2f}; per env {per_env}"
+
+
+def test_earlier_outputs_feed_later_inputs(offline_samples: dict[str, list[Sample]]) -> None:
+    # the point of the policy: some argument of some step comes from an earlier response
+    fed = {env: sum(len(step.sources) for s in samples for step in s.steps()) for env, samples in offline_samples.items()}
+    assert fed["petstore"] > 0, fed
+    assert sum(1 for count in fed.values() if count) >= len(fed) // 2, fed
+
+
+@pytest.mark.parametrize("env", SHIPPED)
+def test_queries_never_name_an_api(env: str, offline_samples: dict[str, list[Sample]]) -> None:
+    box = Toolbox.in_process([env])
+    names = api_names(box)
+    for sample in offline_samples[env]:
+        assert named_apis(sample.query, names) == []
+        for step in sample.steps():
+            assert step.tool not in sample.query
+        assert sample.answer.strip()
+
+
+def test_the_policy_is_deterministic() -> None:
+    box = Toolbox.in_process(["petstore"])
+    config = GeneratorConfig(iterations=4)
+    first = run_sample(box, OfflinePolicy(box), 11, config)
+    second = run_sample(box, OfflinePolicy(box), 11, config)
+    assert first.trace == second.trace
+    assert first.workflow.query == second.workflow.query
+
+
+def test_proposals_use_batch_tools_only() -> None:
+    box = Toolbox.in_process(["petstore", "museum"])
+    outcome = run_sample(box, OfflinePolicy(box), 5, GeneratorConfig(iterations=3, batch_size=8))
+    for it in outcome.trace.iterations:
+        assert len(it.batch) == 8
+        for proposal in it.proposals:
+            assert 1 <= len(proposal.tools) <= 3
+            assert set(proposal.tools) <= set(it.batch)
+            assert proposal.instruction
+
+
+def test_words_and_phrases() -> None:
+    assert _words("petId") == "pet ID"
+    assert _words("feed_key") == "feed key"
+    box = Toolbox.in_process(["petstore"])
+    op = box.environments["petstore"].spec.operation("findPetsByStatus")
+    assert _phrase(op, "list", None) == "find Pets by status"

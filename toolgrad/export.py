@@ -1,0 +1,182 @@
+"""Exports of a dataset to training formats: OpenAI chat fine-tuning, the paper's single-turn
+format (BFCL-style, with irrelevance negatives), and a Hugging Face ``datasets`` dataset.
+
+Every choice (distractor tools, which samples become negatives) is drawn from
+``sha256(seed, sample id, ...)``, so an export is a pure function of (dataset, settings).
+
+* ``openai``: one JSON object per line, ``{"messages": [...], "tools": [...]}``: the user query,
+  one assistant turn per call (``tool_calls`` with a deterministic id), each result as a
+  ``tool`` message (``{"status": ..., "body": ...}``, what the model saw at generation time),
+  and the final answer. ``tools`` holds the sample's tools plus distractors, shuffled.
+* ``bfcl``: one object per line, ``{"id", "messages", "tools", "target", "negative"}``: a system
+  prompt listing the candidate tools (relevant ones plus distractors), the query, and the
+  assistant's calls as JSON ``[{"name": ..., "arguments": {...}}]``. ``round(negatives * N)``
+  samples (chosen by hash) become irrelevance negatives: their relevant tools are removed
+  from the candidates and the target is ``[]``.
+* ``hf``: ``datasets.Dataset.save_to_disk`` with flat columns; nested JSON (tools, calls,
+  messages, chains) is kept as JSON text so responses of any shape fit one Arrow schema.
+  Needs the optional extra ``[hf]``.
+
+Distractors come from every tool of the dataset's environments when those load by name with
+the recorded spec hash (shipped environments), else from the tools the dataset's samples use.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from simulator.environment import load_environment
+from simulator.errors import SimulatorError
+
+from .dataset import read_samples
+from .records import Sample
+from .sampling import stable_hash, stable_sample, stable_shuffle
+from .settings import ExportSettings, ToolgradError
+from .toolbox import Toolbox
+
+SYSTEM_PROMPT = (
+    "You are an expert in composing functions. You are given a question and a set of possible functions. "
+    "Based on the question, make one or more function calls to achieve the purpose. If none of the "
+    "functions can be used, return an empty list. Reply with only a JSON list of calls, each "
+    '{{"name": <function name>, "arguments": {{...}}}}, in the order they must run.\n\n'
+    "Here is the list of functions you can invoke, in JSON format:\n{tools}"
+)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def tool_name(spec: dict[str, Any]) -> str:
+    return str(spec.get("function", {}).get("name", ""))
+
+
+def calls_of(sample: Sample) -> list[dict[str, Any]]:
+    """The sample's calls in replay order, as ``{"name", "arguments"}``."""
+    return [{"name": s.tool, "arguments": s.arguments} for s in sample.steps()]
+
+
+def tool_pool(samples: list[Sample]) -> dict[str, dict[str, Any]]:
+    """Tool name -> OpenAI spec for every tool distractors may be drawn from."""
+    pool: dict[str, dict[str, Any]] = {}
+    for sample in samples:
+        for spec in sample.candidate_tools:
+            pool.setdefault(tool_name(spec), spec)
+    groups = {tuple(sorted(s.provenance.generator.get("environments", []))): s.provenance.environments
+              for s in samples}
+    for names, fingerprints in sorted(groups.items()):
+        try:
+            envs = {n: load_environment(n) for n in names}
+        except (SimulatorError, OSError):
+            continue
+        if any(envs[n].spec.sha256 != fingerprints.get(n, {}).get("spec_sha256") for n in names):
+            continue
+        box = Toolbox({}, envs)  # tool lists only: no sandbox is started
+        for name in box.names():
+            pool.setdefault(name, box.tools[name].openai())
+    return pool
+
+
+def candidates_for(sample: Sample, pool: dict[str, dict[str, Any]], distractors: int, seed: int,
+                   *, negative: bool = False) -> list[dict[str, Any]]:
+    relevant = {tool_name(t) for t in sample.candidate_tools}
+    others = sorted(n for n in pool if n not in relevant)
+    picked = [pool[n] for n in stable_sample(others, distractors, "distractors", seed, sample.id)]
+    tools = picked if negative else [*sample.candidate_tools, *picked]
+    return stable_shuffle(tools, "order", seed, sample.id, key=tool_name)
+
+
+def call_id(sample: Sample, index: int) -> str:
+    return "call_" + stable_hash("call", sample.id, index)[:24]
+
+
+def openai_record(sample: Sample, tools: list[dict[str, Any]]) -> dict[str, Any]:
+    messages: list[dict[str, Any]] = [{"role": "user", "content": sample.query}]
+    for index, step in enumerate(sample.steps()):
+        cid = call_id(sample, index)
+        messages.append({"role": "assistant", "content": None, "tool_calls": [
+            {"id": cid, "type": "function", "function": {"name": step.tool, "arguments": _dumps(step.arguments)}}]})
+        messages.append({"role": "tool", "tool_call_id": cid,
+                         "content": _dumps({"status": step.status, "body": step.response})})
+    messages.append({"role": "assistant", "content": sample.answer})
+    return {"messages": messages, "tools": tools}
+
+
+def bfcl_record(sample: Sample, tools: list[dict[str, Any]], *, negative: bool) -> dict[str, Any]:
+    target = [] if negative else calls_of(sample)
+    system = SYSTEM_PROMPT.format(tools=_dumps([t["function"] for t in tools]))
+    return {
+        "id": sample.id,
+        "messages": [{"role": "system", "content": system}, {"role": "user", "content": sample.query},
+                     {"role": "assistant", "content": _dumps(target)}],
+        "tools": [tool_name(t) for t in tools],
+        "target": target,
+        "negative": negative,
+    }
+
+
+def negative_ids(samples: list[Sample], rate: float, seed: int) -> set[str]:
+    count = round(rate * len(samples))
+    return set(stable_sample([s.id for s in samples], count, "negatives", seed))
+
+
+def export_rows(samples: list[Sample], settings: ExportSettings) -> list[dict[str, Any]]:
+    pool = tool_pool(samples)
+    rows = []
+    if settings.format == "bfcl":
+        negatives = negative_ids(samples, settings.negatives, settings.seed)
+        for sample in samples:
+            neg = sample.id in negatives
+            tools = candidates_for(sample, pool, settings.distractors, settings.seed, negative=neg)
+            rows.append(bfcl_record(sample, tools, negative=neg))
+        return rows
+    for sample in samples:
+        tools = candidates_for(sample, pool, settings.distractors, settings.seed)
+        record = openai_record(sample, tools)
+        if settings.format == "hf":
+            record = {
+                "id": sample.id, "seed": sample.seed, "query": sample.query, "answer": sample.answer,
+                "environments": sorted({s.env for s in sample.steps()}), "num_calls": len(sample.steps()),
+                "calls": _dumps(calls_of(sample)), "tools": _dumps(tools), "messages": _dumps(record["messages"]),
+                "chains": _dumps([c.model_dump(mode="json") for c in sample.chains]),
+            }
+        rows.append(record)
+    return rows
+
+
+def write_jsonl_atomic(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        for row in rows:
+            fh.write(orjson.dumps(row, option=orjson.OPT_SORT_KEYS) + b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def export_dataset(settings: ExportSettings) -> int:
+    """Write the export; returns the number of records."""
+    source = Path(settings.input)
+    if not source.is_file():
+        raise ToolgradError(f"{source}: no such dataset file")
+    samples = list(read_samples(source))
+    out = Path(settings.output)
+    if not out.parent.exists():
+        raise ToolgradError(f"output directory {out.parent} does not exist")
+    if settings.format == "hf":
+        try:
+            import datasets  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            raise ToolgradError("--format hf needs the optional dependency 'datasets': "
+                                "pip install 'toolgrad-kit[hf]'") from None
+        rows = export_rows(samples, settings)
+        datasets.Dataset.from_list(rows).save_to_disk(str(out))
+        return len(rows)
+    rows = export_rows(samples, settings)
+    write_jsonl_atomic(out, rows)
+    return len(rows)
