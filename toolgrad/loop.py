@@ -107,7 +107,9 @@ def failure_reason(result: ToolResult) -> str:
         return f"{result.tool}: call not made: {result.error or 'no status'}"
     if not 200 <= result.status < 300:
         return f"{result.tool}: HTTP {result.status}"
-    if is_empty(result.body):
+    # no body at all is what a spec-documented "no content" write answers (204, or a 200
+    # whose response has no content): a success; an empty object/list/string is not
+    if result.body is not None and is_empty(result.body):
         return f"{result.tool}: empty response"
     if is_error_like(result.body):
         return f"{result.tool}: error-like response"
