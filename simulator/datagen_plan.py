@@ -1,0 +1,543 @@
+"""The compiled form of one self-contained schema: ``$ref`` lookup, ``allOf`` merging, recursion heights.
+
+A :class:`SchemaPlan` owns a private copy of the schema and memoises, per sub-schema, what the
+generator asks again and again: the resolved (``$ref``-followed, ``allOf``-merged) node, its JSON
+types, a validator for it, its valid ``enum`` members and examples, and how deep its smallest
+value must recurse. Memo tables are keyed by ``id()``; that is safe because the plan pins every object it keys on
+(:meth:`SchemaPlan.pin`), so no id is reused while the plan lives.
+
+Merging is *exact*: a keyword pair that cannot be combined precisely is kept whole in a
+residual list (``RESIDUAL`` key) that the node's validator enforces, so a merged node's
+validator accepts exactly the values of the conjunction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Hashable, Iterator
+from typing import Any
+from urllib.parse import unquote
+
+import jsonschema_rs
+import orjson
+
+from simulator.errors import SimulatorError
+
+Schema = dict[str, Any] | bool
+
+RESIDUAL = "$datagen:residual"
+
+ANNOTATIONS = frozenset(
+    {
+        "title",
+        "description",
+        "example",
+        "examples",
+        "default",
+        "readOnly",
+        "writeOnly",
+        "deprecated",
+        "$comment",
+        "discriminator",
+        "xml",
+        "externalDocs",
+        "contentMediaType",
+        "contentEncoding",
+        "$schema",
+        "$id",
+        "$anchor",
+        "$dynamicAnchor",
+        "$defs",
+        "definitions",
+    }
+)
+_MIN_KEYS = frozenset(
+    {"minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties", "minContains"}
+)
+_MAX_KEYS = frozenset(
+    {"maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties", "maxContains"}
+)
+# unevaluated* stay out of residuals: on a merged node they see the union of all properties.
+_OBJECT_GROUP = ("properties", "patternProperties", "additionalProperties")
+_ARRAY_GROUP = ("items", "prefixItems")
+_CONDITIONAL_GROUP = ("if", "then", "else")
+OBJECT_KEYS = frozenset(
+    {
+        "properties",
+        "required",
+        "additionalProperties",
+        "patternProperties",
+        "minProperties",
+        "maxProperties",
+        "propertyNames",
+        "dependentRequired",
+        "dependentSchemas",
+        "unevaluatedProperties",
+    }
+)
+ARRAY_KEYS = frozenset(
+    {"items", "prefixItems", "minItems", "maxItems", "uniqueItems", "contains", "minContains", "maxContains"}
+)
+STRING_KEYS = frozenset({"minLength", "maxLength", "pattern"})
+NUMBER_KEYS = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"})
+_NUMBER_FORMATS = {"int32": "integer", "int64": "integer", "float": "number", "double": "number"}
+_SCALAR_TYPES = frozenset({"string", "number", "integer", "boolean", "null"})
+JSON_TYPES = ("null", "boolean", "object", "array", "number", "string", "integer")
+
+
+class GenerationError(SimulatorError, ValueError):
+    """No valid value could be generated for a schema; the message says where and why.
+
+    ``retryable`` is False when another seed cannot help (a ``false`` schema, an unresolvable
+    ``$ref``, a recursion with no finite value, contradictory constraints).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class OutOfBudget(GenerationError):
+    """Backtracking over composition went on too long: stop the attempt, try no more branches."""
+
+
+def _equal(a: Any, b: Any) -> bool:
+    return a is b or (type(a) is type(b) and a == b)
+
+
+def json_bytes(value: Any, *, sort_keys: bool = False) -> bytes:
+    """Compact JSON; orjson, or the standard library for what orjson refuses (ints past 64 bits)."""
+    try:
+        option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_SORT_KEYS if sort_keys else 0)
+        return orjson.dumps(value, option=option)
+    except TypeError:
+        text = json.dumps(value, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False, default=str)
+        return text.encode()
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of a JSON value, as plain dicts and lists."""
+    return json.loads(json_bytes(value))
+
+
+def _json_key(value: Any) -> bytes:
+    return json_bytes(value, sort_keys=True)
+
+
+def _search(pattern: str, text: str) -> bool:
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        return False
+
+
+def iter_refs(schema: Any) -> Iterator[str]:
+    """Every ``$ref`` string anywhere inside ``schema``."""
+    stack = [schema]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            ref = item.get("$ref")
+            if isinstance(ref, str):
+                yield ref
+            stack.extend(value for key, value in item.items() if key not in ("enum", "const", "examples"))
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _pointer_tokens(ref: str) -> list[str]:
+    if ref in ("#", ""):
+        return []
+    if not ref.startswith("#/"):
+        raise GenerationError(
+            f"$ref {ref!r} is not local: the schema must be self-contained (refs like '#/$defs/Name')",
+            retryable=False,
+        )
+    return [unquote(token).replace("~1", "/").replace("~0", "~") for token in ref[2:].split("/")]
+
+
+class SchemaPlan:
+    """Memoised facts about one schema; build it once per schema (``compile_schema`` caches it)."""
+
+    def __init__(self, root: Schema) -> None:
+        self.root = root
+        self.defs: dict[str, Any] = root.get("$defs", {}) if isinstance(root, dict) else {}
+        if not isinstance(self.defs, dict):
+            self.defs = {}
+        try:
+            self.validator = jsonschema_rs.validator_for(root, validate_formats=True)
+        except (ValueError, jsonschema_rs.ValidationError) as error:
+            raise GenerationError(f"the schema itself is invalid: {error}", retryable=False) from error
+        self._keep: list[Any] = []
+        self._pinned: dict[int, Any] = {}
+        self._resolved: dict[int, Schema] = {}
+        self._resolving: set[int] = set()
+        self._derived: dict[Hashable, Schema] = {}
+        self._validators: dict[int, Any] = {}
+        self._types: dict[int, tuple[str, ...] | None] = {}
+        self._enums: dict[int, list[Any]] = {}
+        self._examples: dict[int, list[Any]] = {}
+        self._refs_by_def: dict[str, list[str]] = {}
+        self._heights: dict[int, float] = {}
+        self._def_heights: dict[str, float] | None = None
+
+    # --- $ref --------------------------------------------------------------------------------
+
+    def lookup(self, ref: str) -> Any:
+        node: Any = self.root
+        for token in _pointer_tokens(ref):
+            if isinstance(node, dict) and token in node:
+                node = node[token]
+            elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+                node = node[int(token)]
+            else:
+                raise GenerationError(f"$ref {ref!r} points at nothing in the schema", retryable=False)
+        if not isinstance(node, dict | bool):
+            raise GenerationError(f"$ref {ref!r} does not point at a schema", retryable=False)
+        return node
+
+    @staticmethod
+    def def_key(ref: str) -> str | None:
+        tokens = _pointer_tokens(ref) if ref.startswith("#") else []
+        return tokens[1] if len(tokens) == 2 and tokens[0] in ("$defs", "definitions") else None
+
+    # --- resolution and merging ------------------------------------------------------------
+
+    def resolve(self, schema: Schema) -> Schema:
+        """``schema`` with its top-level ``$ref`` followed and ``allOf`` merged into one node."""
+        if isinstance(schema, bool):
+            return schema
+        found = self._resolved.get(id(schema))
+        if found is not None:
+            return found
+        if id(schema) in self._resolving:
+            where = schema.get("$ref", "an allOf")
+            raise GenerationError(
+                f"{where} refers back to itself through $ref/allOf only; no value can be built",
+                retryable=False,
+            )
+        self._resolving.add(id(schema))
+        try:
+            node: Schema = schema
+            if "$ref" in schema:
+                target = self.resolve(self.lookup(schema["$ref"]))
+                rest = self.keep({key: value for key, value in schema.items() if key != "$ref"})
+                node = self.merge(self.resolve(rest), target) if rest else target
+            elif "allOf" in schema:
+                node = self.keep({key: value for key, value in schema.items() if key != "allOf"})
+                for part in schema["allOf"]:
+                    node = self.merge(node, self.resolve(part))
+        finally:
+            self._resolving.discard(id(schema))
+        self._resolved[self.pin(schema)] = node
+        return node
+
+    def keep(self, item: Any) -> Any:
+        self._keep.append(item)
+        return item
+
+    def pin(self, item: Any) -> int:
+        """``id(item)``, with ``item`` kept alive so that the id is never reused while memoised."""
+        key = id(item)
+        self._pinned.setdefault(key, item)
+        return key
+
+    def derived(self, key: Hashable, build: Callable[[], Schema]) -> Schema:
+        """A schema derived from others (a merge, a node minus a keyword), built once and kept."""
+        found = self._derived.get(key)
+        if found is None:
+            found = self._derived[key] = self.keep(build())
+        return found
+
+    def merge(self, a: Schema, b: Schema) -> Schema:
+        """The conjunction of two resolved nodes; ``False`` when they contradict outright."""
+        if a is False or b is False:
+            return False
+        if a is True or not b:
+            return a if a is not True else b
+        if not a or b is True:
+            return b if b is not True else a
+        assert isinstance(a, dict) and isinstance(b, dict)
+        out = dict(a)
+        residual: list[Any] = list(a.get(RESIDUAL, ())) + list(b.get(RESIDUAL, ()))
+        for side, other in ((a, b), (b, a)):
+            if any(side.get(key, True) is not True for key in _OBJECT_GROUP[1:]) and any(
+                key in other for key in ("properties", "patternProperties")
+            ):
+                residual.append({key: side[key] for key in _OBJECT_GROUP if key in side})
+        for key, theirs in b.items():
+            if key == RESIDUAL:
+                continue
+            if key not in out:
+                out[key] = theirs
+                continue
+            ours = out[key]
+            if _equal(ours, theirs) or key in ANNOTATIONS or key.startswith("x-"):
+                continue
+            combined = self._combine(key, ours, theirs, a, b)
+            if combined is _CONFLICT:
+                return False
+            if combined is _RESIDUAL:
+                group = next((g for g in (_ARRAY_GROUP, _CONDITIONAL_GROUP) if key in g), (key,))
+                piece = {k: b[k] for k in group if k in b}
+                if piece not in residual:
+                    residual.append(piece)
+            else:
+                out[key] = combined
+        for side in (a, b):
+            if side.get("additionalProperties") is False and not self._restrict_keys(out, side):
+                return False
+        if residual:
+            out[RESIDUAL] = residual
+        else:
+            out.pop(RESIDUAL, None)
+        return out
+
+    @staticmethod
+    def _restrict_keys(out: dict[str, Any], side: dict[str, Any]) -> bool:
+        """Drop from ``out`` the properties ``side`` forbids; False when a forbidden one is required."""
+        allowed = side.get("properties", {})
+        patterns = list(side.get("patternProperties", {}))
+        properties = out.get("properties")
+        if not isinstance(properties, dict) or not isinstance(allowed, dict):
+            return True
+
+        def permitted(name: str) -> bool:
+            return name in allowed or any(_search(pattern, name) for pattern in patterns)
+
+        if any(not permitted(name) for name in out.get("required", ()) if isinstance(name, str)):
+            return False
+        out["properties"] = {name: schema for name, schema in properties.items() if permitted(name)}
+        return True
+
+    def _combine(self, key: str, ours: Any, theirs: Any, a: dict[str, Any], b: dict[str, Any]) -> Any:
+        numbers = (
+            isinstance(ours, int | float)
+            and isinstance(theirs, int | float)
+            and not isinstance(ours, bool)
+            and not isinstance(theirs, bool)
+        )
+        if key in _MIN_KEYS and numbers:
+            return max(ours, theirs)
+        if key in _MAX_KEYS and numbers:
+            return min(ours, theirs)
+        if key == "type":
+            mine = [ours] if isinstance(ours, str) else list(ours)
+            other = [theirs] if isinstance(theirs, str) else list(theirs)
+            both = [t for t in mine if t in other or (t == "integer" and "number" in other)]
+            both += [t for t in other if t == "integer" and "number" in mine and t not in both]
+            return both or _CONFLICT
+        if key == "enum" and isinstance(ours, list) and isinstance(theirs, list):
+            keys = {_json_key(value) for value in theirs}
+            return [value for value in ours if _json_key(value) in keys] or _CONFLICT
+        if key == "const":
+            return _CONFLICT if _json_key(ours) != _json_key(theirs) else ours
+        if key == "required" and isinstance(ours, list) and isinstance(theirs, list):
+            return ours + [name for name in theirs if name not in ours]
+        if key == "uniqueItems":
+            return bool(ours) or bool(theirs)
+        if key in ("properties", "patternProperties") and isinstance(ours, dict) and isinstance(theirs, dict):
+            merged = dict(ours)
+            for name, schema in theirs.items():
+                existing = merged.get(name)
+                merged[name] = (
+                    schema if existing is None or _equal(existing, schema) else {"allOf": [existing, schema]}
+                )
+            return merged
+        if key in ("additionalProperties", "unevaluatedProperties"):
+            if ours is False or theirs is False:
+                return False
+            return theirs if ours is True else ours if theirs is True else {"allOf": [ours, theirs]}
+        if key == "items" and "prefixItems" not in a and "prefixItems" not in b:
+            if ours is False or theirs is False:
+                return False
+            return {"allOf": [ours, theirs]}
+        if key == "multipleOf" and isinstance(ours, int) and isinstance(theirs, int) and numbers:
+            return math.lcm(ours, theirs)
+        if key == "dependentRequired" and isinstance(ours, dict) and isinstance(theirs, dict):
+            merged = dict(ours)
+            for name, names in theirs.items():
+                merged[name] = list(dict.fromkeys([*merged.get(name, []), *names]))
+            return merged
+        if key in ("$defs", "definitions"):
+            return ours
+        return _RESIDUAL
+
+    # --- per-node facts ----------------------------------------------------------------------
+
+    def types(self, node: dict[str, Any]) -> tuple[str, ...] | None:
+        """The JSON types a node allows (``integer`` kept apart from ``number``); None = any."""
+        key = id(node)
+        if key in self._types:
+            return self._types[key]
+        declared = node.get("type")
+        found: tuple[str, ...] | None
+        if isinstance(declared, str):
+            found = (declared,)
+        elif isinstance(declared, list):
+            found = tuple(t for t in declared if isinstance(t, str))
+        elif any(k in node for k in OBJECT_KEYS):
+            found = ("object",)
+        elif any(k in node for k in ARRAY_KEYS):
+            found = ("array",)
+        elif node.get("format") in _NUMBER_FORMATS:
+            found = (_NUMBER_FORMATS[node["format"]],)
+        elif any(k in node for k in NUMBER_KEYS):
+            found = ("number",)
+        elif any(k in node for k in STRING_KEYS) or isinstance(node.get("format"), str):
+            found = ("string",)
+        else:
+            found = None
+        self._types[self.pin(node)] = found
+        return found
+
+    def validator_for(self, schema: Schema) -> Any:
+        """A compiled validator for a sub-schema (or a derived node) of this plan; None if it can't be built."""
+        key = id(schema)
+        if key in self._validators:
+            return self._validators[key]
+        body: Any = schema
+        if isinstance(schema, dict) and RESIDUAL in schema:
+            stripped = {k: v for k, v in schema.items() if k != RESIDUAL}
+            body = {"allOf": [stripped, *schema[RESIDUAL]]}
+        refs = list(iter_refs(body))
+        if refs:
+            body = {"allOf": [body], "$defs": self._closure(refs)}
+        try:
+            validator = jsonschema_rs.validator_for(body, validate_formats=True)
+        except (ValueError, jsonschema_rs.ValidationError):
+            validator = None
+        self._validators[self.pin(schema)] = validator
+        return validator
+
+    def _closure(self, refs: list[str]) -> dict[str, Any]:
+        """The ``$defs`` entries that ``refs`` need, directly or through each other."""
+        found: dict[str, Any] = {}
+        pending = [key for key in map(self.def_key, refs) if key is not None]
+        while pending:
+            def_key = pending.pop()
+            if def_key in found or def_key not in self.defs:
+                continue
+            found[def_key] = self.defs[def_key]
+            pending.extend(self._def_refs(def_key))
+        return found
+
+    def _def_refs(self, def_key: str) -> list[str]:
+        refs = self._refs_by_def.get(def_key)
+        if refs is None:
+            keys = (self.def_key(ref) for ref in iter_refs(self.defs[def_key]))
+            refs = self._refs_by_def[def_key] = [key for key in keys if key is not None]
+        return refs
+
+    def accepts(self, schema: Schema, value: Any) -> bool:
+        validator = self.validator_for(schema)
+        return True if validator is None else bool(validator.is_valid(value))
+
+    def enum_members(self, node: dict[str, Any]) -> list[Any]:
+        """The ``const`` value or ``enum`` members that satisfy every other keyword of the node too."""
+        key = id(node)
+        if key not in self._enums:
+            if "const" in node:
+                members = [node["const"]]
+            else:
+                members = node["enum"] if isinstance(node["enum"], list) else []
+            self._enums[self.pin(node)] = [member for member in members if self.accepts(node, member)]
+        return self._enums[key]
+
+    def examples(self, node: dict[str, Any]) -> list[Any]:
+        """``examples``, OpenAPI ``example`` and ``default`` values that validate against the node."""
+        key = id(node)
+        if key not in self._examples:
+            candidates = list(node["examples"]) if isinstance(node.get("examples"), list) else []
+            candidates += [node[k] for k in ("example", "default") if k in node]
+            valid: list[Any] = []
+            for candidate in candidates:
+                if candidate not in valid and self.accepts(node, candidate):
+                    valid.append(candidate)
+            self._examples[self.pin(node)] = valid
+        return self._examples[key]
+
+    # --- recursion height ----------------------------------------------------------------------
+
+    def height(self, schema: Schema) -> float:
+        """How many ``$ref`` expansions the smallest value of ``schema`` needs; ``inf`` = no finite value.
+
+        Only what a value *must* contain counts (required properties, ``minItems`` items, the
+        cheapest ``anyOf``/``oneOf`` branch), so near the depth cap the generator can pick the
+        alternatives that end the recursion soonest.
+        """
+        table = self._height_table()
+        key = id(schema)
+        if key not in self._heights:
+            self._heights[self.pin(schema)] = self._height_with(schema, table)
+        return self._heights[key]
+
+    def infinite_defs(self) -> list[str]:
+        """The ``$defs`` keys with no finite value (their required properties recurse forever)."""
+        return sorted(key for key, height in self._height_table().items() if height == math.inf)
+
+    def _height_table(self) -> dict[str, float]:
+        if self._def_heights is None:
+            table = dict.fromkeys(self.defs, math.inf)
+            changed = True
+            while changed:  # heights only decrease, and each round fixes at least one more key
+                changed = False
+                for key, schema in self.defs.items():
+                    height = self._height_with(schema, table)
+                    if height < table[key]:
+                        table[key] = height
+                        changed = True
+            self._def_heights = table
+        return self._def_heights
+
+    def _height_with(self, schema: Any, table: dict[str, float]) -> float:
+        if not isinstance(schema, dict):
+            return math.inf if schema is False else 0
+        height = 0.0
+        ref = schema.get("$ref")
+        if isinstance(ref, str):
+            def_key = self.def_key(ref)
+            if def_key is not None:
+                height = table.get(def_key, 0) + 1
+        for part in schema.get("allOf", ()):
+            height = max(height, self._height_with(part, table))
+        for keyword in ("anyOf", "oneOf"):
+            branches = schema.get(keyword)
+            if isinstance(branches, list) and branches:
+                height = max(height, min(self._height_with(b, table) for b in branches))
+        if height == math.inf:
+            return height
+        declared = schema.get("type")
+        kinds = [declared] if isinstance(declared, str) else declared if isinstance(declared, list) else None
+        if kinds is None:
+            if any(k in schema for k in OBJECT_KEYS):
+                kinds = ["object"]
+            elif any(k in schema for k in ARRAY_KEYS):
+                kinds = ["array"]
+            else:
+                return height
+        if any(kind in _SCALAR_TYPES for kind in kinds):
+            return height
+        best = math.inf
+        if "object" in kinds:
+            properties = schema.get("properties", {})
+            required = [name for name in schema.get("required", ()) if isinstance(name, str)]
+            best = max((self._height_with(properties.get(name, True), table) for name in required), default=0)
+        if "array" in kinds:
+            minimum = schema.get("minItems", 0)
+            prefix = schema.get("prefixItems", [])
+            needed = [self._height_with(item, table) for item in prefix[:minimum]]
+            if minimum > len(prefix):
+                needed.append(self._height_with(schema.get("items", True), table))
+            best = min(best, max(needed, default=0))
+        return max(height, best)
+
+
+class _Marker:
+    pass
+
+
+_CONFLICT: Any = _Marker()
+_RESIDUAL: Any = _Marker()
