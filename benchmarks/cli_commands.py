@@ -1,0 +1,277 @@
+"""``toolgrad certify``, ``eval``, ``eval-calls`` and ``report``: the benchmarks' CLI shell.
+
+Only this module prints. Errors a user can act on (a bad dataset line, an unknown environment,
+an unreachable model server) print one message and exit 2; a certificate below 100% exits 1.
+Each flag has a ``TOOLGRAD_*`` environment variable; the API key comes only from the environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from simulator.errors import SimulatorError
+from toolgrad.llm.base import ChatModel
+
+from .replay import BACKENDS, BenchmarkError
+
+err = Console(stderr=True)
+
+_BACKEND_HELP = f"Where sandboxes run: {', '.join(BACKENDS)}."
+CertifyBackendOpt = Annotated[str, typer.Option("--backend", envvar="TOOLGRAD_CERTIFY_BACKEND", help=_BACKEND_HELP)]
+EvalBackendOpt = Annotated[str, typer.Option("--backend", envvar="TOOLGRAD_EVAL_BACKEND", help=_BACKEND_HELP)]
+EnvOpt = Annotated[list[str] | None, typer.Option(
+    "--env", help="Where to find an environment the dataset names: NAME=REF (a directory or spec file), "
+    "or REF alone (named by its env.yaml). Shipped environments need none.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the benchmarks' commands to the root ``toolgrad`` app."""
+    app.command("certify")(certify_command)
+    app.command("eval")(eval_command)
+    app.command("eval-calls")(eval_calls_command)
+    app.command("report")(report_command)
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    try:
+        yield
+    except (BenchmarkError, SimulatorError) as exc:
+        _fail(str(exc))
+
+
+def _env_refs(values: list[str] | None) -> dict[str, str]:
+    from simulator.environment import load_environment
+
+    refs: dict[str, str] = {}
+    for value in values or []:
+        if "=" in value:
+            name, ref = value.split("=", 1)
+        else:
+            ref = value
+            name = load_environment(ref).name
+        refs[name.strip()] = ref.strip()
+    return refs
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=True)
+
+
+# --- certify -------------------------------------------------------------------------------------
+
+
+def certify_command(
+    data: Annotated[Path, typer.Argument(help="The dataset (JSONL, one sample per line).")],
+    backend: CertifyBackendOpt = "inprocess",
+    env: EnvOpt = None,
+    workers: Annotated[int, typer.Option("--workers", envvar="TOOLGRAD_CERTIFY_WORKERS", min=1,
+                                         help="Processes to replay samples in (same certificate bytes).")] = 1,
+    json_out: JsonOpt = False,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Where to write the certificate "
+                                                "(default: <data>.certificate.json beside the dataset).")] = None,
+) -> None:
+    """Re-execute every chain on fresh sandboxes and write a certificate; exit 0 only at 100%."""
+    from .certify import build_certificate, certificate_bytes, iter_certify, read_dataset
+    from .replay import SandboxProvider
+
+    with _user_errors():
+        dataset = read_dataset(data)
+        checked = []
+        with SandboxProvider(backend, _env_refs(env)) as provider, _progress() as progress:
+            task = progress.add_task("certifying", total=len(dataset.lines))
+            for item in iter_certify(dataset, provider, workers=workers):
+                checked.append(item)
+                progress.advance(task)
+        certificate = build_certificate(dataset.sha256, checked)
+    target = output or data.with_name(data.name.removesuffix(".jsonl") + ".certificate.json")
+    target.write_bytes(certificate_bytes(certificate))
+    if json_out:
+        sys.stdout.write(certificate_bytes(certificate).decode())
+    else:
+        _print_certificate(certificate, target)
+    raise typer.Exit(0 if certificate.ok else 1)
+
+
+def _print_certificate(certificate: Any, target: Path) -> None:
+    out = Console()
+    seeds = [s.seed for s in certificate.samples]
+    seed_text = f"{min(seeds)}..{max(seeds)}" if seeds else "-"
+    colour = "green" if certificate.ok else "red"
+    out.print(f"[{colour}]{certificate.passed}/{certificate.sample_count} samples certified "
+              f"({certificate.pass_rate:.1%})[/{colour}], {certificate.step_count} steps, seeds {seed_text}")
+    failed = [s for s in certificate.samples if not s.ok]
+    for s in failed[:20]:
+        out.print(f"  line {s.line} (seed {s.seed}, sample {s.id[:12]}): {describe_divergence(s.verdict, s.first_divergence)}",
+                  highlight=False, markup=False, soft_wrap=True)
+    if len(failed) > 20:
+        out.print(f"  ... and {len(failed) - 20} more (see the certificate)")
+    out.print(f"certificate: {target}  (dataset sha256 {certificate.dataset_sha256[:16]}...)")
+
+
+def describe_divergence(verdict: str, d: dict[str, Any] | None) -> str:
+    """One line: the verdict, where (chain, step, field and pointer), what was expected and got."""
+    if not d:
+        return verdict
+    where = "" if d.get("chain") is None else f" at chain {d['chain']} step {d['step']}"
+    field = str(d.get("field", ""))
+    pointer = d.get("pointer") or ""
+    expected, got = _short(d.get("expected")), _short(d.get("got"))
+    if field.startswith(("fingerprint.", "environment.")):
+        said = f"recorded {expected}, installed {got}"
+    elif field.startswith("sources."):
+        said = f"the source holds {expected}, the argument is {got}"
+    elif field == "id":
+        said = f"the content hashes to {expected}, the record says {got}"
+    else:
+        said = f"recorded {expected}, the replay gave {got}"
+    return f"{verdict}{where}, {field}{pointer}: {said}"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --- eval ----------------------------------------------------------------------------------------
+
+
+def _chat_model(model: str, base_url: str) -> ChatModel:
+    from toolgrad.llm.openai_backend import OpenAIChat
+
+    api_key = os.environ.get("TOOLGRAD_API_KEY") or os.environ.get("OPENAI_API_KEY") or "sk-no-key-required"
+    chat: ChatModel = OpenAIChat(model=model, base_url=base_url, api_key=api_key)
+    return chat
+
+
+def eval_command(
+    data: Annotated[Path, typer.Argument(help="The dataset (JSONL, one sample per line).")],
+    model: Annotated[str, typer.Option("--model", envvar="TOOLGRAD_EVAL_MODEL", help="The model under test.")],
+    base_url: Annotated[str, typer.Option("--base-url", envvar="TOOLGRAD_EVAL_BASE_URL",
+                                          help="Its OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1.")],
+    k: Annotated[int, typer.Option("--k", envvar="TOOLGRAD_EVAL_K", min=1, help="Trials per sample (pass^k).")] = 1,
+    max_steps: Annotated[int, typer.Option("--max-steps", envvar="TOOLGRAD_EVAL_MAX_STEPS", min=1,
+                                           help="Tool calls allowed per trial.")] = 10,
+    temperature: Annotated[float, typer.Option("--temperature", envvar="TOOLGRAD_EVAL_TEMPERATURE")] = 0.0,
+    judge: Annotated[str | None, typer.Option("--judge", envvar="TOOLGRAD_EVAL_JUDGE",
+                                              help="A model to score Quality of Response (0-100).")] = None,
+    judge_base_url: Annotated[str | None, typer.Option("--judge-base-url", envvar="TOOLGRAD_EVAL_JUDGE_BASE_URL",
+                                                       help="The judge's endpoint (default: --base-url).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N samples.")] = None,
+    backend: EvalBackendOpt = "inprocess",
+    env: EnvOpt = None,
+    json_out: JsonOpt = False,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="A directory for report.json, "
+                                                "report.md, report.html and traces.jsonl.")] = None,
+) -> None:
+    """Run a model as a tool-calling agent on every sample and score it against the reference."""
+    from dataclasses import replace
+
+    from .certify import read_dataset
+    from .evaluate import EvalSettings, evaluate
+    from .replay import SandboxProvider
+    from .report import build_report, render_markdown, report_bytes, trace_record, write_run
+
+    settings = EvalSettings(k=k, max_steps=max_steps, temperature=temperature)
+    with _user_errors():
+        dataset = read_dataset(data)
+        if limit is not None:
+            dataset = replace(dataset, lines=dataset.lines[:limit])
+        chat = _chat_model(model, base_url)
+        judge_chat = _chat_model(judge, judge_base_url or base_url) if judge else None
+        events = []
+        with contextlib.ExitStack() as stack:
+            for opened in (chat, judge_chat):
+                close = getattr(opened, "close", None)
+                if close is not None:
+                    stack.callback(close)
+            provider = stack.enter_context(SandboxProvider(backend, _env_refs(env)))
+            progress = stack.enter_context(_progress())
+            task = progress.add_task(f"evaluating {model}", total=len(dataset.lines) * k)
+            for event in evaluate(dataset, chat, provider, settings, judge=judge_chat):
+                events.append(event)
+                progress.advance(task)
+            environments = provider.installed_fingerprints()
+        report = build_report(dataset, events, model=model, base_url=base_url, settings=settings,
+                              backend=backend, judge=judge or "", environments=environments)
+    if output is not None:
+        paths = write_run(output, report, (trace_record(e) for e in events))
+    if json_out:
+        sys.stdout.write(report_bytes(report).decode())
+        return
+    Console().print(render_markdown([report]), highlight=False, markup=False)
+    if output is not None:
+        err.print(f"report: {paths['report.html']} (json, md and traces.jsonl beside it)")
+
+
+# --- eval-calls ----------------------------------------------------------------------------------
+
+
+def eval_calls_command(
+    data: Annotated[Path, typer.Argument(help="A `toolgrad export --format bfcl` file, or a dataset.")],
+    model: Annotated[str, typer.Option("--model", envvar="TOOLGRAD_EVAL_MODEL", help="The model under test.")],
+    base_url: Annotated[str, typer.Option("--base-url", envvar="TOOLGRAD_EVAL_BASE_URL",
+                                          help="Its OpenAI-compatible endpoint.")],
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N items.")] = None,
+    json_out: JsonOpt = False,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the result (JSON) here.")] = None,
+) -> None:
+    """Single-turn call-list evaluation (BFCL-style AST match of the calls the model lists)."""
+    from .evaluate import load_call_items, run_call_eval
+
+    with _user_errors():
+        items = load_call_items(data)[:limit]
+        chat = _chat_model(model, base_url)
+        with contextlib.ExitStack() as stack, _progress() as progress:
+            close = getattr(chat, "close", None)
+            if close is not None:
+                stack.callback(close)
+            task = progress.add_task(f"asking {model}", total=len(items))
+            result = run_call_eval(items, chat, model_name=model, base_url=base_url,
+                                   on_item=lambda _: progress.advance(task))
+    text = json.dumps(result, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+    if json_out:
+        sys.stdout.write(text)
+        return
+    m = result["metrics"]
+    Console().print(f"{model}: exact match {m['exact_match']:.3f}, call-name recall {m['name_recall']:.3f}, "
+                    f"calls matched {m['call_match']:.3f} over {m['items']} items")
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def report_command(
+    runs: Annotated[list[Path], typer.Argument(help="report.json files (or run directories) from `toolgrad eval -o`.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file to write.")] = Path("report.html"),
+    markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the Markdown here.")] = None,
+) -> None:
+    """Compare evaluation runs (models) in one static HTML page with charts."""
+    from .report import load_report, render_html, render_markdown
+
+    with _user_errors():
+        reports = [load_report(p / "report.json" if p.is_dir() else p) for p in runs]
+        output.write_text(render_html(reports), encoding="utf-8")
+        if markdown is not None:
+            markdown.write_text(render_markdown(reports), encoding="utf-8")
+    err.print(f"wrote {output}" + (f" and {markdown}" if markdown else ""))

@@ -1,0 +1,313 @@
+"""Evaluation end to end: scripted agents on real sandboxes, scored against the reference."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from benchmarks.certify import read_dataset
+from benchmarks.cli import app
+from benchmarks.evaluate import EvalSettings, EvaluationAborted, evaluate, load_call_items, run_call_eval
+from benchmarks.replay import SandboxProvider
+from benchmarks.report import build_report, load_report, render_html, render_markdown, trace_record, write_run
+from toolgrad.export import export_dataset
+from toolgrad.llm.base import Completion, ModelError, ToolCall
+from toolgrad.records import Sample
+from toolgrad.settings import ExportSettings
+
+
+class ReplayAgent:
+    """A perfect agent: makes the reference calls one per turn, then gives the reference answer.
+    It finds its place by the query and counts the tool results it has seen."""
+
+    model = "replay-agent"
+    base_url = "scripted://"
+
+    def __init__(self, samples: list[Sample]) -> None:
+        self.by_query = {s.query: s for s in samples}
+
+    def complete(self, messages: list[dict[str, Any]], **_: Any) -> Completion:
+        sample = self.by_query[next(m["content"] for m in messages if m["role"] == "user")]
+        done = sum(1 for m in messages if m["role"] == "tool")
+        steps = sample.steps()
+        if done < len(steps):
+            step = steps[done]
+            return Completion("", (ToolCall(f"call_{done}", step.tool, orjson.dumps(step.arguments).decode()),))
+        return Completion(sample.answer)
+
+
+class BadAgent:
+    """Calls a tool that does not exist, then a reference tool with arguments that are not JSON,
+    then answers."""
+
+    model = "bad-agent"
+    base_url = "scripted://"
+
+    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
+                 **_: Any) -> Completion:
+        done = sum(1 for m in messages if m["role"] == "tool")
+        if done == 0:
+            return Completion("", (ToolCall("c0", "no_such_tool", "{}"),))
+        if done == 1 and tools:
+            return Completion("", (ToolCall("c1", tools[0]["function"]["name"], "{not json"),))
+        return Completion("I could not do it.")
+
+
+class DownAgent:
+    model = "down"
+    base_url = "http://127.0.0.1:9/v1"
+
+    def complete(self, messages: list[dict[str, Any]], **_: Any) -> Completion:
+        raise ModelError("connection refused")
+
+
+def run(dataset_path: Path, model: Any, **settings: Any) -> Any:
+    dataset = read_dataset(dataset_path)
+    config = EvalSettings(**settings)
+    with SandboxProvider("inprocess") as provider:
+        events = list(evaluate(dataset, model, provider, config))
+        prints = provider.installed_fingerprints()
+    report = build_report(dataset, events, model=model.model, base_url=model.base_url, settings=config,
+                          backend="inprocess", environments=prints)
+    return report, events
+
+
+def test_a_perfect_agent_scores_one(dataset_path: Path) -> None:
+    dataset = read_dataset(dataset_path)
+    report, events = run(dataset_path, ReplayAgent(dataset.parse()), max_steps=20)
+    m = report.metrics
+    assert (m["tool_recall"], m["success_rate"], m["outcome_match"]) == (1.0, 1.0, 1.0)
+    assert m["argument_accuracy"] == 1.0 and m["tool_precision"] == 1.0
+    assert all(s.reference_certified for s in report.samples)
+    # a synthesised dataset may record failed calls on purpose, so pass^1 counts 2xx reference tools only
+    assert set(report.per_env) == {"petstore", "museum"}
+    assert all(e.run.stop == "answered" for e in events)
+    assert report.errors["wrong_tool"] == 0 and report.errors["missing_write"] == 0
+
+
+def test_a_bad_agent_scores_lower_with_the_right_errors(dataset_path: Path) -> None:
+    report, events = run(dataset_path, BadAgent())
+    m = report.metrics
+    assert m["success_rate"] == 0.0 and m["tool_recall"] < 1.0
+    n = len(events)
+    assert report.errors["wrong_tool"] >= n  # every trial called no_such_tool
+    assert report.errors["bad_arguments"] == n  # and one candidate tool with arguments that are not JSON
+    assert report.errors["stopped_early"] == n and report.errors["extra_write"] == 0
+    assert report.errors["missing_write"] > 0  # the dataset has writes the agent never made
+    first = trace_record(events[0])
+    assert first["calls"][0]["error"].startswith("unknown tool") and first["stop"] == "answered"
+
+
+def test_step_limit_and_pass_hat_k(dataset_path: Path) -> None:
+    dataset = read_dataset(dataset_path)
+    report, events = run(dataset_path, ReplayAgent(dataset.parse()), max_steps=1, k=2)
+    assert all(e.run.stop == "step_limit" for e in events)
+    assert report.errors["step_limit"] == len(events) == 2 * len(dataset.lines)
+    assert "pass^2" in report.metrics and report.metrics["pass^2"] <= report.metrics["pass^1"]
+
+
+def test_an_unreachable_model_stops_the_run(dataset_path: Path) -> None:
+    with pytest.raises(EvaluationAborted, match="connection refused"):
+        run(dataset_path, DownAgent())
+
+
+def test_reports_render_and_compare(dataset_path: Path, tmp_path: Path) -> None:
+    dataset = read_dataset(dataset_path)
+    good, events = run(dataset_path, ReplayAgent(dataset.parse()), max_steps=20)
+    bad, _ = run(dataset_path, BadAgent())
+    paths = write_run(tmp_path / "good", good, (trace_record(e) for e in events))
+    assert "<svg" in paths["report.html"].read_text() and "<script" not in paths["report.html"].read_text()
+    markdown = paths["report.md"].read_text()
+    assert "| metric | replay-agent |" in markdown and "| success rate | 1.000 |" in markdown
+    traces = [json.loads(line) for line in paths["traces.jsonl"].read_text().splitlines()]
+    assert len(traces) == len(dataset.lines) and traces[0]["messages"][1]["role"] == "user"
+    assert load_report(paths["report.json"]) == good
+
+    write_run(tmp_path / "bad", bad, [])
+    html = render_html([good, bad])
+    assert html.count("<svg") >= 4 and "bad-agent" in html and "replay-agent" in html
+    assert "| metric | replay-agent | bad-agent |" in render_markdown([good, bad])
+    out = tmp_path / "compare.html"
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "good"), str(tmp_path / "bad" / "report.json"),
+                                      "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "<svg" in out.read_text()
+    result = CliRunner().invoke(app, ["report", str(dataset_path), "-o", str(out)])
+    assert result.exit_code == 2 and "not a toolgrad evaluation report" in result.output
+
+
+def test_call_list_evaluation_of_a_perfect_and_a_silent_model(dataset_path: Path) -> None:
+    items = load_call_items(dataset_path)
+
+    class AllAtOnce:
+        def complete(self, messages: list[dict[str, Any]], **_: Any) -> Completion:
+            item = next(i for i in items if i.messages[-1]["content"] == messages[-1]["content"])
+            return Completion("", tuple(ToolCall(f"c{n}", c["name"], json.dumps(c["arguments"]))
+                                        for n, c in enumerate(item.reference)))
+
+    class Silent:
+        def complete(self, messages: list[dict[str, Any]], **_: Any) -> Completion:
+            return Completion("No calls needed.")
+
+    perfect = run_call_eval(items, AllAtOnce(), model_name="all", base_url="")  # type: ignore[arg-type]
+    assert perfect["metrics"]["exact_match"] == 1.0 and perfect["metrics"]["call_match"] == 1.0
+    silent = run_call_eval(items, Silent(), model_name="silent", base_url="")  # type: ignore[arg-type]
+    assert silent["metrics"]["exact_match"] == 0.0 and silent["metrics"]["name_recall"] == 0.0
+
+
+# --- the real openai client against the scripted OpenAI-compatible server -------------------------
+
+
+def _scripted_server_module() -> Any:
+    """tests/toolgrad/scripted_server.py, loaded by path (test folders are not packages)."""
+    path = Path(__file__).resolve().parents[1] / "toolgrad" / "scripted_server.py"
+    spec = importlib.util.spec_from_file_location("benchmarks_tests_scripted_server", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+scripted = _scripted_server_module()
+
+
+def replay_handler(samples: list[Sample]) -> Any:
+    """The server side of a perfect agent: the next reference call, then the reference answer."""
+    by_query = {s.query: s for s in samples}
+
+    def handle(request: dict[str, Any]) -> Any:
+        messages = request["messages"]
+        sample = by_query[next(m["content"] for m in messages if m["role"] == "user")]
+        done = sum(1 for m in messages if m["role"] == "tool")
+        steps = sample.steps()
+        if done < len(steps):
+            return scripted.tool_call_reply((steps[done].tool, steps[done].arguments))
+        return scripted.text_reply(sample.answer)
+
+    return handle
+
+
+def wrong_tool_handler(request: dict[str, Any]) -> Any:
+    """A bad agent: a tool that is not offered, then a 4xx from a real tool, then it answers."""
+    done = sum(1 for m in request["messages"] if m["role"] == "tool")
+    if done == 0:
+        return scripted.tool_call_reply(("made_up_tool", {"x": 1}))
+    if done == 1:
+        name = request["tools"][0]["function"]["name"]
+        return scripted.tool_call_reply((name, {"no_such_argument": True, "petId": "not-a-number"}))
+    return scripted.text_reply("Done.")
+
+
+@pytest.fixture(scope="module")
+def openai_server() -> Iterator[Any]:
+    with scripted.ScriptedOpenAI() as server:
+        yield server
+
+
+def test_eval_with_the_openai_client_perfect_and_bad_agents(
+        dataset_path: Path, tmp_path: Path, openai_server: Any) -> None:
+    samples = read_dataset(dataset_path).parse()
+    openai_server.reset()
+    openai_server.script(replay_handler(samples))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["eval", str(dataset_path), "--model", "scripted-model", "--base-url",
+                                      openai_server.base_url, "--max-steps", "20", "--json", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    m = report["metrics"]
+    assert (m["tool_recall"], m["success_rate"], m["outcome_match"]) == (1.0, 1.0, 1.0)
+    assert m["argument_accuracy"] == 1.0 and m["qor_proxy"] == 1.0 and m["pass^1"] == 1.0
+    assert sum(report["errors"].values()) == 0
+    assert {"report.json", "report.md", "report.html", "traces.jsonl"} <= {p.name for p in out.iterdir()}
+    # the model saw each tool's real result
+    tool_messages = [m for r in openai_server.requests for m in r["messages"] if m["role"] == "tool"]
+    assert tool_messages and all('"status":' in m["content"] for m in tool_messages)
+
+    openai_server.reset()
+    openai_server.script(wrong_tool_handler)
+    result = CliRunner().invoke(app, ["eval", str(dataset_path), "--model", "scripted-model", "--base-url",
+                                      openai_server.base_url, "--json"])
+    assert result.exit_code == 0, result.output
+    bad = json.loads(result.stdout)
+    n = bad["metrics"]["trials"]
+    assert bad["metrics"]["success_rate"] < 1.0 and bad["metrics"]["outcome_match"] < 1.0
+    assert bad["errors"]["wrong_tool"] >= n and bad["errors"]["stopped_early"] == n
+    assert bad["errors"]["bad_arguments"] >= 1 and bad["errors"]["missing_write"] > 0
+
+
+def test_eval_cli_errors_a_user_can_act_on(dataset_path: Path, tmp_path: Path, openai_server: Any) -> None:
+    openai_server.reset()
+    openai_server.script(lambda request: scripted.http_error(404, "model 'nope' not found"))
+    result = CliRunner().invoke(app, ["eval", str(dataset_path), "--model", "nope", "--base-url",
+                                      openai_server.base_url])
+    assert result.exit_code == 2 and "the model failed" in result.output and "Traceback" not in result.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{}\n")
+    result = CliRunner().invoke(app, ["eval", str(bad), "--model", "m", "--base-url", openai_server.base_url])
+    assert result.exit_code == 2 and "bad.jsonl:1:" in result.output
+
+
+def test_eval_calls_on_the_bfcl_export_with_the_openai_client(
+        dataset_path: Path, tmp_path: Path, openai_server: Any) -> None:
+    bfcl = tmp_path / "bfcl.jsonl"
+    export_dataset(ExportSettings.model_validate(
+        {"input": str(dataset_path), "format": "bfcl", "output": str(bfcl), "negatives": 0.25}))
+    rows = [json.loads(line) for line in bfcl.read_text().splitlines()]
+    targets = {r["messages"][1]["content"]: r["target"] for r in rows}
+    assert any(r["negative"] for r in rows) and any(r["target"] for r in rows)
+
+    def perfect(request: dict[str, Any]) -> Any:
+        query = next(m["content"] for m in request["messages"] if m["role"] == "user")
+        return scripted.text_reply("```json\n" + json.dumps(targets[query]) + "\n```")
+
+    def first_call_only(request: dict[str, Any]) -> Any:
+        query = next(m["content"] for m in request["messages"] if m["role"] == "user")
+        return scripted.text_reply(json.dumps(targets[query][:1]))
+
+    openai_server.reset()
+    openai_server.script(perfect)
+    result = CliRunner().invoke(app, ["eval-calls", str(bfcl), "--model", "scripted-model", "--base-url",
+                                      openai_server.base_url, "--json"])
+    assert result.exit_code == 0, result.output
+    m = json.loads(result.stdout)["metrics"]
+    assert m["exact_match"] == 1.0 and m["call_match"] == 1.0 and m["irrelevance"] == 1.0
+    # the prompt is the export's own (functions listed in the system prompt), not native tools
+    assert "tools" not in openai_server.requests[0] and openai_server.requests[0]["messages"][0]["role"] == "system"
+
+    openai_server.reset()
+    openai_server.script(first_call_only)
+    result = CliRunner().invoke(app, ["eval-calls", str(bfcl), "--model", "scripted-model", "--base-url",
+                                      openai_server.base_url, "--json"])
+    partial = json.loads(result.stdout)
+    assert partial["metrics"]["exact_match"] < 1.0 and partial["metrics"]["call_match"] < 1.0
+    assert partial["metrics"]["irrelevance"] == 1.0
+    assert any("not called" in e for item in partial["items"] for e in item["errors"])
+
+
+def test_a_judge_scores_quality_of_response(dataset_path: Path, openai_server: Any) -> None:
+    samples = read_dataset(dataset_path).parse()
+    agent = replay_handler(samples)
+
+    def handle(request: dict[str, Any]) -> Any:
+        if "You grade" in str(request["messages"][0].get("content")):
+            return scripted.json_reply({"score": 85, "reason": "matches the reference"})
+        return agent(request)
+
+    openai_server.reset()
+    openai_server.script(handle)
+    result = CliRunner().invoke(app, ["eval", str(dataset_path), "--model", "scripted-model", "--base-url",
+                                      openai_server.base_url, "--judge", "scripted-model", "--limit", "2",
+                                      "--max-steps", "20", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["metrics"]["qor_judge"] == 85.0 and report["judge"] == "scripted-model"
+    assert report["dataset"]["samples"] == 2
