@@ -19,6 +19,7 @@ spec file (a bare spec gets the defaults).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -45,6 +46,18 @@ def faker_version() -> str:
         return version("faker")
     except PackageNotFoundError:  # pragma: no cover - faker is a dependency
         return "unknown"
+
+
+@lru_cache(maxsize=1)
+def code_sha256() -> str:
+    """sha256 over the simulator's own source files: behaviour can change without a version
+    bump, and a dataset made by other code must show up as a fingerprint mismatch."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def envs_dir() -> Path:
@@ -84,6 +97,7 @@ class Environment:
             "overrides_sha256": sha256_hex(canonical_json(self.overrides)),
             "epoch": self.epoch.isoformat(),
             "simulator_version": __version__,
+            "simulator_code_sha256": code_sha256(),
             "faker_version": faker_version(),
         }
 
