@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .llm.base import ModelError
+from .llm.base import CacheMiss, ModelError
 from .policy import Context, ExecutedCall, Policy, StageError, Workflow
 from .records import ArgumentSource, Chain, Cost, Execution, Iteration, Proposal, Selection, Step, Trace
 from .sampling import stable_sample
@@ -505,6 +505,8 @@ def _iterate(
     # 1. propose
     try:
         raw = policy.propose(ctx)
+    except CacheMiss:
+        raise  # replay-only miss: stop the run, do not record a failed stage
     except (StageError, ModelError) as exc:
         _fail(record, "propose", _reason(exc))
         return workflow, 0
@@ -527,6 +529,8 @@ def _iterate(
         executed: list[ExecutedCall] = []
         try:
             executed = policy.execute(ctx, proposal, executor.call)
+        except CacheMiss:
+            raise  # replay-only miss: stop the run, do not record a failed stage
         except (StageError, ModelError) as exc:
             reason = _reason(exc)
         calls += len(executor.log)
@@ -547,6 +551,8 @@ def _iterate(
     candidates = [(e.proposal, e.steps) for e in record.executions if e.ok]
     try:
         selection = policy.select(ctx, candidates)
+    except CacheMiss:
+        raise  # replay-only miss: stop the run, do not record a failed stage
     except (StageError, ModelError) as exc:
         _fail(record, "select", _reason(exc))
         return workflow, calls
@@ -569,6 +575,8 @@ def _iterate(
     candidate = _with_steps(workflow, chain, steps)
     try:
         query, answer = policy.update(ctx, applied, candidate)
+    except CacheMiss:
+        raise  # replay-only miss: stop the run, do not record a failed stage
     except (StageError, ModelError) as exc:
         _fail(record, "update", _reason(exc))
         return workflow, calls

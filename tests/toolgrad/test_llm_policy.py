@@ -339,3 +339,21 @@ def test_compact_tool_spec_clips_descriptions_and_drops_format_bounds() -> None:
     assert compact["function"]["parameters"]["properties"] == {
         "id": {"type": "integer", "format": "int64"},
         "age": {"type": "integer", "minimum": 0, "maximum": 30, "description": "years"}}
+
+
+def test_replay_only_miss_stops_the_whole_run_with_exit_2(tmp_path: Path) -> None:
+    # bad input: --replay-only with an empty cache; nothing may be recorded as a failed stage
+    import subprocess
+    import sys
+
+    out = tmp_path / "data.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cli", "generate", "--env", "petstore", "--n", "2", "--seed", "0",
+         "--llm", "openai", "--model", "m", "--base-url", "http://127.0.0.1:9/v1",
+         "--cache", str(tmp_path / "cache"), "--replay-only", "-o", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "cache miss" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists() or out.read_text() == ""

@@ -11,6 +11,11 @@ class ModelError(Exception):
     ``--replay-only`` run missed the cache. Stages turn this into a recorded failure."""
 
 
+class CacheMiss(ModelError):
+    """A ``--replay-only`` run asked for an exchange the cache does not hold. Not a stage
+    failure: the run stops, because its output could no longer match the recorded one."""
+
+
 @dataclass(frozen=True, slots=True)
 class ToolCall:
     id: str

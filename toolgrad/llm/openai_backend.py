@@ -39,7 +39,7 @@ import openai
 import orjson
 
 from ..sampling import stable_unit
-from .base import Completion, ModelError, ToolCall
+from .base import CacheMiss, Completion, ModelError, ToolCall
 from .cache import ResponseCache, request_key
 
 log = logging.getLogger(__name__)
@@ -118,10 +118,6 @@ class _Meter:
                 self.counts = {name: 0 for name in self.counts}
                 self.keys = {}
         return usage
-
-
-class CacheMiss(ModelError):
-    """A ``--replay-only`` run asked for an exchange the cache does not hold."""
 
 
 class _Refused(ModelError):
