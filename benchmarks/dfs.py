@@ -581,14 +581,6 @@ def to_sample(toolbox: Toolbox, outcome: SearchOutcome, provenance: Provenance) 
     return build_sample(done, provenance)
 
 
-def _forget_snapshots(toolbox: Toolbox) -> None:
-    # in-process snapshots (one per fork) live until the sandbox closes; drop a sample's once done
-    for sandbox in toolbox.sandboxes.values():
-        sim = getattr(sandbox, "simulator", None)
-        if sim is not None:
-            sim.snapshots.clear()
-
-
 def generate_dfs_dataset(
     settings: DFSSettings, *, chat: ChatModel | None = None, events: Callable[[Event], None] | None = None,
 ) -> RunSummary:
@@ -620,7 +612,7 @@ def generate_dfs_dataset(
             try:
                 outcome = search_sample(toolbox, factory(toolbox), seed, settings)
             finally:
-                _forget_snapshots(toolbox)
+                toolbox.forget_snapshots()
             expansions += outcome.expansions
             decisions += outcome.decisions
             totals = Cost(**{k: getattr(totals, k) + getattr(outcome.cost, k) for k in Cost.model_fields})

@@ -9,7 +9,6 @@ import httpx
 from .errors import SimulatorError
 from .sandbox import DEFAULT_SESSION, SESSION_HEADER, SimRequest, SimResponse
 
-
 # headers the HTTP server adds on its own; the simulator's response is the rest
 _TRANSPORT_HEADERS = frozenset({"date", "server", "content-length", "transfer-encoding", "connection"})
 

@@ -38,6 +38,10 @@ class InProcessSandbox:
     def drop(self, session: str) -> None:
         self.simulator.drop(session)
 
+    def forget_snapshots(self) -> None:
+        """Drop every stored snapshot (forks already made keep their state)."""
+        self.simulator.snapshots.clear()
+
     def journal(self, session: str = DEFAULT_SESSION) -> list[dict[str, Any]]:
         return list(self.simulator.session(session).journal)
 

@@ -279,14 +279,6 @@ class _Workers:
         return box
 
 
-def _forget_snapshots(toolbox: Toolbox) -> None:
-    # in-process snapshots live until the sandbox closes; a sample's are useless once it is done
-    for sandbox in toolbox.sandboxes.values():
-        sim = getattr(sandbox, "simulator", None)
-        if sim is not None:
-            sim.snapshots.clear()
-
-
 def generate_dataset(
     settings: GenerateSettings, *, events: EventSink | None = None, policy_factory: PolicyFactory | None = None,
 ) -> RunSummary:
@@ -331,7 +323,7 @@ def generate_dataset(
         try:
             return run_sample(box, factory(box), seed, config, session=f"seed-{seed}")
         finally:
-            _forget_snapshots(box)
+            box.forget_snapshots()
 
     writer = DatasetWriter(out)
     try:

@@ -17,7 +17,15 @@ import orjson
 from simulator.environment import Environment, load_environment
 from simulator.inprocess import InProcessSandbox
 from simulator.sandbox import Sandbox
-from simulator.tools import MAX_NAME, Tool, ToolCallError, build_request, sanitize_name, tools_for, unique_name
+from simulator.tools import (
+    MAX_NAME,
+    Tool,
+    ToolCallError,
+    build_request,
+    sanitize_name,
+    tools_for,
+    unique_name,
+)
 
 SEPARATOR = "__"
 
@@ -122,6 +130,13 @@ class Toolbox:
             drop = getattr(sandbox, "drop", None)
             if drop is not None:
                 drop(session)
+
+    def forget_snapshots(self) -> None:
+        """Free the snapshots forks were made from (in-process sandboxes keep them until told)."""
+        for sandbox in self.sandboxes.values():
+            forget = getattr(sandbox, "forget_snapshots", None)
+            if forget is not None:
+                forget()
 
     def close(self) -> None:
         for sandbox in self.sandboxes.values():
