@@ -21,7 +21,7 @@ from .validation import ParsedRequest, media_kind
 NO_BODY = object()
 
 LIMIT_PARAMS = ("limit", "per_page", "perPage", "page_size", "pageSize", "size", "max_results",
-                "maxResults", "top", "first", "count", "pagelen")
+                "maxResults", "top", "first", "count", "pagelen", "rows")
 OFFSET_PARAMS = ("offset", "skip", "start", "from")
 PAGE_PARAMS = ("page", "page_number", "pageNumber")
 PAGINATION = frozenset(LIMIT_PARAMS + OFFSET_PARAMS + PAGE_PARAMS + ("sort", "order", "cursor", "fields"))
@@ -35,6 +35,14 @@ class Outcome:
     status: int
     body: Any  # NO_BODY for an empty response
     media_type: str | None = None
+
+
+class Conflict(Exception):
+    """A create of a record that exists, on an operation that documents 409."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(detail)
 
 
 class NotFound(Exception):
@@ -75,6 +83,7 @@ class Handlers:
         self.world = world
         self.shaper = shaper
         self.epoch = epoch
+        self._read_only: dict[tuple[str, str], frozenset[str]] = {}
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -88,7 +97,7 @@ class Handlers:
         if media is None or schema is None:
             return Outcome(status, NO_BODY)
         if res is not None and isinstance(hint, dict):
-            hint = wrap_record(schema, hint, res)
+            hint = wrap_record(schema, hint, res, status)
         body = self.shaper.conform(schema, schema, hint, seed, inputs=inputs)
         return Outcome(status, body, media)
 
@@ -101,6 +110,19 @@ class Handlers:
             if name in props and self.shaper.is_valid(res.schema, props[name], now):
                 record = {**record, name: now}
         return record
+
+    def settable(self, parsed: ParsedRequest) -> Record:
+        """The body members a client may set: ``readOnly`` ones (a server-assigned id, a
+        creation time) are ignored, as the server of the spec would ignore them."""
+        if not isinstance(parsed.body, dict):
+            return {}
+        key = (parsed.operation.operation_id, parsed.media_type or "")
+        read_only = self._read_only.get(key)
+        if read_only is None:
+            read_only = self._read_only[key] = read_only_properties(parsed.operation, parsed.media_type)
+        if not read_only:
+            return dict(parsed.body)
+        return {k: v for k, v in parsed.body.items() if k not in read_only}
 
     @staticmethod
     def scope_of(res: Resource, parsed: ParsedRequest) -> tuple[str, ...]:
@@ -121,19 +143,19 @@ class Handlers:
 
     def list(self, session: Session, res: Resource, parsed: ParsedRequest) -> Outcome:
         op = parsed.operation
-        records = [r for _, r in session.records(self.world, res, self.scope_of(res, parsed))]
         props = object_properties(res.schema, res.schema) if res.schema else {}
-        for name, wanted in parsed.query.items():
-            if name in props and name not in PAGINATION:
-                records = [r for r in records if matches(r.get(name), wanted)]
+        # a search by POST carries its criteria in the body; query parameters win
+        criteria = {**query_defaults(op), **(parsed.body if isinstance(parsed.body, dict) else {}), **parsed.query}
+        filters = {name: wanted for name, wanted in criteria.items() if name in props and name not in PAGINATION}
+        records = [r for _, r in session.select(self.world, res, self.scope_of(res, parsed), filters)]
         total = len(records)
-        records = paginate(records, parsed.query)
+        records = paginate(records, criteria)
         status = success_status(op, (200,))
         media, schema = choose_media(documented(op, status))
         if media is None or schema is None:
             return Outcome(status, NO_BODY)
         seed = f"{self.seed}|{op.operation_id}|{sha256_hex(canonical_json(parsed.inputs()))}"
-        hint = wrap_list(schema, records, total)
+        hint = wrap_list(schema, records, total, status)
         body = self.shaper.conform(schema, schema, hint, seed, inputs=parsed.query)
         return Outcome(status, body, media)
 
@@ -164,19 +186,23 @@ class Handlers:
     def create(self, session: Session, res: Resource, parsed: ParsedRequest) -> Outcome:
         op = parsed.operation
         scope = self.scope_of(res, parsed)
-        body = dict(parsed.body) if isinstance(parsed.body, dict) else {}
+        body = self.settable(parsed)
         seed = f"{self.seed}|create|{res.name}|{session.writes}"
-        if res.id_field and body.get(res.id_field) is not None:
-            raw: Any = body[res.id_field]
+        if res.id_param and res.id_param in parsed.path_params:  # PUT/POST /baskets/{name}
+            raw: Any = parsed.path_params[res.id_param]
+        elif res.id_field and body.get(res.id_field) not in (None, ""):  # "" could never be addressed
+            raw = body[res.id_field]
         elif res.id_type == "integer":
             raw = session.next_integer_id(self.world, res, scope)
         else:
-            raw = self.world.new_id(res, seed)
+            raw = self.world.new_id(res, seed, lambda key: session.get(self.world, res, scope, key) is not None)
         hint = {**body, **{p: v for p, v in zip(res.scope_params, scope, strict=False)}}
         if res.id_field:
             hint[res.id_field] = raw
         record = self._store(session, res, scope, hint, seed, _CREATED + _UPDATED)
         key = id_key(record.get(res.id_field, raw) if res.id_field else raw)
+        if any(r.status == "409" for r in op.responses) and session.get(self.world, res, scope, key) is not None:
+            raise Conflict(f"{res.name} {key!r} already exists")
         session.put(res, scope, key, record)
         return self.respond(op, success_status(op, (201, 200)), record, seed, res=res)
 
@@ -190,7 +216,7 @@ class Handlers:
     def _update(self, session: Session, res: Resource, parsed: ParsedRequest, *, replace: bool) -> Outcome:
         op = parsed.operation
         key, scope, existing = self._existing(session, res, parsed)
-        body = parsed.body if isinstance(parsed.body, dict) else {}
+        body = self.settable(parsed)
         props = object_properties(res.schema, res.schema) if res.schema else {}
         changes = {k: v for k, v in parsed.query.items() if k in props}
         changes.update(body)
@@ -219,18 +245,20 @@ class Handlers:
         return self.respond(op, success_status(op, (204, 200, 202)), existing, seed, res=res)
 
 
-def matches(value: Any, wanted: Any) -> bool:
-    """Query filter semantics: equality, membership for repeated values, and for list fields
-    (tags) any element equal (or any element's ``name``)."""
-    wanted_list = wanted if isinstance(wanted, list) else [wanted]
-    wanted_keys = {id_key(w) for w in wanted_list}
-    if isinstance(value, list):
-        for item in value:
-            candidate = item.get("name") if isinstance(item, dict) else item
-            if id_key(candidate) in wanted_keys:
-                return True
-        return False
-    return id_key(value) in wanted_keys
+def query_defaults(op: Operation) -> dict[str, Any]:
+    """The ``default`` of each query parameter: what the server uses when the client sends none
+    (``limit`` 10 on museum's list, ``status=available`` on petstore's findByStatus)."""
+    return {p.name: p.schema["default"] for p in op.parameters if p.location == "query" and "default" in p.schema}
+
+
+def read_only_properties(op: Operation, media: str | None) -> frozenset[str]:
+    """Names of the top-level request body properties the spec marks ``readOnly``."""
+    schema = op.request_body.content.get(media) if op.request_body is not None and media else None
+    if not schema:
+        return frozenset()
+    props = object_properties(schema, schema)
+    return frozenset(name for name, prop in props.items()
+                     if prop.get("readOnly") is True or deref(schema, prop).get("readOnly") is True)
 
 
 def paginate(records: list[Record], query: dict[str, Any]) -> list[Record]:
@@ -245,7 +273,7 @@ def paginate(records: list[Record], query: dict[str, Any]) -> list[Record]:
     return records[offset:]
 
 
-def wrap_list(schema: JSONSchema, records: list[Record], total: int) -> Any:
+def wrap_list(schema: JSONSchema, records: list[Record], total: int, status: int | None = None) -> Any:
     """Put records where a list response schema expects them: the array itself, or the
     conventional key of a wrapper object (with a total where the wrapper has one)."""
     if array_items(schema, schema) is not None:
@@ -256,25 +284,38 @@ def wrap_list(schema: JSONSchema, records: list[Record], total: int) -> Any:
         key = next((k for k, p in props.items() if array_items(schema, p) is not None), None)
     if key is None:
         return None
-    hint: dict[str, Any] = {key: records}
+    hint: dict[str, Any] = {**envelope_hint(props, status), key: records}
     for name in ("total", "count", "total_count", "totalCount", "size", "totalElements"):
         if name in props:
             hint[name] = total
     return hint
 
 
-def wrap_record(schema: JSONSchema, record: Record, res: Resource) -> Any:
-    """A record as the response expects it: itself, or inside a wrapper property."""
+def wrap_record(schema: JSONSchema, record: Record, res: Resource, status: int | None = None) -> Any:
+    """A record as the response expects it: itself, or inside the envelope property whose
+    schema fits it best (``{"status_code": 200, "data": {...}}``)."""
     resolved = deref(schema, schema)
     if primary_type(schema, resolved) != "object":
         return record
     props = object_properties(schema, resolved)
-    if not props or (res.id_field and res.id_field in props) or set(record) & set(props):
+    if not props or (res.id_field and res.id_field in props):
         return record
-    for key in ("data", "item", "result", res.name, *props):
+    best, best_fit = None, len(set(record) & set(props))
+    for key in dict.fromkeys(("data", "item", "result", res.name, *props)):
         sub = props.get(key)
-        if sub is not None and primary_type(schema, sub) == "object":
-            inner = object_properties(schema, sub)
-            if res.id_field in inner or set(record) & set(inner):
-                return {key: record}
-    return record
+        if sub is None or primary_type(schema, sub) != "object":
+            continue
+        inner = object_properties(schema, sub)
+        fit = len(set(record) & set(inner)) + (res.id_field in inner)
+        if fit > best_fit:
+            best, best_fit = key, fit
+    if best is None:
+        return record
+    return {**envelope_hint(props, status), best: record}
+
+
+def envelope_hint(props: dict[str, JSONSchema], status: int | None) -> dict[str, Any]:
+    """Envelope members that repeat the HTTP status (``status_code``), when the schema has them."""
+    if status is None:
+        return {}
+    return {name: status for name in ("status_code", "statusCode", "code") if name in props}

@@ -20,7 +20,7 @@ from the id (an API with unbounded data, like a user directory).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from .model import JSONSchema, Operation, Spec
@@ -31,7 +31,10 @@ KINDS: tuple[str, ...] = ("list", "create", "read", "replace", "update", "delete
 WRITE_KINDS = frozenset({"create", "replace", "update", "delete"})
 
 _TEMPLATE = re.compile(r"^\{([^{}]+)\}$")
+_ID_SUFFIX = re.compile(r"(?i)^(.+?)[-_]?(id|key|slug|name|uuid|code)$")
 _WRAPPER_KEYS = ("data", "items", "results", "records", "content", "values", "list", "entries", "elements")
+_SINGLE_KEYS = ("data", "item", "result", "record", "object")
+_ID_NAMES = ("id", "uuid", "key", "slug", "name")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,15 +105,20 @@ def json_body_schema(op: Operation) -> JSONSchema | None:
     return None
 
 
+def _with_defs(schema: JSONSchema, inner: JSONSchema) -> JSONSchema:
+    return {**inner, "$defs": schema["$defs"]} if "$defs" in schema else inner
+
+
 def record_schema_of(schema: JSONSchema | None) -> tuple[JSONSchema | None, bool]:
-    """(record schema, is_list) for a response schema: an object, a list of objects, or a
-    wrapper object holding the list under a conventional key."""
+    """(record schema, is_list) for a response schema: an object, a list of objects, a wrapper
+    object holding the list under a conventional key, or an envelope holding one record under
+    ``data``/``item``/``result`` (``{"status": "ok", "data": {...}}``)."""
     if not schema:
         return None, False
     items = array_items(schema, schema)
     if items is not None:
         if primary_type(schema, items) == "object":
-            return {**items, "$defs": schema.get("$defs", {})} if "$defs" in schema else items, True
+            return _with_defs(schema, items), True
         return None, True
     if primary_type(schema, schema) != "object":
         return None, False
@@ -119,7 +127,12 @@ def record_schema_of(schema: JSONSchema | None) -> tuple[JSONSchema | None, bool
         if key in props:
             inner = array_items(schema, props[key])
             if inner is not None and primary_type(schema, inner) == "object":
-                return ({**inner, "$defs": schema["$defs"]} if "$defs" in schema else inner), True
+                return _with_defs(schema, inner), True
+    if not any(name in props for name in _ID_NAMES):
+        for key in _SINGLE_KEYS:
+            if key in props and primary_type(schema, props[key]) == "object" \
+                    and object_properties(schema, props[key]):
+                return _with_defs(schema, props[key]), False
     return schema, False
 
 
@@ -129,12 +142,12 @@ def _id_field(record: JSONSchema | None, id_param: str | None, resource: str) ->
     candidates: list[str] = []
     if id_param:
         candidates.append(id_param)
-        base = re.sub(r"(?i)[-_]?id$", "", id_param)
-        if base != id_param:
-            candidates += ["id", "ID", "Id", f"{base}_id", f"{base}Id"]
-        else:
-            candidates += ["id", "name"]
-    candidates += ["id", "uuid", "key", "slug", "name", f"{resource}_id", f"{resource}Id"]
+        m = _ID_SUFFIX.match(id_param)
+        if m:  # petId -> id, pet_id; feed_key -> key, feed_key; username -> name
+            base, suffix = m.group(1), m.group(2).lower()
+            candidates += [suffix, suffix.upper(), suffix.capitalize(), f"{base}_{suffix}",
+                           f"{base}{suffix.capitalize()}"]
+    candidates += [*_ID_NAMES, f"{resource}_id", f"{resource}Id"]
     for name in candidates:
         if name in props:
             ptype = primary_type(record or {}, props[name]) or "string"
@@ -142,126 +155,171 @@ def _id_field(record: JSONSchema | None, id_param: str | None, resource: str) ->
     return None, "string"
 
 
+def _parent(path: str) -> str:
+    segs = segments(path)
+    return "/" + "/".join(segs[:-1]) if len(segs) > 1 else "/"
+
+
+def _list_record(op: Operation) -> JSONSchema | None:
+    """The record schema of a GET whose success response is a list of objects."""
+    if op.method != "GET":
+        return None
+    record, is_list = record_schema_of(success_schema(op))
+    return record if is_list else None
+
+
+def _same_record(a: JSONSchema | None, b: JSONSchema | None) -> bool:
+    """Two record schemas describe the same records (the same property names)."""
+    if not a or not b:
+        return False
+    names_a, names_b = set(object_properties(a, a)), set(object_properties(b, b))
+    return bool(names_a) and names_a == names_b
+
+
+def _item_paths(by_path: dict[str, list[Operation]]) -> dict[str, str]:
+    """collection path -> item path, for every path ending in a single template."""
+    item_of: dict[str, str] = {}
+    for path in sorted(by_path):
+        segs = segments(path)
+        if segs and template_name(segs[-1]):
+            item_of.setdefault(_parent(path), path)
+    return item_of
+
+
+def _record_at(coll: str, item: str | None, by_path: dict[str, list[Operation]]) -> JSONSchema | None:
+    """The record schema of a collection: what a read or list returns, else what a create returns."""
+    record = None
+    for path in (item, coll):
+        for op in by_path.get(path or "", ()):
+            if op.method == "GET":
+                rec, _ = record_schema_of(success_schema(op))
+                record = record or rec
+    if record is None:
+        for op in by_path.get(coll, ()):
+            if op.method == "POST":
+                record, _ = record_schema_of(success_schema(op))
+    if record is not None and primary_type(record, record) != "object":
+        return None
+    return record
+
+
+def _collections(by_path: dict[str, list[Operation]], item_of: dict[str, str]) -> set[str]:
+    """Item parents, POST-creates-a-record paths and GET-lists-records paths -- except a GET
+    on ``<collection>/<literal>`` listing the collection's own records (a filtered list)."""
+    collections: set[str] = set(item_of)
+    for path, ops in by_path.items():
+        for op in ops:
+            if op.method == "POST" and path not in item_of.values():
+                record, _ = record_schema_of(success_schema(op))
+                body = json_body_schema(op)
+                if body is not None and primary_type(body, body) == "object" and record is not None:
+                    collections.add(path)
+    for path, ops in by_path.items():
+        for op in ops:
+            listed = _list_record(op)
+            if listed is None or template_name((segments(path) or ["x"])[-1]):
+                continue
+            parent = _parent(path)
+            if parent in collections and _same_record(listed, _record_at(parent, item_of.get(parent), by_path)):
+                continue
+            collections.add(path)
+    return collections
+
+
+def _resource_name(coll: str, taken: dict[str, Resource]) -> tuple[str, str]:
+    literals = [s for s in segments(coll) if not template_name(s)]
+    base = singular(literals[-1] if literals else "item").replace(".", "_")
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}_{n}", n + 1
+    return name, base
+
+
+def _make_resource(name: str, base: str, coll: str, item: str | None, by_path: dict[str, list[Operation]],
+                   override: dict[str, Any]) -> Resource:
+    id_param = template_name(segments(item)[-1]) if item else None
+    record = _record_at(coll, item, by_path)
+    id_field, id_type = _id_field(record, id_param, base)
+    if "id_field" in override:
+        id_field = override["id_field"]
+    id_schema = None  # the id's type is the path parameter's when there is one
+    for op in by_path.get(item or "", ()):
+        for p in op.parameters:
+            if p.location == "path" and p.name == id_param:
+                id_schema = p.schema
+                id_type = "integer" if primary_type(p.schema, p.schema) == "integer" else "string"
+    scope = tuple(t for t in (template_name(s) for s in segments(coll)) if t)
+    return Resource(name, coll, item, id_param, id_field, id_type, scope, record, False, id_schema)
+
+
+_ITEM_KINDS: dict[str, Kind] = {"GET": "read", "PUT": "replace", "PATCH": "update", "POST": "update",
+                                "DELETE": "delete"}
+
+
+def _bind(op: Operation, resources: dict[str, Resource], name_of: dict[str, str], item_of: dict[str, str]) -> Binding:
+    segs = segments(op.path)
+    if op.path in item_of.values():
+        res = name_of.get(_parent(op.path))
+        if res and op.method in _ITEM_KINDS:
+            return Binding(op.operation_id, _ITEM_KINDS[op.method], res)
+    if op.path in name_of:
+        res = name_of[op.path]
+        if op.method == "GET":
+            _, is_list = record_schema_of(success_schema(op))
+            if is_list or success_schema(op) is None:
+                return Binding(op.operation_id, "list", res)
+        if op.method == "POST":
+            return Binding(op.operation_id, "create", res)
+        id_field = resources[res].id_field
+        if op.method in ("PUT", "PATCH") and id_field:
+            body = json_body_schema(op)
+            if body is not None and id_field in object_properties(body, body):
+                return Binding(op.operation_id, "update", res)
+    if op.method == "GET" and len(segs) > 1 and not template_name(segs[-1]):
+        res = name_of.get(_parent(op.path))
+        if res and _list_record(op) is not None:
+            return Binding(op.operation_id, "list", res)
+    return Binding(op.operation_id, "action", None)
+
+
+def _apply_override(b: Binding, override: dict[str, Any] | None, resources: dict[str, Resource]) -> Binding:
+    o = override or {}
+    b = Binding(b.operation_id, o.get("kind", b.kind), o.get("resource", b.resource))
+    if b.kind not in KINDS:
+        raise ValueError(f"override for {b.operation_id}: unknown kind {b.kind!r}")
+    if b.resource is not None and b.resource not in resources:
+        raise ValueError(f"override for {b.operation_id}: unknown resource {b.resource!r}")
+    return b
+
+
 def infer_resources(spec: Spec, overrides: dict[str, Any] | None = None) -> ResourceModel:
     overrides = overrides or {}
     by_path: dict[str, list[Operation]] = {}
     for op in spec.operations:
         by_path.setdefault(op.path, []).append(op)
-
-    # item paths and their collections
-    item_of: dict[str, str] = {}  # collection path -> item path
-    for path in sorted(by_path):
-        segs = segments(path)
-        if segs and template_name(segs[-1]):
-            parent = "/" + "/".join(segs[:-1]) if len(segs) > 1 else "/"
-            item_of.setdefault(parent, path)
-
-    collections: set[str] = set(item_of)
-    for path, ops in by_path.items():
-        for op in ops:
-            if op.method == "POST" and path not in item_of.values():
-                record, is_list = record_schema_of(success_schema(op))
-                body = json_body_schema(op)
-                if body is not None and primary_type(body, body) == "object" and record is not None:
-                    collections.add(path)
-            if op.method == "GET":
-                _, is_list = record_schema_of(success_schema(op))
-                if is_list and not template_name((segments(path) or ["x"])[-1]):
-                    collections.add(path)
+    item_of = _item_paths(by_path)
+    res_over = overrides.get("resources", {}) or {}
+    op_over = overrides.get("operations", {}) or {}
 
     resources: dict[str, Resource] = {}
-    bindings: dict[str, Binding] = {}
     name_of: dict[str, str] = {}
-    res_over = overrides.get("resources", {}) or {}
-
-    for coll in sorted(collections):
-        segs = segments(coll)
-        literals = [s for s in segs if not template_name(s)]
-        base = singular(literals[-1] if literals else "item").replace(".", "_")
-        name = base
-        n = 2
-        while name in resources:
-            name = f"{base}_{n}"
-            n += 1
-        item = item_of.get(coll)
-        id_param = template_name(segments(item)[-1]) if item else None
-        record = None
-        for path in (item, coll):
-            for op in by_path.get(path or "", ()):  # prefer what a read or list returns
-                if op.method == "GET":
-                    rec, _ = record_schema_of(success_schema(op))
-                    record = record or rec
-        if record is None:
-            for op in by_path.get(coll, ()):
-                if op.method == "POST":
-                    record, _ = record_schema_of(success_schema(op))
-        if record is not None and primary_type(record, record) != "object":
-            record = None
-        ov = res_over.get(name, {}) or {}
-        id_field, id_type = _id_field(record, id_param, base)
-        if "id_field" in ov:
-            id_field = ov["id_field"]
-        # the id's type is the path parameter's when there is one
-        id_schema = None
-        for op in by_path.get(item or "", ()):
-            for p in op.parameters:
-                if p.location == "path" and p.name == id_param:
-                    id_schema = p.schema
-                    id_type = "integer" if primary_type(p.schema, p.schema) == "integer" else "string"
-        scope = tuple(t for t in (template_name(s) for s in segs) if t)
-        resources[name] = Resource(name, coll, item, id_param, id_field, id_type, scope, record, False, id_schema)
+    for coll in sorted(_collections(by_path, item_of)):
+        name, base = _resource_name(coll, resources)
+        resources[name] = _make_resource(name, base, coll, item_of.get(coll), by_path, res_over.get(name) or {})
         name_of[coll] = name
 
-    def bind(op: Operation) -> Binding:
-        segs = segments(op.path)
-        if op.path in item_of.values():
-            parent = "/" + "/".join(segs[:-1]) if len(segs) > 1 else "/"
-            res = name_of.get(parent)
-            kind = {"GET": "read", "PUT": "replace", "PATCH": "update", "POST": "update", "DELETE": "delete"}
-            if res and op.method in kind:
-                return Binding(op.operation_id, kind[op.method], res)  # type: ignore[arg-type]
-        if op.path in name_of:
-            res = name_of[op.path]
-            if op.method == "GET":
-                _, is_list = record_schema_of(success_schema(op))
-                if is_list or success_schema(op) is None:
-                    return Binding(op.operation_id, "list", res)
-            if op.method == "POST":
-                return Binding(op.operation_id, "create", res)
-            if op.method in ("PUT", "PATCH") and resources[res].id_field:
-                body = json_body_schema(op)
-                if body is not None and resources[res].id_field in object_properties(body, body):
-                    return Binding(op.operation_id, "update", res)
-        if op.method == "GET" and len(segs) > 1 and not template_name(segs[-1]):
-            parent = "/" + "/".join(segs[:-1])
-            res = name_of.get(parent)
-            if res:
-                rec, is_list = record_schema_of(success_schema(op))
-                if is_list and rec is not None:
-                    return Binding(op.operation_id, "list", res)
-        return Binding(op.operation_id, "action", None)
-
-    op_over = overrides.get("operations", {}) or {}
-    notes: list[str] = []
+    bindings: dict[str, Binding] = {}
     for op in spec.operations:
-        b = bind(op)
+        b = _bind(op, resources, name_of, item_of)
         if op.operation_id in op_over:
-            o = op_over[op.operation_id] or {}
-            b = Binding(op.operation_id, o.get("kind", b.kind), o.get("resource", b.resource))
-            if b.kind not in KINDS:
-                raise ValueError(f"override for {op.operation_id}: unknown kind {b.kind!r}")
-            if b.resource is not None and b.resource not in resources:
-                raise ValueError(f"override for {op.operation_id}: unknown resource {b.resource!r}")
+            b = _apply_override(b, op_over[op.operation_id], resources)
         bindings[op.operation_id] = b
 
     writable = {b.resource for b in bindings.values() if b.kind in WRITE_KINDS and b.resource}
     for name, res in list(resources.items()):
-        ov = res_over.get(name, {}) or {}
-        is_writable = bool(ov.get("writable", name in writable))
-        resources[name] = Resource(
-            res.name, res.collection_path, res.item_path, res.id_param, res.id_field,
-            res.id_type, res.scope_params, res.schema, is_writable, res.id_schema,
-        )
+        is_writable = bool((res_over.get(name) or {}).get("writable", name in writable))
+        resources[name] = replace(res, writable=is_writable)
+    notes: list[str] = []
     used = {b.resource for b in bindings.values() if b.resource}
     for name in sorted(set(resources) - used):
         del resources[name]

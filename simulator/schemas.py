@@ -84,7 +84,7 @@ def primary_type(root: JSONSchema, schema: Any) -> str | None:
         return "object"
     if "items" in schema:
         return "array"
-    if "enum" in schema and schema["enum"]:
+    if schema.get("enum"):
         value = schema["enum"][0]
         return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(type(value))
     return None

@@ -7,7 +7,6 @@ input: bad input is a 4xx problem report; the control API lives under ``/_sim``.
 
 from __future__ import annotations
 
-import base64
 import logging
 from typing import Any
 from urllib.parse import parse_qsl
@@ -15,12 +14,13 @@ from urllib.parse import parse_qsl
 import orjson
 
 from .environment import Environment
-from .handlers import NO_BODY, Handlers, NotFound, Outcome, choose_media, documented
-from .model import Operation
+from .handlers import NO_BODY, Conflict, Handlers, NotFound, Outcome, choose_media, documented
+from .model import Operation, Spec
 from .resources import ResourceModel, infer_resources
 from .sandbox import DEFAULT_SESSION, SimRequest, SimResponse
+from .schemas import primary_type
 from .shaping import Shaper
-from .state import Session, World, canonical_json, sha256_hex
+from .state import Session, World, canonical_json, json_bytes
 from .validation import CompiledOperation, Problem, UnsupportedMediaType, media_kind
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ AUTH_MODES = ("off", "enforce")
 
 
 def _json(status: int, body: Any, extra: tuple[tuple[str, str], ...] = (), media: str = "application/json") -> SimResponse:
-    return SimResponse(status, (("content-type", media), *extra), orjson.dumps(body))
+    return SimResponse(status, (("content-type", media), *extra), json_bytes(body))
 
 
 class Simulator:
@@ -51,6 +51,8 @@ class Simulator:
         self.handlers = Handlers(self.seed, self.world, self.shaper, env.epoch)
         self.base_path = env.spec.base_path.rstrip("/")
         self.compiled = [CompiledOperation(op) for op in env.spec.operations]
+        self._produces = produced_media(env.spec)
+        self._unrouted_media = document_media(env.spec) or PROBLEM_JSON
         self._routes: dict[int, list[CompiledOperation]] = {}
         for c in self.compiled:
             depth = len([s for s in c.op.path.split("/") if s])
@@ -102,8 +104,8 @@ class Simulator:
             log.exception("simulator error on %s %s", req.method, req.path)
             resp = _json(500, {"type": "about:blank", "title": "Simulator error", "status": 500,
                                "detail": f"{type(exc).__name__}: {exc}"}, media=PROBLEM_JSON)
-        state.journal.append({
-            "seq": len(state.journal),
+        state.log({
+            "seq": state.journal_length(),
             "method": req.method,
             "path": req.path,
             "query": [list(p) for p in req.query],
@@ -160,6 +162,9 @@ class Simulator:
         except NotFound as exc:
             return self._problem(op, 404, "Not Found", exc.detail,
                                  [Problem("path", res.id_param or "", "", exc.detail)] if res else [])
+        except Conflict as exc:
+            return self._problem(op, 409, "Conflict", exc.detail,
+                                 [Problem("path", res.id_param or "", "", exc.detail)] if res else [])
         return self._render(op, outcome)
 
     def _render(self, op: Operation, outcome: Outcome, extra: tuple[tuple[str, str], ...] = ()) -> SimResponse:
@@ -171,33 +176,45 @@ class Simulator:
                     value = self.shaper.generate(schema, schema, f"{self.seed}|header|{op.operation_id}|{name}", name)
                     headers.append((name.lower(), _header_text(value)))
         if outcome.body is NO_BODY:
+            produced = self._produces.get(op.operation_id)
+            if produced is not None:
+                headers.insert(0, ("content-type", produced))
             return SimResponse(outcome.status, tuple(headers), b"")
         media = outcome.media_type or "application/json"
         kind = media_kind(media)
         if kind == "json":
-            body = orjson.dumps(outcome.body)
-        elif kind == "binary" and "xml" in media:
+            body = json_bytes(outcome.body)
+        elif "xml" in media:
             body = _to_xml(outcome.body).encode()
         elif isinstance(outcome.body, str):
             body = outcome.body.encode()
         else:
-            body = orjson.dumps(outcome.body)
+            body = json_bytes(outcome.body)
         return SimResponse(outcome.status, (("content-type", media), *headers), body)
 
     def _problem(self, op: Operation | None, status: int, title: str, detail: str, problems: list[Problem],
                  extra: tuple[tuple[str, str], ...] = ()) -> SimResponse:
-        problem = {"type": "about:blank", "title": title, "status": status, "detail": detail,
-                   "errors": [p.to_json() for p in problems]}
-        if op is not None:
-            media, schema = choose_media(documented(op, status))
-            if media is not None and schema is not None and media_kind(media) == "json" and media != PROBLEM_JSON:
-                # the spec documents its own error shape: speak it, carrying the problem where allowed
+        """An RFC 9457 problem report, in the shape and media type the operation documents for
+        ``status`` when it documents one (so the response still validates)."""
+        problem: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail,
+                                   "errors": [p.to_json() for p in problems]}
+        if op is None:
+            return _json(status, problem, extra, self._unrouted_media)
+        response = documented(op, status)
+        media, schema = choose_media(response)
+        if media is not None and schema is not None:
+            # the spec documents its own error shape: speak it, carrying the problem where allowed
+            hint: Any = problem
+            if media_kind(media) != "json":
+                hint = detail if primary_type(schema, schema) == "string" else problem
+            elif media != PROBLEM_JSON:
                 hint = {**problem, "message": detail, "code": status, "error": title}
-                seed = f"{self.seed}|problem|{op.operation_id}|{status}"
-                body = self.shaper.conform(schema, schema, hint, seed, keep_extra=True)
-                return self._render(op, Outcome(status, body, media), extra)
-            if op is not None and documented(op, status) is not None:
-                return self._render(op, Outcome(status, problem, PROBLEM_JSON), extra)
+            seed = f"{self.seed}|problem|{op.operation_id}|{status}"
+            body = self.shaper.conform(schema, schema, hint, seed, keep_extra=True)
+            return self._render(op, Outcome(status, body, media), extra)
+        produced = self._produces.get(op.operation_id)
+        if produced is not None or response is not None:
+            return self._render(op, Outcome(status, problem, produced or PROBLEM_JSON), extra)
         return _json(status, problem, extra, PROBLEM_JSON)
 
     # -- auth -----------------------------------------------------------------------------
@@ -233,11 +250,11 @@ class Simulator:
         routes = {
             ("GET", "health"): lambda: {"status": "ok", "env": self.name,
                                         "operations": len(self.compiled), "fingerprint": self.fingerprint()},
-            ("GET", "state"): lambda: self._state_body(session, dict(parse_qsl_pairs(req.query))),
+            ("GET", "state"): lambda: self._state_body(session, dict(req.query)),
             ("GET", "journal"): lambda: {"session": session, "entries": self.session(session).journal},
-            ("POST", "reset"): lambda: (self.reset(session), self._state_body(session, {}))[1],
+            ("POST", "reset"): lambda: self._reset_body(session),
             ("POST", "snapshot"): lambda: {"session": session, "snapshot": self.snapshot(session)},
-            ("DELETE", "session"): lambda: (self.drop(session), {"session": session, "dropped": True})[1],
+            ("DELETE", "session"): lambda: self._drop_body(session),
         }
         if (method, action) == ("POST", "restore"):
             try:
@@ -262,6 +279,14 @@ class Simulator:
                                "detail": f"no control endpoint {req.path!r}", "errors": []}, media=PROBLEM_JSON)
         return _json(200, handler())
 
+    def _reset_body(self, session: str) -> dict[str, Any]:
+        self.reset(session)
+        return self._state_body(session, {})
+
+    def _drop_body(self, session: str) -> dict[str, Any]:
+        self.drop(session)
+        return {"session": session, "dropped": True}
+
     def _state_body(self, session: str, query: dict[str, str]) -> dict[str, Any]:
         state = self.session(session)
         body: dict[str, Any] = {"session": session, "hash": state.state_hash(), "writes": state.writes,
@@ -274,8 +299,34 @@ class Simulator:
         return self.session(session).state_hash()
 
 
-def parse_qsl_pairs(query: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
-    return list(query)
+def produced_media(spec: Spec) -> dict[str, str]:
+    """operation id -> the JSON media type its schema-less responses carry (Swagger 2.0 only).
+
+    In 2.0, ``produces`` covers every response of an operation, including those documented
+    without a schema, so such a response (a 204, a problem report) still says ``Content-Type``.
+    The model keeps ``produces`` only on responses with a schema: take it from the operation's
+    other responses, else from the document's operations (its top-level ``produces``)."""
+    if spec.source_format != "swagger-2.0":
+        return {}
+    default = document_media(spec)
+    out: dict[str, str] = {}
+    for op in spec.operations:
+        media = _json_media((op,)) or default
+        if media is not None:
+            out[op.operation_id] = media
+    return out
+
+
+def document_media(spec: Spec) -> str | None:
+    """Swagger 2.0: the JSON media type the document's operations produce most (its top-level
+    ``produces``), which a problem for an unknown path or method is answered in too; None for
+    OpenAPI 3.x, where problems for no operation are ``application/problem+json``."""
+    return _json_media(spec.operations) if spec.source_format == "swagger-2.0" else None
+
+
+def _json_media(ops: tuple[Operation, ...]) -> str | None:
+    found = [m for op in ops for r in op.responses for m in r.content if media_kind(m) == "json"]
+    return min(found, key=lambda m: (-found.count(m), m)) if found else None
 
 
 def parse_query_string(raw: bytes | str) -> tuple[tuple[str, str], ...]:
@@ -317,7 +368,7 @@ def _header_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
-        return orjson.dumps(value).decode()
+        return json_bytes(value).decode()
     return str(value)
 
 
@@ -329,14 +380,6 @@ def _to_xml(value: Any, tag: str = "response") -> str:
     else:
         inner = str(value).replace("&", "&amp;").replace("<", "&lt;")
     return f"<{tag}>{inner}</{tag}>"
-
-
-def body_digest(body: bytes) -> str:
-    return sha256_hex(body) if body else ""
-
-
-def encode_bytes(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 __all__ = ["Simulator", "canonical_json", "parse_query_string"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import orjson
+
 from .datagen import generate_value
 from .model import JSONSchema
 from .schemas import array_items, deref, object_properties, primary_type, sub_schema
@@ -23,6 +25,7 @@ class Shaper:
         self.epoch = epoch
         # (id(root), id(schema)) -> (root, schema, validator); holding the dicts keeps ids unique
         self._validators: dict[tuple[int, int], tuple[JSONSchema, JSONSchema, Any]] = {}
+        self._write_only: dict[tuple[int, int], tuple[JSONSchema, JSONSchema, bool]] = {}
 
     def validator(self, root: JSONSchema, schema: JSONSchema) -> Any:
         key = (id(root), id(schema))
@@ -48,14 +51,58 @@ class Shaper:
         inputs: dict[str, Any] | None = None,
         name: str | None = None,
         keep_extra: bool = False,
-        depth: int = 0,
     ) -> Any:
         """A value valid for ``schema`` (inside ``root``): ``hint`` itself when it validates,
         otherwise generated data with every part of ``hint`` (and every input whose name is a
-        property name) that fits kept."""
-        if hint is not None and self.is_valid(root, schema, hint):
-            if not inputs or not isinstance(hint, dict):
-                return hint
+        property name) that fits kept. ``writeOnly`` members (a password) are never part of it:
+        the schemas are response schemas, and a response must not carry them."""
+        value = self._conform(root, schema, hint, seed, inputs=inputs, name=name, keep_extra=keep_extra)
+        if self.has_write_only(root, schema):
+            value = self.without_write_only(root, schema, value)
+        return value
+
+    def has_write_only(self, root: JSONSchema, schema: JSONSchema) -> bool:
+        key = (id(root), id(schema))
+        hit = self._write_only.get(key)
+        if hit is None:
+            text = orjson.dumps(sub_schema(root, schema))
+            hit = (root, schema, b'"writeOnly":true' in text)
+            self._write_only[key] = hit
+        return hit[2]
+
+    def without_write_only(self, root: JSONSchema, schema: JSONSchema, value: Any, depth: int = 0) -> Any:
+        """``value`` with every property whose schema is ``writeOnly`` removed, at any depth."""
+        if depth > _MAX_DEPTH * 2:
+            return value
+        if isinstance(value, list):
+            items = array_items(root, schema)
+            return [self.without_write_only(root, items, v, depth + 1) for v in value] if items else value
+        if not isinstance(value, dict):
+            return value
+        props = object_properties(root, schema)
+        out = {}
+        for key, member in value.items():
+            raw = props.get(key, {})
+            prop = deref(root, raw)
+            if raw.get("writeOnly") is True or prop.get("writeOnly") is True:
+                continue
+            out[key] = self.without_write_only(root, prop, member, depth + 1) if prop else member
+        return out
+
+    def _conform(
+        self,
+        root: JSONSchema,
+        schema: JSONSchema,
+        hint: Any,
+        seed: str,
+        *,
+        inputs: dict[str, Any] | None = None,
+        name: str | None = None,
+        keep_extra: bool = False,
+        depth: int = 0,
+    ) -> Any:
+        if hint is not None and (not inputs or not isinstance(hint, dict)) and self.is_valid(root, schema, hint):
+            return hint
         resolved = deref(root, schema)
         ptype = primary_type(root, resolved)
         if depth > _MAX_DEPTH or ptype not in ("object", "array"):
@@ -67,7 +114,7 @@ class Shaper:
                 return base
             limit = resolved.get("maxItems")
             values = [
-                self.conform(root, items, h, f"{seed}/{i}", depth=depth + 1)
+                self._conform(root, items, h, f"{seed}/{i}", depth=depth + 1)
                 for i, h in enumerate(hint[:limit] if isinstance(limit, int) else hint)
             ]
             minimum = resolved.get("minItems", 0)
@@ -84,13 +131,13 @@ class Shaper:
             if prop in hint_dict:
                 value = hint_dict[prop]
                 if isinstance(value, (dict, list)):
-                    value = self.conform(root, prop_schema, value, f"{seed}/{prop}", name=prop, depth=depth + 1)
+                    value = self._conform(root, prop_schema, value, f"{seed}/{prop}", name=prop, depth=depth + 1)
                 if self.is_valid(root, prop_schema, value):
                     result[prop] = value
             elif inputs and prop in inputs and self.is_valid(root, prop_schema, inputs[prop]):
                 result[prop] = inputs[prop]
             elif inputs and isinstance(result.get(prop), dict):
-                result[prop] = self.conform(
+                result[prop] = self._conform(
                     root, prop_schema, result[prop], f"{seed}/{prop}", inputs=inputs, name=prop, depth=depth + 1
                 )
         if keep_extra and resolved.get("additionalProperties", True) is not False:

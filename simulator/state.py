@@ -5,26 +5,41 @@ nested collection, the values of its parent parameters) it yields the same fixtu
 every time. A *session* only stores what its requests changed (the overlay), so reads never
 change a session's state hash and a fresh session costs nothing.
 
-The state hash is the sha256 of the canonical JSON of the overlay and the write counter.
+The state hash is a canonical digest of the overlay and the write counter (see
+:class:`Session`); reads never change it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 import orjson
 
 from .resources import Resource
+from .schemas import object_properties
 from .shaping import Shaper
 
 Record = dict[str, Any]
+_ID_ATTEMPTS = 20
 
 
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, no whitespace: the bytes every hash in the kit is taken over."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    return json_bytes(value, sort_keys=True)
+
+
+def json_bytes(value: Any, *, sort_keys: bool = False) -> bytes:
+    """Compact JSON. orjson, except for what it refuses: integers beyond 64 bits (a client may
+    send ``page=-2122649807149195281402167296``) and lone surrogates in strings, which the
+    standard library encodes (as ASCII, so a surrogate becomes a ``\\udcff`` escape)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None)
+    except TypeError:
+        return json.dumps(value, sort_keys=sort_keys, separators=(",", ":")).encode()
 
 
 def sha256_hex(data: bytes) -> str:
@@ -48,6 +63,7 @@ class World:
         self.shaper = shaper
         self._base: dict[tuple[str, str], dict[str, Record]] = {}
         self._open: dict[tuple[str, str, str], Record] = {}
+        self._positions: dict[tuple[str, str], dict[str, int]] = {}
 
     def _make_record(self, res: Resource, scope: tuple[str, ...], seed: str, id_value: Any | None) -> tuple[str, Record]:
         schema = res.schema or {"type": "object"}
@@ -55,10 +71,12 @@ class World:
         if not isinstance(record, dict):
             record = {}
         hint = dict(record)
+        props = object_properties(schema, schema)
         for param, value in zip(res.scope_params, scope, strict=False):
-            hint.setdefault(param, value)
-            if param in record:
-                hint[param] = coerce_like(record[param], value)
+            if param in props:  # a record names its parent: /users/{username}/repos -> owner field
+                hint[param] = coerce_like(record.get(param), value)
+        if res.id_field in props and id_value is None and res.id_field not in hint:
+            id_value = self.new_id(res, seed)  # an optional id property the generator left out
         if res.id_field and id_value is not None:
             hint[res.id_field] = id_value
         record = self.shaper.conform(schema, schema, hint, seed, name=res.name)
@@ -70,18 +88,24 @@ class World:
             key_value = self.new_id(res, seed)
         return id_key(key_value), record
 
-    def new_id(self, res: Resource, seed: str, taken: int = 0) -> Any:
-        """A fresh id value of the resource's id type (the integer path is handled by callers)."""
-        if res.id_type == "integer":
-            return taken + 1
-        id_schema = res.id_schema or {"type": "string"}
-        if res.schema and res.id_field:
-            from .schemas import object_properties
+    def new_id(self, res: Resource, seed: str, taken: Callable[[str], bool] = lambda key: False) -> Any:
+        """A fresh id value of the resource's id type whose key ``taken`` rejects not (the
+        integer path, max + 1, is the caller's). Generated values reuse the spec's examples,
+        so the first candidate may well be an id that exists."""
+        value: Any = None
+        for attempt in range(_ID_ATTEMPTS):
+            value = self._id_candidate(res, f"{seed}|id|{attempt}" if attempt else f"{seed}|id")
+            if not taken(id_key(value)):
+                return value
+        return value
 
+    def _id_candidate(self, res: Resource, seed: str) -> Any:
+        if res.schema and res.id_field:
             prop = object_properties(res.schema, res.schema).get(res.id_field)
             if prop is not None:
-                return self.shaper.generate(res.schema, prop, seed + "|id", name=res.id_field)
-        return self.shaper.generate(id_schema, id_schema, seed + "|id", name=res.id_param or "id")
+                return self.shaper.generate(res.schema, prop, seed, name=res.id_field)
+        id_schema = res.id_schema or {"type": "string"}
+        return self.shaper.generate(id_schema, id_schema, seed, name=res.id_param or "id")
 
     def base(self, res: Resource, scope: tuple[str, ...]) -> dict[str, Record]:
         key = (res.name, scope_key(scope))
@@ -92,13 +116,21 @@ class World:
         for i in range(self.fixtures):
             seed = f"{self.seed}|fixture|{res.name}|{key[1]}|{i}"
             id_value: Any = i + 1 if res.id_type == "integer" else None
-            for attempt in range(5):
+            for attempt in range(_ID_ATTEMPTS):
                 k, record = self._make_record(res, scope, f"{seed}|{attempt}", id_value)
                 if k not in records:
                     records[k] = record
                     break
         self._base[key] = records
         return records
+
+    def positions(self, res: Resource, scope: tuple[str, ...]) -> dict[str, int]:
+        """Fixture id key -> its place in the fixture order (memoised)."""
+        key = (res.name, scope_key(scope))
+        hit = self._positions.get(key)
+        if hit is None:
+            hit = self._positions[key] = {k: i for i, k in enumerate(self.base(res, scope))}
+        return hit
 
     def open_record(self, res: Resource, scope: tuple[str, ...], raw_id: Any) -> Record:
         """For read-only resources: the record any id resolves to."""
@@ -127,24 +159,88 @@ def coerce_like(example: Any, value: str) -> Any:
     return value
 
 
-class Session:
-    """One isolated state: the overlay of changes on top of the world."""
+class FieldIndex:
+    """For one field of one collection: which records a filter value selects (kept up to date
+    on every write, so a filtered list costs what it returns, not what the collection holds)."""
 
-    __slots__ = ("_hash", "journal", "overlay", "writes")
+    __slots__ = ("field", "keys_for", "values_of")
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+        self.values_of: dict[str, frozenset[str]] = {}  # record key -> filter keys it matches
+        self.keys_for: dict[str, set[str]] = {}  # filter key -> record keys
+
+    def store(self, key: str, record: Record | None) -> None:
+        for value in self.values_of.pop(key, ()):
+            self.keys_for[value].discard(key)
+        if record is not None:
+            values = filter_keys(record.get(self.field))
+            self.values_of[key] = values
+            for value in values:
+                self.keys_for.setdefault(value, set()).add(key)
+
+    def lookup(self, wanted: Any) -> set[str]:
+        found: set[str] = set()
+        for value in wanted if isinstance(wanted, list) else [wanted]:
+            found |= self.keys_for.get(id_key(value), set())
+        return found
+
+
+def filter_keys(value: Any) -> frozenset[str]:
+    """What a query filter value must equal to select a record holding ``value``: the value, or
+    for a list field (tags) any element (or any element's ``name``)."""
+    if isinstance(value, list):
+        return frozenset(id_key(item.get("name") if isinstance(item, dict) else item) for item in value)
+    return frozenset((id_key(value),))
+
+
+_HASH_MOD = 1 << 256
+
+
+def entry_digest(resource: str, scope: str, key: str, record: Record | None) -> int:
+    return int(sha256_hex(canonical_json([resource, scope, key, record])), 16)
+
+
+class Session:
+    """One isolated state: the overlay of changes on top of the world.
+
+    The state hash is sha256 over the write counter and the *sum* (mod 2**256) of one sha256
+    digest per overlay entry (resource, scope, id, record or null): a canonical digest of the
+    overlay as a set that a write updates in O(1) instead of re-serialising every record."""
+
+    __slots__ = ("_digest", "_digests", "_hash", "_indexes", "_journal", "_max_int", "_ordinals", "overlay",
+                 "writes")
 
     def __init__(self) -> None:
         # resource -> scope key -> id key -> record (None: deleted)
         self.overlay: dict[str, dict[str, dict[str, Record | None]]] = {}
         self.writes = 0
-        self.journal: list[dict[str, Any]] = []
+        self._journal: list[bytes] = []  # JSON per entry: one object, not a dozen, for the GC to scan
         self._hash: str | None = None
+        self._digest = 0
+        self._digests: dict[tuple[str, str, str], int] = {}
+        # derived, rebuilt on demand: filter indexes, largest integer id, first-write order
+        self._indexes: dict[tuple[str, str], dict[str, FieldIndex]] = {}
+        self._max_int: dict[tuple[str, str], int] = {}
+        self._ordinals: dict[tuple[str, str], dict[str, int]] = {}
 
     def document(self) -> dict[str, Any]:
         return {"overlay": self.overlay, "writes": self.writes}
 
+    @property
+    def journal(self) -> list[dict[str, Any]]:
+        """The session's requests and responses, in order (decoded afresh on each read)."""
+        return [orjson.loads(entry) for entry in self._journal]
+
+    def log(self, entry: dict[str, Any]) -> None:
+        self._journal.append(json_bytes(entry))
+
+    def journal_length(self) -> int:
+        return len(self._journal)
+
     def state_hash(self) -> str:
         if self._hash is None:
-            self._hash = sha256_hex(canonical_json(self.document()))
+            self._hash = sha256_hex(canonical_json({"overlay": f"{self._digest:064x}", "writes": self.writes}))
         return self._hash
 
     def changed(self) -> None:
@@ -154,13 +250,15 @@ class Session:
     def clone(self) -> Session:
         other = Session()
         other.overlay = {r: {s: dict(m) for s, m in scopes.items()} for r, scopes in self.overlay.items()}
-        other.writes = self.writes
-        other._hash = self._hash
+        other.writes, other._hash = self.writes, self._hash
+        other._digest, other._digests = self._digest, dict(self._digests)
         return other
 
     def restore_from(self, snapshot: Session) -> None:
         copy = snapshot.clone()
         self.overlay, self.writes, self._hash = copy.overlay, copy.writes, copy._hash
+        self._digest, self._digests = copy._digest, copy._digests
+        self._indexes, self._max_int, self._ordinals = {}, {}, {}
 
     # -- the session's view of a collection ----------------------------------------------
 
@@ -180,6 +278,29 @@ class Session:
                 out.append((key, changed))
         return out
 
+    def select(self, world: World, res: Resource, scope: tuple[str, ...],
+               filters: dict[str, Any]) -> list[tuple[str, Record]]:
+        """``records`` narrowed to those matching every ``field: wanted`` filter (same order)."""
+        if not filters:
+            return self.records(world, res, scope)
+        keys: set[str] | None = None
+        for name, wanted in filters.items():
+            matched = self._index(world, res, scope, name).lookup(wanted)
+            keys = matched if keys is None else keys & matched
+        base = world.positions(res, scope)
+        ordinals = self._ordinals.get((res.name, scope_key(scope)), {})
+        ordered = sorted(keys or (), key=lambda k: (0, base[k]) if k in base else (1, ordinals.get(k, 0)))
+        return [(k, r) for k in ordered if (r := self.get(world, res, scope, k)) is not None]
+
+    def _index(self, world: World, res: Resource, scope: tuple[str, ...], name: str) -> FieldIndex:
+        by_field = self._indexes.setdefault((res.name, scope_key(scope)), {})
+        index = by_field.get(name)
+        if index is None:
+            index = by_field[name] = FieldIndex(name)
+            for key, record in self.records(world, res, scope):
+                index.store(key, record)
+        return index
+
     def get(self, world: World, res: Resource, scope: tuple[str, ...], key: str) -> Record | None:
         changes = self.overlay.get(res.name, {}).get(scope_key(scope), {})
         if key in changes:
@@ -187,9 +308,29 @@ class Session:
         return world.base(res, scope).get(key)
 
     def put(self, res: Resource, scope: tuple[str, ...], key: str, record: Record | None) -> None:
-        self.overlay.setdefault(res.name, {}).setdefault(scope_key(scope), {})[key] = record
+        skey = scope_key(scope)
+        changes = self.overlay.setdefault(res.name, {}).setdefault(skey, {})
+        if key not in changes:
+            ordinals = self._ordinals.setdefault((res.name, skey), {})
+            ordinals[key] = len(ordinals)
+        changes[key] = record
+        entry = (res.name, skey, key)
+        digest = entry_digest(res.name, skey, key, record)
+        self._digest = (self._digest - self._digests.get(entry, 0) + digest) % _HASH_MOD
+        self._digests[entry] = digest
+        for index in self._indexes.get((res.name, skey), {}).values():
+            index.store(key, record)
+        if (res.name, skey) in self._max_int and _is_int(key):
+            self._max_int[(res.name, skey)] = max(self._max_int[(res.name, skey)], int(key))
         self.changed()
 
     def next_integer_id(self, world: World, res: Resource, scope: tuple[str, ...]) -> int:
-        keys = list(world.base(res, scope)) + list(self.overlay.get(res.name, {}).get(scope_key(scope), {}))
-        return max((int(k) for k in keys if k.lstrip("-").isdigit()), default=0) + 1
+        slot = (res.name, scope_key(scope))
+        if slot not in self._max_int:
+            keys = [*world.base(res, scope), *self.overlay.get(res.name, {}).get(slot[1], {})]
+            self._max_int[slot] = max((int(k) for k in keys if _is_int(k)), default=0)
+        return self._max_int[slot] + 1
+
+
+def _is_int(key: str) -> bool:
+    return key.lstrip("-").isdigit()

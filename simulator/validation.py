@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import json
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -25,6 +26,7 @@ from .model import JSONSchema, Operation, Parameter
 from .schemas import array_items, deref, object_properties, primary_type
 
 _INT = re.compile(r"[+-]?\d+")
+_LONG_DIGITS = re.compile(rb"\d{19}")
 _NUM = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
@@ -71,7 +73,10 @@ class UnsupportedMediaType(Exception):
 
 
 def compile_schema(schema: JSONSchema) -> Any:
-    return jsonschema_rs.Draft202012Validator(schema)
+    """A validator that checks ``format`` too (``uuid``, ``date-time``, ``email``...), as
+    openapi-core does: a request with a malformed uuid is invalid input, and a response must
+    not echo one."""
+    return jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
 
 
 def _pointer(path: Any) -> str:
@@ -80,8 +85,11 @@ def _pointer(path: Any) -> str:
 
 
 def schema_problems(validator: Any, value: Any, location: str, name: str) -> list[Problem]:
-    if validator.is_valid(value):
-        return []
+    try:
+        if validator.is_valid(value):
+            return []
+    except UnicodeEncodeError:  # a lone surrogate ("\udcff") from an in-process caller
+        return [Problem(location, name, "", "the value is not valid Unicode (it holds a lone surrogate)")]
     out = []
     for err in validator.iter_errors(value):
         out.append(Problem(location, name, _pointer(err.instance_path), err.message))
@@ -275,17 +283,26 @@ class CompiledOperation:
                     if rb.required:
                         return [Problem("body", "", "", "a request body is required")]
                     return []
-                value: Any = orjson.loads(body)
+                value: Any = parse_json(body)
             elif kind == "form":
                 value = decode_form(parse_qsl(body.decode("utf-8"), keep_blank_values=True), schema)
             elif kind == "multipart":
                 value = decode_form(parse_multipart(ctype, body), schema)
             else:
                 value = body.decode("utf-8", "replace")
-        except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError) as exc:  # orjson's and json's decode errors
             return [Problem("body", "", "", f"the body is not valid {kind}: {exc}")]
         parsed.body = value
         return schema_problems(self.body_validators[media], value, "body", "")
+
+
+def parse_json(body: bytes) -> Any:
+    """orjson, except where the text has an integer of 19+ digits: orjson reads one beyond 64
+    bits as a float (``-9223372036854775809`` -> ``-9.223372036854776e18``), the standard
+    library exactly, and validation must see the number the client sent."""
+    if _LONG_DIGITS.search(body) is None:
+        return orjson.loads(body)
+    return json.loads(body)
 
 
 def media_kind(media: str) -> str:
@@ -341,7 +358,8 @@ def parse_multipart(content_type: str, body: bytes) -> list[tuple[str, str]]:
         raise UnicodeDecodeError("multipart", body[:1], 0, 1, "not a multipart body")
     for part in message.iter_parts():  # type: ignore[attr-defined]
         name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True) or b""
+        payload = part.get_payload(decode=True)
         if name:
-            pairs.append((str(name), payload.decode("utf-8", "replace")))
+            text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload or "")
+            pairs.append((str(name), text))
     return pairs
