@@ -49,6 +49,7 @@ class Tool:
     parameters: JSONSchema
     bindings: tuple[ArgBinding, ...]
     media_type: str | None = None
+    body_required: bool = False
 
     def openai(self) -> dict[str, Any]:
         return {"type": "function",
@@ -138,7 +139,8 @@ def tool_for(op: Operation, name: str) -> Tool:
     parameters: JSONSchema = {"type": "object", "properties": properties}
     if required:
         parameters["required"] = required
-    return Tool(name, op.operation_id, op.method, op.path, _describe(op), parameters, tuple(bindings), media)
+    return Tool(name, op.operation_id, op.method, op.path, _describe(op), parameters, tuple(bindings), media,
+                bool(rb and rb.required))
 
 
 def tools_for(spec: Spec) -> list[Tool]:
@@ -186,8 +188,9 @@ def build_request(tool: Tool, arguments: dict[str, Any], base_path: str = "") ->
             body = value
     if cookies:
         headers.append(("cookie", "; ".join(cookies)))
-    if body is None and body_fields:
-        body = body_fields
+    if body is None and (body_fields or (tool.body_required and any(b.location == "body-field"
+                                                                     for b in tool.bindings))):
+        body = body_fields  # a required object body is sent even when every field is optional
     content = b""
     if body is not None and tool.media_type:
         kind = media_kind(tool.media_type)
