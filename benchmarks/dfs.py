@@ -59,7 +59,10 @@ from toolgrad.llm import prompts
 from toolgrad.llm.base import ChatModel, Completion, ModelError
 from toolgrad.llm.openai_backend import CacheMiss
 from toolgrad.loop import SampleOutcome, api_names, detect_sources, failure_reason, named_apis
-from toolgrad.offline import OfflinePolicy, _plausible, _say, _sequence, _words, tool_info
+from toolgrad.offline import OfflinePolicy
+from toolgrad.offline_catalog import tool_info
+from toolgrad.offline_text import as_words, say, sequence
+from toolgrad.offline_values import plausible
 from toolgrad.policy import CallFn, Context, ExecutedCall, StageError, Workflow
 from toolgrad.records import (
     Chain,
@@ -356,15 +359,15 @@ class OfflineBackend:
             for arg in info.args:
                 if not arg.required or arg.feedable or arg.location not in _PINNED_LOCATIONS or len(said) >= 3:
                     continue
-                value = _plausible(arg, ("dfs", seed, info.name))
-                text = _say(value)
+                value = plausible(arg, ("dfs", seed, info.name))
+                text = say(value)
                 if text is not None:
                     values[arg.name] = value
-                    said.append(f"{_words(arg.name)} {text}")
+                    said.append(f"{as_words(arg.name)} {text}")
             clauses.append(info.phrase + (" with " + ", ".join(said) if said else ""))
             if values:
                 pinned[info.name] = values
-        text = _sequence(clauses, also=False) + " Tell me what you find."
+        text = sequence(clauses, also=False) + " Tell me what you find."
         return Query(text, tuple(i.name for i in infos), pinned)
 
     def _context(self, seed: int, query: Query, node: Node) -> Context:

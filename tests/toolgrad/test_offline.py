@@ -10,7 +10,8 @@ import pytest
 
 from simulator.environment import shipped_environments
 from toolgrad.loop import GeneratorConfig, api_names, named_apis, run_sample
-from toolgrad.offline import OfflinePolicy, _phrase, _words
+from toolgrad.offline import OfflinePolicy
+from toolgrad.offline_text import as_words, operation_phrase
 from toolgrad.records import Sample
 from toolgrad.toolbox import Toolbox
 
@@ -75,8 +76,8 @@ def test_proposals_use_batch_tools_only() -> None:
 
 
 def test_words_and_phrases() -> None:
-    assert _words("petId") == "pet ID"
-    assert _words("feed_key") == "feed key"
+    assert as_words("petId") == "pet ID"
+    assert as_words("feed_key") == "feed key"
     box = Toolbox.in_process(["petstore"])
     op = box.environments["petstore"].spec.operation("findPetsByStatus")
-    assert _phrase(op, "list", None) == "find Pets by status"
+    assert operation_phrase(op, "list", None) == "find Pets by status"
