@@ -67,7 +67,12 @@ class CompiledSchema:
         return bool(self._plan.validator.is_valid(value))
 
     def generate(
-        self, seed: str, *, name: str | None = None, epoch: datetime.datetime = DEFAULT_EPOCH
+        self,
+        seed: str,
+        *,
+        name: str | None = None,
+        epoch: datetime.datetime = DEFAULT_EPOCH,
+        complete: bool = False,
     ) -> Any:
         """A valid value for ``seed``; see :func:`generate_value`."""
         if epoch.tzinfo is None:
@@ -76,6 +81,8 @@ class CompiledSchema:
         with GENERATION_LOCK:
             for attempt in range(_ATTEMPTS):
                 run = Generation(self._plan, f"{seed}#{attempt}" if attempt else str(seed), epoch)
+                if complete:
+                    run.fill_path = ""  # the root object: every property, not a random selection
                 try:
                     value = run.generate(self.schema, "", name, 0)
                 except GenerationError as error:
@@ -120,15 +127,22 @@ def compile_schema(schema: Schema) -> CompiledSchema:
 
 
 def generate_value(
-    schema: Schema, seed: str, *, name: str | None = None, epoch: datetime.datetime = DEFAULT_EPOCH
+    schema: Schema,
+    seed: str,
+    *,
+    name: str | None = None,
+    epoch: datetime.datetime = DEFAULT_EPOCH,
+    complete: bool = False,
 ) -> Any:
     """A JSON-compatible value that validates against ``schema``, determined by its arguments only.
 
     ``schema`` is a self-contained JSON Schema 2020-12 document (``$ref`` only into its own
     ``$defs``); ``name`` is the name the value goes by (a property or resource name) and steers
-    realistic values; timestamps lie in the two years before ``epoch``.
+    realistic values; timestamps lie in the two years before ``epoch``. Optional properties are
+    each present by chance, except, with ``complete``, those of the top-level object: a
+    resource's full representation, as an API returns it.
 
     Raises :class:`GenerationError` when the schema admits no value (``false``, contradictory
     ``allOf``, recursion with no finite value) or none was found after a few attempts.
     """
-    return compile_schema(schema).generate(seed, name=name, epoch=epoch)
+    return compile_schema(schema).generate(seed, name=name, epoch=epoch, complete=complete)

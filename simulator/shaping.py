@@ -39,7 +39,8 @@ class Shaper:
         return bool(self.validator(root, schema).is_valid(value))
 
     def generate(self, root: JSONSchema, schema: JSONSchema, seed: str, name: str | None = None) -> Any:
-        return generate_value(sub_schema(root, schema), seed, name=name, epoch=self.epoch)
+        # records and response bodies are full representations: every top-level property
+        return generate_value(sub_schema(root, schema), seed, name=name, epoch=self.epoch, complete=True)
 
     def conform(
         self,
