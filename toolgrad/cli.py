@@ -108,6 +108,7 @@ class _ProgressView:
              or "none"),
             ("tool calls", str(s.tool_calls)),
             ("model calls / tokens", f"{s.model_calls} / {s.prompt_tokens + s.completion_tokens}"),
+            ("model requests / cache hits", f"{s.model_requests} / {s.cache_hits}"),
             ("wall time", f"{s.wall_seconds:.2f} s ({s.samples_per_second:.1f} samples/s)"),
             ("schema", str(s.config.get("schema"))),
         ]

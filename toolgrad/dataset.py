@@ -315,6 +315,7 @@ def generate_dataset(
 
     workers = _Workers(refs, first_box)
     totals = {"model_calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "tool_calls": 0}
+    traffic = {"model_requests": 0, "cache_hits": 0}
     failed: list[int] = list(skipped)
     written = 0
 
@@ -330,6 +331,8 @@ def generate_dataset(
         for outcome in _in_seed_order(one, pending, settings.concurrency):
             for key in totals:
                 totals[key] += getattr(outcome.cost, key)
+            for key in traffic:
+                traffic[key] += getattr(outcome, key)
             error, line = "", b""
             if outcome.ok:
                 try:
@@ -355,7 +358,7 @@ def generate_dataset(
         wall_seconds=round(wall, 3), samples_per_second=round(written / wall, 3) if wall > 0 else 0.0,
         config={**settings.model_dump(mode="json"), "generator": config.to_json(),
                 "environments": sorted(first_box.environments), "schema": str(sidecar(out, SCHEMA_SUFFIX))},
-        **totals,
+        **totals, **traffic,
     )
     write_json_atomic(sidecar(out, SUMMARY_SUFFIX), summary.model_dump(mode="json"))
     emit(RunFinished(summary))

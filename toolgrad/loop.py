@@ -70,6 +70,9 @@ class SampleOutcome:
     cost: Cost
     cache_keys: list[str]
     candidate_tools: list[dict[str, Any]] = field(default_factory=list)
+    # what varies between a recorded run and its replay: for the run summary, not the record
+    model_requests: int = 0  # HTTP requests sent to the model server (retries included)
+    cache_hits: int = 0  # model calls answered from the record/replay cache
 
     @property
     def ok(self) -> bool:
@@ -488,7 +491,10 @@ def run_sample(
     finally:
         toolbox.drop(session)
     cost = policy.cost().model_copy(update={"tool_calls": tool_calls})
-    return SampleOutcome(seed, workflow, trace, cost, list(policy.cache_keys()), candidate_tools(toolbox, workflow))
+    usage = getattr(policy, "usage", None)  # a policy that talks to a model server
+    traffic = usage() if callable(usage) else None
+    return SampleOutcome(seed, workflow, trace, cost, list(policy.cache_keys()), candidate_tools(toolbox, workflow),
+                         model_requests=getattr(traffic, "requests", 0), cache_hits=getattr(traffic, "cache_hits", 0))
 
 
 def _fail(record: Iteration, stage: str, error: str) -> None:

@@ -124,4 +124,6 @@ class RunSummary(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     tool_calls: int
+    model_requests: int = 0  # HTTP requests sent to the model server: 0 when replayed from the cache
+    cache_hits: int = 0  # model calls answered from the record/replay cache
     config: dict[str, Any]
