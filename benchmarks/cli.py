@@ -18,6 +18,7 @@ from benchmarks.replay import BenchmarkError
 from simulator.cli import sim_app
 from simulator.errors import SimulatorError
 from toolgrad.cli import register as register_toolgrad
+from toolgrad.files import write_bytes_atomic
 from toolgrad.llm.base import ModelError
 from toolgrad.settings import ToolgradError
 
@@ -54,9 +55,7 @@ def demo(
     console.print("certifying by re-execution on fresh sandboxes ...")
     certificate = certify_file(data)
     cert_path = out / "certificate.json"
-    tmp = cert_path.with_suffix(".json.tmp")
-    tmp.write_bytes(certificate_bytes(certificate))
-    tmp.replace(cert_path)  # atomic: a kill leaves the old certificate or the new one
+    write_bytes_atomic(cert_path, certificate_bytes(certificate))
     console.print(f"  pass rate {certificate.pass_rate:.1%}: {certificate.passed}/{certificate.sample_count} "
                   f"samples, {certificate.step_count} steps replayed")
     typer.echo(f"dataset:     {data}")

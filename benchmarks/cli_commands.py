@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from simulator.errors import SimulatorError
+from toolgrad.files import write_bytes_atomic, write_text_atomic
 from toolgrad.llm.base import ChatModel
 
 from .replay import BACKENDS, BenchmarkError
@@ -103,7 +104,7 @@ def certify_command(
                 progress.advance(task)
         certificate = build_certificate(dataset.sha256, checked)
     target = output or data.with_name(data.name.removesuffix(".jsonl") + ".certificate.json")
-    target.write_bytes(certificate_bytes(certificate))
+    write_bytes_atomic(target, certificate_bytes(certificate))
     if json_out:
         sys.stdout.write(certificate_bytes(certificate).decode())
     else:
@@ -249,7 +250,7 @@ def eval_calls_command(
                                    on_item=lambda _: progress.advance(task))
     text = json.dumps(result, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
     if output is not None:
-        output.write_text(text, encoding="utf-8")
+        write_text_atomic(output, text)
     if json_out:
         sys.stdout.write(text)
         return
@@ -271,7 +272,7 @@ def report_command(
 
     with _user_errors():
         reports = [load_report(p / "report.json" if p.is_dir() else p) for p in runs]
-        output.write_text(render_html(reports), encoding="utf-8")
+        write_text_atomic(output, render_html(reports))
         if markdown is not None:
-            markdown.write_text(render_markdown(reports), encoding="utf-8")
+            write_text_atomic(markdown, render_markdown(reports))
     err.print(f"wrote {output}" + (f" and {markdown}" if markdown else ""))

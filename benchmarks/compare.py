@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validat
 
 from simulator.environment import shipped_environments
 from toolgrad.dataset import SampleDone, generate_dataset, read_samples
+from toolgrad.files import write_bytes_atomic, write_text_atomic
 from toolgrad.llm.base import ChatModel
 from toolgrad.records import RunSummary, Sample
 from toolgrad.settings import GenerateSettings
@@ -321,7 +322,7 @@ def _certified(method: str, out: Path, attempted: int, summary: RunSummary, seco
         started = time.perf_counter()
         certificate = certify_file(out, on_sample=lambda _: emit(PhaseAdvanced(phase)))
         certify_seconds = time.perf_counter() - started
-        target.write_bytes(certificate_bytes(certificate))
+        write_bytes_atomic(target, certificate_bytes(certificate))
         passed = {v.line for v in certificate.samples if v.ok}
         samples = list(read_samples(out))
         certified = [s for line, s in enumerate(samples, 1) if line in passed]
@@ -437,6 +438,6 @@ def write_comparison(comparison: Comparison, folder: Path) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     json_path, md_path = folder / "compare.json", folder / "compare.md"
     data = comparison.model_dump(mode="json")
-    json_path.write_text(json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    md_path.write_text(render_markdown(comparison), encoding="utf-8")
+    write_text_atomic(json_path, json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(md_path, render_markdown(comparison))
     return json_path, md_path

@@ -44,7 +44,6 @@ from simulator.environment import shipped_environments
 from toolgrad.dataset import (
     SCHEMA_SUFFIX,
     SUMMARY_SUFFIX,
-    DatasetWriter,
     Event,
     RunFinished,
     RunStarted,
@@ -53,8 +52,8 @@ from toolgrad.dataset import (
     encode_sample,
     git_revision,
     package_versions,
-    write_json_atomic,
 )
+from toolgrad.files import LineFile, write_json_atomic
 from toolgrad.llm import prompts
 from toolgrad.llm.base import ChatModel, Completion, ModelError
 from toolgrad.llm.openai_backend import CacheMiss
@@ -609,7 +608,7 @@ def generate_dfs_dataset(
     written: list[int] = []
     failed: list[int] = []
     expansions = decisions = 0
-    writer = DatasetWriter(out)
+    writer = LineFile(out)
     try:
         for seed in seeds:
             try:

@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from toolgrad.files import write_bytes_atomic, write_lines_atomic, write_text_atomic
+
 from .certify import versions
 from .evaluate import REPORT_VERSION, EvalSettings, TrialEvent
 from .metrics import ERROR_KINDS, SCORE_FIELDS, SampleScores, aggregate, error_totals, per_environment
@@ -371,10 +373,9 @@ def write_run(directory: Path, report: EvalReport, traces: Iterable[dict[str, An
     """Write report.json, report.md, report.html and traces.jsonl into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = {name: directory / name for name in ("report.json", "report.md", "report.html", "traces.jsonl")}
-    paths["report.json"].write_bytes(report_bytes(report))
-    paths["report.md"].write_text(render_markdown([report]), encoding="utf-8")
-    paths["report.html"].write_text(render_html([report]), encoding="utf-8")
-    with paths["traces.jsonl"].open("w", encoding="utf-8") as fh:
-        for record in traces:
-            fh.write(json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n")
+    write_lines_atomic(paths["traces.jsonl"],
+                       (json.dumps(r, sort_keys=True, ensure_ascii=False).encode() + b"\n" for r in traces))
+    write_text_atomic(paths["report.md"], render_markdown([report]))
+    write_text_atomic(paths["report.html"], render_html([report]))
+    write_bytes_atomic(paths["report.json"], report_bytes(report))  # last: its presence means a whole run
     return paths

@@ -9,12 +9,12 @@ What a caller may rely on:
 * **Seeds ascending.** Samples complete in any order and are written in seed order (completions
   that arrive early wait in a bounded buffer). A failed seed (no successful update) is not
   written; the run summary lists it.
-* **Crash-safe and resumable.** Each line is one ``os.write`` on an ``O_APPEND`` descriptor
-  (fsync every :data:`FSYNC_EVERY` lines and at the end), so ``kill -9`` leaves only whole lines.
+* **Crash-safe and resumable.** The file grows by :class:`~toolgrad.files.LineFile` commits
+  (``os.replace`` of a finished copy), so ``kill -9`` at any moment leaves only whole lines.
   Rerunning with the same output resumes: seeds already in the file are skipped, and since
   lines are written in seed order, a requested seed below the file's highest one that is absent
-  failed before and is not retried. A trailing partial line (only possible after a power loss)
-  is truncated with a warning.
+  failed before and is not retried. A trailing partial line (a file written by other means,
+  or a power loss) is truncated with a warning.
 * **Beside the data.** ``data.summary.json`` (the :class:`~toolgrad.records.RunSummary`: what
   varies run to run) and ``data.schema.json`` (the record's JSON Schema), both written
   atomically (temporary file + ``os.replace``).
@@ -41,13 +41,13 @@ import simulator
 from simulator.environment import shipped_environments
 
 from . import __version__
+from .files import LineFile, write_json_atomic
 from .loop import SampleOutcome, run_sample
 from .policy import Policy
 from .records import Provenance, RunSummary, Sample
 from .settings import GenerateSettings, ToolgradError, sidecar
 from .toolbox import Toolbox
 
-FSYNC_EVERY = 64
 SUMMARY_SUFFIX = ".summary.json"
 SCHEMA_SUFFIX = ".schema.json"
 
@@ -86,13 +86,6 @@ def read_samples(path: str | Path) -> Iterator[Sample]:
                 yield Sample.model_validate(orjson.loads(line))
             except (orjson.JSONDecodeError, ValueError) as exc:
                 raise ToolgradError(f"{path}:{number}: not a dataset record: {exc}") from exc
-
-
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n")
-    os.replace(tmp, path)
 
 
 # -- provenance ---------------------------------------------------------------------------------
@@ -166,32 +159,6 @@ def open_existing(path: Path) -> Existing:
     if found.seeds != sorted(found.seeds) or len(set(found.seeds)) != len(found.seeds):
         raise ToolgradError(f"{path}: seeds are not strictly ascending; it was not written by toolgrad generate")
     return found
-
-
-class DatasetWriter:
-    """Appends whole lines: one ``os.write`` per line on an ``O_APPEND`` descriptor."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self.unsynced = 0
-
-    def append(self, line: bytes) -> None:
-        written = os.write(self.fd, line)
-        while written < len(line):  # a short write to a regular file: disk full or a signal
-            written += os.write(self.fd, line[written:])
-        self.unsynced += 1
-        if self.unsynced >= FSYNC_EVERY:
-            self.sync()
-
-    def sync(self) -> None:
-        if self.unsynced:
-            os.fsync(self.fd)
-            self.unsynced = 0
-
-    def close(self) -> None:
-        self.sync()
-        os.close(self.fd)
 
 
 # -- events -------------------------------------------------------------------------------------
@@ -326,7 +293,7 @@ def generate_dataset(
         finally:
             box.forget_snapshots()
 
-    writer = DatasetWriter(out)
+    writer = LineFile(out)
     try:
         for outcome in _in_seed_order(one, pending, settings.concurrency):
             for key in totals:

@@ -23,8 +23,6 @@ the recorded spec hash (shipped environments), else from the tools the dataset's
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,7 @@ from simulator.environment import load_environment
 from simulator.errors import SimulatorError
 
 from .dataset import read_samples
+from .files import write_lines_atomic
 from .records import Sample
 from .sampling import stable_hash, stable_sample, stable_shuffle
 from .settings import ExportSettings, ToolgradError
@@ -149,16 +148,6 @@ def export_rows(samples: list[Sample], settings: ExportSettings) -> list[dict[st
     return rows
 
 
-def write_jsonl_atomic(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        for row in rows:
-            fh.write(orjson.dumps(row, option=orjson.OPT_SORT_KEYS) + b"\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def export_dataset(settings: ExportSettings) -> int:
     """Write the export; returns the number of records."""
     source = Path(settings.input)
@@ -178,5 +167,5 @@ def export_dataset(settings: ExportSettings) -> int:
         datasets.Dataset.from_list(rows).save_to_disk(str(out))
         return len(rows)
     rows = export_rows(samples, settings)
-    write_jsonl_atomic(out, rows)
+    write_lines_atomic(out, (orjson.dumps(row, option=orjson.OPT_SORT_KEYS) + b"\n" for row in rows))
     return len(rows)

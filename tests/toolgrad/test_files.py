@@ -1,0 +1,142 @@
+"""Output files a kill at any moment leaves valid: LineFile commits, atomic writes, kill -9
+while lines longer than a page are being written."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from toolgrad import files
+from toolgrad.files import LineFile, remove_stale_temporaries, write_bytes_atomic, write_lines_atomic
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def line(i: int, size: int = 100) -> bytes:
+    return orjson.dumps({"i": i, "pad": "x" * size}) + b"\n"
+
+
+def test_small_files_commit_every_line_and_large_ones_by_ratio_or_time(tmp_path: Path) -> None:
+    path, clock = tmp_path / "d.jsonl", Clock()
+    out = LineFile(path, clock=clock)
+    out.append(line(0))
+    assert path.read_bytes() == line(0)  # an empty file: the first line commits at once
+    for i in range(1, 40):
+        out.append(line(i))
+    visible = path.read_bytes()
+    assert visible.endswith(b"\n") and len(visible.splitlines()) < 40  # later lines wait for the ratio
+    assert out.pending and out.pending_bytes * files.COPY_RATIO < out.size
+    clock.now += files.COMMIT_SECONDS
+    out.append(line(40))
+    assert not out.pending and len(path.read_bytes().splitlines()) == 41  # the time bound commits
+    out.append(line(41))
+    out.close()
+    assert path.read_bytes() == b"".join(line(i) for i in range(42))
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_copying_costs_at_most_copy_ratio_bytes_per_byte_written(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    out = LineFile(path, clock=Clock())
+    copied = 0
+    for i in range(2000):
+        before = out.commits
+        size = out.size
+        out.append(line(i, 300))
+        copied += size if out.commits > before else 0
+    out.close()
+    assert copied <= files.COPY_RATIO * path.stat().st_size
+    assert out.commits < 2000 / 10
+
+
+def test_resume_appends_to_what_is_there(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(line(0))
+    out = LineFile(path)
+    out.append(line(1))
+    out.close()
+    assert path.read_bytes() == line(0) + line(1)
+
+
+def test_close_without_lines_leaves_an_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.jsonl"
+    LineFile(path).close()
+    assert path.read_bytes() == b""
+
+
+@pytest.mark.parametrize("bad", [b'{"no": "newline"}', b'{"a": 1}\n{"b": 2}\n'])
+def test_append_refuses_anything_but_one_line_and_loses_nothing(tmp_path: Path, bad: bytes) -> None:
+    path = tmp_path / "d.jsonl"
+    out = LineFile(path)
+    out.append(line(0))
+    with pytest.raises(ValueError, match="exactly one line"):
+        out.append(bad)  # bad: not exactly one newline-terminated line
+    out.close()
+    assert path.read_bytes() == line(0)
+
+
+def test_stale_temporaries_of_dead_processes_are_removed(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    stale = tmp_path / f".d.jsonl.{dead}.1.tmp"
+    live = tmp_path / f".d.jsonl.{os.getppid()}.1.tmp"
+    stale.write_bytes(b"torn")
+    live.write_bytes(b"someone else's")
+    assert remove_stale_temporaries(path) == [stale]
+    assert not stale.exists() and live.exists()
+
+
+def test_atomic_writes_leave_no_temporaries_and_keep_the_old_content_on_failure(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    write_bytes_atomic(path, b"old\n")
+
+    def rows():
+        yield b"new\n"
+        raise RuntimeError("the producer failed half way")
+
+    with pytest.raises(RuntimeError):
+        write_lines_atomic(path, rows())
+    assert path.read_bytes() == b"old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json"]
+
+
+WRITER = """
+import sys, orjson
+from toolgrad.files import LineFile
+out = LineFile(sys.argv[1])
+i = int(sys.argv[2])
+while True:
+    out.append(orjson.dumps({"i": i, "pad": "y" * (20000 + i % 7000)}) + b"\\n")
+    i += 1
+"""
+
+
+def test_kill_9_at_random_moments_never_leaves_a_torn_line(tmp_path: Path) -> None:
+    # lines of 20-27 KB span several pages: one write(2) of them can stop half way under SIGKILL
+    path = tmp_path / "k.jsonl"
+    root = Path(__file__).resolve().parents[2]
+    for round_ in range(12):
+        before = path.read_bytes() if path.exists() else b""
+        start = len(before.splitlines())
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(start)], cwd=root)
+        time.sleep(0.4 + 0.037 * round_)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        data = path.read_bytes()
+        assert data.startswith(before) and data.endswith(b"\n"), f"round {round_}: a torn file"
+        assert [orjson.loads(x)["i"] for x in data.splitlines()] == list(range(len(data.splitlines())))
+    assert len(path.read_bytes().splitlines()) > 12
