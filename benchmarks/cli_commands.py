@@ -172,6 +172,8 @@ def eval_command(
     max_steps: Annotated[int, typer.Option("--max-steps", envvar="TOOLGRAD_EVAL_MAX_STEPS", min=1,
                                            help="Tool calls allowed per trial.")] = 10,
     temperature: Annotated[float, typer.Option("--temperature", envvar="TOOLGRAD_EVAL_TEMPERATURE")] = 0.0,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", envvar="TOOLGRAD_EVAL_MAX_TOKENS", min=1,
+                                            help="Tokens allowed per model reply.")] = 1024,
     judge: Annotated[str | None, typer.Option("--judge", envvar="TOOLGRAD_EVAL_JUDGE",
                                               help="A model to score Quality of Response (0-100).")] = None,
     judge_base_url: Annotated[str | None, typer.Option("--judge-base-url", envvar="TOOLGRAD_EVAL_JUDGE_BASE_URL",
@@ -191,7 +193,7 @@ def eval_command(
     from .replay import SandboxProvider
     from .report import build_report, render_markdown, report_bytes, trace_record, write_run
 
-    settings = EvalSettings(k=k, max_steps=max_steps, temperature=temperature)
+    settings = EvalSettings(k=k, max_steps=max_steps, temperature=temperature, max_tokens=max_tokens)
     with _user_errors():
         dataset = read_dataset(data)
         if limit is not None:

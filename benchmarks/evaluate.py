@@ -50,6 +50,9 @@ SYSTEM_PROMPT = (
     "done, reply to the user with a short final answer that states the relevant facts, and call "
     "no more tools."
 )
+JUDGE_MAX_TOKENS = 512
+MAX_TOKENS = 1024  # per model reply, by default: a model that loops stops here, not at the context size
+
 JUDGE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {"score": {"type": "integer", "minimum": 0, "maximum": 100}, "reason": {"type": "string"}},
@@ -78,6 +81,7 @@ class EvalSettings:
     k: int = 1  # trials per sample
     max_steps: int = 10  # tool calls per trial
     temperature: float = 0.0
+    max_tokens: int = MAX_TOKENS
 
 
 # --- the agent -----------------------------------------------------------------------------------
@@ -96,7 +100,7 @@ class AgentRun:
 
 
 def run_agent(model: ChatModel, query: str, tools: list[dict[str, Any]], toolbox: Toolbox, session: str,
-              *, max_steps: int, temperature: float = 0.0) -> AgentRun:
+              *, max_steps: int, temperature: float = 0.0, max_tokens: int | None = None) -> AgentRun:
     """Let ``model`` work on ``query`` with ``tools``, its calls made in ``session``.
 
     Stops when the model answers without a tool call, when it has made ``max_steps`` calls (a
@@ -109,7 +113,8 @@ def run_agent(model: ChatModel, query: str, tools: list[dict[str, Any]], toolbox
     hashes = toolbox.state_hashes(session)
     while True:
         try:
-            completion = model.complete(run.messages, tools=tools or None, temperature=temperature)
+            completion = model.complete(run.messages, tools=tools or None, temperature=temperature,
+                                        max_tokens=max_tokens)
         except ModelError as exc:
             run.stop, run.error = "model_error", str(exc)
             return run
@@ -196,7 +201,7 @@ def judge_answer(judge: ChatModel, query: str, reference_answer: str, answer: st
                          "assistant_answer": answer}, option=orjson.OPT_INDENT_2).decode()
     try:
         completion = judge.complete([{"role": "system", "content": JUDGE_PROMPT}, {"role": "user", "content": user}],
-                                    json_schema=JUDGE_SCHEMA, temperature=0.0)
+                                    json_schema=JUDGE_SCHEMA, temperature=0.0, max_tokens=JUDGE_MAX_TOKENS)
         verdict = orjson.loads(completion.content)
         score = float(verdict["score"])
     except (ModelError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
@@ -250,7 +255,8 @@ def evaluate(dataset: Dataset, model: ChatModel, provider: SandboxProvider, sett
             toolbox.reset(session)
             try:
                 run = run_agent(model, sample.query, sample.candidate_tools, toolbox, session,
-                                max_steps=settings.max_steps, temperature=settings.temperature)
+                                max_steps=settings.max_steps, temperature=settings.temperature,
+                                max_tokens=settings.max_tokens)
                 state = toolbox.state_hashes(session)
             finally:
                 toolbox.drop(session)
@@ -402,7 +408,8 @@ def predicted_calls(completion: Completion) -> list[dict[str, Any]]:
 def run_call_item(model: ChatModel, item: CallItem) -> tuple[list[dict[str, Any]], str]:
     """Ask once; the predicted call list and the model error ("" when the model answered)."""
     try:
-        completion = model.complete(item.messages, tools=item.tools or None, temperature=0.0)
+        completion = model.complete(item.messages, tools=item.tools or None, temperature=0.0,
+                                    max_tokens=MAX_TOKENS)
     except ModelError as exc:
         return [], str(exc)
     return predicted_calls(completion), ""

@@ -153,7 +153,7 @@ def build_report(dataset: Dataset, events: Sequence[TrialEvent], *, model: str, 
     return EvalReport(
         model=model, base_url=base_url, judge=judge,
         settings={"k": settings.k, "max_steps": settings.max_steps, "temperature": settings.temperature,
-                  "backend": backend},
+                  "max_tokens": settings.max_tokens, "backend": backend},
         dataset={"name": dataset.path.name, "sha256": dataset.sha256, "samples": len(dataset.lines),
                  "steps": steps},
         metrics=aggregate(scores, settings.k),

@@ -231,12 +231,16 @@ def test_eval_with_the_openai_client_perfect_and_bad_agents(
     # the model saw each tool's real result
     tool_messages = [m for r in openai_server.requests for m in r["messages"] if m["role"] == "tool"]
     assert tool_messages and all('"status":' in m["content"] for m in tool_messages)
+    # every reply is capped: a model that loops stops at max_tokens, not at its context size
+    assert {r.get("max_tokens") for r in openai_server.requests} == {1024}
+    assert report["settings"]["max_tokens"] == 1024
 
     openai_server.reset()
     openai_server.script(wrong_tool_handler)
     result = CliRunner().invoke(app, ["eval", str(dataset_path), "--model", "scripted-model", "--base-url",
-                                      openai_server.base_url, "--json"])
+                                      openai_server.base_url, "--max-tokens", "64", "--json"])
     assert result.exit_code == 0, result.output
+    assert {r.get("max_tokens") for r in openai_server.requests} == {64}
     bad = json.loads(result.stdout)
     n = bad["metrics"]["trials"]
     assert bad["metrics"]["success_rate"] < 1.0 and bad["metrics"]["outcome_match"] < 1.0
