@@ -99,3 +99,17 @@ def test_overrides_are_checked() -> None:
                                                 ("address", "address"), ("data", "data"), ("news", "new")])
 def test_singular(word: str, expected: str) -> None:
     assert singular(word) == expected
+
+
+def test_tictactoe_put_square_answers_the_game_status() -> None:
+    # inference took PUT /board/{row}/{column} (a bare "X" body) for a replace, whose answer was {}
+    from simulator.sandbox import SimRequest
+    from simulator.service import Simulator
+
+    assert kinds("tictactoe")["put-square"][0] == "action"
+    sim = Simulator(load_environment("tictactoe"))
+    response = sim.handle(SimRequest("PUT", "/board/1/2", headers=(("content-type", "application/json"),),
+                                     body=b'"X"'), "s")
+    status = response.json()
+    assert response.status == 200 and set(status) == {"winner", "board"}
+    assert len(status["board"]) == 3 and all(len(row) == 3 for row in status["board"])
