@@ -19,9 +19,8 @@ and :meth:`cache_keys` count that sample only.
 
 from __future__ import annotations
 
-import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,16 @@ from .llm import prompts
 from .llm.base import ChatModel, Completion, ModelError
 from .llm.cache import ResponseCache
 from .llm.openai_backend import CacheMiss, OpenAIChat, Usage
-from .policy import CallFn, Context, ExecutedCall, Policy, StageError, Workflow
+from .policy import (
+    CallFn,
+    Context,
+    ExecutedCall,
+    Policy,
+    StageError,
+    Workflow,
+    identifier_like,
+    query_problem,
+)
 from .records import Cost, Proposal, Selection, Step
 from .toolbox import SEPARATOR
 
@@ -145,10 +153,10 @@ class LLMPolicy:
         messages = prompts.updater_messages(self._workflow_text(shown), ctx.workflow.query, ctx.workflow.answer,
                                             selection.rationale)
         document = self._structured("update", messages, prompts.UPDATER_SCHEMA)
-        named = names_in(document["query"], _tool_names(ctx, workflow))
-        if named:  # one rewrite turn; the loop rejects a query that still names an API
+        problem = query_problem(document["query"], document["answer"], _tool_names(ctx, workflow))
+        if problem:  # one rewrite turn; the loop rejects text that still has the problem
             messages += [{"role": "assistant", "content": orjson.dumps(document).decode()},
-                         {"role": "user", "content": prompts.rewrite_request(named)}]
+                         {"role": "user", "content": prompts.rewrite_request(problem)}]
             document = self._structured("update", messages, prompts.UPDATER_SCHEMA)
         return document["query"].strip(), document["answer"].strip()
 
@@ -231,13 +239,7 @@ def _tool_names(ctx: Context, workflow: Workflow) -> list[str]:
         names.update({bound.name, bound.name.split(SEPARATOR, 1)[-1], bound.tool.operation_id})
     for _, _, step in workflow.steps():
         names.update({step.tool, step.tool.split(SEPARATOR, 1)[-1], step.operation_id})
-    # a plain word ("search") is also English; only identifier-like names count
-    return sorted(n for n in names if len(n) >= 4 and re.search(r"[_\-.]|[a-z][A-Z]|[A-Za-z][0-9]", n))
-
-
-def names_in(text: str, names: Sequence[str]) -> list[str]:
-    """The ``names`` that occur in ``text`` as whole tokens (case-insensitive)."""
-    return [n for n in names if re.search(rf"(?<![A-Za-z0-9_]){re.escape(n)}(?![A-Za-z0-9_])", text, re.I)]
+    return sorted(n for n in names if identifier_like(n))
 
 
 # -- the factory the CLI calls --------------------------------------------------------------------

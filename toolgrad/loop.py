@@ -28,12 +28,21 @@ What a caller may rely on:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .llm.base import CacheMiss, ModelError
-from .policy import Context, ExecutedCall, Policy, StageError, Workflow
+from .policy import (  # noqa: F401  named_apis: re-exported, part of this module's interface
+    Context,
+    ExecutedCall,
+    Policy,
+    StageError,
+    Workflow,
+    identifier_like,
+    named_apis,
+    query_problem,
+)
 from .records import ArgumentSource, Chain, Cost, Execution, Iteration, Proposal, Selection, Step, Trace
 from .sampling import stable_sample
 from .toolbox import SEPARATOR, Toolbox, ToolResult
@@ -307,29 +316,7 @@ def api_names(toolbox: Toolbox) -> list[str]:
         names.add(bound.name)
         names.add(bound.name.split(SEPARATOR, 1)[-1])
         names.add(bound.tool.operation_id)
-    return sorted(n for n in names if _identifier_like(n))
-
-
-def _identifier_like(name: str) -> bool:
-    return len(name) >= 4 and bool(re.search(r"[_\-.]|[a-z][A-Z]|[A-Za-z][0-9]", name))
-
-
-def named_apis(text: str, names: Iterable[str]) -> list[str]:
-    """The API names ``text`` mentions (as whole tokens, case-insensitive)."""
-    lowered = text.lower()
-    hits = []
-    for name in names:
-        n = name.lower()
-        start = lowered.find(n)
-        while start != -1:
-            before = lowered[start - 1] if start else " "
-            end = start + len(n)
-            after = lowered[end] if end < len(lowered) else " "
-            if not (before.isalnum() or before == "_") and not (after.isalnum() or after == "_"):
-                hits.append(name)
-                break
-            start = lowered.find(n, start + 1)
-    return hits
+    return sorted(n for n in names if identifier_like(n))
 
 
 # -- the loop -------------------------------------------------------------------------------
@@ -586,7 +573,7 @@ def _iterate(
     except (StageError, ModelError) as exc:
         _fail(record, "update", _reason(exc))
         return workflow, calls
-    problem = _check_text(query, answer, forbidden)
+    problem = query_problem(query, answer, forbidden)
     if problem:
         record.query, record.answer = query, answer
         _fail(record, "update", problem)
@@ -596,17 +583,6 @@ def _iterate(
     # the chosen fork becomes the sample's state: the chains hold exactly what ran
     toolbox.fork(f"{session}/it{ctx.iteration}/p{selection.proposal}", session)
     return candidate, calls
-
-
-def _check_text(query: str, answer: str, forbidden: list[str]) -> str:
-    if not isinstance(query, str) or not query.strip():
-        return "empty query"
-    if not isinstance(answer, str) or not answer.strip():
-        return "empty answer"
-    named = named_apis(query, forbidden)
-    if named:
-        return f"the query names API(s): {', '.join(named)}"
-    return ""
 
 
 def _reason(exc: Exception) -> str:

@@ -8,7 +8,8 @@ function it is handed (which makes a real call in the proposal's own fork).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -85,3 +86,50 @@ class Policy(Protocol):
     def cache_keys(self) -> list[str]:
         """Content-addressed keys of every model exchange made for this sample."""
         ...
+
+
+# -- what a written query must be ----------------------------------------------------------------
+
+
+def identifier_like(name: str) -> bool:
+    """A name that cannot be an ordinary word: a separator, camelCase or a digit after a letter."""
+    return len(name) >= 4 and bool(re.search(r"[_\-.]|[a-z][A-Z]|[A-Za-z][0-9]", name))
+
+
+def named_apis(text: str, names: Iterable[str]) -> list[str]:
+    """The API names ``text`` mentions as whole tokens, ignoring case and which separators
+    (``_``, ``-``, ``.``) join the parts: ``tictactoe_get-board.json`` names ``tictactoe__get-board``."""
+    lowered = _separators(text.lower())
+    hits = []
+    for name in names:
+        n = _separators(name.lower())
+        start = lowered.find(n)
+        while start != -1:
+            before = lowered[start - 1] if start else " "
+            end = start + len(n)
+            after = lowered[end] if end < len(lowered) else " "
+            if not before.isalnum() and not after.isalnum():
+                hits.append(name)
+                break
+            start = lowered.find(n, start + 1)
+    return hits
+
+
+def _separators(text: str) -> str:
+    return re.sub(r"[_\-.]+", "_", text)
+
+
+def query_problem(query: str, answer: str, names: Iterable[str]) -> str:
+    """Why ``query``/``answer`` cannot be a sample's text ("" when they can): empty, no words
+    (a number, escaped JSON), or naming one of the API ``names``. The loop enforces it; a model
+    policy may use it to ask for a rewrite first."""
+    if not isinstance(query, str) or not query.strip():
+        return "empty query"
+    if not isinstance(answer, str) or not answer.strip():
+        return "empty answer"
+    if len(re.findall(r"[^\W\d_]{2,}", query)) < 2:
+        return "the query has no words"
+    named = named_apis(query, names)
+    if named:
+        return f"the query names API(s): {', '.join(named)}"
+    return ""

@@ -13,7 +13,7 @@ from scripted_server import Quirks, ScriptedOpenAI, json_reply, malformed_json, 
 from simulator.tools import Tool
 from toolgrad.llm.base import Completion
 from toolgrad.llm.openai_backend import CacheMiss, OpenAIChat
-from toolgrad.llm_policy import LLMPolicy, make_llm_policy, names_in, shared_chat
+from toolgrad.llm_policy import LLMPolicy, make_llm_policy, shared_chat
 from toolgrad.policy import Context, StageError, Workflow
 from toolgrad.records import Chain, Proposal, Selection, Step
 from toolgrad.toolbox import BoundTool, ToolResult
@@ -225,19 +225,24 @@ def test_updater_rewrites_a_query_that_names_a_tool(scripted_openai: ScriptedOpe
     query, _ = policy_for(scripted_openai).update(
         context(), Selection(proposal=0, action="new", rationale=""), Workflow(chains=[Chain(steps=[STEP])]))
     assert query == "Which pets were sold?"
-    assert "The request names findPetsByStatus" in scripted_openai.requests[1]["messages"][-1]["content"]
+    assert "the query names API(s): findPetsByStatus" in scripted_openai.requests[1]["messages"][-1]["content"]
 
 
-def test_names_in_matches_whole_tokens_only() -> None:
-    assert names_in("use getPetById now", ["getPetById", "getPet"]) == ["getPetById"]
-    assert names_in("GETPETBYID!", ["getPetById"]) == ["getPetById"]
+def test_updater_rewrites_a_query_with_no_words(scripted_openai: ScriptedOpenAI) -> None:
+    # bad input: the model answered with a number for the user's request
+    scripted_openai.script(json_reply({"query": "10.2", "answer": "456789"}),
+                           json_reply({"query": "What is on the board?", "answer": "An empty board."}))
+    query, _ = policy_for(scripted_openai).update(
+        context(), Selection(proposal=0, action="new", rationale=""), Workflow(chains=[Chain(steps=[STEP])]))
+    assert query == "What is on the board?"
+    assert "the query has no words" in scripted_openai.requests[1]["messages"][-1]["content"]
 
 
 # -- accounting, the factory, record and replay -----------------------------------------------------
 
 
 def test_cost_and_cache_keys_are_per_policy(scripted_openai: ScriptedOpenAI) -> None:
-    scripted_openai.script(lambda request: json_reply({"query": "q?", "answer": "a.", "n": len(request["messages"])},
+    scripted_openai.script(lambda request: json_reply({"query": "Which pet is it?", "answer": "a.", "n": len(request["messages"])},
                                                       prompt_tokens=5, completion_tokens=2))
     chat = OpenAIChat(scripted_openai.model, scripted_openai.base_url, api_key="k", sleep=lambda s: None)
     one, two = LLMPolicy(chat), LLMPolicy(chat)
@@ -256,7 +261,7 @@ def test_a_chat_model_without_usage_is_counted_by_the_policy() -> None:
         model, base_url = "canned", "none"
 
         def complete(self, messages: list[dict[str, Any]], **kw: Any) -> Completion:
-            return Completion(content='{"query": "q?", "answer": "a."}', prompt_tokens=4, completion_tokens=3,
+            return Completion(content='{"query": "Which pet is it?", "answer": "a."}', prompt_tokens=4, completion_tokens=3,
                               cache_key="k1")
 
     policy = LLMPolicy(Canned())

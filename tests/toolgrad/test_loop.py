@@ -115,6 +115,12 @@ def test_query_check_finds_tool_and_operation_names(petstore: Toolbox) -> None:
     assert named_apis("Call petstore__getPetById now", names)
     assert named_apis("use getPetById for pet 3", names) == ["getPetById"]
     assert named_apis("Find the pet with ID 3 and tell me its name.", names) == []
+    # a model that rewrites the separators still names the tool (SmolLM2 wrote this one)
+    assert named_apis("tictactoe_get-board({}) -> 200", ["tictactoe__get-board"]) == ["tictactoe__get-board"]
+    assert named_apis("'tictactoe__get-board.json'", ["tictactoe__get-board"]) == ["tictactoe__get-board"]
+    assert named_apis("a get-boards list", ["get-board"]) == []
+    assert named_apis("call find-pets-by-status", ["petstore__findPetsByStatus", "find_pets_by_status"]) == [
+        "find_pets_by_status"]
 
 
 # -- the loop with test doubles ------------------------------------------------------------------
@@ -200,6 +206,18 @@ def test_a_query_naming_an_api_fails_the_update(petstore: Toolbox) -> None:
     for it in outcome.trace.iterations:
         assert it.failed_stage == "update"
         assert "names API" in it.error
+
+
+@pytest.mark.parametrize("query", ["10.2", "  &#34; ... &#34;  ", "{}"])
+def test_a_query_with_no_words_fails_the_update(petstore: Toolbox, query: str) -> None:
+    # bad input: what SmolLM2-135M wrote as the user's request (a number, escaped punctuation)
+    class Garbles(OfflinePolicy):
+        def update(self, ctx: Context, selection: Selection, workflow: Workflow) -> tuple[str, str]:
+            return query, super().update(ctx, selection, workflow)[1]
+
+    outcome = run_sample(petstore, Garbles(petstore), 2, GeneratorConfig(iterations=2))
+    assert not outcome.ok
+    assert [it.error for it in outcome.trace.iterations] == ["the query has no words"] * 2
 
 
 def test_a_rejection_is_not_a_failure(petstore: Toolbox) -> None:

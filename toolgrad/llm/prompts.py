@@ -252,6 +252,6 @@ UPDATER_SCHEMA: dict[str, Any] = {
 }
 
 
-def rewrite_request(named: Sequence[str]) -> str:
-    return (f"The request names {', '.join(named)}. Rewrite it as a person would say it, without "
-            'naming any API or tool. JSON: {"query": "...", "answer": "..."}')
+def rewrite_request(problem: str) -> str:
+    return (f"That will not do: {problem}. Rewrite the request as a person would say it, in plain "
+            'words, without naming any API or tool. JSON: {"query": "...", "answer": "..."}')
