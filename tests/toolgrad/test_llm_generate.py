@@ -1,0 +1,98 @@
+"""Generation with a model over real HTTP (the real ``openai`` client against a scripted server
+on 127.0.0.1): whatever the model proposes, only calls that really ran, with a 2xx, enter a
+chain, and every sample it yields certifies at 100%.
+
+The scripted model is adversarial on purpose: each iteration it proposes one task whose call
+uses a made-up id (404), one whose call names a tool outside the proposal, and one that works.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import fixtures_openai
+import orjson
+from scripted_server import Reply, ScriptedOpenAI, json_reply, text_reply, tool_call_reply
+
+from benchmarks.certify import certify_file
+from toolgrad.dataset import generate_dataset, read_samples
+from toolgrad.settings import GenerateSettings
+
+scripted_openai_server = fixtures_openai.scripted_openai_server
+scripted_openai = fixtures_openai.scripted_openai
+
+MADE_UP_ID = 987654321
+
+
+def _schema(request: dict[str, Any]) -> dict[str, Any]:
+    fmt = request.get("response_format") or {}
+    return dict((fmt.get("json_schema") or {}).get("schema") or fmt.get("schema") or {})
+
+
+def _tools(names: list[str], *suffixes: str) -> list[str]:
+    return [n for n in names if n.endswith(suffixes)][:1]
+
+
+def adversary(request: dict[str, Any]) -> Reply:
+    """Plays all four modules, choosing by what the request asks for."""
+    props = _schema(request).get("properties", {})
+    if "proposals" in props:
+        names = props["proposals"]["items"]["properties"]["tools"]["items"]["enum"]
+        # the mini-batch varies by seed and iteration: propose what it holds
+        proposals = [
+            {"instruction": f"Show me pet {MADE_UP_ID}.", "tools": _tools(names, "getPetById")},
+            {"instruction": "Delete order 3, using the inventory.", "tools": _tools(names, "getInventory")},
+            {"instruction": "Which pets are sold?", "tools": _tools(names, "findPetsByStatus", "getInventory")},
+        ]
+        return json_reply({"proposals": [p for p in proposals if p["tools"]]})
+    if "choice" in props:
+        choice = next(c for c in props["choice"]["enum"] if c is not None)
+        extend = "extend" in props["action"]["enum"]
+        return json_reply({"choice": choice, "action": "extend" if extend else "new",
+                           "chain": 0 if extend else None, "rationale": "It worked and it is useful."})
+    if "query" in props:
+        return json_reply({"query": "Which of your pets have been sold, and what are they called?",
+                           "answer": "The sold pets are listed with their names."})
+    if request.get("tools"):  # the Executor
+        if any(m["role"] == "tool" for m in request["messages"]):
+            return text_reply("Done.")
+        task = request["messages"][1]["content"]
+        offered = [t["function"]["name"] for t in request["tools"]]
+        if str(MADE_UP_ID) in task:
+            return tool_call_reply((offered[0], {"petId": MADE_UP_ID}))
+        if "Delete order" in task:  # a tool the proposal did not name
+            return tool_call_reply((offered[0].replace("getInventory", "deleteOrder"), {"orderId": 3}))
+        return tool_call_reply((offered[0], {"status": "sold"} if "findPetsByStatus" in offered[0] else {}))
+    return text_reply("?")
+
+
+def test_only_calls_that_really_ran_enter_a_chain_and_every_sample_certifies(
+        scripted_openai: ScriptedOpenAI, tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    scripted_openai.script(adversary)
+    out = tmp_path / "model.jsonl"
+    summary = generate_dataset(GenerateSettings(
+        envs=["petstore"], n=3, seed=0, llm="openai", model=scripted_openai.model,
+        base_url=scripted_openai.base_url, iterations=2, batch_size=50, proposals=3, output=str(out)))
+    samples = list(read_samples(out))
+    assert summary.samples == len(samples) == 3 and summary.model_requests > 0, summary
+
+    made_up_seen = refused_seen = 0
+    for sample in samples:
+        steps = [step for chain in sample.chains for step in chain.steps]
+        assert steps and all(200 <= s.status < 300 for s in steps), [(s.tool, s.status) for s in steps]
+        assert {s.tool.split("__")[1] for s in steps} <= {"findPetsByStatus", "getInventory"}
+        executions = [e for it in sample.trace.iterations for e in it.executions]
+        # the model's bad calls ran and were kept out: a 404 for the made-up id, and a refusal
+        made_up = [e for e in executions if e.steps and e.steps[0].arguments.get("petId") == MADE_UP_ID]
+        assert all(not e.ok and e.steps[0].status == 404 for e in made_up)
+        # the call to a tool the proposal did not name was never made
+        refused = [e for it in sample.trace.iterations for e in it.executions
+                   if it.proposals[e.proposal].instruction.startswith("Delete order")]
+        assert all(not e.ok and not e.steps for e in refused)
+        made_up_seen += len(made_up)
+        refused_seen += len(refused)
+    assert made_up_seen and refused_seen, "the adversary's bad calls never reached the executor"
+    certificate = certify_file(out)
+    assert (certificate.pass_rate, certificate.passed) == (1.0, 3), orjson.dumps(certificate.model_dump()).decode()
