@@ -127,7 +127,7 @@ def query_problem(query: str, answer: str, names: Iterable[str]) -> str:
         return "empty query"
     if not isinstance(answer, str) or not answer.strip():
         return "empty answer"
-    if len(re.findall(r"[^\W\d_]{2,}", query)) < 2:
+    if len(re.findall(r"[^\W\d_]", query)) < 3:  # letters of any script (CJK has no spaces)
         return "the query has no words"
     named = named_apis(query, names)
     if named:

@@ -19,6 +19,7 @@ from toolgrad.loop import (
     failure_reason,
     find_pointer,
     named_apis,
+    query_problem,
     run_sample,
 )
 from toolgrad.offline import OfflinePolicy
@@ -218,6 +219,12 @@ def test_a_query_with_no_words_fails_the_update(petstore: Toolbox, query: str) -
     outcome = run_sample(petstore, Garbles(petstore), 2, GeneratorConfig(iterations=2))
     assert not outcome.ok
     assert [it.error for it in outcome.trace.iterations] == ["the query has no words"] * 2
+
+
+def test_a_query_in_a_script_without_spaces_has_words() -> None:
+    assert query_problem("上海的天气怎么样？", "晴。", []) == ""
+    assert query_problem("Pet 7?", "Rex.", []) == ""
+    assert query_problem("7?", "Rex.", []) == "the query has no words"
 
 
 def test_a_rejection_is_not_a_failure(petstore: Toolbox) -> None:
