@@ -57,12 +57,12 @@ from toolgrad.files import LineFile, write_json_atomic
 from toolgrad.llm import prompts
 from toolgrad.llm.base import ChatModel, Completion, ModelError
 from toolgrad.llm.openai_backend import CacheMiss
-from toolgrad.loop import SampleOutcome, api_names, detect_sources, failure_reason, named_apis
+from toolgrad.loop import SampleOutcome, api_names, detect_sources, failure_reason
 from toolgrad.offline import OfflinePolicy
 from toolgrad.offline_catalog import tool_info
 from toolgrad.offline_text import as_words, say, sequence
 from toolgrad.offline_values import plausible
-from toolgrad.policy import CallFn, Context, ExecutedCall, StageError, Workflow
+from toolgrad.policy import CallFn, Context, ExecutedCall, StageError, Workflow, named_apis
 from toolgrad.records import (
     Chain,
     Cost,

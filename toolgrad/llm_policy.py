@@ -37,11 +37,10 @@ from .policy import (
     Policy,
     StageError,
     Workflow,
-    identifier_like,
+    forbidden_names,
     query_problem,
 )
 from .records import Cost, Proposal, Selection, Step
-from .toolbox import SEPARATOR
 
 MODULES = ("propose", "execute", "select", "update")
 DEFAULT_MAX_TOKENS = {"propose": 320, "execute": 256, "select": 192, "update": 256}
@@ -234,12 +233,8 @@ def _error(message: str) -> str:
 
 
 def _tool_names(ctx: Context, workflow: Workflow) -> list[str]:
-    names: set[str] = set()
-    for bound in ctx.batch:
-        names.update({bound.name, bound.name.split(SEPARATOR, 1)[-1], bound.tool.operation_id})
-    for _, _, step in workflow.steps():
-        names.update({step.tool, step.tool.split(SEPARATOR, 1)[-1], step.operation_id})
-    return sorted(n for n in names if identifier_like(n))
+    return forbidden_names([*((b.name, b.tool.operation_id) for b in ctx.batch),
+                            *((step.tool, step.operation_id) for _, _, step in workflow.steps())])
 
 
 # -- the factory the CLI calls --------------------------------------------------------------------

@@ -33,19 +33,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .llm.base import CacheMiss, ModelError
-from .policy import (  # noqa: F401  named_apis: re-exported, part of this module's interface
-    Context,
-    ExecutedCall,
-    Policy,
-    StageError,
-    Workflow,
-    identifier_like,
-    named_apis,
-    query_problem,
-)
+from .policy import Context, ExecutedCall, Policy, StageError, Workflow, forbidden_names, query_problem
 from .records import ArgumentSource, Chain, Cost, Execution, Iteration, Proposal, Selection, Step, Trace
 from .sampling import stable_sample
-from .toolbox import SEPARATOR, Toolbox, ToolResult
+from .toolbox import Toolbox, ToolResult
 
 STAGES = ("propose", "execute", "select", "update")
 # In ExecutedCall.sources, this chain index names the n-th earlier call of the same execution
@@ -309,14 +300,8 @@ def detect_sources(
 
 
 def api_names(toolbox: Toolbox) -> list[str]:
-    """Names a query must not contain: qualified tool names, and operation ids that look like
-    identifiers (a single plain word such as ``search`` is left alone: it is also English)."""
-    names: set[str] = set()
-    for bound in toolbox.tools.values():
-        names.add(bound.name)
-        names.add(bound.name.split(SEPARATOR, 1)[-1])
-        names.add(bound.tool.operation_id)
-    return sorted(n for n in names if identifier_like(n))
+    """Names a query must not contain, over every tool of ``toolbox`` (see :func:`forbidden_names`)."""
+    return forbidden_names((bound.name, bound.tool.operation_id) for bound in toolbox.tools.values())
 
 
 # -- the loop -------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .records import Chain, Cost, Proposal, Selection, Step
-from .toolbox import BoundTool, ToolResult
+from .toolbox import SEPARATOR, BoundTool, ToolResult
 
 
 class StageError(Exception):
@@ -94,6 +94,16 @@ class Policy(Protocol):
 def identifier_like(name: str) -> bool:
     """A name that cannot be an ordinary word: a separator, camelCase or a digit after a letter."""
     return len(name) >= 4 and bool(re.search(r"[_\-.]|[a-z][A-Z]|[A-Za-z][0-9]", name))
+
+
+def forbidden_names(tools: Iterable[tuple[str, str]]) -> list[str]:
+    """Names a query must not contain, from (qualified tool name, operation id) pairs: the tool
+    name, its part after the environment prefix, and the operation id, where identifier-like (a
+    plain word such as ``search`` is left alone: it is also English)."""
+    names: set[str] = set()
+    for tool, operation_id in tools:
+        names.update({tool, tool.split(SEPARATOR, 1)[-1], operation_id})
+    return sorted(n for n in names if identifier_like(n))
 
 
 def named_apis(text: str, names: Iterable[str]) -> list[str]:

@@ -19,7 +19,8 @@ from benchmarks.dfs import (
 )
 from toolgrad.dataset import read_samples
 from toolgrad.llm.base import Completion, ToolCall
-from toolgrad.loop import api_names, named_apis
+from toolgrad.loop import api_names
+from toolgrad.policy import named_apis
 from toolgrad.toolbox import Toolbox
 
 LIST_HOURS = "museum__getMuseumHours"

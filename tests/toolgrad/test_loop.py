@@ -18,12 +18,10 @@ from toolgrad.loop import (
     draw_batch,
     failure_reason,
     find_pointer,
-    named_apis,
-    query_problem,
     run_sample,
 )
 from toolgrad.offline import OfflinePolicy
-from toolgrad.policy import CallFn, Context, ExecutedCall, StageError, Workflow
+from toolgrad.policy import CallFn, Context, ExecutedCall, StageError, Workflow, named_apis, query_problem
 from toolgrad.records import Proposal, Provenance, Sample, Selection, Step
 from toolgrad.toolbox import Toolbox, ToolResult
 

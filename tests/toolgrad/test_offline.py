@@ -9,9 +9,10 @@ from statistics import mean
 import pytest
 
 from simulator.environment import shipped_environments
-from toolgrad.loop import GeneratorConfig, api_names, named_apis, run_sample
+from toolgrad.loop import GeneratorConfig, api_names, run_sample
 from toolgrad.offline import OfflinePolicy
 from toolgrad.offline_text import as_words, operation_phrase
+from toolgrad.policy import named_apis
 from toolgrad.records import Sample
 from toolgrad.toolbox import Toolbox
 
