@@ -136,7 +136,7 @@ def run_agent(model: ChatModel, query: str, tools: list[dict[str, Any]], toolbox
                 run.stop = "step_limit"
                 content = orjson.dumps({"error": f"step limit of {max_steps} tool calls reached"}).decode()
             else:
-                call, content = _make_call(toolbox, session, tc.name, tc.arguments, allowed, hashes)
+                call, content = make_call(toolbox, session, tc.name, parse_arguments(tc.arguments), allowed, hashes)
                 run.calls.append(call)
             run.messages.append({"role": "tool", "tool_call_id": tc.id, "content": content})
         if run.stop == "step_limit":
@@ -144,15 +144,24 @@ def run_agent(model: ChatModel, query: str, tools: list[dict[str, Any]], toolbox
             return run
 
 
-def _make_call(toolbox: Toolbox, session: str, name: str, raw: str, allowed: set[str],
-               hashes: dict[str, str]) -> tuple[Call, str]:
+def parse_arguments(raw: str) -> Any:
+    """A tool call's arguments as the model wrote them: the JSON value ({} when blank), or None
+    when they are not JSON."""
+    try:
+        return orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError:
+        return None
+
+
+def make_call(toolbox: Toolbox, session: str, name: str, arguments: Any, allowed: set[str],
+              hashes: dict[str, str]) -> tuple[Call, str]:
+    """Make one tool call of a model's in ``session``: the :class:`Call` the metrics score and
+    the text the model is shown. ``allowed`` are the tools offered; ``hashes`` (env -> state
+    hash, updated here) tell whether the call wrote. Shared by ``toolgrad eval`` and the
+    inspect task, so both score the same transcript the same way."""
     if name not in allowed or name not in toolbox.tools:
         error = f"unknown tool {name!r}"
         return Call(name, {}, 0, error=error, known=False), orjson.dumps({"error": error}).decode()
-    try:
-        arguments = orjson.loads(raw) if raw.strip() else {}
-    except orjson.JSONDecodeError:
-        arguments = None
     if not isinstance(arguments, dict):
         error = "arguments must be a JSON object"
         return Call(name, {}, 0, env=toolbox.tools[name].env, error=error), orjson.dumps({"error": error}).decode()

@@ -119,6 +119,12 @@ def compose_command(
     project_dir: Annotated[
         Path | None, typer.Option(help="Source checkout [default: found from cwd].")
     ] = None,
+    mcp: Annotated[
+        bool, typer.Option("--mcp", help="Also serve each env over MCP (streamable HTTP, service <name>-mcp).")
+    ] = False,
+    mcp_port_base: Annotated[
+        int | None, typer.Option(help="MCP service i on 127.0.0.1:MCP_PORT_BASE+i [default: PORT_BASE+100].")
+    ] = None,
 ) -> None:
     """Write a docker-compose file serving ENVS from the simulator image (loopback ports only)."""
     with _user_errors():
@@ -140,7 +146,7 @@ def compose_command(
             args = build_args(base, context)
         plan = ComposePlan(
             envs=tuple(envs), image=image or default_image_tag(), port_base=port_base, seed=seed,
-            build_context=context_rel, build_args=tuple(args.items()),
+            build_context=context_rel, build_args=tuple(args.items()), mcp=mcp, mcp_port_base=mcp_port_base,
         )  # fmt: skip
         text = render_compose(plan)
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -53,21 +53,24 @@ class ServedEnv:
                 self.process.wait(10)
 
 
-def start_server(env: str, log_dir: Path, *, hash_seed: str = "0", extra: tuple[str, ...] = ()) -> ServedEnv:
-    """Start ``toolgrad sim serve ENV`` on a free loopback port and wait for /_sim/health."""
+def start_server(env: str, log_dir: Path, *, hash_seed: str = "0", extra: tuple[str, ...] = (),
+                 command: tuple[str, ...] = ("sim", "serve")) -> ServedEnv:
+    """Start ``toolgrad sim serve ENV`` (or another ``command`` taking ENV, --host and --port, such
+    as ``sim mcp``) on a free loopback port and wait for /_sim/health."""
     port = free_port()
-    log = log_dir / f"{env}-{port}.log"
+    log = log_dir / f"{env.replace(' ', '+')}-{port}.log"
     environ = {**os.environ, "PYTHONHASHSEED": hash_seed}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(TOOLGRAD), "sim", "serve", env, "--host", "127.0.0.1", "--port", str(port), *extra],
+            [str(TOOLGRAD), *command, *env.split(), "--host", "127.0.0.1", "--port", str(port), *extra],
             stdout=out, stderr=subprocess.STDOUT, env=environ, start_new_session=True,
         )
     served = ServedEnv(env, port, process, log)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"`toolgrad sim serve {env}` exited with {process.returncode}:\n{log.read_text()}")
+            raise RuntimeError(f"`toolgrad {' '.join(command)} {env}` exited with {process.returncode}:\n"
+                               f"{log.read_text()}")
         try:
             if httpx.get(f"{served.origin}/_sim/health", timeout=1.0).status_code == 200:
                 return served
@@ -75,7 +78,7 @@ def start_server(env: str, log_dir: Path, *, hash_seed: str = "0", extra: tuple[
             pass
         time.sleep(0.1)
     served.stop()
-    raise RuntimeError(f"`toolgrad sim serve {env}` did not answer /_sim/health in {START_TIMEOUT_S}s:\n"
+    raise RuntimeError(f"`toolgrad {' '.join(command)} {env}` did not answer /_sim/health in {START_TIMEOUT_S}s:\n"
                        f"{log.read_text()}")
 
 
