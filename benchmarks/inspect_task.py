@@ -19,6 +19,7 @@ score`` can rescore a log. The LLM judge of ``toolgrad eval --judge`` is not par
 from __future__ import annotations
 
 from dataclasses import asdict
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -98,14 +99,27 @@ class BenchmarkRun:
         return self._references[key]
 
 
+def benchmark_run(dataset: str) -> BenchmarkRun:
+    """The run for a dataset file, shared by the task, its solver and its scorer (which inspect
+    re-creates from the names and arguments in a log: ``inspect score LOG``)."""
+    path = Path(dataset).resolve()
+    stat = path.stat() if path.exists() else None
+    return _run_for(str(path), (stat.st_mtime_ns, stat.st_size) if stat else None)
+
+
+@lru_cache(maxsize=8)
+def _run_for(path: str, version: tuple[int, int] | None) -> BenchmarkRun:
+    return BenchmarkRun(Path(path))
+
+
 @task(name="toolgrad")
 def toolgrad_task(dataset: str, max_steps: int = 10) -> Task:
     """A toolgrad dataset (``-T dataset=data.jsonl``) as an agentic tool-use benchmark."""
-    run = BenchmarkRun(Path(dataset))
+    run = benchmark_run(dataset)
     return Task(
         dataset=MemoryDataset(run.inspect_samples(), name=run.path.stem, location=str(run.path)),
-        solver=[system_message(SYSTEM_PROMPT), sandbox_agent(run, max_steps)],
-        scorer=toolgrad_scorer(run),
+        solver=[system_message(SYSTEM_PROMPT), sandbox_agent(str(run.path), max_steps)],
+        scorer=toolgrad_scorer(str(run.path)),
         config=GenerateConfig(temperature=0.0, max_tokens=MAX_TOKENS),  # toolgrad eval's defaults
         metadata={"dataset_sha256": run.dataset.sha256, "max_steps": max_steps},
     )
@@ -133,9 +147,10 @@ def _caller(trial: TrialCalls, name: str) -> Any:
 
 
 @solver
-def sandbox_agent(run: BenchmarkRun, max_steps: int = 10) -> Solver:
+def sandbox_agent(dataset: str, max_steps: int = 10) -> Solver:
     """The model works on the query with the sample's tools in a fresh session until it answers
     without a tool call or passes ``max_steps`` calls (``toolgrad eval``'s agent loop)."""
+    run = benchmark_run(dataset)
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         key = str(state.sample_id)
@@ -179,8 +194,9 @@ def score_values(trial: TrialScore) -> dict[str, float]:
 
 
 @scorer(metrics={name: [mean()] for name in SCORE_KEYS})
-def toolgrad_scorer(run: BenchmarkRun) -> Scorer:
+def toolgrad_scorer(dataset: str) -> Scorer:
     """toolgrad's metrics for one trial (see docs/metrics.md), against a fresh reference replay."""
+    run = benchmark_run(dataset)
 
     async def score(state: TaskState, target: Target) -> Score:
         key = str(state.sample_id)

@@ -4,6 +4,9 @@ checked against `toolgrad eval` on the same transcripts."""
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +16,10 @@ import orjson
 import pytest
 from inspect_ai import Epochs
 from inspect_ai import eval as inspect_eval
-from inspect_ai.log import EvalLog
+from inspect_ai.log import EvalLog, read_eval_log
 from inspect_ai.model import ChatMessage, ChatMessageAssistant, ModelOutput, ModelUsage, get_model
 from inspect_ai.tool import ToolCall as InspectToolCall
+from scripted_openai import scripted
 
 from benchmarks.certify import certify_file
 from benchmarks.evaluate import EvalSettings, evaluate
@@ -31,7 +35,9 @@ pytestmark = [
     # inspect's own retry set-up, not ours
     pytest.mark.filterwarnings("ignore:The 'initial' parameter is deprecated:DeprecationWarning"),
 ]
-TASK = str(Path(__file__).resolve().parents[2] / "benchmarks" / "inspect_task.py") + "@toolgrad"
+ROOT = Path(__file__).resolve().parents[2]
+TASK = str(ROOT / "benchmarks" / "inspect_task.py") + "@toolgrad"
+INSPECT = Path(sys.executable).with_name("inspect")
 NOT_JSON = "{not json"
 
 
@@ -187,3 +193,51 @@ def test_toolgrad_eval_scores_the_same_transcripts_the_same(certified: tuple[Pat
         assert all(e.score.errors["wrong_tool"] >= 1 and e.score.errors["bad_arguments"] >= 2 for e in events)
     if max_steps == 2:
         assert all(e.run.stop == "step_limit" for e in events)
+
+
+def scripted_handler(samples: list[Sample], script: Script) -> Callable[[dict[str, Any]], Any]:
+    """The script as the scripted OpenAI-compatible server's handler."""
+    by_query = {s.query: s for s in samples}
+
+    def handle(request: dict[str, Any]) -> Any:
+        messages = request["messages"]
+        query = next(m["content"] for m in messages if m["role"] == "user")
+        if isinstance(query, list):  # content parts
+            query = "".join(part.get("text", "") for part in query)
+        turn = script(by_query[query], sum(1 for m in messages if m["role"] == "assistant"))
+        if turn.calls:
+            return scripted.tool_call_reply(*turn.calls, content=turn.content or None)
+        return scripted.text_reply(turn.content)
+
+    return handle
+
+
+def test_the_documented_inspect_command_runs_the_task(certified: tuple[Path, list[Sample]], tmp_path: Path) -> None:
+    """`inspect eval benchmarks/inspect_task.py -T dataset=...` with inspect's OpenAI-compatible
+    provider (the real openai client) against a scripted server on 127.0.0.1."""
+    path, samples = certified
+    with scripted.ScriptedOpenAI(scripted_handler(samples, reference_calls)) as server:
+        environ = {**os.environ, "SCRIPTED_API_KEY": "sk-test", "SCRIPTED_BASE_URL": server.base_url}
+        result = subprocess.run(
+            [str(INSPECT), "eval", "benchmarks/inspect_task.py", "-T", f"dataset={path}",
+             "--model", "openai-api/scripted/scripted-model", "--log-dir", str(tmp_path), "--display", "none"],
+            cwd=ROOT, env=environ, capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        assert len(server.requests) == sum(len(s.steps()) + 1 for s in samples)
+    (log_file,) = tmp_path.glob("*.eval")
+    log = read_eval_log(str(log_file))
+    assert log.status == "success"
+    assert metric(log, "tool_recall") == metric(log, "outcome_match") == metric(log, "passed") == 1.0
+
+    # the store keeps what the model did, so inspect can rescore the log without the model
+    rescored_file = tmp_path / "rescored.eval"
+    rescore = subprocess.run(
+        [str(INSPECT), "score", str(log_file), "--action", "overwrite", "--output-file", str(rescored_file)],
+        cwd=ROOT, env={**environ, "SCRIPTED_BASE_URL": "http://127.0.0.1:9/v1"}, capture_output=True, text=True,
+        timeout=600, check=False,
+    )  # fmt: skip
+    assert rescore.returncode == 0, rescore.stdout[-2000:] + rescore.stderr[-2000:]
+    rescored = read_eval_log(str(rescored_file))
+    assert rescored.samples is not None and log.samples is not None
+    assert [s.scores for s in rescored.samples] == [s.scores for s in log.samples]
