@@ -21,7 +21,6 @@ transports. What a caller may rely on:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -38,6 +37,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__
+from .backends.base import HEALTH_PATH
 from .environment import Environment
 from .errors import SimulatorError
 from .mcp_control import CONTROL_PREFIX, ControlTools
@@ -53,11 +53,8 @@ from .tools import (
     tools_for,
 )
 
-log = logging.getLogger(__name__)
-
 SERVER_NAME = "toolgrad-sim"
 MCP_PATH = "/mcp"
-HEALTH_PATH = "/_sim/health"
 STDIO_SESSION = "mcp-stdio"  # a stdio server has exactly one client: its parent process
 SESSION_HEADER = "mcp-session-id"
 RESULT_SCHEMA: dict[str, Any] = {

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from simulator import cli_mcp
 from simulator.cli import sim_app
 from simulator.environment import load_environment
+from simulator.errors import SimulatorError
 from simulator.mcp_server import SandboxTools, build_server
 from simulator.tools import qualified_tools, tools_for
 
@@ -216,6 +217,13 @@ def test_one_environment_keeps_the_sim_tools_names_and_several_are_qualified() -
     post = next(t for t in single.listing if t.name == "addPet")
     assert get.annotations is not None and get.annotations.read_only_hint is True
     assert post.annotations is not None and post.annotations.read_only_hint is False
+
+
+def test_environments_must_be_named_once() -> None:
+    with pytest.raises(SimulatorError, match="no environment given"):
+        SandboxTools([])
+    with pytest.raises(SimulatorError, match="named twice"):
+        SandboxTools([load_environment("petstore"), load_environment("petstore")])
 
 
 def test_control_tools_reset_snapshot_restore_and_hash_the_callers_session() -> None:
