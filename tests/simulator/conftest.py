@@ -88,8 +88,9 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callabl
     started: list[ServedEnv] = []
     log_dir = tmp_path_factory.mktemp("servers")
 
-    def start(env: str, *, hash_seed: str = "0", extra: tuple[str, ...] = ()) -> ServedEnv:
-        served = start_server(env, log_dir, hash_seed=hash_seed, extra=extra)
+    def start(env: str, *, hash_seed: str = "0", extra: tuple[str, ...] = (),
+              command: tuple[str, ...] = ("sim", "serve")) -> ServedEnv:
+        served = start_server(env, log_dir, hash_seed=hash_seed, extra=extra, command=command)
         started.append(served)
         return served
 

@@ -4,15 +4,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import mcp_types as types
 import pytest
-from conftest import TOOLGRAD, ServedEnv, start_server
 from mcp import Client, ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from typer.testing import CliRunner
@@ -24,6 +25,7 @@ from simulator.errors import SimulatorError
 from simulator.mcp_server import SandboxTools, build_server
 from simulator.tools import qualified_tools, tools_for
 
+TOOLGRAD = Path(sys.executable).with_name("toolgrad")
 ENVS = ("petstore", "crm")
 CRM = {"x-apideck-consumer-id": "consumer-1", "x-apideck-app-id": "app-1"}  # headers every crm call needs
 NEW_PET = {"name": "Rex", "photoUrls": ["https://example.com/rex.jpg"], "status": "available"}
@@ -127,10 +129,9 @@ async def http_session(url: str) -> AsyncIterator[ClientSession]:
 
 
 @pytest.fixture(scope="module")
-def mcp_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedEnv]:
-    """`toolgrad sim mcp petstore crm --transport http` on a free loopback port."""
-    served = start_server(" ".join(ENVS), tmp_path_factory.mktemp("mcp"), command=("sim", "mcp"),
-                          extra=("--transport", "http"))
+def mcp_http(server_factory: Callable[..., Any]) -> Iterator[Any]:
+    """`toolgrad sim mcp petstore crm --transport http` on a free loopback port (a conftest ServedEnv)."""
+    served = server_factory(" ".join(ENVS), command=("sim", "mcp"), extra=("--transport", "http"))
     try:
         yield served
     finally:
@@ -150,7 +151,7 @@ def test_stdio_sessions_are_isolated_repeatable_and_match_in_process(expected: T
     assert anyio.run(main) == expected
 
 
-def test_http_sessions_are_isolated_repeatable_and_match_in_process(mcp_http: ServedEnv,
+def test_http_sessions_are_isolated_repeatable_and_match_in_process(mcp_http: Any,
                                                                    expected: Transcript) -> None:
     url = f"{mcp_http.origin}/mcp"
 
@@ -161,11 +162,11 @@ def test_http_sessions_are_isolated_repeatable_and_match_in_process(mcp_http: Se
     assert anyio.run(main) == expected
 
 
-def sessions_open(served: ServedEnv) -> int:
+def sessions_open(served: Any) -> int:
     return int(httpx.get(f"{served.origin}/_sim/health", timeout=5).json()["sessions"])
 
 
-def test_http_session_state_is_freed_when_the_client_ends_it(mcp_http: ServedEnv) -> None:
+def test_http_session_state_is_freed_when_the_client_ends_it(mcp_http: Any) -> None:
     before = sessions_open(mcp_http)
 
     async def main() -> None:
@@ -177,7 +178,7 @@ def test_http_session_state_is_freed_when_the_client_ends_it(mcp_http: ServedEnv
     assert sessions_open(mcp_http) == before  # the client's DELETE dropped the simulator session
 
 
-def test_http_speaks_the_handshake_protocol_to_every_client(mcp_http: ServedEnv) -> None:
+def test_http_speaks_the_handshake_protocol_to_every_client(mcp_http: Any) -> None:
     """The SDK's default client probes the stateless 2026 protocol and falls back to the
     handshake; a client pinned to 2026 (no session) gets a tool error saying what to do."""
     url = f"{mcp_http.origin}/mcp"
@@ -195,7 +196,7 @@ def test_http_speaks_the_handshake_protocol_to_every_client(mcp_http: ServedEnv)
     assert refused.is_error and "initialize handshake" in text(refused)
 
 
-def test_http_rejects_a_foreign_host_header(mcp_http: ServedEnv) -> None:
+def test_http_rejects_a_foreign_host_header(mcp_http: Any) -> None:
     """DNS-rebinding protection: a page on another origin cannot drive the sandbox."""
     response = httpx.post(f"{mcp_http.origin}/mcp", headers={"host": "evil.example:80"}, json={}, timeout=5)
     assert response.status_code == 421
