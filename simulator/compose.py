@@ -52,7 +52,7 @@ class ComposePlan:
     mcp: bool = False  # also an MCP (streamable HTTP) service per environment, named <service>-mcp
     mcp_port_base: int | None = None  # None: port_base + MCP_PORT_OFFSET
 
-    def mcp_ports(self) -> int:
+    def first_mcp_port(self) -> int:
         """Where the MCP service of environment 0 is published (the others follow)."""
         return self.port_base + MCP_PORT_OFFSET if self.mcp_port_base is None else self.mcp_port_base
 
@@ -102,7 +102,7 @@ def compose_document(plan: ComposePlan) -> dict[str, Any]:
     if plan.mcp:
         for i, request in enumerate(_mcp_requests(plan)):
             name = f"{request.name}{MCP_SUFFIX}"
-            services[name] = _mcp_service(request.env, name, plan.mcp_ports() + i, plan)
+            services[name] = _mcp_service(request.env, name, plan.first_mcp_port() + i, plan)
     return {
         "version": COMPOSE_VERSION,
         "services": services,
@@ -127,16 +127,16 @@ def service_urls(plan: ComposePlan) -> dict[str, str]:
     urls = {request.name: f"http://127.0.0.1:{request.host_port}" for request in requests}
     if plan.mcp:
         for i, request in enumerate(_mcp_requests(plan)):
-            urls[f"{request.name}{MCP_SUFFIX}"] = f"http://127.0.0.1:{plan.mcp_ports() + i}/mcp"
+            urls[f"{request.name}{MCP_SUFFIX}"] = f"http://127.0.0.1:{plan.first_mcp_port() + i}/mcp"
     return urls
 
 
 def _mcp_requests(plan: ComposePlan) -> list[ServiceRequest]:
     """The plan's environments, checked for room for their MCP ports apart from the HTTP ones."""
-    requests = plan_requests(plan.envs, seed=plan.seed, port_base=plan.mcp_ports())
+    requests = plan_requests(plan.envs, seed=plan.seed, port_base=plan.first_mcp_port())
     count = len(requests)
-    if plan.mcp_ports() < plan.port_base + count and plan.port_base < plan.mcp_ports() + count:
-        raise BackendError(f"MCP ports {plan.mcp_ports()}-{plan.mcp_ports() + count - 1} overlap the services' "
+    if plan.first_mcp_port() < plan.port_base + count and plan.port_base < plan.first_mcp_port() + count:
+        raise BackendError(f"MCP ports {plan.first_mcp_port()}-{plan.first_mcp_port() + count - 1} overlap the services' "
                            f"ports {plan.port_base}-{plan.port_base + count - 1}: choose another --mcp-port-base")
     return requests
 
