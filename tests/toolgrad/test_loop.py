@@ -14,15 +14,14 @@ from toolgrad.loop import (
     GeneratorConfig,
     SampleOutcome,
     api_names,
-    detect_sources,
     draw_batch,
     failure_reason,
-    find_pointer,
     run_sample,
 )
 from toolgrad.offline import OfflinePolicy
 from toolgrad.policy import CallFn, Context, ExecutedCall, StageError, Workflow, named_apis, query_problem
 from toolgrad.records import Proposal, Provenance, Sample, Selection, Step
+from toolgrad.sources import detect_sources, find_pointer
 from toolgrad.toolbox import Toolbox, ToolResult
 
 Replay = Callable[[Sample], list[str]]
@@ -79,9 +78,9 @@ def test_validator_passes_a_write_with_no_body_by_design(status: int) -> None:
 def test_sources_latest_earlier_step_wins_and_trivial_values_are_ignored() -> None:
     earlier = [(0, 0, [{"id": 12, "name": "rex"}]), (0, 1, {"pet": {"id": 12}, "a/b": "rex"})]
     found = detect_sources({"petId": 12, "name": "rex", "flag": True, "quantity": 1, "tag": "zz"}, earlier)
-    assert found["petId"].model_dump() == {"chain": 0, "step": 1, "pointer": "/pet/id"}
-    assert found["name"].pointer == "/a~1b"  # escaped per RFC 6901
-    assert set(found) == {"petId", "name"}
+    assert found["/petId"].model_dump() == {"chain": 0, "step": 1, "pointer": "/pet/id"}
+    assert found["/name"].pointer == "/a~1b"  # escaped per RFC 6901
+    assert set(found) == {"/petId", "/name"}
 
 
 def test_sources_match_numeric_path_strings_and_related_keys_first() -> None:
@@ -94,9 +93,9 @@ def test_sources_match_numeric_path_strings_and_related_keys_first() -> None:
 def test_declared_sources_are_kept_only_when_they_hold() -> None:
     earlier = [(0, 0, {"id": 5, "other": 5})]
     kept = detect_sources({"petId": 5}, earlier, {"petId": (0, 0, "/other")})
-    assert kept["petId"].pointer == "/other"
-    wrong = detect_sources({"petId": 5}, earlier, {"petId": (0, 0, "/missing")})
-    assert wrong["petId"].pointer == "/id"  # the declared one did not resolve: auto-detected
+    assert kept["/petId"].pointer == "/other"
+    wrong = detect_sources({"petId": 5}, earlier, {"/petId": (0, 0, "/missing")})
+    assert wrong["/petId"].pointer == "/id"  # the declared one did not resolve: auto-detected
 
 
 # -- batches and the query check ----------------------------------------------------------------
