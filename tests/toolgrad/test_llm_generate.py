@@ -8,6 +8,7 @@ uses a made-up id (404), one whose call names a tool outside the proposal, and o
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +52,14 @@ def adversary(request: dict[str, Any]) -> Reply:
         extend = "extend" in props["action"]["enum"]
         return json_reply({"choice": choice, "action": "extend" if extend else "new",
                            "chain": 0 if extend else None, "rationale": "It worked and it is useful."})
-    if "query" in props:
+    if "query" in props:  # cite what the calls returned, as the updater is told to
+        shown = request["messages"][-1]["content"] if len(request["messages"]) == 2 else request["messages"][1]["content"]
+        names = list(dict.fromkeys(re.findall(r'"name":"([^"]{1,40})"', shown)))[:2]
+        counts = re.findall(r'getInventory\(\{}\) -> 200 \{"[^"]*":(\d+)', shown)[:1]
+        answer = "The sold pets are called " + " and ".join(f"'{n}'" for n in names) if names else "No names"
+        answer += f"; the inventory's first count is {counts[0]}." if counts else "."
         return json_reply({"query": "Which of your pets have been sold, and what are they called?",
-                           "answer": "The sold pets are listed with their names."})
+                           "answer": answer})
     if request.get("tools"):  # the Executor
         if any(m["role"] == "tool" for m in request["messages"]):
             return text_reply("Done.")
