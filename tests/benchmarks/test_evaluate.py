@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from scripted_openai import scripted
 from typer.testing import CliRunner
 
 from benchmarks.certify import read_dataset
@@ -164,20 +163,6 @@ def test_call_list_evaluation_of_a_perfect_and_a_silent_model(dataset_path: Path
 
 
 # --- the real openai client against the scripted OpenAI-compatible server -------------------------
-
-
-def _scripted_server_module() -> Any:
-    """tests/toolgrad/scripted_server.py, loaded by path (test folders are not packages)."""
-    path = Path(__file__).resolve().parents[1] / "toolgrad" / "scripted_server.py"
-    spec = importlib.util.spec_from_file_location("benchmarks_tests_scripted_server", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-scripted = _scripted_server_module()
 
 
 def replay_handler(samples: list[Sample]) -> Any:
