@@ -48,7 +48,7 @@ from . import __version__
 from .files import LineFile, OutputLocked, exclusive_writer, write_json_atomic
 from .loop import SampleOutcome, run_sample
 from .policy import Policy
-from .records import Provenance, RunSummary, Sample
+from .records import SCHEMA_VERSION, Provenance, RunSummary, Sample
 from .settings import GenerateSettings, ToolgradError, sidecar
 from .toolbox import Toolbox
 
@@ -158,6 +158,9 @@ def open_existing(path: Path) -> Existing:
         try:
             record = orjson.loads(line)
             found.seeds.append(int(record["seed"]))
+            if record.get("schema_version") != SCHEMA_VERSION:
+                raise ToolgradError(f"{path}:{number}: a schema {record.get('schema_version')} record; this toolgrad "
+                                    f"writes schema {SCHEMA_VERSION}: write to a new output file")
             if found.first is None:
                 found.first = Provenance.model_validate(record["provenance"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:

@@ -15,11 +15,16 @@ What a caller may rely on:
   query/answer; a stage that fails (a :class:`~toolgrad.policy.StageError`, a model error, a
   query that names an API) is recorded with ``failed_stage`` and ``error``, and the loop moves
   on to the next iteration with the workflow unchanged.
-* **Sources.** A step's argument sources are what the policy declared (kept only when the
-  pointer resolves to the argument's value; chain :data:`THIS_EXECUTION` names an earlier call
-  of the same execution by position), else found by value: a string of 3+ characters or a
-  number other than 0/1 equal to a scalar in an earlier step's response (earlier in replay
-  order; the latest such step wins).
+* **Only valid text is accepted.** An update whose query/answer fails a per-sample validity
+  check (:func:`toolgrad.validity.validity_problem`: solvable, grounded, coherent, against the
+  toolbox's tool schemas) is rejected like a failed stage; the same check is handed to the policy
+  (``Context.check_text``), so a model can be asked for a rewrite first. Every workflow the loop
+  returns therefore passes the checks ``toolgrad certify`` applies.
+* **Sources.** A step's argument sources are keyed by JSON pointer into its arguments
+  (:mod:`toolgrad.sources`): what the policy declared (kept only when the pointer resolves to
+  the value; chain :data:`THIS_EXECUTION` names an earlier call of the same execution by
+  position), else found by value: a string of 3+ characters or a number other than 0/1 equal to
+  a scalar in an earlier step's response (earlier in replay order; the latest such step wins).
 * **Deterministic.** The mini-batch is drawn from ``sha256(seed, iteration, tool name)``; the
   rest is the policy's business (the offline policy is deterministic; a model policy is, given
   its record/replay cache).

@@ -16,19 +16,24 @@ inputs, run for real against the (simulated) services.
   distinct first tools are proposed; ties break on ``sha256(seed, iteration, tool)``.
 * **Execute.** Arguments are filled in order: from earlier outputs by name and type (``petId``
   <- the ``id`` of a pet record, ``username`` <- ``username``, ``dashboard_id`` <- a dashboard's
-  ``id``; several arguments prefer the same record; deleted records are skipped), then required
-  ones from the schema: enum members, examples and defaults, or
-  :func:`simulator.datagen.generate_value` seeded by (seed, iteration, tool, argument). When a
-  value comes from a step already in the workflow, its source (chain, step, JSON pointer) is
-  declared. The agent stops at the first failed call (the validator fails it anyway).
+  ``id``; all arguments of a call prefer the record the first one came from; deleted records are
+  skipped), then required ones from the schema: enum members, examples and defaults, or
+  :func:`simulator.datagen.generate_value` seeded by (seed, iteration, tool, argument), objects
+  pruned to their required fields. A write gets one optional scalar more (a short one): every
+  value chosen here is one the query must state. When a value comes from a step already in the
+  workflow, its source (chain, step, JSON pointer) is declared. The agent stops at the first
+  failed call (the validator fails it anyway).
 * **Select.** The successful execution that extends the workflow most: new tools, arguments
   fed from earlier outputs, writes, length; repeats of earlier calls count against, and a
   candidate that only repeats is rejected. It extends the chain it consumes from, else starts
   a new one, and the rationale says why, with the other candidates' scores.
-* **Update.** Query and answer from templates over all chains: each step's summary (or the
-  first sentence of its description) as an imperative clause, the values the user must supply
-  quoted, values taken from earlier results referred to as such; the answer cites key fields
-  (ids, names, statuses, counts) of the real responses. Tool and operation names never appear.
+* **Update.** Query and answer from templates over all chains
+  (:mod:`toolgrad.offline_query`): each step's summary (or the first sentence of its
+  description) as an imperative clause, every value the user must supply quoted, a value taken
+  from an earlier result referred to by what identifies its record ("the pet ID of the pet with
+  name 'doggie' from the previous result"), never by list position; the answer cites key fields
+  (ids, names, statuses, counts) of the real responses. Tool and operation names never appear,
+  and the text passes the loop's validity checks by construction.
 
 What it is not: it does not read descriptions for meaning, plan towards a goal, or write
 varied prose: queries are templated and read like it ("First, find Pets by status with status
@@ -38,7 +43,8 @@ no model, and as a floor to compare model-generated data with.
 
 This module is the policy's decisions; what it knows of each tool is in
 :mod:`toolgrad.offline_catalog`, the values seen so far in :mod:`toolgrad.offline_facts`, how it
-picks values in :mod:`toolgrad.offline_values` and how it words things in :mod:`toolgrad.offline_text`.
+picks values in :mod:`toolgrad.offline_values` and how it words things in
+:mod:`toolgrad.offline_query` (the query) and :mod:`toolgrad.offline_text` (phrases, the answer).
 """
 
 from __future__ import annotations

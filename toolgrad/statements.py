@@ -166,7 +166,7 @@ class ResponseIndex:
     ask whether a value an answer states occurs among them."""
 
     strings: set[str] = field(default_factory=set)  # normalised string scalars
-    numbers: set[Decimal] = field(default_factory=set)  # numeric scalars, numeric strings, words
+    numbers: set[Decimal] = field(default_factory=set)  # numeric scalars and numeric strings
     lengths: set[int] = field(default_factory=set)  # len() of every list
     booleans: set[bool] = field(default_factory=set)
 
@@ -190,9 +190,9 @@ class ResponseIndex:
             elif isinstance(item, bool):
                 self.booleans.add(item)
             elif isinstance(item, str):
-                normal = normal_text(item)
-                self.strings.add(normal)
-                self.numbers.update(n for w in _words(normal) if (n := number_of(w)) is not None)
+                self.strings.add(normal_text(item))
+                if (number := number_of(item.strip())) is not None:
+                    self.numbers.add(number)
             elif (number := scalar_number(item)) is not None:
                 self.numbers.add(number)
 

@@ -41,6 +41,7 @@ from .json_values import (
     loosely_equal,
     pointer_tokens,
     resolve_pointer,
+    top_argument,
 )
 from .json_values import is_nontrivial as _identifying
 from .records import ArgumentSource, Chain, Step
@@ -88,7 +89,7 @@ def exemption(terms: ToolTerms | None, pointer: str, value: Any) -> str:
         return "it carries no value"
     if terms is None:
         return ""
-    if pointer_tokens(pointer)[:1] and pointer_tokens(pointer)[0] in terms.credentials:
+    if top_argument(pointer) in terms.credentials:
         return "a credential"
     return terms.fixed_by_schema(pointer, value)
 
@@ -139,17 +140,9 @@ def item_identifiers(items: list[Any], index: int) -> list[tuple[str, Any]]:
     item = items[index]
     if not isinstance(item, (dict, list)):
         return [("", item)]
-    out = []
-    for at, value in _identifiers(item):
-        clash = False
-        for j, other in enumerate(items):
-            found, held = resolve_pointer(other, at)
-            if j != index and found and loosely_equal(held, value):
-                clash = True
-                break
-        if not clash:
-            out.append((at, value))
-    return out
+    others = [dict(_identifiers(other)) for j, other in enumerate(items) if j != index and isinstance(other, dict)]
+    return [(at, value) for at, value in _identifiers(item)
+            if not any(at in other and loosely_equal(other[at], value) for other in others)]
 
 
 def names_item(text: Text, items: list[Any], index: int) -> bool:

@@ -270,3 +270,13 @@ def test_two_concurrent_runs_on_one_output_never_interleave(tmp_path: Path) -> N
     seeds = [orjson.loads(line)["seed"] for line in out.read_bytes().splitlines()]
     # one ran (or both, one after the other: the second resumes and adds nothing)
     assert codes in ([0, 0], [0, 2]) and seeds == list(range(6)), (codes, seeds)
+
+
+def test_resuming_a_file_of_another_schema_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "old.jsonl"
+    generate_dataset(settings(path, n=1))
+    record = orjson.loads(path.read_bytes())
+    record["schema_version"] = "1"  # as an older toolgrad wrote it
+    path.write_bytes(orjson.dumps(record) + b"\n")
+    with pytest.raises(ToolgradError, match="a schema 1 record; this toolgrad writes schema 2"):
+        generate_dataset(settings(path, n=2))

@@ -279,3 +279,16 @@ def test_cost_counts_every_call_made(petstore: Toolbox) -> None:
     made = sum(len(e.steps) for it in outcome.trace.iterations for e in it.executions)
     assert outcome.cost.tool_calls == made
     assert outcome.cost.model_calls == 0
+
+
+def test_sources_reach_into_bodies_and_schema_1_keys_read_as_pointers() -> None:
+    earlier = [(0, 0, {"dashboard": {"key": "dash-77"}, "feeds": [{"key": "feed-1"}, {"key": "feed-2"}]})]
+    found = detect_sources({"body": {"dashboard_id": "dash-77", "feeds": ["feed-2"]}, "n": 1}, earlier)
+    assert {k: v.pointer for k, v in found.items()} == {"/body/dashboard_id": "/dashboard/key",
+                                                         "/body/feeds/0": "/feeds/1/key"}
+    old = Step.model_validate({"env": "e", "tool": "t", "operation_id": "o", "arguments": {"petId": 1},
+                               "sources": {"petId": {"chain": 0, "step": 0, "pointer": "/id"}},
+                               "status": 200, "response": None, "state_hash": ""})
+    assert list(old.sources) == ["/petId"]  # schema 1 keyed sources by argument name
+    with pytest.raises(ValueError, match="schema version '9' is not one this toolgrad reads"):
+        Sample.model_validate({"schema_version": "9"})
