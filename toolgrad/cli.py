@@ -130,6 +130,9 @@ def generate(
     cache: str = typer.Option(None, "--cache", help=f"record/replay cache directory [{GENERATE_ENV['cache']}]"),
     replay_only: bool = typer.Option(None, "--replay-only/--no-replay-only",
                                      help=f"never call the model: cache hits only [{GENERATE_ENV['replay_only']}]"),
+    temperature: float = typer.Option(None, "--temperature",
+                                      help=f"the model's sampling temperature, recorded in each sample's provenance "
+                                      f"(default 0; the paper samples at 1.0) [{GENERATE_ENV['temperature']}]"),
     concurrency: int = typer.Option(None, "--concurrency", "-c",
                                     help=f"samples in flight (default 1) [{GENERATE_ENV['concurrency']}]"),
     iterations: int = typer.Option(None, "--iterations", help=f"T (default 10) [{GENERATE_ENV['iterations']}]"),
@@ -138,12 +141,13 @@ def generate(
     output: str = typer.Option(None, "--output", "-o",
                                help=f"dataset file (JSONL; resumed if it exists) [{GENERATE_ENV['output']}]"),
 ) -> None:
-    """Generate answer-first tool-use samples (resumable; same seed, same bytes)."""
+    """Generate answer-first tool-use samples (resumable; same seed, same bytes). One writer per
+    output: a second run on the same file exits 2 naming the pid of the one writing it."""
     console = Console()
     with _user_errors():
         settings: GenerateSettings = from_environment(
             GenerateSettings, GENERATE_ENV, envs=env or None, n=n, seed=seed, llm=llm, model=model,
-            base_url=base_url, cache=cache, replay_only=replay_only, concurrency=concurrency,
+            base_url=base_url, cache=cache, replay_only=replay_only, temperature=temperature, concurrency=concurrency,
             iterations=iterations, batch_size=batch_size, proposals=proposals, output=output)
         view = _ProgressView(console)
         try:

@@ -39,6 +39,7 @@ class GenerateSettings(_Settings):
     base_url: str = ""
     cache: str | None = None  # the model backend's record/replay cache directory
     replay_only: bool = False
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)  # the model's sampling temperature (paper: 1.0)
     concurrency: int = Field(default=1, ge=1, le=512)
     iterations: int = Field(default=10, ge=1)
     batch_size: int = Field(default=50, ge=1)
