@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from .envelopes import ID_NAMES as _ID_NAMES
+from .envelopes import WRAPPER_KEYS, list_key, unwrap_record
 from .model import JSONSchema, Operation, Spec
 from .schemas import array_items, deref, object_properties, primary_type
 
@@ -32,9 +34,12 @@ WRITE_KINDS = frozenset({"create", "replace", "update", "delete"})
 
 _TEMPLATE = re.compile(r"^\{([^{}]+)\}$")
 _ID_SUFFIX = re.compile(r"(?i)^(.+?)[-_]?(id|key|slug|name|uuid|code)$")
-_WRAPPER_KEYS = ("data", "items", "results", "records", "content", "values", "list", "entries", "elements")
-_SINGLE_KEYS = ("data", "item", "result", "record", "object")
-_ID_NAMES = ("id", "uuid", "key", "slug", "name")
+_WRAPPER_KEYS = WRAPPER_KEYS  # what toolgrad's offline policy imports
+_VERSION = re.compile(r"(?i)^v\d+(\.\d+)*$")
+# record fields an item path may address a record by, besides its id field
+_ALIAS_NAMES = ("id", "uuid", "key", "slug", "name", "username", "login", "handle", "code", "number")
+# a PUT on an item path that says it creates (or has no body to replace with) creates when absent
+_CREATES = re.compile(r"(?i)\bcreates?\b|\bupsert|\badds?\b|\bputs?\b.*\bif\b.*\bnot\b.*\bexist")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +54,15 @@ class Resource:
     schema: JSONSchema | None  # a response-direction record schema (self-contained)
     writable: bool
     id_schema: JSONSchema | None = None  # the id path parameter's schema (self-contained)
+    # the record fields whose values also address a record through the item path (username, slug)
+    aliases: tuple[str, ...] = ()
+    # the name records are stored under: resources that are one collection under two paths
+    # (/products and /products/v2) share it; "" means the resource's own name
+    shared_store: str = ""
+
+    @property
+    def store(self) -> str:
+        return self.shared_store or self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +70,7 @@ class Binding:
     operation_id: str
     kind: Kind
     resource: str | None = None
+    upsert: bool = False  # a replace/update that creates the record when it is absent
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,29 +126,22 @@ def _with_defs(schema: JSONSchema, inner: JSONSchema) -> JSONSchema:
 
 def record_schema_of(schema: JSONSchema | None) -> tuple[JSONSchema | None, bool]:
     """(record schema, is_list) for a response schema: an object, a list of objects, a wrapper
-    object holding the list under a conventional key, or an envelope holding one record under
-    ``data``/``item``/``result`` (``{"status": "ok", "data": {...}}``)."""
+    object holding the list, or an envelope holding one record (``{"status": "ok", "data":
+    {...}}``, ``{"tag": {...}}``); see :mod:`simulator.envelopes`. List items in an envelope of
+    their own yield the record inside."""
     if not schema:
         return None, False
     items = array_items(schema, schema)
+    if items is None and (key := list_key(schema, schema)) is not None:
+        items = array_items(schema, object_properties(schema, schema)[key])
     if items is not None:
         if primary_type(schema, items) == "object":
-            return _with_defs(schema, items), True
+            return _with_defs(schema, unwrap_record(schema, items)[0]), True
         return None, True
     if primary_type(schema, schema) != "object":
         return None, False
-    props = object_properties(schema, schema)
-    for key in _WRAPPER_KEYS:
-        if key in props:
-            inner = array_items(schema, props[key])
-            if inner is not None and primary_type(schema, inner) == "object":
-                return _with_defs(schema, inner), True
-    if not any(name in props for name in _ID_NAMES):
-        for key in _SINGLE_KEYS:
-            if key in props and primary_type(schema, props[key]) == "object" \
-                    and object_properties(schema, props[key]):
-                return _with_defs(schema, props[key]), False
-    return schema, False
+    inner, key = unwrap_record(schema, schema)
+    return (_with_defs(schema, inner) if key else schema), False
 
 
 def _id_field(record: JSONSchema | None, id_param: str | None, resource: str) -> tuple[str | None, str]:
@@ -227,7 +235,7 @@ def _collections(by_path: dict[str, list[Operation]], item_of: dict[str, str]) -
 
 
 def _resource_name(coll: str, taken: dict[str, Resource]) -> tuple[str, str]:
-    literals = [s for s in segments(coll) if not template_name(s)]
+    literals = [s for s in segments(coll) if not template_name(s) and not _VERSION.match(s)]
     base = singular(literals[-1] if literals else "item").replace(".", "_")
     name, n = base, 2
     while name in taken:
@@ -249,7 +257,55 @@ def _make_resource(name: str, base: str, coll: str, item: str | None, by_path: d
                 id_schema = p.schema
                 id_type = "integer" if primary_type(p.schema, p.schema) == "integer" else "string"
     scope = tuple(t for t in (template_name(s) for s in segments(coll)) if t)
-    return Resource(name, coll, item, id_param, id_field, id_type, scope, record, False, id_schema)
+    aliases = tuple(override.get("aliases", _aliases(record, id_param, id_field)))
+    return Resource(name, coll, item, id_param, id_field, id_type, scope, record, False, id_schema, aliases,
+                    str(override.get("store", "")))
+
+
+def _aliases(record: JSONSchema | None, id_param: str | None, id_field: str | None) -> tuple[str, ...]:
+    """Scalar record fields that name a record (username, slug, id ...), besides the id field:
+    an item path may address a record by any of them, whatever the create returned as ``id``."""
+    props = object_properties(record, record) if record else {}
+    names = [id_param] if id_param else []
+    m = _ID_SUFFIX.match(id_param or "")
+    if m:
+        names += [m.group(2).lower(), f"{m.group(1)}_{m.group(2).lower()}"]
+    out = []
+    for name in dict.fromkeys((*names, *_ALIAS_NAMES)):
+        if name and name != id_field and name in props and \
+                primary_type(record or {}, props[name]) in ("string", "integer"):
+            out.append(name)
+    return tuple(out)
+
+
+def _shared_stores(resources: dict[str, Resource]) -> dict[str, Resource]:
+    """One store for collections that are the same resource under two paths: the same name
+    once version segments are dropped (``/products/v2``, ``/products``; ``/api/baskets``,
+    ``/baskets``), the same number of parent parameters and records with the same fields."""
+    first: dict[tuple[str, int, frozenset[str], str], str] = {}
+    out = dict(resources)
+    for name in sorted(resources):
+        res = resources[name]
+        if res.shared_store or not res.schema:
+            continue
+        literals = [s for s in segments(res.collection_path) if not template_name(s) and not _VERSION.match(s)]
+        fields = frozenset(object_properties(res.schema, res.schema))
+        key = (singular(literals[-1]) if literals else "", len(res.scope_params), fields, res.id_field or "")
+        if not fields or key in first:
+            out[name] = replace(res, shared_store=first.get(key, ""))
+        else:
+            first[key] = name
+    return out
+
+
+def _creates_when_absent(op: Operation) -> bool:
+    """A PUT on an item path that documents 201, says it creates (``Create or update``,
+    ``Add a collaborator``), or has no body to replace a record with (``PUT /user/following/{u}``)."""
+    if op.method != "PUT":
+        return False
+    if any(r.status == "201" for r in op.responses) or op.request_body is None:
+        return True
+    return bool(_CREATES.search(f"{op.summary} {op.description} {op.operation_id}"))
 
 
 _ITEM_KINDS: dict[str, Kind] = {"GET": "read", "PUT": "replace", "PATCH": "update", "POST": "update",
@@ -261,7 +317,7 @@ def _bind(op: Operation, resources: dict[str, Resource], name_of: dict[str, str]
     if op.path in item_of.values():
         res = name_of.get(_parent(op.path))
         if res and op.method in _ITEM_KINDS:
-            return Binding(op.operation_id, _ITEM_KINDS[op.method], res)
+            return Binding(op.operation_id, _ITEM_KINDS[op.method], res, _creates_when_absent(op))
     if op.path in name_of:
         res = name_of[op.path]
         if op.method == "GET":
@@ -284,7 +340,8 @@ def _bind(op: Operation, resources: dict[str, Resource], name_of: dict[str, str]
 
 def _apply_override(b: Binding, override: dict[str, Any] | None, resources: dict[str, Resource]) -> Binding:
     o = override or {}
-    b = Binding(b.operation_id, o.get("kind", b.kind), o.get("resource", b.resource))
+    b = Binding(b.operation_id, o.get("kind", b.kind), o.get("resource", b.resource),
+                bool(o.get("upsert", b.upsert)))
     if b.kind not in KINDS:
         raise ValueError(f"override for {b.operation_id}: unknown kind {b.kind!r}")
     if b.resource is not None and b.resource not in resources:
@@ -319,6 +376,7 @@ def infer_resources(spec: Spec, overrides: dict[str, Any] | None = None) -> Reso
     for name, res in list(resources.items()):
         is_writable = bool((res_over.get(name) or {}).get("writable", name in writable))
         resources[name] = replace(res, writable=is_writable)
+    resources = _shared_stores(resources)
     notes: list[str] = []
     used = {b.resource for b in bindings.values() if b.resource}
     for name in sorted(set(resources) - used):
@@ -336,7 +394,7 @@ def describe(model: ResourceModel) -> list[dict[str, Any]]:
         out.append({
             "name": name, "collection": r.collection_path, "item": r.item_path,
             "id_field": r.id_field, "id_type": r.id_type, "writable": r.writable,
-            "scope": list(r.scope_params), "operations": ops,
+            "scope": list(r.scope_params), "aliases": list(r.aliases), "store": r.store, "operations": ops,
         })
     return out
 

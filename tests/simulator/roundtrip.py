@@ -1,0 +1,359 @@
+"""Drive every writable resource of a simulated API the way a client would, and count what holds.
+
+For each writable resource: create it with a generated valid body (when the API can create it),
+read it back through the item path, find it in the list, read every item the list shows,
+replace and update it with generated bodies (reading back after each), delete it, and read it
+once more (404). A *check* is one of those expectations; a failed check records why.
+
+The client side knows only what a client generated from the spec knows: the operations, their
+parameters and schemas. It finds an item's id the way a client does: the field named like the
+item path's parameter (``petId`` -> ``id``/``petId``), else a conventional id field, else the
+value it sent. Written scalar fields must read back equal, allowing the lossless conversions a
+stored schema imposes (``"7"`` <-> ``7``). Fields the spec marks ``writeOnly`` or ``readOnly``
+in the request, and secrets (see :func:`simulator.records.is_secret_name`), are not compared.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from simulator.datagen import GenerationError, generate_value
+from simulator.model import JSONSchema, Operation
+from simulator.resources import Resource, json_body_schema
+from simulator.sandbox import SimRequest, SimResponse
+from simulator.schemas import array_items, deref, object_properties, primary_type
+from simulator.service import Simulator
+from simulator.validation import media_kind
+
+_ID_SUFFIX = re.compile(r"(?i)^(.+?)[-_]?(id|key|slug|name|uuid|code)$")
+_ID_NAMES = ("id", "uuid", "key", "slug", "name", "username", "login", "code")
+_LIST_KEYS = ("data", "items", "results", "records", "content", "values", "list", "entries", "elements")
+_SECRET = re.compile(r"(?i)(password|passwd|secret|token|api[-_]?key|private[-_]?key|credential)")
+
+
+@dataclass
+class Tally:
+    """What held for one API: checks passed and failed, and why each failure happened."""
+
+    label: str
+    resources: int = 0
+    passed: int = 0
+    failures: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def checks(self) -> int:
+        return self.passed + len(self.failures)
+
+    def check(self, ok: bool, why: str) -> bool:
+        if ok:
+            self.passed += 1
+        else:
+            self.failures.append(why)
+        return ok
+
+    def figure(self) -> str:
+        share = 100.0 * self.passed / self.checks if self.checks else 100.0
+        return f"{self.passed}/{self.checks} checks ({share:.1f}%) over {self.resources} writable resources"
+
+
+def same_scalar(sent: Any, got: Any) -> bool:
+    """Equal, or equal after a lossless conversion between a number and its decimal text."""
+    if sent == got and type(sent) is type(got):
+        return True
+    if isinstance(sent, bool) or isinstance(got, bool):
+        return (sent == got and isinstance(sent, bool) and isinstance(got, bool)) or str(sent).lower() == str(got).lower()
+    if isinstance(sent, (int, float)) and isinstance(got, (int, float)):
+        return math.isclose(sent, got)
+    if isinstance(sent, str) and isinstance(got, (int, float)):
+        sent, got = got, sent
+    if isinstance(sent, (int, float)) and isinstance(got, str):
+        try:
+            return math.isclose(float(got), float(sent))
+        except ValueError:
+            return False
+    return False
+
+
+def record_in(value: Any, wanted: set[str]) -> dict[str, Any] | None:
+    """The record inside a body: the body itself, or the member of an envelope that best holds
+    the ``wanted`` field names (``{"tag": {...}}``, ``{"data": {...}}``)."""
+    if not isinstance(value, dict):
+        return None
+    best, best_fit = value, len(wanted & set(value))
+    for member in value.values():
+        if isinstance(member, dict) and len(wanted & set(member)) > best_fit:
+            best, best_fit = member, len(wanted & set(member))
+    return best
+
+
+def records_in(value: Any) -> list[dict[str, Any]] | None:
+    """The records a list body holds: the array, or the array under a wrapper key."""
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, dict)]
+    if not isinstance(value, dict):
+        return None
+    for key in (*_LIST_KEYS, *value):
+        member = value.get(key)
+        if isinstance(member, list) and all(isinstance(v, dict) for v in member):
+            return member
+        if isinstance(member, dict):
+            inner = records_in({k: v for k, v in member.items() if isinstance(v, list)})
+            if inner:
+                return inner
+    return None
+
+
+def id_candidates(param: str) -> list[str]:
+    names = [param]
+    m = _ID_SUFFIX.match(param)
+    if m:
+        base, suffix = m.group(1), m.group(2).lower()
+        names += [suffix, f"{base}_{suffix}", f"{base}{suffix.capitalize()}"]
+    return [*names, *_ID_NAMES]
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class RoundTrip:
+    """One API's round trips, in process (``Simulator.handle``), one session per resource."""
+
+    def __init__(self, sim: Simulator, label: str) -> None:
+        self.sim = sim
+        self.tally = Tally(label)
+        self.ops = {op.operation_id: op for op in sim.env.spec.operations}
+        self.session = ""
+        self.values: dict[str, Any] = {}  # path parameter values of the resource under test
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def generate(self, schema: JSONSchema, seed: str, name: str | None = None, complete: bool = False) -> Any:
+        return generate_value(schema, f"roundtrip|{self.tally.label}|{seed}", name=name, complete=complete)
+
+    def request(self, op: Operation, body: Any = None, overrides: dict[str, Any] | None = None) -> SimResponse:
+        values = {**self.values, **(overrides or {})}
+        path = op.path
+        query: list[tuple[str, str]] = []
+        headers: list[tuple[str, str]] = []
+        for p in op.parameters:
+            if p.location == "path":
+                if p.name not in values:
+                    values[p.name] = self.generate(p.schema, f"path|{p.name}", name=p.name)
+                    self.values.setdefault(p.name, values[p.name])
+                path = path.replace("{" + p.name + "}", quote(_text(values[p.name]), safe=""))
+            elif p.required and primary_type(p.schema, p.schema) not in ("object", "array"):
+                value = _text(self.generate(p.schema, f"{op.operation_id}|{p.name}", name=p.name))
+                if p.location == "query":
+                    query.append((p.name, value))
+                elif p.location == "header":
+                    headers.append((p.name.lower(), value))
+                else:
+                    headers.append(("cookie", f"{p.name}={value}"))
+        content = b""
+        if body is not None:
+            media = self.media(op)
+            headers.append(("content-type", media))
+            content = orjson.dumps(body)
+        return self.sim.handle(SimRequest(op.method, self.sim.base_path + path, tuple(query), tuple(headers),
+                                          content), self.session)
+
+    @staticmethod
+    def media(op: Operation) -> str:
+        content = op.request_body.content if op.request_body else {}
+        return next((m for m in sorted(content) if media_kind(m) == "json" and "*" not in m), "application/json")
+
+    def body_for(self, op: Operation, seed: str) -> tuple[Any, JSONSchema | None]:
+        schema = json_body_schema(op)
+        if schema is None or not any(media_kind(m) == "json" for m in (op.request_body.content if op.request_body
+                                                                         else {})):
+            return None, None
+        json_schema = next(s for m, s in sorted(op.request_body.content.items()) if media_kind(m) == "json") \
+            if op.request_body else schema
+        return self.generate(json_schema, seed, complete=True), json_schema
+
+    # -- the cycle --------------------------------------------------------------------------
+
+    def run(self) -> Tally:
+        for name in sorted(self.sim.model.resources):
+            res = self.sim.model.resources[name]
+            if not res.writable:
+                continue
+            if res.item_path is None:
+                self.tally.skipped.append(f"{name}: no item path (the spec cannot address one record)")
+                continue
+            self.tally.resources += 1
+            self.session = f"roundtrip-{name}"
+            self.values = {}
+            try:
+                self.resource(res)
+            except GenerationError as exc:
+                self.tally.skipped.append(f"{name}: no valid value can be generated ({exc})")
+        return self.tally
+
+    def kinds(self, res: Resource) -> dict[str, list[Operation]]:
+        out: dict[str, list[Operation]] = {}
+        for op_id, b in sorted(self.sim.model.bindings.items()):
+            if b.resource == res.name:
+                out.setdefault(b.kind, []).append(self.ops[op_id])
+        return out
+
+    def item_op(self, ops: list[Operation], res: Resource) -> Operation | None:
+        return next((op for op in ops if op.path == res.item_path), None)
+
+    def resource(self, res: Resource) -> None:
+        kinds = self.kinds(res)
+        name = res.name
+        read = self.item_op(kinds.get("read", []), res)
+        created = self.create(res, kinds.get("create", []))
+        if created is None:
+            created = self.listed(res, kinds.get("list", []), read)
+        if created is None:
+            self.tally.skipped.append(f"{name}: nothing to try (no create succeeded and no list shows a record)")
+            return
+        item_id, sent = created
+        if read is not None:
+            self.read_back(res, read, item_id, sent, "create")
+        self.list_reads(res, kinds.get("list", []), read, item_id)
+        for kind in ("replace", "update"):
+            for op in kinds.get(kind, []):
+                if op.path == res.item_path:
+                    self.write(res, op, read, item_id, kind)
+        delete = self.item_op(kinds.get("delete", []), res)
+        if delete is not None:
+            answer = self.request(delete, overrides={res.id_param or "": item_id})
+            self.tally.check(200 <= answer.status < 300, f"{name}: delete answered {answer.status}: "
+                                                           f"{answer.body[:200]!r}")
+            if read is not None:
+                gone = self.request(read, overrides={res.id_param or "": item_id})
+                self.tally.check(gone.status == 404, f"{name}: read after delete answered {gone.status}")
+
+    def create(self, res: Resource, creates: list[Operation]) -> tuple[Any, dict[str, Any]] | None:
+        for op in creates:
+            body, _ = self.body_for(op, f"create|{op.operation_id}")
+            answer = self.request(op, body)
+            ok = self.tally.check(200 <= answer.status < 300,
+                                  f"{res.name}: create {op.operation_id} answered {answer.status}: {answer.body[:300]!r}")
+            if not ok:
+                continue
+            sent = record_in(body, set()) if isinstance(body, dict) else {}
+            sent = _inner_sent(body)
+            if res.id_param and "{" + res.id_param + "}" in op.path:
+                return self.values[res.id_param], sent
+            found = self.id_of(res, answer.json(), sent)
+            if self.tally.check(found is not None, f"{res.name}: create {op.operation_id} answer names no id: "
+                                                   f"{answer.body[:200]!r}"):
+                return found, sent
+        return None
+
+    def id_of(self, res: Resource, body: Any, sent: dict[str, Any]) -> Any:
+        record = record_in(body, set(sent) | set(id_candidates(res.id_param or "id")))
+        for name in id_candidates(res.id_param or "id"):
+            for source in (record or {}, sent):
+                value = source.get(name)
+                if isinstance(value, (str, int)) and not isinstance(value, bool) and value != "":
+                    return value
+        return None
+
+    def listed(self, res: Resource, lists: list[Operation], read: Operation | None) -> tuple[Any, dict[str, Any]] | None:
+        for op in lists:
+            answer = self.request(op)
+            for record in records_in(answer.json() if answer.status == 200 else None) or []:
+                found = self.id_of(res, record, {})
+                if found is not None:
+                    return found, {}
+        return None
+
+    def read_back(self, res: Resource, read: Operation, item_id: Any, sent: dict[str, Any], after: str) -> None:
+        answer = self.request(read, overrides={res.id_param or "": item_id})
+        if not self.tally.check(answer.status == 200, f"{res.name}: read {item_id!r} after {after} answered "
+                                                      f"{answer.status}: {answer.body[:200]!r}"):
+            return
+        comparable = self.comparable(res, read, sent)
+        record = record_in(answer.json(), set(comparable)) or {}
+        for key, value in sorted(comparable.items()):
+            self.tally.check(key in record and same_scalar(value, record[key]),
+                             f"{res.name}: {key} written {value!r} after {after}, read {record.get(key, '(absent)')!r}")
+
+    def comparable(self, res: Resource, read: Operation, sent: dict[str, Any]) -> dict[str, Any]:
+        """The sent scalar fields a read can show: documented by the read's response, neither
+        write-only nor read-only nor a secret, not an identifying path parameter's namesake."""
+        from simulator.resources import success_schema
+
+        schema = success_schema(read) or {}
+        shown: set[str] = set()
+        props = object_properties(schema, schema)
+        shown |= set(props)
+        for sub in props.values():
+            if primary_type(schema, sub) == "object":
+                shown |= set(object_properties(schema, sub))
+        out = {}
+        for key, value in sent.items():
+            if isinstance(value, (dict, list)) or value is None or key not in shown or _SECRET.search(key):
+                continue
+            prop = deref(schema, props.get(key, {}))
+            if prop.get("writeOnly") or prop.get("readOnly"):
+                continue
+            if key in self.values and key != res.id_field:
+                continue  # a path parameter of the same name wins over the body
+            out[key] = value
+        return out
+
+    def list_reads(self, res: Resource, lists: list[Operation], read: Operation | None, item_id: Any) -> None:
+        for op in lists:
+            required = [p for p in op.parameters if p.required and p.location == "query"]
+            answer = self.request(op)
+            if not self.tally.check(answer.status == 200, f"{res.name}: list {op.operation_id} answered "
+                                                          f"{answer.status}: {answer.body[:200]!r}"):
+                continue
+            records = records_in(answer.json())
+            if not self.tally.check(records is not None, f"{res.name}: list {op.operation_id} shows no records"):
+                continue
+            ids = [self.id_of(res, r, {}) for r in records or []]
+            if not required and op.path == res.collection_path:
+                self.tally.check(any(same_scalar(item_id, i) for i in ids),
+                                 f"{res.name}: list {op.operation_id} does not show the new {item_id!r} ({ids[:8]})")
+            if read is None:
+                continue
+            for listed_id in ids[:10]:
+                if listed_id is None:
+                    self.tally.check(False, f"{res.name}: a record listed by {op.operation_id} names no id")
+                    continue
+                answer = self.request(read, overrides={res.id_param or "": listed_id})
+                self.tally.check(answer.status == 200, f"{res.name}: listed {listed_id!r} reads {answer.status}")
+
+    def write(self, res: Resource, op: Operation, read: Operation | None, item_id: Any, kind: str) -> None:
+        body, _ = self.body_for(op, f"{kind}|{op.operation_id}")
+        answer = self.request(op, body, overrides={res.id_param or "": item_id})
+        if not self.tally.check(200 <= answer.status < 300, f"{res.name}: {kind} {op.operation_id} answered "
+                                                             f"{answer.status}: {answer.body[:300]!r}"):
+            return
+        if read is not None:
+            self.read_back(res, read, item_id, _inner_sent(body), kind)
+
+
+def _inner_sent(body: Any) -> dict[str, Any]:
+    """The record a request body carries: itself, or the object inside a one-member envelope."""
+    if not isinstance(body, dict):
+        return {}
+    if len(body) == 1:
+        (member,) = body.values()
+        if isinstance(member, dict):
+            return member
+    return body
+
+
+def round_trip(sim: Simulator, label: str) -> Tally:
+    return RoundTrip(sim, label).run()
+
+
+__all__ = ["RoundTrip", "Tally", "array_items", "round_trip", "same_scalar"]
