@@ -11,7 +11,9 @@ inside lists). A list: ``[...]``, ``{"data": [...], "total": 3}``, ``{"tags": [.
   ``result``, ``record``, ``object``) holding an object with properties, or its only property
   when that holds an object with properties;
 * a list wrapper's *list key* is a conventional key (``data``, ``items``, ``results`` ...)
-  holding an array of objects, else its only property holding an array of objects.
+  holding an array of objects, else its only property holding an array of objects when no
+  other property is text (``{"tags": [...], "links": {...}, "meta": {...}}``; a record with a
+  list in it has text of its own).
 
 Pure functions of the schema: the same schema gives the same keys.
 """
@@ -60,11 +62,15 @@ def list_key(root: JSONSchema, schema: Any) -> str | None:
             inner = array_items(root, props[key])
             if inner is not None and primary_type(root, inner) == "object":
                 return key
-    if any(name in props for name in ID_NAMES):
-        return None  # a record with a list in it (a pet's tags), not a wrapper
     arrays = [k for k, p in props.items()
               if (items := array_items(root, p)) is not None and primary_type(root, items) == "object"]
-    return arrays[0] if len(arrays) == 1 else None
+    if len(arrays) != 1:
+        return None
+    # a record with a list in it (a pet's tags, a configuration's rules) has text of its own;
+    # a wrapper has only paging members beside the list (links, meta, total, has_more)
+    if any(primary_type(root, p) == "string" for k, p in props.items() if k != arrays[0]):
+        return None
+    return arrays[0]
 
 
 def unwrap_record(root: JSONSchema, schema: Any) -> tuple[JSONSchema, str | None]:

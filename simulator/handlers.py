@@ -155,6 +155,9 @@ class Handlers:
         if not res.schema:
             return changes
         out = self.converter.changes(res.schema, changes)
+        for name in res.aliases:  # an alias the representation lacks (a group's key) is kept as sent
+            if name in changes and name not in out and isinstance(changes[name], (str, int)):
+                out[name] = changes[name]
         for name in res.scope_params:
             if name in parsed.path_params:
                 try:
@@ -292,8 +295,8 @@ class Handlers:
         props = object_properties(res.schema, res.schema) if res.schema else {}
         written = self.written(res, parsed, {k: v for k, v in parsed.query.items() if k in props})
         hint = dict(written) if replace else {**existing, **written}
-        for name in (res.id_field, *_CREATED):
-            if name and name in existing:
+        for name in (res.id_field, *_CREATED):  # the id stays; so does a creation time not written
+            if name and name in existing and (name == res.id_field or name not in written):
                 hint[name] = existing[name]
         seed = f"{self.seed}|update|{res.name}|{key}|{session.writes}"
         record = self._store(session, res, hint, written, seed, _UPDATED)

@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 from .envelopes import ID_NAMES as _ID_NAMES
 from .envelopes import WRAPPER_KEYS, list_key, unwrap_record
+from .identity import ID_SUFFIX as _ID_SUFFIX
+from .identity import alias_fields, creates_when_absent, json_body_schema, written_aliases
 from .model import JSONSchema, Operation, Spec
 from .schemas import array_items, deref, object_properties, primary_type
 
@@ -33,13 +35,10 @@ KINDS: tuple[str, ...] = ("list", "create", "read", "replace", "update", "delete
 WRITE_KINDS = frozenset({"create", "replace", "update", "delete"})
 
 _TEMPLATE = re.compile(r"^\{([^{}]+)\}$")
-_ID_SUFFIX = re.compile(r"(?i)^(.+?)[-_]?(id|key|slug|name|uuid|code)$")
 _WRAPPER_KEYS = WRAPPER_KEYS  # what toolgrad's offline policy imports
+_READS = re.compile(r"^(get|search|find|list|query|fetch|lookup|retrieve)(?![a-z])"
+                    r"|^(Get|Search|Find|List|Query|Fetch|Lookup|Retrieve)\b")
 _VERSION = re.compile(r"(?i)^v\d+(\.\d+)*$")
-# record fields an item path may address a record by, besides its id field
-_ALIAS_NAMES = ("id", "uuid", "key", "slug", "name", "username", "login", "handle", "code", "number")
-# a PUT on an item path that says it creates (or has no body to replace with) creates when absent
-_CREATES = re.compile(r"(?i)\bcreates?\b|\bupsert|\badds?\b|\bputs?\b.*\bif\b.*\bnot\b.*\bexist")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,15 +110,6 @@ def success_schema(op: Operation) -> JSONSchema | None:
     return None
 
 
-def json_body_schema(op: Operation) -> JSONSchema | None:
-    if op.request_body is None:
-        return None
-    for media, schema in op.request_body.content.items():
-        if "json" in media or "form" in media:
-            return schema
-    return None
-
-
 def _with_defs(schema: JSONSchema, inner: JSONSchema) -> JSONSchema:
     return {**inner, "$defs": schema["$defs"]} if "$defs" in schema else inner
 
@@ -155,7 +145,7 @@ def _id_field(record: JSONSchema | None, id_param: str | None, resource: str) ->
             base, suffix = m.group(1), m.group(2).lower()
             candidates += [suffix, suffix.upper(), suffix.capitalize(), f"{base}_{suffix}",
                            f"{base}{suffix.capitalize()}"]
-    candidates += [*_ID_NAMES, f"{resource}_id", f"{resource}Id"]
+    candidates += [*_ID_NAMES, f"{resource}_id", f"{resource}Id", "_id", "$id"]
     for name in candidates:
         if name in props:
             ptype = primary_type(record or {}, props[name]) or "string"
@@ -257,25 +247,9 @@ def _make_resource(name: str, base: str, coll: str, item: str | None, by_path: d
                 id_schema = p.schema
                 id_type = "integer" if primary_type(p.schema, p.schema) == "integer" else "string"
     scope = tuple(t for t in (template_name(s) for s in segments(coll)) if t)
-    aliases = tuple(override.get("aliases", _aliases(record, id_param, id_field)))
+    aliases = tuple(override.get("aliases", alias_fields(record, id_param, id_field)))
     return Resource(name, coll, item, id_param, id_field, id_type, scope, record, False, id_schema, aliases,
                     str(override.get("store", "")))
-
-
-def _aliases(record: JSONSchema | None, id_param: str | None, id_field: str | None) -> tuple[str, ...]:
-    """Scalar record fields that name a record (username, slug, id ...), besides the id field:
-    an item path may address a record by any of them, whatever the create returned as ``id``."""
-    props = object_properties(record, record) if record else {}
-    names = [id_param] if id_param else []
-    m = _ID_SUFFIX.match(id_param or "")
-    if m:
-        names += [m.group(2).lower(), f"{m.group(1)}_{m.group(2).lower()}"]
-    out = []
-    for name in dict.fromkeys((*names, *_ALIAS_NAMES)):
-        if name and name != id_field and name in props and \
-                primary_type(record or {}, props[name]) in ("string", "integer"):
-            out.append(name)
-    return tuple(out)
 
 
 def _shared_stores(resources: dict[str, Resource]) -> dict[str, Resource]:
@@ -298,16 +272,6 @@ def _shared_stores(resources: dict[str, Resource]) -> dict[str, Resource]:
     return out
 
 
-def _creates_when_absent(op: Operation) -> bool:
-    """A PUT on an item path that documents 201, says it creates (``Create or update``,
-    ``Add a collaborator``), or has no body to replace a record with (``PUT /user/following/{u}``)."""
-    if op.method != "PUT":
-        return False
-    if any(r.status == "201" for r in op.responses) or op.request_body is None:
-        return True
-    return bool(_CREATES.search(f"{op.summary} {op.description} {op.operation_id}"))
-
-
 _ITEM_KINDS: dict[str, Kind] = {"GET": "read", "PUT": "replace", "PATCH": "update", "POST": "update",
                                 "DELETE": "delete"}
 
@@ -317,13 +281,16 @@ def _bind(op: Operation, resources: dict[str, Resource], name_of: dict[str, str]
     if op.path in item_of.values():
         res = name_of.get(_parent(op.path))
         if res and op.method in _ITEM_KINDS:
-            return Binding(op.operation_id, _ITEM_KINDS[op.method], res, _creates_when_absent(op))
+            return Binding(op.operation_id, _ITEM_KINDS[op.method], res, creates_when_absent(op))
     if op.path in name_of:
         res = name_of[op.path]
         if op.method == "GET":
             _, is_list = record_schema_of(success_schema(op))
             if is_list or success_schema(op) is None:
                 return Binding(op.operation_id, "list", res)
+        if op.method == "POST" and (_READS.match(op.operation_id) or _READS.match(op.summary)):
+            # a POST that fetches (getPodcastsInBatch, searchItems): its body is criteria, not a record
+            return Binding(op.operation_id, "action", None)
         if op.method == "POST":
             return Binding(op.operation_id, "create", res)
         id_field = resources[res].id_field
@@ -377,6 +344,12 @@ def infer_resources(spec: Spec, overrides: dict[str, Any] | None = None) -> Reso
         is_writable = bool((res_over.get(name) or {}).get("writable", name in writable))
         resources[name] = replace(res, writable=is_writable)
     resources = _shared_stores(resources)
+    ops = {op.operation_id: op for op in spec.operations}
+    for name, res in list(resources.items()):
+        creates = [ops[b.operation_id] for b in bindings.values() if b.resource == name and b.kind == "create"]
+        extra = () if "aliases" in (res_over.get(name) or {}) else written_aliases(res.schema, res.id_param, creates)
+        if extra:
+            resources[name] = replace(res, aliases=(*res.aliases, *extra))
     notes: list[str] = []
     used = {b.resource for b in bindings.values() if b.resource}
     for name in sorted(set(resources) - used):

@@ -51,7 +51,12 @@ def scope_key(values: tuple[str, ...]) -> str:
 
 
 def id_key(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
+    """The text a record is keyed by: the value as a path would carry it (``22562.0`` -> ``22562``)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 class World:

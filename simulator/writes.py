@@ -134,6 +134,8 @@ class Converter:
             items = array_items(root, resolved) or {}
             converted = [self.value(root, items, v, f"{pointer}/{i}", depth + 1) for i, v in enumerate(value)]
             converted = [v for v in converted if v is not _DROP]
+            if any(isinstance(v, dict) for v in converted):
+                return converted  # objects are checked member by member; what they lack is generated later
             return self._checked(root, schema, converted, pointer)
         if not isinstance(value, (dict, list)):
             for target in types:
@@ -165,7 +167,7 @@ class Converter:
     def _reference(self, root: JSONSchema, schema: JSONSchema, value: Any, depth: int) -> dict[str, Any] | None:
         """A scalar standing for an object: the object with it in its identifying member."""
         props = object_properties(root, schema)
-        for name in (*ID_NAMES, "code", "number"):
+        for name in (*ID_NAMES, "login", "username", "code", "number"):
             if name in props:
                 converted = self.value(root, props[name], value, "", depth + 1) if depth < _MAX_DEPTH else _DROP
                 if converted is not _DROP and self.is_valid(root, props[name], converted):

@@ -23,16 +23,17 @@ from urllib.parse import quote
 
 import orjson
 
-from simulator.datagen import GenerationError, generate_value
+from simulator.datagen import GenerationError, compile_schema, generate_value
 from simulator.model import JSONSchema, Operation
-from simulator.resources import Resource, json_body_schema
+from simulator.resources import Resource, json_body_schema, success_schema
 from simulator.sandbox import SimRequest, SimResponse
-from simulator.schemas import array_items, deref, object_properties, primary_type
+from simulator.schemas import deref, object_properties, primary_type, sub_schema
 from simulator.service import Simulator
 from simulator.validation import media_kind
 
 _ID_SUFFIX = re.compile(r"(?i)^(.+?)[-_]?(id|key|slug|name|uuid|code)$")
-_ID_NAMES = ("id", "uuid", "key", "slug", "name", "username", "login", "code")
+_ID_NAMES = ("id", "uuid", "key", "slug", "name", "username", "login", "code", "_id", "$id")
+_RETRIES = 4
 _LIST_KEYS = ("data", "items", "results", "records", "content", "values", "list", "entries", "elements")
 _SECRET = re.compile(r"(?i)(password|passwd|secret|token|api[-_]?key|private[-_]?key|credential)")
 
@@ -46,6 +47,7 @@ class Tally:
     passed: int = 0
     failures: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # refused writes retried with storable values
 
     @property
     def checks(self) -> int:
@@ -147,8 +149,10 @@ class RoundTrip:
         headers: list[tuple[str, str]] = []
         for p in op.parameters:
             if p.location == "path":
-                if p.name not in values:
-                    values[p.name] = self.generate(p.schema, f"path|{p.name}", name=p.name)
+                if p.name not in values or (p.name not in (overrides or {}) and not self.fits(p.schema, values[p.name])):
+                    # a first value, or one this operation's schema for the parameter refuses (a
+                    # spec typing one parameter two ways): a parent of its own
+                    values[p.name] = self.generate(p.schema, f"path|{op.operation_id}|{p.name}", name=p.name)
                     self.values.setdefault(p.name, values[p.name])
                 path = path.replace("{" + p.name + "}", quote(_text(values[p.name]), safe=""))
             elif p.required and primary_type(p.schema, p.schema) not in ("object", "array"):
@@ -166,6 +170,10 @@ class RoundTrip:
             content = orjson.dumps(body)
         return self.sim.handle(SimRequest(op.method, self.sim.base_path + path, tuple(query), tuple(headers),
                                           content), self.session)
+
+    @staticmethod
+    def fits(schema: JSONSchema, value: Any) -> bool:
+        return bool(compile_schema(schema).is_valid(value))
 
     @staticmethod
     def media(op: Operation) -> str:
@@ -220,9 +228,9 @@ class RoundTrip:
         if created is None:
             self.tally.skipped.append(f"{name}: nothing to try (no create succeeded and no list shows a record)")
             return
-        item_id, sent = created
+        item_id, sent, created_by = created
         if read is not None:
-            self.read_back(res, read, item_id, sent, "create")
+            self.read_back(res, read, item_id, sent, "create", created_by)
         self.list_reads(res, kinds.get("list", []), read, item_id)
         for kind in ("replace", "update"):
             for op in kinds.get(kind, []):
@@ -237,80 +245,117 @@ class RoundTrip:
                 gone = self.request(read, overrides={res.id_param or "": item_id})
                 self.tally.check(gone.status == 404, f"{name}: read after delete answered {gone.status}")
 
-    def create(self, res: Resource, creates: list[Operation]) -> tuple[Any, dict[str, Any]] | None:
+    def send_write(self, res: Resource, op: Operation, seed: str,
+                   overrides: dict[str, Any] | None = None) -> tuple[SimResponse, Any]:
+        """Send a generated body; when the simulator refuses a field its stored schema cannot
+        hold (the request and the record schema type it differently), send the field again with
+        a value of the stored schema, as a client reading the docs would, and note it."""
+        body, schema = self.body_for(op, seed)
+        answer = self.request(op, body, overrides)
+        for attempt in range(_RETRIES):
+            refused = _refused_field(answer)
+            if refused is None or not isinstance(body, dict) or not res.schema:
+                break
+            stored = object_properties(res.schema, res.schema).get(refused)
+            inner = _inner_sent(body)
+            if stored is None or refused not in inner:
+                break
+            value = generate_value(sub_schema(res.schema, stored), f"roundtrip|{seed}|{refused}|{attempt}")
+            wanted = primary_type(schema or {}, object_properties(schema or {}, schema or {}).get(refused, {}))
+            inner[refused] = str(value) if wanted == "string" and not isinstance(value, str) else value
+            self.tally.notes.append(f"{res.name}: {op.operation_id} refused {refused!r} as sent "
+                                    f"({_detail(answer)}); sent a stored-schema value instead")
+            answer = self.request(op, body, overrides)
+        return answer, body
+
+    def create(self, res: Resource, creates: list[Operation]) -> tuple[Any, dict[str, Any], Operation | None] | None:
         for op in creates:
-            body, _ = self.body_for(op, f"create|{op.operation_id}")
-            answer = self.request(op, body)
+            answer, body = self.send_write(res, op, f"create|{op.operation_id}")
             ok = self.tally.check(200 <= answer.status < 300,
                                   f"{res.name}: create {op.operation_id} answered {answer.status}: {answer.body[:300]!r}")
             if not ok:
                 continue
-            sent = record_in(body, set()) if isinstance(body, dict) else {}
             sent = _inner_sent(body)
             if res.id_param and "{" + res.id_param + "}" in op.path:
-                return self.values[res.id_param], sent
+                return self.values[res.id_param], sent, op
             found = self.id_of(res, answer.json(), sent)
             if self.tally.check(found is not None, f"{res.name}: create {op.operation_id} answer names no id: "
                                                    f"{answer.body[:200]!r}"):
-                return found, sent
+                return found, sent, op
         return None
 
     def id_of(self, res: Resource, body: Any, sent: dict[str, Any]) -> Any:
-        record = record_in(body, set(sent) | set(id_candidates(res.id_param or "id")))
+        if isinstance(body, list):  # a create answering the list of what it made
+            body = body[0] if len(body) == 1 else None
+        candidates = id_candidates(res.id_param or "id")
+        has_id = isinstance(body, dict) and any(isinstance(body.get(c), (str, int, float)) for c in candidates)
+        record = body if has_id else record_in(body, set(sent) | set(candidates))
         for name in id_candidates(res.id_param or "id"):
             for source in (record or {}, sent):
                 value = source.get(name)
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
                 if isinstance(value, (str, int)) and not isinstance(value, bool) and value != "":
                     return value
         return None
 
-    def listed(self, res: Resource, lists: list[Operation], read: Operation | None) -> tuple[Any, dict[str, Any]] | None:
+    def listed(self, res: Resource, lists: list[Operation],
+               read: Operation | None) -> tuple[Any, dict[str, Any], Operation | None] | None:
         for op in lists:
             answer = self.request(op)
             for record in records_in(answer.json() if answer.status == 200 else None) or []:
                 found = self.id_of(res, record, {})
                 if found is not None:
-                    return found, {}
+                    return found, {}, None
         return None
 
-    def read_back(self, res: Resource, read: Operation, item_id: Any, sent: dict[str, Any], after: str) -> None:
+    def read_back(self, res: Resource, read: Operation, item_id: Any, sent: dict[str, Any], after: str,
+                  wrote: Operation | None) -> None:
         answer = self.request(read, overrides={res.id_param or "": item_id})
         if not self.tally.check(answer.status == 200, f"{res.name}: read {item_id!r} after {after} answered "
                                                       f"{answer.status}: {answer.body[:200]!r}"):
             return
-        comparable = self.comparable(res, read, sent)
+        comparable = self.comparable(res, read, sent, wrote, after)
         record = record_in(answer.json(), set(comparable)) or {}
         for key, value in sorted(comparable.items()):
             self.tally.check(key in record and same_scalar(value, record[key]),
                              f"{res.name}: {key} written {value!r} after {after}, read {record.get(key, '(absent)')!r}")
 
-    def comparable(self, res: Resource, read: Operation, sent: dict[str, Any]) -> dict[str, Any]:
+    def comparable(self, res: Resource, read: Operation, sent: dict[str, Any], wrote: Operation | None,
+                   kind: str) -> dict[str, Any]:
         """The sent scalar fields a read can show: documented by the read's response, neither
-        write-only nor read-only nor a secret, not an identifying path parameter's namesake."""
-        from simulator.resources import success_schema
-
+        write-only nor read-only (in the request) nor a secret; not a path parameter's namesake
+        (the path wins) and, after a replace or update, not the id (writes keep it)."""
         schema = success_schema(read) or {}
-        shown: set[str] = set()
         props = object_properties(schema, schema)
-        shown |= set(props)
+        shown = set(props)
         for sub in props.values():
             if primary_type(schema, sub) == "object":
                 shown |= set(object_properties(schema, sub))
+        request = (self.body_for(wrote, "schema")[1] if wrote is not None else None) or {}
+        request_props = object_properties(request, request)
+        for sub in list(request_props.values()):
+            if len(request_props) == 1 and primary_type(request, sub) == "object":
+                request_props = object_properties(request, sub)  # the record inside an envelope
+        in_path = {p.name for p in wrote.parameters if p.location == "path"} if wrote is not None else set()
         out = {}
         for key, value in sent.items():
             if isinstance(value, (dict, list)) or value is None or key not in shown or _SECRET.search(key):
                 continue
-            prop = deref(schema, props.get(key, {}))
-            if prop.get("writeOnly") or prop.get("readOnly"):
+            if any(deref(root, prop).get(flag) for root, prop in ((schema, props.get(key, {})),
+                                                                 (request, request_props.get(key, {})))
+                   for flag in ("writeOnly", "readOnly")):
                 continue
-            if key in self.values and key != res.id_field:
-                continue  # a path parameter of the same name wins over the body
+            if key in in_path or (kind != "create" and key == res.id_field):
+                continue
             out[key] = value
         return out
 
     def list_reads(self, res: Resource, lists: list[Operation], read: Operation | None, item_id: Any) -> None:
         for op in lists:
-            required = [p for p in op.parameters if p.required and p.location == "query"]
+            # a required or defaulted query parameter may filter the new record out (petstore's
+            # status=available): membership is checked on plain lists only
+            required = [p for p in op.parameters if p.location == "query" and (p.required or "default" in p.schema)]
             answer = self.request(op)
             if not self.tally.check(answer.status == 200, f"{res.name}: list {op.operation_id} answered "
                                                           f"{answer.status}: {answer.body[:200]!r}"):
@@ -332,13 +377,27 @@ class RoundTrip:
                 self.tally.check(answer.status == 200, f"{res.name}: listed {listed_id!r} reads {answer.status}")
 
     def write(self, res: Resource, op: Operation, read: Operation | None, item_id: Any, kind: str) -> None:
-        body, _ = self.body_for(op, f"{kind}|{op.operation_id}")
-        answer = self.request(op, body, overrides={res.id_param or "": item_id})
+        answer, body = self.send_write(res, op, f"{kind}|{op.operation_id}", {res.id_param or "": item_id})
         if not self.tally.check(200 <= answer.status < 300, f"{res.name}: {kind} {op.operation_id} answered "
                                                              f"{answer.status}: {answer.body[:300]!r}"):
             return
         if read is not None:
-            self.read_back(res, read, item_id, _inner_sent(body), kind)
+            self.read_back(res, read, item_id, _inner_sent(body), kind, op)
+
+
+def _refused_field(answer: SimResponse) -> str | None:
+    """The field a "cannot be stored as sent" problem names (None for any other answer)."""
+    if answer.status not in (400, 422) or b"cannot be stored as sent" not in answer.body:
+        return None
+    for error in (answer.json() or {}).get("errors", []):
+        if isinstance(error, dict) and error.get("name"):
+            return str(error["name"])
+    return None
+
+
+def _detail(answer: SimResponse) -> str:
+    body = answer.json()
+    return str(body.get("detail", ""))[:160] if isinstance(body, dict) else ""
 
 
 def _inner_sent(body: Any) -> dict[str, Any]:
@@ -356,4 +415,4 @@ def round_trip(sim: Simulator, label: str) -> Tally:
     return RoundTrip(sim, label).run()
 
 
-__all__ = ["RoundTrip", "Tally", "array_items", "round_trip", "same_scalar"]
+__all__ = ["RoundTrip", "Tally", "round_trip", "same_scalar"]
