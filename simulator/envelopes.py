@@ -57,6 +57,8 @@ def list_key(root: JSONSchema, schema: Any) -> str | None:
     if primary_type(root, schema) != "object":
         return None
     props = object_properties(root, schema)
+    if any(name in props for name in ID_NAMES):
+        return None  # a record with a list in it (a zone's records, a pet's tags)
     for key in WRAPPER_KEYS:
         if key in props:
             inner = array_items(root, props[key])
@@ -114,9 +116,12 @@ def wrap_list(schema: JSONSchema, records: list[dict[str, Any]], total: int, sta
 
 def wrap_record(schema: JSONSchema, record: dict[str, Any], id_field: str | None, name: str,
                 status: int | None = None) -> Any:
-    """A record as the response expects it: itself, or inside the envelope property whose
-    schema fits it best (``{"status_code": 200, "data": {...}}``)."""
+    """A record as the response expects it: itself, inside the envelope property whose schema
+    fits it best (``{"status_code": 200, "data": {...}}``), or the one item of an array."""
     resolved = deref(schema, schema)
+    items = array_items(schema, resolved)
+    if items is not None:  # a create answering the list of what it made: this one
+        return _in_item_envelopes(schema, items, [record])
     if primary_type(schema, resolved) != "object":
         return record
     props = object_properties(schema, resolved)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .envelopes import unwrap_record, wrap_list, wrap_record
+from .identity import param_field_names
 from .model import JSONSchema, Operation, ResponseSpec
 from .resources import Binding, Resource
 from .schemas import deref, object_properties
@@ -295,8 +296,10 @@ class Handlers:
         props = object_properties(res.schema, res.schema) if res.schema else {}
         written = self.written(res, parsed, {k: v for k, v in parsed.query.items() if k in props})
         hint = dict(written) if replace else {**existing, **written}
-        for name in (res.id_field, *_CREATED):  # the id stays; so does a creation time not written
-            if name and name in existing and (name == res.id_field or name not in written):
+        # the id and the field the item path names the record by stay (the path wins); so does
+        # a creation time not written
+        for name in (res.id_field, *addressed_by(res), *_CREATED):
+            if name and name in existing and (name not in _CREATED or name not in written):
                 hint[name] = existing[name]
         seed = f"{self.seed}|update|{res.name}|{key}|{session.writes}"
         record = self._store(session, res, hint, written, seed, _UPDATED)
@@ -315,6 +318,12 @@ def query_defaults(op: Operation) -> dict[str, Any]:
     """The ``default`` of each query parameter: what the server uses when the client sends none
     (``limit`` 10 on museum's list, ``status=available`` on petstore's findByStatus)."""
     return {p.name: p.schema["default"] for p in op.parameters if p.location == "query" and "default" in p.schema}
+
+
+def addressed_by(res: Resource) -> tuple[str, ...]:
+    """The alias fields the item path parameter stands for (``{group_key}`` -> ``key``)."""
+    names = param_field_names(res.id_param)
+    return tuple(name for name in res.aliases if name in names)
 
 
 def body_plan(op: Operation, media: str | None, record: JSONSchema | None) -> tuple[str | None, frozenset[str]]:

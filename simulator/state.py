@@ -80,8 +80,10 @@ class World:
         for param, value in zip(res.scope_params, scope, strict=False):
             if param in props:  # a record names its parent: /users/{username}/repos -> owner field
                 hint[param] = coerce_like(record.get(param), value)
-        if res.id_field in props and id_value is None and res.id_field not in hint:
-            id_value = self.new_id(res, seed)  # an optional id property the generator left out
+        if res.id_field in props and id_value is None and (
+                res.id_field not in hint or not self._addressable(res, hint[res.id_field])):
+            # an optional id the generator left out, or one the item path could not carry
+            id_value = self.new_id(res, seed)
         if res.id_field and id_value is not None:
             hint[res.id_field] = id_value
         record = self.shaper.conform(schema, schema, hint, seed, name=res.store)
@@ -104,11 +106,23 @@ class World:
                 return value
         return value
 
+    def _addressable(self, res: Resource, value: Any) -> bool:
+        """Whether the item path's parameter schema admits ``value`` (as the text a path carries)."""
+        if res.id_schema is None or isinstance(value, (dict, list)):
+            return True
+        return self.shaper.is_valid(res.id_schema, res.id_schema, value) or \
+            self.shaper.is_valid(res.id_schema, res.id_schema, id_key(value))
+
     def _id_candidate(self, res: Resource, seed: str) -> Any:
-        if res.schema and res.id_field:
-            prop = object_properties(res.schema, res.schema).get(res.id_field)
-            if prop is not None:
-                return self.shaper.generate(res.schema, prop, seed, name=res.id_field)
+        """An id the record schema and the item path's parameter both admit, where one exists
+        (a record typing its id as any string while the path asks for a uuid)."""
+        prop = object_properties(res.schema, res.schema).get(res.id_field or "") if res.schema else None
+        if res.id_schema is not None:
+            value = self.shaper.generate(res.id_schema, res.id_schema, seed, name=res.id_param or "id")
+            if prop is None or self.shaper.is_valid(res.schema or {}, prop, value):
+                return value
+        if prop is not None and res.schema:
+            return self.shaper.generate(res.schema, prop, seed, name=res.id_field)
         id_schema = res.id_schema or {"type": "string"}
         return self.shaper.generate(id_schema, id_schema, seed, name=res.id_param or "id")
 
@@ -308,9 +322,12 @@ class Session:
         """The record an item path names: by its id key, else by the first record (in list order)
         whose alias field (``username``, ``slug``, ``name`` ...) holds ``key``. Aliases are looked
         up only when the id misses, through indexes kept up to date on every write."""
-        record = self.get(world, res, scope, key)
+        changes = self.overlay.get(res.store, {}).get(scope_key(scope), {})
+        record = changes[key] if key in changes else world.base(res, scope).get(key)
         if record is not None:
             return key, record
+        if key in changes:
+            return None  # a deleted record stays gone, whatever other record has its id as a name
         for name in res.aliases:
             keys = self._index(world, res, scope, name).lookup(key)
             if keys:

@@ -167,10 +167,15 @@ class Converter:
     def _reference(self, root: JSONSchema, schema: JSONSchema, value: Any, depth: int) -> dict[str, Any] | None:
         """A scalar standing for an object: the object with it in its identifying member."""
         props = object_properties(root, schema)
+        if depth >= _MAX_DEPTH:
+            return None
         for name in (*ID_NAMES, "login", "username", "code", "number"):
             if name in props:
-                converted = self.value(root, props[name], value, "", depth + 1) if depth < _MAX_DEPTH else _DROP
-                if converted is not _DROP and self.is_valid(root, props[name], converted):
+                try:
+                    converted = self.value(root, props[name], value, "", depth + 1)
+                except WriteRefused:  # "ubuntu-20-04-x64" is no image id, but may be its slug
+                    continue
+                if converted is not _DROP:
                     return {name: converted}
         return None
 

@@ -19,13 +19,14 @@ import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import orjson
 
 from simulator.datagen import GenerationError, compile_schema, generate_value
+from simulator.envelopes import unwrap_record
 from simulator.model import JSONSchema, Operation
-from simulator.resources import Resource, json_body_schema, success_schema
+from simulator.resources import Resource, success_schema
 from simulator.sandbox import SimRequest, SimResponse
 from simulator.schemas import deref, object_properties, primary_type, sub_schema
 from simulator.service import Simulator
@@ -81,6 +82,14 @@ def same_scalar(sent: Any, got: Any) -> bool:
         except ValueError:
             return False
     return False
+
+
+def same_value(sent: Any, got: Any) -> bool:
+    """:func:`same_scalar`, or a scalar stored as the object it names (a region sent as ``"ams1"``
+    reads back as ``{"slug": "ams1", ...}``)."""
+    if isinstance(got, dict) and not isinstance(sent, dict):
+        return any(same_scalar(sent, got.get(name)) for name in _ID_NAMES if name in got)
+    return same_scalar(sent, got)
 
 
 def record_in(value: Any, wanted: set[str]) -> dict[str, Any] | None:
@@ -164,10 +173,14 @@ class RoundTrip:
                 else:
                     headers.append(("cookie", f"{p.name}={value}"))
         content = b""
-        if body is not None:
-            media = self.media(op)
+        media = self.media(op)
+        if body is not None and media is not None:
             headers.append(("content-type", media))
-            content = orjson.dumps(body)
+            if media_kind(media) == "form":
+                content = urlencode([(k, _text(i)) for k, v in body.items() if v is not None
+                                     for i in (v if isinstance(v, list) else [v])]).encode()
+            else:
+                content = orjson.dumps(body)
         return self.sim.handle(SimRequest(op.method, self.sim.base_path + path, tuple(query), tuple(headers),
                                           content), self.session)
 
@@ -176,18 +189,25 @@ class RoundTrip:
         return bool(compile_schema(schema).is_valid(value))
 
     @staticmethod
-    def media(op: Operation) -> str:
+    def media(op: Operation) -> str | None:
+        """The request media type a client would pick: JSON, else a form, else none."""
         content = op.request_body.content if op.request_body else {}
-        return next((m for m in sorted(content) if media_kind(m) == "json" and "*" not in m), "application/json")
+        ranked = sorted((m for m in content if media_kind(m) in ("json", "form") and "*" not in m),
+                        key=lambda m: (media_kind(m) != "json", m))
+        return ranked[0] if ranked else None
 
     def body_for(self, op: Operation, seed: str) -> tuple[Any, JSONSchema | None]:
-        schema = json_body_schema(op)
-        if schema is None or not any(media_kind(m) == "json" for m in (op.request_body.content if op.request_body
-                                                                         else {})):
+        """A generated body for the operation's JSON (else form) media type, and its schema."""
+        media = self.media(op)
+        schema = op.request_body.content.get(media) if op.request_body and media else None
+        if schema is None:
             return None, None
-        json_schema = next(s for m, s in sorted(op.request_body.content.items()) if media_kind(m) == "json") \
-            if op.request_body else schema
-        return self.generate(json_schema, seed, complete=True), json_schema
+        body = self.generate(schema, seed, complete=True)
+        if media_kind(media or "") == "form" and isinstance(body, dict):
+            # a form carries scalars and lists of them; nested objects have no standard encoding
+            body = {k: v for k, v in body.items() if not isinstance(v, dict)
+                    and not (isinstance(v, list) and any(isinstance(i, (dict, list)) for i in v))}
+        return body, schema
 
     # -- the cycle --------------------------------------------------------------------------
 
@@ -318,7 +338,7 @@ class RoundTrip:
         comparable = self.comparable(res, read, sent, wrote, after)
         record = record_in(answer.json(), set(comparable)) or {}
         for key, value in sorted(comparable.items()):
-            self.tally.check(key in record and same_scalar(value, record[key]),
+            self.tally.check(key in record and same_value(value, record[key]),
                              f"{res.name}: {key} written {value!r} after {after}, read {record.get(key, '(absent)')!r}")
 
     def comparable(self, res: Resource, read: Operation, sent: dict[str, Any], wrote: Operation | None,
@@ -327,11 +347,8 @@ class RoundTrip:
         write-only nor read-only (in the request) nor a secret; not a path parameter's namesake
         (the path wins) and, after a replace or update, not the id (writes keep it)."""
         schema = success_schema(read) or {}
-        props = object_properties(schema, schema)
+        props = object_properties(schema, unwrap_record(schema, schema)[0])
         shown = set(props)
-        for sub in props.values():
-            if primary_type(schema, sub) == "object":
-                shown |= set(object_properties(schema, sub))
         request = (self.body_for(wrote, "schema")[1] if wrote is not None else None) or {}
         request_props = object_properties(request, request)
         for sub in list(request_props.values()):
@@ -346,8 +363,9 @@ class RoundTrip:
                                                                  (request, request_props.get(key, {})))
                    for flag in ("writeOnly", "readOnly")):
                 continue
-            if key in in_path or (kind != "create" and key == res.id_field):
-                continue
+            if key in in_path or (kind != "create" and (key == res.id_field or key in id_candidates(res.id_param
+                                                                                                or "id")[:4])):
+                continue  # the item path names the record: the id and the field the path stands for stay
             out[key] = value
         return out
 
