@@ -8,8 +8,9 @@ inside lists). A list: ``[...]``, ``{"data": [...], "total": 3}``, ``{"tags": [.
 * an object with an identifying property (``id``, ``uuid``, ``key``, ``slug``, ``name``) is a
   record, never an envelope;
 * otherwise its *record key* is a conventional single-record key (``data``, ``item``,
-  ``result``, ``record``, ``object``) holding an object with properties, or its only property
-  when that holds an object with properties;
+  ``result``, ``record``, ``object``) holding an object with properties, or the only property
+  left once links, paging and status members are set aside, when that holds an object with
+  properties;
 * a list wrapper's *list key* is a conventional key (``data``, ``items``, ``results`` ...)
   holding an array of objects, else its only property holding an array of objects when no
   other property is text (``{"tags": [...], "links": {...}, "meta": {...}}``; a record with a
@@ -28,6 +29,9 @@ from .schemas import array_items, deref, object_properties, primary_type
 WRAPPER_KEYS = ("data", "items", "results", "records", "content", "values", "list", "entries", "elements")
 SINGLE_KEYS = ("data", "item", "result", "record", "object")
 ID_NAMES = ("id", "uuid", "key", "slug", "name")
+# envelope members that travel beside a record and are no part of it
+META_KEYS = frozenset({"links", "meta", "pagination", "paging", "included", "jsonapi", "warnings",
+                       "errors", "status", "status_code", "statuscode", "code", "message", "request_id"})
 
 
 def is_record_object(root: JSONSchema, schema: Any) -> bool:
@@ -45,8 +49,10 @@ def record_key(root: JSONSchema, schema: Any) -> str | None:
     for key in SINGLE_KEYS:
         if key in props and is_record_object(root, props[key]):
             return key
-    if len(props) == 1:
-        (key, inner), = props.items()
+    # the one member left once links and paging are set aside ({"floating_ip": {...}, "links": {...}})
+    members = [(k, p) for k, p in props.items() if k.lower().lstrip("_$") not in META_KEYS]
+    if len(members) == 1:
+        (key, inner), = members
         if is_record_object(root, inner) and array_items(root, inner) is None:
             return key
     return None

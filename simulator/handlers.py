@@ -160,7 +160,8 @@ class Handlers:
             if name in changes and name not in out and isinstance(changes[name], (str, int)):
                 out[name] = changes[name]
         for name in res.scope_params:
-            if name in parsed.path_params:
+            # a parent named like the record's own id (gitlab's /projects/{id}/hooks) is not the id
+            if name in parsed.path_params and name != res.id_field:
                 try:
                     out.update(self.converter.changes(res.schema, {name: parsed.path_params[name]}))
                 except WriteRefused:  # a parent named by a value the record's field cannot hold

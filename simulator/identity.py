@@ -14,7 +14,7 @@ from .envelopes import unwrap_record
 from .model import JSONSchema, Operation
 from .schemas import object_properties, primary_type
 
-ID_SUFFIX = re.compile(r"(?i)^(.+?)[-_]?(id|key|slug|name|uuid|code)$")
+ID_SUFFIX = re.compile(r"(?i)^(.+?)[-_]?(id|key|slug|name|uuid|code|number)$")
 # record fields an item path may address a record by, besides its id field
 ALIAS_NAMES = ("id", "uuid", "key", "slug", "name", "username", "login", "handle", "code", "number", "_id", "$id")
 # a PUT on an item path that says it creates (or has no body to replace with) creates when absent

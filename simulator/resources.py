@@ -140,12 +140,16 @@ def _id_field(record: JSONSchema | None, id_param: str | None, resource: str) ->
     candidates: list[str] = []
     if id_param:
         candidates.append(id_param)
+        if "user" in id_param.lower() or id_param.lower() in ("owner", "login"):
+            candidates.append("login")  # GitHub-style users: the username is the login
         m = _ID_SUFFIX.match(id_param)
         if m:  # petId -> id, pet_id; feed_key -> key, feed_key; username -> name
             base, suffix = m.group(1), m.group(2).lower()
             candidates += [suffix, suffix.upper(), suffix.capitalize(), f"{base}_{suffix}",
                            f"{base}{suffix.capitalize()}"]
     candidates += [*_ID_NAMES, f"{resource}_id", f"{resource}Id", "_id", "$id"]
+    if id_param:  # floating_ip -> ip
+        candidates.append(re.split(r"[-_.]", id_param)[-1])
     for name in candidates:
         if name in props:
             ptype = primary_type(record or {}, props[name]) or "string"
@@ -276,11 +280,15 @@ _ITEM_KINDS: dict[str, Kind] = {"GET": "read", "PUT": "replace", "PATCH": "updat
                                 "DELETE": "delete"}
 
 
-def _bind(op: Operation, resources: dict[str, Resource], name_of: dict[str, str], item_of: dict[str, str]) -> Binding:
+def _bind(op: Operation, resources: dict[str, Resource], name_of: dict[str, str], item_of: dict[str, str],
+          readable: set[str]) -> Binding:
     segs = segments(op.path)
     if op.path in item_of.values():
         res = name_of.get(_parent(op.path))
-        if res and op.method in _ITEM_KINDS:
+        # a POST on an item nothing reads is an action (enable-or-disable), not an update
+        if res and op.method == "POST" and any(r.status == "201" for r in op.responses):
+            return Binding(op.operation_id, "create", res)  # POST /baskets/{name}: 201 Created
+        if res and op.method in _ITEM_KINDS and (op.method != "POST" or op.path in readable):
             return Binding(op.operation_id, _ITEM_KINDS[op.method], res, creates_when_absent(op))
     if op.path in name_of:
         res = name_of[op.path]
@@ -332,9 +340,10 @@ def infer_resources(spec: Spec, overrides: dict[str, Any] | None = None) -> Reso
         resources[name] = _make_resource(name, base, coll, item_of.get(coll), by_path, res_over.get(name) or {})
         name_of[coll] = name
 
+    readable = {path for path, ops in by_path.items() if any(op.method == "GET" for op in ops)}
     bindings: dict[str, Binding] = {}
     for op in spec.operations:
-        b = _bind(op, resources, name_of, item_of)
+        b = _bind(op, resources, name_of, item_of, readable)
         if op.operation_id in op_over:
             b = _apply_override(b, op_over[op.operation_id], resources)
         bindings[op.operation_id] = b
