@@ -21,17 +21,21 @@ Pure functions of the schema: the same schema gives the same keys.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .model import JSONSchema
 from .schemas import array_items, deref, object_properties, primary_type
 
-WRAPPER_KEYS = ("data", "items", "results", "records", "content", "values", "list", "entries", "elements")
+WRAPPER_KEYS = ("data", "items", "results", "records", "content", "values", "value", "list", "entries", "elements")
 SINGLE_KEYS = ("data", "item", "result", "record", "object")
 ID_NAMES = ("id", "uuid", "key", "slug", "name")
 # envelope members that travel beside a record and are no part of it
 META_KEYS = frozenset({"links", "meta", "pagination", "paging", "included", "jsonapi", "warnings",
                        "errors", "status", "status_code", "statuscode", "code", "message", "request_id"})
+
+
+_PAGING = re.compile(r"(?i)next|prev|cursor|page|token|link|offset")
 
 
 def is_record_object(root: JSONSchema, schema: Any) -> bool:
@@ -76,7 +80,7 @@ def list_key(root: JSONSchema, schema: Any) -> str | None:
         return None
     # a record with a list in it (a pet's tags, a configuration's rules) has text of its own;
     # a wrapper has only paging members beside the list (links, meta, total, has_more)
-    if any(primary_type(root, p) == "string" for k, p in props.items() if k != arrays[0]):
+    if any(primary_type(root, p) == "string" and not _PAGING.search(k) for k, p in props.items() if k != arrays[0]):
         return None
     return arrays[0]
 
