@@ -313,6 +313,24 @@ def _bind(op: Operation, resources: dict[str, Resource], name_of: dict[str, str]
     return Binding(op.operation_id, "action", None)
 
 
+_OPERATION_KEYS = frozenset({"kind", "resource", "upsert"})
+_RESOURCE_KEYS = frozenset({"id_field", "writable", "aliases", "store"})
+
+
+def check_overrides(overrides: dict[str, Any]) -> None:
+    """Refuse an override the simulator would silently ignore (a typo, a list given as text)."""
+    for section, known in (("operations", _OPERATION_KEYS), ("resources", _RESOURCE_KEYS)):
+        for name, override in (overrides.get(section) or {}).items():
+            if not isinstance(override, dict):
+                raise ValueError(f"override for {name}: expected a mapping of {sorted(known)}")
+            unknown = set(override) - known
+            if unknown:
+                raise ValueError(f"override for {name}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
+            if "aliases" in override and not (isinstance(override["aliases"], list)
+                                              and all(isinstance(a, str) for a in override["aliases"])):
+                raise ValueError(f"override for {name}: aliases must be a list of field names")
+
+
 def _apply_override(b: Binding, override: dict[str, Any] | None, resources: dict[str, Resource]) -> Binding:
     o = override or {}
     b = Binding(b.operation_id, o.get("kind", b.kind), o.get("resource", b.resource),
@@ -330,6 +348,7 @@ def infer_resources(spec: Spec, overrides: dict[str, Any] | None = None) -> Reso
     for op in spec.operations:
         by_path.setdefault(op.path, []).append(op)
     item_of = _item_paths(by_path)
+    check_overrides(overrides)
     res_over = overrides.get("resources", {}) or {}
     op_over = overrides.get("operations", {}) or {}
 
