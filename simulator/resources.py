@@ -35,6 +35,8 @@ KINDS: tuple[str, ...] = ("list", "create", "read", "replace", "update", "delete
 WRITE_KINDS = frozenset({"create", "replace", "update", "delete"})
 
 _TEMPLATE = re.compile(r"^\{([^{}]+)\}$")
+_SUFFIXED = re.compile(r"^\{([^{}]+)\}(\.[A-Za-z0-9]+)$")  # {Sid}.json
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]+$")
 _WRAPPER_KEYS = WRAPPER_KEYS  # what toolgrad's offline policy imports
 _READS = re.compile(r"^(get|search|find|list|query|fetch|lookup|retrieve)(?![a-z])"
                     r"|^(Get|Search|Find|List|Query|Fetch|Lookup|Retrieve)\b")
@@ -150,6 +152,8 @@ def _id_field(record: JSONSchema | None, id_param: str | None, resource: str) ->
     candidates += [*_ID_NAMES, f"{resource}_id", f"{resource}Id", "_id", "$id"]
     if id_param:  # floating_ip -> ip
         candidates.append(re.split(r"[-_.]", id_param)[-1])
+    if id_param:  # Twilio's {Sid} names the record's sid
+        candidates += [p for p in props if p.lower() == id_param.lower()]
     for name in candidates:
         if name in props:
             ptype = primary_type(record or {}, props[name]) or "string"
@@ -178,13 +182,22 @@ def _same_record(a: JSONSchema | None, b: JSONSchema | None) -> bool:
     return bool(names_a) and names_a == names_b
 
 
+def item_param(segment: str) -> str | None:
+    """The parameter an item path's last segment holds: ``{petId}``, or ``{Sid}.json``."""
+    m = _TEMPLATE.match(segment) or _SUFFIXED.match(segment)
+    return m.group(1) if m else None
+
+
 def _item_paths(by_path: dict[str, list[Operation]]) -> dict[str, str]:
-    """collection path -> item path, for every path ending in a single template."""
+    """collection path -> item path, for every path ending in a single template, and for every
+    ``.../Calls/{Sid}.json`` whose collection ``.../Calls.json`` the spec has (Twilio)."""
     item_of: dict[str, str] = {}
     for path in sorted(by_path):
         segs = segments(path)
         if segs and template_name(segs[-1]):
             item_of.setdefault(_parent(path), path)
+        elif segs and (m := _SUFFIXED.match(segs[-1])) and (coll := _parent(path) + m.group(2)) in by_path:
+            item_of.setdefault(coll, path)
     return item_of
 
 
@@ -230,7 +243,7 @@ def _collections(by_path: dict[str, list[Operation]], item_of: dict[str, str]) -
 
 def _resource_name(coll: str, taken: dict[str, Resource]) -> tuple[str, str]:
     literals = [s for s in segments(coll) if not template_name(s) and not _VERSION.match(s)]
-    base = singular(literals[-1] if literals else "item").replace(".", "_")
+    base = singular(_EXTENSION.sub("", literals[-1]) if literals else "item").replace(".", "_")
     name, n = base, 2
     while name in taken:
         name, n = f"{base}_{n}", n + 1
@@ -239,7 +252,7 @@ def _resource_name(coll: str, taken: dict[str, Resource]) -> tuple[str, str]:
 
 def _make_resource(name: str, base: str, coll: str, item: str | None, by_path: dict[str, list[Operation]],
                    override: dict[str, Any]) -> Resource:
-    id_param = template_name(segments(item)[-1]) if item else None
+    id_param = item_param(segments(item)[-1]) if item else None
     record = _record_at(coll, item, by_path)
     id_field, id_type = _id_field(record, id_param, base)
     if "id_field" in override:
@@ -280,11 +293,11 @@ _ITEM_KINDS: dict[str, Kind] = {"GET": "read", "PUT": "replace", "PATCH": "updat
                                 "DELETE": "delete"}
 
 
-def _bind(op: Operation, resources: dict[str, Resource], name_of: dict[str, str], item_of: dict[str, str],
+def _bind(op: Operation, resources: dict[str, Resource], name_of: dict[str, str], collection_of: dict[str, str],
           readable: set[str]) -> Binding:
     segs = segments(op.path)
-    if op.path in item_of.values():
-        res = name_of.get(_parent(op.path))
+    if op.path in collection_of:  # an item path
+        res = name_of.get(collection_of[op.path])
         # a POST on an item nothing reads is an action (enable-or-disable), not an update
         if res and op.method == "POST" and any(r.status == "201" for r in op.responses):
             return Binding(op.operation_id, "create", res)  # POST /baskets/{name}: 201 Created
@@ -360,9 +373,10 @@ def infer_resources(spec: Spec, overrides: dict[str, Any] | None = None) -> Reso
         name_of[coll] = name
 
     readable = {path for path, ops in by_path.items() if any(op.method == "GET" for op in ops)}
+    collection_of = {item: coll for coll, item in item_of.items()}
     bindings: dict[str, Binding] = {}
     for op in spec.operations:
-        b = _bind(op, resources, name_of, item_of, readable)
+        b = _bind(op, resources, name_of, collection_of, readable)
         if op.operation_id in op_over:
             b = _apply_override(b, op_over[op.operation_id], resources)
         bindings[op.operation_id] = b

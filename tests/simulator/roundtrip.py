@@ -315,7 +315,9 @@ class RoundTrip:
         candidates = id_candidates(res.id_param or "id")
         has_id = isinstance(body, dict) and any(isinstance(body.get(c), (str, int, float)) for c in candidates)
         record = body if has_id else record_in(body, set(sent) | set(candidates))
-        for name in id_candidates(res.id_param or "id"):
+        names = id_candidates(res.id_param or "id")
+        names += [k for k in (record or {}) if k.lower() == (res.id_param or "id").lower()]  # {Sid} -> sid
+        for name in names:
             for source in (record or {}, sent):
                 value = source.get(name)
                 if isinstance(value, float) and value.is_integer():
