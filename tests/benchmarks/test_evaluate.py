@@ -264,7 +264,7 @@ def test_eval_calls_on_the_bfcl_export_with_the_openai_client(
         dataset_path: Path, tmp_path: Path, openai_server: Any) -> None:
     bfcl = tmp_path / "bfcl.jsonl"
     export_dataset(ExportSettings.model_validate(
-        {"input": str(dataset_path), "format": "bfcl", "output": str(bfcl), "negatives": 0.25}))
+        {"input": str(dataset_path), "format": "calls", "output": str(bfcl), "negatives": 0.25}))
     rows = [json.loads(line) for line in bfcl.read_text().splitlines()]
     targets = {r["messages"][1]["content"]: r["target"] for r in rows}
     assert any(r["negative"] for r in rows) and any(r["target"] for r in rows)
