@@ -199,3 +199,6 @@ def register(app: typer.Typer) -> None:
     """Add ``generate``, ``export`` and ``split`` to the root ``toolgrad`` app."""
     for name, command in COMMANDS.items():
         app.command(name)(command)
+    from .train.cli import register as register_train  # torch loads only when `train` runs
+
+    register_train(app)
