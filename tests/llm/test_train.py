@@ -22,7 +22,7 @@ from toolgrad.dataset import generate_dataset
 from toolgrad.export import export_dataset
 from toolgrad.settings import ExportSettings, GenerateSettings
 
-pytestmark = pytest.mark.llm
+pytestmark = [pytest.mark.llm, pytest.mark.timeout(3600)]  # training on two busy cores is slow
 
 ROOT = Path(__file__).resolve().parents[2]
 NEEDED = ("torch", "transformers", "peft", "trl", "gguf", "llama_cpp")
