@@ -38,9 +38,9 @@ def card(path: Path) -> dict:
     return yaml.safe_load(text.split("---\n")[1])
 
 
-def test_datasets_loads_the_repository(split_dir: Path, exported: Path) -> None:
+def test_datasets_loads_the_repository(split_dir: Path, exported: Path, tmp_path: Path) -> None:
     datasets = pytest.importorskip("datasets")
-    loaded = datasets.load_dataset(str(exported))
+    loaded = datasets.load_dataset(str(exported), cache_dir=str(tmp_path / "cache"))  # no stale cache
     assert set(loaded) == {"train", "test"}
     for name in ("train", "test"):
         samples = list(read_samples(split_dir / f"{name}.jsonl"))
