@@ -22,7 +22,6 @@ What goes where:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from .export import candidates_for, negative_ids, tool_pool
 from .files import write_json_atomic, write_lines_atomic
 from .records import Sample
 from .settings import ExportSettings, ToolgradError
+from .validity import check_solvable
 
 PREFIX = "BFCL_v4_"
 CATEGORIES = ("simple_python", "multiple", "parallel_multiple", "irrelevance")
@@ -47,36 +47,14 @@ class NotExpressible(ValueError):
 # --- eligibility ---------------------------------------------------------------------------------
 
 
-def _leaves(value: Any) -> Iterable[Any]:
-    if isinstance(value, dict):
-        for v in value.values():
-            yield from _leaves(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _leaves(v)
-    else:
-        yield value
-
-
-def _stated(query: str, leaf: Any) -> bool:
-    if leaf is None or isinstance(leaf, bool):
-        return True  # a flag or a null has no spelling of its own to look for
-    text = str(leaf).strip()
-    return not text or text.lower() in query.lower()
-
-
 def stated_in_question(sample: Sample) -> bool:
     """BFCL single-turn eligibility: no argument of any step comes from an earlier response
-    (``Step.sources``), and every scalar in the arguments occurs in the query (strings and
-    numbers as text, case-insensitive; booleans and nulls need no spelling). A pure function of
-    the record; the place to plug in a stricter "solvable" check."""
-    query = sample.query
-    for step in sample.steps():
-        if step.sources:
-            return False
-        if not all(_stated(query, leaf) for leaf in _leaves(step.arguments)):
-            return False
-    return True
+    (``Step.sources``), and every argument value is stated in the query, by the same rule as
+    certification's *solvable* check (:func:`toolgrad.validity.check_solvable`, with no schema
+    exemptions: a BFCL item carries no spec to take a default from)."""
+    if any(step.sources for step in sample.steps()):
+        return False
+    return check_solvable(sample.chains, sample.query, lambda step: None) is None
 
 
 # --- functions -----------------------------------------------------------------------------------
