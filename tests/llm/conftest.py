@@ -164,7 +164,8 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLLMSer
     base_url = f"http://127.0.0.1:{port}/v1"
     log_file = tmp_path_factory.mktemp("llm-server") / "server.log"
     command = [
-        sys.executable, "-m", "llama_cpp.server",
+        # the stock server, with max_tokens honoured on requests with tools (see the module)
+        sys.executable, "-m", "toolgrad.train.llama_server",
         "--model", str(model_file),
         # Without an alias the server reports the file's path as the model id, which differs
         # between venvs and would leak into records and cache keys.

@@ -214,3 +214,42 @@ def test_assistant_tool_call_message_needs_empty_string_content(
     with pytest.raises(openai.APIStatusError) as exc_info:
         _chat(client, messages=_history_with_tool_call(None), **request)
     _assert_server_error(exc_info, "an assistant tool-call message with content None")
+
+
+def _recording_model(decision: str) -> tuple[Any, list[int | None]]:
+    """A stand-in ``llama_cpp.Llama`` for the chat handler: it answers ``decision`` (``message:`` or
+    ``functions.NAME``) when asked what comes next, ``{}`` or text otherwise, and records the
+    ``max_tokens`` of every completion it is asked for."""
+    asked: list[int | None] = []
+
+    class Recorder:
+        verbose = False
+
+        def create_completion(self, prompt: str, **kwargs: Any) -> Any:
+            asked.append(kwargs.get("max_tokens"))
+            choosing = prompt.endswith("<|im_start|>assistant\n") or "functions ::=" in str(kwargs.get("grammar", ""))
+            text = decision if len(asked) == 1 else ("<|im_end|>" if choosing and len(asked) > 2 else "{}")
+            return {"id": "c", "object": "text_completion", "created": 0, "model": "m",
+                    "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+
+    return Recorder(), asked
+
+
+@pytest.mark.parametrize("decision", ["message:", "functions.get_pet_by_id"])
+def test_stock_handler_drops_max_tokens_and_the_launcher_applies_it(decision: str) -> None:
+    """llama-cpp-python's ``chatml-function-calling`` generates a text reply or a call's arguments
+    with ``max_tokens=None`` (until the context is full: minutes for a rambling small model);
+    ``toolgrad.train.llama_server`` registers the same handler with the request's limit applied."""
+    chat_format = pytest.importorskip("llama_cpp.llama_chat_format")
+    from toolgrad.train.llama_server import NAME_TOKENS, bounded
+
+    request: dict[str, Any] = {"messages": [{"role": "user", "content": "Tell me a long story."}],
+                               "tools": [GET_PET_TOOL], "tool_choice": "auto", "max_tokens": 12}
+    stock, stock_asked = _recording_model(decision)
+    chat_format.chatml_function_calling(llama=stock, **request)
+    assert None in stock_asked, f"upstream now honours max_tokens ({stock_asked}): the launcher can go"
+    fixed, fixed_asked = _recording_model(decision)
+    bounded(chat_format.chatml_function_calling)(llama=fixed, **request)
+    assert len(fixed_asked) == len(stock_asked) and all(asked == NAME_TOKENS for asked in fixed_asked), (
+        f"each completion gets max(max_tokens=12, {NAME_TOKENS})", fixed_asked)

@@ -1,6 +1,7 @@
 """Serving a GGUF file the way the floor is served: llama-cpp-python's OpenAI-compatible server
-with ``--chat_format chatml-function-calling``, on 127.0.0.1, so ``toolgrad eval`` runs on the
-fine-tuned model unchanged."""
+with ``--chat_format chatml-function-calling`` (launched through :mod:`.llama_server`, which makes
+it honour ``max_tokens``), on 127.0.0.1, so ``toolgrad eval`` runs on the fine-tuned model
+unchanged."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ CONTEXT_TOKENS = 8192  # crm's tool lists need more than the server's default 20
 
 
 def server_command(model: Path, alias: str, port: int, *, threads: int = 1, n_ctx: int = CONTEXT_TOKENS) -> list[str]:
-    return [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", alias,
+    return [sys.executable, "-m", "toolgrad.train.llama_server", "--model", str(model), "--model_alias", alias,
             "--chat_format", "chatml-function-calling", "--n_ctx", str(n_ctx), "--n_threads", str(threads),
             "--n_threads_batch", str(threads), "--logits_all", "False", "--host", "127.0.0.1", "--port", str(port)]
 
