@@ -11,12 +11,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from .environment import load_environment
-from .errors import SimulatorError
+from .errors import SimulatorError, install_hint
 
 mcp_app = typer.Typer()
 console = Console(stderr=True)
 
-INSTALL_HINT = "pip install 'toolgrad-kit[mcp]'"
+INSTALL_HINT = install_hint("mcp")
 TRANSPORTS = ("stdio", "http")
 
 

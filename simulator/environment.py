@@ -23,6 +23,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
+from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -61,19 +62,43 @@ def code_sha256() -> str:
     return digest.hexdigest()
 
 
-def envs_dir() -> Path:
-    """Where shipped environments live: ``$TOOLGRAD_ENVS_DIR`` or the repository's ``envs/``."""
-    override = os.environ.get("TOOLGRAD_ENVS_DIR")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parent.parent / "envs"
+ENVS_DIR_VARIABLE = "TOOLGRAD_ENVS_DIR"
+
+
+def shipped_root() -> Path:
+    """The environments that ship with the kit, found through ``importlib.resources`` (in a
+    checkout, ``simulator/_envs`` links to the repository's ``envs/``; a wheel holds a copy)."""
+    return Path(str(resources.files("simulator").joinpath("_envs"))).resolve()
+
+
+def environment_roots() -> list[Path]:
+    """Folders whose sub-folders are environments: each folder in ``$TOOLGRAD_ENVS_DIR``
+    (``os.pathsep``-separated), then the shipped ones."""
+    extra = [Path(p) for p in os.environ.get(ENVS_DIR_VARIABLE, "").split(os.pathsep) if p]
+    return [*extra, shipped_root()]
+
+
+def environment_folders() -> dict[str, Path]:
+    """Every environment available by name: its folder name -> the folder. A name found in two
+    roots is refused, both paths named: which one a dataset meant would be a guess."""
+    found: dict[str, Path] = {}
+    for root in environment_roots():
+        if not root.is_dir():
+            continue
+        for folder in sorted(root.iterdir()):
+            if not (folder / ENV_FILE).is_file():
+                continue
+            if folder.name in found and found[folder.name].resolve() != folder.resolve():
+                raise UnknownEnvironmentError(
+                    f"two environments are named {folder.name!r}: {found[folder.name]} and {folder}; "
+                    f"rename one of the folders (the name is the folder's name)")
+            found[folder.name] = folder
+    return found
 
 
 def shipped_environments() -> list[str]:
-    root = envs_dir()
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if (p / ENV_FILE).is_file())
+    """The names of every environment available by name (shipped, and ``$TOOLGRAD_ENVS_DIR``'s)."""
+    return sorted(environment_folders())
 
 
 @dataclass(frozen=True)
@@ -147,8 +172,8 @@ def resolve_path(ref: str | Path) -> Path:
     path = Path(ref)
     if path.exists():
         return path.resolve()
-    candidate = envs_dir() / str(ref)
-    if candidate.is_dir():
+    candidate = environment_folders().get(str(ref))
+    if candidate is not None:
         return candidate.resolve()
     known = ", ".join(shipped_environments()) or "(none found)"
     raise UnknownEnvironmentError(

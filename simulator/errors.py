@@ -42,3 +42,9 @@ class SpecError(SimulatorError):
 
 class UnknownEnvironmentError(SimulatorError):
     """A name that is neither a shipped environment, an environment directory nor a spec file."""
+
+
+def install_hint(extra: str) -> str:
+    """How to install one of the kit's optional extras, in a form that works before the kit is
+    on an index: from a checkout of the repository."""
+    return f"pip install -e '.[{extra}]' in the toolgrad-kit checkout (or: bash scripts/setup.sh {extra})"

@@ -260,7 +260,7 @@ def test_cli_without_the_sdk_says_how_to_install_it(monkeypatch: pytest.MonkeyPa
     result = CliRunner().invoke(sim_app, ["mcp", "petstore"])
     assert result.exit_code == 2
     assert result.output == ("error: `toolgrad sim mcp` needs the MCP SDK, which is not installed: "
-                             "pip install 'toolgrad-kit[mcp]'\n")
+                             "pip install -e '.[mcp]' in the toolgrad-kit checkout (or: bash scripts/setup.sh mcp)\n")
 
 
 @pytest.mark.parametrize(("args", "message"), [

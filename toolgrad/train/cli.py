@@ -12,6 +12,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from simulator.errors import install_hint
+
 from ..settings import ToolgradError
 
 _err = Console(stderr=True)
@@ -31,7 +33,7 @@ def _need_extra() -> None:
             missing.append(module)
     if missing:
         _fail(f"toolgrad train needs the optional extra [train] (missing: {', '.join(missing)}): "
-              "pip install 'toolgrad-kit[train]' (the CPU build of torch: see docs/training.md)")
+              f"{install_hint('train')} (the CPU build of torch: see docs/training.md)")
 
 
 def train(

@@ -1,0 +1,46 @@
+"""Where environments are found by name: the shipped ones (inside the installed package) plus
+every folder in ``$TOOLGRAD_ENVS_DIR``, with a name defined twice refused."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from simulator.environment import ENVS_DIR_VARIABLE, resolve_path, shipped_environments, shipped_root
+from simulator.errors import UnknownEnvironmentError
+
+PETSTORE = shipped_root() / "petstore"
+
+
+def make_env(root: Path, name: str) -> Path:
+    folder = root / name
+    shutil.copytree(PETSTORE, folder)
+    return folder
+
+
+def test_envs_dir_adds_to_the_shipped_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    mine, theirs = make_env(first, "my-api"), make_env(second, "their-api")
+    monkeypatch.setenv(ENVS_DIR_VARIABLE, f"{first}:{second}")
+    names = shipped_environments()
+    assert {"my-api", "their-api", "petstore", "tictactoe"} <= set(names), names
+    assert resolve_path("my-api") == mine.resolve() and resolve_path("their-api") == theirs.resolve()
+    assert resolve_path("petstore") == PETSTORE.resolve()
+
+
+def test_a_name_defined_twice_is_refused_with_both_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bad input: a user folder holding an environment named like a shipped one (petstore)."""
+    clash = make_env(tmp_path, "petstore")
+    monkeypatch.setenv(ENVS_DIR_VARIABLE, str(tmp_path))
+    with pytest.raises(UnknownEnvironmentError) as error:
+        resolve_path("tictactoe")
+    assert str(clash) in str(error.value) and str(PETSTORE) in str(error.value), error.value
+
+
+def test_an_unset_or_missing_envs_dir_leaves_the_shipped_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENVS_DIR_VARIABLE, raising=False)
+    shipped = shipped_environments()
+    monkeypatch.setenv(ENVS_DIR_VARIABLE, str(tmp_path / "does-not-exist"))
+    assert shipped_environments() == shipped and "petstore" in shipped
