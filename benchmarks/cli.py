@@ -11,12 +11,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from benchmarks.cli_commands import register
 from benchmarks.cli_compare import register as register_compare
 from benchmarks.replay import BenchmarkError
 from simulator.cli import sim_app
-from simulator.errors import SimulatorError
+from simulator.errors import EXIT_CODES, SimulatorError
 from toolgrad.cli import register as register_toolgrad
 from toolgrad.files import write_bytes_atomic
 from toolgrad.llm.base import ModelError
@@ -24,6 +25,7 @@ from toolgrad.settings import ToolgradError
 
 app = typer.Typer(
     help="Answer-first tool-use data (ToolGrad) on deterministic OpenAPI sandboxes.",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -32,7 +34,7 @@ register(app)
 register_toolgrad(app)
 register_compare(app)
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the dataset and certificate.")] = Path(
         "out/demo"),
@@ -75,8 +77,8 @@ def main() -> None:
     try:
         app()
     except _errors as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
-        sys.exit(2)
+        Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(getattr(exc, "exit_code", 2))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from simulator.errors import SimulatorError
+from simulator.errors import EXIT_CODES, SimulatorError
 from toolgrad.files import write_bytes_atomic, write_text_atomic
 from toolgrad.llm.base import ChatModel
 
@@ -40,9 +40,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON 
 
 def register(app: typer.Typer) -> None:
     """Add the benchmarks' commands to the root ``toolgrad`` app."""
-    app.command("certify")(certify_command)
-    app.command("eval")(eval_command)
-    app.command("eval-calls")(eval_calls_command)
+    app.command("certify", epilog=EXIT_CODES)(certify_command)
+    app.command("eval", epilog=EXIT_CODES)(eval_command)
+    app.command("eval-calls", epilog=EXIT_CODES)(eval_calls_command)
     app.command("report")(report_command)
 
 
@@ -218,11 +218,31 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 def _chat_model(model: str, base_url: str) -> ChatModel:
+    """A client for ``model`` at ``base_url``, once the endpoint has answered a one-token request
+    (exit 2 within seconds, with the cause, when it cannot)."""
+    from toolgrad.llm.base import EndpointError
     from toolgrad.llm.openai_backend import OpenAIChat
+    from toolgrad.llm.preflight import check_endpoint
 
     api_key = os.environ.get("TOOLGRAD_API_KEY") or os.environ.get("OPENAI_API_KEY") or "sk-no-key-required"
+    try:
+        check_endpoint(base_url, model, api_key=api_key)
+    except EndpointError as exc:
+        _fail(f"the model endpoint is not usable: {exc}")
     chat: ChatModel = OpenAIChat(model=model, base_url=base_url, api_key=api_key)
     return chat
+
+
+def _endpoint_failures(events: list[Any]) -> None:
+    """Exit 1 when the endpoint failed on any trial (after its retries): their zeros in the report
+    measure the server, not the model. The report is written first."""
+    failed = [e for e in events if e.run.endpoint_error]
+    if failed:
+        first = failed[0]
+        err.print(f"[red]error:[/red] the model endpoint failed on {len(failed)} of {len(events)} trial(s); they "
+                  f"score 0 in the report (first: line {first.line}, trial {first.trial}: {escape(first.run.error)})",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 def eval_command(
@@ -281,10 +301,12 @@ def eval_command(
         paths = write_run(output, report, (trace_record(e) for e in events))
     if json_out:
         sys.stdout.write(report_bytes(report).decode())
+        _endpoint_failures(events)
         return
     Console().print(render_markdown([report]), highlight=False, markup=False)
     if output is not None:
         err.print(f"report: {paths['report.html']} (json, md and traces.jsonl beside it)")
+    _endpoint_failures(events)
 
 
 # --- eval-calls ----------------------------------------------------------------------------------

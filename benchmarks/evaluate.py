@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from toolgrad.agent_prompt import AGENT_SYSTEM_PROMPT
-from toolgrad.llm.base import ChatModel, Completion, ModelError
+from toolgrad.llm.base import ChatModel, Completion, EndpointError, ModelError
 from toolgrad.records import Sample
 from toolgrad.toolbox import Toolbox
 
@@ -89,6 +89,7 @@ class AgentRun:
     answer: str = ""
     stop: str = "answered"
     error: str = ""
+    endpoint_error: bool = False  # the model error was the endpoint failing (toolgrad.llm.base.EndpointError)
     messages: list[dict[str, Any]] = field(default_factory=list)
     completions: int = 0
     prompt_tokens: int = 0
@@ -112,7 +113,7 @@ def run_agent(model: ChatModel, query: str, tools: list[dict[str, Any]], toolbox
             completion = model.complete(run.messages, tools=tools or None, temperature=temperature,
                                         max_tokens=max_tokens)
         except ModelError as exc:
-            run.stop, run.error = "model_error", str(exc)
+            run.stop, run.error, run.endpoint_error = "model_error", str(exc), isinstance(exc, EndpointError)
             return run
         run.completions += 1
         run.prompt_tokens += completion.prompt_tokens

@@ -48,3 +48,11 @@ def install_hint(extra: str) -> str:
     """How to install one of the kit's optional extras, in a form that works before the kit is
     on an index: from a checkout of the repository."""
     return f"pip install -e '.[{extra}]' in the toolgrad-kit checkout (or: bash scripts/setup.sh {extra})"
+
+
+EXIT_CODES = (
+    "Exit codes: 0 done as asked; 1 it ran, but the result is not what was asked (a certificate "
+    "below 100%, a model endpoint that failed mid-run, no seed that gave a sample); 2 bad input or "
+    "set-up (a flag, a file, an unreachable endpoint or unknown model), caught before any work, "
+    "with one `error:` line on stderr."
+)

@@ -27,7 +27,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from simulator.errors import SimulatorError
+from simulator.errors import EXIT_CODES, SimulatorError
 
 from .dataset import Event, Notice, RunFinished, RunStarted, SampleDone, generate_dataset
 from .export import export_dataset
@@ -36,6 +36,7 @@ from .settings import (
     GENERATE_ENV,
     ExportSettings,
     GenerateSettings,
+    RunIncomplete,
     ToolgradError,
     from_environment,
 )
@@ -49,7 +50,7 @@ def _user_errors() -> Iterator[None]:
         yield
     except (ToolgradError, SimulatorError) as exc:
         _err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(getattr(exc, "exit_code", 2)) from None
 
 
 class _RateColumn(ProgressColumn):
@@ -69,7 +70,7 @@ class _ProgressView:
             TimeRemainingColumn(), console=console, transient=False,
         )
         self.task: Any = None
-        self.calls = self.tokens = self.failed = 0
+        self.calls = self.tokens = self.failed = self.written = 0
         self.reasons: dict[int, str] = {}  # a few failed seeds and why
 
     def __call__(self, event: Event) -> None:
@@ -83,6 +84,7 @@ class _ProgressView:
             self.calls += event.model_calls
             self.tokens += event.prompt_tokens + event.completion_tokens
             self.failed += 0 if event.ok else 1
+            self.written += 1 if event.ok else 0
             if not event.ok and len(self.reasons) < 5:
                 self.reasons[event.seed] = event.error
             self.progress.update(self.task, advance=1, calls=self.calls, tokens=self.tokens, failed=self.failed)
@@ -154,6 +156,11 @@ def generate(
             generate_dataset(settings, events=view)
         finally:
             view.stop()
+        if view.failed and not view.written:
+            first = next(iter(view.reasons.items()), None)
+            cause = f" (first: seed {first[0]}: {first[1]})" if first else ""
+            raise RunIncomplete(f"none of the {view.failed} seed(s) run gave a sample{cause}; "
+                                f"nothing was added to {settings.output}")
 
 
 def export(
@@ -202,7 +209,7 @@ COMMANDS: dict[str, Callable[..., None]] = {"generate": generate, "export": expo
 def register(app: typer.Typer) -> None:
     """Add ``generate``, ``export`` and ``split`` to the root ``toolgrad`` app."""
     for name, command in COMMANDS.items():
-        app.command(name)(command)
+        app.command(name, epilog=EXIT_CODES)(command)
     from .train.cli import register as register_train  # torch loads only when `train` runs
 
     register_train(app)

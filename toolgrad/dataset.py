@@ -46,10 +46,11 @@ from simulator.environment import shipped_environments
 
 from . import __version__
 from .files import LineFile, OutputLocked, exclusive_writer, write_json_atomic
+from .llm.base import CacheMiss, EndpointError
 from .loop import SampleOutcome, run_sample
 from .policy import Policy
 from .records import SCHEMA_VERSION, Provenance, RunSummary, Sample
-from .settings import GenerateSettings, ToolgradError, sidecar
+from .settings import GenerateSettings, RunIncomplete, ToolgradError, sidecar
 from .toolbox import Toolbox
 
 SUMMARY_SUFFIX = ".summary.json"
@@ -220,10 +221,16 @@ def policy_factory_for(settings: GenerateSettings) -> PolicyFactory:
     if not settings.model:
         raise ToolgradError("--llm openai needs --model (or TOOLGRAD_MODEL)")
     try:
+        from .llm.preflight import check_endpoint
         from .llm_policy import make_llm_policy  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
         raise ToolgradError(f"--llm openai is not available: toolgrad.llm_policy.make_llm_policy "
                             f"could not be imported ({exc})") from exc
+    if not settings.replay_only:
+        try:
+            check_endpoint(settings.base_url, settings.model)
+        except EndpointError as exc:
+            raise ToolgradError(f"the model endpoint is not usable: {exc}") from None
 
     def factory(toolbox: Toolbox) -> Policy:
         policy: Policy = make_llm_policy(model=settings.model, base_url=settings.base_url,
@@ -321,10 +328,13 @@ def _generate_locked(
         box = workers.toolbox()
         try:
             return run_sample(box, factory(box), seed, config, session=f"seed-{seed}")
+        except (CacheMiss, EndpointError) as exc:
+            raise _SeedStopped(seed, exc) from exc
         finally:
             box.forget_snapshots()
 
     writer = LineFile(out)
+    stopped: _SeedStopped | None = None
     try:
         for outcome in _in_seed_order(one, pending, settings.concurrency):
             for key in totals:
@@ -347,12 +357,16 @@ def _generate_locked(
                 failed.append(outcome.seed)
             emit(SampleDone(outcome.seed, bool(line), outcome.calls(), outcome.cost.model_calls,
                             outcome.cost.prompt_tokens, outcome.cost.completion_tokens, error))
+    except _SeedStopped as exc:
+        stopped = exc
     finally:
         writer.close()
     wall = time.perf_counter() - started
-    seeds = sorted(done | {s for s in pending if s not in failed})
+    ran = pending if stopped is None else [s for s in pending if s < stopped.seed]
+    seeds = sorted(done | {s for s in ran if s not in failed})
     summary = RunSummary(
         dataset=str(out), samples=len(seeds), seeds=seeds, new_samples=written, failed_seeds=sorted(failed),
+        stopped=str(stopped or ""),
         wall_seconds=round(wall, 3), samples_per_second=round(written / wall, 3) if wall > 0 else 0.0,
         config={**settings.model_dump(mode="json"), "generator": config.to_json(),
                 "environments": sorted(first_box.environments), "schema": str(sidecar(out, SCHEMA_SUFFIX))},
@@ -360,7 +374,24 @@ def _generate_locked(
     )
     write_json_atomic(sidecar(out, SUMMARY_SUFFIX), summary.model_dump(mode="json"))
     emit(RunFinished(summary))
+    if stopped is not None:
+        resume = "" if stopped.exit_code == 2 else ", and the same command resumes from there"
+        incomplete = RunIncomplete(f"the run stopped at {stopped}; {out} keeps the {written} sample(s) written "
+                                   f"before it{resume}")
+        incomplete.exit_code = stopped.exit_code
+        raise incomplete from stopped
     return summary
+
+
+class _SeedStopped(RunIncomplete):
+    """Seed ``seed`` hit a model failure that stops the run; seeds from it on did not run. A
+    replay-only cache miss is bad input (exit 2: the cache does not hold this run); a failed
+    endpoint is an incomplete run (exit 1)."""
+
+    def __init__(self, seed: int, cause: Exception) -> None:
+        super().__init__(f"seed {seed}: {cause}")
+        self.seed = seed
+        self.exit_code = 2 if isinstance(cause, CacheMiss) else 1
 
 
 def _check_compatible(out: Path, found: Provenance, current: Provenance, emit: EventSink) -> None:
@@ -396,6 +427,8 @@ def _in_seed_order(work: Callable[[int], SampleOutcome], seeds: list[int], concu
                 seed = inflight.pop(future)
                 try:
                     ready[seed] = future.result()
+                except ToolgradError:
+                    raise
                 except Exception as exc:
                     raise RuntimeError(f"seed {seed}: {type(exc).__name__}: {exc}") from exc
             while emitted < len(seeds) and seeds[emitted] in ready:

@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 
 from .llm import prompts
-from .llm.base import ChatModel, Completion, ModelError
+from .llm.base import ChatModel, Completion, EndpointError, ModelError
 from .llm.cache import ResponseCache
 from .llm.openai_backend import CacheMiss, OpenAIChat, Usage
 from .policy import (
@@ -205,8 +205,8 @@ class LLMPolicy:
         try:
             completion = self.chat.complete(list(messages), temperature=self.temperatures[stage],
                                             max_tokens=self.max_tokens[stage], **kw)
-        except CacheMiss:
-            raise
+        except (CacheMiss, EndpointError):
+            raise  # the run stops: every later request would fail the same way
         except ModelError as exc:
             raise StageError(stage, f"model error: {exc}") from exc
         with self._lock:

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .llm.base import CacheMiss, ModelError
+from .llm.base import CacheMiss, EndpointError, ModelError
 from .policy import Context, ExecutedCall, Policy, StageError, Workflow, forbidden_names, query_problem
 from .records import ArgumentSource, Chain, Cost, Execution, Iteration, Proposal, Selection, Step, Trace
 from .sampling import stable_sample
@@ -323,8 +323,8 @@ def _iterate(
     # 1. propose
     try:
         raw = policy.propose(ctx)
-    except CacheMiss:
-        raise  # replay-only miss: stop the run, do not record a failed stage
+    except (CacheMiss, EndpointError):
+        raise  # a replay-only miss or a failed endpoint: stop the run, do not record a failed stage
     except (StageError, ModelError) as exc:
         _fail(record, "propose", _reason(exc))
         return workflow, 0
@@ -347,8 +347,8 @@ def _iterate(
         executed: list[ExecutedCall] = []
         try:
             executed = policy.execute(ctx, proposal, executor.call)
-        except CacheMiss:
-            raise  # replay-only miss: stop the run, do not record a failed stage
+        except (CacheMiss, EndpointError):
+            raise  # a replay-only miss or a failed endpoint: stop the run, do not record a failed stage
         except (StageError, ModelError) as exc:
             reason = _reason(exc)
         calls += len(executor.log)
@@ -369,8 +369,8 @@ def _iterate(
     candidates = [(e.proposal, e.steps) for e in record.executions if e.ok]
     try:
         selection = policy.select(ctx, candidates)
-    except CacheMiss:
-        raise  # replay-only miss: stop the run, do not record a failed stage
+    except (CacheMiss, EndpointError):
+        raise  # a replay-only miss or a failed endpoint: stop the run, do not record a failed stage
     except (StageError, ModelError) as exc:
         _fail(record, "select", _reason(exc))
         return workflow, calls
@@ -393,8 +393,8 @@ def _iterate(
     candidate = _with_steps(workflow, chain, steps)
     try:
         query, answer = policy.update(ctx, applied, candidate)
-    except CacheMiss:
-        raise  # replay-only miss: stop the run, do not record a failed stage
+    except (CacheMiss, EndpointError):
+        raise  # a replay-only miss or a failed endpoint: stop the run, do not record a failed stage
     except (StageError, ModelError) as exc:
         _fail(record, "update", _reason(exc))
         return workflow, calls

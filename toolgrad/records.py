@@ -149,4 +149,5 @@ class RunSummary(BaseModel):
     tool_calls: int
     model_requests: int = 0  # HTTP requests sent to the model server: 0 when replayed from the cache
     cache_hits: int = 0  # model calls answered from the record/replay cache
+    stopped: str = ""  # why the run stopped before its last seed ("" when every seed ran)
     config: dict[str, Any]

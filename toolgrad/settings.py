@@ -23,7 +23,18 @@ EXPORT_FORMATS = ("openai", "calls", "bfcl", "hf")
 
 class ToolgradError(Exception):
     """Root of the errors toolgrad raises on purpose: bad settings, an incompatible dataset, a
-    missing optional dependency. The CLI prints the message and exits 2, never a traceback."""
+    missing optional dependency. The CLI prints the message and exits with :attr:`exit_code`
+    (2: the input or the setup is wrong), never a traceback."""
+
+    exit_code = 2
+
+
+class RunIncomplete(ToolgradError):
+    """A run that started but could not finish what it was asked (the model endpoint failed, a
+    replay missed the cache, no seed gave a sample). What it wrote is kept and valid; the CLI
+    exits 1."""
+
+    exit_code = 1
 
 
 class _Settings(BaseModel):

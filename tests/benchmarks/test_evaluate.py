@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -245,11 +246,44 @@ def test_eval_cli_errors_a_user_can_act_on(dataset_path: Path, tmp_path: Path, o
     openai_server.script(lambda request: scripted.http_error(404, "model 'nope' not found"))
     result = CliRunner().invoke(app, ["eval", str(dataset_path), "--model", "nope", "--base-url",
                                       openai_server.base_url])
-    assert result.exit_code == 2 and "the model failed" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "does not serve the model 'nope' (it serves: scripted-model)" in result.output, result.output
+    assert openai_server.requests == [], "the endpoint check stops it before any trial"
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{}\n")
-    result = CliRunner().invoke(app, ["eval", str(bad), "--model", "m", "--base-url", openai_server.base_url])
+    result = CliRunner().invoke(app, ["eval", str(bad), "--model", "scripted-model", "--base-url",
+                                      openai_server.base_url])
     assert result.exit_code == 2 and "bad.jsonl:1:" in result.output
+
+
+def test_eval_of_an_unreachable_endpoint_exits_2_within_seconds(dataset_path: Path) -> None:
+    """Bad input: --base-url names a port nothing listens on (127.0.0.1:9)."""
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["eval", str(dataset_path), "--model", "m", "--base-url",
+                                      "http://127.0.0.1:9/v1", "--limit", "2"])
+    assert result.exit_code == 2 and time.monotonic() - started < 10, result.output
+    assert "cannot reach http://127.0.0.1:9/v1" in result.output and "check --base-url" in result.output
+
+
+def test_eval_exits_1_when_the_endpoint_fails_on_a_trial(dataset_path: Path, tmp_path: Path,
+                                                         openai_server: Any) -> None:
+    """The server answers the first sample's trial with HTTP 500 on every retry, the others well:
+    the report is written, and the exit code and stderr say that a trial measured the server."""
+    samples = read_dataset(dataset_path).parse()[:3]
+    perfect = replay_handler(samples)
+
+    def flaky(request: dict[str, Any]) -> Any:
+        user = next(m["content"] for m in request["messages"] if m["role"] == "user")
+        return scripted.http_error(500, "the GPU fell over") if user == samples[0].query else perfect(request)
+
+    openai_server.reset()
+    openai_server.script(flaky)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["eval", str(dataset_path), "--model", "scripted-model", "--base-url",
+                                      openai_server.base_url, "--limit", "3", "--max-steps", "20", "-o", str(out)])
+    assert result.exit_code == 1, result.output
+    assert "the model endpoint failed on 1 of 3 trial(s)" in result.output and "HTTP 500" in result.output
+    assert (out / "report.json").is_file(), "the report is written before the exit"
 
 
 def test_eval_calls_on_the_bfcl_export_with_the_openai_client(

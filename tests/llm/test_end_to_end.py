@@ -59,6 +59,14 @@ def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[
     return result
 
 
+def generated_ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    """A generation run that completed: exit 0, or exit 1 when no seed gave a sample (what this
+    model usually manages; the CLI says so rather than exiting 0 on an empty run)."""
+    if result.returncode == 1 and "none of the" in result.stderr and "gave a sample" in result.stderr:
+        return result
+    return ok(result)
+
+
 def records(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
@@ -81,7 +89,7 @@ def generated(llm_server: LocalLLMServer, tmp_path_factory: pytest.TempPathFacto
     model_flags = ["--llm", "openai", "--model", llm_server.model, "--base-url", llm_server.base_url,
                    "--cache", str(work / "cache")]
     data = work / "data.jsonl"
-    ok(toolgrad("generate", "--env", GENERATE_ENV, *GENERATE_FLAGS, *model_flags, "-o", str(data)))
+    generated_ok(toolgrad("generate", "--env", GENERATE_ENV, *GENERATE_FLAGS, *model_flags, "-o", str(data)))
     return Generated(data=data, cache=work / "cache", model_flags=model_flags)
 
 
@@ -111,8 +119,8 @@ def test_model_driven_generation_runs_real_calls_and_whatever_it_yields_certifie
 
 def test_replay_only_rerun_sends_no_request_and_writes_the_same_bytes(generated: Generated) -> None:
     replay = generated.data.with_name("replay.jsonl")
-    ok(toolgrad("generate", "--env", GENERATE_ENV, *GENERATE_FLAGS, *generated.model_flags, "--replay-only",
-                "-o", str(replay), timeout=300))
+    generated_ok(toolgrad("generate", "--env", GENERATE_ENV, *GENERATE_FLAGS, *generated.model_flags,
+                          "--replay-only", "-o", str(replay), timeout=300))
     assert replay.read_bytes() == generated.data.read_bytes()
     recorded, replayed = summary(generated.data), summary(replay)
     assert replayed["model_requests"] == 0, replayed
@@ -126,7 +134,8 @@ def test_eval_scores_the_model_on_a_certified_dataset(llm_server: LocalLLMServer
     ok(toolgrad("certify", str(data)))  # exit 0 only at 100%
 
     result = ok(toolgrad("eval", str(data), "--model", llm_server.model, "--base-url", llm_server.base_url,
-                         "--max-steps", "4", "--json", "-o", str(tmp_path / "report")))
+                         # 256 tokens bound a reply to ~10 s on one busy core, well inside the client's timeout
+                         "--max-steps", "4", "--max-tokens", "256", "--json", "-o", str(tmp_path / "report")))
     report = orjson.loads(result.stdout)
     metrics = report["metrics"]
     assert (metrics["samples"], metrics["trials"]) == (3, 3)

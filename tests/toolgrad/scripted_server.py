@@ -31,6 +31,8 @@ from typing import Any
 
 import uvicorn
 
+from toolgrad.llm.preflight import PREFLIGHT_MESSAGE
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -45,6 +47,12 @@ class Reply:
     raw_body: bytes | None = None  # sent as is, instead of a generated body
     prompt_tokens: int = 11
     completion_tokens: int = 7
+
+
+def _is_preflight(request: dict[str, Any]) -> bool:
+    messages = request.get("messages") or []
+    return (request.get("max_tokens") == 1 and len(messages) == 1
+            and messages[0].get("content") == PREFLIGHT_MESSAGE)
 
 
 def text_reply(content: str, **kw: Any) -> Reply:
@@ -97,6 +105,7 @@ class _State:
     requests: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # why each quirk-rejected request was refused
     exhausted: int = 0  # requests that found the script empty
+    preflights: int = 0  # endpoint checks answered (never part of .requests)
 
 
 class ScriptedOpenAI:
@@ -158,6 +167,11 @@ class ScriptedOpenAI:
     @property
     def exhausted(self) -> int:
         return self._state.exhausted
+
+    @property
+    def preflights(self) -> int:
+        """Endpoint checks (toolgrad.llm.preflight) answered; they are not in :attr:`requests`."""
+        return self._state.preflights
 
     @property
     def base_url(self) -> str:
@@ -234,6 +248,10 @@ class ScriptedOpenAI:
     def _answer(self, request: dict[str, Any]) -> tuple[int, Any, tuple[tuple[str, str], ...], float]:
         with self._lock:
             state = self._state
+            if _is_preflight(request):
+                # the kit's endpoint check (toolgrad.llm.preflight): answered, not scripted
+                state.preflights += 1
+                return 200, self._completion(Reply(content="OK", prompt_tokens=3, completion_tokens=1), 0), (), 0.0
             state.requests.append(request)
             n = len(state.requests)
             refusal = _quirk_refusal(state.quirks, request)

@@ -9,11 +9,19 @@ from typing import Any
 
 import fixtures_openai
 import pytest
-from scripted_server import Quirks, ScriptedOpenAI, json_reply, malformed_json, text_reply, tool_call_reply
+from scripted_server import (
+    Quirks,
+    Reply,
+    ScriptedOpenAI,
+    json_reply,
+    malformed_json,
+    text_reply,
+    tool_call_reply,
+)
 
 from simulator.tools import Tool
 from toolgrad.llm import prompts
-from toolgrad.llm.base import Completion
+from toolgrad.llm.base import Completion, EndpointError
 from toolgrad.llm.openai_backend import CacheMiss, OpenAIChat
 from toolgrad.llm_policy import LLMPolicy, make_llm_policy, shared_chat
 from toolgrad.policy import Context, StageError, Workflow
@@ -176,10 +184,18 @@ def test_executor_does_not_make_calls_outside_the_proposal(scripted_openai: Scri
 
 
 def test_executor_model_failure_is_a_stage_error(scripted_openai: ScriptedOpenAI) -> None:
-    scripted_openai.script(*[tool_call_reply((GET_PET, {"petId": 1}), status=500)] * 5)
+    """A request the server refuses (HTTP 400: the prompt is too long) fails this stage only."""
+    scripted_openai.script(Reply(status=400, error="Requested tokens exceed context window"))
     with pytest.raises(StageError) as error:
         policy_for(scripted_openai).execute(context(), Proposal(instruction="x", tools=[GET_PET]), FakeCalls())
     assert error.value.stage == "execute" and "model error" in error.value.reason
+
+
+def test_a_failed_endpoint_stops_the_run_instead_of_failing_a_stage(scripted_openai: ScriptedOpenAI) -> None:
+    """HTTP 500 on every retry: every later request would fail too, so it is not a stage error."""
+    scripted_openai.script(*[tool_call_reply((GET_PET, {"petId": 1}), status=500)] * 5)
+    with pytest.raises(EndpointError, match="no answer after 5 attempts: HTTP 500"):
+        policy_for(scripted_openai).execute(context(), Proposal(instruction="x", tools=[GET_PET]), FakeCalls())
 
 
 # -- Selector -------------------------------------------------------------------------------------

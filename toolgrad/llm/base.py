@@ -16,6 +16,13 @@ class CacheMiss(ModelError):
     failure: the run stops, because its output could no longer match the recorded one."""
 
 
+class EndpointError(ModelError):
+    """The endpoint itself failed: no answer after the retries (connection, timeout, 5xx, 429),
+    or a refusal no request can get past (a wrong key, model or URL: 401, 403, 404). Not a
+    stage failure either: every later request would fail the same way, so runs stop (resumably)
+    and say why."""
+
+
 @dataclass(frozen=True, slots=True)
 class ToolCall:
     id: str

@@ -39,7 +39,7 @@ import openai
 import orjson
 
 from ..sampling import stable_unit
-from .base import CacheMiss, Completion, ModelError, ToolCall
+from .base import CacheMiss, Completion, EndpointError, ModelError, ToolCall
 from .cache import ResponseCache, request_key
 
 log = logging.getLogger(__name__)
@@ -399,6 +399,8 @@ class OpenAIChat:
                     server_errors = server_errors + 1 if status >= 500 else 0
                     if (not retryable) or (status >= 500 and (named or server_errors >= PROBE_5XX_LIMIT)):
                         raise _Rejected(last) from exc
+                if status in CONFIG_ERRORS:
+                    raise EndpointError(f"{self.base_url} answered {last}{_hint(status)}") from exc
                 if not retryable:
                     raise _Refused(f"{self.base_url} answered {last}{_hint(status)}", status, last) from exc
                 retry_after = self._retry_after(exc)
@@ -413,7 +415,7 @@ class OpenAIChat:
                 tally.retries += 1
                 log.info("%s: %s; retrying in %.2fs", self.base_url, last, delay)
                 self._sleep(delay)
-        raise ModelError(f"{self.base_url}: no answer after {self.max_retries + 1} attempts: {last}")
+        raise EndpointError(f"{self.base_url}: no answer after {self.max_retries + 1} attempts: {last}")
 
     def _backoff(self, key: str, attempt: int) -> float:
         # jitter from the request's address: concurrent clients spread out, reruns wait alike
