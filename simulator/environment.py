@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -205,6 +206,22 @@ def _load_cached(path: str, mtime_ns: int, seed: int | None) -> Environment:
         spec = load_spec(p)
         env = Environment(name=p.stem, spec=spec)
     return env if seed is None else env.with_seed(seed)
+
+
+def load_environments(refs: Iterable[str | Path], *, seed: int | None = None) -> dict[str, Environment]:
+    """Each reference's environment, by name. Two references that load under one name (two
+    specs both called ``openapi.yaml``, say) are refused with both paths named: one would
+    silently replace the other."""
+    found: dict[str, tuple[Path, Environment]] = {}
+    for ref in refs:
+        path = resolve_path(ref)
+        env = load_environment(path, seed=seed)
+        if env.name in found and found[env.name][0] != path:
+            raise UnknownEnvironmentError(
+                f"two environments are named {env.name!r}: {found[env.name][0]} and {path}; put each spec in "
+                "a folder of its own (the folder's name is the environment's name)")
+        found[env.name] = (path, env)
+    return {name: env for name, (_, env) in found.items()}
 
 
 def load_environment(ref: str | Path, *, seed: int | None = None) -> Environment:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from simulator.environment import Environment, load_environment
+from simulator.environment import Environment, load_environments
 from simulator.inprocess import InProcessSandbox
 from simulator.sandbox import Sandbox
 from simulator.tools import (
@@ -71,10 +71,7 @@ class Toolbox:
     @classmethod
     def in_process(cls, refs: Iterable[str], *, seed: int | None = None) -> Toolbox:
         """A toolbox over in-process sandboxes for the named environments."""
-        envs = {}
-        for ref in refs:
-            env = load_environment(ref, seed=seed)
-            envs[env.name] = env
+        envs = load_environments(refs, seed=seed)
         return cls({name: InProcessSandbox(env) for name, env in envs.items()}, envs)
 
     def fingerprints(self) -> dict[str, dict[str, Any]]:

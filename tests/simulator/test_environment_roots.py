@@ -44,3 +44,17 @@ def test_an_unset_or_missing_envs_dir_leaves_the_shipped_set(tmp_path: Path, mon
     shipped = shipped_environments()
     monkeypatch.setenv(ENVS_DIR_VARIABLE, str(tmp_path / "does-not-exist"))
     assert shipped_environments() == shipped and "petstore" in shipped
+
+
+def test_two_specs_with_one_name_are_refused_naming_both(tmp_path: Path) -> None:
+    """Bad input: two different specs both called openapi.yaml, passed together."""
+    from simulator.environment import load_environments
+
+    first, second = tmp_path / "a" / "openapi.yaml", tmp_path / "b" / "openapi.yaml"
+    for spec, source in ((first, "petstore"), (second, "tictactoe")):
+        spec.parent.mkdir()
+        shutil.copy(shipped_root() / source / "openapi.yaml", spec)
+    with pytest.raises(UnknownEnvironmentError) as error:
+        load_environments([first, second])
+    assert str(first) in str(error.value) and str(second) in str(error.value), error.value
+    assert list(load_environments([first, first])) == ["openapi"], "the same spec twice is one environment"
