@@ -52,6 +52,7 @@ from .replay import (
     parse_record,
     read_dataset,
     record_id,
+    recorded_env_refs,
     replay_steps,
     resolve_tool,
     sample_id,
@@ -362,7 +363,7 @@ def certify_file(
     """Read, check and certify a dataset file (with ``judge``, the judge check too)."""
     dataset = read_dataset(path)
     checked: list[CheckedSample] = []
-    with SandboxProvider(backend, env_refs) as provider:
+    with SandboxProvider(backend, recorded_env_refs(dataset) | dict(env_refs or {})) as provider:
         for item in iter_certify(dataset, provider, workers=workers):
             checked.append(item)
             if on_sample is not None:

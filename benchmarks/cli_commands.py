@@ -116,7 +116,7 @@ def certify_command(
                                                 "(default: <data>.certificate.json beside the dataset).")] = None,
 ) -> None:
     from .certify import build_certificate, certificate_bytes, iter_certify, judge_dataset, read_dataset
-    from .replay import SandboxProvider
+    from .replay import SandboxProvider, recorded_env_refs
 
     with _user_errors(), contextlib.ExitStack() as stack:
         chat = _judge_chat(judge, base_url, cache or _sidecar(data, ".judge-cache"), replay_only) if judge else None
@@ -124,7 +124,8 @@ def certify_command(
             stack.callback(chat.close)
         dataset = read_dataset(data)
         checked = []
-        with SandboxProvider(backend, _env_refs(env)) as provider, _progress() as progress:
+        refs = recorded_env_refs(dataset) | _env_refs(env)
+        with SandboxProvider(backend, refs) as provider, _progress() as progress:
             task = progress.add_task("certifying", total=len(dataset.lines))
             for item in iter_certify(dataset, provider, workers=workers):
                 checked.append(item)
@@ -198,7 +199,9 @@ def describe_divergence(verdict: str, d: dict[str, Any] | None) -> str:
     field = str(d.get("field", ""))
     pointer = d.get("pointer") or ""
     expected, got = _short(d.get("expected")), _short(d.get("got"))
-    if field.startswith(("fingerprint.", "environment.")):
+    if field.startswith("environment."):
+        said = str(d.get("got"))  # what to pass to find it: never cut
+    elif field.startswith("fingerprint."):
         said = f"recorded {expected}, installed {got}"
     elif field.startswith("sources."):
         said = f"the source holds {expected}, the argument is {got}"
@@ -272,7 +275,7 @@ def eval_command(
 
     from .certify import read_dataset
     from .evaluate import EvalSettings, evaluate
-    from .replay import SandboxProvider
+    from .replay import SandboxProvider, recorded_env_refs
     from .report import build_report, render_markdown, report_bytes, trace_record, write_run
 
     settings = EvalSettings(k=k, max_steps=max_steps, temperature=temperature, max_tokens=max_tokens)
@@ -288,7 +291,7 @@ def eval_command(
                 close = getattr(opened, "close", None)
                 if close is not None:
                     stack.callback(close)
-            provider = stack.enter_context(SandboxProvider(backend, _env_refs(env)))
+            provider = stack.enter_context(SandboxProvider(backend, recorded_env_refs(dataset) | _env_refs(env)))
             progress = stack.enter_context(_progress())
             task = progress.add_task(f"evaluating {model}", total=len(dataset.lines) * k)
             for event in evaluate(dataset, chat, provider, settings, judge=judge_chat):

@@ -340,6 +340,23 @@ def read_dataset(path: Path) -> Dataset:
     return Dataset(path, digest, lines)
 
 
+def recorded_env_refs(dataset: Dataset) -> dict[str, str]:
+    """The environments the dataset's first sample recorded by path (your own API, not found by
+    name: ``provenance.environment_paths``), resolved against the dataset's folder, that are an
+    environment folder or a spec file there. Certify and eval use them when no ``--env`` says
+    otherwise."""
+    try:
+        paths = orjson.loads(dataset.lines[0].text)["provenance"]["environment_paths"]
+    except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
+        return {}
+    refs = {}
+    for name, relative in paths.items() if isinstance(paths, dict) else ():
+        target = dataset.path.resolve().parent / str(relative)
+        if target.is_dir() or (target.is_file() and target.suffix in {".yaml", ".yml", ".json"}):
+            refs[str(name)] = str(target)
+    return refs
+
+
 # --- sandboxes for samples -----------------------------------------------------------------------
 
 BACKENDS = ("inprocess", "local", "docker")
@@ -438,8 +455,10 @@ class SandboxProvider:
             key = (name, seed if isinstance(seed, int) and not isinstance(seed, bool) else None)
             try:
                 self.environment(key)
-            except SimulatorError as exc:
-                return Divergence(None, None, f"environment.{name}", "an installed environment", str(exc))
+            except SimulatorError:
+                return Divergence(None, None, f"environment.{name}", "an installed environment",
+                                  f"none named {name!r} here: pass --env {name}=PATH (the environment's folder or "
+                                  "spec), or put the folder it is in in TOOLGRAD_ENVS_DIR")
             keys.append(key)
         self.prepare(keys)
         for name, key in zip(sorted(fingerprints), keys, strict=True):

@@ -42,7 +42,7 @@ from typing import Any
 import orjson
 
 import simulator
-from simulator.environment import shipped_environments
+from simulator.environment import environment_folders, shipped_environments
 
 from . import __version__
 from .files import LineFile, OutputLocked, exclusive_writer, write_json_atomic
@@ -130,7 +130,21 @@ def make_provenance(settings: GenerateSettings, toolbox: Toolbox, llm: str) -> P
         environments=toolbox.fingerprints(), generator=generator, llm=llm,
         model=settings.model if llm != "offline" else "", base_url=settings.base_url if llm != "offline" else "",
         versions=package_versions(), git_revision=git_revision(),
+        environment_paths=environment_paths(toolbox, Path(settings.output).resolve().parent),
     )
+
+
+def environment_paths(toolbox: Toolbox, dataset_dir: Path) -> dict[str, str]:
+    """Where each environment not available by name came from, relative to ``dataset_dir`` (so a
+    dataset and its environments can move together)."""
+    by_name = environment_folders()
+    paths = {}
+    for name, env in sorted(toolbox.environments.items()):
+        if name in by_name:
+            continue
+        origin = env.directory if env.directory is not None else env.spec.source
+        paths[name] = Path(os.path.relpath(Path(origin).resolve(), dataset_dir)).as_posix()
+    return paths
 
 
 # -- the file -----------------------------------------------------------------------------------

@@ -107,6 +107,9 @@ class Provenance(_Record):
     cache_keys: list[str] = Field(default_factory=list)
     versions: dict[str, str] = Field(default_factory=dict)  # package versions
     git_revision: str = ""
+    # env name -> its folder (or spec file), relative to the dataset's folder, for environments not
+    # found by name (your own API): certify and eval find them again with no flag. Absent when empty.
+    environment_paths: dict[str, str] = Field(default_factory=dict, exclude_if=lambda paths: not paths)
 
 
 class Sample(_Record):
