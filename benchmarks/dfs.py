@@ -127,8 +127,10 @@ BackendFactory = Callable[[Toolbox], SearchBackend]
 
 
 def draw_pool(toolbox: Toolbox, size: int, seed: int) -> list[str]:
-    """The seed's sampled tool set: ``size`` tools (all when fewer), drawn from ``sha256(seed)``."""
-    return sorted(stable_sample(toolbox.names(), size, "dfs-pool", seed))
+    """The seed's sampled tool set: ``size`` tools (all when fewer), drawn from ``sha256(seed)``, in
+    the order drawn (as the answer-first mini-batch is shown: at temperature 0 the order is what
+    makes two seeds over the same small set differ)."""
+    return stable_sample(toolbox.names(), size, "dfs-pool", seed)
 
 
 def backend_factory_for(settings: DFSSettings, chat: ChatModel | None = None) -> BackendFactory:

@@ -189,6 +189,17 @@ def test_offline_query_is_written_before_any_call_and_names_no_api() -> None:
         assert query == OfflineBackend(toolbox, DFSSettings()).write_query(seed, pool)
 
 
+def test_the_pool_is_shown_in_the_order_drawn() -> None:
+    # petstore has fewer tools than B, so every seed draws the whole set: only the order can tell
+    # two seeds apart for a model at temperature 0, as with the answer-first mini-batch
+    toolbox = Toolbox.in_process(["petstore"])
+    pools = [draw_pool(toolbox, 50, seed) for seed in range(3)]
+    assert all(sorted(pool) == toolbox.names() for pool in pools)
+    assert len({tuple(pool) for pool in pools}) == 3
+    assert draw_pool(toolbox, 50, 1) == pools[1]
+    assert draw_pool(toolbox, 5, 1) == pools[1][:5]
+
+
 def test_offline_decisions_keep_to_the_budget(tmp_path: Path) -> None:
     s = settings(tmp_path, n=6, max_model_calls=2)
     summary = generate_dfs_dataset(s)
