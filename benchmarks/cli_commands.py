@@ -291,7 +291,7 @@ def eval_command(
 
 
 def eval_calls_command(
-    data: Annotated[Path, typer.Argument(help="A `toolgrad export --format bfcl` file, or a dataset.")],
+    data: Annotated[Path, typer.Argument(help="A `toolgrad export --format calls` file, or a dataset.")],
     model: Annotated[str, typer.Option("--model", envvar="TOOLGRAD_EVAL_MODEL", help="The model under test.")],
     base_url: Annotated[str, typer.Option("--base-url", envvar="TOOLGRAD_EVAL_BASE_URL",
                                           help="Its OpenAI-compatible endpoint.")],

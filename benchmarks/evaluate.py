@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from toolgrad.agent_prompt import AGENT_SYSTEM_PROMPT
 from toolgrad.llm.base import ChatModel, Completion, ModelError
 from toolgrad.records import Sample
 from toolgrad.toolbox import Toolbox
@@ -44,12 +45,7 @@ from .replay import (
 )
 
 REPORT_VERSION = "1"
-SYSTEM_PROMPT = (
-    "You are an assistant that acts through tools (HTTP APIs). Call the tools you need to carry "
-    "out the user's request, one step at a time, using the results you get back. When you are "
-    "done, reply to the user with a short final answer that states the relevant facts, and call "
-    "no more tools."
-)
+SYSTEM_PROMPT = AGENT_SYSTEM_PROMPT  # one text for evaluation and training data
 JUDGE_MAX_TOKENS = 512
 MAX_TOKENS = 1024  # per model reply, by default: a model that loops stops here, not at the context size
 

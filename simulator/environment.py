@@ -8,9 +8,9 @@ An environment directory (``envs/<name>/``) holds the spec and an ``env.yaml``::
     fixtures: 5
     source: https://...            # where the spec came from
     licence: Apache-2.0
-    overrides:                     # corrections to resource inference (see resources.py)
-      operations: {opId: {kind: list, resource: pet}}
-      resources: {pet: {id_field: id}}
+    overrides:                     # corrections to inference: docs/environments.md
+      operations: {opId: {kind: list, resource: pet, upsert: false}}
+      resources: {pet: {id_field: id, aliases: [name], store: animal, writable: true}}
 
 ``resolve_environment`` accepts a shipped environment's name, an environment directory or a
 spec file (a bare spec gets the defaults).
@@ -33,6 +33,7 @@ from . import __version__
 from .errors import SpecError, UnknownEnvironmentError
 from .loader import load_spec
 from .model import Spec
+from .resources import check_overrides
 from .state import canonical_json, sha256_hex
 
 DEFAULT_EPOCH = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
@@ -122,6 +123,10 @@ def _read_env_file(directory: Path) -> dict[str, Any]:
                 f"{key!r} must be a {kind.__name__}, got {type(data[key]).__name__}",
                 file=str(path), pointer=f"/{key}", fix=f"give {key} as a {kind.__name__}",
             )
+    try:
+        check_overrides(data.get("overrides") or {})
+    except ValueError as exc:
+        raise SpecError(str(exc), file=str(path), pointer="/overrides", fix="see docs/environments.md") from exc
     return data
 
 

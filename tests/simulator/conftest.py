@@ -123,3 +123,14 @@ def simulator_for() -> Callable[..., Simulator]:
         return Simulator(load_environment(name), **kwargs)
 
     return make
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The state round-trip figure per spec (test_state_roundtrip.py), when any ran."""
+    import roundtrip
+
+    if not roundtrip.FIGURES:
+        return
+    terminalreporter.section("state round trips: written fields read back, listed items read, deletes stick")
+    for label in sorted(roundtrip.FIGURES):
+        terminalreporter.write_line(f"{label:40s} {roundtrip.FIGURES[label].figure()}")
