@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict
 
-from .intervals import Unit, bootstrap_ratio, wilson
+from .stats import Unit, bootstrap_ratio, wilson
 
 
 class _Record(BaseModel):
