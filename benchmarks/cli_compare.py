@@ -23,18 +23,8 @@ from simulator.errors import SimulatorError
 from toolgrad.llm.base import ModelError
 from toolgrad.settings import ToolgradError
 
-from .compare import (
-    GROUP_HEADER,
-    CompareEvent,
-    CompareSettings,
-    Comparison,
-    PhaseAdvanced,
-    PhaseStarted,
-    group_rows,
-    run_comparison,
-    summary_rows,
-    write_comparison,
-)
+from .compare import CompareEvent, CompareSettings, Comparison, PhaseAdvanced, PhaseStarted, run_comparison
+from .compare_report import SUMMARY_HEADER, group_header, group_rows, summary_rows, write_comparison
 from .replay import BenchmarkError
 
 _err = Console(stderr=True)
@@ -82,26 +72,31 @@ def compare_command(
                                               help="Answer only from the cache; a miss is an error.")] = False,
     per_env: Annotated[bool, typer.Option("--per-env", envvar="TOOLGRAD_COMPARE_PER_ENV",
                                           help="Compare on each environment alone (else on all together).")] = False,
+    temperature: Annotated[float, typer.Option("--temperature", envvar="TOOLGRAD_TEMPERATURE", min=0.0, max=2.0,
+                                               help="Both generators' sampling temperature (--llm openai).")] = 0.0,
     iterations: Annotated[int, typer.Option("--iterations", envvar="TOOLGRAD_ITERATIONS", min=1,
                                             help="ToolGrad iterations T per sample.")] = 10,
     proposals: Annotated[int, typer.Option("--proposals", envvar="TOOLGRAD_PROPOSALS", min=1,
                                            help="ToolGrad proposals k per iteration.")] = 3,
-    max_model_calls: Annotated[int | None, typer.Option(
-        "--dfs-max-model-calls", envvar="TOOLGRAD_COMPARE_DFS_MAX_MODEL_CALLS", min=3,
-        help="DFS decisions (model calls) per sample [default: iterations x (proposals + 3)].")] = None,
-    max_expansions: Annotated[int, typer.Option("--dfs-max-expansions", envvar="TOOLGRAD_COMPARE_DFS_MAX_EXPANSIONS",
-                                                min=1, help="DFS expansions per sample.")] = 40,
-    candidates: Annotated[int, typer.Option("--dfs-candidates", envvar="TOOLGRAD_COMPARE_DFS_CANDIDATES", min=1,
-                                            help="DFS children per node.")] = 3,
+    batch_size: Annotated[int, typer.Option("--batch-size", envvar="TOOLGRAD_BATCH_SIZE", min=2,
+                                            help="Tools per seed: ToolGrad's mini-batch B, DFSDT's sampled set.")] = 50,
+    max_model_calls: Annotated[int, typer.Option(
+        "--max-model-calls", envvar="TOOLGRAD_COMPARE_MAX_MODEL_CALLS", min=2,
+        help="Model calls per seed, both generators (offline: DFSDT decisions); ToolBench's 200.")] = 200,
+    dfs_width: Annotated[int, typer.Option("--dfs-width", envvar="TOOLGRAD_COMPARE_DFS_WIDTH", min=1,
+                                           help="DFSDT children per node (ToolBench's w2).")] = 2,
+    dfs_max_depth: Annotated[int, typer.Option("--dfs-max-depth", envvar="TOOLGRAD_COMPARE_DFS_MAX_DEPTH", min=1,
+                                               help="DFSDT tree nodes per path, counted as ToolBench does.")] = 12,
     json_out: Annotated[bool, typer.Option("--json", help="Print compare.json on stdout.")] = False,
 ) -> None:
-    """Run ToolGrad (answer-first) and the DFS baseline (query-first) on the same environments,
-    backend and budget, certify both datasets and report them side by side."""
+    """Run ToolGrad (answer-first) and ToolBench's DFSDT (query-first) on the same environments,
+    model, tool set size and budget, certify both datasets and report them side by side, per
+    environment with 95% intervals (--per-env) and pooled."""
     values: dict[str, Any] = {
         "envs": env or [], "n": n, "seed": seed, "llm": llm, "model": model, "base_url": base_url, "cache": cache,
-        "replay_only": replay_only, "per_env": per_env, "iterations": iterations, "proposals": proposals,
-        "max_model_calls": max_model_calls, "max_expansions": max_expansions, "candidates": candidates,
-        "output": str(output),
+        "replay_only": replay_only, "temperature": temperature, "per_env": per_env, "iterations": iterations,
+        "proposals": proposals, "batch_size": batch_size, "max_model_calls": max_model_calls,
+        "dfs_width": dfs_width, "dfs_max_depth": dfs_max_depth, "output": str(output),
     }
     try:
         settings = CompareSettings.model_validate(values)
@@ -132,14 +127,13 @@ def _fail(message: str) -> Any:
 
 def _print(comparison: Comparison) -> None:
     out = Console()
-    table = Table("metric", "ToolGrad (answer-first)", "DFS (query-first)", "paper (ToolGrad / DFS)",
-                  title=f"toolgrad bench compare, seed {comparison.seed}, "
-                        f"{', '.join(comparison.total.environments)}")
-    for row in summary_rows(comparison.total):
+    table = Table(*SUMMARY_HEADER, title=f"toolgrad bench compare, seed {comparison.seed}, "
+                                         f"{', '.join(comparison.total.environments)}")
+    for row in summary_rows(comparison):
         table.add_row(*row)
     out.print(table)
     if len(comparison.groups) > 1:
-        per_env = Table(*GROUP_HEADER, title="per environment")
+        per_env = Table(*group_header(comparison), title="per environment (95% intervals)")
         for group_row in group_rows(comparison):
             per_env.add_row(*group_row)
         out.print(per_env)

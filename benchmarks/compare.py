@@ -1,50 +1,65 @@
-"""Answer-first (ToolGrad) against query-first (DFS), on the same environments, backend and budget.
+"""Answer-first (ToolGrad) against query-first (ToolBench's DFSDT), on the same environments,
+model, tool set size and budget; both datasets judged by the same certification.
 
-:func:`run_comparison` generates ``n`` attempted samples with each generator
-(:func:`toolgrad.dataset.generate_dataset` and :func:`benchmarks.dfs.generate_dfs_dataset`),
-certifies both datasets with :func:`benchmarks.certify.certify_file`, and tallies, per generator:
+:func:`run_comparison` generates ``n`` attempted samples (seeds ``seed .. seed+n-1``) with each
+generator (:func:`toolgrad.dataset.generate_dataset` and :func:`benchmarks.dfs.generate_dfs_dataset`),
+certifies both datasets with :func:`benchmarks.certify.certify_file` (every check: replay, solvable,
+grounded, coherent, unique), and keeps one :class:`SeedResult` per seed and generator. From them:
 
-* **pass rate**: certified samples (every check of the certificate passed: replay and validity)
-  / attempted samples (a seed that produced no sample fails);
-* **model calls and tokens**: per certified sample as recorded in it (``Sample.cost``), and all
-  the run spent (failed seeds included) per certified sample;
-* **stage decisions per sample**: the model calls a model backend would make for the recorded
-  trace, so that offline runs (no model calls) still compare. ToolGrad: per iteration one
-  proposal, per execution one turn per call plus a closing turn, one selection, one update;
-  DFS: one per trace iteration (query, each expansion, answer);
-* **tool calls per sample**: steps in a certified sample's chains (the paper's figure), and every
-  call the run executed (forks and pruned branches included) per certified sample;
-* **wall time** of generation and of certification.
+* **pass rate**: certified samples / attempted seeds (a seed that produced no sample fails), with
+  a Wilson 95% interval;
+* **model calls per certified sample, all attempts**: every model call the generator made for
+  every seed, failed seeds included, over the certified samples (the paper's "model calls per
+  sample" counts this way when every sample passes); model calls are defined in
+  :mod:`benchmarks.model_budget` (completions asked for plus repair turns), tokens are the
+  server's; a percentile bootstrap 95% interval over seeds (:mod:`benchmarks.intervals`);
+* **tool calls per sample**: steps in a certified sample's chains (the paper's figure), bootstrap
+  interval over certified samples;
+* offline (no model), **decisions** in place of model calls: the calls a model backend would
+  have made for the same trace (ToolGrad: per iteration a proposal, a turn per call plus a closing
+  turn per execution, a selection and an update; DFSDT: the query and one per expansion).
 
-"Same budget": ToolGrad runs ``iterations`` x ``proposals``; DFS gets ``max_model_calls``
-decisions per sample, by default ``iterations * (proposals + 3)``, what ToolGrad spends when
-every stage of every iteration runs once (propose, one turn per proposal, select, update).
-The paper's figures (arXiv 2508.04086) ride along for reference. Only the CLI prints.
+"Same budget": both generators get the same cap on model calls per seed
+(:class:`~benchmarks.model_budget.BudgetedChat`, ``max_model_calls``, ToolBench's 200 by default),
+the same tool set size (ToolGrad's mini-batch B is the DFSDT sampled set) and sampling
+temperature. Offline, ToolGrad is bounded by its ``iterations`` and DFSDT by the cap on decisions.
+Per environment (``per_env``) and pooled over environments; pooled intervals resample within each
+environment. The paper's figures (arXiv 2508.04086) ride along. Only the CLI prints.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from simulator.environment import shipped_environments
 from toolgrad.dataset import SampleDone, generate_dataset, read_samples
-from toolgrad.files import write_bytes_atomic, write_text_atomic
+from toolgrad.files import write_bytes_atomic
 from toolgrad.llm.base import ChatModel
-from toolgrad.records import RunSummary, Sample
+from toolgrad.policy import Policy
+from toolgrad.records import Sample
 from toolgrad.settings import GenerateSettings
+from toolgrad.toolbox import Toolbox
 
 from .certify import certificate_bytes, certify_file
-from .dfs import METHOD, DFSSettings, generate_dfs_dataset
+from .compare_figures import Figures, SeedResult, figures_of
+from .dfs import (
+    METHOD,
+    TOOLBENCH_MAX_DEPTH,
+    TOOLBENCH_MAX_QUERY_COUNT,
+    TOOLBENCH_WIDTH,
+    DFSSettings,
+    generate_dfs_dataset,
+)
+from .model_budget import BudgetedChat, Spent
 
-COMPARE_VERSION = "1"
-METHODS = ("toolgrad", "dfs")
+COMPARE_VERSION = "2"
+METHODS = ("toolgrad", METHOD)
 # ToolGrad (answer-first) vs ToolBench DFSDT (query-first), arXiv 2508.04086
 PAPER: dict[str, dict[str, float]] = {
     "pass_rate": {"toolgrad": 1.0, "dfs": 0.638},
@@ -57,31 +72,37 @@ class CompareSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     envs: list[str] = Field(default_factory=list)  # [] = every shipped environment
-    n: int = Field(default=50, ge=1)  # attempted samples per generator (per environment with per_env)
+    n: int = Field(default=50, ge=1)  # attempted seeds per generator (per environment with per_env)
     seed: int = 0
     llm: Literal["offline", "openai"] = "offline"
     model: str = ""
     base_url: str = ""
     cache: str | None = None
     replay_only: bool = False
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)  # both generators' sampling temperature
     per_env: bool = False  # one comparison per environment (else one over all of them together)
     iterations: int = Field(default=10, ge=1)  # ToolGrad's T
     proposals: int = Field(default=3, ge=1)  # ToolGrad's k
-    candidates: int = Field(default=3, ge=1)  # DFS children per node
-    max_expansions: int = Field(default=40, ge=1)  # DFS expansions per sample
-    max_model_calls: int | None = Field(default=None, ge=3)  # DFS decisions per sample; None: iterations*(proposals+3)
+    batch_size: int = Field(default=50, ge=2)  # ToolGrad's B = the DFSDT sampled set
+    max_model_calls: int = Field(default=TOOLBENCH_MAX_QUERY_COUNT, ge=2)  # per seed, both generators
+    dfs_width: int = Field(default=TOOLBENCH_WIDTH, ge=1)  # DFSDT children per node
+    dfs_max_depth: int = Field(default=TOOLBENCH_MAX_DEPTH, ge=1)  # DFSDT tree nodes per path
     output: str = "compare"
-
-    def dfs_budget(self) -> int:
-        return self.max_model_calls if self.max_model_calls is not None else self.iterations * (self.proposals + 3)
 
     def groups(self) -> list[list[str]]:
         envs = list(self.envs) or shipped_environments()
         return [[e] for e in envs] if self.per_env else [envs]
 
+    def budget(self) -> dict[str, dict[str, Any]]:
+        cap = self.max_model_calls
+        return {"toolgrad": {"iterations": self.iterations, "proposals": self.proposals, "batch_size": self.batch_size,
+                             "max_model_calls": cap},
+                "dfs": {"width": self.dfs_width, "max_depth": self.dfs_max_depth, "batch_size": self.batch_size,
+                        "max_model_calls": cap}}
+
 
 class MethodResult(BaseModel):
-    """One generator's tallies on one group of environments; the figures are derived from them."""
+    """One generator on one group of environments (or pooled): totals, figures, every seed."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -89,88 +110,34 @@ class MethodResult(BaseModel):
     attempted: int
     written: int
     certified: int
-    model_calls: int = 0  # everything the run spent, failed seeds included
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    tool_calls: int = 0  # every call executed, forks and pruned branches included
-    record_model_calls: int = 0  # summed over certified samples' cost records
-    record_tokens: int = 0
-    record_steps: int = 0  # chain steps summed over certified samples
-    record_decisions: int = 0
-    decisions: int | None = None  # over every attempt; None when the failed seeds' are unknown
-    generate_seconds: float = 0.0
-    certify_seconds: float = 0.0
-
-    @model_validator(mode="before")
-    @classmethod
-    def _derived_are_recomputed(cls, data: Any) -> Any:
-        # compare.json holds the derived figures too; reading it back recomputes them
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if k not in cls.model_computed_fields}
-        return data
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def pass_rate(self) -> float:
-        return self.certified / self.attempted if self.attempted else 0.0
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def model_calls_per_sample(self) -> float | None:
-        return _per(self.record_model_calls, self.certified)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def model_calls_per_certified(self) -> float | None:
-        return _per(self.model_calls, self.certified)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def tokens_per_sample(self) -> float | None:
-        return _per(self.record_tokens, self.certified)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def tokens_per_certified(self) -> float | None:
-        return _per(self.prompt_tokens + self.completion_tokens, self.certified)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def decisions_per_sample(self) -> float | None:
-        return _per(self.record_decisions, self.certified)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def decisions_per_certified(self) -> float | None:
-        return None if self.decisions is None else _per(self.decisions, self.certified)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def tool_calls_per_sample(self) -> float | None:
-        return _per(self.record_steps, self.certified)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def tool_calls_executed_per_certified(self) -> float | None:
-        return _per(self.tool_calls, self.certified)
+    model_calls: int  # over every seed, failed ones included
+    prompt_tokens: int
+    completion_tokens: int
+    http_requests: int  # sent to the server: retries and probes included; 0 when replayed from a cache
+    tool_calls_executed: int  # every call made, forks and pruned branches included
+    generate_seconds: float
+    certify_seconds: float
+    figures: Figures
+    seeds: list[SeedResult]
 
 
-_SUMMED = ("attempted", "written", "certified", "model_calls", "prompt_tokens", "completion_tokens", "tool_calls",
-           "record_model_calls", "record_tokens", "record_steps", "record_decisions", "generate_seconds",
-           "certify_seconds")
-
-
-def _per(total: float, count: int) -> float | None:
-    return round(total / count, 3) if count else None
+def method_result(method: str, seeds: list[SeedResult], *, tool_calls_executed: int, generate_seconds: float,
+                  certify_seconds: float, label: str) -> MethodResult:
+    return MethodResult(
+        method=method, attempted=len(seeds), written=sum(s.written for s in seeds),
+        certified=sum(s.certified for s in seeds), model_calls=sum(s.model_calls for s in seeds),
+        prompt_tokens=sum(s.prompt_tokens for s in seeds), completion_tokens=sum(s.completion_tokens for s in seeds),
+        http_requests=sum(s.http_requests for s in seeds), tool_calls_executed=tool_calls_executed,
+        generate_seconds=round(generate_seconds, 3), certify_seconds=round(certify_seconds, 3),
+        figures=figures_of(seeds, f"{label}/{method}"), seeds=seeds)
 
 
 def pooled(method: str, results: list[MethodResult]) -> MethodResult:
-    sums: dict[str, Any] = {k: sum(getattr(r, k) for r in results) for k in _SUMMED}
-    sums["generate_seconds"] = round(sums["generate_seconds"], 3)
-    sums["certify_seconds"] = round(sums["certify_seconds"], 3)
-    known = [r.decisions for r in results]
-    sums["decisions"] = None if None in known else sum(d for d in known if d is not None)
-    return MethodResult(method=method, **sums)
+    """The results of several groups as one (intervals resample within each group)."""
+    return method_result(method, [s for r in results for s in r.seeds],
+                         tool_calls_executed=sum(r.tool_calls_executed for r in results),
+                         generate_seconds=sum(r.generate_seconds for r in results),
+                         certify_seconds=sum(r.certify_seconds for r in results), label="pooled")
 
 
 class Group(BaseModel):
@@ -211,15 +178,6 @@ def decision_count(sample: Sample) -> int:
     return total
 
 
-def tally_records(samples: list[Sample]) -> dict[str, int]:
-    return {
-        "record_model_calls": sum(s.cost.model_calls for s in samples),
-        "record_tokens": sum(s.cost.prompt_tokens + s.cost.completion_tokens for s in samples),
-        "record_steps": sum(len(s.steps()) for s in samples),
-        "record_decisions": sum(decision_count(s) for s in samples),
-    }
-
-
 # -- the run ------------------------------------------------------------------------------------
 
 
@@ -235,14 +193,26 @@ class PhaseAdvanced:
 
 
 CompareEvent = PhaseStarted | PhaseAdvanced
+Emit = Callable[[CompareEvent], None]
 
 
-def run_comparison(settings: CompareSettings, *, chat: ChatModel | None = None,
-                   events: Callable[[CompareEvent], None] | None = None, command: str = "") -> Comparison:
+def model_client(settings: CompareSettings) -> ChatModel:
+    """The client both generators share (``toolgrad generate --llm openai``'s, for the same model,
+    base URL and cache)."""
+    from toolgrad.llm_policy import DEFAULT_TIMEOUT_S, shared_chat
+
+    return shared_chat(settings.model, settings.base_url, settings.cache, settings.replay_only,
+                       timeout=DEFAULT_TIMEOUT_S)
+
+
+def run_comparison(settings: CompareSettings, *, chat: ChatModel | None = None, events: Emit | None = None,
+                   command: str = "") -> Comparison:
     """Run, certify and tally both generators on every group; write nothing but the datasets and
-    certificates under ``settings.output`` (see :func:`write_comparison`). ``chat`` replaces
-    the model client both generators would make (a test double)."""
+    certificates under ``settings.output`` (:func:`benchmarks.compare_report.write_comparison` writes the reports).
+    ``chat`` replaces the model client both generators would share (a test double)."""
     emit = events or (lambda event: None)
+    if chat is None and settings.llm == "openai":
+        chat = model_client(settings)
     root = Path(settings.output)
     root.mkdir(parents=True, exist_ok=True)
     groups = []
@@ -256,190 +226,122 @@ def run_comparison(settings: CompareSettings, *, chat: ChatModel | None = None,
     total = Group(environments=sorted({e for g in groups for e in g.environments}),
                   toolgrad=pooled("toolgrad", [g.toolgrad for g in groups]),
                   dfs=pooled(METHOD, [g.dfs for g in groups]))
-    budget = {
-        "toolgrad": {"iterations": settings.iterations, "proposals": settings.proposals},
-        "dfs": {"max_model_calls": settings.dfs_budget(), "max_expansions": settings.max_expansions,
-                "candidates": settings.candidates},
-    }
     return Comparison(command=command, seed=settings.seed, settings=settings.model_dump(mode="json"),
-                      budget=budget, groups=groups, total=total)
+                      budget=settings.budget(), groups=groups, total=total)
 
 
-def _counting(label: str, emit: Callable[[CompareEvent], None]) -> Callable[[object], None]:
+class _ToolgradSeeds:
+    """What the answer-first run says per seed: why a seed failed and, with a model, what it spent,
+    through one :class:`BudgetedChat` per sample. :func:`~toolgrad.dataset.generate_dataset` (one
+    seed at a time, as here) makes a policy for its provenance, then one per seed right before
+    running it, and reports the seed's :class:`SampleDone` right after: the latest view is that seed's."""
+
+    def __init__(self, chat: ChatModel | None, cap: int, temperature: float) -> None:
+        self.chat, self.cap, self.temperature = chat, cap, temperature
+        self.latest: BudgetedChat | None = None
+        self.spent: dict[int, Spent] = {}
+        self.errors: dict[int, str] = {}
+
+    def policy(self, toolbox: Toolbox) -> Policy:
+        from toolgrad.llm_policy import LLMPolicy
+
+        assert self.chat is not None
+        self.latest = BudgetedChat(self.chat, self.cap)
+        return LLMPolicy(self.latest, temperature=self.temperature)
+
+    def on_event(self, event: object) -> None:
+        if not isinstance(event, SampleDone):
+            return
+        self.errors[event.seed] = event.error
+        if self.latest is not None:
+            self.spent[event.seed] = self.latest.spent()
+
+
+def _counting(label: str, emit: Emit, also: Callable[[object], None] | None = None) -> Callable[[object], None]:
     def on_event(event: object) -> None:
+        if also is not None:
+            also(event)
         if isinstance(event, SampleDone):
             emit(PhaseAdvanced(label))
     return on_event
 
 
 def _run_toolgrad(settings: CompareSettings, envs: list[str], folder: Path, label: str, chat: ChatModel | None,
-                  emit: Callable[[CompareEvent], None]) -> MethodResult:
+                  emit: Emit) -> MethodResult:
     out = folder / "toolgrad.jsonl"
     out.unlink(missing_ok=True)  # generate_dataset resumes an existing file: start afresh
     gen = GenerateSettings.model_validate({
         "envs": envs, "n": settings.n, "seed": settings.seed, "llm": settings.llm, "model": settings.model,
         "base_url": settings.base_url, "cache": settings.cache, "replay_only": settings.replay_only,
-        "iterations": settings.iterations, "proposals": settings.proposals, "output": str(out)})
-    factory = None
-    if chat is not None:
-        from toolgrad.llm_policy import LLMPolicy
-
-        model: ChatModel = chat
-        factory = lambda toolbox: LLMPolicy(model)  # noqa: E731
+        "temperature": settings.temperature, "iterations": settings.iterations, "proposals": settings.proposals,
+        "batch_size": settings.batch_size, "output": str(out)})
+    tally = _ToolgradSeeds(chat, settings.max_model_calls, settings.temperature)
     phase = f"{label}: toolgrad generate"
     emit(PhaseStarted(phase, settings.n))
     started = time.perf_counter()
-    summary = generate_dataset(gen, events=_counting(phase, emit), policy_factory=factory)
+    summary = generate_dataset(gen, events=_counting(phase, emit, tally.on_event),
+                               policy_factory=tally.policy if chat is not None else None)
     seconds = time.perf_counter() - started
-    return _certified("toolgrad", out, settings.n, summary, seconds, label, emit)
+    samples, certified, certify_seconds = _certify("toolgrad", out, label, emit)
+    by_seed = {s.seed: s for s in samples}
+    seeds = []
+    for seed in range(settings.seed, settings.seed + settings.n):
+        sample = by_seed.get(seed)
+        spent = tally.spent.get(seed, Spent())
+        seeds.append(SeedResult(
+            group=label, seed=seed, written=sample is not None, certified=seed in certified,
+            model_calls=spent.model_calls, prompt_tokens=spent.prompt_tokens,
+            completion_tokens=spent.completion_tokens, http_requests=spent.http_requests,
+            decisions=decision_count(sample) if sample is not None and chat is None else None,
+            steps=len(sample.steps()) if sample is not None else 0, error=tally.errors.get(seed, "")))
+    return method_result("toolgrad", seeds, tool_calls_executed=summary.tool_calls, generate_seconds=seconds,
+                         certify_seconds=certify_seconds, label=label)
 
 
 def _run_dfs(settings: CompareSettings, envs: list[str], folder: Path, label: str, chat: ChatModel | None,
-             emit: Callable[[CompareEvent], None]) -> MethodResult:
+             emit: Emit) -> MethodResult:
     out = folder / "dfs.jsonl"
     dfs = DFSSettings(envs=envs, n=settings.n, seed=settings.seed, llm=settings.llm, model=settings.model,
                       base_url=settings.base_url, cache=settings.cache, replay_only=settings.replay_only,
-                      candidates=settings.candidates, max_expansions=settings.max_expansions,
-                      max_model_calls=settings.dfs_budget(), output=str(out))
+                      temperature=settings.temperature, batch_size=settings.batch_size, width=settings.dfs_width,
+                      max_depth=settings.dfs_max_depth, max_model_calls=settings.max_model_calls, output=str(out))
     phase = f"{label}: dfs generate"
     emit(PhaseStarted(phase, settings.n))
     started = time.perf_counter()
     summary = generate_dfs_dataset(dfs, chat=chat, events=_counting(phase, emit))
     seconds = time.perf_counter() - started
-    return _certified(METHOD, out, settings.n, summary, seconds, label, emit, summary.config.get("decisions"))
+    _, certified, certify_seconds = _certify(METHOD, out, label, emit)
+    seeds = [_dfs_seed(label, row, certified, chat is None) for row in summary.config["per_seed"]]
+    return method_result(METHOD, seeds, tool_calls_executed=summary.tool_calls, generate_seconds=seconds,
+                         certify_seconds=certify_seconds, label=label)
 
 
-def _certified(method: str, out: Path, attempted: int, summary: RunSummary, seconds: float, label: str,
-               emit: Callable[[CompareEvent], None], decisions: int | None = None) -> MethodResult:
-    """Certify ``out`` and tally it. ``decisions``: over every attempt, when the run counted them."""
-    written = summary.new_samples
-    certified: list[Sample] = []
-    certify_seconds = 0.0
+def _dfs_seed(label: str, row: dict[str, Any], certified: set[int], offline: bool) -> SeedResult:
+    return SeedResult(group=label, seed=row["seed"], written=row["written"], certified=row["seed"] in certified,
+                      model_calls=row["model_calls"], prompt_tokens=row["prompt_tokens"],
+                      completion_tokens=row["completion_tokens"], http_requests=row["http_requests"],
+                      decisions=row["decisions"] if offline else None, steps=row["steps"], error=row["error"])
+
+
+def _certify(method: str, out: Path, label: str, emit: Emit) -> tuple[list[Sample], set[int], float]:
+    """Certify ``out`` (writing ``<method>.certificate.json`` beside it): its samples, the seeds
+    of those that pass every check, and the seconds it took."""
     target = out.with_name(out.name.removesuffix(".jsonl") + ".certificate.json")
     target.unlink(missing_ok=True)
-    if written:
-        phase = f"{label}: {method} certify"
-        emit(PhaseStarted(phase, written))
-        started = time.perf_counter()
-        certificate = certify_file(out, on_sample=lambda _: emit(PhaseAdvanced(phase)))
-        certify_seconds = time.perf_counter() - started
-        write_bytes_atomic(target, certificate_bytes(certificate))
-        passed = {v.line for v in certificate.samples if v.ok}
-        samples = list(read_samples(out))
-        certified = [s for line, s in enumerate(samples, 1) if line in passed]
-        if decisions is None and written == attempted:  # every attempt is on record
-            decisions = sum(decision_count(s) for s in samples)
-    return MethodResult(
-        method=method, attempted=attempted, written=written, certified=len(certified),
-        model_calls=summary.model_calls, prompt_tokens=summary.prompt_tokens,
-        completion_tokens=summary.completion_tokens, tool_calls=summary.tool_calls,
-        decisions=decisions, generate_seconds=round(seconds, 3), certify_seconds=round(certify_seconds, 3),
-        **tally_records(certified),
-    )
-
-
-# -- reports --------------------------------------------------------------------------------------
-
-
-def _num(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def _pct(value: float) -> str:
-    return f"{value:.1%}"
-
-
-def _paper(metric: str, fmt: Callable[[float], str]) -> str:
-    figures = PAPER[metric]
-    return f"{fmt(figures['toolgrad'])} / {fmt(figures['dfs'])}"
-
-
-def summary_rows(group: Group) -> list[tuple[str, str, str, str]]:
-    """(metric, ToolGrad, DFS, paper ToolGrad / DFS) rows for one group (or the total)."""
-    t, d = group.toolgrad, group.dfs
-
-    def row(name: str, pick: Callable[[MethodResult], str], paper: str = "") -> tuple[str, str, str, str]:
-        return name, pick(t), pick(d), paper
-
-    return [
-        row("attempted samples", lambda r: str(r.attempted)),
-        row("written / certified", lambda r: f"{r.written} / {r.certified}"),
-        row("pass rate (certified / attempted)", lambda r: _pct(r.pass_rate), _paper("pass_rate", _pct)),
-        row("model calls / sample", lambda r: _num(r.model_calls_per_sample),
-            _paper("model_calls_per_sample", lambda v: f"{v:.1f}")),
-        row("model calls / certified sample, all attempts", lambda r: _num(r.model_calls_per_certified)),
-        row("tokens / certified sample, all attempts", lambda r: _num(r.tokens_per_certified, 0)),
-        row("stage decisions / sample", lambda r: _num(r.decisions_per_sample)),
-        row("stage decisions / certified sample, all attempts", lambda r: _num(r.decisions_per_certified)),
-        row("tool calls / sample", lambda r: _num(r.tool_calls_per_sample),
-            _paper("tool_calls_per_sample", lambda v: f"{v:.1f}")),
-        row("tool calls executed / certified sample", lambda r: _num(r.tool_calls_executed_per_certified)),
-        row("generation wall time (s)", lambda r: f"{r.generate_seconds:.2f}"),
-        row("certification wall time (s)", lambda r: f"{r.certify_seconds:.2f}"),
-    ]
-
-
-def group_rows(comparison: Comparison) -> list[tuple[str, ...]]:
-    """Per group: environments, pass rates, tool calls and decisions per sample, both generators."""
-    return [(", ".join(g.environments), _pct(g.toolgrad.pass_rate), _pct(g.dfs.pass_rate),
-             _num(g.toolgrad.tool_calls_per_sample), _num(g.dfs.tool_calls_per_sample),
-             _num(g.toolgrad.decisions_per_sample), _num(g.dfs.decisions_per_sample),
-             f"{g.toolgrad.generate_seconds:.2f}", f"{g.dfs.generate_seconds:.2f}") for g in comparison.groups]
-
-
-GROUP_HEADER = ("environments", "pass TG", "pass DFS", "tools/sample TG", "tools/sample DFS",
-                "decisions/sample TG", "decisions/sample DFS", "gen s TG", "gen s DFS")
-
-
-def _md_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return lines
-
-
-def render_markdown(comparison: Comparison) -> str:
-    s = comparison.settings
-    b = comparison.budget
-    lines = ["# ToolGrad (answer-first) vs DFS (query-first)", ""]
-    if comparison.command:
-        lines += ["```", comparison.command, "```", ""]
-    lines += [
-        f"Seed {comparison.seed}; {s['n']} attempted samples per generator"
-        f"{' per environment' if s['per_env'] else ''}; backend `{s['llm']}`"
-        f"{' (' + s['model'] + ')' if s['model'] else ''}; environments: {', '.join(comparison.total.environments)}.",
-        f"Budget per sample: ToolGrad {b['toolgrad']['iterations']} iterations x {b['toolgrad']['proposals']} "
-        f"proposals; DFS {b['dfs']['max_model_calls']} decisions, {b['dfs']['max_expansions']} expansions, "
-        f"{b['dfs']['candidates']} children per node.",
-        "",
-    ]
-    lines += _md_table(("metric", "ToolGrad", "DFS", "paper (ToolGrad / DFS)"), list(summary_rows(comparison.total)))
-    if len(comparison.groups) > 1:
-        lines += ["", "## Per environment", ""]
-        lines += _md_table(GROUP_HEADER, group_rows(comparison))
-    lines += [
-        "",
-        "Pass rate: samples that certify (every check: replay on fresh sandboxes, solvable, grounded, "
-        "coherent, unique) over samples attempted. "
-        "Per-sample figures are over certified samples, from their records; \"all attempts\" divides "
-        "everything the run spent, failed seeds included, by the certified samples. Stage decisions: "
-        "the model calls a model backend would make for the recorded trace (offline runs make none). "
-        "Tool calls / sample: steps in a sample's chains; executed: every call made, forks and pruned "
-        "branches included. Paper: arXiv 2508.04086.",
-        "",
-    ]
-    return "\n".join(lines)
+    samples = list(read_samples(out)) if out.exists() else []
+    if not samples:
+        return [], set(), 0.0
+    phase = f"{label}: {method} certify"
+    emit(PhaseStarted(phase, len(samples)))
+    started = time.perf_counter()
+    certificate = certify_file(out, on_sample=lambda _: emit(PhaseAdvanced(phase)))
+    seconds = time.perf_counter() - started
+    write_bytes_atomic(target, certificate_bytes(certificate))
+    return samples, {v.seed for v in certificate.samples if v.ok}, seconds
 
 
 def read_comparison(path: Path) -> Comparison:
-    """A ``compare.json`` read back (derived figures recomputed from the tallies)."""
+    """A ``compare.json`` read back."""
     return Comparison.model_validate_json(path.read_bytes())
 
 
-def write_comparison(comparison: Comparison, folder: Path) -> tuple[Path, Path]:
-    """``compare.json`` (sorted keys, two-space indent) and ``compare.md`` in ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = folder / "compare.json", folder / "compare.md"
-    data = comparison.model_dump(mode="json")
-    write_text_atomic(json_path, json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
-    write_text_atomic(md_path, render_markdown(comparison))
-    return json_path, md_path

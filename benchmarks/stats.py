@@ -1,6 +1,7 @@
-"""Uncertainty for evaluation metrics: a 95% interval per metric for one model, and a paired
-t-test per metric for two models on the same samples (what the official ToolGrad evaluation
-reports). Pure functions over per-sample values; Student's t comes from scipy.
+"""Uncertainty for evaluation and comparison figures: a 95% interval per metric for one model, a
+paired t-test per metric for two models on the same samples (what the official ToolGrad evaluation
+reports), and the intervals of ``bench compare``'s pass rates and cost ratios. Pure functions over
+per-sample values; Student's t and the Wilson interval come from scipy.
 
 * The interval of a mean over *n* samples: mean ± t(0.975, n-1) · s / √n, clipped to the
   metric's range (a 0..1 fraction cannot be 1.2). With one sample, or no spread, it is the
@@ -9,17 +10,35 @@ reports). Pure functions over per-sample values; Student's t comes from scipy.
   either value is undefined), the differences d = B − A, and reports mean(d), its 95% interval
   and the two-sided p of t = mean(d) / (s_d / √n) with n-1 degrees of freedom. With no spread
   in d the test is undefined unless mean(d) is 0 (then p = 1): p is None and says so.
+* :func:`wilson`: the Wilson score interval of a proportion (a pass rate). Unlike the normal
+  ("Wald") interval it stays inside [0, 1] and is not empty at 0 or n successes, which matters
+  at the small n a local model allows.
+* :func:`bootstrap_ratio`: a percentile bootstrap interval of ``sum(numerators) /
+  sum(denominators)`` over units (seeds), resampled with replacement *within each stratum*
+  (environment): "model calls per certified sample, all attempts" is such a ratio (each seed
+  contributes its calls and 0 or 1 certified sample), and so is a plain mean (every denominator
+  1). A resample whose denominator is 0 has an unbounded ratio; when more than 2.5% of them do,
+  the upper bound is ``None`` (unbounded). Its draws come from a :class:`random.Random` seeded
+  from ``sha256`` of the data and a caller's label (never the global RNG), so the same figures
+  give the same interval in every process.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from scipy import stats
 
+from toolgrad.sampling import stable_int
+
 CONFIDENCE = 0.95
+RESAMPLES = 2000
+
+RatioInterval = tuple[float, float | None]  # (low, high); high None: unbounded
+Unit = tuple[float, float]  # (numerator, denominator) of one unit, e.g. (model calls, certified)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,3 +102,45 @@ def paired_test(a: Mapping[str, float | None], b: Mapping[str, float | None]) ->
         t = mean / (sd / math.sqrt(n))
         p = float(2 * stats.t.sf(abs(t), n - 1))
     return PairedTest(n, sum(xa) / n, sum(xb) / n, mean, mean - half, mean + half, t, p)
+
+
+def wilson(successes: int, trials: int) -> tuple[float, float] | None:
+    """The 95% Wilson score interval of ``successes / trials`` (None when there are no trials)."""
+    if trials <= 0:
+        return None
+    if not 0 <= successes <= trials:
+        raise ValueError(f"successes must lie in 0..{trials}, not {successes}")
+    bounds = stats.binomtest(successes, trials).proportion_ci(CONFIDENCE, method="wilson")
+    return float(bounds.low), float(bounds.high)
+
+
+def bootstrap_ratio(strata: Sequence[Sequence[Unit]], label: str = "", *, resamples: int = RESAMPLES,
+                    level: float = CONFIDENCE) -> RatioInterval | None:
+    """A percentile bootstrap interval of the pooled ratio sum(num) / sum(den) over every unit
+    of every stratum; each resample redraws each stratum's units with replacement, keeping its
+    size. None when there is no unit or the observed denominator is 0 (the ratio is undefined)."""
+    units = [u for stratum in strata for u in stratum]
+    if not units or sum(den for _, den in units) <= 0:
+        return None
+    rng = random.Random(stable_int("bootstrap", label, [[list(u) for u in s] for s in strata], resamples))
+    columns = [([n for n, _ in stratum], [d for _, d in stratum], range(len(stratum))) for stratum in strata]
+    ratios: list[float] = []
+    for _ in range(resamples):
+        num = den = 0.0
+        for nums, dens, indices in columns:
+            picks = rng.choices(indices, k=len(indices))
+            num += sum(map(nums.__getitem__, picks))
+            den += sum(map(dens.__getitem__, picks))
+        ratios.append(num / den if den > 0 else math.inf)
+    ratios.sort()
+    tail = (1 - level) / 2
+    low = ratios[_rank(tail, resamples)]
+    high = ratios[_rank(1 - tail, resamples)]
+    if not math.isfinite(low):
+        return None
+    return low, (high if math.isfinite(high) else None)
+
+
+def _rank(quantile: float, count: int) -> int:
+    """The index of ``quantile`` in ``count`` sorted values (nearest rank)."""
+    return min(count - 1, max(0, math.ceil(quantile * count) - 1))
