@@ -8,13 +8,13 @@ in a fixed order, no timestamps, paths relative to the compose file.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from simulator import __version__
-from simulator.backends.base import CONTAINER_PORT, HEALTH_PATH, LABEL, LABEL_ENV, plan_requests
+from simulator.backends.base import CONTAINER_PORT, HEALTH_PATH, LABEL, LABEL_ENV, Hardening, plan_requests
 
 COMPOSE_VERSION = "3.8"
 DEFAULT_PORT_BASE = 8000
@@ -39,6 +39,7 @@ class ComposePlan:
     # directory of a prepared build context, relative to the compose file; None: no build section
     build_context: str | None = None
     build_args: tuple[tuple[str, str], ...] = ()  # the Dockerfile's ARGs (BASE, WHEEL_PYTHON, ...)
+    hardening: Hardening = field(default_factory=Hardening)
 
 
 def _service(env: str, name: str, port: int, plan: ComposePlan) -> dict[str, Any]:
@@ -48,11 +49,23 @@ def _service(env: str, name: str, port: int, plan: ComposePlan) -> dict[str, Any
         if plan.build_args:
             build["args"] = dict(plan.build_args)
         service["build"] = build
-    service["environment"] = {"TOOLGRAD_ENV": env, "TOOLGRAD_SEED": str(plan.seed)}
+    service["environment"] = {
+        "TOOLGRAD_ENV": env, "TOOLGRAD_SEED": str(plan.seed),
+        # bound to 0.0.0.0 inside, the control API is closed: set the token when starting the
+        # stack, or read the generated one from `docker compose logs`
+        "TOOLGRAD_SIM_ADMIN_TOKEN": "${TOOLGRAD_SIM_ADMIN_TOKEN:-}",
+        "TOOLGRAD_SIM_ALLOWED_HOSTS": name,
+    }
     # Loopback only: a simulator is a test fixture, never a public service.
     service["ports"] = [f"127.0.0.1:{port}:{CONTAINER_PORT}"]
     service["read_only"] = True
-    service["tmpfs"] = ["/tmp"]
+    hardening = plan.hardening
+    service["tmpfs"] = [f"/tmp:{hardening.tmpfs_options}"]
+    service["cap_drop"] = ["ALL"]
+    service["security_opt"] = ["no-new-privileges:true"]
+    service["mem_limit"] = hardening.mem_limit
+    service["pids_limit"] = hardening.pids_limit
+    service["cpus"] = hardening.cpus
     service["healthcheck"] = {
         "test": list(HEALTH_TEST),
         "interval": "5s",

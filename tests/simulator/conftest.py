@@ -53,11 +53,12 @@ class ServedEnv:
                 self.process.wait(10)
 
 
-def start_server(env: str, log_dir: Path, *, hash_seed: str = "0", extra: tuple[str, ...] = ()) -> ServedEnv:
+def start_server(env: str, log_dir: Path, *, hash_seed: str = "0", extra: tuple[str, ...] = (),
+                 environ: dict[str, str] | None = None) -> ServedEnv:
     """Start ``toolgrad sim serve ENV`` on a free loopback port and wait for /_sim/health."""
     port = free_port()
     log = log_dir / f"{env}-{port}.log"
-    environ = {**os.environ, "PYTHONHASHSEED": hash_seed}
+    environ = {**os.environ, "PYTHONHASHSEED": hash_seed, **(environ or {})}
     with log.open("wb") as out:
         process = subprocess.Popen(
             [str(TOOLGRAD), "sim", "serve", env, "--host", "127.0.0.1", "--port", str(port), *extra],
@@ -85,8 +86,9 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callabl
     started: list[ServedEnv] = []
     log_dir = tmp_path_factory.mktemp("servers")
 
-    def start(env: str, *, hash_seed: str = "0", extra: tuple[str, ...] = ()) -> ServedEnv:
-        served = start_server(env, log_dir, hash_seed=hash_seed, extra=extra)
+    def start(env: str, *, hash_seed: str = "0", extra: tuple[str, ...] = (),
+              environ: dict[str, str] | None = None) -> ServedEnv:
+        served = start_server(env, log_dir, hash_seed=hash_seed, extra=extra, environ=environ)
         started.append(served)
         return served
 
