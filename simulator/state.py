@@ -21,6 +21,7 @@ import orjson
 
 from .errors import SessionFull
 from .journal import Journal
+from .memo import BoundedMemo
 from .resources import Resource
 from .schemas import object_properties
 from .shaping import Shaper
@@ -63,9 +64,10 @@ class World:
         self.seed = seed
         self.fixtures = fixtures
         self.shaper = shaper
-        self._base: dict[tuple[str, str], dict[str, Record]] = {}
-        self._open: dict[tuple[str, str, str], Record] = {}
-        self._positions: dict[tuple[str, str], dict[str, int]] = {}
+        # bounded: keyed by what clients send; pure, so a forgotten entry comes back the same
+        self._base: dict[tuple[str, str], dict[str, Record]] = BoundedMemo()
+        self._open: dict[tuple[str, str, str], Record] = BoundedMemo()
+        self._positions: dict[tuple[str, str], dict[str, int]] = BoundedMemo()
 
     def _make_record(self, res: Resource, scope: tuple[str, ...], seed: str, id_value: Any | None) -> tuple[str, Record]:
         schema = res.schema or {"type": "object"}

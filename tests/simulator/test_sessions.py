@@ -83,3 +83,15 @@ def test_a_zero_limit_journal_keeps_nothing() -> None:
     journal = Journal(limit=0)
     journal.record("GET", "/", (), b"", 200, b"{}", "h")
     assert journal.entries() == [] and journal.nbytes == 0 and journal.seq == 1
+
+
+def test_the_world_memo_forgets_and_recomputes_the_same_records() -> None:
+    small, reference = Simulator(load_environment("petstore")), Simulator(load_environment("petstore"))
+    for memo in (small.world._base, small.world._positions, small.world._open):
+        memo.limit = 1  # type: ignore[attr-defined]
+    paths = ["/pet/1", "/user/user1", "/store/order/1", "/pet/findByStatus", "/pet/2", "/user/user1"]
+    for path in paths * 2:
+        query = (("status", "available"),) if path.endswith("findByStatus") else ()
+        got = [sim.handle(SimRequest("GET", path, query=query)).body for sim in (small, reference)]
+        assert got[0] == got[1], path
+    assert len(small.world._base) == 1
