@@ -28,6 +28,7 @@ DEFAULT_PORT = 8000
 HEAD_TIMEOUT_S = 10.0
 BODY_TIMEOUT_S = 60.0
 KEEP_ALIVE_S = 5
+SWEEP_S = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -75,46 +76,55 @@ def _timed_protocol() -> Any:
         return None
 
     class TimedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]
-        """Closes a connection whose request head or body trickles in past its deadline."""
+        """Closes a connection whose request head or body trickles in past its deadline.
 
-        _read_deadline: asyncio.TimerHandle | None = None
+        A request only sets a number (its deadline); one sweep per second per event loop closes
+        the late connections, so the hot path creates and cancels no timers."""
 
-        def _arm(self, seconds: float) -> None:
-            self._disarm()
-            self._read_deadline = self.loop.call_later(seconds, self._too_slow)
-
-        def _disarm(self) -> None:
-            if self._read_deadline is not None:
-                self._read_deadline.cancel()
-                self._read_deadline = None
-
-        def _too_slow(self) -> None:
-            self._read_deadline = None
-            if not self.transport.is_closing():
-                self.transport.close()
+        _deadline: float | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self._arm(head_timeout)
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
+            self._deadline = self.loop.time() + head_timeout
+            _sweep_later(self.loop, self.connections)
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            if self._read_deadline is None:
-                self._arm(head_timeout)
+            if self._deadline is None:
+                self._deadline = self.loop.time() + head_timeout
 
         def on_headers_complete(self) -> None:
-            self._arm(body_timeout)
+            self._deadline = self.loop.time() + body_timeout
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:
-            self._disarm()
+            self._deadline = None
             super().on_message_complete()
 
     return TimedHttpToolsProtocol
+
+
+_sweeping: set[int] = set()  # ids of the event loops with a sweep scheduled
+
+
+def _sweep_later(loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
+    """Once a second while connections are open: close those past their read deadline."""
+    if id(loop) in _sweeping:
+        return
+    _sweeping.add(id(loop))
+
+    def sweep() -> None:
+        now = loop.time()
+        for connection in list(connections):
+            deadline = getattr(connection, "_deadline", None)
+            if deadline is not None and deadline < now and not connection.transport.is_closing():
+                connection.transport.close()
+        if connections:
+            loop.call_later(SWEEP_S, sweep)
+        else:
+            _sweeping.discard(id(loop))
+
+    loop.call_later(SWEEP_S, sweep)
 
 
 def serve(env: Any, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, auth: str = "off",
