@@ -8,8 +8,8 @@ may get a fresh server: ``reads`` and ``sessions`` share one, ``mix`` gets its o
 
 * ``reads``: ``--duration`` seconds of reads and lists at the README's concurrency
   (``wrk -t1 -c32``: two thirds ``GET /pet/{id}``, one third ``findByStatus``), after a 30 s warm-up;
-* ``sessions``: then ``--sessions`` distinct sessions with one create each, and a snapshot of
-  ``--snapshots`` of them (httpx, ``--connections`` at a time);
+* ``sessions``: then ``--sessions`` distinct sessions with one create each (each pet named after
+  its session, so every state differs) and ``--snapshots`` snapshots of them (wrk, 10 s rounds);
 * ``mix``: the README's full mix (50% reads, 25% lists, 25% creates in one session) for
   ``--duration`` seconds: the session's records grow until ``--session-bytes`` stops them
   (507), which is the limit this phase is about.
@@ -22,11 +22,9 @@ the expected ones), p99 latency, and what ``GET /_sim/usage`` says is held. Not 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,6 +83,29 @@ request = function()
   return wrk.format("POST", "/api/v3/pet", post_headers, body)
 end
 """.replace("{BODY}", PET) + STATUS_LUA
+
+
+SESSIONS_LUA = """
+local counter = 0
+local offset, every = 0, 11
+local post_headers = {["Content-Type"] = "application/json"}
+init = function(args)
+  offset = tonumber(args[1]) or 0; every = tonumber(args[2]) or 11
+  ok = 0; full = 0; other = 0
+end
+request = function()
+  counter = counter + 1
+  local i = offset + counter
+  if counter % every == 0 and i > 40 * every then
+    -- a snapshot of a session written long enough ago for its write to have landed
+    local headers = {["Content-Type"] = "application/json", ["X-Sim-Admin-Token"] = "{TOKEN}",
+                     ["X-Sim-Session"] = "soak-" .. tostring(i - 20 * every - 1)}
+    return wrk.format("POST", "/_sim/snapshot", headers, "{}")
+  end
+  post_headers["X-Sim-Session"] = "soak-" .. tostring(i)
+  return wrk.format("POST", "/api/v3/pet", post_headers, '{"name":"soak-' .. tostring(i) .. '","photoUrls":[]}')
+end
+""".replace("{TOKEN}", ADMIN_TOKEN) + STATUS_LUA.replace("function init(args) ok = 0; full = 0; other = 0 end\n", "")
 
 
 @dataclass
@@ -159,8 +180,9 @@ def usage(origin: str) -> dict[str, object]:
     return dict(httpx.get(origin + "/_sim/usage", headers={"x-sim-admin-token": ADMIN_TOKEN}, timeout=30).json())
 
 
-def run_wrk(origin: str, script: Path, seconds: int, connections: int) -> dict[str, int]:
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), origin],
+def run_wrk(origin: str, script: Path, seconds: int, connections: int, extra: list[str] | None = None) -> dict[str, int]:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), origin]
+    out = subprocess.run([*command, *(["--", *extra] if extra else [])],
                          capture_output=True, text=True, check=True, timeout=seconds + 120).stdout
     return dict(json.loads(out.strip().splitlines()[-1]))
 
@@ -180,47 +202,26 @@ def wrk_phase(name: str, origin: str, pid: int, script: Path, seconds: int, conn
     return phase
 
 
-async def _sessions(origin: str, sessions: int, snapshots: int, connections: int) -> tuple[int, list[float]]:
-    errors = 0
-    latencies: list[float] = []
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(sessions):
-        queue.put_nowait(i)
-    every = max(1, sessions // max(1, snapshots)) if snapshots else 0
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal errors
-        while not queue.empty():
-            i = queue.get_nowait()
-            headers = {"x-sim-session": f"soak-{i}", "content-type": "application/json"}
-            calls = [("/api/v3/pet", PET, headers)]
-            if every and i % every == 0 and i // every < snapshots:
-                calls.append(("/_sim/snapshot", "{}", {**headers, "x-sim-admin-token": ADMIN_TOKEN}))
-            for path, body, sent in calls:
-                started = time.perf_counter()
-                try:
-                    response = await client.post(path, content=body, headers=sent)
-                    errors += response.status_code >= 300
-                except httpx.HTTPError:
-                    errors += 1
-                latencies.append(time.perf_counter() - started)
-
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(base_url=origin, timeout=60, limits=limits) as client:
-        await asyncio.gather(*(worker(client) for _ in range(connections)))
-    return errors, latencies
-
-
-def sessions_phase(origin: str, pid: int, sessions: int, snapshots: int, connections: int) -> Phase:
+def sessions_phase(origin: str, pid: int, sessions: int, snapshots: int, connections: int, script: Path) -> Phase:
+    """``sessions`` creates, each in a new session, and ``snapshots`` snapshots of sessions written
+    a while before (so their write has landed), by wrk in 10 s rounds until enough were made."""
+    total = int(sessions + snapshots)
+    every = max(2, round(total / max(1, snapshots)))  # one request in `every` is a snapshot
     phase = Phase("sessions", rss_start_mb=rss_mb(pid))
-    started = time.perf_counter()
+    offset = 0
+    p99s: list[float] = []
+    elapsed = 0.0
     with RssSampler(pid) as sampler:
-        errors, latencies = asyncio.run(_sessions(origin, sessions, snapshots, connections))
-    elapsed = time.perf_counter() - started
+        while phase.requests < total:
+            data = run_wrk(origin, script, 10, connections, extra=[str(offset), str(every)])
+            phase.requests += data["requests"]
+            phase.errors += data["socket_errors"] + data["other"]
+            p99s.append(data["p99_us"] / 1e3)
+            elapsed += data["duration_us"] / 1e6
+            offset += data["requests"] + 10 * connections  # past any request still in flight
     phase.rss_end_mb, phase.rss_max_mb = sampler.samples[-1], max(sampler.samples)
-    phase.requests, phase.errors = len(latencies), errors
-    phase.rps = len(latencies) / elapsed
-    phase.p99_ms = statistics.quantiles(latencies, n=100)[98] * 1000 if len(latencies) > 1 else 0.0
+    phase.rps = phase.requests / elapsed
+    phase.p99_ms = max(p99s)
     phase.usage = usage(origin)
     return phase
 
@@ -254,9 +255,10 @@ def main() -> None:
     phases: list[Phase] = []
     with tempfile.TemporaryDirectory() as tmp:
         logs = Path(tmp)
-        reads, mix = logs / "reads.lua", logs / "mix.lua"
+        reads, mix, many = logs / "reads.lua", logs / "mix.lua", logs / "sessions.lua"
         reads.write_text(READS_LUA)
         mix.write_text(MIX_LUA)
+        many.write_text(SESSIONS_LUA)
         port = 18000 + os.getpid() % 1000
         if wanted & {"reads", "sessions"}:
             with server(port, logs / "server-a.log") as process:
@@ -265,7 +267,8 @@ def main() -> None:
                     phases.append(wrk_phase("reads", origin, process.pid, reads, args.duration, args.connections))
                     print(report(phases[-1:]), file=sys.stderr)
                 if "sessions" in wanted:
-                    phases.append(sessions_phase(origin, process.pid, args.sessions, args.snapshots, args.connections))
+                    phases.append(sessions_phase(origin, process.pid, args.sessions, args.snapshots, args.connections,
+                                                 many))
                     print(report(phases[-1:]), file=sys.stderr)
         if "mix" in wanted:
             with server(port + 1, logs / "server-b.log") as process:

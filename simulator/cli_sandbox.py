@@ -192,6 +192,8 @@ def up_command(
     for handle in handles:
         # stdout, one per line, so scripts can read `name url`
         typer.echo(f"{handle.name} {handle.base_url}")
+        if handle.admin_token:  # a container's control API is closed: say how to open it
+            console.print(f"  {handle.name}: X-Sim-Admin-Token {handle.admin_token}", highlight=False, markup=False)
 
 
 @sandbox_app.command("down")

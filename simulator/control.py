@@ -318,7 +318,11 @@ def _install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         titles = {404: "Not Found", 405: "Method Not Allowed"}
-        detail = f"no control endpoint {request.url.path!r}" if exc.status_code == 404 else str(exc.detail)
+        detail = str(exc.detail)
+        if exc.status_code == 404:
+            detail = f"no control endpoint {request.url.path!r}"
+        elif exc.status_code == 405:
+            detail = f"{request.method} is not allowed on {request.url.path}; use {(exc.headers or {}).get('Allow', '?')}"
         return problem(exc.status_code, titles.get(exc.status_code, "Error"), detail, dict(exc.headers or {}))
 
 

@@ -95,3 +95,18 @@ def test_the_world_memo_forgets_and_recomputes_the_same_records() -> None:
         got = [sim.handle(SimRequest("GET", path, query=query)).body for sim in (small, reference)]
         assert got[0] == got[1], path
     assert len(small.world._base) == 1
+
+
+def test_journal_entries_cost_about_their_size() -> None:
+    """orjson's output keeps a 4 KB buffer per bytes object; a journal must not keep those."""
+    import tracemalloc
+
+    journal = Journal(limit=1000)
+    tracemalloc.start()
+    try:
+        for i in range(1000):
+            journal.record("GET", f"/pet/{i}", (), b"", 200, b'{"id": 1, "name": "doggie"}', "h" * 64)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 3 * journal.nbytes, (held, journal.nbytes)
