@@ -107,6 +107,10 @@ class _LazyControl:
             from .control import build_control_app
 
             self._app = build_control_app(self.simulator, self.policy)
+            # FastAPI, pydantic and the app live as long as the server: like the spec at startup,
+            # keep the cyclic GC from rescanning them on every full collection
+            gc.collect()
+            gc.freeze()
         sent = False
 
         async def replay() -> dict[str, Any]:
