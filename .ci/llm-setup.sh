@@ -8,6 +8,11 @@
 # ten minutes on two cores, so the built wheel is cached outside the repository and reused:
 #   $TOOLGRAD_WHEEL_CACHE, else $XDG_CACHE_HOME/toolgrad-kit/wheels, else ~/.cache/toolgrad-kit/wheels
 # Idempotent: a venv that already has the right versions is left alone in about a second.
+#
+# It also provisions `toolgrad train` (the fine-tuning half of the tier): the [train] extra
+# (torch 2.13.0's CPU build, which lies on the project's machines, transformers, peft, ...) and
+# llama.cpp's GGUF converter, unpacked from the same llama-cpp-python source distribution into
+# $XDG_CACHE_HOME/toolgrad-kit/llama.cpp-$LLAMA_VERSION (or $TOOLGRAD_LLAMA_CPP).
 set -euo pipefail
 
 VENV="${1:-.venv}"
@@ -36,6 +41,21 @@ except PackageNotFoundError:
 EOF
 }
 
+SDIST_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/toolgrad-kit/sdists"
+SDIST="$SDIST_DIR/llama_cpp_python-$LLAMA_VERSION.tar.gz"
+CONVERTER_DIR="${TOOLGRAD_LLAMA_CPP:-${XDG_CACHE_HOME:-$HOME/.cache}/toolgrad-kit/llama.cpp-$LLAMA_VERSION}"
+
+# The source distribution, kept: the wheel is built from it and the GGUF converter comes out of it.
+fetch_sdist() {
+  [[ -f "$SDIST" ]] && return
+  mkdir -p "$SDIST_DIR"
+  local tmp; tmp=$(mktemp -d)
+  "$PY" -m pip download --disable-pip-version-check --no-deps --no-binary :all: -d "$tmp" \
+    "llama-cpp-python==$LLAMA_VERSION" >/dev/null
+  mv "$tmp"/llama_cpp_python-"$LLAMA_VERSION".tar.gz "$SDIST"
+  rm -rf "$tmp"
+}
+
 # --- llama-cpp-python[server] ---------------------------------------------------------------
 if [[ "$(installed_version llama_cpp_python)" == "$LLAMA_VERSION" ]] \
   && "$PY" -c "import llama_cpp.server, uvicorn, sse_starlette, starlette_context" 2>/dev/null; then
@@ -61,10 +81,11 @@ EOF
     say "no usable cached wheel in $WHEEL_CACHE; building from source (4-10 minutes)"
     t0=$(now)
     build_dir=$(mktemp -d)
+    fetch_sdist
     # GGML_NATIVE=OFF: the wheel must run on any x86-64 machine of this kind, not just the
     # CPU it was built on (a -march=native build can die with SIGILL elsewhere).
     CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
-      "$PY" -m pip wheel --no-deps --no-cache-dir -w "$build_dir" "llama-cpp-python==$LLAMA_VERSION"
+      "$PY" -m pip wheel --no-deps --no-cache-dir -w "$build_dir" "$SDIST"
     built=$(ls "$build_dir"/llama_cpp_python-*.whl)
     # Move into place atomically so a killed build never leaves half a wheel in the cache.
     cp "$built" "$WHEEL_CACHE/.$(basename "$built").part"
@@ -106,4 +127,30 @@ if [[ -z "$model" ]]; then
   exit 1
 fi
 say "model: $model ($(du -h "$model" | cut -f1))"
+
+# --- toolgrad train: the [train] extra and llama.cpp's converter -------------------------------
+if "$PY" -c "import torch, transformers, peft, trl, gguf, sentencepiece" 2>/dev/null; then
+  say "[train] extra already installed (torch $("$PY" -c 'import torch; print(torch.__version__)'))"
+else
+  t0=$(now)
+  "$PY" -m pip install --disable-pip-version-check -q -e ".[train]"
+  say "installed the [train] extra in $(( $(now) - t0 )) s (torch $("$PY" -c 'import torch; print(torch.__version__)'))"
+fi
+if [[ -f "$CONVERTER_DIR/convert_hf_to_gguf.py" ]]; then
+  say "GGUF converter already in $CONVERTER_DIR"
+else
+  t0=$(now)
+  fetch_sdist
+  tmp=$(mktemp -d)
+  # only the converter, its conversion package and the gguf-py it was written against
+  tar -xzf "$SDIST" -C "$tmp" "llama_cpp_python-$LLAMA_VERSION/vendor/llama.cpp/convert_hf_to_gguf.py" \
+    "llama_cpp_python-$LLAMA_VERSION/vendor/llama.cpp/conversion" "llama_cpp_python-$LLAMA_VERSION/vendor/llama.cpp/gguf-py" \
+    "llama_cpp_python-$LLAMA_VERSION/vendor/llama.cpp/LICENSE"
+  mkdir -p "$(dirname "$CONVERTER_DIR")"
+  rm -rf "$CONVERTER_DIR.partial"
+  mv "$tmp/llama_cpp_python-$LLAMA_VERSION/vendor/llama.cpp" "$CONVERTER_DIR.partial"
+  mv "$CONVERTER_DIR.partial" "$CONVERTER_DIR"
+  rm -rf "$tmp"
+  say "unpacked llama.cpp's GGUF converter into $CONVERTER_DIR in $(( $(now) - t0 )) s"
+fi
 say "done in $(( $(now) - t_start )) s"

@@ -28,8 +28,8 @@ import orjson
 
 from simulator.datagen import generate_value
 from simulator.errors import SimulatorError
-from toolgrad.loop import detect_sources
 from toolgrad.records import Chain, Cost, Provenance, Sample, Step, Trace
+from toolgrad.sources import detect_sources
 from toolgrad.toolbox import Toolbox
 
 from .certify import build_certificate, certificate_bytes, iter_certify, read_dataset

@@ -1,11 +1,20 @@
-"""Certification: re-execute every recorded chain on fresh sandboxes and say where it diverges.
+"""Certification: re-execute every recorded chain on fresh sandboxes, check that every sample
+is valid, and say, per check, where each sample first fails.
 
-A sample passes when its recorded environment fingerprints equal the installed ones, every
-argument recorded as taken from an earlier output equals that output, every replayed step
-gives the recorded status, body (canonical JSON) and state hash, and its id is the hash of its
-content. The certificate is a pure function of the dataset bytes and the installed simulator:
-no timestamps, no paths, no timings, so the same dataset gives the same bytes on every backend
-and with any number of workers.
+Checks (each reported separately per sample; a sample counts as passed only when all pass):
+
+* **replay**: its recorded environment fingerprints equal the installed ones, every argument
+  recorded as taken from an earlier output equals that output, every replayed step gives the
+  recorded status, body (canonical JSON) and state hash, and its id is the hash of its content;
+* **solvable**, **grounded**, **coherent**: :mod:`toolgrad.validity` (the same functions the
+  generator's loop applies to every update), against the installed tools' schemas;
+* **unique**: no other line of the dataset has its id or its seed;
+* **judge** (only with a judge model, :mod:`benchmarks.judge`): the model says the chain and
+  answer resolve the query.
+
+The certificate is a pure function of the dataset bytes and the installed simulator (and, with
+a judge, of the judge's recorded replies): no timestamps, no paths, no timings, so the same
+dataset gives the same bytes on every backend and with any number of workers.
 """
 
 from __future__ import annotations
@@ -14,20 +23,24 @@ import gc
 import json
 import multiprocessing
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 import benchmarks
 import simulator
 import toolgrad
 from simulator.environment import faker_version
 from simulator.errors import SimulatorError
+from toolgrad.llm.base import ChatModel
 from toolgrad.records import Sample
+from toolgrad.tool_terms import TermsOf, toolbox_terms
+from toolgrad.toolbox import Toolbox
+from toolgrad.validity import CHECKS, Finding, duplicate_findings, sample_findings
 
 from .replay import (
     Dataset,
@@ -40,10 +53,12 @@ from .replay import (
     read_dataset,
     record_id,
     replay_steps,
+    resolve_tool,
     sample_id,
 )
 
-CERTIFICATE_VERSION = "1"
+# 2: per-sample results of every check (replay, solvable, grounded, coherent, unique[, judge])
+CERTIFICATE_VERSION = "2"
 
 VerdictKind = Literal["pass", "diverged", "fingerprint_mismatch", "environment_missing", "id_mismatch"]
 
@@ -52,15 +67,34 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class CheckResult(_Record):
+    """One check of one sample: passed, or why not, at the first offending step and value."""
+
+    ok: bool
+    reason: str = ""
+    chain: int | None = None  # the first offending step (None: the sample as a whole)
+    step: int | None = None
+    at: str = ""  # a pointer into that step's arguments, "answer", a replay field, "id" or "seed"
+    value: Any = None  # the offending value
+
+    @classmethod
+    def of(cls, finding: Finding | None) -> CheckResult:
+        if finding is None:
+            return cls(ok=True)
+        return cls(ok=False, reason=finding.reason, chain=finding.chain, step=finding.step, at=finding.at,
+                   value=finding.value)
+
+
 class SampleVerdict(_Record):
     line: int  # 1-based line of the sample in the dataset
     id: str
     seed: int
-    ok: bool
-    verdict: VerdictKind
+    ok: bool  # every check passed
+    verdict: VerdictKind  # the replay's verdict
     steps: int  # steps recorded
     replayed: int  # steps re-executed before the verdict
     first_divergence: dict[str, Any] | None = None  # {chain, step, field, expected, got[, pointer]}
+    checks: dict[str, CheckResult] = Field(default_factory=dict)  # check name -> result, for every check run
 
 
 class Certificate(_Record):
@@ -69,9 +103,11 @@ class Certificate(_Record):
     dataset_sha256: str
     sample_count: int
     step_count: int
-    passed: int
+    passed: int  # samples that pass every check
     pass_rate: float  # passed / sample_count, 0..1
-    verdicts: dict[str, int]  # verdict kind -> samples
+    checks: dict[str, int]  # check name -> samples that pass it
+    judge: str = ""  # the judge model, when the judge check ran
+    verdicts: dict[str, int]  # replay verdict kind -> samples
     environments: list[dict[str, Any]]  # installed fingerprints the dataset was checked against
     versions: dict[str, str]
     samples: list[SampleVerdict]  # one per sample, in file order
@@ -106,31 +142,30 @@ class CheckedSample:
     fingerprints: tuple[bytes, ...]  # canonical installed fingerprints the sample was checked against
 
 
-def certify_sample(sample: Sample, line: int, provider: SandboxProvider,
-                   record: dict[str, Any] | None = None) -> CheckedSample:
-    """Check one sample in a fresh session of each of its environments. ``record`` (the JSON
-    object the sample was read from) makes the id check cheaper."""
-    total = len(sample.steps())
+@dataclass(frozen=True, slots=True)
+class _Replay:
+    kind: VerdictKind
+    replayed: int
+    divergence: Divergence | None
+    prints: tuple[bytes, ...] = ()
+    toolbox: Toolbox | None = None  # the installed tools the sample was replayed on
 
-    def verdict(kind: VerdictKind, replayed: int, divergence: Divergence | None,
-                prints: tuple[bytes, ...] = ()) -> CheckedSample:
-        return CheckedSample(SampleVerdict(
-            line=line, id=sample.id, seed=sample.seed, ok=kind == "pass", verdict=kind, steps=total,
-            replayed=replayed, first_divergence=None if divergence is None else divergence.to_json(),
-        ), prints)
 
+def replay_sample(sample: Sample, line: int, provider: SandboxProvider,
+                  record: dict[str, Any] | None = None) -> _Replay:
+    """The replay check: fingerprints, sources, every step re-executed, the content id."""
     recorded = sample.provenance.environments
     for ci, chain in enumerate(sample.chains):
         for si, step in enumerate(chain.steps):
             if step.env not in recorded:
-                return verdict("fingerprint_mismatch", 0, Divergence(
+                return _Replay("fingerprint_mismatch", 0, Divergence(
                     ci, si, f"fingerprint.{step.env}", "a recorded fingerprint for the step's environment",
                     sorted(recorded)))
     toolbox = provider.toolbox_for(recorded)
     if isinstance(toolbox, Divergence):
         kind: VerdictKind = "environment_missing" if toolbox.field.startswith("environment.") \
             else "fingerprint_mismatch"
-        return verdict(kind, 0, toolbox)
+        return _Replay(kind, 0, toolbox)
     prints = tuple(sorted(canonical(toolbox.sandboxes[name].fingerprint()) for name in sorted(recorded)))
     session = f"certify-{line}"
     toolbox.reset(session)
@@ -139,14 +174,47 @@ def certify_sample(sample: Sample, line: int, provider: SandboxProvider,
         for outcome in replay_steps(sample, toolbox, session):
             replayed += 1
             if outcome.divergence is not None:
-                return verdict("diverged", replayed, outcome.divergence, prints)
+                return _Replay("diverged", replayed, outcome.divergence, prints, toolbox)
     finally:
         toolbox.drop(session)
     if record is None or record_id(record) != sample.id:
         expected_id = sample_id(sample)
         if sample.id != expected_id:
-            return verdict("id_mismatch", replayed, Divergence(None, None, "id", expected_id, sample.id), prints)
-    return verdict("pass", replayed, None, prints)
+            return _Replay("id_mismatch", replayed, Divergence(None, None, "id", expected_id, sample.id), prints,
+                           toolbox)
+    return _Replay("pass", replayed, None, prints, toolbox)
+
+
+def _replay_result(replay: _Replay) -> CheckResult:
+    d = replay.divergence
+    if d is None:
+        return CheckResult(ok=True)
+    return CheckResult(ok=False, reason=replay.kind, chain=d.chain, step=d.step,
+                       at=d.field + (d.pointer or ""), value=d.got)
+
+
+def _no_terms(step: Any) -> None:
+    return None
+
+
+def certify_sample(sample: Sample, line: int, provider: SandboxProvider,
+                   record: dict[str, Any] | None = None) -> CheckedSample:
+    """Check one sample: replay in a fresh session of each of its environments, then the
+    validity checks against the installed tools (without them, when the sample's environments
+    are not installed: no schema exemptions). ``record`` (the JSON object the sample was read
+    from) makes the id check cheaper."""
+    replay = replay_sample(sample, line, provider, record)
+    box = replay.toolbox
+    terms: TermsOf = toolbox_terms(box, lambda step: resolve_tool(box, step)) if box is not None else _no_terms
+    checks = {"replay": _replay_result(replay)}
+    checks.update((name, CheckResult.of(f)) for name, f in
+                  sample_findings(sample.chains, sample.query, sample.answer, terms).items())
+    d = replay.divergence
+    return CheckedSample(SampleVerdict(
+        line=line, id=sample.id, seed=sample.seed, ok=all(c.ok for c in checks.values()), verdict=replay.kind,
+        steps=len(sample.steps()), replayed=replay.replayed, first_divergence=None if d is None else d.to_json(),
+        checks=checks,
+    ), replay.prints)
 
 
 def certify_line(line: DatasetLine, provider: SandboxProvider, path: Path | str = "") -> CheckedSample:
@@ -232,13 +300,23 @@ def _installed(provider: SandboxProvider, key: tuple[str, int | None]) -> bool:
     return True
 
 
-def build_certificate(dataset_sha256: str, checked: Sequence[CheckedSample]) -> Certificate:
-    """The certificate for a dataset's checks (in file order)."""
-    results = [c.verdict for c in checked]
+def build_certificate(dataset_sha256: str, checked: Sequence[CheckedSample],
+                      judged: Mapping[int, CheckResult] | None = None, judge: str = "") -> Certificate:
+    """The certificate for a dataset's checks (in file order): the per-sample checks, the
+    dataset's unique check, and the judge's results by line when a judge ran."""
+    duplicates = duplicate_findings([(c.verdict.line, c.verdict.id, c.verdict.seed) for c in checked])
+    results = []
+    for c in checked:
+        checks = {**c.verdict.checks, "unique": CheckResult.of(duplicates.get(c.verdict.line))}
+        if judged is not None:
+            checks["judge"] = judged.get(c.verdict.line, CheckResult(ok=False, reason="not judged"))
+        ordered = {name: checks[name] for name in (*CHECKS, "judge") if name in checks}
+        results.append(c.verdict.model_copy(update={"checks": ordered, "ok": all(r.ok for r in ordered.values())}))
     passed = sum(1 for r in results if r.ok)
     counts: dict[str, int] = {}
     for r in results:
         counts[r.verdict] = counts.get(r.verdict, 0) + 1
+    names = [n for n in (*CHECKS, "judge") if any(n in r.checks for r in results)]
     prints = sorted({fp for c in checked for fp in c.fingerprints})
     return Certificate(
         dataset_sha256=dataset_sha256,
@@ -246,11 +324,30 @@ def build_certificate(dataset_sha256: str, checked: Sequence[CheckedSample]) -> 
         step_count=sum(r.steps for r in results),
         passed=passed,
         pass_rate=passed / len(results) if results else 0.0,
+        checks={n: sum(1 for r in results if r.checks.get(n, CheckResult(ok=False)).ok) for n in names},
+        judge=judge,
         verdicts=dict(sorted(counts.items())),
         environments=[json.loads(fp) for fp in prints],
         versions=versions(),
         samples=results,
     )
+
+
+def judge_dataset(dataset: Dataset, chat: ChatModel,
+                  on_sample: Callable[[int], None] | None = None) -> dict[int, CheckResult]:
+    """The judge check of every line (:mod:`benchmarks.judge`): passed when the model says the
+    chain and answer resolve the query; ``reason`` is its rationale, ``value`` the cache key of
+    the exchange."""
+    from .judge import judge_sample
+
+    results: dict[int, CheckResult] = {}
+    for line in dataset.lines:
+        verdict = judge_sample(chat, parse_record(line, dataset.path)[0])
+        results[line.line] = CheckResult(ok=verdict.resolved, reason=verdict.rationale, at="judge",
+                                         value=verdict.cache_key or None)
+        if on_sample is not None:
+            on_sample(line.line)
+    return results
 
 
 def certify_file(
@@ -260,8 +357,9 @@ def certify_file(
     env_refs: dict[str, str] | None = None,
     workers: int = 1,
     on_sample: Callable[[CheckedSample], None] | None = None,
+    judge: ChatModel | None = None,
 ) -> Certificate:
-    """Read, check and certify a dataset file."""
+    """Read, check and certify a dataset file (with ``judge``, the judge check too)."""
     dataset = read_dataset(path)
     checked: list[CheckedSample] = []
     with SandboxProvider(backend, env_refs) as provider:
@@ -269,4 +367,5 @@ def certify_file(
             checked.append(item)
             if on_sample is not None:
                 on_sample(item)
-    return build_certificate(dataset.sha256, checked)
+    judged = judge_dataset(dataset, judge) if judge is not None else None
+    return build_certificate(dataset.sha256, checked, judged, judge.model if judge is not None else "")

@@ -40,7 +40,8 @@ def demo(
     seed: Annotated[int, typer.Option(help="First sample seed.")] = 0,
 ) -> None:
     """The quick start's job: generate a dataset with the offline policy on every shipped
-    environment, certify it by re-execution, and say where both are (no key, no network)."""
+    environment, certify it (re-execution and the validity checks), and say where both are (no
+    key, no network)."""
     from benchmarks.certify import certificate_bytes, certify_file
     from toolgrad.dataset import generate_dataset
     from toolgrad.settings import GenerateSettings
@@ -52,12 +53,13 @@ def demo(
     summary = generate_dataset(GenerateSettings(n=n, seed=seed, output=str(data)))
     console.print(f"  {summary.samples} samples in {data} ({summary.samples_per_second:.1f} samples/s, "
                   f"{summary.tool_calls} tool calls, failed seeds: {summary.failed_seeds or 'none'})")
-    console.print("certifying by re-execution on fresh sandboxes ...")
+    console.print("certifying: re-execution on fresh sandboxes and the validity checks ...")
     certificate = certify_file(data)
     cert_path = out / "certificate.json"
     write_bytes_atomic(cert_path, certificate_bytes(certificate))
     console.print(f"  pass rate {certificate.pass_rate:.1%}: {certificate.passed}/{certificate.sample_count} "
-                  f"samples, {certificate.step_count} steps replayed")
+                  f"samples, {certificate.step_count} steps replayed; passed per check: "
+                  + ", ".join(f"{name} {passed}" for name, passed in certificate.checks.items()))
     typer.echo(f"dataset:     {data}")
     typer.echo(f"certificate: {cert_path}")
     raise typer.Exit(0 if certificate.ok else 1)

@@ -1,7 +1,8 @@
 """``toolgrad certify``, ``eval``, ``eval-calls`` and ``report``: the benchmarks' CLI shell.
 
 Only this module prints. Errors a user can act on (a bad dataset line, an unknown environment,
-an unreachable model server) print one message and exit 2; a certificate below 100% exits 1.
+an unreachable model server) print one message and exit 2; a certificate below 100% (any sample
+failing any check) exits 1.
 Each flag has a ``TOOLGRAD_*`` environment variable; the API key comes only from the environment.
 """
 
@@ -80,21 +81,47 @@ def _progress() -> Progress:
 # --- certify -------------------------------------------------------------------------------------
 
 
+_CERTIFY_HELP = (
+    "Re-execute every chain on fresh sandboxes, check that every sample is valid, and write a certificate."
+    "\n\n"
+    "Checks, each reported per sample: replay (same responses and state), solvable (every argument value "
+    "stated in the query or taken from an earlier response), grounded (every value the answer states is in "
+    "a response), coherent (no unnamed mixing of list items; every step needed), unique (no repeated id or "
+    "seed), and with --judge, a model's verdict that the chain and answer resolve the query (recorded in "
+    "--cache, replayable with --replay-only)."
+    "\n\n"
+    "Exit status: 0 when every sample passes every check (100%); 1 when any sample fails a check; 2 on an "
+    "error (an unreadable dataset or line, an unknown environment, a judge cache miss)."
+)
+
+
 def certify_command(
     data: Annotated[Path, typer.Argument(help="The dataset (JSONL, one sample per line).")],
     backend: CertifyBackendOpt = "inprocess",
     env: EnvOpt = None,
     workers: Annotated[int, typer.Option("--workers", envvar="TOOLGRAD_CERTIFY_WORKERS", min=1,
                                          help="Processes to replay samples in (same certificate bytes).")] = 1,
+    judge: Annotated[str | None, typer.Option("--judge", envvar="TOOLGRAD_CERTIFY_JUDGE",
+                                              help="A model that judges whether each sample's chain and answer "
+                                              "resolve its query (the paper's pass-rate check).")] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url", envvar="TOOLGRAD_CERTIFY_BASE_URL",
+                                                 help="The judge's OpenAI-compatible endpoint.")] = None,
+    cache: Annotated[Path | None, typer.Option("--cache", envvar="TOOLGRAD_CERTIFY_CACHE",
+                                               help="The judge's record/replay cache directory "
+                                               "(default: <data>.judge-cache beside the dataset).")] = None,
+    replay_only: Annotated[bool, typer.Option("--replay-only/--no-replay-only", envvar="TOOLGRAD_CERTIFY_REPLAY_ONLY",
+                                              help="Never call the judge: answers from its cache only.")] = False,
     json_out: JsonOpt = False,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Where to write the certificate "
                                                 "(default: <data>.certificate.json beside the dataset).")] = None,
 ) -> None:
-    """Re-execute every chain on fresh sandboxes and write a certificate; exit 0 only at 100%."""
-    from .certify import build_certificate, certificate_bytes, iter_certify, read_dataset
+    from .certify import build_certificate, certificate_bytes, iter_certify, judge_dataset, read_dataset
     from .replay import SandboxProvider
 
-    with _user_errors():
+    with _user_errors(), contextlib.ExitStack() as stack:
+        chat = _judge_chat(judge, base_url, cache or _sidecar(data, ".judge-cache"), replay_only) if judge else None
+        if chat is not None:
+            stack.callback(chat.close)
         dataset = read_dataset(data)
         checked = []
         with SandboxProvider(backend, _env_refs(env)) as provider, _progress() as progress:
@@ -102,8 +129,12 @@ def certify_command(
             for item in iter_certify(dataset, provider, workers=workers):
                 checked.append(item)
                 progress.advance(task)
-        certificate = build_certificate(dataset.sha256, checked)
-    target = output or data.with_name(data.name.removesuffix(".jsonl") + ".certificate.json")
+            judged = None
+            if chat is not None:
+                task = progress.add_task(f"judging with {judge}", total=len(dataset.lines))
+                judged = judge_dataset(dataset, chat, lambda _: progress.advance(task))
+        certificate = build_certificate(dataset.sha256, checked, judged, judge or "")
+    target = output or _sidecar(data, ".certificate.json")
     write_bytes_atomic(target, certificate_bytes(certificate))
     if json_out:
         sys.stdout.write(certificate_bytes(certificate).decode())
@@ -112,20 +143,51 @@ def certify_command(
     raise typer.Exit(0 if certificate.ok else 1)
 
 
+certify_command.__doc__ = _CERTIFY_HELP
+
+
+def _sidecar(data: Path, suffix: str) -> Path:
+    return data.with_name(data.name.removesuffix(".jsonl") + suffix)
+
+
+def _judge_chat(model: str, base_url: str | None, cache: Path, replay_only: bool) -> Any:
+    from toolgrad.llm.cache import ResponseCache
+    from toolgrad.llm.openai_backend import OpenAIChat
+
+    if not base_url and not replay_only:
+        _fail("--judge needs --base-url (or TOOLGRAD_CERTIFY_BASE_URL), or --replay-only with a recorded --cache")
+    api_key = os.environ.get("TOOLGRAD_API_KEY") or os.environ.get("OPENAI_API_KEY") or "sk-no-key-required"
+    return OpenAIChat(model=model, base_url=base_url or "http://127.0.0.1:1/v1", api_key=api_key,
+                      cache=ResponseCache(cache), replay_only=replay_only)
+
+
 def _print_certificate(certificate: Any, target: Path) -> None:
     out = Console()
     seeds = [s.seed for s in certificate.samples]
     seed_text = f"{min(seeds)}..{max(seeds)}" if seeds else "-"
     colour = "green" if certificate.ok else "red"
+    per_check = ", ".join(f"{name} {passed}" for name, passed in certificate.checks.items())
     out.print(f"[{colour}]{certificate.passed}/{certificate.sample_count} samples certified "
               f"({certificate.pass_rate:.1%})[/{colour}], {certificate.step_count} steps, seeds {seed_text}")
+    out.print(f"passed per check: {per_check}", highlight=False, soft_wrap=True)
     failed = [s for s in certificate.samples if not s.ok]
     for s in failed[:20]:
-        out.print(f"  line {s.line} (seed {s.seed}, sample {s.id[:12]}): {describe_divergence(s.verdict, s.first_divergence)}",
+        problems = "; ".join(describe_check(name, s, result) for name, result in s.checks.items() if not result.ok)
+        out.print(f"  line {s.line} (seed {s.seed}, sample {s.id[:12]}): {problems}",
                   highlight=False, markup=False, soft_wrap=True)
     if len(failed) > 20:
         out.print(f"  ... and {len(failed) - 20} more (see the certificate)")
     out.print(f"certificate: {target}  (dataset sha256 {certificate.dataset_sha256[:16]}...)")
+
+
+def describe_check(name: str, sample: Any, result: Any) -> str:
+    """One failed check in a line: where (chain, step, place), the value and why."""
+    if name == "replay":
+        return "replay: " + describe_divergence(sample.verdict, sample.first_divergence)
+    where = "" if result.chain is None else f" at chain {result.chain} step {result.step}"
+    place = f", {result.at}" if result.at and name != "judge" else ""
+    value = "" if result.value is None or name == "judge" else f" = {_short(json.dumps(result.value, ensure_ascii=False))}"
+    return f"{name}{where}{place}{value}: {result.reason}"
 
 
 def describe_divergence(verdict: str, d: dict[str, Any] | None) -> str:
@@ -229,7 +291,7 @@ def eval_command(
 
 
 def eval_calls_command(
-    data: Annotated[Path, typer.Argument(help="A `toolgrad export --format bfcl` file, or a dataset.")],
+    data: Annotated[Path, typer.Argument(help="A `toolgrad export --format calls` file, or a dataset.")],
     model: Annotated[str, typer.Option("--model", envvar="TOOLGRAD_EVAL_MODEL", help="The model under test.")],
     base_url: Annotated[str, typer.Option("--base-url", envvar="TOOLGRAD_EVAL_BASE_URL",
                                           help="Its OpenAI-compatible endpoint.")],

@@ -4,7 +4,8 @@
 (:func:`toolgrad.dataset.generate_dataset` and :func:`benchmarks.dfs.generate_dfs_dataset`),
 certifies both datasets with :func:`benchmarks.certify.certify_file`, and tallies, per generator:
 
-* **pass rate**: certified samples / attempted samples (a seed that produced no sample fails);
+* **pass rate**: certified samples (every check of the certificate passed: replay and validity)
+  / attempted samples (a seed that produced no sample fails);
 * **model calls and tokens**: per certified sample as recorded in it (``Sample.cost``), and all
   the run spent (failed seeds included) per certified sample;
 * **stage decisions per sample**: the model calls a model backend would make for the recorded
@@ -417,7 +418,8 @@ def render_markdown(comparison: Comparison) -> str:
         lines += _md_table(GROUP_HEADER, group_rows(comparison))
     lines += [
         "",
-        "Pass rate: samples that certify (re-executed on fresh sandboxes) over samples attempted. "
+        "Pass rate: samples that certify (every check: replay on fresh sandboxes, solvable, grounded, "
+        "coherent, unique) over samples attempted. "
         "Per-sample figures are over certified samples, from their records; \"all attempts\" divides "
         "everything the run spent, failed seeds included, by the certified samples. Stage decisions: "
         "the model calls a model backend would make for the recorded trace (offline runs make none). "

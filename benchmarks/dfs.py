@@ -52,12 +52,13 @@ from toolgrad.dataset import (
     encode_sample,
     git_revision,
     package_versions,
+    sole_writer,
 )
 from toolgrad.files import LineFile, write_json_atomic
 from toolgrad.llm import prompts
 from toolgrad.llm.base import ChatModel, Completion, ModelError
 from toolgrad.llm.openai_backend import CacheMiss
-from toolgrad.loop import SampleOutcome, api_names, detect_sources, failure_reason
+from toolgrad.loop import SampleOutcome, api_names, failure_reason
 from toolgrad.offline import OfflinePolicy
 from toolgrad.offline_catalog import tool_info
 from toolgrad.offline_text import as_words, say, sequence
@@ -78,6 +79,7 @@ from toolgrad.records import (
 )
 from toolgrad.sampling import stable_int, stable_sample
 from toolgrad.settings import ToolgradError, sidecar
+from toolgrad.sources import detect_sources
 from toolgrad.toolbox import Toolbox, ToolResult
 
 METHOD = "dfs"
@@ -597,52 +599,53 @@ def generate_dfs_dataset(
     out = Path(settings.output)
     if not out.parent.exists():
         raise ToolgradError(f"output directory {out.parent} does not exist")
-    toolbox = Toolbox.in_process(refs)
-    factory = backend_factory_for(settings, chat)
-    provenance = make_provenance(settings, toolbox, factory(toolbox).name)
-    seeds = settings.seeds()
-    emit(RunStarted(str(out), settings.seed, len(seeds), len(seeds), 0, sorted(toolbox.environments)))
-    out.unlink(missing_ok=True)
-    write_json_atomic(sidecar(out, SCHEMA_SUFFIX), Sample.model_json_schema())
-    totals = Cost()
-    written: list[int] = []
-    failed: list[int] = []
-    expansions = decisions = 0
-    writer = LineFile(out)
-    try:
-        for seed in seeds:
-            try:
-                outcome = search_sample(toolbox, factory(toolbox), seed, settings)
-            finally:
-                toolbox.forget_snapshots()
-            expansions += outcome.expansions
-            decisions += outcome.decisions
-            totals = Cost(**{k: getattr(totals, k) + getattr(outcome.cost, k) for k in Cost.model_fields})
-            error = outcome.error
-            if outcome.solved:
+    with sole_writer(out):  # one writer per output file
+        toolbox = Toolbox.in_process(refs)
+        factory = backend_factory_for(settings, chat)
+        provenance = make_provenance(settings, toolbox, factory(toolbox).name)
+        seeds = settings.seeds()
+        emit(RunStarted(str(out), settings.seed, len(seeds), len(seeds), 0, sorted(toolbox.environments)))
+        out.unlink(missing_ok=True)
+        write_json_atomic(sidecar(out, SCHEMA_SUFFIX), Sample.model_json_schema())
+        totals = Cost()
+        written: list[int] = []
+        failed: list[int] = []
+        expansions = decisions = 0
+        writer = LineFile(out)
+        try:
+            for seed in seeds:
                 try:
-                    writer.append(encode_sample(to_sample(toolbox, outcome, provenance)))
-                    written.append(seed)
-                except TypeError as exc:  # e.g. an integer wider than 64 bits
-                    error = f"the record cannot be written as canonical JSON: {exc}"
-            if error:
-                failed.append(seed)
-            emit(SampleDone(seed, not error, len(outcome.steps), outcome.cost.model_calls,
-                            outcome.cost.prompt_tokens, outcome.cost.completion_tokens, error))
-    finally:
-        writer.close()
-        toolbox.close()
-    wall = time.perf_counter() - started
-    summary = RunSummary(
-        dataset=str(out), samples=len(written), seeds=written, new_samples=len(written), failed_seeds=failed,
-        wall_seconds=round(wall, 3), samples_per_second=round(len(written) / wall, 3) if wall > 0 else 0.0,
-        model_calls=totals.model_calls, prompt_tokens=totals.prompt_tokens,
-        completion_tokens=totals.completion_tokens, tool_calls=totals.tool_calls,
-        config={**settings.model_dump(mode="json"), "generator": settings.generator(),
-                "environments": sorted(provenance.environments), "expansions": expansions,
-                "decisions": decisions,
-                "schema": str(sidecar(out, SCHEMA_SUFFIX))},
-    )
-    write_json_atomic(sidecar(out, SUMMARY_SUFFIX), summary.model_dump(mode="json"))
-    emit(RunFinished(summary))
-    return summary
+                    outcome = search_sample(toolbox, factory(toolbox), seed, settings)
+                finally:
+                    toolbox.forget_snapshots()
+                expansions += outcome.expansions
+                decisions += outcome.decisions
+                totals = Cost(**{k: getattr(totals, k) + getattr(outcome.cost, k) for k in Cost.model_fields})
+                error = outcome.error
+                if outcome.solved:
+                    try:
+                        writer.append(encode_sample(to_sample(toolbox, outcome, provenance)))
+                        written.append(seed)
+                    except TypeError as exc:  # e.g. an integer wider than 64 bits
+                        error = f"the record cannot be written as canonical JSON: {exc}"
+                if error:
+                    failed.append(seed)
+                emit(SampleDone(seed, not error, len(outcome.steps), outcome.cost.model_calls,
+                                outcome.cost.prompt_tokens, outcome.cost.completion_tokens, error))
+        finally:
+            writer.close()
+            toolbox.close()
+        wall = time.perf_counter() - started
+        summary = RunSummary(
+            dataset=str(out), samples=len(written), seeds=written, new_samples=len(written), failed_seeds=failed,
+            wall_seconds=round(wall, 3), samples_per_second=round(len(written) / wall, 3) if wall > 0 else 0.0,
+            model_calls=totals.model_calls, prompt_tokens=totals.prompt_tokens,
+            completion_tokens=totals.completion_tokens, tool_calls=totals.tool_calls,
+            config={**settings.model_dump(mode="json"), "generator": settings.generator(),
+                    "environments": sorted(provenance.environments), "expansions": expansions,
+                    "decisions": decisions,
+                    "schema": str(sidecar(out, SCHEMA_SUFFIX))},
+        )
+        write_json_atomic(sidecar(out, SUMMARY_SUFFIX), summary.model_dump(mode="json"))
+        emit(RunFinished(summary))
+        return summary

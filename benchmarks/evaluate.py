@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from toolgrad.agent_prompt import AGENT_SYSTEM_PROMPT
 from toolgrad.llm.base import ChatModel, Completion, ModelError
 from toolgrad.records import Sample
 from toolgrad.toolbox import Toolbox
@@ -44,12 +45,7 @@ from .replay import (
 )
 
 REPORT_VERSION = "1"
-SYSTEM_PROMPT = (
-    "You are an assistant that acts through tools (HTTP APIs). Call the tools you need to carry "
-    "out the user's request, one step at a time, using the results you get back. When you are "
-    "done, reply to the user with a short final answer that states the relevant facts, and call "
-    "no more tools."
-)
+SYSTEM_PROMPT = AGENT_SYSTEM_PROMPT  # one text for evaluation and training data
 JUDGE_MAX_TOKENS = 512
 MAX_TOKENS = 1024  # per model reply, by default: a model that loops stops here, not at the context size
 
@@ -108,9 +104,9 @@ def run_agent(model: ChatModel, query: str, tools: list[dict[str, Any]], toolbox
     (:class:`ModelError`). A bad call (unknown tool, arguments that are not a JSON object, a 4xx)
     is not an error of the run: the model sees the result and may try again.
     """
-    allowed = {str(t.get("function", {}).get("name")) for t in tools}
-    run = AgentRun(messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": query}])
-    hashes = toolbox.state_hashes(session)
+    trial = TrialCalls(toolbox, session, offered_tools(tools), max_steps)
+    run = AgentRun(calls=trial.calls,
+                   messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": query}])
     while True:
         try:
             completion = model.complete(run.messages, tools=tools or None, temperature=temperature,
@@ -132,27 +128,57 @@ def run_agent(model: ChatModel, query: str, tools: list[dict[str, Any]], toolbox
                            for tc in completion.tool_calls],
         })
         for tc in completion.tool_calls:
-            if len(run.calls) >= max_steps:
-                run.stop = "step_limit"
-                content = orjson.dumps({"error": f"step limit of {max_steps} tool calls reached"}).decode()
-            else:
-                call, content = _make_call(toolbox, session, tc.name, tc.arguments, allowed, hashes)
-                run.calls.append(call)
+            content = trial.call(tc.name, parse_arguments(tc.arguments))
             run.messages.append({"role": "tool", "tool_call_id": tc.id, "content": content})
-        if run.stop == "step_limit":
-            run.answer = completion.content
+        if trial.step_limit:
+            run.stop, run.answer = "step_limit", completion.content
             return run
 
 
-def _make_call(toolbox: Toolbox, session: str, name: str, raw: str, allowed: set[str],
-               hashes: dict[str, str]) -> tuple[Call, str]:
+def offered_tools(tools: Sequence[dict[str, Any]]) -> set[str]:
+    """The names of OpenAI function-calling tool specs."""
+    return {str(t.get("function", {}).get("name")) for t in tools}
+
+
+class TrialCalls:
+    """The tool calls of one trial, made in ``session`` as the model asks for them: what the
+    metrics score (:attr:`calls`) and what the model is shown. After ``max_steps`` calls every
+    further call is answered with an error and :attr:`step_limit` is set (the run then ends).
+    Shared by ``toolgrad eval`` and the inspect task, so one transcript scores the same in both."""
+
+    def __init__(self, toolbox: Toolbox, session: str, allowed: set[str], max_steps: int) -> None:
+        self.toolbox, self.session, self.allowed, self.max_steps = toolbox, session, allowed, max_steps
+        self.calls: list[Call] = []
+        self.step_limit = False
+        self._hashes = toolbox.state_hashes(session)
+
+    def call(self, name: str, arguments: Any) -> str:
+        """Make one call (``arguments`` as parsed: None when they were not JSON); its result text."""
+        if len(self.calls) >= self.max_steps:
+            self.step_limit = True
+            return orjson.dumps({"error": f"step limit of {self.max_steps} tool calls reached"}).decode()
+        call, content = make_call(self.toolbox, self.session, name, arguments, self.allowed, self._hashes)
+        self.calls.append(call)
+        return content
+
+
+def parse_arguments(raw: str) -> Any:
+    """A tool call's arguments as the model wrote them: the JSON value ({} when blank), or None
+    when they are not JSON."""
+    try:
+        return orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError:
+        return None
+
+
+def make_call(toolbox: Toolbox, session: str, name: str, arguments: Any, allowed: set[str],
+              hashes: dict[str, str]) -> tuple[Call, str]:
+    """Make one tool call of a model's in ``session``: the :class:`Call` the metrics score and
+    the text the model is shown. ``allowed`` are the tools offered; ``hashes`` (env -> state
+    hash, updated here) tell whether the call wrote."""
     if name not in allowed or name not in toolbox.tools:
         error = f"unknown tool {name!r}"
         return Call(name, {}, 0, error=error, known=False), orjson.dumps({"error": error}).decode()
-    try:
-        arguments = orjson.loads(raw) if raw.strip() else {}
-    except orjson.JSONDecodeError:
-        arguments = None
     if not isinstance(arguments, dict):
         error = "arguments must be a JSON object"
         return Call(name, {}, 0, env=toolbox.tools[name].env, error=error), orjson.dumps({"error": error}).decode()

@@ -168,16 +168,19 @@ def check_sources(sample: Sample) -> Divergence | None:
 
 
 def check_step_sources(sample: Sample, ci: int, si: int) -> Divergence | None:
-    """Check each argument of step ``si`` of chain ``ci`` recorded as taken from an earlier output:
-    the argument exists, the step it names comes earlier in replay order, and the value at the
-    pointer in that step's recorded response equals the argument. Pure: the record against itself."""
+    """Check each argument value of step ``si`` of chain ``ci`` recorded as taken from an earlier
+    output: its pointer names a value in the arguments, the step it names comes earlier in
+    replay order, and the value at the pointer in that step's recorded response equals it.
+    Pure: the record against itself."""
     step = sample.chains[ci].steps[si]
-    for arg in sorted(step.sources):
-        source = step.sources[arg]
-        field = f"sources.{arg}"
+    for at in sorted(step.sources):
+        source = step.sources[at]
+        field = f"sources.{at}"
         origin = {"chain": source.chain, "step": source.step, "pointer": source.pointer}
-        if arg not in step.arguments:
-            return Divergence(ci, si, field, f"an argument named {arg!r}", sorted(step.arguments))
+        try:
+            argument = resolve_pointer(step.arguments, at)
+        except PointerError:
+            return Divergence(ci, si, field, f"an argument value at {at!r}", sorted(step.arguments))
         if not (0 <= source.chain < len(sample.chains)
                 and 0 <= source.step < len(sample.chains[source.chain].steps)):
             return Divergence(ci, si, field, "a step of the sample", origin)
@@ -188,8 +191,8 @@ def check_step_sources(sample: Sample, ci: int, si: int) -> Divergence | None:
         except PointerError as exc:
             return Divergence(ci, si, field, f"a value at {source.pointer!r} in chain {source.chain} "
                               f"step {source.step}", str(exc))
-        if not source_matches(value, step.arguments[arg]):
-            return Divergence(ci, si, field, value, step.arguments[arg], pointer=source.pointer)
+        if not source_matches(value, argument):
+            return Divergence(ci, si, field, value, argument, pointer=source.pointer)
     return None
 
 

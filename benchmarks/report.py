@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from toolgrad.files import write_bytes_atomic, write_lines_atomic, write_text_atomic
 
@@ -21,6 +21,7 @@ from .certify import versions
 from .evaluate import REPORT_VERSION, EvalSettings, TrialEvent
 from .metrics import ERROR_KINDS, SCORE_FIELDS, SampleScores, aggregate, error_totals, per_environment
 from .replay import BenchmarkError, Dataset
+from .report_stats import comparable, interval_record, intervals, paired_table, with_interval
 
 HEADLINE = (
     ("tool_recall", "tool recall"),
@@ -121,8 +122,8 @@ class EvalReport(_Record):
     samples: list[SampleResult]
     environments: list[dict[str, Any]]
     versions: dict[str, str]
-
-
+    # headline metric -> {mean, low, high, n}: the 95% t-interval over samples (benchmarks/stats.py)
+    intervals: dict[str, dict[str, float]] = Field(default_factory=dict)
 
 
 def build_report(dataset: Dataset, events: Sequence[TrialEvent], *, model: str, base_url: str,
@@ -150,7 +151,7 @@ def build_report(dataset: Dataset, events: Sequence[TrialEvent], *, model: str, 
                                 scores={name: getattr(t.score, name) for name in SCORE_FIELDS},
                                 errors=t.score.errors) for t in trials],
         ))
-    return EvalReport(
+    report = EvalReport(
         model=model, base_url=base_url, judge=judge,
         settings={"k": settings.k, "max_steps": settings.max_steps, "temperature": settings.temperature,
                   "max_tokens": settings.max_tokens, "backend": backend},
@@ -163,6 +164,8 @@ def build_report(dataset: Dataset, events: Sequence[TrialEvent], *, model: str, 
         environments=environments or [],
         versions=versions(),
     )
+    report.intervals = interval_record(report)
+    return report
 
 
 def trace_record(event: TrialEvent) -> dict[str, Any]:
@@ -205,9 +208,15 @@ def render_markdown(reports: Sequence[EvalReport]) -> str:
                    f"{r.settings.get('max_steps')}, temperature {r.settings.get('temperature')}, "
                    f"backend {r.settings.get('backend')}, base URL `{r.base_url}`"
                    + (f", judge `{r.judge}`" if r.judge else ""))
-    out += ["", "## Metrics", "", _md_table(["metric", *labels],
-                                             [[name, *(_fmt(r.metrics.get(key), key) for r in reports)]
-                                              for key, name in rows.items()])]
+    spans = [intervals(r) for r in reports]
+    out += ["", "## Metrics (95% intervals over samples)", "", _md_table(
+        ["metric", *labels], [[name, *(with_interval(_fmt(r.metrics.get(key), key), span.get(key))
+                                       for r, span in zip(reports, spans, strict=True))]
+                              for key, name in rows.items()])]
+    for other in reports[1:]:
+        if comparable(reports[0], other):
+            header, table = paired_table(reports[0], other)
+            out += ["", f"## Paired t-test: {other.model} against {reports[0].model}", "", _md_table(header, table)]
     out += ["", "## Per environment", ""]
     envs = sorted({e for r in reports for e in r.per_env})
     header = ["environment", *(f"{name} ({label})" if len(reports) > 1 else name
@@ -325,8 +334,16 @@ def render_html(reports: Sequence[EvalReport]) -> str:
                                                       for r, label in zip(reports, labels, strict=True)],
                               maximum=100, percent=False))
     body.append("</div>")
-    body.append(_html_table(["metric", *labels], [[name, *(_fmt(r.metrics.get(k), k) for r in reports)]
-                                                  for k, name in _headline_all(reports)]))
+    spans = [intervals(r) for r in reports]
+    body.append(_html_table(["metric (95% interval)", *labels],
+                            [[name, *(with_interval(_fmt(r.metrics.get(k), k), span.get(k))
+                                      for r, span in zip(reports, spans, strict=True))]
+                             for k, name in _headline_all(reports)]))
+    for other in reports[1:]:
+        if comparable(reports[0], other):
+            header, table = paired_table(reports[0], other)
+            body.append(f"<h2>Paired t-test: {html.escape(other.model)} against {html.escape(reports[0].model)}</h2>")
+            body.append(_html_table(header, table))
     envs = sorted({e for r in reports for e in r.per_env})
     body.append("<h2>Per environment</h2><div class=charts>")
     for key, name in ENV_METRICS:

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .cli_mcp import mcp_app
 from .cli_serve import serve_command
 from .environment import load_environment
 from .errors import SimulatorError
@@ -87,6 +88,8 @@ def tools(
     listing = [t.openai() for t in tools_for(environment.spec)]
     sys.stdout.write(orjson.dumps(listing, option=orjson.OPT_INDENT_2).decode() + "\n")
 
+
+sim_app.add_typer(mcp_app)  # `toolgrad sim mcp` (the SDK is imported only when it runs)
 
 try:  # the container and sandbox-manager commands (image, compose, up, down, status)
     from .cli_sandbox import sandbox_app

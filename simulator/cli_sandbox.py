@@ -127,6 +127,12 @@ def compose_command(
     tmpfs_size: Annotated[str, typer.Option(help="Size of each service's /tmp.")] = _HARDENING.tmpfs_size,
     pin: Annotated[bool, typer.Option(help="With --no-build: name the image by its ID when the engine "
                                       "holds it (a digest, not a tag that can move).")] = True,
+    mcp: Annotated[
+        bool, typer.Option("--mcp", help="Also serve each env over MCP (streamable HTTP, service <name>-mcp).")
+    ] = False,
+    mcp_port_base: Annotated[
+        int | None, typer.Option(help="MCP service i on 127.0.0.1:MCP_PORT_BASE+i [default: PORT_BASE+100].")
+    ] = None,
 ) -> None:
     """Write a docker-compose file serving ENVS from the simulator image (loopback ports only,
     no capabilities, no privilege gain, memory, process and CPU limits, a sized /tmp)."""
@@ -152,7 +158,7 @@ def compose_command(
             reference = pinned_reference(reference)
         plan = ComposePlan(
             envs=tuple(envs), image=reference, port_base=port_base, seed=seed,
-            build_context=context_rel, build_args=tuple(args.items()),
+            build_context=context_rel, build_args=tuple(args.items()), mcp=mcp, mcp_port_base=mcp_port_base,
             hardening=Hardening(mem_limit=mem_limit, pids_limit=pids_limit, cpus=cpus, tmpfs_size=tmpfs_size),
         )  # fmt: skip
         text = render_compose(plan)

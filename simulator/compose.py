@@ -14,10 +14,21 @@ from typing import Any
 import yaml
 
 from simulator import __version__
-from simulator.backends.base import CONTAINER_PORT, HEALTH_PATH, LABEL, LABEL_ENV, Hardening, plan_requests
+from simulator.backends.base import (
+    CONTAINER_PORT,
+    HEALTH_PATH,
+    LABEL,
+    LABEL_ENV,
+    BackendError,
+    Hardening,
+    ServiceRequest,
+    plan_requests,
+)
 
 COMPOSE_VERSION = "3.8"
 DEFAULT_PORT_BASE = 8000
+MCP_PORT_OFFSET = 100  # by default the MCP endpoint of service i is published on PORT_BASE + 100 + i
+MCP_SUFFIX = "-mcp"
 LABEL_COMPOSE = "toolgrad.compose"
 HEALTH_TEST = [
     "CMD",
@@ -40,6 +51,12 @@ class ComposePlan:
     build_context: str | None = None
     build_args: tuple[tuple[str, str], ...] = ()  # the Dockerfile's ARGs (BASE, WHEEL_PYTHON, ...)
     hardening: Hardening = field(default_factory=Hardening)
+    mcp: bool = False  # also an MCP (streamable HTTP) service per environment, named <service>-mcp
+    mcp_port_base: int | None = None  # None: port_base + MCP_PORT_OFFSET
+
+    def first_mcp_port(self) -> int:
+        """Where the MCP service of environment 0 is published (the others follow)."""
+        return self.port_base + MCP_PORT_OFFSET if self.mcp_port_base is None else self.mcp_port_base
 
 
 def _service(env: str, name: str, port: int, plan: ComposePlan) -> dict[str, Any]:
@@ -78,13 +95,28 @@ def _service(env: str, name: str, port: int, plan: ComposePlan) -> dict[str, Any
     return service
 
 
+def _mcp_service(env: str, name: str, port: int, plan: ComposePlan) -> dict[str, Any]:
+    """The environment served by `toolgrad sim mcp` over streamable HTTP (at /mcp), from the same
+    image; its own simulator, so its sessions are apart from the HTTP service's."""
+    service = _service(env, name, port, plan)
+    command = ["toolgrad", "sim", "mcp", env, "--transport", "http", "--host", "0.0.0.0",
+               "--port", str(CONTAINER_PORT), "--seed", str(plan.seed)]  # fmt: skip
+    return {"image": service.pop("image"), **({"build": service.pop("build")} if "build" in service else {}),
+            "entrypoint": command, **service}
+
+
 def compose_document(plan: ComposePlan) -> dict[str, Any]:
-    """The compose file as a mapping; one service per environment, named after it."""
+    """The compose file as a mapping; one service per environment, named after it (and with
+    ``plan.mcp`` one more, ``<name>-mcp``, serving it over MCP)."""
     requests = plan_requests(plan.envs, seed=plan.seed, port_base=plan.port_base)
     services = {
         request.name: _service(request.env, request.name, request.host_port or plan.port_base, plan)
         for request in requests
     }
+    if plan.mcp:
+        for i, request in enumerate(_mcp_requests(plan)):
+            name = f"{request.name}{MCP_SUFFIX}"
+            services[name] = _mcp_service(request.env, name, plan.first_mcp_port() + i, plan)
     return {
         "version": COMPOSE_VERSION,
         "services": services,
@@ -104,9 +136,23 @@ def render_compose(plan: ComposePlan) -> str:
 
 
 def service_urls(plan: ComposePlan) -> dict[str, str]:
-    """Where each service of the plan answers on the host."""
+    """Where each service of the plan answers on the host (an MCP service: its /mcp endpoint)."""
     requests = plan_requests(plan.envs, seed=plan.seed, port_base=plan.port_base)
-    return {request.name: f"http://127.0.0.1:{request.host_port}" for request in requests}
+    urls = {request.name: f"http://127.0.0.1:{request.host_port}" for request in requests}
+    if plan.mcp:
+        for i, request in enumerate(_mcp_requests(plan)):
+            urls[f"{request.name}{MCP_SUFFIX}"] = f"http://127.0.0.1:{plan.first_mcp_port() + i}/mcp"
+    return urls
+
+
+def _mcp_requests(plan: ComposePlan) -> list[ServiceRequest]:
+    """The plan's environments, checked for room for their MCP ports apart from the HTTP ones."""
+    requests = plan_requests(plan.envs, seed=plan.seed, port_base=plan.first_mcp_port())
+    count = len(requests)
+    if plan.first_mcp_port() < plan.port_base + count and plan.port_base < plan.first_mcp_port() + count:
+        raise BackendError(f"MCP ports {plan.first_mcp_port()}-{plan.first_mcp_port() + count - 1} overlap the services' "
+                           f"ports {plan.port_base}-{plan.port_base + count - 1}: choose another --mcp-port-base")
+    return requests
 
 
 def check_envs(envs: Sequence[str], available: Sequence[str]) -> list[str]:

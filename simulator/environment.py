@@ -8,9 +8,9 @@ An environment directory (``envs/<name>/``) holds the spec and an ``env.yaml``::
     fixtures: 5
     source: https://...            # where the spec came from
     licence: Apache-2.0
-    overrides:                     # corrections to resource inference (see resources.py)
-      operations: {opId: {kind: list, resource: pet}}
-      resources: {pet: {id_field: id}}
+    overrides:                     # corrections to inference: docs/environments.md
+      operations: {opId: {kind: list, resource: pet, upsert: false}}
+      resources: {pet: {id_field: id, aliases: [name], store: animal, writable: true}}
     auth:                          # what `--auth enforce` accepts, per security scheme name
       credentials: {api_key: test-key, petstore_auth: [token-1, token-2], basic: "user:password"}
     limits:                        # state a server may hold (see sessions.Limits; flags override)
@@ -43,6 +43,7 @@ from .confine import ReadRefused, allowed_roots, check_inside, read_regular_file
 from .errors import SpecError, UnknownEnvironmentError
 from .loader import load_spec, load_yaml_bounded
 from .model import Spec
+from .resources import check_overrides
 from .state import canonical_json, sha256_hex
 from .yaml_limits import AliasBombError
 
@@ -143,6 +144,10 @@ def _read_env_file(directory: Path) -> dict[str, Any]:
                 f"{key!r} must be a {kind.__name__}, got {type(data[key]).__name__}",
                 file=str(path), pointer=f"/{key}", fix=f"give {key} as a {kind.__name__}",
             )
+    try:
+        check_overrides(data.get("overrides") or {})
+    except ValueError as exc:
+        raise SpecError(str(exc), file=str(path), pointer="/overrides", fix="see docs/environments.md") from exc
     return data
 
 

@@ -11,12 +11,15 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from .envelopes import unwrap_record, wrap_list, wrap_record
+from .identity import param_field_names
 from .model import JSONSchema, Operation, ResponseSpec
-from .resources import _WRAPPER_KEYS, Binding, Resource
-from .schemas import array_items, deref, object_properties, primary_type
+from .resources import Binding, Resource
+from .schemas import deref, object_properties
 from .shaping import Shaper
 from .state import Record, Session, World, canonical_json, id_key, sha256_hex
 from .validation import ParsedRequest, media_kind
+from .writes import Converter, WriteRefused, is_secret_name
 
 NO_BODY = object()
 
@@ -83,7 +86,9 @@ class Handlers:
         self.world = world
         self.shaper = shaper
         self.epoch = epoch
-        self._read_only: dict[tuple[str, str], frozenset[str]] = {}
+        self.converter = Converter(shaper.is_valid)
+        self._bodies: dict[tuple[str, str, str], tuple[str | None, frozenset[str]]] = {}
+        self._hidden: dict[str, frozenset[str]] = {}
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -97,32 +102,88 @@ class Handlers:
         if media is None or schema is None:
             return Outcome(status, NO_BODY)
         if res is not None and isinstance(hint, dict):
-            hint = wrap_record(schema, hint, res, status)
-        body = self.shaper.conform(schema, schema, hint, seed, inputs=inputs)
+            hint = wrap_record(schema, self.public(res, hint), res.id_field, res.name, status)
+        body = self.shaper.conform(schema, schema, hint, seed, inputs=inputs, hide_secrets=res is not None)
         return Outcome(status, body, media)
 
-    def stamp(self, res: Resource, record: Record, session: Session, fields: tuple[str, ...]) -> Record:
+    def public(self, res: Resource, record: Record) -> Record:
+        """A stored record as responses may show it: without its ``writeOnly`` and secret fields."""
+        hidden = self._hidden.get(res.name)
+        if hidden is None:
+            props = object_properties(res.schema, res.schema) if res.schema else {}
+            hidden = self._hidden[res.name] = frozenset(
+                name for name, prop in props.items()
+                if is_secret_name(name) or prop.get("writeOnly") is True
+                or deref(res.schema or {}, prop).get("writeOnly") is True)
+        if not hidden or hidden.isdisjoint(record):
+            return record
+        return {k: v for k, v in record.items() if k not in hidden}
+
+    def stamp(self, res: Resource, record: Record, session: Session, fields: tuple[str, ...],
+              written: Record) -> Record:
+        """Server timestamps on the fields the schema has and the client did not write."""
         if not res.schema:
             return record
         props = object_properties(res.schema, res.schema)
         now = self.now(session)
         for name in fields:
-            if name in props and self.shaper.is_valid(res.schema, props[name], now):
+            if name in props and name not in written and self.shaper.is_valid(res.schema, props[name], now):
                 record = {**record, name: now}
         return record
 
-    def settable(self, parsed: ParsedRequest) -> Record:
-        """The body members a client may set: ``readOnly`` ones (a server-assigned id, a
-        creation time) are ignored, as the server of the spec would ignore them."""
+    def settable(self, parsed: ParsedRequest, res: Resource | None = None) -> Record:
+        """The record a write carries: the body, or the record inside its envelope
+        (``{"tag": {...}}``), less the members the spec marks ``readOnly`` (a server-assigned id,
+        a creation time), which the server of the spec would ignore."""
         if not isinstance(parsed.body, dict):
             return {}
-        key = (parsed.operation.operation_id, parsed.media_type or "")
-        read_only = self._read_only.get(key)
-        if read_only is None:
-            read_only = self._read_only[key] = read_only_properties(parsed.operation, parsed.media_type)
-        if not read_only:
-            return dict(parsed.body)
-        return {k: v for k, v in parsed.body.items() if k not in read_only}
+        op = parsed.operation
+        key = (op.operation_id, parsed.media_type or "", res.name if res else "")
+        plan = self._bodies.get(key)
+        if plan is None:
+            plan = self._bodies[key] = body_plan(op, parsed.media_type, res.schema if res else None)
+        envelope, read_only = plan
+        body = parsed.body
+        if envelope is not None and isinstance(body.get(envelope), dict):
+            body = body[envelope]
+        return {k: v for k, v in body.items() if k not in read_only} if read_only else dict(body)
+
+    def written(self, res: Resource, parsed: ParsedRequest, extra: Record | None = None) -> Record:
+        """The body's fields (and ``extra``) in the stored schema's types, then the path
+        parameters naming the record's parents, which win over body fields of the same name
+        (raises :class:`~simulator.writes.WriteRefused` for a field that cannot be stored as sent)."""
+        changes = {**(extra or {}), **self.settable(parsed, res)}
+        if not res.schema:
+            return changes
+        out = self.converter.changes(res.schema, changes)
+        for name in res.aliases:  # an alias the representation lacks (a group's key) is kept as sent
+            if name in changes and name not in out and isinstance(changes[name], (str, int)):
+                out[name] = changes[name]
+        for name in res.scope_params:
+            # a parent named like the record's own id (gitlab's /projects/{id}/hooks) is not the id
+            if name in parsed.path_params and name != res.id_field:
+                try:
+                    out.update(self.converter.changes(res.schema, {name: parsed.path_params[name]}))
+                except WriteRefused:  # a parent named by a value the record's field cannot hold
+                    continue
+        return out
+
+    def identify(self, res: Resource, record: Record, raw: Any) -> Record:
+        """``record`` holding the id ``raw`` an item path gave: in the id field when it fits
+        there, else in the first alias field it fits (``/orgs/{org}`` naming an org by its
+        ``username`` while its ``id`` is a number)."""
+        if not res.schema:
+            return {**record, res.id_field: raw} if res.id_field else record
+        for name in (res.id_field, *res.aliases):
+            if not name:
+                continue
+            try:
+                converted = self.converter.changes(res.schema, {name: raw})
+            except WriteRefused:
+                continue
+            if name in converted:
+                return {**record, **converted}
+        return record
 
     @staticmethod
     def scope_of(res: Resource, parsed: ParsedRequest) -> tuple[str, ...]:
@@ -134,6 +195,8 @@ class Handlers:
         op = parsed.operation
         if res is None or binding.kind == "action":
             return self.action(op, parsed)
+        if binding.kind in ("replace", "update"):
+            return self._update(session, res, parsed, replace=binding.kind == "replace", upsert=binding.upsert)
         return getattr(self, binding.kind)(session, res, parsed)
 
     def action(self, op: Operation, parsed: ParsedRequest) -> Outcome:
@@ -155,91 +218,98 @@ class Handlers:
         if media is None or schema is None:
             return Outcome(status, NO_BODY)
         seed = f"{self.seed}|{op.operation_id}|{sha256_hex(canonical_json(parsed.inputs()))}"
-        hint = wrap_list(schema, records, total, status)
-        body = self.shaper.conform(schema, schema, hint, seed, inputs=parsed.query)
+        hint = wrap_list(schema, [self.public(res, r) for r in records], total, status)
+        body = self.shaper.conform(schema, schema, hint, seed, inputs=parsed.query, hide_secrets=True)
         return Outcome(status, body, media)
 
-    def _key(self, res: Resource, parsed: ParsedRequest) -> tuple[str, Any]:
+    def _raw_id(self, res: Resource, parsed: ParsedRequest) -> Any:
         if res.id_param and res.id_param in parsed.path_params:
-            raw = parsed.path_params[res.id_param]
-        elif res.id_field and isinstance(parsed.body, dict) and res.id_field in parsed.body:
-            raw = parsed.body[res.id_field]
-        else:
-            raise NotFound(f"no {res.name} id in the request")
-        return id_key(raw), raw
+            return parsed.path_params[res.id_param]
+        if res.id_field and isinstance(parsed.body, dict):
+            body = self.settable(parsed, res)
+            if res.id_field in body:
+                return body[res.id_field]
+        raise NotFound(f"no {res.name} id in the request")
 
-    def _existing(self, session: Session, res: Resource, parsed: ParsedRequest) -> tuple[str, tuple[str, ...], Record]:
-        key, raw = self._key(res, parsed)
+    def _find(self, session: Session, res: Resource, parsed: ParsedRequest) -> tuple[str, tuple[str, ...], Record]:
+        """(key, scope, record) of the record the request names, by id or alias; for a read-only
+        resource any id resolves; otherwise :class:`NotFound`."""
+        raw = self._raw_id(res, parsed)
         scope = self.scope_of(res, parsed)
-        record = session.get(self.world, res, scope, key)
-        if record is None and not res.writable:
-            record = self.world.open_record(res, scope, raw)
-        if record is None:
-            raise NotFound(f"{res.name} {key!r} does not exist")
-        return key, scope, record
+        found = session.find(self.world, res, scope, id_key(raw))
+        if found is not None:
+            return found[0], scope, found[1]
+        if not res.writable:
+            return id_key(raw), scope, self.world.open_record(res, scope, raw)
+        raise NotFound(f"{res.name} {id_key(raw)!r} does not exist")
 
     def read(self, session: Session, res: Resource, parsed: ParsedRequest) -> Outcome:
         op = parsed.operation
-        key, _, record = self._existing(session, res, parsed)
+        key, _, record = self._find(session, res, parsed)
         return self.respond(op, success_status(op, (200,)), record, f"{self.seed}|{res.name}|{key}", res=res)
 
-    def create(self, session: Session, res: Resource, parsed: ParsedRequest) -> Outcome:
+    def create(self, session: Session, res: Resource, parsed: ParsedRequest,
+               preferred: tuple[int, ...] = (201, 200)) -> Outcome:
         op = parsed.operation
         scope = self.scope_of(res, parsed)
-        body = self.settable(parsed)
+        written = self.written(res, parsed)
         seed = f"{self.seed}|create|{res.name}|{session.writes}"
+        hint = dict(written)
         if res.id_param and res.id_param in parsed.path_params:  # PUT/POST /baskets/{name}
             raw: Any = parsed.path_params[res.id_param]
-        elif res.id_field and body.get(res.id_field) not in (None, ""):  # "" could never be addressed
-            raw = body[res.id_field]
+            hint = self.identify(res, hint, raw)
+        elif res.id_field and written.get(res.id_field) not in (None, ""):  # a client-given id is kept
+            raw = written[res.id_field]
         elif res.id_type == "integer":
             raw = session.next_integer_id(self.world, res, scope)
+            hint = self.identify(res, hint, raw)
         else:
             raw = self.world.new_id(res, seed, lambda key: session.get(self.world, res, scope, key) is not None)
-        hint = {**body, **{p: v for p, v in zip(res.scope_params, scope, strict=False)}}
-        if res.id_field:
-            hint[res.id_field] = raw
-        record = self._store(session, res, scope, hint, seed, _CREATED + _UPDATED)
+            hint = self.identify(res, hint, raw)
+        record = self._store(session, res, hint, written, seed, _CREATED + _UPDATED)
         key = id_key(record.get(res.id_field, raw) if res.id_field else raw)
-        if any(r.status == "409" for r in op.responses) and session.get(self.world, res, scope, key) is not None:
+        if any(r.status == "409" for r in op.responses) and session.find(self.world, res, scope, key) is not None:
             raise Conflict(f"{res.name} {key!r} already exists")
         session.put(res, scope, key, record)
-        return self.respond(op, success_status(op, (201, 200)), record, seed, res=res)
+        return self.respond(op, success_status(op, preferred), record, seed, res=res)
 
-    def _store(self, session: Session, res: Resource, scope: tuple[str, ...], hint: Record, seed: str,
+    def _store(self, session: Session, res: Resource, hint: Record, written: Record, seed: str,
                stamps: tuple[str, ...]) -> Record:
+        """The stored record: the written fields as they are, the rest generated to fit the
+        schema; ``writeOnly`` fields are kept (responses leave them out)."""
         if not res.schema:
             return hint
-        record = self.shaper.conform(res.schema, res.schema, hint, seed, name=res.name)
-        return self.stamp(res, record, session, stamps) if isinstance(record, dict) else hint
+        record = self.shaper.conform(res.schema, res.schema, hint, seed, name=res.store)
+        if not isinstance(record, dict):
+            return hint
+        kept = {k: v for k, v in written.items() if k not in record}  # writeOnly ones
+        return self.stamp(res, {**record, **kept} if kept else record, session, stamps, written)
 
-    def _update(self, session: Session, res: Resource, parsed: ParsedRequest, *, replace: bool) -> Outcome:
+    def _update(self, session: Session, res: Resource, parsed: ParsedRequest, *, replace: bool,
+                upsert: bool = False) -> Outcome:
         op = parsed.operation
-        key, scope, existing = self._existing(session, res, parsed)
-        body = self.settable(parsed)
+        try:
+            key, scope, existing = self._find(session, res, parsed)
+        except NotFound:
+            if upsert and res.id_param in parsed.path_params:  # PUT that creates when absent
+                return self.create(session, res, parsed, (201, 200, 204))
+            raise
         props = object_properties(res.schema, res.schema) if res.schema else {}
-        changes = {k: v for k, v in parsed.query.items() if k in props}
-        changes.update(body)
-        hint = dict(changes) if replace else {**existing, **changes}
-        if res.id_field and res.id_field in existing:
-            hint[res.id_field] = existing[res.id_field]
-        for name in _CREATED:
-            if name in existing:
+        written = self.written(res, parsed, {k: v for k, v in parsed.query.items() if k in props})
+        hint = dict(written) if replace else {**existing, **written}
+        # the id and the field the item path names the record by stay (the path wins); so does
+        # a creation time not written
+        for name in (res.id_field, *addressed_by(res), *_CREATED):
+            if name and name in existing and (name not in _CREATED or name not in written):
                 hint[name] = existing[name]
         seed = f"{self.seed}|update|{res.name}|{key}|{session.writes}"
-        record = self._store(session, res, scope, hint, seed, _UPDATED)
+        record = self._store(session, res, hint, written, seed, _UPDATED)
         session.put(res, scope, key, record)
         return self.respond(op, success_status(op, (200, 201, 204)), record, seed, res=res)
 
-    def replace(self, session: Session, res: Resource, parsed: ParsedRequest) -> Outcome:
-        return self._update(session, res, parsed, replace=True)
-
-    def update(self, session: Session, res: Resource, parsed: ParsedRequest) -> Outcome:
-        return self._update(session, res, parsed, replace=False)
-
     def delete(self, session: Session, res: Resource, parsed: ParsedRequest) -> Outcome:
         op = parsed.operation
-        key, scope, existing = self._existing(session, res, parsed)
+        key, scope, existing = self._find(session, res, parsed)
         session.put(res, scope, key, None)
         seed = f"{self.seed}|delete|{res.name}|{key}"
         return self.respond(op, success_status(op, (204, 200, 202)), existing, seed, res=res)
@@ -251,14 +321,27 @@ def query_defaults(op: Operation) -> dict[str, Any]:
     return {p.name: p.schema["default"] for p in op.parameters if p.location == "query" and "default" in p.schema}
 
 
-def read_only_properties(op: Operation, media: str | None) -> frozenset[str]:
-    """Names of the top-level request body properties the spec marks ``readOnly``."""
+def addressed_by(res: Resource) -> tuple[str, ...]:
+    """The alias fields the item path parameter stands for (``{group_key}`` -> ``key``)."""
+    names = param_field_names(res.id_param)
+    return tuple(name for name in res.aliases if name in names)
+
+
+def body_plan(op: Operation, media: str | None, record: JSONSchema | None) -> tuple[str | None, frozenset[str]]:
+    """(envelope key, readOnly member names) of an operation's request body for ``media``: the
+    key of the envelope the record comes in (when the record schema fits what is inside better
+    than the body itself) and the record's members the spec marks ``readOnly``."""
     schema = op.request_body.content.get(media) if op.request_body is not None and media else None
     if not schema:
-        return frozenset()
-    props = object_properties(schema, schema)
-    return frozenset(name for name, prop in props.items()
-                     if prop.get("readOnly") is True or deref(schema, prop).get("readOnly") is True)
+        return None, frozenset()
+    inner, envelope = unwrap_record(schema, schema)
+    if envelope is not None and record:
+        fields = set(object_properties(record, record))
+        if len(fields & set(object_properties(schema, inner))) <= len(fields & set(object_properties(schema, schema))):
+            inner, envelope = schema, None
+    props = object_properties(schema, inner)
+    return envelope, frozenset(name for name, prop in props.items()
+                               if prop.get("readOnly") is True or deref(schema, prop).get("readOnly") is True)
 
 
 def paginate(records: list[Record], query: dict[str, Any]) -> list[Record]:
@@ -271,51 +354,3 @@ def paginate(records: list[Record], query: dict[str, Any]) -> list[Record]:
     if limit is not None and limit >= 0:
         return records[offset : offset + limit]
     return records[offset:]
-
-
-def wrap_list(schema: JSONSchema, records: list[Record], total: int, status: int | None = None) -> Any:
-    """Put records where a list response schema expects them: the array itself, or the
-    conventional key of a wrapper object (with a total where the wrapper has one)."""
-    if array_items(schema, schema) is not None:
-        return records
-    props = object_properties(schema, schema)
-    key = next((k for k in _WRAPPER_KEYS if k in props and array_items(schema, props[k]) is not None), None)
-    if key is None:
-        key = next((k for k, p in props.items() if array_items(schema, p) is not None), None)
-    if key is None:
-        return None
-    hint: dict[str, Any] = {**envelope_hint(props, status), key: records}
-    for name in ("total", "count", "total_count", "totalCount", "size", "totalElements"):
-        if name in props:
-            hint[name] = total
-    return hint
-
-
-def wrap_record(schema: JSONSchema, record: Record, res: Resource, status: int | None = None) -> Any:
-    """A record as the response expects it: itself, or inside the envelope property whose
-    schema fits it best (``{"status_code": 200, "data": {...}}``)."""
-    resolved = deref(schema, schema)
-    if primary_type(schema, resolved) != "object":
-        return record
-    props = object_properties(schema, resolved)
-    if not props or (res.id_field and res.id_field in props):
-        return record
-    best, best_fit = None, len(set(record) & set(props))
-    for key in dict.fromkeys(("data", "item", "result", res.name, *props)):
-        sub = props.get(key)
-        if sub is None or primary_type(schema, sub) != "object":
-            continue
-        inner = object_properties(schema, sub)
-        fit = len(set(record) & set(inner)) + (res.id_field in inner)
-        if fit > best_fit:
-            best, best_fit = key, fit
-    if best is None:
-        return record
-    return {**envelope_hint(props, status), best: record}
-
-
-def envelope_hint(props: dict[str, JSONSchema], status: int | None) -> dict[str, Any]:
-    """Envelope members that repeat the HTTP status (``status_code``), when the schema has them."""
-    if status is None:
-        return {}
-    return {name: status for name in ("status_code", "statusCode", "code") if name in props}

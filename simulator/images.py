@@ -37,6 +37,7 @@ from simulator.backends.ledger import cache_dir
 
 DEFAULT_BASE = "python:3.11-slim"
 DISTRIBUTION = "toolgrad-kit"
+IMAGE_EXTRAS = "mcp"  # the image also serves environments over MCP (docker/Dockerfile installs the same)
 BUILD_LOG_TAIL = 25
 # Files at the project root the wheel build may need besides the packages.
 _ROOT_FILES = ("pyproject.toml", "setup.cfg", "setup.py", "MANIFEST.in", "README.md", "README.rst", "LICENSE")
@@ -201,7 +202,7 @@ def _build_wheels(sources: Path, dest: Path, *, on_event: BuildEventHandler) -> 
         )
         staging = Path(tempfile.mkdtemp(prefix="wheelhouse-", dir=_ensure(deps.parent)))
         try:
-            _pip_wheel(["--wheel-dir", str(staging), str(sources)], what="the dependency wheels")
+            _pip_wheel(["--wheel-dir", str(staging), f"{sources}[{IMAGE_EXTRAS}]"], what="the dependency wheels")
             for wheel in staging.glob(DISTRIBUTION.replace("-", "_") + "-*.whl"):
                 wheel.unlink()  # the project wheel is rebuilt every time, below
             staging.rename(deps)

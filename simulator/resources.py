@@ -23,6 +23,10 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from .envelopes import ID_NAMES as _ID_NAMES
+from .envelopes import WRAPPER_KEYS, list_key, unwrap_record
+from .identity import ID_SUFFIX as _ID_SUFFIX
+from .identity import alias_fields, creates_when_absent, json_body_schema, written_aliases
 from .model import JSONSchema, Operation, Spec
 from .schemas import array_items, deref, object_properties, primary_type
 
@@ -31,10 +35,12 @@ KINDS: tuple[str, ...] = ("list", "create", "read", "replace", "update", "delete
 WRITE_KINDS = frozenset({"create", "replace", "update", "delete"})
 
 _TEMPLATE = re.compile(r"^\{([^{}]+)\}$")
-_ID_SUFFIX = re.compile(r"(?i)^(.+?)[-_]?(id|key|slug|name|uuid|code)$")
-_WRAPPER_KEYS = ("data", "items", "results", "records", "content", "values", "list", "entries", "elements")
-_SINGLE_KEYS = ("data", "item", "result", "record", "object")
-_ID_NAMES = ("id", "uuid", "key", "slug", "name")
+_SUFFIXED = re.compile(r"^\{([^{}]+)\}(\.[A-Za-z0-9]+)$")  # {Sid}.json
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]+$")
+_WRAPPER_KEYS = WRAPPER_KEYS  # what toolgrad's offline policy imports
+_READS = re.compile(r"^(get|search|find|list|query|fetch|lookup|retrieve)(?![a-z])"
+                    r"|^(Get|Search|Find|List|Query|Fetch|Lookup|Retrieve)\b")
+_VERSION = re.compile(r"(?i)^v\d+(\.\d+)*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +55,15 @@ class Resource:
     schema: JSONSchema | None  # a response-direction record schema (self-contained)
     writable: bool
     id_schema: JSONSchema | None = None  # the id path parameter's schema (self-contained)
+    # the record fields whose values also address a record through the item path (username, slug)
+    aliases: tuple[str, ...] = ()
+    # the name records are stored under: resources that are one collection under two paths
+    # (/products and /products/v2) share it; "" means the resource's own name
+    shared_store: str = ""
+
+    @property
+    def store(self) -> str:
+        return self.shared_store or self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +71,7 @@ class Binding:
     operation_id: str
     kind: Kind
     resource: str | None = None
+    upsert: bool = False  # a replace/update that creates the record when it is absent
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,44 +112,28 @@ def success_schema(op: Operation) -> JSONSchema | None:
     return None
 
 
-def json_body_schema(op: Operation) -> JSONSchema | None:
-    if op.request_body is None:
-        return None
-    for media, schema in op.request_body.content.items():
-        if "json" in media or "form" in media:
-            return schema
-    return None
-
-
 def _with_defs(schema: JSONSchema, inner: JSONSchema) -> JSONSchema:
     return {**inner, "$defs": schema["$defs"]} if "$defs" in schema else inner
 
 
 def record_schema_of(schema: JSONSchema | None) -> tuple[JSONSchema | None, bool]:
     """(record schema, is_list) for a response schema: an object, a list of objects, a wrapper
-    object holding the list under a conventional key, or an envelope holding one record under
-    ``data``/``item``/``result`` (``{"status": "ok", "data": {...}}``)."""
+    object holding the list, or an envelope holding one record (``{"status": "ok", "data":
+    {...}}``, ``{"tag": {...}}``); see :mod:`simulator.envelopes`. List items in an envelope of
+    their own yield the record inside."""
     if not schema:
         return None, False
     items = array_items(schema, schema)
+    if items is None and (key := list_key(schema, schema)) is not None:
+        items = array_items(schema, object_properties(schema, schema)[key])
     if items is not None:
         if primary_type(schema, items) == "object":
-            return _with_defs(schema, items), True
+            return _with_defs(schema, unwrap_record(schema, items)[0]), True
         return None, True
     if primary_type(schema, schema) != "object":
         return None, False
-    props = object_properties(schema, schema)
-    for key in _WRAPPER_KEYS:
-        if key in props:
-            inner = array_items(schema, props[key])
-            if inner is not None and primary_type(schema, inner) == "object":
-                return _with_defs(schema, inner), True
-    if not any(name in props for name in _ID_NAMES):
-        for key in _SINGLE_KEYS:
-            if key in props and primary_type(schema, props[key]) == "object" \
-                    and object_properties(schema, props[key]):
-                return _with_defs(schema, props[key]), False
-    return schema, False
+    inner, key = unwrap_record(schema, schema)
+    return (_with_defs(schema, inner) if key else schema), False
 
 
 def _id_field(record: JSONSchema | None, id_param: str | None, resource: str) -> tuple[str | None, str]:
@@ -142,12 +142,18 @@ def _id_field(record: JSONSchema | None, id_param: str | None, resource: str) ->
     candidates: list[str] = []
     if id_param:
         candidates.append(id_param)
+        if "user" in id_param.lower() or id_param.lower() in ("owner", "login"):
+            candidates.append("login")  # GitHub-style users: the username is the login
         m = _ID_SUFFIX.match(id_param)
         if m:  # petId -> id, pet_id; feed_key -> key, feed_key; username -> name
             base, suffix = m.group(1), m.group(2).lower()
             candidates += [suffix, suffix.upper(), suffix.capitalize(), f"{base}_{suffix}",
                            f"{base}{suffix.capitalize()}"]
-    candidates += [*_ID_NAMES, f"{resource}_id", f"{resource}Id"]
+    candidates += [*_ID_NAMES, f"{resource}_id", f"{resource}Id", "_id", "$id"]
+    if id_param:  # floating_ip -> ip
+        candidates.append(re.split(r"[-_.]", id_param)[-1])
+    if id_param:  # Twilio's {Sid} names the record's sid
+        candidates += [p for p in props if p.lower() == id_param.lower()]
     for name in candidates:
         if name in props:
             ptype = primary_type(record or {}, props[name]) or "string"
@@ -176,13 +182,22 @@ def _same_record(a: JSONSchema | None, b: JSONSchema | None) -> bool:
     return bool(names_a) and names_a == names_b
 
 
+def item_param(segment: str) -> str | None:
+    """The parameter an item path's last segment holds: ``{petId}``, or ``{Sid}.json``."""
+    m = _TEMPLATE.match(segment) or _SUFFIXED.match(segment)
+    return m.group(1) if m else None
+
+
 def _item_paths(by_path: dict[str, list[Operation]]) -> dict[str, str]:
-    """collection path -> item path, for every path ending in a single template."""
+    """collection path -> item path, for every path ending in a single template, and for every
+    ``.../Calls/{Sid}.json`` whose collection ``.../Calls.json`` the spec has (Twilio)."""
     item_of: dict[str, str] = {}
     for path in sorted(by_path):
         segs = segments(path)
         if segs and template_name(segs[-1]):
             item_of.setdefault(_parent(path), path)
+        elif segs and (m := _SUFFIXED.match(segs[-1])) and (coll := _parent(path) + m.group(2)) in by_path:
+            item_of.setdefault(coll, path)
     return item_of
 
 
@@ -227,8 +242,8 @@ def _collections(by_path: dict[str, list[Operation]], item_of: dict[str, str]) -
 
 
 def _resource_name(coll: str, taken: dict[str, Resource]) -> tuple[str, str]:
-    literals = [s for s in segments(coll) if not template_name(s)]
-    base = singular(literals[-1] if literals else "item").replace(".", "_")
+    literals = [s for s in segments(coll) if not template_name(s) and not _VERSION.match(s)]
+    base = singular(_EXTENSION.sub("", literals[-1]) if literals else "item").replace(".", "_")
     name, n = base, 2
     while name in taken:
         name, n = f"{base}_{n}", n + 1
@@ -237,7 +252,7 @@ def _resource_name(coll: str, taken: dict[str, Resource]) -> tuple[str, str]:
 
 def _make_resource(name: str, base: str, coll: str, item: str | None, by_path: dict[str, list[Operation]],
                    override: dict[str, Any]) -> Resource:
-    id_param = template_name(segments(item)[-1]) if item else None
+    id_param = item_param(segments(item)[-1]) if item else None
     record = _record_at(coll, item, by_path)
     id_field, id_type = _id_field(record, id_param, base)
     if "id_field" in override:
@@ -249,25 +264,54 @@ def _make_resource(name: str, base: str, coll: str, item: str | None, by_path: d
                 id_schema = p.schema
                 id_type = "integer" if primary_type(p.schema, p.schema) == "integer" else "string"
     scope = tuple(t for t in (template_name(s) for s in segments(coll)) if t)
-    return Resource(name, coll, item, id_param, id_field, id_type, scope, record, False, id_schema)
+    aliases = tuple(override.get("aliases", alias_fields(record, id_param, id_field)))
+    return Resource(name, coll, item, id_param, id_field, id_type, scope, record, False, id_schema, aliases,
+                    str(override.get("store", "")))
+
+
+def _shared_stores(resources: dict[str, Resource]) -> dict[str, Resource]:
+    """One store for collections that are the same resource under two paths: the same name
+    once version segments are dropped (``/products/v2``, ``/products``; ``/api/baskets``,
+    ``/baskets``), the same number of parent parameters and records with the same fields."""
+    first: dict[tuple[str, int, frozenset[str], str], str] = {}
+    out = dict(resources)
+    for name in sorted(resources):
+        res = resources[name]
+        if res.shared_store or not res.schema:
+            continue
+        literals = [s for s in segments(res.collection_path) if not template_name(s) and not _VERSION.match(s)]
+        fields = frozenset(object_properties(res.schema, res.schema))
+        key = (singular(literals[-1]) if literals else "", len(res.scope_params), fields, res.id_field or "")
+        if not fields or key in first:
+            out[name] = replace(res, shared_store=first.get(key, ""))
+        else:
+            first[key] = name
+    return out
 
 
 _ITEM_KINDS: dict[str, Kind] = {"GET": "read", "PUT": "replace", "PATCH": "update", "POST": "update",
                                 "DELETE": "delete"}
 
 
-def _bind(op: Operation, resources: dict[str, Resource], name_of: dict[str, str], item_of: dict[str, str]) -> Binding:
+def _bind(op: Operation, resources: dict[str, Resource], name_of: dict[str, str], collection_of: dict[str, str],
+          readable: set[str]) -> Binding:
     segs = segments(op.path)
-    if op.path in item_of.values():
-        res = name_of.get(_parent(op.path))
-        if res and op.method in _ITEM_KINDS:
-            return Binding(op.operation_id, _ITEM_KINDS[op.method], res)
+    if op.path in collection_of:  # an item path
+        res = name_of.get(collection_of[op.path])
+        # a POST on an item nothing reads is an action (enable-or-disable), not an update
+        if res and op.method == "POST" and any(r.status == "201" for r in op.responses):
+            return Binding(op.operation_id, "create", res)  # POST /baskets/{name}: 201 Created
+        if res and op.method in _ITEM_KINDS and (op.method != "POST" or op.path in readable):
+            return Binding(op.operation_id, _ITEM_KINDS[op.method], res, creates_when_absent(op))
     if op.path in name_of:
         res = name_of[op.path]
         if op.method == "GET":
             _, is_list = record_schema_of(success_schema(op))
             if is_list or success_schema(op) is None:
                 return Binding(op.operation_id, "list", res)
+        if op.method == "POST" and (_READS.match(op.operation_id) or _READS.match(op.summary)):
+            # a POST that fetches (getPodcastsInBatch, searchItems): its body is criteria, not a record
+            return Binding(op.operation_id, "action", None)
         if op.method == "POST":
             return Binding(op.operation_id, "create", res)
         id_field = resources[res].id_field
@@ -282,9 +326,28 @@ def _bind(op: Operation, resources: dict[str, Resource], name_of: dict[str, str]
     return Binding(op.operation_id, "action", None)
 
 
+_OPERATION_KEYS = frozenset({"kind", "resource", "upsert"})
+_RESOURCE_KEYS = frozenset({"id_field", "writable", "aliases", "store"})
+
+
+def check_overrides(overrides: dict[str, Any]) -> None:
+    """Refuse an override the simulator would silently ignore (a typo, a list given as text)."""
+    for section, known in (("operations", _OPERATION_KEYS), ("resources", _RESOURCE_KEYS)):
+        for name, override in (overrides.get(section) or {}).items():
+            if not isinstance(override, dict):
+                raise ValueError(f"override for {name}: expected a mapping of {sorted(known)}")
+            unknown = set(override) - known
+            if unknown:
+                raise ValueError(f"override for {name}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
+            if "aliases" in override and not (isinstance(override["aliases"], list)
+                                              and all(isinstance(a, str) for a in override["aliases"])):
+                raise ValueError(f"override for {name}: aliases must be a list of field names")
+
+
 def _apply_override(b: Binding, override: dict[str, Any] | None, resources: dict[str, Resource]) -> Binding:
     o = override or {}
-    b = Binding(b.operation_id, o.get("kind", b.kind), o.get("resource", b.resource))
+    b = Binding(b.operation_id, o.get("kind", b.kind), o.get("resource", b.resource),
+                bool(o.get("upsert", b.upsert)))
     if b.kind not in KINDS:
         raise ValueError(f"override for {b.operation_id}: unknown kind {b.kind!r}")
     if b.resource is not None and b.resource not in resources:
@@ -298,6 +361,7 @@ def infer_resources(spec: Spec, overrides: dict[str, Any] | None = None) -> Reso
     for op in spec.operations:
         by_path.setdefault(op.path, []).append(op)
     item_of = _item_paths(by_path)
+    check_overrides(overrides)
     res_over = overrides.get("resources", {}) or {}
     op_over = overrides.get("operations", {}) or {}
 
@@ -308,9 +372,11 @@ def infer_resources(spec: Spec, overrides: dict[str, Any] | None = None) -> Reso
         resources[name] = _make_resource(name, base, coll, item_of.get(coll), by_path, res_over.get(name) or {})
         name_of[coll] = name
 
+    readable = {path for path, ops in by_path.items() if any(op.method == "GET" for op in ops)}
+    collection_of = {item: coll for coll, item in item_of.items()}
     bindings: dict[str, Binding] = {}
     for op in spec.operations:
-        b = _bind(op, resources, name_of, item_of)
+        b = _bind(op, resources, name_of, collection_of, readable)
         if op.operation_id in op_over:
             b = _apply_override(b, op_over[op.operation_id], resources)
         bindings[op.operation_id] = b
@@ -319,6 +385,13 @@ def infer_resources(spec: Spec, overrides: dict[str, Any] | None = None) -> Reso
     for name, res in list(resources.items()):
         is_writable = bool((res_over.get(name) or {}).get("writable", name in writable))
         resources[name] = replace(res, writable=is_writable)
+    resources = _shared_stores(resources)
+    ops = {op.operation_id: op for op in spec.operations}
+    for name, res in list(resources.items()):
+        creates = [ops[b.operation_id] for b in bindings.values() if b.resource == name and b.kind == "create"]
+        extra = () if "aliases" in (res_over.get(name) or {}) else written_aliases(res.schema, res.id_param, creates)
+        if extra:
+            resources[name] = replace(res, aliases=(*res.aliases, *extra))
     notes: list[str] = []
     used = {b.resource for b in bindings.values() if b.resource}
     for name in sorted(set(resources) - used):
@@ -336,7 +409,7 @@ def describe(model: ResourceModel) -> list[dict[str, Any]]:
         out.append({
             "name": name, "collection": r.collection_path, "item": r.item_path,
             "id_field": r.id_field, "id_type": r.id_type, "writable": r.writable,
-            "scope": list(r.scope_params), "operations": ops,
+            "scope": list(r.scope_params), "aliases": list(r.aliases), "store": r.store, "operations": ops,
         })
     return out
 

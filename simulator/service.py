@@ -21,12 +21,14 @@ from .errors import SessionFull, SessionGone
 from .handlers import NO_BODY, Conflict, Handlers, NotFound, Outcome, choose_media, documented
 from .model import Operation, Spec
 from .resources import ResourceModel, infer_resources
+from .routing import Router
 from .sandbox import DEFAULT_SESSION, SimRequest, SimResponse
 from .schemas import primary_type
 from .sessions import Limits, SessionRegistry
 from .shaping import Shaper
 from .state import Session, World, canonical_json, json_bytes
 from .validation import CompiledOperation, Problem, UnsupportedMediaType, media_kind
+from .writes import WriteRefused
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +70,9 @@ class Simulator:
         self.compiled = [CompiledOperation(op) for op in env.spec.operations]
         self._produces = produced_media(env.spec)
         self._unrouted_media = document_media(env.spec) or PROBLEM_JSON
-        self._routes: dict[int, list[CompiledOperation]] = {}
+        self._router: Router[CompiledOperation] = Router()
         for c in self.compiled:
-            depth = len([s for s in c.op.path.split("/") if s])
-            self._routes.setdefault(depth, []).append(c)
-        for routes in self._routes.values():
-            routes.sort(key=lambda c: -c.literal_count)
+            self._router.add(c.op.path, c)
         self.registry = SessionRegistry(limits)
         self.authenticator: Authenticator | None = None
         if auth == "enforce":
@@ -128,28 +127,31 @@ class Simulator:
 
     def _head_as_get(self, path: str) -> bool:
         """HEAD is answered as GET where the path has a GET and no HEAD operation of its own."""
-        found = self.route(path)
-        methods = {c.op.method for c in found[0]} if found else set()
-        return "GET" in methods and "HEAD" not in methods
+        found = self.route(path, "HEAD")
+        if found and any(c.op.method == "HEAD" for c in found[0]):
+            return False
+        found = self.route(path, "GET")
+        return found is not None and any(c.op.method == "GET" for c in found[0])
 
-    def route(self, path: str) -> tuple[list[CompiledOperation], dict[str, str]] | None:
-        """The operations at the first (most literal) path template matching ``path``."""
+    def route(self, path: str, method: str = "") -> tuple[list[CompiledOperation], dict[str, str]] | None:
+        """The operations at the most specific path template matching ``path`` that has
+        ``method`` (else at the most specific match, which then answers 405), and the path
+        parameter values."""
         if self.base_path and (path == self.base_path or path.startswith(self.base_path + "/")):
             path = path[len(self.base_path):] or "/"
-        depth = len([s for s in path.split("/") if s])
-        for c in self._routes.get(depth, ()):
-            values = c.match(path)
-            if values is not None:
-                same = [o for o in self._routes[depth] if o.op.path == c.op.path]
-                return same, values
-        return None
+        first: tuple[list[CompiledOperation], dict[str, str]] | None = None
+        for route, values in self._router.matches(path):
+            if not method or any(c.op.method == method for c in route.targets):
+                return route.targets, values
+            first = first or (route.targets, values)
+        return first
 
     def _mock(self, req: SimRequest, session: Session) -> SimResponse:
-        found = self.route(req.path)
+        method = req.method.upper()
+        found = self.route(req.path, method)
         if found is None:
             return self._problem(None, 404, "Not Found", f"no operation at path {req.path!r}", [])
         candidates, values = found
-        method = req.method.upper()
         compiled = next((c for c in candidates if c.op.method == method), None)
         if compiled is None:
             allowed = ", ".join(sorted(c.op.method for c in candidates))
@@ -182,6 +184,11 @@ class Simulator:
         except Conflict as exc:
             return self._problem(op, 409, "Conflict", exc.detail,
                                  [Problem("path", res.id_param or "", "", exc.detail)] if res else [])
+        except WriteRefused as exc:  # valid for the request schema, but not storable as sent
+            field = exc.pointer.split("/")[1].replace("~1", "/").replace("~0", "~") if exc.pointer else ""
+            return self._problem(op, _documented_input_status(op, 422), "The write cannot be stored as sent",
+                                 f"field {field!r} ({exc.pointer}): {exc.reason}",
+                                 [Problem("body", field, exc.pointer, exc.reason)])
         return self._render(op, outcome)
 
     def _render(self, op: Operation, outcome: Outcome, extra: tuple[tuple[str, str], ...] = ()) -> SimResponse:

@@ -111,12 +111,7 @@ class SessionRegistry:
 
     def drop(self, name: str) -> bool:
         """Forget the session and any eviction mark; True when it was live."""
-        self._gone.pop(("session", name), None)
-        slot = self._sessions.pop(name, None)
-        if slot is None:
-            return False
-        self.held_bytes -= slot.cost
-        return True
+        return self._forget("session", self._sessions, name)
 
     def account(self, name: str) -> None:
         """Re-measure ``name`` after a request changed it, then evict others while over budget."""
@@ -188,15 +183,14 @@ class SessionRegistry:
 
     def delete_snapshot(self, snapshot_id: str) -> bool:
         """Forget a snapshot (and any eviction mark); True when it was held."""
-        self._gone.pop(("snapshot", snapshot_id), None)
-        slot = self._snapshots.pop(snapshot_id, None)
-        if slot is None:
-            return False
-        self.held_bytes -= slot.cost
-        return True
+        return self._forget("snapshot", self._snapshots, snapshot_id)
 
     def snapshot_ids(self) -> list[str]:
         return list(self._snapshots)
+
+    def has_snapshot(self, snapshot_id: str) -> bool:
+        """Whether ``snapshot_id`` is held now (not evicted, not deleted)."""
+        return snapshot_id in self._snapshots
 
     def clear(self, *, snapshots_only: bool = False) -> None:
         """Drop snapshots (and, unless ``snapshots_only``, sessions) without eviction marks."""
@@ -223,6 +217,15 @@ class SessionRegistry:
         }
 
     # -- eviction -------------------------------------------------------------------------
+
+    def _forget(self, kind: Kind, table: OrderedDict[str, _Slot], name: str) -> bool:
+        """Remove ``name`` from ``table`` and its eviction mark; True when it was held."""
+        self._gone.pop((kind, name), None)
+        slot = table.pop(name, None)
+        if slot is None:
+            return False
+        self.held_bytes -= slot.cost
+        return True
 
     def _put_session(self, name: str, session: Session) -> Session:
         self._tick += 1

@@ -14,8 +14,9 @@ import orjson
 
 from .datagen import generate_value
 from .model import JSONSchema
-from .schemas import array_items, deref, object_properties, primary_type, sub_schema
+from .schemas import array_items, deref, object_properties, primary_type, required_properties, sub_schema
 from .validation import compile_schema
+from .writes import is_secret_name
 
 _MAX_DEPTH = 6
 
@@ -25,7 +26,8 @@ class Shaper:
         self.epoch = epoch
         # (id(root), id(schema)) -> (root, schema, validator); holding the dicts keeps ids unique
         self._validators: dict[tuple[int, int], tuple[JSONSchema, JSONSchema, Any]] = {}
-        self._write_only: dict[tuple[int, int], tuple[JSONSchema, JSONSchema, bool]] = {}
+        # (id(root), id(schema)) -> (root, schema, (has writeOnly members, has secret-named members))
+        self._write_only: dict[tuple[int, int], tuple[JSONSchema, JSONSchema, tuple[bool, bool]]] = {}
 
     def validator(self, root: JSONSchema, schema: JSONSchema) -> Any:
         key = (id(root), id(schema))
@@ -52,42 +54,50 @@ class Shaper:
         inputs: dict[str, Any] | None = None,
         name: str | None = None,
         keep_extra: bool = False,
+        hide_secrets: bool = False,
     ) -> Any:
         """A value valid for ``schema`` (inside ``root``): ``hint`` itself when it validates,
         otherwise generated data with every part of ``hint`` (and every input whose name is a
         property name) that fits kept. ``writeOnly`` members (a password) are never part of it:
-        the schemas are response schemas, and a response must not carry them."""
+        the schemas are response schemas, and a response must not carry them. With
+        ``hide_secrets`` (record responses), members named as secrets
+        (:func:`~simulator.writes.is_secret_name`) are left out too, where the schema allows."""
         value = self._conform(root, schema, hint, seed, inputs=inputs, name=name, keep_extra=keep_extra)
-        if self.has_write_only(root, schema):
-            value = self.without_write_only(root, schema, value)
+        if self.has_hidden(root, schema, hide_secrets):
+            value = self.without_hidden(root, schema, value, hide_secrets)
         return value
 
-    def has_write_only(self, root: JSONSchema, schema: JSONSchema) -> bool:
+    def has_hidden(self, root: JSONSchema, schema: JSONSchema, secrets: bool) -> bool:
+        """Whether ``schema`` has a ``writeOnly`` member (or, with ``secrets``, a secret one)."""
         key = (id(root), id(schema))
         hit = self._write_only.get(key)
         if hit is None:
             text = orjson.dumps(sub_schema(root, schema))
-            hit = (root, schema, b'"writeOnly":true' in text)
+            hit = (root, schema, (b'"writeOnly":true' in text, any(is_secret_name(n) for n in _property_names(text))))
             self._write_only[key] = hit
-        return hit[2]
+        return hit[2][0] or (secrets and hit[2][1])
 
-    def without_write_only(self, root: JSONSchema, schema: JSONSchema, value: Any, depth: int = 0) -> Any:
-        """``value`` with every property whose schema is ``writeOnly`` removed, at any depth."""
+    def without_hidden(self, root: JSONSchema, schema: JSONSchema, value: Any, secrets: bool, depth: int = 0) -> Any:
+        """``value`` with every property whose schema is ``writeOnly`` removed, at any depth, and
+        with ``secrets`` every secret-named one its object does not require."""
         if depth > _MAX_DEPTH * 2:
             return value
         if isinstance(value, list):
             items = array_items(root, schema)
-            return [self.without_write_only(root, items, v, depth + 1) for v in value] if items else value
+            return [self.without_hidden(root, items, v, secrets, depth + 1) for v in value] if items else value
         if not isinstance(value, dict):
             return value
         props = object_properties(root, schema)
+        required = required_properties(root, schema) if secrets else ()
         out = {}
         for key, member in value.items():
             raw = props.get(key, {})
             prop = deref(root, raw)
             if raw.get("writeOnly") is True or prop.get("writeOnly") is True:
                 continue
-            out[key] = self.without_write_only(root, prop, member, depth + 1) if prop else member
+            if secrets and key not in required and is_secret_name(key):
+                continue
+            out[key] = self.without_hidden(root, prop, member, secrets, depth + 1) if prop else member
         return out
 
     def _conform(
@@ -156,3 +166,22 @@ class Shaper:
                 if self.is_valid(root, schema, trial):
                     minimal = trial
         return minimal
+
+
+def _property_names(schema_json: bytes) -> list[str]:
+    """Every property name declared anywhere in a schema's JSON text."""
+    names: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            props = node.get("properties")
+            if isinstance(props, dict):
+                names.extend(props)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(orjson.loads(schema_json))
+    return names

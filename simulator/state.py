@@ -54,7 +54,12 @@ def scope_key(values: tuple[str, ...]) -> str:
 
 
 def id_key(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
+    """The text a record is keyed by: the value as a path would carry it (``22562.0`` -> ``22562``)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 class World:
@@ -71,7 +76,7 @@ class World:
 
     def _make_record(self, res: Resource, scope: tuple[str, ...], seed: str, id_value: Any | None) -> tuple[str, Record]:
         schema = res.schema or {"type": "object"}
-        record = self.shaper.generate(schema, schema, seed, name=res.name)
+        record = self.shaper.generate(schema, schema, seed, name=res.store)
         if not isinstance(record, dict):
             record = {}
         hint = dict(record)
@@ -79,11 +84,13 @@ class World:
         for param, value in zip(res.scope_params, scope, strict=False):
             if param in props:  # a record names its parent: /users/{username}/repos -> owner field
                 hint[param] = coerce_like(record.get(param), value)
-        if res.id_field in props and id_value is None and res.id_field not in hint:
-            id_value = self.new_id(res, seed)  # an optional id property the generator left out
+        if res.id_field in props and id_value is None and (
+                res.id_field not in hint or not self._addressable(res, hint[res.id_field])):
+            # an optional id the generator left out, or one the item path could not carry
+            id_value = self.new_id(res, seed)
         if res.id_field and id_value is not None:
             hint[res.id_field] = id_value
-        record = self.shaper.conform(schema, schema, hint, seed, name=res.name)
+        record = self.shaper.conform(schema, schema, hint, seed, name=res.store)
         if res.id_field and res.id_field in record:
             key_value = record[res.id_field]
         elif id_value is not None:
@@ -103,22 +110,34 @@ class World:
                 return value
         return value
 
+    def _addressable(self, res: Resource, value: Any) -> bool:
+        """Whether the item path's parameter schema admits ``value`` (as the text a path carries)."""
+        if res.id_schema is None or isinstance(value, (dict, list)):
+            return True
+        return self.shaper.is_valid(res.id_schema, res.id_schema, value) or \
+            self.shaper.is_valid(res.id_schema, res.id_schema, id_key(value))
+
     def _id_candidate(self, res: Resource, seed: str) -> Any:
-        if res.schema and res.id_field:
-            prop = object_properties(res.schema, res.schema).get(res.id_field)
-            if prop is not None:
-                return self.shaper.generate(res.schema, prop, seed, name=res.id_field)
+        """An id the record schema and the item path's parameter both admit, where one exists
+        (a record typing its id as any string while the path asks for a uuid)."""
+        prop = object_properties(res.schema, res.schema).get(res.id_field or "") if res.schema else None
+        if res.id_schema is not None:
+            value = self.shaper.generate(res.id_schema, res.id_schema, seed, name=res.id_param or "id")
+            if prop is None or self.shaper.is_valid(res.schema or {}, prop, value):
+                return value
+        if prop is not None and res.schema:
+            return self.shaper.generate(res.schema, prop, seed, name=res.id_field)
         id_schema = res.id_schema or {"type": "string"}
         return self.shaper.generate(id_schema, id_schema, seed, name=res.id_param or "id")
 
     def base(self, res: Resource, scope: tuple[str, ...]) -> dict[str, Record]:
-        key = (res.name, scope_key(scope))
+        key = (res.store, scope_key(scope))
         hit = self._base.get(key)
         if hit is not None:
             return hit
         records: dict[str, Record] = {}
         for i in range(self.fixtures):
-            seed = f"{self.seed}|fixture|{res.name}|{key[1]}|{i}"
+            seed = f"{self.seed}|fixture|{res.store}|{key[1]}|{i}"
             id_value: Any = i + 1 if res.id_type == "integer" else None
             for attempt in range(_ID_ATTEMPTS):
                 k, record = self._make_record(res, scope, f"{seed}|{attempt}", id_value)
@@ -130,7 +149,7 @@ class World:
 
     def positions(self, res: Resource, scope: tuple[str, ...]) -> dict[str, int]:
         """Fixture id key -> its place in the fixture order (memoised)."""
-        key = (res.name, scope_key(scope))
+        key = (res.store, scope_key(scope))
         hit = self._positions.get(key)
         if hit is None:
             hit = self._positions[key] = {k: i for i, k in enumerate(self.base(res, scope))}
@@ -138,7 +157,7 @@ class World:
 
     def open_record(self, res: Resource, scope: tuple[str, ...], raw_id: Any) -> Record:
         """For read-only resources: the record any id resolves to."""
-        key = (res.name, scope_key(scope), id_key(raw_id))
+        key = (res.store, scope_key(scope), id_key(raw_id))
         hit = self._open.get(key)
         if hit is None:
             _, hit = self._make_record(res, scope, f"{self.seed}|open|{key[0]}|{key[1]}|{key[2]}", raw_id)
@@ -199,10 +218,6 @@ def filter_keys(value: Any) -> frozenset[str]:
 
 
 _HASH_MOD = 1 << 256
-
-
-def entry_digest(resource: str, scope: str, key: str, record: Record | None) -> int:
-    return entry_digest_and_size(resource, scope, key, record)[0]
 
 
 def entry_digest_and_size(resource: str, scope: str, key: str, record: Record | None) -> tuple[int, int]:
@@ -271,7 +286,7 @@ class Session:
 
     def records(self, world: World, res: Resource, scope: tuple[str, ...]) -> list[tuple[str, Record]]:
         base = world.base(res, scope)
-        changes = self.overlay.get(res.name, {}).get(scope_key(scope), {})
+        changes = self.overlay.get(res.store, {}).get(scope_key(scope), {})
         out: list[tuple[str, Record]] = []
         for key, record in base.items():
             if key in changes:
@@ -294,13 +309,11 @@ class Session:
         for name, wanted in filters.items():
             matched = self._index(world, res, scope, name).lookup(wanted)
             keys = matched if keys is None else keys & matched
-        base = world.positions(res, scope)
-        ordinals = self._ordinals.get((res.name, scope_key(scope)), {})
-        ordered = sorted(keys or (), key=lambda k: (0, base[k]) if k in base else (1, ordinals.get(k, 0)))
+        ordered = self._in_list_order(world, res, scope, keys or set())
         return [(k, r) for k in ordered if (r := self.get(world, res, scope, k)) is not None]
 
     def _index(self, world: World, res: Resource, scope: tuple[str, ...], name: str) -> FieldIndex:
-        by_field = self._indexes.setdefault((res.name, scope_key(scope)), {})
+        by_field = self._indexes.setdefault((res.store, scope_key(scope)), {})
         index = by_field.get(name)
         if index is None:
             index = by_field[name] = FieldIndex(name)
@@ -308,8 +321,32 @@ class Session:
                 index.store(key, record)
         return index
 
+    def find(self, world: World, res: Resource, scope: tuple[str, ...], key: str) -> tuple[str, Record] | None:
+        """The record an item path names: by its id key, else by the first record (in list order)
+        whose alias field (``username``, ``slug``, ``name`` ...) holds ``key``. Aliases are looked
+        up only when the id misses, through indexes kept up to date on every write."""
+        changes = self.overlay.get(res.store, {}).get(scope_key(scope), {})
+        record = changes[key] if key in changes else world.base(res, scope).get(key)
+        if record is not None:
+            return key, record
+        if key in changes:
+            return None  # a deleted record stays gone, whatever other record has its id as a name
+        for name in res.aliases:
+            keys = self._index(world, res, scope, name).lookup(key)
+            if keys:
+                first = self._in_list_order(world, res, scope, keys)[0]
+                found = self.get(world, res, scope, first)
+                if found is not None:
+                    return first, found
+        return None
+
+    def _in_list_order(self, world: World, res: Resource, scope: tuple[str, ...], keys: set[str]) -> list[str]:
+        base = world.positions(res, scope)
+        ordinals = self._ordinals.get((res.store, scope_key(scope)), {})
+        return sorted(keys, key=lambda k: (0, base[k]) if k in base else (1, ordinals.get(k, 0)))
+
     def get(self, world: World, res: Resource, scope: tuple[str, ...], key: str) -> Record | None:
-        changes = self.overlay.get(res.name, {}).get(scope_key(scope), {})
+        changes = self.overlay.get(res.store, {}).get(scope_key(scope), {})
         if key in changes:
             return changes[key]
         return world.base(res, scope).get(key)
@@ -318,30 +355,30 @@ class Session:
         """Store a record (None: deleted); :class:`SessionFull`, before any change, when the
         session's records would exceed ``record_limit`` bytes."""
         skey = scope_key(scope)
-        entry = (res.name, skey, key)
-        digest, size = entry_digest_and_size(res.name, skey, key, record)
+        entry = (res.store, skey, key)
+        digest, size = entry_digest_and_size(res.store, skey, key, record)
         held = self.record_bytes - self._sizes.get(entry, 0) + size
         if self.record_limit is not None and held > self.record_limit and size > self._sizes.get(entry, 0):
             raise SessionFull(self.record_bytes, self.record_limit)
         self.record_bytes = held
         self._sizes[entry] = size
-        changes = self.overlay.setdefault(res.name, {}).setdefault(skey, {})
+        changes = self.overlay.setdefault(res.store, {}).setdefault(skey, {})
         if key not in changes:
-            ordinals = self._ordinals.setdefault((res.name, skey), {})
+            ordinals = self._ordinals.setdefault((res.store, skey), {})
             ordinals[key] = len(ordinals)
         changes[key] = record
         self._digest = (self._digest - self._digests.get(entry, 0) + digest) % _HASH_MOD
         self._digests[entry] = digest
-        for index in self._indexes.get((res.name, skey), {}).values():
+        for index in self._indexes.get((res.store, skey), {}).values():
             index.store(key, record)
-        if (res.name, skey) in self._max_int and _is_int(key):
-            self._max_int[(res.name, skey)] = max(self._max_int[(res.name, skey)], int(key))
+        if (res.store, skey) in self._max_int and _is_int(key):
+            self._max_int[(res.store, skey)] = max(self._max_int[(res.store, skey)], int(key))
         self.changed()
 
     def next_integer_id(self, world: World, res: Resource, scope: tuple[str, ...]) -> int:
-        slot = (res.name, scope_key(scope))
+        slot = (res.store, scope_key(scope))
         if slot not in self._max_int:
-            keys = [*world.base(res, scope), *self.overlay.get(res.name, {}).get(slot[1], {})]
+            keys = [*world.base(res, scope), *self.overlay.get(res.store, {}).get(slot[1], {})]
             self._max_int[slot] = max((int(k) for k in keys if _is_int(k)), default=0)
         return self._max_int[slot] + 1
 

@@ -9,6 +9,7 @@ unique within a spec and at most 64 characters (OpenAI's limit).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -16,11 +17,14 @@ from urllib.parse import quote, urlencode
 import orjson
 
 from .model import JSONSchema, Operation, Spec
-from .sandbox import SimRequest
+from .sandbox import SimRequest, SimResponse
 from .schemas import deref, object_properties, required_properties
+from .state import json_bytes
 from .validation import media_kind
 
 MAX_NAME = 64
+SEPARATOR = "__"  # between the environment and the tool in a qualified name: petstore__addPet
+_ENV_PREFIX = 20  # characters of the environment's name a qualified name keeps
 _INLINE_DEPTH = 3
 _DROP_KEYS = frozenset({"$defs", "$schema", "$id", "readOnly", "writeOnly", "xml", "externalDocs", "deprecated"})
 MULTIPART_BOUNDARY = "toolgrad-sim-boundary"
@@ -146,6 +150,43 @@ def tool_for(op: Operation, name: str) -> Tool:
 def tools_for(spec: Spec) -> list[Tool]:
     taken: set[str] = set()
     return [tool_for(op, unique_name(sanitize_name(op.operation_id), taken)) for op in spec.operations]
+
+
+def qualified_tools(specs: Mapping[str, Spec]) -> dict[str, tuple[str, Tool]]:
+    """Every operation of several environments in one flat namespace, as datasets name them:
+    qualified name -> (environment, tool). Names are ``<env>__<tool>`` (the environment's name
+    cut to 20 characters), unique and at most 64 characters; environments in name order, each
+    one's tools in spec order."""
+    taken: set[str] = set()
+    out: dict[str, tuple[str, Tool]] = {}
+    for env_name in sorted(specs):
+        prefix = sanitize_name(env_name, _ENV_PREFIX)
+        for tool in tools_for(specs[env_name]):
+            out[unique_name(f"{prefix}{SEPARATOR}{tool.name}", taken, MAX_NAME)] = (env_name, tool)
+    return out
+
+
+def response_body(response: SimResponse) -> Any:
+    """A tool call's result body: parsed JSON for a JSON response, else the text (None when empty)."""
+    if not response.body:
+        return None
+    if "json" in response.content_type:
+        try:
+            return orjson.loads(response.body)
+        except orjson.JSONDecodeError:
+            pass
+    return response.body.decode("utf-8", "replace")
+
+
+def result_text(status: int, body: Any) -> str:
+    """What a model is shown for a call that was made: ``{"status": ..., "body": ...}`` (the
+    same bytes in datasets, ``toolgrad eval`` and MCP)."""
+    return json_bytes({"status": status, "body": body}).decode()
+
+
+def error_text(error: str) -> str:
+    """What a model is shown for a call that could not be made: ``{"error": ...}``."""
+    return json_bytes({"error": error}).decode()
 
 
 def _text(value: Any) -> str:

@@ -17,12 +17,13 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 import jsonschema_rs
 import orjson
 
 from .model import JSONSchema, Operation, Parameter
+from .routing import PathTemplate
 from .schemas import array_items, deref, object_properties, primary_type
 
 _INT = re.compile(r"[+-]?\d+")
@@ -138,21 +139,12 @@ _DELIMS = {"form": ",", "simple": ",", "spaceDelimited": " ", "pipeDelimited": "
 
 
 class CompiledOperation:
-    """An operation with its path regex, parameter plans and validators (compiled lazily,
+    """An operation with its path template, parameter plans and validators (compiled lazily,
     once, on first use, so a 5 MB spec starts fast)."""
 
-    def __init__(self, op: Operation, base_path: str = "") -> None:
+    def __init__(self, op: Operation) -> None:
         self.op = op
-        names: list[str] = []
-
-        def group(m: re.Match[str]) -> str:
-            names.append(m.group(1))
-            return f"(?P<p{len(names) - 1}>[^/]+)"
-
-        pattern = re.sub(r"\{([^{}]+)\}", group, re.escape(op.path).replace(r"\{", "{").replace(r"\}", "}"))
-        self.regex = re.compile(pattern + "/?$")
-        self.path_names = names
-        self.literal_count = sum(1 for s in op.path.split("/") if s and "{" not in s)
+        self.template = PathTemplate.compile(op.path)
         self.plans = [self._plan(p) for p in op.parameters]
 
     @staticmethod
@@ -175,10 +167,7 @@ class CompiledOperation:
         return {m: compile_schema(s) for m, s in rb.content.items()} if rb else {}
 
     def match(self, path: str) -> dict[str, str] | None:
-        m = self.regex.match(path)
-        if m is None:
-            return None
-        return {name: unquote(m.group(f"p{i}")) for i, name in enumerate(self.path_names)}
+        return self.template.match(path)
 
     # -- decoding ---------------------------------------------------------------------------
 

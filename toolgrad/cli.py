@@ -130,6 +130,9 @@ def generate(
     cache: str = typer.Option(None, "--cache", help=f"record/replay cache directory [{GENERATE_ENV['cache']}]"),
     replay_only: bool = typer.Option(None, "--replay-only/--no-replay-only",
                                      help=f"never call the model: cache hits only [{GENERATE_ENV['replay_only']}]"),
+    temperature: float = typer.Option(None, "--temperature",
+                                      help=f"the model's sampling temperature, recorded in each sample's provenance "
+                                      f"(default 0; the paper samples at 1.0) [{GENERATE_ENV['temperature']}]"),
     concurrency: int = typer.Option(None, "--concurrency", "-c",
                                     help=f"samples in flight (default 1) [{GENERATE_ENV['concurrency']}]"),
     iterations: int = typer.Option(None, "--iterations", help=f"T (default 10) [{GENERATE_ENV['iterations']}]"),
@@ -138,12 +141,13 @@ def generate(
     output: str = typer.Option(None, "--output", "-o",
                                help=f"dataset file (JSONL; resumed if it exists) [{GENERATE_ENV['output']}]"),
 ) -> None:
-    """Generate answer-first tool-use samples (resumable; same seed, same bytes)."""
+    """Generate answer-first tool-use samples (resumable; same seed, same bytes). One writer per
+    output: a second run on the same file exits 2 naming the pid of the one writing it."""
     console = Console()
     with _user_errors():
         settings: GenerateSettings = from_environment(
             GenerateSettings, GENERATE_ENV, envs=env or None, n=n, seed=seed, llm=llm, model=model,
-            base_url=base_url, cache=cache, replay_only=replay_only, concurrency=concurrency,
+            base_url=base_url, cache=cache, replay_only=replay_only, temperature=temperature, concurrency=concurrency,
             iterations=iterations, batch_size=batch_size, proposals=proposals, output=output)
         view = _ProgressView(console)
         try:
@@ -153,16 +157,19 @@ def generate(
 
 
 def export(
-    dataset: str = typer.Argument(..., help="a dataset written by toolgrad generate"),
-    format: str = typer.Option(None, "--format", "-f", help=f"openai | bfcl | hf [{EXPORT_ENV['format']}]"),
-    output: str = typer.Option(None, "--output", "-o", help=f"output file (a directory for hf) [{EXPORT_ENV['output']}]"),
+    dataset: str = typer.Argument(..., help="a dataset written by toolgrad generate (for hf, also a "
+                                  "`toolgrad split` directory: its train and test splits)"),
+    format: str = typer.Option(None, "--format", "-f", help=f"openai | calls | bfcl | hf [{EXPORT_ENV['format']}]"),
+    output: str = typer.Option(None, "--output", "-o",
+                               help=f"output file (a directory for bfcl and hf) [{EXPORT_ENV['output']}]"),
     negatives: float = typer.Option(None, "--negatives",
-                                    help=f"share of irrelevance negatives in bfcl (default 0.2) [{EXPORT_ENV['negatives']}]"),
+                                    help=f"share of irrelevance negatives in calls and bfcl (default 0.2) [{EXPORT_ENV['negatives']}]"),
     distractors: int = typer.Option(None, "--distractors",
                                     help=f"extra tools offered per sample (default 4) [{EXPORT_ENV['distractors']}]"),
     seed: int = typer.Option(None, "--seed", help=f"seed of the export's choices (default 0) [{EXPORT_ENV['seed']}]"),
 ) -> None:
-    """Export a dataset to OpenAI fine-tuning JSONL, the paper's single-turn format, or Hugging Face."""
+    """Export a dataset: OpenAI fine-tuning JSONL, single-turn call lists, BFCL's layout, or a Hugging
+    Face dataset repository."""
     with _user_errors():
         settings: ExportSettings = from_environment(
             ExportSettings, EXPORT_ENV, input=dataset, format=format, output=output, negatives=negatives,
@@ -171,10 +178,31 @@ def export(
     Console().print(f"wrote {count} record(s) to {settings.output} ({settings.format}, seed {settings.seed})")
 
 
-COMMANDS: dict[str, Callable[..., None]] = {"generate": generate, "export": export}
+def split(
+    dataset: str = typer.Argument(..., help="a dataset written by toolgrad generate"),
+    test: float = typer.Option(0.2, "--test", min=0.0, max=1.0, help="share of samples to hold out for test"),
+    by: str = typer.Option("sequence", "--by", help="sequence: no test sample shares its tool-call sequence "
+                           "with a training sample; env: nor any environment"),
+    seed: int = typer.Option(0, "--seed", help="seed of the group ranking"),
+    output: str = typer.Option(..., "--output", "-o", help="directory for train.jsonl, test.jsonl and split.json"),
+) -> None:
+    """Split a dataset into train and test sets that hold out (deterministic; see docs/training.md)."""
+    from .split import split_file
+
+    with _user_errors():
+        manifest = split_file(dataset, output, test, by=by, seed=seed)  # type: ignore[arg-type]
+    n = manifest["samples"]
+    Console().print(f"{n['train']} train / {n['test']} test samples (target {manifest['target_test_samples']}), "
+                    f"{manifest['groups']['test']} of {manifest['groups']['total']} {by} groups held out, in {output}")
+
+
+COMMANDS: dict[str, Callable[..., None]] = {"generate": generate, "export": export, "split": split}
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``generate`` and ``export`` to the root ``toolgrad`` app."""
+    """Add ``generate``, ``export`` and ``split`` to the root ``toolgrad`` app."""
     for name, command in COMMANDS.items():
         app.command(name)(command)
+    from .train.cli import register as register_train  # torch loads only when `train` runs
+
+    register_train(app)

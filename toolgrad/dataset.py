@@ -15,6 +15,9 @@ What a caller may rely on:
   lines are written in seed order, a requested seed below the file's highest one that is absent
   failed before and is not retried. A trailing partial line (a file written by other means,
   or a power loss) is truncated with a warning.
+* **One writer.** A run holds an exclusive lock on ``<output>.lock`` (its pid inside); a second
+  run on the same output stops at once with an error naming that pid. The kernel drops the lock
+  when the holder exits or dies.
 * **Beside the data.** ``data.summary.json`` (the :class:`~toolgrad.records.RunSummary`: what
   varies run to run) and ``data.schema.json`` (the record's JSON Schema), both written
   atomically (temporary file + ``os.replace``).
@@ -29,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
@@ -41,10 +45,10 @@ import simulator
 from simulator.environment import shipped_environments
 
 from . import __version__
-from .files import LineFile, write_json_atomic
+from .files import LineFile, OutputLocked, exclusive_writer, write_json_atomic
 from .loop import SampleOutcome, run_sample
 from .policy import Policy
-from .records import Provenance, RunSummary, Sample
+from .records import SCHEMA_VERSION, Provenance, RunSummary, Sample
 from .settings import GenerateSettings, ToolgradError, sidecar
 from .toolbox import Toolbox
 
@@ -119,6 +123,8 @@ def git_revision() -> str:
 
 def make_provenance(settings: GenerateSettings, toolbox: Toolbox, llm: str) -> Provenance:
     generator = {**settings.generator_config().to_json(), "environments": sorted(toolbox.environments)}
+    if llm != "offline":  # a model's sampling temperature is part of how its samples were made
+        generator["temperature"] = settings.temperature
     return Provenance(
         environments=toolbox.fingerprints(), generator=generator, llm=llm,
         model=settings.model if llm != "offline" else "", base_url=settings.base_url if llm != "offline" else "",
@@ -152,6 +158,9 @@ def open_existing(path: Path) -> Existing:
         try:
             record = orjson.loads(line)
             found.seeds.append(int(record["seed"]))
+            if record.get("schema_version") != SCHEMA_VERSION:
+                raise ToolgradError(f"{path}:{number}: a schema {record.get('schema_version')} record; this toolgrad "
+                                    f"writes schema {SCHEMA_VERSION}: write to a new output file")
             if found.first is None:
                 found.first = Provenance.model_validate(record["provenance"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
@@ -218,7 +227,8 @@ def policy_factory_for(settings: GenerateSettings) -> PolicyFactory:
 
     def factory(toolbox: Toolbox) -> Policy:
         policy: Policy = make_llm_policy(model=settings.model, base_url=settings.base_url,
-                                         cache_dir=settings.cache, replay_only=settings.replay_only)
+                                         cache_dir=settings.cache, replay_only=settings.replay_only,
+                                         temperature=settings.temperature)
         return policy
 
     return factory
@@ -251,7 +261,30 @@ def generate_dataset(
 ) -> RunSummary:
     """Generate (or resume) the dataset ``settings.output``; returns the run summary, also
     written beside it. ``policy_factory`` (toolbox -> policy, called once per sample) overrides
-    the policy that ``settings.llm`` names."""
+    the policy that ``settings.llm`` names. One writer at a time: the run holds
+    ``<output>.lock``, and a second run on the same output raises :class:`ToolgradError` naming
+    the holder's pid."""
+    out = Path(settings.output)
+    if out.parent and not out.parent.exists():
+        raise ToolgradError(f"output directory {out.parent} does not exist")
+    with sole_writer(out):
+        return _generate_locked(settings, events, policy_factory)
+
+
+@contextmanager
+def sole_writer(out: Path) -> Iterator[None]:
+    """Hold ``out``'s writer lock (:func:`toolgrad.files.exclusive_writer`) for the block;
+    :class:`ToolgradError` naming the holder's pid when another live process writes it."""
+    try:
+        with exclusive_writer(out):
+            yield
+    except OutputLocked as exc:
+        raise ToolgradError(str(exc)) from None
+
+
+def _generate_locked(
+    settings: GenerateSettings, events: EventSink | None, policy_factory: PolicyFactory | None,
+) -> RunSummary:
     emit = events or (lambda event: None)
     started = time.perf_counter()
     refs = environment_refs(settings)
@@ -261,8 +294,6 @@ def generate_dataset(
     provenance = make_provenance(settings, first_box, probe.name)
     config = settings.generator_config()
     out = Path(settings.output)
-    if out.parent and not out.parent.exists():
-        raise ToolgradError(f"output directory {out.parent} does not exist")
     existing = open_existing(out)
     if existing.truncated:
         emit(Notice(f"{out}: removed a partial last line ({existing.truncated} bytes) left by a crash"))

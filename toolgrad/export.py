@@ -1,5 +1,6 @@
 """Exports of a dataset to training formats: OpenAI chat fine-tuning, the paper's single-turn
-format (BFCL-style, with irrelevance negatives), and a Hugging Face ``datasets`` dataset.
+call lists (with irrelevance negatives), BFCL's own layout (:mod:`toolgrad.export_bfcl`) and a
+Hugging Face dataset repository (:mod:`toolgrad.export_hf`).
 
 Every choice (distractor tools, which samples become negatives) is drawn from
 ``sha256(seed, sample id, ...)``, so an export is a pure function of (dataset, settings).
@@ -8,14 +9,15 @@ Every choice (distractor tools, which samples become negatives) is drawn from
   one assistant turn per call (``tool_calls`` with a deterministic id), each result as a
   ``tool`` message (``{"status": ..., "body": ...}``, what the model saw at generation time),
   and the final answer. ``tools`` holds the sample's tools plus distractors, shuffled.
-* ``bfcl``: one object per line, ``{"id", "messages", "tools", "target", "negative"}``: a system
+* ``calls``: one object per line, ``{"id", "messages", "tools", "target", "negative"}``: a system
   prompt listing the candidate tools (relevant ones plus distractors), the query, and the
   assistant's calls as JSON ``[{"name": ..., "arguments": {...}}]``. ``round(negatives * N)``
   samples (chosen by hash) become irrelevance negatives: their relevant tools are removed
   from the candidates and the target is ``[]``.
-* ``hf``: ``datasets.Dataset.save_to_disk`` with flat columns; nested JSON (tools, calls,
-  messages, chains) is kept as JSON text so responses of any shape fit one Arrow schema.
-  Needs the optional extra ``[hf]``.
+  ``toolgrad eval-calls`` reads it; BFCL's own tools do not (use ``bfcl`` for those).
+* ``bfcl``: a directory in BFCL's layout, see :mod:`toolgrad.export_bfcl`.
+* ``hf``: a dataset repository (nested messages and tools, splits, a dataset card), see
+  :mod:`toolgrad.export_hf`.
 
 Distractors come from every tool of the dataset's environments when those load by name with
 the recorded spec hash (shipped environments), else from the tools the dataset's samples use.
@@ -127,7 +129,7 @@ def negative_ids(samples: list[Sample], rate: float, seed: int) -> set[str]:
 def export_rows(samples: list[Sample], settings: ExportSettings) -> list[dict[str, Any]]:
     pool = tool_pool(samples)
     rows = []
-    if settings.format == "bfcl":
+    if settings.format == "calls":
         negatives = negative_ids(samples, settings.negatives, settings.seed)
         for sample in samples:
             neg = sample.id in negatives
@@ -136,20 +138,21 @@ def export_rows(samples: list[Sample], settings: ExportSettings) -> list[dict[st
         return rows
     for sample in samples:
         tools = candidates_for(sample, pool, settings.distractors, settings.seed)
-        record = openai_record(sample, tools)
-        if settings.format == "hf":
-            record = {
-                "id": sample.id, "seed": sample.seed, "query": sample.query, "answer": sample.answer,
-                "environments": sorted({s.env for s in sample.steps()}), "num_calls": len(sample.steps()),
-                "calls": _dumps(calls_of(sample)), "tools": _dumps(tools), "messages": _dumps(record["messages"]),
-                "chains": _dumps([c.model_dump(mode="json") for c in sample.chains]),
-            }
-        rows.append(record)
+        rows.append(openai_record(sample, tools))
     return rows
 
 
 def export_dataset(settings: ExportSettings) -> int:
-    """Write the export; returns the number of records."""
+    """Write the export; returns the number of records (items, for bfcl; rows over all splits,
+    for hf)."""
+    if settings.format == "bfcl":
+        from .export_bfcl import export_bfcl
+
+        return sum(export_bfcl(settings)["counts"].values())
+    if settings.format == "hf":
+        from .export_hf import export_hf
+
+        return sum(export_hf(settings).values())
     source = Path(settings.input)
     if not source.is_file():
         raise ToolgradError(f"{source}: no such dataset file")
@@ -157,15 +160,6 @@ def export_dataset(settings: ExportSettings) -> int:
     out = Path(settings.output)
     if not out.parent.exists():
         raise ToolgradError(f"output directory {out.parent} does not exist")
-    if settings.format == "hf":
-        try:
-            import datasets  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            raise ToolgradError("--format hf needs the optional dependency 'datasets': "
-                                "pip install 'toolgrad-kit[hf]'") from None
-        rows = export_rows(samples, settings)
-        datasets.Dataset.from_list(rows).save_to_disk(str(out))
-        return len(rows)
     rows = export_rows(samples, settings)
     write_lines_atomic(out, (orjson.dumps(row, option=orjson.OPT_SORT_KEYS) + b"\n" for row in rows))
     return len(rows)

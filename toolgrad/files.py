@@ -10,10 +10,16 @@ committed (committed bytes copied in the kernel, pending lines appended, renamed
 the pending bytes reach 1/:data:`COPY_RATIO` of the file, so copying costs at most that many
 bytes per byte written, or after :data:`COMMIT_SECONDS`, so what a reader sees is never older.
 A kill loses only uncommitted lines, which a resumed run writes again.
+
+:func:`exclusive_writer` makes sure one process at a time writes an output: an ``flock(2)`` on
+``<output>.lock`` beside it, which holds the writer's pid and is removed when the writer is done.
+The kernel releases the lock when the holder exits or dies, so a lock file left by a killed
+process is stale and simply taken over.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import threading
@@ -28,6 +34,57 @@ import orjson
 COPY_RATIO = 16
 COMMIT_SECONDS = 1.0
 FSYNC_EVERY = 64  # commits between fsyncs (and always at close): a power loss costs at most these
+
+
+LOCK_SUFFIX = ".lock"
+
+
+class OutputLocked(Exception):
+    """Another live process holds the output's lock."""
+
+    def __init__(self, path: Path, holder: int | None) -> None:
+        self.path = path
+        self.holder = holder  # its pid, when the lock file says
+        who = f"process {holder}" if holder is not None else "another process"
+        super().__init__(f"{path} is being written by {who} (lock {path.name}{LOCK_SUFFIX}); "
+                         "wait for it to finish or write to another file")
+
+
+@contextmanager
+def exclusive_writer(path: str | Path) -> Iterator[Path]:
+    """Hold the exclusive lock on ``<path>.lock`` for the block (yields the lock file's path);
+    :class:`OutputLocked` naming the holder's pid when another live process holds it. The lock
+    file is removed when the block ends; one left by a killed holder is taken over."""
+    path = Path(path)
+    lock = path.with_name(path.name + LOCK_SUFFIX)
+    fd = _lock_file(path, lock)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)  # while still held: no one can hold the unlinked file alone
+        os.close(fd)  # releases the flock
+
+
+def _lock_file(path: Path, lock: Path) -> int:
+    """An open, flock-ed descriptor of the file at ``lock`` (not of one a releasing holder
+    unlinked after we opened it: then we try again)."""
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise OutputLocked(path, int(text) if text.isdigit() else None) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
 
 
 def _temporary(path: Path) -> Path:

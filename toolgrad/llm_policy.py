@@ -1,14 +1,19 @@
 """The four ToolGrad modules asked of a chat model: :class:`LLMPolicy` implements :class:`Policy`.
 
-* Proposer: k task proposals (an instruction and at most 3 tools of the batch), structured output.
+* Proposer: k task proposals (an instruction and at most 3 tools of the batch), structured output;
+  it sees every tool of the mini-batch as a compact signature with its parameters (as the paper's
+  proposer sees the whole batch of B tools).
 * Executor: a tool-calling agent with the proposal's tools, at most ``ctx.max_agent_steps`` real
   calls through the ``call`` function it is handed; results go back as ``tool`` messages. When
   the model answers its first turn without a call, the turn is asked again with ``tool_choice``
   naming the proposal's first tool (small models often need that; servers that take a named
   function constrain the arguments to its schema).
 * Selector: pick one successful execution (or reject all) with a rationale, structured output.
-* Updater: the rewritten user query and final answer, structured output; a query that names a
-  tool gets one rewrite turn.
+* Updater: the rewritten user query and final answer, structured output. Text the loop would
+  reject (a query that names a tool, or that fails the validity checks of
+  :mod:`toolgrad.validity`: a value the user must supply left unstated, a record from an earlier
+  result not named, an answer value no response holds) gets up to :data:`REWRITE_TURNS` rewrite
+  turns naming the problem.
 
 A model failure becomes :class:`~toolgrad.policy.StageError` (recorded by the loop), except a
 ``--replay-only`` cache miss (:class:`~toolgrad.llm.openai_backend.CacheMiss`), which propagates:
@@ -43,17 +48,21 @@ from .policy import (
 from .records import Cost, Proposal, Selection, Step
 
 MODULES = ("propose", "execute", "select", "update")
-DEFAULT_MAX_TOKENS = {"propose": 320, "execute": 256, "select": 192, "update": 256}
+DEFAULT_MAX_TOKENS = {"propose": 320, "execute": 256, "select": 192, "update": 384}
+REWRITE_TURNS = 2  # updater turns spent fixing what the loop would reject
 # a local CPU server generating a few hundred tokens under a grammar can take minutes: a request
 # given up on keeps the server busy, so the retry would only queue behind it
 DEFAULT_TIMEOUT_S = 180.0
 
 
 class LLMPolicy:
-    """:class:`Policy` over a :class:`ChatModel`. ``temperatures`` and ``max_tokens`` are per
-    module (``propose``, ``execute``, ``select``, ``update``); unset ones default to 0.0 and
-    :data:`DEFAULT_MAX_TOKENS`. ``tools_budget`` and ``workflow_budget`` bound (in characters)
-    the tool list and the workflow shown in a prompt; ``output_chars`` bounds each tool result."""
+    """:class:`Policy` over a :class:`ChatModel`. ``temperature`` is the sampling temperature of
+    every module (the paper's code samples at 1.0; the default 0.0 makes a local server's replies
+    repeatable even without the cache); ``temperatures`` and ``max_tokens`` override it per module
+    (``propose``, ``execute``, ``select``, ``update``; unset max_tokens default to
+    :data:`DEFAULT_MAX_TOKENS`). ``tools_budget`` and ``workflow_budget`` bound (in characters) the
+    tool list and the workflow shown in a prompt (every tool is shown; descriptions give way
+    first); ``output_chars`` bounds each tool result."""
 
     name = "openai"
 
@@ -61,9 +70,10 @@ class LLMPolicy:
         self,
         chat: ChatModel,
         *,
+        temperature: float = 0.0,
         temperatures: Mapping[str, float] | None = None,
         max_tokens: Mapping[str, int] | None = None,
-        tools_budget: int = 1800,
+        tools_budget: int = 6400,
         workflow_budget: int = 1200,
         output_chars: int = 400,
         max_proposal_tools: int = 3,
@@ -74,7 +84,7 @@ class LLMPolicy:
         # a scoped view counts this policy's calls apart from other samples sharing the client
         scoped = getattr(chat, "scoped", None)
         self.chat: ChatModel = scoped() if callable(scoped) else chat
-        self.temperatures = {m: 0.0 for m in MODULES} | dict(temperatures or {})
+        self.temperatures = {m: float(temperature) for m in MODULES} | dict(temperatures or {})
         self.max_tokens = DEFAULT_MAX_TOKENS | dict(max_tokens or {})
         self.tools_budget, self.workflow_budget, self.output_chars = tools_budget, workflow_budget, output_chars
         self.max_proposal_tools = max_proposal_tools
@@ -152,8 +162,12 @@ class LLMPolicy:
         messages = prompts.updater_messages(self._workflow_text(shown), ctx.workflow.query, ctx.workflow.answer,
                                             selection.rationale)
         document = self._structured("update", messages, prompts.UPDATER_SCHEMA)
-        problem = query_problem(document["query"], document["answer"], _tool_names(ctx, workflow))
-        if problem:  # one rewrite turn; the loop rejects text that still has the problem
+        names = _tool_names(ctx, workflow)
+        for _ in range(REWRITE_TURNS):  # the loop rejects text that still has a problem
+            query, answer = document["query"].strip(), document["answer"].strip()
+            problem = query_problem(query, answer, names) or ctx.check_text(workflow, query, answer)
+            if not problem:
+                break
             messages += [{"role": "assistant", "content": orjson.dumps(document).decode()},
                          {"role": "user", "content": prompts.rewrite_request(problem)}]
             document = self._structured("update", messages, prompts.UPDATER_SCHEMA)

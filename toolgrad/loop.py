@@ -15,11 +15,16 @@ What a caller may rely on:
   query/answer; a stage that fails (a :class:`~toolgrad.policy.StageError`, a model error, a
   query that names an API) is recorded with ``failed_stage`` and ``error``, and the loop moves
   on to the next iteration with the workflow unchanged.
-* **Sources.** A step's argument sources are what the policy declared (kept only when the
-  pointer resolves to the argument's value; chain :data:`THIS_EXECUTION` names an earlier call
-  of the same execution by position), else found by value: a string of 3+ characters or a
-  number other than 0/1 equal to a scalar in an earlier step's response (earlier in replay
-  order; the latest such step wins).
+* **Only valid text is accepted.** An update whose query/answer fails a per-sample validity
+  check (:func:`toolgrad.validity.validity_problem`: solvable, grounded, coherent, against the
+  toolbox's tool schemas) is rejected like a failed stage; the same check is handed to the policy
+  (``Context.check_text``), so a model can be asked for a rewrite first. Every workflow the loop
+  returns therefore passes the checks ``toolgrad certify`` applies.
+* **Sources.** A step's argument sources are keyed by JSON pointer into its arguments
+  (:mod:`toolgrad.sources`): what the policy declared (kept only when the pointer resolves to
+  the value; chain :data:`THIS_EXECUTION` names an earlier call of the same execution by
+  position), else found by value: a string of 3+ characters or a number other than 0/1 equal to
+  a scalar in an earlier step's response (earlier in replay order; the latest such step wins).
 * **Deterministic.** The mini-batch is drawn from ``sha256(seed, iteration, tool name)``; the
   rest is the policy's business (the offline policy is deterministic; a model policy is, given
   its record/replay cache).
@@ -27,8 +32,7 @@ What a caller may rely on:
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -36,14 +40,16 @@ from .llm.base import CacheMiss, ModelError
 from .policy import Context, ExecutedCall, Policy, StageError, Workflow, forbidden_names, query_problem
 from .records import ArgumentSource, Chain, Cost, Execution, Iteration, Proposal, Selection, Step, Trace
 from .sampling import stable_sample
+from .sources import EarlierStep, SourceFinder
+from .tool_terms import TermsOf, toolbox_terms
 from .toolbox import Toolbox, ToolResult
+from .validity import validity_problem
 
 STAGES = ("propose", "execute", "select", "update")
 # In ExecutedCall.sources, this chain index names the n-th earlier call of the same execution
 # (whose final place is known only once the selection is applied).
 THIS_EXECUTION = -1
 ERROR_KEYS = frozenset({"error", "errors", "message", "detail"})
-_MAX_WALK = 20_000  # JSON nodes searched per response when detecting argument sources
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,183 +123,6 @@ def failure_reason(result: ToolResult) -> str:
     if is_error_like(result.body):
         return f"{result.tool}: error-like response"
     return ""
-
-
-# -- argument sources -----------------------------------------------------------------------
-
-
-def escape_pointer_token(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
-
-
-def resolve_pointer(document: Any, pointer: str) -> tuple[bool, Any]:
-    """(found, value) for an RFC 6901 pointer."""
-    if pointer == "":
-        return True, document
-    if not pointer.startswith("/"):
-        return False, None
-    node = document
-    for raw in pointer[1:].split("/"):
-        token = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(node, dict) and token in node:
-            node = node[token]
-        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
-            node = node[int(token)]
-        else:
-            return False, None
-    return True, node
-
-
-def is_nontrivial(value: Any) -> bool:
-    """Values worth tracing to an earlier output: strings of 3+ characters, numbers not 0/1."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, str):
-        return len(value) >= 3
-    if isinstance(value, (int, float)):
-        return value not in (0, 1)
-    return False
-
-
-def same_value(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return False
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a == b
-    if isinstance(a, str) and isinstance(b, str):
-        return a == b
-    # a numeric id given as a path string ("12") is the same value as 12
-    if isinstance(a, str) and isinstance(b, int):
-        return a == str(b)
-    if isinstance(a, int) and isinstance(b, str):
-        return str(a) == b
-    return False
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-def names_related(argument: str, key: str) -> bool:
-    """``petId`` ~ ``id``, ``feed_key`` ~ ``key``, ``username`` ~ ``username``."""
-    a, k = _norm(argument), _norm(key)
-    if not a or not k:
-        return False
-    return a == k or (a.endswith(k) and k in ("id", "key", "name", "uuid", "slug")) or k.endswith(a)
-
-
-def _walk(node: Any, budget: int) -> Iterator[tuple[str, int, str, Any]]:
-    """(pointer, depth, last key, scalar) for every scalar, breadth-first per level."""
-    queue: list[tuple[str, int, str, Any]] = [("", 0, "", node)]
-    while queue and budget > 0:
-        nxt: list[tuple[str, int, str, Any]] = []
-        for ptr, d, key, value in queue:
-            budget -= 1
-            if isinstance(value, dict):
-                nxt.extend((f"{ptr}/{escape_pointer_token(str(k))}", d + 1, str(k), v) for k, v in value.items())
-            elif isinstance(value, list):
-                nxt.extend((f"{ptr}/{i}", d + 1, key, v) for i, v in enumerate(value))
-            else:
-                yield ptr, d, key, value
-        queue = nxt
-
-
-def _lookup_keys(value: Any) -> list[tuple[str, Any]]:
-    if isinstance(value, bool) or value is None:
-        return []
-    if isinstance(value, str):
-        keys: list[tuple[str, Any]] = [("s", value)]
-        if value.lstrip("-").isdigit() and len(value) < 19:
-            keys.append(("n", float(int(value))))
-        return keys
-    if isinstance(value, int):
-        return [("n", float(value)), ("s", str(value))]
-    if isinstance(value, float):
-        return [("n", value)]
-    return []
-
-
-class ScalarIndex:
-    """Every scalar of a response by value, to find where an argument's value came from."""
-
-    def __init__(self, body: Any) -> None:
-        self.hits: dict[tuple[str, Any], list[tuple[str, int, str, int, Any]]] = {}
-        for order, (ptr, depth, key, scalar) in enumerate(_walk(body, _MAX_WALK)):
-            for lookup in _lookup_keys(scalar)[:1]:
-                self.hits.setdefault(lookup, []).append((ptr, depth, key, order, scalar))
-
-    def find(self, argument: str, value: Any) -> str | None:
-        """The best pointer to ``value``: a related key first, then the shallowest, then the first
-        in document order."""
-        best: tuple[int, int, int] | None = None
-        found = None
-        for lookup in _lookup_keys(value):
-            for ptr, depth, key, order, scalar in self.hits.get(lookup, ()):
-                if same_value(value, scalar):
-                    rank = (0 if names_related(argument, key) else 1, depth, order)
-                    if best is None or rank < best:
-                        best, found = rank, ptr
-        return found
-
-
-def find_pointer(response: Any, argument: str, value: Any) -> str | None:
-    """The best pointer to ``value`` in ``response`` (see :meth:`ScalarIndex.find`)."""
-    return ScalarIndex(response).find(argument, value)
-
-
-EarlierStep = tuple[int, int, Any]  # (chain, step, response body)
-
-
-class SourceFinder:
-    """:func:`detect_sources` with each response indexed once (responses are held, so the
-    ``id``-keyed cache cannot be confused by a reused id)."""
-
-    def __init__(self) -> None:
-        self._indexes: dict[int, tuple[Any, ScalarIndex]] = {}
-
-    def index(self, body: Any) -> ScalarIndex:
-        hit = self._indexes.get(id(body))
-        if hit is None or hit[0] is not body:
-            hit = self._indexes[id(body)] = (body, ScalarIndex(body))
-        return hit[1]
-
-    def detect(
-        self,
-        arguments: dict[str, Any],
-        earlier: list[EarlierStep],
-        declared: dict[str, tuple[int, int, str]] | None = None,
-    ) -> dict[str, ArgumentSource]:
-        by_place = {(c, s): body for c, s, body in earlier}
-        sources: dict[str, ArgumentSource] = {}
-        for name in sorted(arguments):
-            value = arguments[name]
-            claim = (declared or {}).get(name)
-            if claim is not None:
-                chain, step, pointer = claim
-                if (chain, step) in by_place:
-                    ok, found = resolve_pointer(by_place[(chain, step)], pointer)
-                    if ok and (found == value or same_value(value, found)):
-                        sources[name] = ArgumentSource(chain=chain, step=step, pointer=pointer)
-                        continue
-            if not is_nontrivial(value):
-                continue
-            for chain, step, body in reversed(earlier):
-                found_at = self.index(body).find(name, value)
-                if found_at is not None:
-                    sources[name] = ArgumentSource(chain=chain, step=step, pointer=found_at)
-                    break
-        return sources
-
-
-def detect_sources(
-    arguments: dict[str, Any],
-    earlier: list[EarlierStep],
-    declared: dict[str, tuple[int, int, str]] | None = None,
-) -> dict[str, ArgumentSource]:
-    """Where each argument's value came from. A declared source is kept when its pointer
-    resolves, in one of ``earlier``, to the argument's value; other non-trivial scalar arguments
-    are matched against earlier responses, the latest earlier step first."""
-    return SourceFinder().detect(arguments, earlier, declared)
 
 
 # -- the query check ------------------------------------------------------------------------
@@ -439,6 +268,7 @@ def run_sample(
     session = session or f"sample-{seed}"
     toolbox.reset(session)
     forbidden = api_names(toolbox)
+    check = _text_check(toolbox_terms(toolbox))
     names = toolbox.names()
     workflow = Workflow()
     trace = Trace()
@@ -450,7 +280,8 @@ def run_sample(
             record = Iteration(iteration=i, batch=batch_names)
             trace.iterations.append(record)
             ctx = Context(seed=seed, iteration=i, batch=[toolbox.tools[n] for n in batch_names],
-                          workflow=workflow, k=config.proposals, max_agent_steps=config.max_agent_steps)
+                          workflow=workflow, k=config.proposals, max_agent_steps=config.max_agent_steps,
+                          check_text=check)
             forks: list[str] = []
             try:
                 workflow, calls = _iterate(toolbox, policy, ctx, config, session, record, forks, forbidden, finder)
@@ -467,6 +298,15 @@ def run_sample(
     traffic = usage() if callable(usage) else None
     return SampleOutcome(seed, workflow, trace, cost, list(policy.cache_keys()), candidate_tools(toolbox, workflow),
                          model_requests=getattr(traffic, "requests", 0), cache_hits=getattr(traffic, "cache_hits", 0))
+
+
+def _text_check(terms: TermsOf) -> Callable[[Workflow, str, str], str]:
+    """The validity of an update's text for its chains: solvable, grounded, coherent."""
+
+    def check(workflow: Workflow, query: str, answer: str) -> str:
+        return validity_problem(workflow.chains, query, answer, terms)
+
+    return check
 
 
 def _fail(record: Iteration, stage: str, error: str) -> None:
@@ -558,7 +398,7 @@ def _iterate(
     except (StageError, ModelError) as exc:
         _fail(record, "update", _reason(exc))
         return workflow, calls
-    problem = query_problem(query, answer, forbidden)
+    problem = query_problem(query, answer, forbidden) or ctx.check_text(candidate, query, answer)
     if problem:
         record.query, record.answer = query, answer
         _fail(record, "update", problem)

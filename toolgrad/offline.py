@@ -16,19 +16,24 @@ inputs, run for real against the (simulated) services.
   distinct first tools are proposed; ties break on ``sha256(seed, iteration, tool)``.
 * **Execute.** Arguments are filled in order: from earlier outputs by name and type (``petId``
   <- the ``id`` of a pet record, ``username`` <- ``username``, ``dashboard_id`` <- a dashboard's
-  ``id``; several arguments prefer the same record; deleted records are skipped), then required
-  ones from the schema: enum members, examples and defaults, or
-  :func:`simulator.datagen.generate_value` seeded by (seed, iteration, tool, argument). When a
-  value comes from a step already in the workflow, its source (chain, step, JSON pointer) is
-  declared. The agent stops at the first failed call (the validator fails it anyway).
+  ``id``; all arguments of a call prefer the record the first one came from; deleted records are
+  skipped), then required ones from the schema: enum members, examples and defaults, or
+  :func:`simulator.datagen.generate_value` seeded by (seed, iteration, tool, argument), objects
+  pruned to their required fields. A write gets one optional scalar more (a short one): every
+  value chosen here is one the query must state. When a value comes from a step already in the
+  workflow, its source (chain, step, JSON pointer) is declared. The agent stops at the first
+  failed call (the validator fails it anyway).
 * **Select.** The successful execution that extends the workflow most: new tools, arguments
   fed from earlier outputs, writes, length; repeats of earlier calls count against, and a
   candidate that only repeats is rejected. It extends the chain it consumes from, else starts
   a new one, and the rationale says why, with the other candidates' scores.
-* **Update.** Query and answer from templates over all chains: each step's summary (or the
-  first sentence of its description) as an imperative clause, the values the user must supply
-  quoted, values taken from earlier results referred to as such; the answer cites key fields
-  (ids, names, statuses, counts) of the real responses. Tool and operation names never appear.
+* **Update.** Query and answer from templates over all chains
+  (:mod:`toolgrad.offline_query`): each step's summary (or the first sentence of its
+  description) as an imperative clause, every value the user must supply quoted, a value taken
+  from an earlier result referred to by what identifies its record ("the pet ID of the pet with
+  name 'doggie' from the previous result"), never by list position; the answer cites key fields
+  (ids, names, statuses, counts) of the real responses. Tool and operation names never appear,
+  and the text passes the loop's validity checks by construction.
 
 What it is not: it does not read descriptions for meaning, plan towards a goal, or write
 varied prose: queries are templated and read like it ("First, find Pets by status with status
@@ -38,7 +43,8 @@ no model, and as a floor to compare model-generated data with.
 
 This module is the policy's decisions; what it knows of each tool is in
 :mod:`toolgrad.offline_catalog`, the values seen so far in :mod:`toolgrad.offline_facts`, how it
-picks values in :mod:`toolgrad.offline_values` and how it words things in :mod:`toolgrad.offline_text`.
+picks values in :mod:`toolgrad.offline_values` and how it words things in
+:mod:`toolgrad.offline_query` (the query) and :mod:`toolgrad.offline_text` (phrases, the answer).
 """
 
 from __future__ import annotations
@@ -50,14 +56,17 @@ from simulator.schemas import deref, primary_type
 from .loop import THIS_EXECUTION, failure_reason
 from .offline_catalog import ArgSpec, ToolInfo, tool_info
 from .offline_facts import Fact, Facts, facts_of
-from .offline_text import instruction, query_and_answer
-from .offline_values import coerce, fits, generate, plausible
+from .offline_query import query_and_answer
+from .offline_text import instruction
+from .offline_values import coerce, fits, minimal, plausible
 from .policy import CallFn, Context, ExecutedCall, StageError, Workflow
 from .records import Cost, Proposal, Selection, Step
 from .sampling import stable_hash, stable_int, stable_ranks
+from .tool_terms import toolbox_terms
 from .toolbox import Toolbox
 
 MIN_CALLS, MAX_CALLS = 3, 6
+_SHORT_TEXT = 40  # characters of a generated optional text worth stating in a query
 
 
 class OfflinePolicy:
@@ -237,14 +246,15 @@ class OfflinePolicy:
 
     @staticmethod
     def _fill_body(info: ToolInfo, arguments: dict[str, Any], salt: tuple[Any, ...]) -> None:
-        """Two more body fields for a write (a change worth making; scalars first, never the new
-        record's own id or a read-only field); a whole generated body when the body is required
-        and nothing filled it yet."""
+        """One more body field for a write (a change worth making: a scalar, never the new
+        record's own id or a read-only field, a short text rather than a long one); a minimal
+        body (its required fields) when the body is required and nothing filled it yet. Every
+        value chosen here is one the query must state, so few are chosen."""
         fields = [a for a in info.args if a.location == "body-field"]
         if not fields:
             return
         if info.body_required and not any(a.name in arguments for a in fields):
-            body = generate(
+            body = minimal(
                 info.body_schema or {}, (*salt, "body"), info.resource.name if info.resource else None
             )
             if isinstance(body, dict):
@@ -254,18 +264,17 @@ class OfflinePolicy:
         extra = [
             a
             for a in fields
-            if a.name not in arguments and a.name != own_id and not deref(a.schema, a.schema).get("readOnly")
+            if a.name not in arguments
+            and a.name != own_id
+            and not deref(a.schema, a.schema).get("readOnly")
+            and primary_type(a.schema, deref(a.schema, a.schema)) not in ("object", "array")
         ]
-        extra.sort(
-            key=lambda a: (
-                primary_type(a.schema, deref(a.schema, a.schema)) in ("object", "array"),
-                stable_hash(*salt, a.name),
-            )
-        )
-        for a in extra[:2]:
-            value = generate(a.schema, (*salt, a.name), a.name)
-            if value is not None:
+        extra.sort(key=lambda a: stable_hash(*salt, a.name))
+        for a in extra:
+            value = minimal(a.schema, (*salt, a.name), a.name)
+            if value is not None and not (isinstance(value, str) and len(value) > _SHORT_TEXT):
                 arguments[a.name] = value
+                return
 
     @staticmethod
     def _match(
@@ -296,6 +305,7 @@ class OfflinePolicy:
         tiers.append((90, facts.by_parent.get(arg.norm, [])))
         tiers.append((85, [f for f in facts.by_norm.get(arg.norm, ()) if f.record_of]))
         tiers.append((80, facts.by_norm.get(arg.norm, [])))
+        pools = []
         for _, candidates in tiers:
             pool = [
                 f
@@ -303,18 +313,22 @@ class OfflinePolicy:
                 if fits(f.value, arg.schema)
                 and not (arg.refers_to and (arg.refers_to, str(f.value)) in facts.deleted)
             ]
-            if not pool:
-                continue
-            latest = max(f.order for f in pool)
-            pool = [f for f in pool if f.order == latest]
-            if anchor is not None:
-                pool = [f for f in pool if (f.order, f.record) == anchor] or pool
-            values: dict[str, Fact] = {}
-            for f in pool:
-                values.setdefault(stable_hash(f.value), f)
-            ranked = [values[k] for k in sorted(values)]
-            return ranked[stable_int(*salt, arg.name) % len(ranked)]
-        return None
+            if pool:
+                pools.append(pool)
+        if not pools:
+            return None
+        # a call takes its values from one record: the anchored record in any tier wins over
+        # another record in a better tier (no mixing of list items the query would have to name)
+        in_anchor = ([f for f in p if anchor is not None and (f.order, f.record) == anchor] for p in pools)
+        pool = next((hits for hits in in_anchor if hits), [])
+        if not pool:
+            latest = max(f.order for f in pools[0])
+            pool = [f for f in pools[0] if f.order == latest]
+        values: dict[str, Fact] = {}
+        for f in pool:
+            values.setdefault(stable_hash(f.value), f)
+        ranked = [values[k] for k in sorted(values)]
+        return ranked[stable_int(*salt, arg.name) % len(ranked)]
 
     # -- select ---------------------------------------------------------------------------------
 
@@ -361,4 +375,4 @@ class OfflinePolicy:
     # -- update ---------------------------------------------------------------------------------
 
     def update(self, ctx: Context, selection: Selection, workflow: Workflow) -> tuple[str, str]:
-        return query_and_answer(workflow, self.info)
+        return query_and_answer(workflow, self.info, toolbox_terms(self.toolbox))

@@ -10,7 +10,7 @@ from typing import Any
 
 from simulator.resources import _WRAPPER_KEYS, Resource
 
-from .loop import escape_pointer_token
+from .json_values import escape_pointer_token
 from .offline_catalog import ToolInfo
 from .offline_text import norm
 from .records import Step

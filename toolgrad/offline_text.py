@@ -1,5 +1,5 @@
-"""The offline policy's words: names as words, tools as imperative clauses, and the templated
-query and answer over a workflow's chains.
+"""The offline policy's words: names as words, tools as imperative clauses, the values of a
+response worth citing, and the answer's sentences (the query is :mod:`toolgrad.offline_query`'s).
 
 What a caller may rely on: every function here is pure and deterministic (a function of its
 arguments only); tool and operation names never appear in what it writes, only the spec's
@@ -9,14 +9,12 @@ summaries and descriptions, argument names as words ("pet ID") and values from r
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from simulator.model import Operation
 from simulator.resources import _WRAPPER_KEYS, Resource
 
-from .policy import Workflow
 from .records import Step
 
 if TYPE_CHECKING:
@@ -147,64 +145,10 @@ def _lower_first(word: str) -> str:
 # -- text ---------------------------------------------------------------------------------------
 
 
-def query_and_answer(workflow: Workflow, info: Callable[[str], ToolInfo | None]) -> tuple[str, str]:
-    """The query over all chains (one paragraph per chain, the values the user must supply
-    quoted) and the answer citing key fields of the real responses."""
-    paragraphs, findings, asks = [], [], []
-    for ci, chain in enumerate(workflow.chains):
-        clauses = []
-        for si, step in enumerate(chain.steps):
-            tool = info(step.tool)
-            clauses.append(_clause(step, tool, ci, si))
-            findings.append(_finding(step, tool))
-        paragraphs.append(sequence(clauses, also=ci > 0))
-        ask = _ask(chain.steps[-1], info(chain.steps[-1].tool))
-        if ask not in asks:
-            asks.append(ask)
-    query = " ".join(paragraphs) + f" Tell me {_join(asks)}."
-    return query, " ".join(findings)
-
-
 def instruction(tools: list[ToolInfo]) -> str:
     parts = [tools[0].phrase] + [f"then {t.phrase} using what the previous call returned" for t in tools[1:]]
     text = ", ".join(parts)
     return text[:1].upper() + text[1:] + "."
-
-
-def _arg_words(name: str, info: ToolInfo | None) -> str:
-    spec = info.arg(name) if info else None
-    if spec is not None and spec.location == "header":
-        name = re.sub(r"(?i)^x-", "", name)  # x-apideck-app-id -> "apideck app ID"
-    return as_words(name)
-
-
-def _clause(step: Step, info: ToolInfo | None, chain: int, index: int) -> str:
-    clause = info.phrase if info else "make the request"
-    said = [
-        f"{_arg_words(k, info)} {text}"
-        for k, v in step.arguments.items()
-        if k not in step.sources and (text := say(v)) is not None
-    ][:4]
-    if said:
-        clause += " with " + _join(said)
-    if step.sources:
-        refs = []
-        for name, src in sorted(step.sources.items())[:3]:
-            where = "the previous result" if (src.chain == chain and src.step == index - 1) else "earlier"
-            item = _ordinal_item(src.pointer)
-            refs.append(f"the {_arg_words(name, info)} {f'of {item} ' if item else ''}from {where}")
-        clause += (", using " if said else " using ") + _join(refs)
-    return clause
-
-
-def _ordinal_item(pointer: str) -> str:
-    """ "the 2nd item" when a pointer goes through a list (which record was meant)."""
-    index = next((int(t) for t in pointer.split("/")[1:] if t.isdigit()), None)
-    if index is None:
-        return ""
-    n = index + 1
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"the {n}{suffix} item"
 
 
 def sequence(clauses: list[str], *, also: bool) -> str:
@@ -216,7 +160,7 @@ def sequence(clauses: list[str], *, also: bool) -> str:
     return " ".join(parts)
 
 
-def _noun(info: ToolInfo | None) -> str:
+def noun_of(info: ToolInfo | None) -> str:
     return as_words(re.sub(r"_\d+$", "", info.resource.name)) if info and info.resource else "result"
 
 
@@ -226,19 +170,19 @@ def _plural(noun: str) -> str:
     return noun + ("es" if noun.endswith(("s", "x", "ch", "sh")) else "s")
 
 
-def _ask(step: Step, info: ToolInfo | None) -> str:
+def ask_for(step: Step, info: ToolInfo | None) -> str:
     body = step.response
     if isinstance(body, list) or (isinstance(body, dict) and _listing(body) is not None):
-        return f"how many {_plural(_noun(info))} there are"
+        return f"how many {_plural(noun_of(info))} there are"
     if isinstance(body, dict):
         target = _unwrap(body)
         names = [k for k in _cited_keys(target, 3)]
         if names:
-            return f"the {_noun(info)}'s {_join([as_words(k) for k in names])}"
+            return f"the {noun_of(info)}'s {join_words([as_words(k) for k in names])}"
     return "what you find"
 
 
-def _finding(step: Step, info: ToolInfo | None) -> str:
+def finding(step: Step, info: ToolInfo | None) -> str:
     phrase = info.phrase if info else "the request"
     lead = phrase[:1].upper() + phrase[1:]
     body = step.response
@@ -266,7 +210,8 @@ def _cited_keys(record: dict[str, Any], limit: int) -> list[str]:
         for k in sayable:
             if len(picked) < limit and norm(k) == wanted and k not in picked:
                 picked.append(k)
-    return picked or sayable[: min(limit, 2)]
+    # a value (a number, a text) before a flag: a yes/no says nothing checkable of the response
+    return picked or sorted(sayable, key=lambda k: isinstance(record[k], bool))[: min(limit, 2)]
 
 
 def _cite(record: Any, limit: int) -> str:
@@ -299,11 +244,11 @@ def say(value: Any) -> str | None:
         and all(isinstance(v, (str, int, float)) for v in value)
     ):
         parts = [s for s in (say(v) for v in value) if s]
-        return _join(parts) if len(parts) == len(value) else None
+        return join_words(parts) if len(parts) == len(value) else None
     return None
 
 
-def _join(parts: list[str]) -> str:
+def join_words(parts: list[str]) -> str:
     if len(parts) <= 1:
         return "".join(parts)
     return ", ".join(parts[:-1]) + " and " + parts[-1]

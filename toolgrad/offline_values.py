@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulator.datagen import generate_value
+from simulator.datagen import compile_schema, generate_value
 from simulator.model import JSONSchema
-from simulator.schemas import deref, primary_type
+from simulator.schemas import array_items, deref, object_properties, primary_type, required_properties
 
 from .offline_catalog import ArgSpec
 from .sampling import stable_hash, stable_int
@@ -49,6 +49,29 @@ def generate(schema: JSONSchema, salt: tuple[Any, ...], name: str | None) -> Any
         return None
 
 
+def minimal(schema: JSONSchema, salt: tuple[Any, ...], name: str | None) -> Any:
+    """A generated value with only what the schema requires: objects keep their required
+    properties, lists their first ``minItems`` items (at least one), recursively; the full
+    generated value when the pruned one does not validate."""
+    value = generate(schema, salt, name)
+    if not isinstance(value, (dict, list)):
+        return value
+    pruned = _prune(schema, schema, value)
+    return pruned if compile_schema(schema).is_valid(pruned) else value
+
+
+def _prune(root: JSONSchema, node: Any, value: Any) -> Any:
+    if isinstance(value, dict):
+        required = set(required_properties(root, node))
+        props = object_properties(root, node)
+        return {k: _prune(root, props.get(k, {}), v) for k, v in value.items() if k in required}
+    if isinstance(value, list):
+        items = array_items(root, node) or {}
+        keep = max(1, int(deref(root, node).get("minItems", 0) or 0))
+        return [_prune(root, items, v) for v in value[:keep]]
+    return value
+
+
 def plausible(arg: ArgSpec, salt: tuple[Any, ...]) -> Any:
     node = deref(arg.schema, arg.schema)
     pick = stable_int(*salt, arg.name)
@@ -64,5 +87,5 @@ def plausible(arg: ArgSpec, salt: tuple[Any, ...]) -> Any:
     examples = node.get("examples")
     if isinstance(examples, list) and examples:
         return examples[pick % len(examples)]
-    value = generate(arg.schema, (*salt, arg.name), arg.name)
+    value = minimal(arg.schema, (*salt, arg.name), arg.name)
     return value if value is not None else ("" if primary_type(arg.schema, node) == "string" else 1)

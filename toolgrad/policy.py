@@ -39,6 +39,14 @@ class Workflow:
         return [(ci, si, s) for ci, c in enumerate(self.chains) for si, s in enumerate(c.steps)]
 
 
+def no_problem(workflow: Workflow, query: str, answer: str) -> str:
+    return ""
+
+
+# Why a (query, answer) cannot be written for a workflow's chains ("" when it can).
+TextCheck = Callable[[Workflow, str, str], str]
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     """What every module sees in one iteration."""
@@ -49,6 +57,9 @@ class Context:
     workflow: Workflow
     k: int  # how many proposals to make
     max_agent_steps: int
+    # the loop's validity check of an update (toolgrad.validity): an updater may use it to
+    # rewrite before the loop rejects what it wrote
+    check_text: TextCheck = no_problem
 
 
 # Executes one tool call for real in the proposal's fork and returns what came back.

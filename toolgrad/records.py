@@ -9,9 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-SCHEMA_VERSION = "1"
+from .json_values import argument_pointer
+
+# 2: argument sources are keyed by a JSON pointer into the arguments ("/body/name"), so a value
+# deep in a body can be traced; version-1 lines (keyed by top-level argument name) are read with
+# their keys turned into pointers ("petId" -> "/petId"), which names the same thing.
+SCHEMA_VERSION = "2"
+READABLE_VERSIONS = ("1", "2")
 
 
 class _Record(BaseModel):
@@ -31,10 +37,19 @@ class Step(_Record):
     tool: str  # qualified tool name, as the model saw it
     operation_id: str
     arguments: dict[str, Any]
-    sources: dict[str, ArgumentSource] = Field(default_factory=dict)  # argument name -> origin
+    # JSON pointer into ``arguments`` ("/petId", "/body/dashboard_id") -> where that value came from
+    sources: dict[str, ArgumentSource] = Field(default_factory=dict)
     status: int
     response: Any  # parsed JSON body (or text, or null)
     state_hash: str  # the env's session state after this step
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _pointer_keys(cls, value: Any) -> Any:
+        """Schema 1 keyed sources by argument name; a pointer always starts with "/"."""
+        if isinstance(value, dict) and any(isinstance(k, str) and not k.startswith("/") for k in value):
+            return {(k if k.startswith("/") else argument_pointer(k)): v for k, v in value.items()}
+        return value
 
 
 class Chain(_Record):
@@ -105,6 +120,14 @@ class Sample(_Record):
     trace: Trace
     provenance: Provenance
     cost: Cost
+
+    @field_validator("schema_version")
+    @classmethod
+    def _readable(cls, value: str) -> str:
+        if value not in READABLE_VERSIONS:
+            raise ValueError(f"schema version {value!r} is not one this toolgrad reads "
+                             f"({', '.join(READABLE_VERSIONS)}); upgrade toolgrad or regenerate the dataset")
+        return value
 
     def steps(self) -> list[Step]:
         return [s for c in self.chains for s in c.steps]

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .loop import GeneratorConfig
 
 LLMS = ("offline", "openai")
-EXPORT_FORMATS = ("openai", "bfcl", "hf")
+EXPORT_FORMATS = ("openai", "calls", "bfcl", "hf")
 
 
 class ToolgradError(Exception):
@@ -39,6 +39,7 @@ class GenerateSettings(_Settings):
     base_url: str = ""
     cache: str | None = None  # the model backend's record/replay cache directory
     replay_only: bool = False
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)  # the model's sampling temperature (paper: 1.0)
     concurrency: int = Field(default=1, ge=1, le=512)
     iterations: int = Field(default=10, ge=1)
     batch_size: int = Field(default=50, ge=1)
@@ -54,9 +55,9 @@ class GenerateSettings(_Settings):
 
 class ExportSettings(_Settings):
     input: str
-    format: Literal["openai", "bfcl", "hf"]
+    format: Literal["openai", "calls", "bfcl", "hf"]
     output: str
-    negatives: float = Field(default=0.2, ge=0.0, le=1.0)  # share of irrelevance negatives (bfcl)
+    negatives: float = Field(default=0.2, ge=0.0, le=1.0)  # share of irrelevance negatives (calls, bfcl)
     distractors: int = Field(default=4, ge=0)  # tools offered beside the relevant ones
     seed: int = 0
 

@@ -12,22 +12,21 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from simulator.environment import Environment, load_environment
 from simulator.inprocess import InProcessSandbox
 from simulator.sandbox import Sandbox
 from simulator.tools import (
-    MAX_NAME,
+    SEPARATOR,
     Tool,
     ToolCallError,
     build_request,
-    sanitize_name,
-    tools_for,
-    unique_name,
+    error_text,
+    qualified_tools,
+    response_body,
+    result_text,
 )
 
-SEPARATOR = "__"
+__all__ = ["SEPARATOR", "BoundTool", "ToolResult", "Toolbox"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,24 +56,17 @@ class ToolResult:
 
     def content(self) -> str:
         """What a model is shown as the tool's result."""
-        if self.error:
-            return orjson.dumps({"error": self.error}).decode()
-        payload = {"status": self.status, "body": self.body}
-        return orjson.dumps(payload).decode()
+        return error_text(self.error) if self.error else result_text(self.status, self.body)
 
 
 class Toolbox:
     def __init__(self, sandboxes: Mapping[str, Sandbox], environments: Mapping[str, Environment]) -> None:
         self.sandboxes = dict(sandboxes)
         self.environments = dict(environments)
-        taken: set[str] = set()
-        self.tools: dict[str, BoundTool] = {}
-        for env_name in sorted(self.environments):
-            env = self.environments[env_name]
-            prefix = sanitize_name(env_name, 20)
-            for tool in tools_for(env.spec):
-                name = unique_name(f"{prefix}{SEPARATOR}{tool.name}", taken, MAX_NAME)
-                self.tools[name] = BoundTool(name, env_name, tool)
+        specs = {name: env.spec for name, env in self.environments.items()}
+        self.tools: dict[str, BoundTool] = {
+            name: BoundTool(name, env_name, tool) for name, (env_name, tool) in qualified_tools(specs).items()
+        }
 
     @classmethod
     def in_process(cls, refs: Iterable[str], *, seed: int | None = None) -> Toolbox:
@@ -106,12 +98,7 @@ class Toolbox:
             return ToolResult(name, args, 0, None, "", str(exc))
         sandbox = self.sandboxes[bound.env]
         response = sandbox.request(request, session=session)
-        try:
-            body = response.json() if response.body and "json" in response.content_type else (
-                response.body.decode("utf-8", "replace") if response.body else None)
-        except orjson.JSONDecodeError:
-            body = response.body.decode("utf-8", "replace")
-        return ToolResult(name, args, response.status, body, sandbox.state_hash(session))
+        return ToolResult(name, args, response.status, response_body(response), sandbox.state_hash(session))
 
     def state_hashes(self, session: str) -> dict[str, str]:
         return {name: self.sandboxes[name].state_hash(session) for name in sorted(self.sandboxes)}

@@ -1,8 +1,10 @@
-"""The query-first DFS baseline: what it writes certifies, it is deterministic, it keeps to its
-budget, and its model path runs against a scripted chat model."""
+"""The query-first DFS baseline: what it writes replays (and the validity checks judge it like any
+dataset), it is deterministic, it keeps to its budget, and its model path runs against a scripted
+chat model."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ def settings(tmp_path: Path, name: str = "dfs.jsonl", **kw: Any) -> DFSSettings:
 
 
 @pytest.mark.parametrize("envs", [["museum"], ["links"], ["museum", "links"]])
-def test_offline_writes_only_solved_samples_and_every_one_certifies(tmp_path: Path, envs: list[str]) -> None:
+def test_offline_writes_only_solved_samples_and_every_one_replays(tmp_path: Path, envs: list[str]) -> None:
     s = settings(tmp_path, envs=envs)
     summary = generate_dfs_dataset(s)
     samples = list(read_samples(s.output))
@@ -45,7 +47,13 @@ def test_offline_writes_only_solved_samples_and_every_one_certifies(tmp_path: Pa
     assert sorted(summary.seeds + summary.failed_seeds) == s.seeds()
     assert [x.seed for x in samples] == summary.seeds
     certificate = certify_file(Path(s.output))
-    assert certificate.pass_rate == 1.0 and certificate.passed == len(samples)
+    # every solved sample replays; the offline query, written before any call, states only the
+    # path/query/header values it pins, so its samples may fail the validity checks: counted,
+    # and each failure named (the comparison reports it; see benchmarks/compare.py)
+    assert certificate.checks["replay"] == len(samples)
+    for verdict in certificate.samples:
+        failed = [name for name, check in verdict.checks.items() if not check.ok]
+        assert verdict.ok == (not failed) and all(verdict.checks[n].reason for n in failed)
     for sample in samples:
         assert sample.provenance.generator["method"] == "dfs"
         assert sample.provenance.llm == "offline"
@@ -130,8 +138,13 @@ class ScriptedChat:
                 text = f"Call {LIST_HOURS} and show the special events."
             return Completion(orjson.dumps({"query": text, "tools": [LIST_HOURS, LIST_EVENTS]}).decode(),
                               prompt_tokens=100, completion_tokens=20, cache_key=key)
-        if json_schema is not None:
-            return Completion('{"answer": "The museum opens daily; five special events are coming up."}',
+        if json_schema is not None:  # the answer cites a value of each result, as it is asked to
+            shown = messages[-1]["content"]
+            date = re.search(r'"date":"([^"]+)"', shown)
+            event = re.search(r'"name":"([^"]+)"', shown)
+            answer = (f"The museum opens daily (first listed day '{date.group(1) if date else '?'}'); "
+                      f"special events include '{event.group(1) if event else '?'}'.")
+            return Completion(orjson.dumps({"answer": answer}).decode(),
                               prompt_tokens=80, completion_tokens=15, cache_key=key)
         assert tools is not None
         if not self.moves:

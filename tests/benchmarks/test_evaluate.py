@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from scripted_openai import scripted
 from typer.testing import CliRunner
 
 from benchmarks.certify import read_dataset
@@ -126,7 +125,8 @@ def test_reports_render_and_compare(dataset_path: Path, tmp_path: Path) -> None:
     paths = write_run(tmp_path / "good", good, (trace_record(e) for e in events))
     assert "<svg" in paths["report.html"].read_text() and "<script" not in paths["report.html"].read_text()
     markdown = paths["report.md"].read_text()
-    assert "| metric | replay-agent |" in markdown and "| success rate | 1.000 |" in markdown
+    assert "| metric | replay-agent |" in markdown and "| success rate | 1.000 [1.000, 1.000] |" in markdown
+    assert good.intervals["success_rate"] == {"mean": 1.0, "low": 1.0, "high": 1.0, "n": len(dataset.lines)}
     traces = [json.loads(line) for line in paths["traces.jsonl"].read_text().splitlines()]
     assert len(traces) == len(dataset.lines) and traces[0]["messages"][1]["role"] == "user"
     assert load_report(paths["report.json"]) == good
@@ -134,7 +134,13 @@ def test_reports_render_and_compare(dataset_path: Path, tmp_path: Path) -> None:
     write_run(tmp_path / "bad", bad, [])
     html = render_html([good, bad])
     assert html.count("<svg") >= 4 and "bad-agent" in html and "replay-agent" in html
-    assert "| metric | replay-agent | bad-agent |" in render_markdown([good, bad])
+    compared = render_markdown([good, bad])
+    assert "| metric | replay-agent | bad-agent |" in compared
+    # a paired t-test per metric: the bad agent against the perfect one, on the same samples
+    assert "## Paired t-test: bad-agent against replay-agent" in compared
+    row = next(line for line in compared.splitlines() if line.startswith("| success rate | 1.000 | 0.000 |"))
+    assert f"| -1.000 [-1.000, -1.000] | n/a | n/a (no spread) | {len(dataset.lines)} |" in row
+    assert "Paired t-test" in html
     out = tmp_path / "compare.html"
     result = CliRunner().invoke(app, ["report", str(tmp_path / "good"), str(tmp_path / "bad" / "report.json"),
                                       "-o", str(out)])
@@ -164,20 +170,6 @@ def test_call_list_evaluation_of_a_perfect_and_a_silent_model(dataset_path: Path
 
 
 # --- the real openai client against the scripted OpenAI-compatible server -------------------------
-
-
-def _scripted_server_module() -> Any:
-    """tests/toolgrad/scripted_server.py, loaded by path (test folders are not packages)."""
-    path = Path(__file__).resolve().parents[1] / "toolgrad" / "scripted_server.py"
-    spec = importlib.util.spec_from_file_location("benchmarks_tests_scripted_server", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-scripted = _scripted_server_module()
 
 
 def replay_handler(samples: list[Sample]) -> Any:
@@ -264,7 +256,7 @@ def test_eval_calls_on_the_bfcl_export_with_the_openai_client(
         dataset_path: Path, tmp_path: Path, openai_server: Any) -> None:
     bfcl = tmp_path / "bfcl.jsonl"
     export_dataset(ExportSettings.model_validate(
-        {"input": str(dataset_path), "format": "bfcl", "output": str(bfcl), "negatives": 0.25}))
+        {"input": str(dataset_path), "format": "calls", "output": str(bfcl), "negatives": 0.25}))
     rows = [json.loads(line) for line in bfcl.read_text().splitlines()]
     targets = {r["messages"][1]["content"]: r["target"] for r in rows}
     assert any(r["negative"] for r in rows) and any(r["target"] for r in rows)

@@ -28,6 +28,8 @@ from typing import NoReturn
 import httpx
 import pytest
 
+from toolgrad.train.serve import stop_server
+
 # Generous on purpose: a cold start on a loaded two-core CI machine is slow, and one request
 # of a few hundred tokens at ~40 tokens/s takes several seconds.
 STARTUP_TIMEOUT_S = 120.0
@@ -112,17 +114,8 @@ def _log_tail(log_file: Path, lines: int = 40) -> str:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
     # The server runs in its own session, so this reaches any helper it started as well.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=15)
+    stop_server(process)
 
 
 def _wait_for_models(

@@ -54,21 +54,23 @@ class ServedEnv:
 
 
 def start_server(env: str, log_dir: Path, *, hash_seed: str = "0", extra: tuple[str, ...] = (),
-                 environ: dict[str, str] | None = None) -> ServedEnv:
-    """Start ``toolgrad sim serve ENV`` on a free loopback port and wait for /_sim/health."""
+                 environ: dict[str, str] | None = None, command: tuple[str, ...] = ("sim", "serve")) -> ServedEnv:
+    """Start ``toolgrad sim serve ENV`` (or another ``command`` taking ENV, --host and --port, such
+    as ``sim mcp``) on a free loopback port and wait for /_sim/health."""
     port = free_port()
-    log = log_dir / f"{env}-{port}.log"
+    log = log_dir / f"{env.replace(' ', '+')}-{port}.log"
     environ = {**os.environ, "PYTHONHASHSEED": hash_seed, **(environ or {})}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(TOOLGRAD), "sim", "serve", env, "--host", "127.0.0.1", "--port", str(port), *extra],
+            [str(TOOLGRAD), *command, *env.split(), "--host", "127.0.0.1", "--port", str(port), *extra],
             stdout=out, stderr=subprocess.STDOUT, env=environ, start_new_session=True,
         )
     served = ServedEnv(env, port, process, log)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"`toolgrad sim serve {env}` exited with {process.returncode}:\n{log.read_text()}")
+            raise RuntimeError(f"`toolgrad {' '.join(command)} {env}` exited with {process.returncode}:\n"
+                               f"{log.read_text()}")
         try:
             if httpx.get(f"{served.origin}/_sim/health", timeout=1.0).status_code == 200:
                 return served
@@ -76,7 +78,7 @@ def start_server(env: str, log_dir: Path, *, hash_seed: str = "0", extra: tuple[
             pass
         time.sleep(0.1)
     served.stop()
-    raise RuntimeError(f"`toolgrad sim serve {env}` did not answer /_sim/health in {START_TIMEOUT_S}s:\n"
+    raise RuntimeError(f"`toolgrad {' '.join(command)} {env}` did not answer /_sim/health in {START_TIMEOUT_S}s:\n"
                        f"{log.read_text()}")
 
 
@@ -87,8 +89,8 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callabl
     log_dir = tmp_path_factory.mktemp("servers")
 
     def start(env: str, *, hash_seed: str = "0", extra: tuple[str, ...] = (),
-              environ: dict[str, str] | None = None) -> ServedEnv:
-        served = start_server(env, log_dir, hash_seed=hash_seed, extra=extra, environ=environ)
+              environ: dict[str, str] | None = None, command: tuple[str, ...] = ("sim", "serve")) -> ServedEnv:
+        served = start_server(env, log_dir, hash_seed=hash_seed, extra=extra, environ=environ, command=command)
         started.append(served)
         return served
 
@@ -121,3 +123,14 @@ def simulator_for() -> Callable[..., Simulator]:
         return Simulator(load_environment(name), **kwargs)
 
     return make
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The state round-trip figure per spec (test_state_roundtrip.py), when any ran."""
+    import roundtrip
+
+    if not roundtrip.FIGURES:
+        return
+    terminalreporter.section("state round trips: written fields read back, listed items read, deletes stick")
+    for label in sorted(roundtrip.FIGURES):
+        terminalreporter.write_line(f"{label:40s} {roundtrip.FIGURES[label].figure()}")

@@ -113,3 +113,29 @@ def test_tictactoe_put_square_answers_the_game_status() -> None:
     status = response.json()
     assert response.status == 200 and set(status) == {"winner", "board"}
     assert len(status["board"]) == 3 and all(len(row) == 3 for row in status["board"])
+
+
+def test_identity_overrides_apply() -> None:
+    """aliases, store and upsert: the escape hatch for what inference cannot know (docs/environments.md)."""
+    spec = load_environment("petstore").spec
+    inferred = infer_resources(spec)
+    assert inferred.resources["user"].aliases == ("id",), "a user is also found by its numeric id"
+    assert inferred.bindings["updateUser"].upsert is False
+    model = infer_resources(spec, {"resources": {"user": {"aliases": ["email"], "store": "people"}},
+                                   "operations": {"updateUser": {"upsert": True}}})
+    assert model.resources["user"].aliases == ("email",)
+    assert model.resources["user"].store == "people"
+    assert model.bindings["updateUser"].upsert is True
+
+
+def test_a_mistyped_override_is_refused_with_the_file_named(tmp_path: pytest.TempPathFactory) -> None:
+    from pathlib import Path
+
+    from simulator.errors import SpecError
+
+    directory = Path(str(tmp_path))
+    source = load_environment("petstore").spec.source
+    (directory / "openapi.yaml").write_bytes(source.read_bytes())
+    (directory / "env.yaml").write_text("overrides:\n  resources:\n    user: {alias: [email]}\n", encoding="utf-8")
+    with pytest.raises(SpecError, match=r"env.yaml#/overrides: override for user: unknown key\(s\) \['alias'\]"):
+        load_environment(directory)

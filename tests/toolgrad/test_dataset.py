@@ -231,3 +231,52 @@ def test_toolbox_per_worker_thread_is_reused(tmp_path: Path) -> None:
 
     generate_dataset(settings(tmp_path / "t.jsonl", n=6, concurrency=2), policy_factory=factory)
     assert len(set(made)) <= 3  # the caller's (used for provenance) and one per worker
+
+
+# -- one writer per output file --------------------------------------------------------------------
+
+HOLD_LOCK = """
+import sys, time
+from toolgrad.files import exclusive_writer
+with exclusive_writer(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_second_writer_exits_2_naming_the_holder_and_a_dead_holder_leaves_no_lock(tmp_path: Path) -> None:
+    out = tmp_path / "one.jsonl"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out)], cwd=ROOT, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"locked"
+        with pytest.raises(ToolgradError, match=rf"being written by process {holder.pid}\b"):
+            generate_dataset(settings(out, n=1))
+        done = run_cli("generate", "--env", "tictactoe", "--n", "1", "-o", str(out))
+        assert done.returncode == 2 and f"process {holder.pid}" in done.stderr.decode()
+        assert b"Traceback" not in done.stderr and not out.exists(), "the second writer wrote nothing"
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    # killed while holding it: the kernel released the lock; the stale file is taken over
+    assert (tmp_path / "one.jsonl.lock").exists()
+    summary = generate_dataset(settings(out, n=1))
+    assert summary.new_samples == 1 and not (tmp_path / "one.jsonl.lock").exists()
+
+
+def test_two_concurrent_runs_on_one_output_never_interleave(tmp_path: Path) -> None:
+    out = tmp_path / "race.jsonl"
+    runs = [cli("generate", "--env", "petstore", "--n", "6", "--seed", "0", "-o", str(out)) for _ in range(2)]
+    codes = sorted(proc.wait(timeout=300) for proc in runs)
+    seeds = [orjson.loads(line)["seed"] for line in out.read_bytes().splitlines()]
+    # one ran (or both, one after the other: the second resumes and adds nothing)
+    assert codes in ([0, 0], [0, 2]) and seeds == list(range(6)), (codes, seeds)
+
+
+def test_resuming_a_file_of_another_schema_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "old.jsonl"
+    generate_dataset(settings(path, n=1))
+    record = orjson.loads(path.read_bytes())
+    record["schema_version"] = "1"  # as an older toolgrad wrote it
+    path.write_bytes(orjson.dumps(record) + b"\n")
+    with pytest.raises(ToolgradError, match="a schema 1 record; this toolgrad writes schema 2"):
+        generate_dataset(settings(path, n=2))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from typer.testing import CliRunner
 from toolgrad.dataset import generate_dataset, read_samples
 from toolgrad.export import export_dataset, tool_name
 from toolgrad.records import Sample
-from toolgrad.settings import ExportSettings, GenerateSettings, ToolgradError
+from toolgrad.settings import ExportSettings, GenerateSettings
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +60,8 @@ def test_openai_format(dataset: Path, samples: list[Sample], tmp_path: Path) -> 
         assert len(set(ids)) == len(ids)
 
 
-def test_bfcl_format_and_negatives(dataset: Path, samples: list[Sample], tmp_path: Path) -> None:
-    rows = export(dataset, tmp_path / "b.jsonl", "bfcl", negatives=0.25, distractors=3)
+def test_calls_format_and_negatives(dataset: Path, samples: list[Sample], tmp_path: Path) -> None:
+    rows = export(dataset, tmp_path / "b.jsonl", "calls", negatives=0.25, distractors=3)
     negatives = [r for r in rows if r["negative"]]
     assert len(negatives) == round(0.25 * len(samples))
     by_id = {s.id: s for s in samples}
@@ -83,7 +82,7 @@ def test_bfcl_format_and_negatives(dataset: Path, samples: list[Sample], tmp_pat
 
 
 def test_exports_are_deterministic_and_seeded(dataset: Path, tmp_path: Path) -> None:
-    for fmt in ("openai", "bfcl"):
+    for fmt in ("openai", "calls"):
         a, b, c = tmp_path / f"a.{fmt}", tmp_path / f"b.{fmt}", tmp_path / f"c.{fmt}"
         export(dataset, a, fmt)
         export(dataset, b, fmt)
@@ -93,31 +92,14 @@ def test_exports_are_deterministic_and_seeded(dataset: Path, tmp_path: Path) -> 
 
 
 def test_no_negatives_at_rate_zero(dataset: Path, tmp_path: Path) -> None:
-    rows = export(dataset, tmp_path / "z.jsonl", "bfcl", negatives=0.0)
+    rows = export(dataset, tmp_path / "z.jsonl", "calls", negatives=0.0)
     assert not any(r["negative"] for r in rows)
-
-
-def test_hf_format(dataset: Path, samples: list[Sample], tmp_path: Path) -> None:
-    datasets = pytest.importorskip("datasets")
-    out = tmp_path / "hf"
-    export_dataset(ExportSettings(input=str(dataset), format="hf", output=str(out)))
-    loaded = datasets.load_from_disk(str(out))
-    assert len(loaded) == len(samples)
-    row = loaded[0]
-    assert row["query"] == samples[0].query and row["num_calls"] == len(samples[0].steps())
-    assert orjson.loads(row["calls"])[0]["name"] == samples[0].steps()[0].tool
-
-
-def test_hf_without_datasets_is_a_clear_error(dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "datasets", None)
-    with pytest.raises(ToolgradError, match=r"\[hf\]"):
-        export_dataset(ExportSettings(input=str(dataset), format="hf", output=str(tmp_path / "hf")))
 
 
 def test_cli_export(dataset: Path, tmp_path: Path) -> None:
     from benchmarks.cli import app
 
     out = tmp_path / "cli.jsonl"
-    result = CliRunner().invoke(app, ["export", str(dataset), "--format", "bfcl", "-o", str(out), "--seed", "2"])
+    result = CliRunner().invoke(app, ["export", str(dataset), "--format", "calls", "-o", str(out), "--seed", "2"])
     assert result.exit_code == 0, result.output
     assert out.exists() and "wrote" in result.output

@@ -8,6 +8,7 @@ uses a made-up id (404), one whose call names a tool outside the proposal, and o
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +52,14 @@ def adversary(request: dict[str, Any]) -> Reply:
         extend = "extend" in props["action"]["enum"]
         return json_reply({"choice": choice, "action": "extend" if extend else "new",
                            "chain": 0 if extend else None, "rationale": "It worked and it is useful."})
-    if "query" in props:
+    if "query" in props:  # cite what the calls returned, as the updater is told to
+        shown = request["messages"][-1]["content"] if len(request["messages"]) == 2 else request["messages"][1]["content"]
+        names = list(dict.fromkeys(re.findall(r'"name":"([^"]{1,40})"', shown)))[:2]
+        counts = re.findall(r'getInventory\(\{}\) -> 200 \{"[^"]*":(\d+)', shown)[:1]
+        answer = "The sold pets are called " + " and ".join(f"'{n}'" for n in names) if names else "No names"
+        answer += f"; the inventory's first count is {counts[0]}." if counts else "."
         return json_reply({"query": "Which of your pets have been sold, and what are they called?",
-                           "answer": "The sold pets are listed with their names."})
+                           "answer": answer})
     if request.get("tools"):  # the Executor
         if any(m["role"] == "tool" for m in request["messages"]):
             return text_reply("Done.")
@@ -96,3 +102,20 @@ def test_only_calls_that_really_ran_enter_a_chain_and_every_sample_certifies(
     assert made_up_seen and refused_seen, "the adversary's bad calls never reached the executor"
     certificate = certify_file(out)
     assert (certificate.pass_rate, certificate.passed) == (1.0, 3), orjson.dumps(certificate.model_dump()).decode()
+
+
+def test_the_sampling_temperature_is_sent_and_recorded(
+        scripted_openai: ScriptedOpenAI, tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    scripted_openai.script(adversary)
+    out = tmp_path / "hot.jsonl"
+    generate_dataset(GenerateSettings(
+        envs=["petstore"], n=1, seed=0, llm="openai", model=scripted_openai.model, temperature=1.0,
+        base_url=scripted_openai.base_url, iterations=1, batch_size=50, proposals=3, output=str(out)))
+    (sample,) = read_samples(out)
+    assert sample.provenance.generator["temperature"] == 1.0, "the paper's setting, recorded with the sample"
+    assert {r.get("temperature") for r in scripted_openai.requests} == {1.0}
+    # every tool of the mini-batch is offered to the proposer, not the few a budget left room for
+    proposer = next(r for r in scripted_openai.requests if "proposals" in _schema(r).get("properties", {}))
+    offered = _schema(proposer)["properties"]["proposals"]["items"]["properties"]["tools"]["items"]["enum"]
+    assert len(offered) == len(sample.trace.iterations[0].batch) == 19  # petstore: every operation

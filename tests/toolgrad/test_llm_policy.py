@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,15 @@ import pytest
 from scripted_server import Quirks, ScriptedOpenAI, json_reply, malformed_json, text_reply, tool_call_reply
 
 from simulator.tools import Tool
+from toolgrad.llm import prompts
 from toolgrad.llm.base import Completion
 from toolgrad.llm.openai_backend import CacheMiss, OpenAIChat
 from toolgrad.llm_policy import LLMPolicy, make_llm_policy, shared_chat
 from toolgrad.policy import Context, StageError, Workflow
 from toolgrad.records import Chain, Proposal, Selection, Step
-from toolgrad.toolbox import BoundTool, ToolResult
+from toolgrad.tool_terms import toolbox_terms
+from toolgrad.toolbox import BoundTool, Toolbox, ToolResult
+from toolgrad.validity import validity_problem
 
 scripted_openai_server = fixtures_openai.scripted_openai_server
 scripted_openai = fixtures_openai.scripted_openai
@@ -77,7 +81,7 @@ def test_proposer_asks_for_proposals_over_the_batch(scripted_openai: ScriptedOpe
                          Proposal(instruction="Check the inventory.", tools=[INVENTORY])]
     (request,) = scripted_openai.requests
     user = request["messages"][1]["content"]
-    assert f"- {GET_PET}(petId*: integer): Find pet by ID." in user
+    assert f"- {GET_PET}(petId*: int): Find pet by ID." in user
     assert f"- {FIND}(status*: available|pending|sold)" in user
     assert '[chain 0 step 0] petstore__findPetsByStatus({"status":"sold"}) -> 200 [{"id":7,"name":"Rex"}]' in user
     assert "Write 2 different tasks" in user
@@ -87,13 +91,23 @@ def test_proposer_asks_for_proposals_over_the_batch(scripted_openai: ScriptedOpe
     assert schema["properties"]["proposals"]["maxItems"] == 2
 
 
-def test_proposer_keeps_the_prompt_within_the_tool_budget(scripted_openai: ScriptedOpenAI) -> None:
+def test_proposer_sees_every_tool_of_the_batch_even_past_the_budget(scripted_openai: ScriptedOpenAI) -> None:
     scripted_openai.script(json_reply({"proposals": [{"instruction": "Look up pet 7.", "tools": [GET_PET]}]}))
     policy_for(scripted_openai, tools_budget=60).propose(context())
-    request = scripted_openai.requests[0]
-    assert "(2 more not shown)" in request["messages"][1]["content"]
-    enum = request["response_format"]["json_schema"]["schema"]["properties"]["proposals"]["items"]
-    assert enum["properties"]["tools"]["items"]["enum"] == [GET_PET]
+    user = scripted_openai.requests[0]["messages"][1]["content"]
+    # descriptions give way to the budget; tools and their required arguments never do
+    assert f"- {GET_PET}(petId*: int)\n" in user and "Find pet by ID" not in user
+    assert all(b.name in user for b in BATCH)
+    enum = scripted_openai.requests[0]["response_format"]["json_schema"]["schema"]["properties"]["proposals"]["items"]
+    assert enum["properties"]["tools"]["items"]["enum"] == [GET_PET, FIND, INVENTORY]
+
+
+def test_a_batch_of_fifty_tools_fits_the_default_budget_with_descriptions() -> None:
+    toolbox = Toolbox.in_process(["petstore", "crm", "adafruit", "museum"])
+    specs = [toolbox.tools[n].openai() for n in toolbox.names()[:50]]
+    text, shown = prompts.render_tools(specs, LLMPolicy.__init__.__kwdefaults__["tools_budget"])
+    assert len(shown) == 50 and text.count("\n") == 49, "one line per tool, all fifty"
+    assert sum(": " in line.split(")")[-1] for line in text.splitlines()) >= 40, "most keep a description"
 
 
 def test_proposer_failure_is_a_stage_error(scripted_openai: ScriptedOpenAI) -> None:
@@ -236,6 +250,22 @@ def test_updater_rewrites_a_query_with_no_words(scripted_openai: ScriptedOpenAI)
         context(), Selection(proposal=0, action="new", rationale=""), Workflow(chains=[Chain(steps=[STEP])]))
     assert query == "What is on the board?"
     assert "the query has no words" in scripted_openai.requests[1]["messages"][-1]["content"]
+
+
+def test_updater_rewrites_what_the_validity_checks_reject(scripted_openai: ScriptedOpenAI) -> None:
+    # bad input, twice: a request that leaves the status unstated, then an answer with an id
+    # (8) that no response holds; the loop's own check names each problem to the model
+    scripted_openai.script(json_reply({"query": "Show me some pets.", "answer": "Rex (id 7)."}),
+                           json_reply({"query": "Which pets were sold?", "answer": "Rex (id 8)."}),
+                           json_reply({"query": "Which pets were sold?", "answer": "Rex (id 7)."}))
+    terms = toolbox_terms(Toolbox.in_process(["petstore"]))
+    ctx = replace(context(), check_text=lambda w, q, a: validity_problem(w.chains, q, a, terms))
+    query, answer = policy_for(scripted_openai).update(
+        ctx, Selection(proposal=0, action="new", rationale=""), Workflow(chains=[Chain(steps=[STEP])]))
+    assert (query, answer) == ("Which pets were sold?", "Rex (id 7).")
+    first, second = (r["messages"][-1]["content"] for r in scripted_openai.requests[1:])
+    assert "solvable at chain 0 step 0, /status = 'sold'" in first
+    assert "grounded" in second and "'8'" in second
 
 
 # -- accounting, the factory, record and replay -----------------------------------------------------

@@ -14,15 +14,14 @@ from toolgrad.loop import (
     GeneratorConfig,
     SampleOutcome,
     api_names,
-    detect_sources,
     draw_batch,
     failure_reason,
-    find_pointer,
     run_sample,
 )
 from toolgrad.offline import OfflinePolicy
 from toolgrad.policy import CallFn, Context, ExecutedCall, StageError, Workflow, named_apis, query_problem
 from toolgrad.records import Proposal, Provenance, Sample, Selection, Step
+from toolgrad.sources import detect_sources, find_pointer
 from toolgrad.toolbox import Toolbox, ToolResult
 
 Replay = Callable[[Sample], list[str]]
@@ -79,9 +78,9 @@ def test_validator_passes_a_write_with_no_body_by_design(status: int) -> None:
 def test_sources_latest_earlier_step_wins_and_trivial_values_are_ignored() -> None:
     earlier = [(0, 0, [{"id": 12, "name": "rex"}]), (0, 1, {"pet": {"id": 12}, "a/b": "rex"})]
     found = detect_sources({"petId": 12, "name": "rex", "flag": True, "quantity": 1, "tag": "zz"}, earlier)
-    assert found["petId"].model_dump() == {"chain": 0, "step": 1, "pointer": "/pet/id"}
-    assert found["name"].pointer == "/a~1b"  # escaped per RFC 6901
-    assert set(found) == {"petId", "name"}
+    assert found["/petId"].model_dump() == {"chain": 0, "step": 1, "pointer": "/pet/id"}
+    assert found["/name"].pointer == "/a~1b"  # escaped per RFC 6901
+    assert set(found) == {"/petId", "/name"}
 
 
 def test_sources_match_numeric_path_strings_and_related_keys_first() -> None:
@@ -94,9 +93,9 @@ def test_sources_match_numeric_path_strings_and_related_keys_first() -> None:
 def test_declared_sources_are_kept_only_when_they_hold() -> None:
     earlier = [(0, 0, {"id": 5, "other": 5})]
     kept = detect_sources({"petId": 5}, earlier, {"petId": (0, 0, "/other")})
-    assert kept["petId"].pointer == "/other"
-    wrong = detect_sources({"petId": 5}, earlier, {"petId": (0, 0, "/missing")})
-    assert wrong["petId"].pointer == "/id"  # the declared one did not resolve: auto-detected
+    assert kept["/petId"].pointer == "/other"
+    wrong = detect_sources({"petId": 5}, earlier, {"/petId": (0, 0, "/missing")})
+    assert wrong["/petId"].pointer == "/id"  # the declared one did not resolve: auto-detected
 
 
 # -- batches and the query check ----------------------------------------------------------------
@@ -280,3 +279,16 @@ def test_cost_counts_every_call_made(petstore: Toolbox) -> None:
     made = sum(len(e.steps) for it in outcome.trace.iterations for e in it.executions)
     assert outcome.cost.tool_calls == made
     assert outcome.cost.model_calls == 0
+
+
+def test_sources_reach_into_bodies_and_schema_1_keys_read_as_pointers() -> None:
+    earlier = [(0, 0, {"dashboard": {"key": "dash-77"}, "feeds": [{"key": "feed-1"}, {"key": "feed-2"}]})]
+    found = detect_sources({"body": {"dashboard_id": "dash-77", "feeds": ["feed-2"]}, "n": 1}, earlier)
+    assert {k: v.pointer for k, v in found.items()} == {"/body/dashboard_id": "/dashboard/key",
+                                                         "/body/feeds/0": "/feeds/1/key"}
+    old = Step.model_validate({"env": "e", "tool": "t", "operation_id": "o", "arguments": {"petId": 1},
+                               "sources": {"petId": {"chain": 0, "step": 0, "pointer": "/id"}},
+                               "status": 200, "response": None, "state_hash": ""})
+    assert list(old.sources) == ["/petId"]  # schema 1 keyed sources by argument name
+    with pytest.raises(ValueError, match="schema version '9' is not one this toolgrad reads"):
+        Sample.model_validate({"schema_version": "9"})

@@ -1,9 +1,9 @@
 """Prompts and output schemas of the four ToolGrad modules, as pure functions.
 
-Modelled on the paper's Proposer, Executor, Selector and Updater, but kept short (a few hundred
-tokens) so that a small local model with a 2k context can run them: tools are rendered as one
-line each (``name(arg*: type, ...): description``) within a character budget, and every tool
-output shown to the model is truncated. Each structured module comes with the JSON Schema its
+Modelled on the paper's Proposer, Executor, Selector and Updater, and kept short: tools are
+rendered as compact signatures, one line each (``name(arg*: type, ...): description``), every
+tool of the mini-batch shown (descriptions shortened or dropped to fit a character budget), and
+every tool output shown to the model is truncated. Each structured module comes with the JSON Schema its
 reply must satisfy; enums in the schema (tool names, candidate numbers) let a server that
 compiles the schema into a grammar rule out invalid answers.
 """
@@ -61,38 +61,45 @@ def _type_of(schema: Any) -> str:
     return "object" if "properties" in schema else "any"
 
 
+_SHORT_TYPES = {"string": "str", "integer": "int", "boolean": "bool", "number": "num", "object": "obj"}
+
+
+def _short_type(text: str) -> str:
+    return "|".join(_SHORT_TYPES.get(part, part) for part in text.split("|"))
+
+
 def tool_line(spec: dict[str, Any], description_chars: int = 80, max_args: int = 8) -> str:
-    """``- name(arg*: type, ...): description`` for an OpenAI tool spec (``*``: required)."""
+    """``- name(arg*: type, ...): description`` for an OpenAI tool spec (``*``: required; types
+    abbreviated: str, int, num, bool, obj). Required arguments are always listed; optional ones
+    while fewer than ``max_args`` are shown."""
     function = spec.get("function", {})
     parameters = function.get("parameters") or {}
     properties = parameters.get("properties") or {}
     required = set(parameters.get("required") or [])
     names = sorted(properties, key=lambda n: (n not in required, list(properties).index(n)))
-    args = [f"{n}{'*' if n in required else ''}: {_type_of(properties[n])}" for n in names[:max_args]]
-    if len(names) > max_args:
-        args.append("...")
-    description = _first_sentence(function.get("description") or "", description_chars)
+    shown = [n for i, n in enumerate(names) if n in required or i < max_args]
+    args = [f"{n}{'*' if n in required else ''}: {_short_type(_type_of(properties[n]))}" for n in shown]
+    if len(shown) < len(names):
+        args.append(f"+{len(names) - len(shown)} optional")
+    description = _first_sentence(function.get("description") or "", description_chars) if description_chars else ""
     return f"- {function.get('name')}({', '.join(args)})" + (f": {description}" if description else "")
 
 
+# how a tool list is shortened to fit its budget: shorter descriptions, then none, then fewer
+# optional arguments; a tool is never left out (the proposer sees the whole mini-batch)
+_DETAIL_LEVELS = ((80, 8), (40, 8), (0, 8), (0, 4), (0, 0))
+
+
 def render_tools(specs: Sequence[dict[str, Any]], budget: int) -> tuple[str, list[str]]:
-    """One line per tool, in order, while they fit in ``budget`` characters (always at least
-    one); returns the text and the names shown."""
-    lines: list[str] = []
-    shown: list[str] = []
-    used = 0
-    for spec in specs:
-        line = tool_line(spec)
-        if shown and used + len(line) + 1 > budget:
-            line = tool_line(spec, description_chars=0)
-            if used + len(line) + 1 > budget:
-                break
-        lines.append(line)
-        shown.append(str(spec.get("function", {}).get("name")))
-        used += len(line) + 1
-    if len(shown) < len(specs):
-        lines.append(f"({len(specs) - len(shown)} more not shown)")
-    return "\n".join(lines), shown
+    """One line per tool, every tool, in order, as detailed as ``budget`` characters allow
+    (the least detailed level when none fits); returns the text and the names shown."""
+    names = [str(spec.get("function", {}).get("name")) for spec in specs]
+    text = ""
+    for description_chars, max_args in _DETAIL_LEVELS:
+        text = "\n".join(tool_line(spec, description_chars, max_args) for spec in specs)
+        if len(text) <= budget:
+            break
+    return text, names
 
 
 def step_line(label: str, step: Step, output_chars: int) -> str:
@@ -229,8 +236,11 @@ def selector_schema(candidate_indices: Sequence[int], chains: int) -> dict[str, 
 UPDATER_SYSTEM = (
     "You write the request a user made and the final answer to it, given the API calls made for "
     "it and their real results. The request must sound like a person and must not name APIs, "
-    "tools, functions or endpoints. The answer must state the real values from the results. "
-    "Reply with JSON only."
+    "tools, functions or endpoints. It must state, quoted exactly, every value a call sends that "
+    "the user has to supply (one that no earlier result gave), and name any record it takes from "
+    "an earlier list by a value that identifies it (its name, title or id), never by its position. "
+    "The answer must state only real values from the results, and something from every call that "
+    "changes nothing. Reply with JSON only."
 )
 
 
@@ -254,4 +264,6 @@ UPDATER_SCHEMA: dict[str, Any] = {
 
 def rewrite_request(problem: str) -> str:
     return (f"That will not do: {problem}. Rewrite the request as a person would say it, in plain "
-            'words, without naming any API or tool. JSON: {"query": "...", "answer": "..."}')
+            "words, without naming any API or tool, stating every value the user must supply and "
+            "naming records by what identifies them; state in the answer only values from the results. "
+            'JSON: {"query": "...", "answer": "..."}')

