@@ -194,7 +194,7 @@ def throughput(target: str, command_for: dict[str, list[str]], port: int, args: 
         runs = []
         for _ in range(args.runs):
             if target == "simulator":
-                httpx.post(f"{origin}/_sim/reset", timeout=10).raise_for_status()
+                httpx.post(f"{origin}/_sim/reset", json={}, timeout=10).raise_for_status()
             runs.append(wrk(origin, script, args.duration, args.connections, args.threads))
     return Result(target, runs)
 

@@ -11,17 +11,19 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 from pydantic import ValidationError
 
 from simulator.backends import running_services
-from simulator.environment import Environment, load_environment
-from simulator.errors import SimulatorError
+from simulator.confine import open_regular
+from simulator.environment import Environment, is_plain_name, load_environment
+from simulator.errors import SimulatorError, UnknownEnvironmentError
 from simulator.http_sandbox import HTTPSandbox
 from simulator.inprocess import InProcessSandbox
 from simulator.sandbox import Sandbox
@@ -271,12 +273,22 @@ class DatasetLine:
     text: str
 
 
+MAX_LINE_BYTES = 64 * 1024 * 1024  # one sample; a longer first line is not a dataset
+
+
 def read_lines(path: Path) -> tuple[str, list[DatasetLine]]:
-    """The file's sha256 and its non-blank lines; :class:`DatasetError` if it cannot be read."""
+    """The file's sha256 and its non-blank lines; :class:`DatasetError` if it cannot be read.
+
+    Only a regular file is read (``/dev/zero`` and pipes are refused), and its first non-blank
+    line must be a JSON object of at most :data:`MAX_LINE_BYTES` before the rest is read, so a
+    file that is not a dataset is refused after reading at most that much."""
     try:
-        data = path.read_bytes()
+        fd = open_regular(path)
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read the dataset: {exc.strerror or exc}") from exc
+    with os.fdopen(fd, "rb") as file:
+        head = _first_line(file, path)
+        data = head + file.read()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -284,6 +296,24 @@ def read_lines(path: Path) -> tuple[str, list[DatasetLine]]:
         raise DatasetError(f"{path}:{line}: not UTF-8 text") from exc
     lines = [DatasetLine(i, raw) for i, raw in enumerate(text.split("\n"), start=1) if raw.strip()]
     return hashlib.sha256(data).hexdigest(), lines
+
+
+def _first_line(file: BinaryIO, path: Path) -> bytes:
+    """The bytes up to and including the first non-blank line, checked to open a JSON object."""
+    head = chunk = b""
+    while len(head) <= MAX_LINE_BYTES:
+        chunk = file.readline(MAX_LINE_BYTES + 1)
+        head += chunk
+        if not chunk or chunk.strip():
+            break
+    if len(head) > MAX_LINE_BYTES:
+        raise DatasetError(f"{path}: no sample within the first {MAX_LINE_BYTES:,} bytes: not a dataset "
+                           "(each line must be one JSON object, a sample)")
+    if chunk.strip() and not chunk.lstrip().startswith(b"{"):
+        number = head.count(b"\n") + (0 if head.endswith(b"\n") else 1)
+        raise DatasetError(f"{path}:{number}: not a dataset: each line must be one JSON object "
+                           "of the toolgrad Sample format")
+    return head
 
 
 def parse_record(line: DatasetLine, path: Path | str = "") -> tuple[Sample, dict[str, Any]]:
@@ -370,6 +400,7 @@ class ProviderPlan:
     backend: str
     env_refs: tuple[tuple[str, str], ...]
     urls: tuple[tuple[EnvKey, str], ...] = ()
+    tokens: tuple[tuple[EnvKey, str], ...] = ()  # control API admin tokens of services that need one
 
 
 class SandboxProvider:
@@ -388,6 +419,7 @@ class SandboxProvider:
         self.backend = backend
         self.env_refs = dict(env_refs or {})
         self.urls: dict[EnvKey, str] = dict(urls or {})
+        self.tokens: dict[EnvKey, str] = {}
         self._environments: dict[EnvKey, Environment] = {}
         self._sandboxes: dict[EnvKey, Sandbox] = {}
         self._toolboxes: dict[tuple[EnvKey, ...], Toolbox] = {}
@@ -395,11 +427,16 @@ class SandboxProvider:
 
     @classmethod
     def from_plan(cls, plan: ProviderPlan) -> SandboxProvider:
-        return cls(plan.backend, dict(plan.env_refs), dict(plan.urls))
+        provider = cls(plan.backend, dict(plan.env_refs), dict(plan.urls))
+        provider.tokens = dict(plan.tokens)
+        return provider
 
     def plan(self) -> ProviderPlan:
-        return ProviderPlan(self.backend, tuple(sorted(self.env_refs.items())), tuple(sorted(
-            self.urls.items(), key=lambda kv: (kv[0][0], -1 if kv[0][1] is None else kv[0][1]))))
+        def by_key(item: tuple[EnvKey, str]) -> tuple[str, int]:
+            return item[0][0], -1 if item[0][1] is None else item[0][1]
+
+        return ProviderPlan(self.backend, tuple(sorted(self.env_refs.items())),
+                            tuple(sorted(self.urls.items(), key=by_key)), tuple(sorted(self.tokens.items(), key=by_key)))
 
     def __enter__(self) -> SandboxProvider:
         return self
@@ -419,6 +456,11 @@ class SandboxProvider:
         found = self._environments.get(key)
         if found is None:
             name, seed = key
+            if name not in self.env_refs and not is_plain_name(name):
+                # a dataset is untrusted input: its names are looked up, never opened as paths
+                raise UnknownEnvironmentError(
+                    f"the dataset names environment {name!r}, which is not a plain name; "
+                    f"pass --env NAME=PATH to say where it is")
             found = self._environments[key] = load_environment(self.env_refs.get(name, name), seed=seed)
         return found
 
@@ -435,7 +477,7 @@ class SandboxProvider:
         to_start: dict[int | None, list[str]] = {}
         for key in missing:
             if key in self.urls:
-                self._sandboxes[key] = HTTPSandbox(self.urls[key], key[0])
+                self._sandboxes[key] = HTTPSandbox(self.urls[key], key[0], admin_token=self.tokens.get(key))
             else:
                 self.environment(key)  # fail early (per sample) when it is not installed
                 to_start.setdefault(key[1], []).append(key[0])
@@ -444,7 +486,9 @@ class SandboxProvider:
             handles = self._stack.enter_context(running_services(refs, backend=self.backend, seed=seed))
             for name, handle in zip(names, handles, strict=True):
                 self.urls[(name, seed)] = handle.base_url
-                self._sandboxes[(name, seed)] = HTTPSandbox(handle.base_url, name)
+                if handle.admin_token:
+                    self.tokens[(name, seed)] = handle.admin_token
+                self._sandboxes[(name, seed)] = HTTPSandbox(handle.base_url, name, admin_token=handle.admin_token)
 
     def toolbox_for(self, fingerprints: dict[str, dict[str, Any]]) -> Toolbox | Divergence:
         """A toolbox over the sample's environments, or the first reason it cannot be trusted:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .cli_mcp import mcp_app
+from .cli_serve import serve_command
 from .environment import load_environment
 from .errors import SimulatorError
 from .resources import describe, infer_resources
@@ -75,21 +76,7 @@ def check(
     raise typer.Exit(2 if failed else 0)
 
 
-@sim_app.command()
-def serve(
-    env: Annotated[str, typer.Argument(help="Spec file, environment directory or shipped name.")],
-    host: Annotated[str, typer.Option(envvar="TOOLGRAD_SIM_HOST")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar="TOOLGRAD_SIM_PORT")] = 8000,
-    seed: Annotated[int | None, typer.Option(envvar="TOOLGRAD_SEED", help="Overrides the env's seed.")] = None,
-    auth: Annotated[str, typer.Option(help="off: credentials not required; enforce: 401 without them.")] = "off",
-) -> None:
-    """Serve an environment over HTTP (uvicorn)."""
-    from .server import serve as run
-
-    environment = load_environment(env, seed=seed)
-    console.print(f"serving {environment.name} (seed {environment.seed}) on http://{host}:{port}  "
-                  f"control API: /_sim/health")
-    run(environment, host=host, port=port, auth=auth)
+sim_app.command("serve")(serve_command)
 
 
 @sim_app.command()

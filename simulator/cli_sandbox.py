@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .backends import services_status, start_services, stop_services
-from .backends.base import ServiceEvent, default_image_tag
+from .backends.base import Hardening, ServiceEvent, default_image_tag
 from .compose import DEFAULT_PORT_BASE, ComposePlan, check_envs, render_compose, service_urls
 from .errors import SimulatorError
 from .images import (
@@ -27,6 +27,7 @@ from .images import (
     build_image,
     envs_source,
     find_project_root,
+    pinned_reference,
     prepare_context,
 )
 
@@ -34,6 +35,7 @@ sandbox_app = typer.Typer(help="Simulator images, compose files and running serv
 console = Console(stderr=True)
 
 CONTEXT_DIR_NAME = "toolgrad-sim-context"
+_HARDENING = Hardening()
 _STATE_STYLE = {"healthy": "green", "unhealthy": "yellow", "unrecorded": "yellow"}
 
 
@@ -119,6 +121,12 @@ def compose_command(
     project_dir: Annotated[
         Path | None, typer.Option(help="Source checkout [default: found from cwd].")
     ] = None,
+    mem_limit: Annotated[str, typer.Option(help="Memory limit of each service.")] = _HARDENING.mem_limit,
+    pids_limit: Annotated[int, typer.Option(min=16, help="Process limit of each service.")] = _HARDENING.pids_limit,
+    cpus: Annotated[float, typer.Option(min=0.1, help="CPUs of each service.")] = _HARDENING.cpus,
+    tmpfs_size: Annotated[str, typer.Option(help="Size of each service's /tmp.")] = _HARDENING.tmpfs_size,
+    pin: Annotated[bool, typer.Option(help="With --no-build: name the image by its ID when the engine "
+                                      "holds it (a digest, not a tag that can move).")] = True,
     mcp: Annotated[
         bool, typer.Option("--mcp", help="Also serve each env over MCP (streamable HTTP, service <name>-mcp).")
     ] = False,
@@ -126,7 +134,8 @@ def compose_command(
         int | None, typer.Option(help="MCP service i on 127.0.0.1:MCP_PORT_BASE+i [default: PORT_BASE+100].")
     ] = None,
 ) -> None:
-    """Write a docker-compose file serving ENVS from the simulator image (loopback ports only)."""
+    """Write a docker-compose file serving ENVS from the simulator image (loopback ports only,
+    no capabilities, no privilege gain, memory, process and CPU limits, a sized /tmp)."""
     with _user_errors():
         context_rel: str | None = None
         args: dict[str, str] = {}
@@ -144,9 +153,13 @@ def compose_command(
                 prepare_context(context, project_root=root, on_event=_build_printer(False))
             context_rel = f"./{CONTEXT_DIR_NAME}"
             args = build_args(base, context)
+        reference = image or default_image_tag()
+        if pin and not build:
+            reference = pinned_reference(reference)
         plan = ComposePlan(
-            envs=tuple(envs), image=image or default_image_tag(), port_base=port_base, seed=seed,
+            envs=tuple(envs), image=reference, port_base=port_base, seed=seed,
             build_context=context_rel, build_args=tuple(args.items()), mcp=mcp, mcp_port_base=mcp_port_base,
+            hardening=Hardening(mem_limit=mem_limit, pids_limit=pids_limit, cpus=cpus, tmpfs_size=tmpfs_size),
         )  # fmt: skip
         text = render_compose(plan)
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -185,6 +198,8 @@ def up_command(
     for handle in handles:
         # stdout, one per line, so scripts can read `name url`
         typer.echo(f"{handle.name} {handle.base_url}")
+        if handle.admin_token:  # a container's control API is closed: say how to open it
+            console.print(f"  {handle.name}: X-Sim-Admin-Token {handle.admin_token}", highlight=False, markup=False)
 
 
 @sandbox_app.command("down")

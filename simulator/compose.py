@@ -8,7 +8,7 @@ in a fixed order, no timestamps, paths relative to the compose file.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -20,6 +20,7 @@ from simulator.backends.base import (
     LABEL,
     LABEL_ENV,
     BackendError,
+    Hardening,
     ServiceRequest,
     plan_requests,
 )
@@ -49,6 +50,7 @@ class ComposePlan:
     # directory of a prepared build context, relative to the compose file; None: no build section
     build_context: str | None = None
     build_args: tuple[tuple[str, str], ...] = ()  # the Dockerfile's ARGs (BASE, WHEEL_PYTHON, ...)
+    hardening: Hardening = field(default_factory=Hardening)
     mcp: bool = False  # also an MCP (streamable HTTP) service per environment, named <service>-mcp
     mcp_port_base: int | None = None  # None: port_base + MCP_PORT_OFFSET
 
@@ -64,11 +66,23 @@ def _service(env: str, name: str, port: int, plan: ComposePlan) -> dict[str, Any
         if plan.build_args:
             build["args"] = dict(plan.build_args)
         service["build"] = build
-    service["environment"] = {"TOOLGRAD_ENV": env, "TOOLGRAD_SEED": str(plan.seed)}
+    service["environment"] = {
+        "TOOLGRAD_ENV": env, "TOOLGRAD_SEED": str(plan.seed),
+        # bound to 0.0.0.0 inside, the control API is closed: set the token when starting the
+        # stack, or read the generated one from `docker compose logs`
+        "TOOLGRAD_SIM_ADMIN_TOKEN": "${TOOLGRAD_SIM_ADMIN_TOKEN:-}",
+        "TOOLGRAD_SIM_ALLOWED_HOSTS": name,
+    }
     # Loopback only: a simulator is a test fixture, never a public service.
     service["ports"] = [f"127.0.0.1:{port}:{CONTAINER_PORT}"]
     service["read_only"] = True
-    service["tmpfs"] = ["/tmp"]
+    hardening = plan.hardening
+    service["tmpfs"] = [f"/tmp:{hardening.tmpfs_options}"]
+    service["cap_drop"] = ["ALL"]
+    service["security_opt"] = ["no-new-privileges:true"]
+    service["mem_limit"] = hardening.mem_limit
+    service["pids_limit"] = hardening.pids_limit
+    service["cpus"] = hardening.cpus
     service["healthcheck"] = {
         "test": list(HEALTH_TEST),
         "interval": "5s",

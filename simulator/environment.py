@@ -11,6 +11,14 @@ An environment directory (``envs/<name>/``) holds the spec and an ``env.yaml``::
     overrides:                     # corrections to inference: docs/environments.md
       operations: {opId: {kind: list, resource: pet, upsert: false}}
       resources: {pet: {id_field: id, aliases: [name], store: animal, writable: true}}
+    auth:                          # what `--auth enforce` accepts, per security scheme name
+      credentials: {api_key: test-key, petstore_auth: [token-1, token-2], basic: "user:password"}
+    limits:                        # state a server may hold (see sessions.Limits; flags override)
+      max_sessions: 10000
+      journal: 100
+
+The spec (and every file it references) must lie inside the environment's folder (or a folder
+in ``$TOOLGRAD_SPEC_ROOTS``); see :mod:`simulator.confine`.
 
 ``resolve_environment`` accepts a shipped environment's name, an environment directory or a
 spec file (a bare spec gets the defaults).
@@ -18,6 +26,7 @@ spec file (a bare spec gets the defaults).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import os
@@ -32,11 +41,13 @@ from typing import Any
 import yaml
 
 from . import __version__
+from .confine import ReadRefused, allowed_roots, check_inside, read_regular_file
 from .errors import SpecError, UnknownEnvironmentError
-from .loader import load_spec
+from .loader import load_spec, load_yaml_bounded
 from .model import Spec
 from .resources import check_overrides
 from .state import canonical_json, sha256_hex
+from .yaml_limits import AliasBombError
 
 DEFAULT_EPOCH = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 DEFAULT_FIXTURES = 5
@@ -113,6 +124,9 @@ class Environment:
     epoch: dt.datetime = DEFAULT_EPOCH
     source: str = ""
     licence: str = ""
+    # not in the fingerprint: they decide who may call, not what a call answers
+    credentials: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    limits: dict[str, int] = field(default_factory=dict)
 
     def fingerprint(self) -> dict[str, Any]:
         """Everything a response depends on besides the request history."""
@@ -129,21 +143,28 @@ class Environment:
         }
 
     def with_seed(self, seed: int) -> Environment:
-        return Environment(
-            self.name, self.spec, seed, self.fixtures, self.overrides, self.directory,
-            self.epoch, self.source, self.licence,
-        )
+        return dataclasses.replace(self, seed=seed)
+
+
+LIMIT_KEYS = ("max_sessions", "max_snapshots", "state_budget", "session_bytes", "journal", "journal_body",
+              "tombstones")
+_ENV_FILE_LIMIT = 1024 * 1024
 
 
 def _read_env_file(directory: Path) -> dict[str, Any]:
     path = directory / ENV_FILE
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml_bounded(read_regular_file(path, _ENV_FILE_LIMIT), yaml.SafeLoader) or {}
+    except (ReadRefused, AliasBombError) as exc:
+        raise SpecError(str(exc), file=str(path), fix="an env.yaml is a small mapping") from None
+    except OSError as exc:
+        raise SpecError(f"cannot read the file: {exc.strerror or exc}", file=str(path)) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"not valid YAML: {exc}", file=str(path), fix="fix the YAML syntax") from exc
     if not isinstance(data, dict):
         raise SpecError("an env.yaml must be a mapping", file=str(path), fix="see envs/petstore/env.yaml")
-    for key, kind in (("seed", int), ("fixtures", int), ("overrides", dict), ("spec", str)):
+    for key, kind in (("seed", int), ("fixtures", int), ("overrides", dict), ("spec", str), ("auth", dict),
+                      ("limits", dict)):
         if key in data and not isinstance(data[key], kind):
             raise SpecError(
                 f"{key!r} must be a {kind.__name__}, got {type(data[key]).__name__}",
@@ -156,9 +177,52 @@ def _read_env_file(directory: Path) -> dict[str, Any]:
     return data
 
 
+def _epoch(data: dict[str, Any], path: Path) -> dt.datetime:
+    if "epoch" not in data:
+        return DEFAULT_EPOCH
+    value = data["epoch"]
+    try:
+        epoch = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+        return (epoch if epoch.tzinfo else epoch.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        raise SpecError(f"'epoch' is not an ISO 8601 date and time: {value!r}", file=str(path / ENV_FILE),
+                        pointer="/epoch", fix="write it like 2025-01-01T00:00:00+00:00") from None
+
+
+def _credentials(data: dict[str, Any], path: Path) -> dict[str, tuple[str, ...]]:
+    raw = (data.get("auth") or {}).get("credentials") or {}
+    where = str(path / ENV_FILE)
+    if not isinstance(raw, dict):
+        raise SpecError("'auth.credentials' must be a mapping of scheme name to value(s)", file=where,
+                        pointer="/auth/credentials", fix="e.g. credentials: {api_key: test-key}")
+    out: dict[str, tuple[str, ...]] = {}
+    for name, value in raw.items():
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, str) and v for v in values):
+            raise SpecError(f"credential {name!r} must be a non-empty string or a list of them", file=where,
+                            pointer=f"/auth/credentials/{name}", fix="quote the value")
+        out[str(name)] = tuple(values)
+    return out
+
+
+def _limits(data: dict[str, Any], path: Path) -> dict[str, int]:
+    raw = data.get("limits") or {}
+    for key, value in raw.items():
+        if key not in LIMIT_KEYS or not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise SpecError(f"limits.{key}: expected one of {', '.join(LIMIT_KEYS)} with a whole number >= 0",
+                            file=str(path / ENV_FILE), pointer=f"/limits/{key}", fix="see simulator/sessions.py")
+    return dict(raw)
+
+
 def _spec_in(directory: Path, data: dict[str, Any]) -> Path:
     if "spec" in data:
-        return directory / data["spec"]
+        target = directory / data["spec"]
+        try:
+            check_inside(target, allowed_roots(directory), f"'spec: {data['spec']}'")
+        except ReadRefused as exc:
+            raise SpecError(str(exc), file=str(directory / ENV_FILE), pointer="/spec",
+                            fix="name a spec file inside the environment's folder") from None
+        return target
     for name in _SPEC_NAMES:
         if (directory / name).is_file():
             return directory / name
@@ -166,6 +230,12 @@ def _spec_in(directory: Path, data: dict[str, Any]) -> Path:
         "no spec file in the environment directory", file=str(directory),
         fix=f"add one of {', '.join(_SPEC_NAMES)} or name it with 'spec:' in env.yaml",
     )
+
+
+def is_plain_name(ref: str) -> bool:
+    """True for a name that cannot be a path elsewhere (``petstore``, not ``/dev/zero`` or ``../x``):
+    what an environment named by untrusted input (a dataset's provenance) must be."""
+    return bool(ref) and ref not in (".", "..") and not any(c in ref for c in "/\\\0") and not ref.startswith("~")
 
 
 def resolve_path(ref: str | Path) -> Path:
@@ -187,10 +257,7 @@ def _load_cached(path: str, mtime_ns: int, seed: int | None) -> Environment:
     p = Path(path)
     if p.is_dir():
         data = _read_env_file(p) if (p / ENV_FILE).is_file() else {}
-        spec = load_spec(_spec_in(p, data))
-        epoch = DEFAULT_EPOCH
-        if "epoch" in data:
-            epoch = dt.datetime.fromisoformat(str(data["epoch"])).astimezone(dt.UTC)
+        spec = load_spec(_spec_in(p, data), roots=(str(p),))
         env = Environment(
             name=str(data.get("name", p.name)),
             spec=spec,
@@ -198,9 +265,11 @@ def _load_cached(path: str, mtime_ns: int, seed: int | None) -> Environment:
             fixtures=int(data.get("fixtures", DEFAULT_FIXTURES)),
             overrides=data.get("overrides") or {},
             directory=p,
-            epoch=epoch,
+            epoch=_epoch(data, p),
             source=str(data.get("source", "")),
             licence=str(data.get("licence", "")),
+            credentials=_credentials(data, p),
+            limits=_limits(data, p),
         )
     else:
         spec = load_spec(p)

@@ -44,6 +44,31 @@ class UnknownEnvironmentError(SimulatorError):
     """A name that is neither a shipped environment, an environment directory nor a spec file."""
 
 
+class SessionGone(SimulatorError):
+    """A session or snapshot that was evicted to keep memory bounded (HTTP 410): it is never
+    recreated silently, so a client learns its state is lost instead of reading the fixtures."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        self.kind = kind
+        self.name = name
+        super().__init__(
+            f"{kind} {name!r} was evicted (least recently used, beyond the sandbox's limits); "
+            + ("reset or delete it to start afresh" if kind == "session" else "take a new snapshot")
+        )
+
+
+class SessionFull(SimulatorError):
+    """A write that would take a session's records beyond its byte limit (HTTP 507)."""
+
+    def __init__(self, held: int, limit: int) -> None:
+        self.held = held
+        self.limit = limit
+        super().__init__(
+            f"the session holds {held:,} bytes of records and may hold at most {limit:,} "
+            "(--session-bytes); reset it, delete records, or use another session"
+        )
+
+
 def install_hint(extra: str) -> str:
     """How to install one of the kit's optional extras, in a form that works before the kit is
     on an index: from a checkout of the repository."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import httpx
@@ -11,6 +12,8 @@ from .sandbox import DEFAULT_SESSION, SESSION_HEADER, SimRequest, SimResponse
 
 # headers the HTTP server adds on its own; the simulator's response is the rest
 _TRANSPORT_HEADERS = frozenset({"date", "server", "content-length", "transfer-encoding", "connection"})
+ADMIN_TOKEN_ENV = "TOOLGRAD_SIM_ADMIN_TOKEN"
+ADMIN_HEADER = "x-sim-admin-token"
 
 
 class SandboxUnreachable(SimulatorError):
@@ -18,11 +21,17 @@ class SandboxUnreachable(SimulatorError):
 
 
 class HTTPSandbox:
-    """A :class:`~simulator.sandbox.Sandbox` talking to a simulator server at ``base_url``."""
+    """A :class:`~simulator.sandbox.Sandbox` talking to a simulator server at ``base_url``.
 
-    def __init__(self, base_url: str, name: str = "", *, timeout: float = 30.0) -> None:
+    Control calls carry ``admin_token`` (default: ``$TOOLGRAD_SIM_ADMIN_TOKEN``) when there is
+    one: a server beyond loopback or with enforced auth needs it (see ``simulator.control_access``)."""
+
+    def __init__(self, base_url: str, name: str = "", *, timeout: float = 30.0,
+                 admin_token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.client = httpx.Client(base_url=self.base_url, timeout=timeout)
+        token = admin_token or os.environ.get(ADMIN_TOKEN_ENV) or ""
+        self._control_headers = {ADMIN_HEADER: token} if token else {}
         self._fingerprint: dict[str, Any] | None = None
         self.name = name or self.fingerprint().get("env", "")
 
@@ -34,6 +43,9 @@ class HTTPSandbox:
             raise SandboxUnreachable(f"{self.base_url}: {type(exc).__name__}: {exc}") from exc
 
     def _control(self, method: str, action: str, session: str, **kwargs: Any) -> Any:
+        if method == "POST" and "json" not in kwargs:
+            kwargs["json"] = {}  # state-changing control calls must be JSON
+        kwargs["headers"] = {**self._control_headers, **kwargs.get("headers", {})}
         resp = self._call(method, f"/_sim/{action}", session, **kwargs)
         if resp.status_code >= 400:
             raise SimulatorError(f"{self.base_url}/_sim/{action}: HTTP {resp.status_code}: {resp.text}")
@@ -73,7 +85,15 @@ class HTTPSandbox:
         self._control("DELETE", "session", session)
 
     def journal(self, session: str = DEFAULT_SESSION) -> list[dict[str, Any]]:
-        return list(self._control("GET", "journal", session)["entries"])
+        """Every entry the server's journal ring still holds, read a page at a time."""
+        entries: list[dict[str, Any]] = []
+        after = -1
+        while True:
+            page = self._control("GET", "journal", session, params={"after": after, "limit": 1000})
+            entries += page["entries"]
+            if page.get("next_after") is None:
+                return entries
+            after = page["next_after"]
 
     def close(self) -> None:
         self.client.close()

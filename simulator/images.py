@@ -421,3 +421,14 @@ def _prune_superseded_stages(engine: Any) -> int:
             engine.images.remove(image.id, noprune=False)
             removed += 1
     return removed
+
+
+def pinned_reference(image: str) -> str:
+    """The image's content-addressed ID (``sha256:...``) when a reachable engine holds ``image``;
+    else ``image`` unchanged. A tag can be moved to other bytes; an ID cannot."""
+    from simulator.backends.docker import connect
+
+    try:
+        return str(connect(timeout=10).images.get(image).id)
+    except (BackendError, docker.errors.DockerException, requests.RequestException):
+        return image  # no engine or no such image: the tag is all there is

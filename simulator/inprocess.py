@@ -7,13 +7,20 @@ from typing import Any
 from .environment import Environment
 from .sandbox import DEFAULT_SESSION, SimRequest, SimResponse
 from .service import Simulator
+from .sessions import Limits
 
 
 class InProcessSandbox:
-    """A :class:`~simulator.sandbox.Sandbox` backed by a :class:`Simulator` in this process."""
+    """A :class:`~simulator.sandbox.Sandbox` backed by a :class:`Simulator` in this process.
 
-    def __init__(self, env: Environment, *, auth: str = "off") -> None:
-        self.simulator = Simulator(env, auth=auth)
+    Sessions and snapshots are not evicted (``Limits.unbounded()``, unless ``limits`` says
+    otherwise): library callers drop what they no longer need, and a live session must never
+    disappear under a generator or a certifier."""
+
+    def __init__(self, env: Environment, *, auth: str = "off", limits: Limits | None = None,
+                 credentials: dict[str, tuple[str, ...]] | None = None) -> None:
+        self.simulator = Simulator(env, auth=auth, limits=limits or Limits.unbounded(),
+                                   credentials=credentials)
         self.name = env.name
         self.env = env
 
@@ -40,11 +47,10 @@ class InProcessSandbox:
 
     def forget_snapshots(self) -> None:
         """Drop every stored snapshot (forks already made keep their state)."""
-        self.simulator.snapshots.clear()
+        self.simulator.registry.clear(snapshots_only=True)
 
     def journal(self, session: str = DEFAULT_SESSION) -> list[dict[str, Any]]:
-        return list(self.simulator.session(session).journal)
+        return self.simulator.session(session).journal.entries()
 
     def close(self) -> None:
-        self.simulator.sessions.clear()
-        self.simulator.snapshots.clear()
+        self.simulator.registry.clear()

@@ -23,12 +23,23 @@ import httpx
 import orjson
 import yaml
 
+from .confine import ReadRefused, allowed_roots, check_inside, read_regular_file
 from .errors import SpecError
 from .model import Spec
 from .openapi3 import Built, OpenAPI3Builder
-from .refs import Document, Documents, DocumentUnavailable, RefError, RemoteRefRefused, is_remote, walk_refs
+from .refs import (
+    Document,
+    Documents,
+    DocumentUnavailable,
+    OutsideRefRefused,
+    RefError,
+    RemoteRefRefused,
+    is_remote,
+    walk_refs,
+)
 from .swagger2 import Swagger2Builder
 from .toolbench import build_toolbench_spec, is_toolbench_query, is_toolbench_tool
+from .yaml_limits import ANCHOR, AliasBombError, check_alias_expansion
 
 REMOTE_TIMEOUT_S = 10.0
 # a `$ref` whose value does not start with "#": only then is walking the document for files worth it
@@ -51,12 +62,16 @@ _YamlLoader.add_implicit_resolver(
 )
 
 
-def load_spec(path: str | Path, *, allow_remote_refs: bool = False) -> Spec:
+def load_spec(path: str | Path, *, allow_remote_refs: bool = False, roots: tuple[str, ...] = ()) -> Spec:
     """Load the spec at ``path`` (Swagger 2.0, OpenAPI 3.0/3.1 or a ToolBench tool file).
 
-    ``$ref`` s into other files are read relative to the referencing file; ``http(s)`` references
-    raise :class:`SpecError` unless ``allow_remote_refs`` (then they are fetched, 10 s timeout).
-    The result is a pure function of the bytes read: no caching, no dependence on hash seeds.
+    ``$ref`` s into other files are read relative to the referencing file, but only inside the
+    spec's own folder, ``roots`` and ``$TOOLGRAD_SPEC_ROOTS`` (:mod:`.confine`; anything else is
+    a :class:`SpecError` naming the reference, raised before the file is opened); ``http(s)``
+    references raise :class:`SpecError` unless ``allow_remote_refs`` (then they are fetched,
+    10 s timeout). Every file read must be a regular file within the size limit, and YAML
+    aliases are bounded (:mod:`.yaml_limits`). The result is a pure function of the bytes read:
+    no caching, no dependence on hash seeds.
     """
     source = Path(path)
     file = str(source)
@@ -71,7 +86,8 @@ def load_spec(path: str | Path, *, allow_remote_refs: bool = False) -> Spec:
             fix="add the API's paths (OpenAPI 3.1 documents with only webhooks cannot be served)",
         )
     root_path = posixpath.normpath(Path(os.path.abspath(source)).as_posix())
-    documents = Documents(Document("", root_path, data, raw), _DocumentReader(root_path, allow_remote_refs))
+    reader = _DocumentReader(root_path, allow_remote_refs, allowed_roots(posixpath.dirname(root_path), roots))
+    documents = Documents(Document("", root_path, data, raw), reader)
     builder = Swagger2Builder(documents) if fmt == "swagger-2.0" else OpenAPI3Builder(documents)
     try:
         if _NON_LOCAL_REF.search(raw):
@@ -80,12 +96,14 @@ def load_spec(path: str | Path, *, allow_remote_refs: bool = False) -> Spec:
     except RemoteRefRefused as exc:
         where = exc.where
         doc = documents[where.doc] if where is not None and where.doc else None
+        fix = ("move the referenced file into the spec's folder, or allow its folder with $TOOLGRAD_SPEC_ROOTS"
+               if isinstance(exc, OutsideRefRefused) else
+               "download the referenced file and refer to it by a relative path, or load with allow_remote_refs=True")
         raise SpecError(
             exc.message,
             file=doc.base if doc is not None else file,
             pointer=where.pointer if where is not None else "",
-            fix="download the referenced file and refer to it by a relative path, "
-                "or load with allow_remote_refs=True",
+            fix=fix,
         ) from None
     except RecursionError:
         raise SpecError("the document nests too deeply to load", file=file) from None
@@ -112,10 +130,18 @@ def load_spec(path: str | Path, *, allow_remote_refs: bool = False) -> Spec:
 
 def _read(source: Path) -> bytes:
     try:
-        return source.read_bytes()
+        return read_regular_file(source)
+    except ReadRefused as exc:
+        raise SpecError(str(exc), file=str(source), fix="load a spec file (JSON or YAML) of a sensible size") from None
     except OSError as exc:
         raise SpecError(f"cannot read the file: {exc.strerror or exc}", file=str(source),
                         fix="check the path and its permissions") from None
+
+
+def read_spec_document(path: str | Path) -> dict[str, Any]:
+    """The root document of a spec file, parsed (read with the same limits as :func:`load_spec`)."""
+    source = Path(path)
+    return parse_document(_read(source), str(source))
 
 
 def parse_document(raw: bytes, file: str) -> dict[str, Any]:
@@ -143,16 +169,33 @@ def parse_document(raw: bytes, file: str) -> dict[str, Any]:
 
 def _parse_yaml(raw: bytes, file: str) -> Any:
     try:
-        return _json_keys(yaml.load(raw, Loader=_YamlLoader))
-    except RecursionError:  # an alias that contains itself
-        raise SpecError("the YAML nests too deeply (a recursive alias?)", file=file,
-                        fix="replace the recursive anchor/alias with a $ref") from None
+        return _json_keys(load_yaml_bounded(raw))
+    except AliasBombError as exc:
+        raise SpecError(f"the YAML is refused: {exc}", file=file,
+                        fix="replace the anchors and aliases with $ref") from None
+    except RecursionError:
+        raise SpecError("the YAML nests too deeply", file=file, fix="flatten the document") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpecError(f"not valid YAML or JSON: {problem}{where}", file=file,
                         fix="fix the syntax at that position") from None
+
+
+def load_yaml_bounded(raw: bytes | str, loader_class: type[yaml.SafeLoader] | None = None) -> Any:
+    """YAML (by default 1.2 booleans, no timestamps) with alias expansion measured before
+    anything is built: :class:`AliasBombError` for a document whose aliases expand too far."""
+    loader = (loader_class or _YamlLoader)(raw)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if ANCHOR.search(raw.encode() if isinstance(raw, str) else raw):
+            check_alias_expansion(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def _json_keys(node: Any) -> Any:
@@ -206,9 +249,10 @@ def detect_format(data: dict[str, Any], file: str) -> str:
 class _DocumentReader:
     """Reads a referenced document (a file, or a URL when allowed) for :class:`Documents`."""
 
-    def __init__(self, root_path: str, allow_remote: bool) -> None:
+    def __init__(self, root_path: str, allow_remote: bool, roots: tuple[str, ...] = ()) -> None:
         self.root_dir = posixpath.dirname(root_path)
         self.allow_remote = allow_remote
+        self.roots = roots or allowed_roots(self.root_dir)
 
     def __call__(self, target: str) -> Document:
         if is_remote(target):
@@ -222,7 +266,11 @@ class _DocumentReader:
             raw, key = response.content, target.split("#", 1)[0]
         else:
             try:
-                raw = Path(target).read_bytes()
+                check_inside(target, self.roots, f"$ref to {target!r}")
+            except ReadRefused as exc:
+                raise OutsideRefRefused(target, str(exc)) from None
+            try:
+                raw = read_regular_file(target)
             except OSError as exc:
                 raise DocumentUnavailable(f"cannot read {target}: {exc.strerror or exc}") from None
             key = posixpath.relpath(target, self.root_dir)
@@ -245,7 +293,7 @@ def _read_referenced_documents(documents: Documents) -> None:
                 continue
             try:
                 target = documents.resolve(ref, doc.key)
-            except RemoteRefRefused as exc:
+            except RemoteRefRefused as exc:  # and OutsideRefRefused: fatal, reported where written
                 raise exc.locate(doc.key, pointer) from None
             except RefError:
                 continue  # reported by the operations that need it

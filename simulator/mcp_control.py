@@ -13,7 +13,7 @@ from typing import Any
 
 import mcp_types as types
 
-from .errors import SimulatorError
+from .errors import SessionGone, SimulatorError
 from .service import Simulator
 from .state import json_bytes
 
@@ -64,7 +64,11 @@ class ControlTools:
         return name in self._tools
 
     def call(self, session: str, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
-        return self._tools[name][1](session, arguments)
+        """Run a control tool; an evicted session (beyond the server's limits) is a tool error."""
+        try:
+            return self._tools[name][1](session, arguments)
+        except SessionGone as exc:
+            return _result({"error": str(exc)}, error=True)
 
     def _state(self, session: str, arguments: dict[str, Any]) -> types.CallToolResult:
         return _result({name: {"hash": sim.state_hash(session), "writes": sim.session(session).writes}
@@ -84,7 +88,7 @@ class ControlTools:
             return _result({"error": f"'snapshot' must map each of {sorted(self.simulators)} to a snapshot id, "
                                      "as sim__snapshot returned it"}, error=True)
         for name in sorted(snapshot):
-            if not isinstance(snapshot[name], str) or snapshot[name] not in self.simulators[name].snapshots:
+            if not isinstance(snapshot[name], str) or not self.simulators[name].registry.has_snapshot(snapshot[name]):
                 return _result({"error": f"no snapshot {snapshot[name]!r} of {name}"}, error=True)
         for name in sorted(snapshot):
             self.simulators[name].restore(str(snapshot[name]), session)

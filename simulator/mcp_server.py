@@ -42,6 +42,7 @@ from .environment import Environment
 from .errors import SimulatorError
 from .mcp_control import CONTROL_PREFIX, ControlTools
 from .service import Simulator
+from .sessions import Limits
 from .tools import (
     Tool,
     ToolCallError,
@@ -74,7 +75,9 @@ _NO_SESSION = (
 class SandboxTools:
     """The MCP tools for some environments and what a call does: pure, no I/O, no SDK session.
 
-    One :class:`Simulator` per environment; calls run in named sessions (made on first use).
+    One :class:`Simulator` per environment; calls run in named sessions (made on first use,
+    evicted least recently used beyond the environment's ``limits:``, after which a call in
+    one is a tool error saying so, as HTTP answers 410).
     Not thread-safe, like the simulator: one call at a time (the MCP server calls it from one
     event loop without awaiting in between).
     """
@@ -86,7 +89,8 @@ class SandboxTools:
             raise SimulatorError("no environment given: name at least one (e.g. petstore)")
         if len(set(names)) != len(names):
             raise SimulatorError(f"an environment is named twice in {names}: name each once")
-        self.simulators = {env.name: Simulator(env) for env in environments}
+        # bounded like `sim serve`: the env's `limits:` (sessions and snapshots evicted beyond them)
+        self.simulators = {env.name: Simulator(env, limits=Limits().with_values(**env.limits)) for env in environments}
         qualify = len(environments) > 1 if qualify is None else qualify
         if qualify:
             self.bound = qualified_tools({env.name: env.spec for env in environments})
@@ -126,7 +130,7 @@ class SandboxTools:
 
     def session_count(self) -> int:
         """How many sessions hold state (made a call) and have not been dropped."""
-        return len({name for simulator in self.simulators.values() for name in simulator.sessions})
+        return len({name for simulator in self.simulators.values() for name in simulator.registry.names()})
 
     def drop(self, session: str) -> None:
         """Forget a session in every environment (its MCP session ended)."""

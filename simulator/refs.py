@@ -69,7 +69,12 @@ class RefError(Exception):
 
 
 class RemoteRefRefused(RefError):
-    """A remote reference while remote references are not allowed: fatal for the whole spec."""
+    """A reference the loader refuses to follow: remote while remote references are not allowed
+    (or, as :class:`OutsideRefRefused`, a file outside the allowed folders). Fatal for the spec."""
+
+
+class OutsideRefRefused(RemoteRefRefused):
+    """A reference to a file outside the spec's folder and the allowed roots, refused unread."""
 
 
 class DocumentUnavailable(Exception):
@@ -86,7 +91,7 @@ class Document:
     anchors: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
-# absolute path or URL -> Document; raises DocumentUnavailable (or RemoteRefRefused)
+# absolute path or URL -> Document; raises DocumentUnavailable (or RemoteRefRefused, OutsideRefRefused)
 Loader = Callable[[str], Document]
 
 

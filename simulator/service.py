@@ -2,24 +2,29 @@
 
 This is the in-process API (no sockets) that the ASGI app, the generator and the certifier
 share, so every path gives the same bytes. ``Simulator.handle`` never raises for client
-input: bad input is a 4xx problem report; the control API lives under ``/_sim``.
+input: bad input is a 4xx problem report. Sessions and snapshots live in a
+:class:`~simulator.sessions.SessionRegistry` (bounded, see there); credentials are checked by
+:mod:`simulator.auth`; the ``/_sim`` control API is the HTTP shell's (:mod:`simulator.control`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-import orjson
-
+from .auth import Authenticator, RequestCredentials
 from .environment import Environment
+from .errors import SessionFull, SessionGone
 from .handlers import NO_BODY, Conflict, Handlers, NotFound, Outcome, choose_media, documented
 from .model import Operation, Spec
 from .resources import ResourceModel, infer_resources
 from .routing import Router
 from .sandbox import DEFAULT_SESSION, SimRequest, SimResponse
 from .schemas import primary_type
+from .sessions import Limits, SessionRegistry
 from .shaping import Shaper
 from .state import Session, World, canonical_json, json_bytes
 from .validation import CompiledOperation, Problem, UnsupportedMediaType, media_kind
@@ -28,7 +33,6 @@ from .writes import WriteRefused
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
-CONTROL_PREFIX = "/_sim"
 AUTH_MODES = ("off", "enforce")
 
 
@@ -36,11 +40,22 @@ def _json(status: int, body: Any, extra: tuple[tuple[str, str], ...] = (), media
     return SimResponse(status, (("content-type", media), *extra), json_bytes(body))
 
 
+def problem_response(status: int, title: str, detail: str, extra: tuple[tuple[str, str], ...] = ()) -> SimResponse:
+    """An RFC 9457 problem report that no operation documents (session and server limits)."""
+    return _json(status, {"type": "about:blank", "title": title, "status": status, "detail": detail,
+                          "errors": []}, extra, PROBLEM_JSON)
+
+
 class Simulator:
     """A deterministic mock of one environment. Not thread-safe: one request at a time
-    (the ASGI app runs handlers without awaiting in between)."""
+    (the ASGI app runs handlers without awaiting in between).
 
-    def __init__(self, env: Environment, *, auth: str = "off") -> None:
+    ``limits`` bounds the sessions and snapshots it holds (default: :class:`Limits` ();
+    library callers that drop their own sessions pass ``Limits.unbounded()``);
+    ``credentials`` (scheme name -> accepted values) is what ``auth="enforce"`` checks."""
+
+    def __init__(self, env: Environment, *, auth: str = "off", limits: Limits | None = None,
+                 credentials: Mapping[str, tuple[str, ...]] | None = None) -> None:
         if auth not in AUTH_MODES:
             raise ValueError(f"auth must be one of {AUTH_MODES}, got {auth!r}")
         self.env = env
@@ -58,8 +73,10 @@ class Simulator:
         self._router: Router[CompiledOperation] = Router()
         for c in self.compiled:
             self._router.add(c.op.path, c)
-        self.sessions: dict[str, Session] = {}
-        self.snapshots: dict[str, Session] = {}
+        self.registry = SessionRegistry(limits)
+        self.authenticator: Authenticator | None = None
+        if auth == "enforce":
+            self.authenticator = Authenticator(env.spec.security_schemes, credentials or {}, env.name)
         self._fingerprint = env.fingerprint()
         self._fingerprint["auth"] = auth
 
@@ -69,51 +86,52 @@ class Simulator:
         return dict(self._fingerprint)
 
     def session(self, name: str = DEFAULT_SESSION) -> Session:
-        found = self.sessions.get(name)
-        if found is None:
-            found = self.sessions[name] = Session()
-        return found
+        """The live session (created on first use); :class:`SessionGone` once evicted."""
+        return self.registry.get(name)
 
     def snapshot(self, name: str = DEFAULT_SESSION) -> str:
-        session = self.session(name)
-        snap_id = session.state_hash()
-        self.snapshots.setdefault(snap_id, session.clone())
-        return snap_id
+        return self.registry.snapshot(name)
 
     def restore(self, snapshot_id: str, name: str = DEFAULT_SESSION) -> None:
-        if snapshot_id not in self.snapshots:
-            raise KeyError(snapshot_id)
-        self.session(name).restore_from(self.snapshots[snapshot_id])
+        """KeyError for an unknown snapshot id, SessionGone for an evicted one."""
+        self.registry.restore(snapshot_id, name)
 
     def reset(self, name: str = DEFAULT_SESSION) -> None:
-        self.sessions[name] = Session()
+        self.registry.reset(name)
 
     def drop(self, name: str) -> None:
-        self.sessions.pop(name, None)
+        self.registry.drop(name)
 
     # -- requests -------------------------------------------------------------------------
 
     def handle(self, req: SimRequest, session: str = DEFAULT_SESSION) -> SimResponse:
-        if req.path == CONTROL_PREFIX or req.path.startswith(CONTROL_PREFIX + "/"):
-            return self._control(req, session)
-        state = self.session(session)
         try:
-            resp = self._mock(req, state)
-        except Exception as exc:  # a simulator bug: say so, never a bare traceback to the client
+            state = self.registry.get(session)
+        except SessionGone as exc:
+            return problem_response(410, "Gone", str(exc))
+        if self.authenticator is not None:  # who may later read this session's journal
+            self.registry.claim(session, self.authenticator.principal(_credentials(req)))
+        head = req.method.upper() == "HEAD" and self._head_as_get(req.path)
+        try:
+            resp = self._mock(dataclasses.replace(req, method="GET") if head else req, state)
+        except SessionFull as exc:
+            resp = problem_response(507, "Insufficient Storage", str(exc))
+        except Exception:  # a simulator bug: say so, never a traceback (nor its text) to the client
             log.exception("simulator error on %s %s", req.method, req.path)
-            resp = _json(500, {"type": "about:blank", "title": "Simulator error", "status": 500,
-                               "detail": f"{type(exc).__name__}: {exc}"}, media=PROBLEM_JSON)
-        state.log({
-            "seq": state.journal_length(),
-            "method": req.method,
-            "path": req.path,
-            "query": [list(p) for p in req.query],
-            "body": req.body.decode("utf-8", "replace") if req.body else None,
-            "status": resp.status,
-            "response": resp.body.decode("utf-8", "replace") if resp.body else None,
-            "state": state.state_hash(),
-        })
+            resp = problem_response(500, "Simulator error", "an internal error; the server log has the details")
+        state.journal.record(req.method, req.path, req.query, req.body, resp.status, resp.body, state.state_hash())
+        self.registry.account(session)
+        if head:  # what GET would send, without the body (RFC 9110 section 9.3.2)
+            resp = SimResponse(resp.status, (*resp.headers, ("content-length", str(len(resp.body)))), b"")
         return resp
+
+    def _head_as_get(self, path: str) -> bool:
+        """HEAD is answered as GET where the path has a GET and no HEAD operation of its own."""
+        found = self.route(path, "HEAD")
+        if found and any(c.op.method == "HEAD" for c in found[0]):
+            return False
+        found = self.route(path, "GET")
+        return found is not None and any(c.op.method == "GET" for c in found[0])
 
     def route(self, path: str, method: str = "") -> tuple[list[CompiledOperation], dict[str, str]] | None:
         """The operations at the most specific path template matching ``path`` that has
@@ -142,9 +160,10 @@ class Simulator:
                                  [], (("allow", allowed),))
         op = compiled.op
         headers = dict(req.headers)
-        if self.auth == "enforce" and not self._authorised(op, headers, req.query):
-            return self._problem(op, 401, "Unauthorized", "credentials required by the spec are missing",
-                                 [], (("www-authenticate", self._challenge(op)),))
+        authenticator = self.authenticator
+        if authenticator is not None and not authenticator.allows(op, RequestCredentials.of(headers, req.query)):
+            return self._problem(op, 401, "Unauthorized", "the credentials the operation requires are "
+                                 "missing or wrong", [], (("www-authenticate", authenticator.challenge(op)),))
         try:
             parsed = compiled.parse(values, list(req.query), headers, req.body)
         except UnsupportedMediaType as exc:
@@ -222,84 +241,6 @@ class Simulator:
             return self._render(op, Outcome(status, problem, produced or PROBLEM_JSON), extra)
         return _json(status, problem, extra, PROBLEM_JSON)
 
-    # -- auth -----------------------------------------------------------------------------
-
-    def _authorised(self, op: Operation, headers: dict[str, str], query: tuple[tuple[str, str], ...]) -> bool:
-        if not op.security:
-            return True
-        schemes = self.env.spec.security_schemes
-        query_names = {k for k, _ in query}
-        cookies = headers.get("cookie", "")
-        for requirement in op.security:
-            if all(_has_credential(schemes.get(name, {}), headers, query_names, cookies) for name in requirement):
-                return True
-        return False
-
-    def _challenge(self, op: Operation) -> str:
-        for requirement in op.security:
-            for name in requirement:
-                scheme = self.env.spec.security_schemes.get(name, {})
-                if scheme.get("type") == "http":
-                    return str(scheme.get("scheme", "bearer")).capitalize()
-                if scheme.get("type") in ("oauth2", "openIdConnect"):
-                    return "Bearer"
-                if scheme.get("type") == "apiKey":
-                    return f'ApiKey name="{scheme.get("name", "")}", in="{scheme.get("in", "header")}"'
-        return "Bearer"
-
-    # -- the control API ------------------------------------------------------------------
-
-    def _control(self, req: SimRequest, session: str) -> SimResponse:
-        action = req.path[len(CONTROL_PREFIX):].strip("/")
-        method = req.method.upper()
-        routes = {
-            ("GET", "health"): lambda: {"status": "ok", "env": self.name,
-                                        "operations": len(self.compiled), "fingerprint": self.fingerprint()},
-            ("GET", "state"): lambda: self._state_body(session, dict(req.query)),
-            ("GET", "journal"): lambda: {"session": session, "entries": self.session(session).journal},
-            ("POST", "reset"): lambda: self._reset_body(session),
-            ("POST", "snapshot"): lambda: {"session": session, "snapshot": self.snapshot(session)},
-            ("DELETE", "session"): lambda: self._drop_body(session),
-        }
-        if (method, action) == ("POST", "restore"):
-            try:
-                snap = orjson.loads(req.body or b"{}").get("snapshot")
-                self.restore(str(snap), session)
-            except (orjson.JSONDecodeError, AttributeError):
-                return _json(400, {"type": "about:blank", "title": "Bad Request", "status": 400,
-                                   "detail": 'the body must be {"snapshot": "<id>"}', "errors": []},
-                             media=PROBLEM_JSON)
-            except KeyError:
-                return _json(404, {"type": "about:blank", "title": "Not Found", "status": 404,
-                                   "detail": f"no snapshot {snap!r}", "errors": []}, media=PROBLEM_JSON)
-            return _json(200, self._state_body(session, {}))
-        handler = routes.get((method, action))
-        if handler is None:
-            allowed = sorted(m for m, a in [*routes, ("POST", "restore")] if a == action)
-            if allowed:
-                return _json(405, {"type": "about:blank", "title": "Method Not Allowed", "status": 405,
-                                   "detail": f"use {', '.join(allowed)}", "errors": []},
-                             (("allow", ", ".join(allowed)),), PROBLEM_JSON)
-            return _json(404, {"type": "about:blank", "title": "Not Found", "status": 404,
-                               "detail": f"no control endpoint {req.path!r}", "errors": []}, media=PROBLEM_JSON)
-        return _json(200, handler())
-
-    def _reset_body(self, session: str) -> dict[str, Any]:
-        self.reset(session)
-        return self._state_body(session, {})
-
-    def _drop_body(self, session: str) -> dict[str, Any]:
-        self.drop(session)
-        return {"session": session, "dropped": True}
-
-    def _state_body(self, session: str, query: dict[str, str]) -> dict[str, Any]:
-        state = self.session(session)
-        body: dict[str, Any] = {"session": session, "hash": state.state_hash(), "writes": state.writes,
-                                "fingerprint": self.fingerprint()}
-        if query.get("full") in ("1", "true"):
-            body["state"] = state.document()
-        return body
-
     def state_hash(self, session: str = DEFAULT_SESSION) -> str:
         return self.session(session).state_hash()
 
@@ -334,6 +275,10 @@ def _json_media(ops: tuple[Operation, ...]) -> str | None:
     return min(found, key=lambda m: (-found.count(m), m)) if found else None
 
 
+def _credentials(req: SimRequest) -> RequestCredentials:
+    return RequestCredentials.of(dict(req.headers), req.query)
+
+
 def parse_query_string(raw: bytes | str) -> tuple[tuple[str, str], ...]:
     text = raw.decode("latin-1") if isinstance(raw, bytes) else raw
     return tuple(parse_qsl(text, keep_blank_values=True))
@@ -349,24 +294,6 @@ def _documented_input_status(op: Operation, wanted: int) -> int:
         return wanted
     other = 400 if wanted == 422 else 422
     return other if str(other) in codes else wanted
-
-
-def _has_credential(scheme: dict[str, Any], headers: dict[str, str], query: set[str], cookies: str) -> bool:
-    kind = scheme.get("type")
-    if kind == "apiKey":
-        name = str(scheme.get("name", ""))
-        where = scheme.get("in", "header")
-        if where == "query":
-            return name in query
-        if where == "cookie":
-            return any(part.strip().startswith(name + "=") for part in cookies.split(";"))
-        return name.lower() in headers
-    auth = headers.get("authorization", "")
-    if kind == "http":
-        return auth.lower().startswith(str(scheme.get("scheme", "bearer")).lower() + " ")
-    if kind in ("oauth2", "openIdConnect"):
-        return auth.lower().startswith("bearer ")
-    return bool(auth)
 
 
 def _header_text(value: Any) -> str:

@@ -19,6 +19,9 @@ from urllib.parse import quote
 
 import orjson
 
+from .errors import SessionFull
+from .journal import Journal
+from .memo import BoundedMemo
 from .resources import Resource
 from .schemas import object_properties
 from .shaping import Shaper
@@ -66,9 +69,10 @@ class World:
         self.seed = seed
         self.fixtures = fixtures
         self.shaper = shaper
-        self._base: dict[tuple[str, str], dict[str, Record]] = {}
-        self._open: dict[tuple[str, str, str], Record] = {}
-        self._positions: dict[tuple[str, str], dict[str, int]] = {}
+        # bounded: keyed by what clients send; pure, so a forgotten entry comes back the same
+        self._base: dict[tuple[str, str], dict[str, Record]] = BoundedMemo()
+        self._open: dict[tuple[str, str, str], Record] = BoundedMemo()
+        self._positions: dict[tuple[str, str], dict[str, int]] = BoundedMemo()
 
     def _make_record(self, res: Resource, scope: tuple[str, ...], seed: str, id_value: Any | None) -> tuple[str, Record]:
         schema = res.schema or {"type": "object"}
@@ -216,8 +220,11 @@ def filter_keys(value: Any) -> frozenset[str]:
 _HASH_MOD = 1 << 256
 
 
-def entry_digest(resource: str, scope: str, key: str, record: Record | None) -> int:
-    return int(sha256_hex(canonical_json([resource, scope, key, record])), 16)
+def entry_digest_and_size(resource: str, scope: str, key: str, record: Record | None) -> tuple[int, int]:
+    """The entry's digest and the length of the canonical JSON it is taken over (what the
+    entry costs in the session's record budget)."""
+    data = canonical_json([resource, scope, key, record])
+    return int(sha256_hex(data), 16), len(data)
 
 
 class Session:
@@ -227,17 +234,21 @@ class Session:
     digest per overlay entry (resource, scope, id, record or null): a canonical digest of the
     overlay as a set that a write updates in O(1) instead of re-serialising every record."""
 
-    __slots__ = ("_digest", "_digests", "_hash", "_indexes", "_journal", "_max_int", "_ordinals", "overlay",
-                 "writes")
+    __slots__ = ("_digest", "_digests", "_hash", "_indexes", "_max_int", "_ordinals", "_sizes", "journal",
+                 "overlay", "record_bytes", "record_limit", "writes")
 
-    def __init__(self) -> None:
+    def __init__(self, journal: Journal | None = None, record_limit: int | None = None) -> None:
         # resource -> scope key -> id key -> record (None: deleted)
         self.overlay: dict[str, dict[str, dict[str, Record | None]]] = {}
         self.writes = 0
-        self._journal: list[bytes] = []  # JSON per entry: one object, not a dozen, for the GC to scan
+        self.journal = journal if journal is not None else Journal()
         self._hash: str | None = None
         self._digest = 0
         self._digests: dict[tuple[str, str, str], int] = {}
+        # canonical JSON bytes per overlay entry, and their sum, held against ``record_limit``
+        self._sizes: dict[tuple[str, str, str], int] = {}
+        self.record_bytes = 0
+        self.record_limit = record_limit
         # derived, rebuilt on demand: filter indexes, largest integer id, first-write order
         self._indexes: dict[tuple[str, str], dict[str, FieldIndex]] = {}
         self._max_int: dict[tuple[str, str], int] = {}
@@ -245,17 +256,6 @@ class Session:
 
     def document(self) -> dict[str, Any]:
         return {"overlay": self.overlay, "writes": self.writes}
-
-    @property
-    def journal(self) -> list[dict[str, Any]]:
-        """The session's requests and responses, in order (decoded afresh on each read)."""
-        return [orjson.loads(entry) for entry in self._journal]
-
-    def log(self, entry: dict[str, Any]) -> None:
-        self._journal.append(json_bytes(entry))
-
-    def journal_length(self) -> int:
-        return len(self._journal)
 
     def state_hash(self) -> str:
         if self._hash is None:
@@ -271,12 +271,15 @@ class Session:
         other.overlay = {r: {s: dict(m) for s, m in scopes.items()} for r, scopes in self.overlay.items()}
         other.writes, other._hash = self.writes, self._hash
         other._digest, other._digests = self._digest, dict(self._digests)
+        other._sizes, other.record_bytes = dict(self._sizes), self.record_bytes
         return other
 
     def restore_from(self, snapshot: Session) -> None:
+        """Take the snapshot's state (not its journal: this session keeps its own)."""
         copy = snapshot.clone()
         self.overlay, self.writes, self._hash = copy.overlay, copy.writes, copy._hash
         self._digest, self._digests = copy._digest, copy._digests
+        self._sizes, self.record_bytes = copy._sizes, copy.record_bytes
         self._indexes, self._max_int, self._ordinals = {}, {}, {}
 
     # -- the session's view of a collection ----------------------------------------------
@@ -349,14 +352,21 @@ class Session:
         return world.base(res, scope).get(key)
 
     def put(self, res: Resource, scope: tuple[str, ...], key: str, record: Record | None) -> None:
+        """Store a record (None: deleted); :class:`SessionFull`, before any change, when the
+        session's records would exceed ``record_limit`` bytes."""
         skey = scope_key(scope)
+        entry = (res.store, skey, key)
+        digest, size = entry_digest_and_size(res.store, skey, key, record)
+        held = self.record_bytes - self._sizes.get(entry, 0) + size
+        if self.record_limit is not None and held > self.record_limit and size > self._sizes.get(entry, 0):
+            raise SessionFull(self.record_bytes, self.record_limit)
+        self.record_bytes = held
+        self._sizes[entry] = size
         changes = self.overlay.setdefault(res.store, {}).setdefault(skey, {})
         if key not in changes:
             ordinals = self._ordinals.setdefault((res.store, skey), {})
             ordinals[key] = len(ordinals)
         changes[key] = record
-        entry = (res.store, skey, key)
-        digest = entry_digest(res.store, skey, key, record)
         self._digest = (self._digest - self._digests.get(entry, 0) + digest) % _HASH_MOD
         self._digests[entry] = digest
         for index in self._indexes.get((res.store, skey), {}).values():
@@ -374,4 +384,5 @@ class Session:
 
 
 def _is_int(key: str) -> bool:
-    return key.lstrip("-").isdigit()
+    # int() refuses more than 4,300 digits (CPython's limit); such a key is a string id
+    return len(key) <= 4300 and key.lstrip("-").isdigit()

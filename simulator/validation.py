@@ -99,11 +99,16 @@ def schema_problems(validator: Any, value: Any, location: str, name: str) -> lis
     return out
 
 
+_MAX_DIGITS = 4300  # CPython's limit on int() of a string (sys.get_int_max_str_digits)
+
+
 def coerce_scalar(value: str, root: JSONSchema, schema: JSONSchema) -> Any:
     """Turn a string from a URL or header into the type the schema asks for, when it parses."""
     schema = deref(root, schema)
     types = schema.get("type")
     candidates = types if isinstance(types, list) else [types] if types else [primary_type(root, schema)]
+    if len(value) > _MAX_DIGITS:  # int() refuses it; the schema check then says it is no number
+        return value
     for t in candidates:
         if t == "integer" and _INT.fullmatch(value):
             return int(value)
@@ -291,6 +296,7 @@ def parse_json(body: bytes) -> Any:
     library exactly, and validation must see the number the client sent."""
     if _LONG_DIGITS.search(body) is None:
         return orjson.loads(body)
+    orjson.loads(body)  # syntax and nesting depth (orjson stops at 1,024 levels; json would recurse)
     return json.loads(body)
 
 

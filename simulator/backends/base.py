@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from simulator import __version__
@@ -75,16 +75,37 @@ class ServiceStartError(BackendError):
 
 
 @dataclass(frozen=True, slots=True)
+class Hardening:
+    """Resource limits and privileges of every simulator container (compose and the docker backend).
+
+    Besides these, containers always drop every capability, may not gain privileges
+    (``no-new-privileges``), run read-only as uid 10001 and publish on 127.0.0.1 only."""
+
+    mem_limit: str = "1g"  # docker's units: 512m, 1g
+    pids_limit: int = 256
+    cpus: float = 1.0
+    tmpfs_size: str = "64m"  # the only writable path, /tmp
+
+    @property
+    def tmpfs_options(self) -> str:
+        return f"rw,nosuid,nodev,noexec,size={self.tmpfs_size}"
+
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceHandle:
-    """Where one running environment answers. ``ident`` is a pid (local) or a container id (docker)."""
+    """Where one running environment answers. ``ident`` is a pid (local) or a container id (docker);
+    ``admin_token`` is what its control API needs ("" when it is open: a loopback-bound server)."""
 
     name: str
     base_url: str
     backend: str
     ident: str
+    admin_token: str = field(default="", repr=False)
 
     def to_json(self) -> dict[str, str]:
-        return {"name": self.name, "base_url": self.base_url, "backend": self.backend, "ident": self.ident}
+        out = {"name": self.name, "base_url": self.base_url, "backend": self.backend, "ident": self.ident}
+        return out | ({"admin_token": self.admin_token} if self.admin_token else {})
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ServiceHandle:
@@ -93,6 +114,7 @@ class ServiceHandle:
             base_url=str(data["base_url"]),
             backend=str(data["backend"]),
             ident=str(data["ident"]),
+            admin_token=str(data.get("admin_token", "")),
         )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from simulator.backends.base import (
     LOG_TAIL_LINES,
     EngineUnavailableError,
     EventHandler,
+    Hardening,
     ImageMissingError,
     PortInUseError,
     ServiceEvent,
@@ -42,12 +44,14 @@ from simulator.backends.health import PendingService, probe, wait_until_healthy
 from simulator.backends.ledger import ledger_key
 
 NAME = "docker"
+ADMIN_TOKEN_ENV = "TOOLGRAD_SIM_ADMIN_TOKEN"
 HOST = "127.0.0.1"
 LABEL_BACKEND = "toolgrad.backend"
 LABEL_LEDGER = "toolgrad.ledger"  # on detached containers: the ledger_key() of the ledger recording them
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 STOP_GRACE_SECONDS = 3
 AUTO_PORT_TRIES = 3
+HARDENING = Hardening()
 _PORT_TAKEN_HINTS = ("port is already allocated", "address already in use")
 
 
@@ -171,7 +175,9 @@ class DockerBackend:
         on_event(
             ServiceEvent("starting", request.name, NAME, f"{request.env} from {self.image} on {HOST}:{port}")
         )
-        environment = {"TOOLGRAD_ENV": request.env}
+        # the server binds 0.0.0.0 inside the container, so its control API is closed: give it a token
+        token = os.environ.get(ADMIN_TOKEN_ENV) or secrets.token_urlsafe(32)
+        environment = {"TOOLGRAD_ENV": request.env, ADMIN_TOKEN_ENV: token}
         if request.seed is not None:
             environment["TOOLGRAD_SEED"] = str(request.seed)
         container = self.client.containers.create(
@@ -182,7 +188,12 @@ class DockerBackend:
             labels={LABEL: "1", LABEL_ENV: request.name, LABEL_BACKEND: NAME}
             | ({LABEL_LEDGER: ledger_key()} if self.detach else {}),
             read_only=True,
-            tmpfs={"/tmp": "rw,nosuid,nodev,size=64m"},
+            tmpfs={"/tmp": HARDENING.tmpfs_options},
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges:true"],
+            mem_limit=HARDENING.mem_limit,
+            pids_limit=HARDENING.pids_limit,
+            nano_cpus=int(HARDENING.cpus * 1e9),
             detach=True,
         )
         created.append(container)
@@ -194,7 +205,7 @@ class DockerBackend:
                 _remove(container)
                 raise PortInUseError(request.name, port) from exc
             raise ServiceStartError(request.name, _first_line(exc), _logs(container)) from exc
-        return container, ServiceHandle(request.name, f"http://{HOST}:{port}", NAME, container.id)
+        return container, ServiceHandle(request.name, f"http://{HOST}:{port}", NAME, container.id, token)
 
     # -- stopping ----------------------------------------------------------------------------
 
@@ -239,9 +250,9 @@ class DockerBackend:
                 f"{CONTAINER_PORT}/tcp"
             )
             base_url = f"http://{HOST}:{bindings[0]['HostPort']}" if bindings else ""
-            found.append(
-                ServiceHandle(container.labels.get(LABEL_ENV, container.name), base_url, NAME, container.id)
-            )
+            env = dict(item.split("=", 1) for item in container.attrs.get("Config", {}).get("Env") or [] if "=" in item)
+            found.append(ServiceHandle(container.labels.get(LABEL_ENV, container.name), base_url, NAME,
+                                       container.id, env.get(ADMIN_TOKEN_ENV, "")))
         return sorted(found, key=lambda h: (h.name, h.ident))
 
 

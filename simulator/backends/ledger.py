@@ -90,6 +90,7 @@ class Ledger:
         text = json.dumps({"schema_version": SCHEMA_VERSION, "services": entries}, indent=2, sort_keys=True)
         tmp = self.path.with_suffix(".json.tmp")
         tmp.write_text(text + "\n", encoding="utf-8")
+        tmp.chmod(0o600)  # it may hold the admin tokens of containers' control APIs
         os.replace(tmp, self.path)
 
     def entries(self) -> list[dict[str, Any]]:

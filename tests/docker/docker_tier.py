@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,7 +11,8 @@ from pathlib import Path
 from simulator.backends.base import LABEL, default_image_tag
 from simulator.images import find_project_root, source_digest
 
-IMAGE = default_image_tag()
+# TOOLGRAD_IMAGE: another tag, so two checkouts sharing one engine do not overwrite each other's image
+IMAGE = os.environ.get("TOOLGRAD_IMAGE") or default_image_tag()
 SETUP_HINT = "provision with `bash .ci/docker-setup.sh`"
 
 

@@ -5,6 +5,7 @@ Runs with every compose implementation present (v2 `docker compose`, v1 `docker-
 
 from __future__ import annotations
 
+import os
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from docker.client import from_env
 from docker_tier import IMAGE, compose_commands
@@ -25,6 +27,7 @@ from simulator.http_sandbox import HTTPSandbox
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 
 COMPOSE = compose_commands()
+ADMIN_TOKEN = secrets.token_urlsafe(16)  # the services bind 0.0.0.0 inside: their control API is closed
 
 
 @dataclass
@@ -36,7 +39,8 @@ class Stack:
 
     def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [*self.compose, *args], capture_output=True, text=True, timeout=timeout, check=False
+            [*self.compose, *args], capture_output=True, text=True, timeout=timeout, check=False,
+            env={**os.environ, "TOOLGRAD_SIM_ADMIN_TOKEN": ADMIN_TOKEN},
         )
         assert result.returncode == 0, (
             f"{' '.join([*self.compose, *args])}:\n{result.stdout}\n{result.stderr}"
@@ -109,11 +113,15 @@ def test_containers_are_locked_down(stack: Stack) -> None:
         assert [b["HostIp"] for b in bindings] == ["127.0.0.1"]
         assert container.attrs["Config"]["User"] == "10001:10001"
         assert container.labels["toolgrad.sim"] == "1"
+        assert host_config["CapDrop"] == ["ALL"] and host_config["SecurityOpt"] == ["no-new-privileges:true"]
+        assert host_config["Memory"] == 1024**3 and host_config["PidsLimit"] == 256
+        assert host_config["NanoCpus"] == 10**9 and "size=64m" in host_config["Tmpfs"]["/tmp"]
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_service_matches_in_process(stack: Stack, env: str) -> None:
-    sandbox = HTTPSandbox(stack.urls[env], env)
+    assert httpx.get(stack.urls[env] + "/_sim/state", timeout=10).status_code == 401, "no token: refused"
+    sandbox = HTTPSandbox(stack.urls[env], env, admin_token=ADMIN_TOKEN)
     try:
         assert sandbox.fingerprint()["seed"] == 0
         remote = observe(sandbox, env, session="compose-match")
@@ -128,7 +136,7 @@ def test_service_matches_in_process(stack: Stack, env: str) -> None:
 
 def test_restart_is_deterministic(stack: Stack) -> None:
     env = ENVS[0]
-    before = HTTPSandbox(stack.urls[env], env)
+    before = HTTPSandbox(stack.urls[env], env, admin_token=ADMIN_TOKEN)
     try:
         first = observe(before, env, session="restart")
     finally:
@@ -137,7 +145,7 @@ def test_restart_is_deterministic(stack: Stack) -> None:
     stack.run("restart", "-t", "3", env)
     wait_healthy(stack.urls[env])
 
-    after = HTTPSandbox(stack.urls[env], env)
+    after = HTTPSandbox(stack.urls[env], env, admin_token=ADMIN_TOKEN)
     try:
         assert after.state_hash("restart") == first.fresh_hash  # a restarted server starts fresh
         second = observe(after, env, session="restart")

@@ -59,7 +59,8 @@ def test_services_match_in_process_and_survive_a_restart(
     with running_services(list(ENVS), backend=backend, seed=0, image=IMAGE) as handles:
         assert [h.name for h in handles] == list(ENVS)
         for handle in handles:
-            sandbox = HTTPSandbox(handle.base_url, handle.name)
+            assert bool(handle.admin_token) == (backend == "docker"), "containers bind 0.0.0.0: closed control API"
+            sandbox = HTTPSandbox(handle.base_url, handle.name, admin_token=handle.admin_token)
             try:
                 remote = observe(sandbox, handle.name, session="manager")
             finally:
@@ -70,10 +71,12 @@ def test_services_match_in_process_and_survive_a_restart(
             first = handles[0]
             client = from_env()
             container = client.containers.get(first.ident)
-            assert container.attrs["HostConfig"]["ReadonlyRootfs"] is True
+            host_config = container.attrs["HostConfig"]
+            assert host_config["ReadonlyRootfs"] is True and host_config["CapDrop"] == ["ALL"]
+            assert host_config["SecurityOpt"] == ["no-new-privileges:true"] and host_config["PidsLimit"] == 256
             container.restart(timeout=3)
             wait_healthy(first.base_url)  # the published port survives a restart
-            sandbox = HTTPSandbox(first.base_url, first.name)
+            sandbox = HTTPSandbox(first.base_url, first.name, admin_token=first.admin_token)
             try:
                 assert observe(sandbox, first.name, session="manager") == reference(
                     first.name, session="manager"

@@ -54,12 +54,12 @@ class ServedEnv:
 
 
 def start_server(env: str, log_dir: Path, *, hash_seed: str = "0", extra: tuple[str, ...] = (),
-                 command: tuple[str, ...] = ("sim", "serve")) -> ServedEnv:
+                 environ: dict[str, str] | None = None, command: tuple[str, ...] = ("sim", "serve")) -> ServedEnv:
     """Start ``toolgrad sim serve ENV`` (or another ``command`` taking ENV, --host and --port, such
     as ``sim mcp``) on a free loopback port and wait for /_sim/health."""
     port = free_port()
     log = log_dir / f"{env.replace(' ', '+')}-{port}.log"
-    environ = {**os.environ, "PYTHONHASHSEED": hash_seed}
+    environ = {**os.environ, "PYTHONHASHSEED": hash_seed, **(environ or {})}
     with log.open("wb") as out:
         process = subprocess.Popen(
             [str(TOOLGRAD), *command, *env.split(), "--host", "127.0.0.1", "--port", str(port), *extra],
@@ -89,8 +89,8 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callabl
     log_dir = tmp_path_factory.mktemp("servers")
 
     def start(env: str, *, hash_seed: str = "0", extra: tuple[str, ...] = (),
-              command: tuple[str, ...] = ("sim", "serve")) -> ServedEnv:
-        served = start_server(env, log_dir, hash_seed=hash_seed, extra=extra, command=command)
+              environ: dict[str, str] | None = None, command: tuple[str, ...] = ("sim", "serve")) -> ServedEnv:
+        served = start_server(env, log_dir, hash_seed=hash_seed, extra=extra, environ=environ, command=command)
         started.append(served)
         return served
 

@@ -103,7 +103,7 @@ def test_session_header_isolates_over_http(server_factory: Callable[..., Any]) -
 
 
 def test_auth_enforce_over_http(server_factory: Callable[..., Any]) -> None:
-    served = server_factory("petstore", extra=("--auth", "enforce"))
+    served = server_factory("petstore", extra=("--auth", "enforce", "--credential", "api_key=k"))
     with httpx.Client(base_url=served.origin, timeout=10) as client:
         denied = client.get("/api/v3/pet/1")  # bad input: no credentials
         assert denied.status_code == 401 and "www-authenticate" in denied.headers

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -250,6 +251,20 @@ def test_control_tools_reset_snapshot_restore_and_hash_the_callers_session() -> 
     assert written["petstore"]["writes"] == 1 and written["petstore"]["hash"] != fresh["petstore"]["hash"]
     assert restored == fresh and reset == fresh
     assert wrong.is_error and "no snapshot 'nope' of petstore" in text(wrong)
+
+
+def test_mcp_sessions_are_bounded_by_the_environments_limits() -> None:
+    """An MCP server left running holds at most ``limits.max_sessions`` sessions, like `sim serve`;
+    a call in an evicted session is a tool error that says so, never a fresh state."""
+    environment = dataclasses.replace(load_environment("petstore"), limits={"max_sessions": 2})
+    tools = SandboxTools([environment], control=True)
+    for session in ("a", "b", "c"):  # the third evicts the least recently used, "a"
+        assert not tools.call(session, "addPet", NEW_PET).is_error
+    assert tools.session_count() == 2
+    for name, arguments in (("addPet", NEW_PET), ("sim__state_hash", {})):
+        gone = tools.call("a", name, arguments)
+        assert gone.is_error and "evicted" in text(gone), f"{name} in an evicted session"
+    assert not tools.call("a", "sim__reset", {}).is_error, "a reset starts the evicted session afresh"
 
 
 # --- the CLI -----------------------------------------------------------------------------------------
