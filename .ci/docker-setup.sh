@@ -133,7 +133,7 @@ build_base_image() {
 build_sim_image() {
   local start; start="$(now)"
   log "simulator image: toolgrad sim image --base $BASE_IMAGE"
-  (cd "$ROOT" && "$PYTHON" -m benchmarks.cli sim image --base "$BASE_IMAGE")
+  (cd "$ROOT" && "$PYTHON" -m benchmarks.cli.app sim image --base "$BASE_IMAGE")
   log "simulator image: done in $(took "$start") s"
 }
 

@@ -2,7 +2,7 @@
 
 It lives in ``toolgrad`` (not ``benchmarks``) because training data must show a model the same
 prompt the evaluation will: the HF export and ``toolgrad train`` put it first in every
-conversation, and ``benchmarks.evaluate`` sends it.
+conversation, and ``benchmarks.evaluate.runner`` sends it.
 """
 
 AGENT_SYSTEM_PROMPT = (

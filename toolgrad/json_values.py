@@ -3,7 +3,7 @@ scalar leaves of an argument object, and the *loose* equality by which an argume
 be taken from an output.
 
 Pure functions only. The strict JSON equality that replay compares recorded and replayed bodies
-by is :func:`benchmarks.replay.same_value` (``"12"`` is not ``12`` there); the loose one here
+by is :func:`benchmarks.certify.replay.same_value` (``"12"`` is not ``12`` there); the loose one here
 (:func:`loosely_equal`) accepts a numeric id passed as its decimal string, because a tool call
 may put an integer id into a path or a header as text.
 """

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .loop import GeneratorConfig
+from toolgrad.loop.sample import GeneratorConfig
 
 LLMS = ("offline", "openai")
 EXPORT_FORMATS = ("openai", "calls", "bfcl", "hf")

@@ -1,6 +1,6 @@
 """Tools across several environments, and real calls to them in a sample's sandbox session.
 
-A :class:`Toolbox` owns one :class:`~simulator.sandbox.Sandbox` per environment. Tool names
+A :class:`Toolbox` owns one :class:`~simulator.sandboxes.protocol.Sandbox` per environment. Tool names
 are qualified ``<env>__<operation>`` (at most 64 characters, unique), so a model sees one flat
 list. Calls run in a named session; :meth:`Toolbox.fork` copies a session's state in every
 environment (the Executor runs each proposal in its own fork).
@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from simulator.environment import Environment, load_environments
-from simulator.inprocess import InProcessSandbox
-from simulator.sandbox import Sandbox
+from simulator.environments.environment import Environment, load_environments
+from simulator.sandboxes.inprocess import InProcessSandbox
+from simulator.sandboxes.protocol import Sandbox
 from simulator.tools import (
     SEPARATOR,
     Tool,

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from benchmarks.bench_certify import synthesise_dataset
-from toolgrad.dataset import generate_dataset
+from benchmarks.perf.certify import synthesise_dataset
+from toolgrad.dataset.runner import generate_dataset
 from toolgrad.settings import GenerateSettings
 
 ENVS = ("petstore", "museum")

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from benchmarks.certify import Certificate, certificate_bytes, certify_file
-from benchmarks.cli import app
-from benchmarks.replay import DatasetError
+from benchmarks.certify.certificate import Certificate, certificate_bytes, certify_file
+from benchmarks.certify.replay import DatasetError
+from benchmarks.cli.app import app
 
 Record = dict[str, Any]
 
@@ -264,7 +264,7 @@ def test_certificate_bytes_do_not_depend_on_the_hash_seed(dataset_path: Path, tm
     outputs = []
     for seed in ("1", "4242"):
         out = tmp_path / f"cert-{seed}.json"
-        done = subprocess.run([sys.executable, "-m", "benchmarks.cli", "certify", str(dataset_path), "-o", str(out)],
+        done = subprocess.run([sys.executable, "-m", "benchmarks.cli.app", "certify", str(dataset_path), "-o", str(out)],
                               env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         outputs.append(out.read_bytes())

@@ -13,8 +13,7 @@ import pytest
 from scripted_openai import scripted
 from typer.testing import CliRunner
 
-from benchmarks.cli import app
-from benchmarks.compare import (
+from benchmarks.baseline.compare import (
     PAPER,
     CompareSettings,
     Comparison,
@@ -23,8 +22,9 @@ from benchmarks.compare import (
     read_comparison,
     run_comparison,
 )
-from benchmarks.compare_report import render_markdown, write_comparison
-from toolgrad.dataset import read_samples
+from benchmarks.baseline.report import render_markdown, write_comparison
+from benchmarks.cli.app import app
+from toolgrad.dataset.runner import read_samples
 
 ENVS = ["museum", "links"]
 N = 6

@@ -13,13 +13,13 @@ import orjson
 import pytest
 from scripted_openai import scripted
 
-from benchmarks.certify import certify_file
-from benchmarks.dfs import DFSSettings, draw_pool, generate_dfs_dataset
-from benchmarks.dfs_offline import OfflineBackend
-from benchmarks.dfs_search import FINISH, DecisionCounter, Move, Node, Query, Turn, search_sample
-from toolgrad.dataset import read_samples
-from toolgrad.loop import api_names
-from toolgrad.policy import CallFn, named_apis
+from benchmarks.baseline.dfs import DFSSettings, draw_pool, generate_dfs_dataset
+from benchmarks.baseline.dfs_offline import OfflineBackend
+from benchmarks.baseline.dfs_search import FINISH, DecisionCounter, Move, Node, Query, Turn, search_sample
+from benchmarks.certify.certificate import certify_file
+from toolgrad.dataset.runner import read_samples
+from toolgrad.loop.policy import CallFn, named_apis
+from toolgrad.loop.sample import api_names
 from toolgrad.toolbox import Toolbox
 
 HOURS = "museum__getMuseumHours"

@@ -13,13 +13,26 @@ import pytest
 from scripted_openai import scripted
 from typer.testing import CliRunner
 
-from benchmarks.certify import read_dataset
-from benchmarks.cli import app
-from benchmarks.evaluate import EvalSettings, EvaluationAborted, evaluate, load_call_items, run_call_eval
-from benchmarks.replay import SandboxProvider
-from benchmarks.report import build_report, load_report, render_html, render_markdown, trace_record, write_run
-from toolgrad.export import export_dataset
-from toolgrad.llm.base import Completion, ModelError, ToolCall
+from benchmarks.certify.certificate import read_dataset
+from benchmarks.certify.replay import SandboxProvider
+from benchmarks.cli.app import app
+from benchmarks.evaluate.report import (
+    build_report,
+    load_report,
+    render_html,
+    render_markdown,
+    trace_record,
+    write_run,
+)
+from benchmarks.evaluate.runner import (
+    EvalSettings,
+    EvaluationAborted,
+    evaluate,
+    load_call_items,
+    run_call_eval,
+)
+from toolgrad.backends.base import Completion, ModelError, ToolCall
+from toolgrad.exports.openai import export_dataset
 from toolgrad.records import Sample
 from toolgrad.settings import ExportSettings
 

@@ -21,12 +21,12 @@ from inspect_ai.model import ChatMessage, ChatMessageAssistant, ModelOutput, Mod
 from inspect_ai.tool import ToolCall as InspectToolCall
 from scripted_openai import scripted
 
-from benchmarks.certify import certify_file
-from benchmarks.evaluate import EvalSettings, evaluate
-from benchmarks.inspect_task import SCORE_KEYS, score_values
-from benchmarks.replay import SandboxProvider, read_dataset
-from toolgrad.dataset import generate_dataset
-from toolgrad.llm.base import Completion, ToolCall
+from benchmarks.certify.certificate import certify_file
+from benchmarks.certify.replay import SandboxProvider, read_dataset
+from benchmarks.evaluate.inspect_task import SCORE_KEYS, score_values
+from benchmarks.evaluate.runner import EvalSettings, evaluate
+from toolgrad.backends.base import Completion, ToolCall
+from toolgrad.dataset.runner import generate_dataset
 from toolgrad.records import Sample
 from toolgrad.settings import GenerateSettings
 
@@ -214,13 +214,13 @@ def scripted_handler(samples: list[Sample], script: Script) -> Callable[[dict[st
 
 
 def test_the_documented_inspect_command_runs_the_task(certified: tuple[Path, list[Sample]], tmp_path: Path) -> None:
-    """`inspect eval benchmarks/inspect_task.py -T dataset=...` with inspect's OpenAI-compatible
+    """`inspect eval benchmarks/evaluate/inspect_task.py -T dataset=...` with inspect's OpenAI-compatible
     provider (the real openai client) against a scripted server on 127.0.0.1."""
     path, samples = certified
     with scripted.ScriptedOpenAI(scripted_handler(samples, reference_calls)) as server:
         environ = {**os.environ, "SCRIPTED_API_KEY": "sk-test", "SCRIPTED_BASE_URL": server.base_url}
         result = subprocess.run(
-            [str(INSPECT), "eval", "benchmarks/inspect_task.py", "-T", f"dataset={path}",
+            [str(INSPECT), "eval", "benchmarks/evaluate/inspect_task.py", "-T", f"dataset={path}",
              "--model", "openai-api/scripted/scripted-model", "--log-dir", str(tmp_path), "--display", "none"],
             cwd=ROOT, env=environ, capture_output=True, text=True, timeout=600, check=False,
         )  # fmt: skip

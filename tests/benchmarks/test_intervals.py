@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from benchmarks.compare_figures import SeedResult, figures_of
-from benchmarks.stats import bootstrap_ratio, wilson
+from benchmarks.baseline.figures import SeedResult, figures_of
+from benchmarks.evaluate.stats import bootstrap_ratio, wilson
 
 
 def test_wilson_matches_the_textbook_values() -> None:

@@ -13,11 +13,11 @@ import pytest
 from scripted_openai import scripted
 from typer.testing import CliRunner
 
-from benchmarks.certify import certificate_bytes, certify_file
-from benchmarks.cli import app
-from benchmarks.replay import read_dataset
-from toolgrad.llm.cache import ResponseCache
-from toolgrad.llm.openai_backend import OpenAIChat
+from benchmarks.certify.certificate import certificate_bytes, certify_file
+from benchmarks.certify.replay import read_dataset
+from benchmarks.cli.app import app
+from toolgrad.backends.cache import ResponseCache
+from toolgrad.backends.openai import OpenAIChat
 
 MODEL = "judge-model"
 

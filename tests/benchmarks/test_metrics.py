@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.metrics import (
+from benchmarks.evaluate.metrics import (
     Attempt,
     Call,
     Reference,

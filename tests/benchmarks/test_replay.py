@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.replay import (
+from benchmarks.certify.replay import (
     PointerError,
     compare_fingerprints,
     first_difference,

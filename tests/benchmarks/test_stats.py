@@ -1,4 +1,4 @@
-"""95% intervals and paired t-tests (benchmarks/stats.py) on hand-checked cases."""
+"""95% intervals and paired t-tests (benchmarks/evaluate/stats.py) on hand-checked cases."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from benchmarks.stats import mean_interval, paired_test
+from benchmarks.evaluate.stats import mean_interval, paired_test
 
 
 def test_interval_of_a_mean() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from benchmarks.certify import certify_file
-from benchmarks.cli import app
-from benchmarks.replay import MAX_LINE_BYTES, DatasetError, read_lines
+from benchmarks.certify.certificate import certify_file
+from benchmarks.certify.replay import MAX_LINE_BYTES, DatasetError, read_lines
+from benchmarks.cli.app import app
 
 
 @pytest.mark.parametrize("command", [["certify"], ["eval", "--model", "m", "--base-url", "http://127.0.0.1:9/v1"]])
@@ -31,7 +31,7 @@ def test_a_file_that_is_no_dataset_is_refused_after_its_first_line(tmp_path: Pat
 
 
 def test_a_first_line_beyond_the_bound_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("benchmarks.replay.MAX_LINE_BYTES", 1024)
+    monkeypatch.setattr("benchmarks.certify.replay.MAX_LINE_BYTES", 1024)
     one_line = tmp_path / "one-line.jsonl"
     one_line.write_text('{"a": "' + "y" * 5000 + '"}\n')  # bad input: a first line over the bound
     with pytest.raises(DatasetError, match="no sample within the first 1,024 bytes"):

@@ -12,17 +12,17 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from benchmarks.certify import Certificate, SampleVerdict, certify_file
-from benchmarks.cli import app
-from benchmarks.replay import record_id
-from simulator.environment import shipped_environments
-from toolgrad.dataset import build_sample, encode_sample, generate_dataset, make_provenance
+from benchmarks.certify.certificate import Certificate, SampleVerdict, certify_file
+from benchmarks.certify.replay import record_id
+from benchmarks.cli.app import app
+from simulator.environments.environment import shipped_environments
+from toolgrad.dataset.runner import build_sample, encode_sample, generate_dataset, make_provenance
 from toolgrad.json_values import leaves
-from toolgrad.loop import SampleOutcome
-from toolgrad.policy import Workflow
+from toolgrad.loop.policy import Workflow
+from toolgrad.loop.sample import SampleOutcome
+from toolgrad.loop.sources import detect_sources
 from toolgrad.records import Chain, Cost, Step, Trace
 from toolgrad.settings import GenerateSettings
-from toolgrad.sources import detect_sources
 from toolgrad.toolbox import Toolbox
 
 Record = dict[str, Any]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import orjson
 
-from simulator.environment import shipped_root
-from toolgrad.dataset import generate_dataset
+from simulator.environments.environment import shipped_root
+from toolgrad.dataset.runner import generate_dataset
 from toolgrad.settings import GenerateSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def certify(data: Path, cwd: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLGRAD_")} | {"COLUMNS": "300"}
-    return subprocess.run([sys.executable, "-m", "benchmarks.cli", "certify", str(data), *extra], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "benchmarks.cli.app", "certify", str(data), *extra], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300, check=False)
 
 

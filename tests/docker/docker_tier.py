@@ -8,8 +8,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from simulator.backends.base import LABEL, default_image_tag
-from simulator.images import find_project_root, source_digest
+from simulator.containers.images import find_project_root, source_digest
+from simulator.sandboxes.backends.base import LABEL, default_image_tag
 
 # TOOLGRAD_IMAGE: another tag, so two checkouts sharing one engine do not overwrite each other's image
 IMAGE = os.environ.get("TOOLGRAD_IMAGE") or default_image_tag()

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import httpx
 import orjson
 
-from simulator.environment import load_environment
-from simulator.inprocess import InProcessSandbox
-from simulator.sandbox import DEFAULT_SESSION, Sandbox, SimRequest
+from simulator.environments.environment import load_environment
+from simulator.sandboxes.inprocess import InProcessSandbox
+from simulator.sandboxes.protocol import DEFAULT_SESSION, Sandbox, SimRequest
 
 ENVS = ("petstore", "museum")
 JSON = (("content-type", "application/json"),)

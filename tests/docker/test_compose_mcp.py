@@ -18,10 +18,10 @@ from mcp.client.streamable_http import streamable_http_client
 from sim_scenario import wait_healthy
 from typer.testing import CliRunner
 
-from simulator.backends.base import free_port, port_is_free
-from simulator.cli_sandbox import sandbox_app
-from simulator.environment import load_environment
-from simulator.mcp_server import SandboxTools
+from simulator.cli.sandbox import sandbox_app
+from simulator.environments.environment import load_environment
+from simulator.sandboxes.backends.base import free_port, port_is_free
+from simulator.serving.mcp import SandboxTools
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 

@@ -20,9 +20,9 @@ from docker_tier import IMAGE, compose_commands
 from sim_scenario import ENVS, observe, reference, wait_healthy
 from typer.testing import CliRunner
 
-from simulator.backends.base import free_port, port_is_free
-from simulator.cli_sandbox import sandbox_app
-from simulator.http_sandbox import HTTPSandbox
+from simulator.cli.sandbox import sandbox_app
+from simulator.sandboxes.backends.base import free_port, port_is_free
+from simulator.sandboxes.http import HTTPSandbox
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 

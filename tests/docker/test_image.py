@@ -9,8 +9,8 @@ from docker.client import from_env
 from docker_tier import IMAGE
 from typer.testing import CliRunner
 
-from simulator import images
-from simulator.cli_sandbox import sandbox_app
+from simulator.cli.sandbox import sandbox_app
+from simulator.containers import images
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 

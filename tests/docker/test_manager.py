@@ -11,7 +11,8 @@ from docker.client import from_env
 from docker_tier import IMAGE, labelled_containers
 from sim_scenario import ENVS, observe, reference, wait_healthy
 
-from simulator.backends import (
+from simulator.errors import SimulatorError
+from simulator.sandboxes.backends import (
     EngineUnavailableError,
     ImageMissingError,
     PortInUseError,
@@ -22,10 +23,9 @@ from simulator.backends import (
     start_services,
     stop_services,
 )
-from simulator.backends.base import free_port
-from simulator.backends.ledger import Ledger
-from simulator.errors import SimulatorError
-from simulator.http_sandbox import HTTPSandbox
+from simulator.sandboxes.backends.base import free_port
+from simulator.sandboxes.backends.ledger import Ledger
+from simulator.sandboxes.http import HTTPSandbox
 
 pytestmark = pytest.mark.timeout(300)
 docker_tier = pytest.mark.docker

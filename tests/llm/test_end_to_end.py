@@ -50,7 +50,7 @@ def toolgrad(*args: str, timeout: float = 1200) -> subprocess.CompletedProcess[s
     shell would change what runs, so they are dropped)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLGRAD_") or k == "TOOLGRAD_ENVS_DIR"}
     env["COLUMNS"] = "200"
-    return subprocess.run([sys.executable, "-m", "benchmarks.cli", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "benchmarks.cli.app", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 

@@ -18,8 +18,8 @@ import httpx
 import orjson
 import pytest
 
-from toolgrad.dataset import generate_dataset
-from toolgrad.export import export_dataset
+from toolgrad.dataset.runner import generate_dataset
+from toolgrad.exports.openai import export_dataset
 from toolgrad.settings import ExportSettings, GenerateSettings
 
 pytestmark = [pytest.mark.llm, pytest.mark.timeout(3600)]  # training on two busy cores is slow
@@ -62,7 +62,7 @@ def trained(hf_export: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("run") / "run"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLGRAD_") or k == "TOOLGRAD_LLAMA_CPP"}
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.cli", "train", str(hf_export), "-o", str(run), "--max-steps", "2",
+        [sys.executable, "-m", "benchmarks.cli.app", "train", str(hf_export), "-o", str(run), "--max-steps", "2",
          "--batch-size", "2", "--grad-accumulation", "1", "--lr", "1e-3", "--threads", "1", "--seed", "0"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from simulator.environment import Environment, load_environment, shipped_environments
-from simulator.service import Simulator
+from simulator.environments.environment import Environment, load_environment, shipped_environments
+from simulator.service.simulator import Simulator
 
 SHIPPED = shipped_environments()
 START_TIMEOUT_S = 60.0

@@ -23,14 +23,14 @@ from urllib.parse import quote, urlencode
 
 import orjson
 
-from simulator.datagen import GenerationError, compile_schema, generate_value
-from simulator.envelopes import unwrap_record
-from simulator.model import JSONSchema, Operation
-from simulator.resources import Resource, success_schema
-from simulator.sandbox import SimRequest, SimResponse
-from simulator.schemas import deref, object_properties, primary_type, sub_schema
-from simulator.service import Simulator
-from simulator.validation import media_kind
+from simulator.datagen.generate import GenerationError, compile_schema, generate_value
+from simulator.environments.resources import Resource, success_schema
+from simulator.sandboxes.protocol import SimRequest, SimResponse
+from simulator.service.envelopes import unwrap_record
+from simulator.service.simulator import Simulator
+from simulator.service.validation import media_kind
+from simulator.spec.model import JSONSchema, Operation
+from simulator.spec.navigation import deref, object_properties, primary_type, sub_schema
 
 _ID_SUFFIX = re.compile(r"(?i)^(.+?)[-_]?(id|key|slug|name|uuid|code|number)$")
 _ID_NAMES = ("id", "uuid", "key", "slug", "name", "username", "login", "code", "_id", "$id")

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from simulator.auth import CredentialError, parse_credential_flags
-from simulator.environment import load_environment
-from simulator.sandbox import SimRequest, SimResponse
-from simulator.service import Simulator
+from simulator.environments.environment import load_environment
+from simulator.sandboxes.protocol import SimRequest, SimResponse
+from simulator.service.auth import CredentialError, parse_credential_flags
+from simulator.service.simulator import Simulator
 
 SPEC = {
     "openapi": "3.0.3",

@@ -14,7 +14,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from simulator.backends import (
+from simulator.cli.sandbox import sandbox_app
+from simulator.environments.environment import load_environment
+from simulator.sandboxes.backends import (
     BackendError,
     PortInUseError,
     ServiceStartError,
@@ -23,14 +25,12 @@ from simulator.backends import (
     start_services,
     stop_services,
 )
-from simulator.backends.base import ServiceHandle, plan_requests, port_is_free, service_name
-from simulator.backends.ledger import Ledger
-from simulator.backends.local import MARKER, LocalBackend
-from simulator.cli_sandbox import sandbox_app
-from simulator.environment import load_environment
-from simulator.http_sandbox import HTTPSandbox
-from simulator.inprocess import InProcessSandbox
-from simulator.sandbox import SimRequest
+from simulator.sandboxes.backends.base import ServiceHandle, plan_requests, port_is_free, service_name
+from simulator.sandboxes.backends.ledger import Ledger
+from simulator.sandboxes.backends.local import MARKER, LocalBackend
+from simulator.sandboxes.http import HTTPSandbox
+from simulator.sandboxes.inprocess import InProcessSandbox
+from simulator.sandboxes.protocol import SimRequest
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -220,7 +220,7 @@ def test_cli_reports_errors_without_traceback() -> None:
 
 def test_servers_outlive_the_up_command(isolated_state: Path) -> None:
     """`toolgrad sim up` exits; its servers keep serving until `toolgrad sim down`."""
-    toolgrad = [sys.executable, "-m", "benchmarks.cli", "sim"]
+    toolgrad = [sys.executable, "-m", "benchmarks.cli.app", "sim"]
     env = {**os.environ, "TOOLGRAD_STATE_DIR": str(isolated_state)}
     up = subprocess.run(
         [*toolgrad, "up", "petstore"], capture_output=True, text=True, env=env, timeout=90, check=False

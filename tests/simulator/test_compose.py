@@ -8,9 +8,15 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from simulator.backends.base import BackendError
-from simulator.cli_sandbox import sandbox_app
-from simulator.compose import HEALTH_TEST, ComposePlan, compose_document, render_compose, service_urls
+from simulator.cli.sandbox import sandbox_app
+from simulator.containers.compose import (
+    HEALTH_TEST,
+    ComposePlan,
+    compose_document,
+    render_compose,
+    service_urls,
+)
+from simulator.sandboxes.backends.base import BackendError
 
 ENVS = ("petstore", "crm")
 

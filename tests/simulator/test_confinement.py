@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-import simulator.loader as loader_module
-from simulator.environment import load_environment
+import simulator.spec.loader as loader_module
+from simulator.environments.environment import load_environment
 from simulator.errors import SpecError
-from simulator.loader import load_spec
+from simulator.spec.loader import load_spec
 
 SECRET = "TOP-SECRET-VALUE"
 TOOLGRAD = Path(sys.executable).with_name("toolgrad")

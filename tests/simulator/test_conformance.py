@@ -16,14 +16,14 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
-from simulator.datagen import generate_value
-from simulator.environment import load_environment, shipped_environments
-from simulator.handlers import documented
-from simulator.model import Operation, ResponseSpec
-from simulator.sandbox import SimResponse
-from simulator.service import Simulator, produced_media
+from simulator.datagen.generate import generate_value
+from simulator.environments.environment import load_environment, shipped_environments
+from simulator.sandboxes.protocol import SimResponse
+from simulator.service.handlers import documented
+from simulator.service.simulator import Simulator, produced_media
+from simulator.service.validation import media_kind
+from simulator.spec.model import Operation, ResponseSpec
 from simulator.tools import Tool, build_request, tools_for
-from simulator.validation import media_kind
 
 REQUESTS_PER_OPERATION = 4
 PROBLEM_JSON = "application/problem+json"

@@ -11,11 +11,11 @@ import pytest
 from openapi_spec_validator import validate
 from starlette.testclient import TestClient
 
-from simulator.asgi import build_app
-from simulator.control_access import ADMIN_HEADER, ControlPolicy
-from simulator.environment import load_environment
-from simulator.service import Simulator
-from simulator.sessions import Limits
+from simulator.environments.environment import load_environment
+from simulator.service.simulator import Simulator
+from simulator.serving.asgi import build_app
+from simulator.serving.control_access import ADMIN_HEADER, ControlPolicy
+from simulator.state.sessions import Limits
 
 ORIGIN = "http://127.0.0.1:8000"
 PET = {"name": "Rex", "photoUrls": []}

@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 import pytest
 
-from simulator.environment import load_environment
-from simulator.sandbox import SimRequest, SimResponse
-from simulator.service import Simulator
+from simulator.environments.environment import load_environment
+from simulator.sandboxes.protocol import SimRequest, SimResponse
+from simulator.service.simulator import Simulator
 
 JSON = (("content-type", "application/json"),)
 CRM_HEADERS = (*JSON, ("x-apideck-consumer-id", "test-consumer"), ("x-apideck-app-id", "test-app"))

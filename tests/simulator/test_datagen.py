@@ -1,4 +1,4 @@
-"""simulator.datagen: valid, deterministic, realistic values from self-contained JSON Schemas."""
+"""simulator.datagen.generate: valid, deterministic, realistic values from self-contained JSON Schemas."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import jsonschema_rs
 import pytest
 import yaml
 
-from simulator.datagen import (
+from simulator.datagen.generate import (
     DEFAULT_EPOCH,
     MAX_DEPTH,
     CompiledSchema,
@@ -34,7 +34,7 @@ from simulator.datagen import (
     compile_schema,
     generate_value,
 )
-from simulator.datagen_names import classify_name, name_tokens, singular
+from simulator.datagen.names import classify_name, name_tokens, singular
 from simulator.errors import SimulatorError
 
 SPECS = Path(__file__).resolve().parents[2].parent / "shared" / "specs"
@@ -58,7 +58,7 @@ def values(schema: Any, *, name: str | None = None, seeds: list[str] = SEEDS) ->
 
 
 def test_public_api_and_error_hierarchy() -> None:
-    import simulator.datagen as datagen
+    import simulator.datagen.generate as datagen
 
     assert sorted(datagen.__all__) == sorted(
         [
@@ -719,7 +719,7 @@ def test_adding_a_property_keeps_the_other_fields() -> None:
 
 _CHILD = """
 import json, sys
-from simulator.datagen import generate_value
+from simulator.datagen.generate import generate_value
 sys.path.insert(0, {tests!r})
 from test_datagen import DETERMINISM_SCHEMA
 print(json.dumps([generate_value(DETERMINISM_SCHEMA, f"seed-{{i}}", name="user") for i in range(20)], sort_keys=True))

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from simulator.environment import ENVS_DIR_VARIABLE, resolve_path, shipped_environments, shipped_root
+from simulator.environments.environment import (
+    ENVS_DIR_VARIABLE,
+    resolve_path,
+    shipped_environments,
+    shipped_root,
+)
 from simulator.errors import UnknownEnvironmentError
 
 PETSTORE = shipped_root() / "petstore"
@@ -48,7 +53,7 @@ def test_an_unset_or_missing_envs_dir_leaves_the_shipped_set(tmp_path: Path, mon
 
 def test_two_specs_with_one_name_are_refused_naming_both(tmp_path: Path) -> None:
     """Bad input: two different specs both called openapi.yaml, passed together."""
-    from simulator.environment import load_environments
+    from simulator.environments.environment import load_environments
 
     first, second = tmp_path / "a" / "openapi.yaml", tmp_path / "b" / "openapi.yaml"
     for spec, source in ((first, "petstore"), (second, "tictactoe")):

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from simulator.environment import load_environment
+from simulator.environments.environment import load_environment
 
 pytestmark = pytest.mark.timeout(300)
 

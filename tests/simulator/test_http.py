@@ -10,10 +10,10 @@ import httpx
 import orjson
 import pytest
 
-from simulator.environment import load_environment
-from simulator.http_sandbox import HTTPSandbox
-from simulator.inprocess import InProcessSandbox
-from simulator.sandbox import SimRequest
+from simulator.environments.environment import load_environment
+from simulator.sandboxes.http import HTTPSandbox
+from simulator.sandboxes.inprocess import InProcessSandbox
+from simulator.sandboxes.protocol import SimRequest
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from simulator.errors import SpecError
-from simulator.loader import load_spec
-from simulator.model import Operation, Spec
+from simulator.spec.loader import load_spec
+from simulator.spec.model import Operation, Spec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -442,7 +442,7 @@ def test_sha256_covers_referenced_files(tmp_path: Path) -> None:
 def test_output_is_identical_across_hash_seeds(tmp_path: Path) -> None:
     main = cross_file_spec(tmp_path)
     code = (
-        "import dataclasses, hashlib, sys, orjson; from simulator.loader import load_spec; "
+        "import dataclasses, hashlib, sys, orjson; from simulator.spec.loader import load_spec; "
         "s = load_spec(sys.argv[1]); d = dataclasses.asdict(s); d['source'] = ''; "
         "print(hashlib.sha256(orjson.dumps(d)).hexdigest())"
     )

@@ -19,11 +19,11 @@ from mcp import Client, ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from typer.testing import CliRunner
 
-from simulator import cli_mcp
-from simulator.cli import sim_app
-from simulator.environment import load_environment
+from simulator.cli import mcp as cli_mcp
+from simulator.cli.app import sim_app
+from simulator.environments.environment import load_environment
 from simulator.errors import SimulatorError
-from simulator.mcp_server import SandboxTools, build_server
+from simulator.serving.mcp import SandboxTools, build_server
 from simulator.tools import qualified_tools, tools_for
 
 TOOLGRAD = Path(sys.executable).with_name("toolgrad")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.environment import load_environment
-from simulator.resources import Binding, infer_resources, record_schema_of, singular
+from simulator.environments.environment import load_environment
+from simulator.environments.resources import Binding, infer_resources, record_schema_of, singular
 
 
 def kinds(env: str) -> dict[str, tuple[str, str | None]]:
@@ -103,8 +103,8 @@ def test_singular(word: str, expected: str) -> None:
 
 def test_tictactoe_put_square_answers_the_game_status() -> None:
     # inference took PUT /board/{row}/{column} (a bare "X" body) for a replace, whose answer was {}
-    from simulator.sandbox import SimRequest
-    from simulator.service import Simulator
+    from simulator.sandboxes.protocol import SimRequest
+    from simulator.service.simulator import Simulator
 
     assert kinds("tictactoe")["put-square"][0] == "action"
     sim = Simulator(load_environment("tictactoe"))

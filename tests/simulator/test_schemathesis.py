@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from simulator.environment import load_environment, shipped_environments
+from simulator.environments.environment import load_environment, shipped_environments
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from simulator.http_sandbox import HTTPSandbox
+from simulator.sandboxes.http import HTTPSandbox
 
 pytestmark = pytest.mark.timeout(180)
 TOOLGRAD = Path(sys.executable).with_name("toolgrad")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.environment import load_environment
+from simulator.environments.environment import load_environment
 from simulator.errors import SessionGone
-from simulator.journal import Journal
-from simulator.sandbox import SimRequest
-from simulator.service import Simulator
-from simulator.sessions import Limits, SessionRegistry
+from simulator.sandboxes.protocol import SimRequest
+from simulator.service.simulator import Simulator
+from simulator.state.journal import Journal
+from simulator.state.sessions import Limits, SessionRegistry
 
 JSON = (("content-type", "application/json"),)
 

@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from simulator.errors import SpecError
-from simulator.loader import load_spec
-from simulator.model import Spec
+from simulator.spec.loader import load_spec
+from simulator.spec.model import Spec
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
@@ -162,7 +162,7 @@ def test_largest_spec_loads_quickly() -> None:
 
 _FINGERPRINT = """
 import hashlib, sys, orjson
-from simulator.loader import load_spec
+from simulator.spec.loader import load_spec
 for name in sys.argv[1:]:
     print(name, hashlib.sha256(orjson.dumps(load_spec(name), default=str)).hexdigest())
 """

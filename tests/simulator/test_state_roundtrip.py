@@ -37,9 +37,9 @@ from typing import Any
 import pytest
 from roundtrip import FIGURES, round_trip
 
-from simulator.environment import load_environment, shipped_environments
+from simulator.environments.environment import load_environment, shipped_environments
 from simulator.errors import SpecError
-from simulator.service import Simulator
+from simulator.service.simulator import Simulator
 
 REPO = Path(__file__).resolve().parents[2]
 SPECS = REPO.parent / "shared" / "specs"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from simulator.loader import load_spec
-from simulator.model import Spec
+from simulator.spec.loader import load_spec
+from simulator.spec.model import Spec
 
 SWAGGER_YAML = """\
 swagger: "2.0"

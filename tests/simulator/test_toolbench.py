@@ -10,8 +10,8 @@ import jsonschema_rs
 import pytest
 
 from simulator.errors import SpecError
-from simulator.loader import load_spec
-from simulator.toolbench import parse_truncated_json, template_schema
+from simulator.spec.loader import load_spec
+from simulator.spec.toolbench import parse_truncated_json, template_schema
 
 
 def api(name: str, method: str = "GET", **extra: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from simulator.environment import load_environment
+from simulator.environments.environment import load_environment
 from simulator.tools import MAX_NAME, ToolCallError, build_request, tools_for
 
 

@@ -23,14 +23,14 @@ import yaml
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest
 
-from simulator.datagen import generate_value
-from simulator.environment import Environment, load_environment, shipped_environments
-from simulator.model import JSONSchema, Operation, Parameter
-from simulator.sandbox import SimRequest
-from simulator.schemas import array_items, deref, object_properties, required_properties
-from simulator.service import Simulator
-from simulator.state import json_bytes
-from simulator.validation import media_kind
+from simulator.datagen.generate import generate_value
+from simulator.environments.environment import Environment, load_environment, shipped_environments
+from simulator.sandboxes.protocol import SimRequest
+from simulator.service.simulator import Simulator
+from simulator.service.validation import media_kind
+from simulator.spec.model import JSONSchema, Operation, Parameter
+from simulator.spec.navigation import array_items, deref, object_properties, required_properties
+from simulator.state.store import json_bytes
 
 pytestmark = pytest.mark.filterwarnings("ignore:Unsupported scheme type:UserWarning")  # oauth2: openapi-core skips it
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from simulator.environment import shipped_environments
-from toolgrad.dataset import generate_dataset, read_samples
+from simulator.environments.environment import shipped_environments
+from toolgrad.dataset.runner import generate_dataset, read_samples
 from toolgrad.records import Sample
 from toolgrad.settings import GenerateSettings
 from toolgrad.toolbox import Toolbox

@@ -31,7 +31,7 @@ from typing import Any
 
 import uvicorn
 
-from toolgrad.llm.preflight import PREFLIGHT_MESSAGE
+from toolgrad.backends.preflight import PREFLIGHT_MESSAGE
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ class ScriptedOpenAI:
 
     @property
     def preflights(self) -> int:
-        """Endpoint checks (toolgrad.llm.preflight) answered; they are not in :attr:`requests`."""
+        """Endpoint checks (toolgrad.backends.preflight) answered; they are not in :attr:`requests`."""
         return self._state.preflights
 
     @property
@@ -249,7 +249,7 @@ class ScriptedOpenAI:
         with self._lock:
             state = self._state
             if _is_preflight(request):
-                # the kit's endpoint check (toolgrad.llm.preflight): answered, not scripted
+                # the kit's endpoint check (toolgrad.backends.preflight): answered, not scripted
                 state.preflights += 1
                 return 200, self._completion(Reply(content="OK", prompt_tokens=3, completion_tokens=1), 0), (), 0.0
             state.requests.append(request)

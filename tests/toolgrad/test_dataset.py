@@ -16,15 +16,15 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from toolgrad.dataset import (
+from toolgrad.dataset.runner import (
     SampleDone,
     encode_sample,
     generate_dataset,
     git_revision,
     read_samples,
 )
-from toolgrad.offline import OfflinePolicy
-from toolgrad.policy import Context, StageError
+from toolgrad.loop.policy import Context, StageError
+from toolgrad.policies.offline.policy import OfflinePolicy
 from toolgrad.records import Proposal, RunSummary, Sample
 from toolgrad.settings import GENERATE_ENV, GenerateSettings, ToolgradError, from_environment, sidecar
 from toolgrad.toolbox import Toolbox
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def cli(*args: str, hashseed: str = "0") -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONHASHSEED": hashseed}
     env = {k: v for k, v in env.items() if not k.startswith("TOOLGRAD_") or k == "TOOLGRAD_ENVS_DIR"}
-    return subprocess.Popen([sys.executable, "-m", "benchmarks.cli", *args], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "benchmarks.cli.app", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -188,7 +188,7 @@ def test_settings_come_from_flags_then_environment() -> None:
 
 
 def test_openai_without_its_factory_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "toolgrad.llm_policy", None)
+    monkeypatch.setitem(sys.modules, "toolgrad.policies.model.policy", None)
     with pytest.raises(ToolgradError, match="make_llm_policy"):
         generate_dataset(settings(tmp_path / "o.jsonl", llm="openai", model="m"))
     with pytest.raises(ToolgradError, match="--model"):
@@ -204,7 +204,7 @@ def test_openai_without_its_factory_is_a_clear_error(tmp_path: Path, monkeypatch
     ["export", "{tmp}/none.jsonl", "--format", "yaml", "-o", "{tmp}/x.jsonl"],
 ])
 def test_cli_errors_exit_2_without_a_traceback(tmp_path: Path, args: list[str]) -> None:
-    from benchmarks.cli import app
+    from benchmarks.cli.app import app
 
     result = CliRunner().invoke(app, [a.replace("{tmp}", str(tmp_path)) for a in args])
     assert result.exit_code == 2, result.output
@@ -213,7 +213,7 @@ def test_cli_errors_exit_2_without_a_traceback(tmp_path: Path, args: list[str]) 
 
 
 def test_cli_generate_prints_the_seed_and_a_summary(tmp_path: Path) -> None:
-    from benchmarks.cli import app
+    from benchmarks.cli.app import app
 
     out = tmp_path / "g.jsonl"
     result = CliRunner().invoke(app, ["generate", "--env", "tictactoe", "--n", "2", "--seed", "9", "-o", str(out)])
@@ -237,7 +237,7 @@ def test_toolbox_per_worker_thread_is_reused(tmp_path: Path) -> None:
 
 HOLD_LOCK = """
 import sys, time
-from toolgrad.files import exclusive_writer
+from toolgrad.dataset.files import exclusive_writer
 with exclusive_writer(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(120)

@@ -9,8 +9,8 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from toolgrad.dataset import generate_dataset, read_samples
-from toolgrad.export import export_dataset, tool_name
+from toolgrad.dataset.runner import generate_dataset, read_samples
+from toolgrad.exports.openai import export_dataset, tool_name
 from toolgrad.records import Sample
 from toolgrad.settings import ExportSettings, GenerateSettings
 
@@ -97,7 +97,7 @@ def test_no_negatives_at_rate_zero(dataset: Path, tmp_path: Path) -> None:
 
 
 def test_cli_export(dataset: Path, tmp_path: Path) -> None:
-    from benchmarks.cli import app
+    from benchmarks.cli.app import app
 
     out = tmp_path / "cli.jsonl"
     result = CliRunner().invoke(app, ["export", str(dataset), "--format", "calls", "-o", str(out), "--seed", "2"])

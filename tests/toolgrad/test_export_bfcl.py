@@ -12,10 +12,10 @@ from typing import Any
 import orjson
 import pytest
 
-from toolgrad.bfcl_format import check_answer, check_directory, check_question
-from toolgrad.dataset import encode_sample, generate_dataset, read_samples
-from toolgrad.export import export_dataset
-from toolgrad.export_bfcl import bfcl_function, bfcl_parameter, ground_truth, stated_in_question
+from toolgrad.dataset.runner import encode_sample, generate_dataset, read_samples
+from toolgrad.exports.bfcl import bfcl_function, bfcl_parameter, ground_truth, stated_in_question
+from toolgrad.exports.bfcl_format import check_answer, check_directory, check_question
+from toolgrad.exports.openai import export_dataset
 from toolgrad.records import Chain, Sample
 from toolgrad.settings import ExportSettings, GenerateSettings
 

@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from toolgrad.agent_prompt import AGENT_SYSTEM_PROMPT
-from toolgrad.dataset import generate_dataset, read_samples
-from toolgrad.export import export_dataset
+from toolgrad.dataset.runner import generate_dataset, read_samples
+from toolgrad.exports.openai import export_dataset
+from toolgrad.exports.split import split_file
 from toolgrad.settings import ExportSettings, GenerateSettings, ToolgradError
-from toolgrad.split import split_file
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_the_card(split_dir: Path, exported: Path) -> None:
 
 
 def test_certificate_hash_in_the_card(split_dir: Path, tmp_path: Path) -> None:
-    from benchmarks.certify import certificate_bytes, certify_file
+    from benchmarks.certify.certificate import certificate_bytes, certify_file
 
     data = split_dir / "train.jsonl"
     copy = tmp_path / "train.jsonl"

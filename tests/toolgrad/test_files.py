@@ -13,8 +13,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from toolgrad import files
-from toolgrad.files import LineFile, remove_stale_temporaries, write_bytes_atomic, write_lines_atomic
+from toolgrad.dataset import files
+from toolgrad.dataset.files import LineFile, remove_stale_temporaries, write_bytes_atomic, write_lines_atomic
 
 
 class Clock:
@@ -116,7 +116,7 @@ def test_atomic_writes_leave_no_temporaries_and_keep_the_old_content_on_failure(
 
 WRITER = """
 import sys, orjson
-from toolgrad.files import LineFile
+from toolgrad.dataset.files import LineFile
 out = LineFile(sys.argv[1])
 i = int(sys.argv[2])
 while True:

@@ -16,8 +16,8 @@ import fixtures_openai
 import orjson
 from scripted_server import Reply, ScriptedOpenAI, json_reply, text_reply, tool_call_reply
 
-from benchmarks.certify import certify_file
-from toolgrad.dataset import generate_dataset, read_samples
+from benchmarks.certify.certificate import certify_file
+from toolgrad.dataset.runner import generate_dataset, read_samples
 from toolgrad.settings import GenerateSettings
 
 scripted_openai_server = fixtures_openai.scripted_openai_server

@@ -20,15 +20,15 @@ from scripted_server import (
 )
 
 from simulator.tools import Tool
-from toolgrad.llm import prompts
-from toolgrad.llm.base import Completion, EndpointError
-from toolgrad.llm.openai_backend import CacheMiss, OpenAIChat
-from toolgrad.llm_policy import LLMPolicy, make_llm_policy, shared_chat
-from toolgrad.policy import Context, StageError, Workflow
+from toolgrad.backends.base import Completion, EndpointError
+from toolgrad.backends.openai import CacheMiss, OpenAIChat
+from toolgrad.loop.policy import Context, StageError, Workflow
+from toolgrad.policies.model import prompts
+from toolgrad.policies.model.policy import LLMPolicy, make_llm_policy, shared_chat
 from toolgrad.records import Chain, Proposal, Selection, Step
-from toolgrad.tool_terms import toolbox_terms
 from toolgrad.toolbox import BoundTool, Toolbox, ToolResult
-from toolgrad.validity import validity_problem
+from toolgrad.validity.checks import validity_problem
+from toolgrad.validity.tool_terms import toolbox_terms
 
 scripted_openai_server = fixtures_openai.scripted_openai_server
 scripted_openai = fixtures_openai.scripted_openai
@@ -379,7 +379,7 @@ def test_real_toolbox_executes_the_proposal(scripted_openai: ScriptedOpenAI) -> 
 
 
 def test_compact_tool_spec_clips_descriptions_and_drops_format_bounds() -> None:
-    from toolgrad.llm.prompts import compact_tool_spec
+    from toolgrad.policies.model.prompts import compact_tool_spec
 
     spec = {"type": "function", "function": {"name": "t", "description": "d" * 500, "parameters": {
         "type": "object", "properties": {
@@ -399,7 +399,7 @@ def test_replay_only_miss_stops_the_whole_run_with_exit_2(tmp_path: Path) -> Non
 
     out = tmp_path / "data.jsonl"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.cli", "generate", "--env", "petstore", "--n", "2", "--seed", "0",
+        [sys.executable, "-m", "benchmarks.cli.app", "generate", "--env", "petstore", "--n", "2", "--seed", "0",
          "--llm", "openai", "--model", "m", "--base-url", "http://127.0.0.1:9/v1",
          "--cache", str(tmp_path / "cache"), "--replay-only", "-o", str(out)],
         capture_output=True, text=True, timeout=120,

@@ -8,9 +8,18 @@ from typing import Any
 
 import pytest
 
-from toolgrad.dataset import build_sample
-from toolgrad.llm.base import ModelError
-from toolgrad.loop import (
+from toolgrad.backends.base import ModelError
+from toolgrad.dataset.runner import build_sample
+from toolgrad.loop.policy import (
+    CallFn,
+    Context,
+    ExecutedCall,
+    StageError,
+    Workflow,
+    named_apis,
+    query_problem,
+)
+from toolgrad.loop.sample import (
     GeneratorConfig,
     SampleOutcome,
     api_names,
@@ -18,10 +27,9 @@ from toolgrad.loop import (
     failure_reason,
     run_sample,
 )
-from toolgrad.offline import OfflinePolicy
-from toolgrad.policy import CallFn, Context, ExecutedCall, StageError, Workflow, named_apis, query_problem
+from toolgrad.loop.sources import detect_sources, find_pointer
+from toolgrad.policies.offline.policy import OfflinePolicy
 from toolgrad.records import Proposal, Provenance, Sample, Selection, Step
-from toolgrad.sources import detect_sources, find_pointer
 from toolgrad.toolbox import Toolbox, ToolResult
 
 Replay = Callable[[Sample], list[str]]

@@ -29,7 +29,7 @@ UNREACHABLE = "http://127.0.0.1:9/v1"  # the discard port: nothing listens on lo
 def generate(out: Path, base_url: str, *extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLGRAD_")} | {"OPENAI_API_KEY": "sk-test"}
     return subprocess.run(
-        [sys.executable, "-m", "benchmarks.cli", "generate", "--env", "petstore", "--n", "2", "--seed", "0",
+        [sys.executable, "-m", "benchmarks.cli.app", "generate", "--env", "petstore", "--n", "2", "--seed", "0",
          "--llm", "openai", "--model", "scripted-model", "--base-url", base_url, "--iterations", "2",
          "-o", str(out), *extra],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)

@@ -8,11 +8,11 @@ from statistics import mean
 
 import pytest
 
-from simulator.environment import shipped_environments
-from toolgrad.loop import GeneratorConfig, api_names, run_sample
-from toolgrad.offline import OfflinePolicy
-from toolgrad.offline_text import as_words, operation_phrase
-from toolgrad.policy import named_apis
+from simulator.environments.environment import shipped_environments
+from toolgrad.loop.policy import named_apis
+from toolgrad.loop.sample import GeneratorConfig, api_names, run_sample
+from toolgrad.policies.offline.policy import OfflinePolicy
+from toolgrad.policies.offline.text import as_words, operation_phrase
 from toolgrad.records import Sample
 from toolgrad.toolbox import Toolbox
 

@@ -21,9 +21,9 @@ from scripted_server import (
     tool_call_reply,
 )
 
-from toolgrad.llm.base import ModelError
-from toolgrad.llm.cache import ResponseCache
-from toolgrad.llm.openai_backend import CacheMiss, OpenAIChat, check_json, normalise_messages
+from toolgrad.backends.base import ModelError
+from toolgrad.backends.cache import ResponseCache
+from toolgrad.backends.openai import CacheMiss, OpenAIChat, check_json, normalise_messages
 
 scripted_openai_server = fixtures_openai.scripted_openai_server
 scripted_openai = fixtures_openai.scripted_openai

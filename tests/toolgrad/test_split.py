@@ -10,9 +10,9 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from toolgrad.dataset import generate_dataset
+from toolgrad.dataset.runner import generate_dataset
+from toolgrad.exports.split import overlap, split_file, split_records, tool_sequence
 from toolgrad.settings import GenerateSettings, ToolgradError
-from toolgrad.split import overlap, split_file, split_records, tool_sequence
 
 
 def record(tools: list[str], env: str = "a") -> dict[str, Any]:
@@ -101,7 +101,7 @@ def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_cli_split(dataset: Path, tmp_path: Path) -> None:
-    from benchmarks.cli import app
+    from benchmarks.cli.app import app
 
     result = CliRunner().invoke(app, ["split", str(dataset), "--test", "0.2", "-o", str(tmp_path / "s")])
     assert result.exit_code == 0, result.output

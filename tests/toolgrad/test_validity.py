@@ -8,9 +8,7 @@ from typing import Any
 import pytest
 
 from toolgrad.records import ArgumentSource, Chain, Step
-from toolgrad.statements import ResponseIndex, Text, answer_values
-from toolgrad.tool_terms import ToolTerms
-from toolgrad.validity import (
+from toolgrad.validity.checks import (
     check_coherent,
     check_grounded,
     check_solvable,
@@ -19,6 +17,8 @@ from toolgrad.validity import (
     names_item,
     sample_findings,
 )
+from toolgrad.validity.statements import ResponseIndex, Text, answer_values
+from toolgrad.validity.tool_terms import ToolTerms
 
 PETS = [{"id": 1, "name": "Rex", "status": "sold"}, {"id": 2, "name": "Fido", "status": "sold"},
         {"id": 3, "name": "Rex", "status": "pending"}]

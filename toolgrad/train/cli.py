@@ -13,8 +13,7 @@ import typer
 from rich.console import Console
 
 from simulator.errors import install_hint
-
-from ..settings import ToolgradError
+from toolgrad.settings import ToolgradError
 
 _err = Console(stderr=True)
 

@@ -19,8 +19,9 @@ from typing import Any
 
 import orjson
 
-from ..files import write_json_atomic
-from ..settings import ToolgradError
+from toolgrad.dataset.files import write_json_atomic
+from toolgrad.settings import ToolgradError
+
 from .server_format import training_examples
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

@@ -16,7 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..settings import ToolgradError
+from toolgrad.settings import ToolgradError
+
 from .server_format import TRAINING_CHAT_TEMPLATE
 
 LLAMA_CPP_VERSION = "0.3.36"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from ..settings import ToolgradError
+from toolgrad.settings import ToolgradError
 
 CONTEXT_TOKENS = 8192  # crm's tool lists need more than the server's default 2048
 

@@ -1,0 +1,372 @@
+"""Certification: re-execute every recorded chain on fresh sandboxes, check that every sample
+is valid, and say, per check, where each sample first fails.
+
+Checks (each reported separately per sample; a sample counts as passed only when all pass):
+
+* **replay**: its recorded environment fingerprints equal the installed ones, every argument
+  recorded as taken from an earlier output equals that output, every replayed step gives the
+  recorded status, body (canonical JSON) and state hash, and its id is the hash of its content;
+* **solvable**, **grounded**, **coherent**: :mod:`toolgrad.validity.checks` (the same functions the
+  generator's loop applies to every update), against the installed tools' schemas;
+* **unique**: no other line of the dataset has its id or its seed;
+* **judge** (only with a judge model, :mod:`benchmarks.certify.judge`): the model says the chain and
+  answer resolve the query.
+
+The certificate is a pure function of the dataset bytes and the installed simulator (and, with
+a judge, of the judge's recorded replies): no timestamps, no paths, no timings, so the same
+dataset gives the same bytes on every backend and with any number of workers.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import multiprocessing
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+import benchmarks
+import simulator
+import toolgrad
+from simulator.environments.environment import faker_version
+from simulator.errors import SimulatorError
+from toolgrad.backends.base import ChatModel
+from toolgrad.records import Sample
+from toolgrad.toolbox import Toolbox
+from toolgrad.validity.checks import CHECKS, Finding, duplicate_findings, sample_findings
+from toolgrad.validity.tool_terms import TermsOf, toolbox_terms
+
+from .replay import (
+    Dataset,
+    DatasetLine,
+    Divergence,
+    ProviderPlan,
+    SandboxProvider,
+    canonical,
+    parse_record,
+    read_dataset,
+    record_id,
+    recorded_env_refs,
+    replay_steps,
+    resolve_tool,
+    sample_id,
+)
+
+# 2: per-sample results of every check (replay, solvable, grounded, coherent, unique[, judge])
+CERTIFICATE_VERSION = "2"
+
+VerdictKind = Literal["pass", "diverged", "fingerprint_mismatch", "environment_missing", "id_mismatch"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CheckResult(_Record):
+    """One check of one sample: passed, or why not, at the first offending step and value."""
+
+    ok: bool
+    reason: str = ""
+    chain: int | None = None  # the first offending step (None: the sample as a whole)
+    step: int | None = None
+    at: str = ""  # a pointer into that step's arguments, "answer", a replay field, "id" or "seed"
+    value: Any = None  # the offending value
+
+    @classmethod
+    def of(cls, finding: Finding | None) -> CheckResult:
+        if finding is None:
+            return cls(ok=True)
+        return cls(ok=False, reason=finding.reason, chain=finding.chain, step=finding.step, at=finding.at,
+                   value=finding.value)
+
+
+class SampleVerdict(_Record):
+    line: int  # 1-based line of the sample in the dataset
+    id: str
+    seed: int
+    ok: bool  # every check passed
+    verdict: VerdictKind  # the replay's verdict
+    steps: int  # steps recorded
+    replayed: int  # steps re-executed before the verdict
+    first_divergence: dict[str, Any] | None = None  # {chain, step, field, expected, got[, pointer]}
+    checks: dict[str, CheckResult] = Field(default_factory=dict)  # check name -> result, for every check run
+
+
+class Certificate(_Record):
+    schema_version: str = CERTIFICATE_VERSION
+    kind: str = "toolgrad-certificate"
+    dataset_sha256: str
+    sample_count: int
+    step_count: int
+    passed: int  # samples that pass every check
+    pass_rate: float  # passed / sample_count, 0..1
+    checks: dict[str, int]  # check name -> samples that pass it
+    judge: str = ""  # the judge model, when the judge check ran
+    verdicts: dict[str, int]  # replay verdict kind -> samples
+    environments: list[dict[str, Any]]  # installed fingerprints the dataset was checked against
+    versions: dict[str, str]
+    samples: list[SampleVerdict]  # one per sample, in file order
+
+    @property
+    def ok(self) -> bool:
+        return self.sample_count > 0 and self.passed == self.sample_count
+
+
+def certificate_bytes(certificate: Certificate) -> bytes:
+    """The certificate as written to disk: sorted keys, two-space indent, one final newline."""
+    data = certificate.model_dump(mode="json")
+    return (json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def versions() -> dict[str, str]:
+    return {
+        "benchmarks": benchmarks.__version__,
+        "faker": faker_version(),
+        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+        "simulator": simulator.__version__,
+        "toolgrad": toolgrad.__version__,
+    }
+
+
+# --- one sample ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedSample:
+    verdict: SampleVerdict
+    fingerprints: tuple[bytes, ...]  # canonical installed fingerprints the sample was checked against
+
+
+@dataclass(frozen=True, slots=True)
+class _Replay:
+    kind: VerdictKind
+    replayed: int
+    divergence: Divergence | None
+    prints: tuple[bytes, ...] = ()
+    toolbox: Toolbox | None = None  # the installed tools the sample was replayed on
+
+
+def replay_sample(sample: Sample, line: int, provider: SandboxProvider,
+                  record: dict[str, Any] | None = None) -> _Replay:
+    """The replay check: fingerprints, sources, every step re-executed, the content id."""
+    recorded = sample.provenance.environments
+    for ci, chain in enumerate(sample.chains):
+        for si, step in enumerate(chain.steps):
+            if step.env not in recorded:
+                return _Replay("fingerprint_mismatch", 0, Divergence(
+                    ci, si, f"fingerprint.{step.env}", "a recorded fingerprint for the step's environment",
+                    sorted(recorded)))
+    toolbox = provider.toolbox_for(recorded)
+    if isinstance(toolbox, Divergence):
+        kind: VerdictKind = "environment_missing" if toolbox.field.startswith("environment.") \
+            else "fingerprint_mismatch"
+        return _Replay(kind, 0, toolbox)
+    prints = tuple(sorted(canonical(toolbox.sandboxes[name].fingerprint()) for name in sorted(recorded)))
+    session = f"certify-{line}"
+    toolbox.reset(session)
+    replayed = 0
+    try:
+        for outcome in replay_steps(sample, toolbox, session):
+            replayed += 1
+            if outcome.divergence is not None:
+                return _Replay("diverged", replayed, outcome.divergence, prints, toolbox)
+    finally:
+        toolbox.drop(session)
+    if record is None or record_id(record) != sample.id:
+        expected_id = sample_id(sample)
+        if sample.id != expected_id:
+            return _Replay("id_mismatch", replayed, Divergence(None, None, "id", expected_id, sample.id), prints,
+                           toolbox)
+    return _Replay("pass", replayed, None, prints, toolbox)
+
+
+def _replay_result(replay: _Replay) -> CheckResult:
+    d = replay.divergence
+    if d is None:
+        return CheckResult(ok=True)
+    return CheckResult(ok=False, reason=replay.kind, chain=d.chain, step=d.step,
+                       at=d.field + (d.pointer or ""), value=d.got)
+
+
+def _no_terms(step: Any) -> None:
+    return None
+
+
+def certify_sample(sample: Sample, line: int, provider: SandboxProvider,
+                   record: dict[str, Any] | None = None) -> CheckedSample:
+    """Check one sample: replay in a fresh session of each of its environments, then the
+    validity checks against the installed tools (without them, when the sample's environments
+    are not installed: no schema exemptions). ``record`` (the JSON object the sample was read
+    from) makes the id check cheaper."""
+    replay = replay_sample(sample, line, provider, record)
+    box = replay.toolbox
+    terms: TermsOf = toolbox_terms(box, lambda step: resolve_tool(box, step)) if box is not None else _no_terms
+    checks = {"replay": _replay_result(replay)}
+    checks.update((name, CheckResult.of(f)) for name, f in
+                  sample_findings(sample.chains, sample.query, sample.answer, terms).items())
+    d = replay.divergence
+    return CheckedSample(SampleVerdict(
+        line=line, id=sample.id, seed=sample.seed, ok=all(c.ok for c in checks.values()), verdict=replay.kind,
+        steps=len(sample.steps()), replayed=replay.replayed, first_divergence=None if d is None else d.to_json(),
+        checks=checks,
+    ), replay.prints)
+
+
+def certify_line(line: DatasetLine, provider: SandboxProvider, path: Path | str = "") -> CheckedSample:
+    """Parse and check one dataset line (:class:`DatasetError` when it is not a sample)."""
+    sample, record = parse_record(line, path)
+    return certify_sample(sample, line.line, provider, record)
+
+
+# --- a dataset -----------------------------------------------------------------------------------
+
+_worker_provider: SandboxProvider | None = None
+_worker_dataset: Dataset | None = None
+
+
+def _worker_init(plan: ProviderPlan | None, dataset: Dataset | None) -> None:
+    global _worker_provider, _worker_dataset
+    if plan is not None:  # else: forked, the parent's provider (warm sandboxes) is inherited
+        _worker_provider = SandboxProvider.from_plan(plan)
+    if dataset is not None:  # else: forked, the parent's dataset is inherited
+        _worker_dataset = dataset
+
+
+def _worker_certify(index: int) -> CheckedSample:
+    assert _worker_provider is not None and _worker_dataset is not None
+    return certify_line(_worker_dataset.lines[index], _worker_provider, _worker_dataset.path)
+
+
+def iter_certify(dataset: Dataset, provider: SandboxProvider, *, workers: int = 1) -> Iterator[CheckedSample]:
+    """Each sample's check, in file order; :class:`DatasetError` at the first line that is not a
+    sample. With ``workers`` > 1 lines are checked in that many processes (in process: forked,
+    sharing this process's warm sandboxes; HTTP backends: reaching this process's services);
+    the order and the bytes of every result stay the same."""
+    if workers <= 1 or len(dataset.lines) < 2:
+        for line in dataset.lines:
+            yield certify_line(line, provider, dataset.path)
+        return
+    global _worker_provider, _worker_dataset
+    fork = "fork" in multiprocessing.get_all_start_methods()
+    plan: ProviderPlan | None = None
+    # build (in process) or start (HTTP) every sandbox once, here: forked workers inherit the
+    # in-process ones, and reach services by URL with clients of their own
+    provider.prepare(k for k in environment_keys(dataset) if _installed(provider, k))
+    if provider.backend != "inprocess":
+        plan = provider.plan()
+    elif fork:
+        _worker_provider = provider
+    else:
+        plan = provider.plan()
+    if fork:
+        _worker_dataset = dataset
+    context = multiprocessing.get_context("fork" if fork else "spawn")
+    chunk = max(1, len(dataset.lines) // (workers * 4))
+    if fork:
+        gc.freeze()  # forked children then share the parent's heap instead of copying it page by page
+    try:
+        with context.Pool(workers, initializer=_worker_init, initargs=(plan, None if fork else dataset)) as pool:
+            yield from pool.imap(_worker_certify, range(len(dataset.lines)), chunksize=chunk)
+    finally:
+        _worker_provider = _worker_dataset = None
+        if fork:
+            gc.unfreeze()
+
+
+def environment_keys(dataset: Dataset) -> set[tuple[str, int | None]]:
+    """Every (environment, seed) the dataset's provenance names (read without full validation)."""
+    keys: set[tuple[str, int | None]] = set()
+    for line in dataset.lines:
+        try:
+            envs = orjson.loads(line.text)["provenance"]["environments"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            continue  # the worker that parses it reports the error
+        for name, fp in envs.items() if isinstance(envs, dict) else ():
+            seed = fp.get("seed") if isinstance(fp, dict) else None
+            keys.add((str(name), seed if isinstance(seed, int) and not isinstance(seed, bool) else None))
+    return keys
+
+
+def _installed(provider: SandboxProvider, key: tuple[str, int | None]) -> bool:
+    try:
+        provider.environment(key)
+    except SimulatorError:
+        return False
+    return True
+
+
+def build_certificate(dataset_sha256: str, checked: Sequence[CheckedSample],
+                      judged: Mapping[int, CheckResult] | None = None, judge: str = "") -> Certificate:
+    """The certificate for a dataset's checks (in file order): the per-sample checks, the
+    dataset's unique check, and the judge's results by line when a judge ran."""
+    duplicates = duplicate_findings([(c.verdict.line, c.verdict.id, c.verdict.seed) for c in checked])
+    results = []
+    for c in checked:
+        checks = {**c.verdict.checks, "unique": CheckResult.of(duplicates.get(c.verdict.line))}
+        if judged is not None:
+            checks["judge"] = judged.get(c.verdict.line, CheckResult(ok=False, reason="not judged"))
+        ordered = {name: checks[name] for name in (*CHECKS, "judge") if name in checks}
+        results.append(c.verdict.model_copy(update={"checks": ordered, "ok": all(r.ok for r in ordered.values())}))
+    passed = sum(1 for r in results if r.ok)
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.verdict] = counts.get(r.verdict, 0) + 1
+    names = [n for n in (*CHECKS, "judge") if any(n in r.checks for r in results)]
+    prints = sorted({fp for c in checked for fp in c.fingerprints})
+    return Certificate(
+        dataset_sha256=dataset_sha256,
+        sample_count=len(results),
+        step_count=sum(r.steps for r in results),
+        passed=passed,
+        pass_rate=passed / len(results) if results else 0.0,
+        checks={n: sum(1 for r in results if r.checks.get(n, CheckResult(ok=False)).ok) for n in names},
+        judge=judge,
+        verdicts=dict(sorted(counts.items())),
+        environments=[json.loads(fp) for fp in prints],
+        versions=versions(),
+        samples=results,
+    )
+
+
+def judge_dataset(dataset: Dataset, chat: ChatModel,
+                  on_sample: Callable[[int], None] | None = None) -> dict[int, CheckResult]:
+    """The judge check of every line (:mod:`benchmarks.certify.judge`): passed when the model says the
+    chain and answer resolve the query; ``reason`` is its rationale, ``value`` the cache key of
+    the exchange."""
+    from .judge import judge_sample
+
+    results: dict[int, CheckResult] = {}
+    for line in dataset.lines:
+        verdict = judge_sample(chat, parse_record(line, dataset.path)[0])
+        results[line.line] = CheckResult(ok=verdict.resolved, reason=verdict.rationale, at="judge",
+                                         value=verdict.cache_key or None)
+        if on_sample is not None:
+            on_sample(line.line)
+    return results
+
+
+def certify_file(
+    path: Path,
+    *,
+    backend: str = "inprocess",
+    env_refs: dict[str, str] | None = None,
+    workers: int = 1,
+    on_sample: Callable[[CheckedSample], None] | None = None,
+    judge: ChatModel | None = None,
+) -> Certificate:
+    """Read, check and certify a dataset file (with ``judge``, the judge check too)."""
+    dataset = read_dataset(path)
+    checked: list[CheckedSample] = []
+    with SandboxProvider(backend, recorded_env_refs(dataset) | dict(env_refs or {})) as provider:
+        for item in iter_certify(dataset, provider, workers=workers):
+            checked.append(item)
+            if on_sample is not None:
+                on_sample(item)
+    judged = judge_dataset(dataset, judge) if judge is not None else None
+    return build_certificate(dataset.sha256, checked, judged, judge.model if judge is not None else "")

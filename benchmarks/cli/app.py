@@ -1,0 +1,86 @@
+"""The ``toolgrad`` console script: every package's commands under one root.
+
+It lives in the top layer because it composes all three packages (see ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from benchmarks.certify.replay import BenchmarkError
+from simulator.cli.app import sim_app
+from simulator.errors import EXIT_CODES, SimulatorError
+from toolgrad.backends.base import ModelError
+from toolgrad.cli.commands import register as register_toolgrad
+from toolgrad.dataset.files import write_bytes_atomic
+from toolgrad.settings import ToolgradError
+
+from .commands import register
+from .compare import register as register_compare
+
+app = typer.Typer(
+    help="Answer-first tool-use data (ToolGrad) on deterministic OpenAPI sandboxes.",
+    epilog=EXIT_CODES,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(sim_app, name="sim")
+register(app)
+register_toolgrad(app)
+register_compare(app)
+
+@app.command(epilog=EXIT_CODES)
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the dataset and certificate.")] = Path(
+        "out/demo"),
+    n: Annotated[int, typer.Option(min=1, help="Samples to generate.")] = 24,
+    seed: Annotated[int, typer.Option(help="First sample seed.")] = 0,
+) -> None:
+    """The quick start's job: generate a dataset with the offline policy on every shipped
+    environment, certify it (re-execution and the validity checks), and say where both are (no
+    key, no network)."""
+    from benchmarks.certify.certificate import certificate_bytes, certify_file
+    from toolgrad.dataset.runner import generate_dataset
+    from toolgrad.settings import GenerateSettings
+
+    console = Console(stderr=True)
+    out.mkdir(parents=True, exist_ok=True)
+    data = out / "data.jsonl"
+    console.print(f"generating {n} samples (seed {seed}, offline policy, every shipped environment) ...")
+    summary = generate_dataset(GenerateSettings(n=n, seed=seed, output=str(data)))
+    console.print(f"  {summary.samples} samples in {data} ({summary.samples_per_second:.1f} samples/s, "
+                  f"{summary.tool_calls} tool calls, failed seeds: {summary.failed_seeds or 'none'})")
+    console.print("certifying: re-execution on fresh sandboxes and the validity checks ...")
+    certificate = certify_file(data)
+    cert_path = out / "certificate.json"
+    write_bytes_atomic(cert_path, certificate_bytes(certificate))
+    console.print(f"  pass rate {certificate.pass_rate:.1%}: {certificate.passed}/{certificate.sample_count} "
+                  f"samples, {certificate.step_count} steps replayed; passed per check: "
+                  + ", ".join(f"{name} {passed}" for name, passed in certificate.checks.items()))
+    typer.echo(f"dataset:     {data}")
+    typer.echo(f"certificate: {cert_path}")
+    raise typer.Exit(0 if certificate.ok else 1)
+
+
+# one root error per package: these are the errors a user can act on
+_errors: tuple[type[Exception], ...] = (SimulatorError, ToolgradError, ModelError, BenchmarkError)
+
+
+def main() -> None:
+    """Run the CLI. Usage errors exit 2 (click's standalone handling); errors a user can act on
+    print one message and exit 2, never a traceback."""
+    try:
+        app()
+    except _errors as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,378 @@
+"""``toolgrad certify``, ``eval``, ``eval-calls`` and ``report``: the benchmarks' CLI shell.
+
+Only this module prints. Errors a user can act on (a bad dataset line, an unknown environment,
+an unreachable model server) print one message and exit 2; a certificate below 100% (any sample
+failing any check) exits 1.
+Each flag has a ``TOOLGRAD_*`` environment variable; the API key comes only from the environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from benchmarks.certify.replay import BACKENDS, BenchmarkError
+from simulator.errors import EXIT_CODES, SimulatorError
+from toolgrad.backends.base import ChatModel
+from toolgrad.dataset.files import write_bytes_atomic, write_text_atomic
+
+err = Console(stderr=True)
+
+_BACKEND_HELP = f"Where sandboxes run: {', '.join(BACKENDS)}."
+CertifyBackendOpt = Annotated[str, typer.Option("--backend", envvar="TOOLGRAD_CERTIFY_BACKEND", help=_BACKEND_HELP)]
+EvalBackendOpt = Annotated[str, typer.Option("--backend", envvar="TOOLGRAD_EVAL_BACKEND", help=_BACKEND_HELP)]
+EnvOpt = Annotated[list[str] | None, typer.Option(
+    "--env", help="Where to find an environment the dataset names: NAME=REF (a directory or spec file), "
+    "or REF alone (named by its env.yaml). Shipped environments need none.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the benchmarks' commands to the root ``toolgrad`` app."""
+    app.command("certify", epilog=EXIT_CODES)(certify_command)
+    app.command("eval", epilog=EXIT_CODES)(eval_command)
+    app.command("eval-calls", epilog=EXIT_CODES)(eval_calls_command)
+    app.command("report")(report_command)
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    try:
+        yield
+    except (BenchmarkError, SimulatorError) as exc:
+        _fail(str(exc))
+
+
+def _env_refs(values: list[str] | None) -> dict[str, str]:
+    from simulator.environments.environment import load_environment
+
+    refs: dict[str, str] = {}
+    for value in values or []:
+        if "=" in value:
+            name, ref = value.split("=", 1)
+        else:
+            ref = value
+            name = load_environment(ref).name
+        refs[name.strip()] = ref.strip()
+    return refs
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=True)
+
+
+# --- certify -------------------------------------------------------------------------------------
+
+
+_CERTIFY_HELP = (
+    "Re-execute every chain on fresh sandboxes, check that every sample is valid, and write a certificate."
+    "\n\n"
+    "Checks, each reported per sample: replay (same responses and state), solvable (every argument value "
+    "stated in the query or taken from an earlier response), grounded (every value the answer states is in "
+    "a response), coherent (no unnamed mixing of list items; every step needed), unique (no repeated id or "
+    "seed), and with --judge, a model's verdict that the chain and answer resolve the query (recorded in "
+    "--cache, replayable with --replay-only)."
+    "\n\n"
+    "Exit status: 0 when every sample passes every check (100%); 1 when any sample fails a check; 2 on an "
+    "error (an unreadable dataset or line, an unknown environment, a judge cache miss)."
+)
+
+
+def certify_command(
+    data: Annotated[Path, typer.Argument(help="The dataset (JSONL, one sample per line).")],
+    backend: CertifyBackendOpt = "inprocess",
+    env: EnvOpt = None,
+    workers: Annotated[int, typer.Option("--workers", envvar="TOOLGRAD_CERTIFY_WORKERS", min=1,
+                                         help="Processes to replay samples in (same certificate bytes).")] = 1,
+    judge: Annotated[str | None, typer.Option("--judge", envvar="TOOLGRAD_CERTIFY_JUDGE",
+                                              help="A model that judges whether each sample's chain and answer "
+                                              "resolve its query (the paper's pass-rate check).")] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url", envvar="TOOLGRAD_CERTIFY_BASE_URL",
+                                                 help="The judge's OpenAI-compatible endpoint.")] = None,
+    cache: Annotated[Path | None, typer.Option("--cache", envvar="TOOLGRAD_CERTIFY_CACHE",
+                                               help="The judge's record/replay cache directory "
+                                               "(default: <data>.judge-cache beside the dataset).")] = None,
+    replay_only: Annotated[bool, typer.Option("--replay-only/--no-replay-only", envvar="TOOLGRAD_CERTIFY_REPLAY_ONLY",
+                                              help="Never call the judge: answers from its cache only.")] = False,
+    json_out: JsonOpt = False,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Where to write the certificate "
+                                                "(default: <data>.certificate.json beside the dataset).")] = None,
+) -> None:
+    from benchmarks.certify.certificate import (
+        build_certificate,
+        certificate_bytes,
+        iter_certify,
+        judge_dataset,
+        read_dataset,
+    )
+    from benchmarks.certify.replay import SandboxProvider, recorded_env_refs
+
+    with _user_errors(), contextlib.ExitStack() as stack:
+        chat = _judge_chat(judge, base_url, cache or _sidecar(data, ".judge-cache"), replay_only) if judge else None
+        if chat is not None:
+            stack.callback(chat.close)
+        dataset = read_dataset(data)
+        checked = []
+        refs = recorded_env_refs(dataset) | _env_refs(env)
+        with SandboxProvider(backend, refs) as provider, _progress() as progress:
+            task = progress.add_task("certifying", total=len(dataset.lines))
+            for item in iter_certify(dataset, provider, workers=workers):
+                checked.append(item)
+                progress.advance(task)
+            judged = None
+            if chat is not None:
+                task = progress.add_task(f"judging with {judge}", total=len(dataset.lines))
+                judged = judge_dataset(dataset, chat, lambda _: progress.advance(task))
+        certificate = build_certificate(dataset.sha256, checked, judged, judge or "")
+    target = output or _sidecar(data, ".certificate.json")
+    write_bytes_atomic(target, certificate_bytes(certificate))
+    if json_out:
+        sys.stdout.write(certificate_bytes(certificate).decode())
+    else:
+        _print_certificate(certificate, target)
+    raise typer.Exit(0 if certificate.ok else 1)
+
+
+certify_command.__doc__ = _CERTIFY_HELP
+
+
+def _sidecar(data: Path, suffix: str) -> Path:
+    return data.with_name(data.name.removesuffix(".jsonl") + suffix)
+
+
+def _judge_chat(model: str, base_url: str | None, cache: Path, replay_only: bool) -> Any:
+    from toolgrad.backends.cache import ResponseCache
+    from toolgrad.backends.openai import OpenAIChat
+
+    if not base_url and not replay_only:
+        _fail("--judge needs --base-url (or TOOLGRAD_CERTIFY_BASE_URL), or --replay-only with a recorded --cache")
+    api_key = os.environ.get("TOOLGRAD_API_KEY") or os.environ.get("OPENAI_API_KEY") or "sk-no-key-required"
+    return OpenAIChat(model=model, base_url=base_url or "http://127.0.0.1:1/v1", api_key=api_key,
+                      cache=ResponseCache(cache), replay_only=replay_only)
+
+
+def _print_certificate(certificate: Any, target: Path) -> None:
+    out = Console()
+    seeds = [s.seed for s in certificate.samples]
+    seed_text = f"{min(seeds)}..{max(seeds)}" if seeds else "-"
+    colour = "green" if certificate.ok else "red"
+    per_check = ", ".join(f"{name} {passed}" for name, passed in certificate.checks.items())
+    out.print(f"[{colour}]{certificate.passed}/{certificate.sample_count} samples certified "
+              f"({certificate.pass_rate:.1%})[/{colour}], {certificate.step_count} steps, seeds {seed_text}")
+    out.print(f"passed per check: {per_check}", highlight=False, soft_wrap=True)
+    failed = [s for s in certificate.samples if not s.ok]
+    for s in failed[:20]:
+        problems = "; ".join(describe_check(name, s, result) for name, result in s.checks.items() if not result.ok)
+        out.print(f"  line {s.line} (seed {s.seed}, sample {s.id[:12]}): {problems}",
+                  highlight=False, markup=False, soft_wrap=True)
+    if len(failed) > 20:
+        out.print(f"  ... and {len(failed) - 20} more (see the certificate)")
+    out.print(f"certificate: {target}  (dataset sha256 {certificate.dataset_sha256[:16]}...)")
+
+
+def describe_check(name: str, sample: Any, result: Any) -> str:
+    """One failed check in a line: where (chain, step, place), the value and why."""
+    if name == "replay":
+        return "replay: " + describe_divergence(sample.verdict, sample.first_divergence)
+    where = "" if result.chain is None else f" at chain {result.chain} step {result.step}"
+    place = f", {result.at}" if result.at and name != "judge" else ""
+    value = "" if result.value is None or name == "judge" else f" = {_short(json.dumps(result.value, ensure_ascii=False))}"
+    return f"{name}{where}{place}{value}: {result.reason}"
+
+
+def describe_divergence(verdict: str, d: dict[str, Any] | None) -> str:
+    """One line: the verdict, where (chain, step, field and pointer), what was expected and got."""
+    if not d:
+        return verdict
+    where = "" if d.get("chain") is None else f" at chain {d['chain']} step {d['step']}"
+    field = str(d.get("field", ""))
+    pointer = d.get("pointer") or ""
+    expected, got = _short(d.get("expected")), _short(d.get("got"))
+    if field.startswith("environment."):
+        said = str(d.get("got"))  # what to pass to find it: never cut
+    elif field.startswith("fingerprint."):
+        said = f"recorded {expected}, installed {got}"
+    elif field.startswith("sources."):
+        said = f"the source holds {expected}, the argument is {got}"
+    elif field == "id":
+        said = f"the content hashes to {expected}, the record says {got}"
+    else:
+        said = f"recorded {expected}, the replay gave {got}"
+    return f"{verdict}{where}, {field}{pointer}: {said}"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --- eval ----------------------------------------------------------------------------------------
+
+
+def _chat_model(model: str, base_url: str) -> ChatModel:
+    """A client for ``model`` at ``base_url``, once the endpoint has answered a one-token request
+    (exit 2 within seconds, with the cause, when it cannot)."""
+    from toolgrad.backends.base import EndpointError
+    from toolgrad.backends.openai import OpenAIChat
+    from toolgrad.backends.preflight import check_endpoint
+
+    api_key = os.environ.get("TOOLGRAD_API_KEY") or os.environ.get("OPENAI_API_KEY") or "sk-no-key-required"
+    try:
+        check_endpoint(base_url, model, api_key=api_key)
+    except EndpointError as exc:
+        _fail(f"the model endpoint is not usable: {exc}")
+    chat: ChatModel = OpenAIChat(model=model, base_url=base_url, api_key=api_key)
+    return chat
+
+
+def _endpoint_failures(events: list[Any]) -> None:
+    """Exit 1 when the endpoint failed on any trial (after its retries): their zeros in the report
+    measure the server, not the model. The report is written first."""
+    failed = [e for e in events if e.run.endpoint_error]
+    if failed:
+        first = failed[0]
+        err.print(f"[red]error:[/red] the model endpoint failed on {len(failed)} of {len(events)} trial(s); they "
+                  f"score 0 in the report (first: line {first.line}, trial {first.trial}: {escape(first.run.error)})",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def eval_command(
+    data: Annotated[Path, typer.Argument(help="The dataset (JSONL, one sample per line).")],
+    model: Annotated[str, typer.Option("--model", envvar="TOOLGRAD_EVAL_MODEL", help="The model under test.")],
+    base_url: Annotated[str, typer.Option("--base-url", envvar="TOOLGRAD_EVAL_BASE_URL",
+                                          help="Its OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1.")],
+    k: Annotated[int, typer.Option("--k", envvar="TOOLGRAD_EVAL_K", min=1, help="Trials per sample (pass^k).")] = 1,
+    max_steps: Annotated[int, typer.Option("--max-steps", envvar="TOOLGRAD_EVAL_MAX_STEPS", min=1,
+                                           help="Tool calls allowed per trial.")] = 10,
+    temperature: Annotated[float, typer.Option("--temperature", envvar="TOOLGRAD_EVAL_TEMPERATURE")] = 0.0,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", envvar="TOOLGRAD_EVAL_MAX_TOKENS", min=1,
+                                            help="Tokens allowed per model reply.")] = 1024,
+    judge: Annotated[str | None, typer.Option("--judge", envvar="TOOLGRAD_EVAL_JUDGE",
+                                              help="A model to score Quality of Response (0-100).")] = None,
+    judge_base_url: Annotated[str | None, typer.Option("--judge-base-url", envvar="TOOLGRAD_EVAL_JUDGE_BASE_URL",
+                                                       help="The judge's endpoint (default: --base-url).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N samples.")] = None,
+    backend: EvalBackendOpt = "inprocess",
+    env: EnvOpt = None,
+    json_out: JsonOpt = False,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="A directory for report.json, "
+                                                "report.md, report.html and traces.jsonl.")] = None,
+) -> None:
+    """Run a model as a tool-calling agent on every sample and score it against the reference."""
+    from dataclasses import replace
+
+    from benchmarks.certify.certificate import read_dataset
+    from benchmarks.certify.replay import SandboxProvider, recorded_env_refs
+    from benchmarks.evaluate.report import (
+        build_report,
+        render_markdown,
+        report_bytes,
+        trace_record,
+        write_run,
+    )
+    from benchmarks.evaluate.runner import EvalSettings, evaluate
+
+    settings = EvalSettings(k=k, max_steps=max_steps, temperature=temperature, max_tokens=max_tokens)
+    with _user_errors():
+        dataset = read_dataset(data)
+        if limit is not None:
+            dataset = replace(dataset, lines=dataset.lines[:limit])
+        chat = _chat_model(model, base_url)
+        judge_chat = _chat_model(judge, judge_base_url or base_url) if judge else None
+        events = []
+        with contextlib.ExitStack() as stack:
+            for opened in (chat, judge_chat):
+                close = getattr(opened, "close", None)
+                if close is not None:
+                    stack.callback(close)
+            provider = stack.enter_context(SandboxProvider(backend, recorded_env_refs(dataset) | _env_refs(env)))
+            progress = stack.enter_context(_progress())
+            task = progress.add_task(f"evaluating {model}", total=len(dataset.lines) * k)
+            for event in evaluate(dataset, chat, provider, settings, judge=judge_chat):
+                events.append(event)
+                progress.advance(task)
+            environments = provider.installed_fingerprints()
+        report = build_report(dataset, events, model=model, base_url=base_url, settings=settings,
+                              backend=backend, judge=judge or "", environments=environments)
+    if output is not None:
+        paths = write_run(output, report, (trace_record(e) for e in events))
+    if json_out:
+        sys.stdout.write(report_bytes(report).decode())
+        _endpoint_failures(events)
+        return
+    Console().print(render_markdown([report]), highlight=False, markup=False)
+    if output is not None:
+        err.print(f"report: {paths['report.html']} (json, md and traces.jsonl beside it)")
+    _endpoint_failures(events)
+
+
+# --- eval-calls ----------------------------------------------------------------------------------
+
+
+def eval_calls_command(
+    data: Annotated[Path, typer.Argument(help="A `toolgrad export --format calls` file, or a dataset.")],
+    model: Annotated[str, typer.Option("--model", envvar="TOOLGRAD_EVAL_MODEL", help="The model under test.")],
+    base_url: Annotated[str, typer.Option("--base-url", envvar="TOOLGRAD_EVAL_BASE_URL",
+                                          help="Its OpenAI-compatible endpoint.")],
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N items.")] = None,
+    json_out: JsonOpt = False,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the result (JSON) here.")] = None,
+) -> None:
+    """Single-turn call-list evaluation (BFCL-style AST match of the calls the model lists)."""
+    from benchmarks.evaluate.runner import load_call_items, run_call_eval
+
+    with _user_errors():
+        items = load_call_items(data)[:limit]
+        chat = _chat_model(model, base_url)
+        with contextlib.ExitStack() as stack, _progress() as progress:
+            close = getattr(chat, "close", None)
+            if close is not None:
+                stack.callback(close)
+            task = progress.add_task(f"asking {model}", total=len(items))
+            result = run_call_eval(items, chat, model_name=model, base_url=base_url,
+                                   on_item=lambda _: progress.advance(task))
+    text = json.dumps(result, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    if output is not None:
+        write_text_atomic(output, text)
+    if json_out:
+        sys.stdout.write(text)
+        return
+    m = result["metrics"]
+    Console().print(f"{model}: exact match {m['exact_match']:.3f}, call-name recall {m['name_recall']:.3f}, "
+                    f"calls matched {m['call_match']:.3f} over {m['items']} items")
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def report_command(
+    runs: Annotated[list[Path], typer.Argument(help="report.json files (or run directories) from `toolgrad eval -o`.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file to write.")] = Path("report.html"),
+    markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the Markdown here.")] = None,
+) -> None:
+    """Compare evaluation runs (models) in one static HTML page with charts."""
+    from benchmarks.evaluate.report import load_report, render_html, render_markdown
+
+    with _user_errors():
+        reports = [load_report(p / "report.json" if p.is_dir() else p) for p in runs]
+        write_text_atomic(output, render_html(reports))
+        if markdown is not None:
+            write_text_atomic(markdown, render_markdown(reports))
+    err.print(f"wrote {output}" + (f" and {markdown}" if markdown else ""))

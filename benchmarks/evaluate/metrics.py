@@ -1,0 +1,427 @@
+"""Evaluation metrics: pure functions over what the reference did and what a model did.
+
+Nothing here touches a sandbox or a model; :mod:`benchmarks.evaluate.runner` gathers the inputs.
+docs/metrics.md defines every number precisely; the docstrings here say the same briefly.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+ERROR_KINDS = ("wrong_tool", "bad_arguments", "missing_write", "extra_write", "stopped_early",
+               "step_limit", "model_error")
+STOP_REASONS = ("answered", "step_limit", "model_error")
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One tool call, the reference's or the model's."""
+
+    tool: str
+    arguments: dict[str, Any]
+    status: int  # HTTP status; 0 when the call could not be made
+    env: str = ""
+    wrote: bool = False  # the call changed its environment's state hash
+    error: str = ""  # why the call could not be made (unknown tool, arguments not JSON, ...)
+    known: bool = True  # the tool exists among the sample's candidate tools
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300 and not self.error
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    calls: tuple[Call, ...]
+    state: Mapping[str, str]  # env -> state hash after the reference replay
+    answer: str
+    key_values: tuple[str, ...] = ()  # see key_values()
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    calls: tuple[Call, ...]
+    state: Mapping[str, str]  # env -> state hash after the model's run
+    answer: str
+    stop: str  # one of STOP_REASONS
+
+
+@dataclass(frozen=True, slots=True)
+class TrialScore:
+    tool_recall: float
+    tool_precision: float
+    success_rate: float
+    outcome_match: float  # 1.0 when every environment's state equals the reference's
+    env_outcome: dict[str, bool]
+    argument_accuracy: float | None  # None: no reference call was matched
+    qor_proxy: float | None  # None: the reference answer carries no key value
+    errors: dict[str, int]
+    passed: bool
+    qor_judge: float | None = None  # 0..100, set when a judge scored the answer
+
+
+# --- one trial -----------------------------------------------------------------------------------
+
+
+def tool_recall(reference: Iterable[str], called: Iterable[str]) -> float:
+    """|reference ∩ called| / |reference| over tool-name sets (1.0 when the reference is empty)."""
+    ref, got = set(reference), set(called)
+    return len(ref & got) / len(ref) if ref else 1.0
+
+
+def tool_precision(reference: Iterable[str], called: Iterable[str]) -> float:
+    """|reference ∩ called| / |called| over tool-name sets (0.0 when nothing was called, unless
+    the reference is empty too)."""
+    ref, got = set(reference), set(called)
+    if not got:
+        return 0.0 if ref else 1.0
+    return len(ref & got) / len(got)
+
+
+def success_rate(reference: Iterable[str], calls: Iterable[Call]) -> float:
+    """The paper's success rate: the share of reference tools the model called at least once
+    with a 2xx response."""
+    ref = set(reference)
+    if not ref:
+        return 1.0
+    ok = {c.tool for c in calls if c.ok}
+    return len(ref & ok) / len(ref)
+
+
+def outcome_match(reference: Mapping[str, str], got: Mapping[str, str]) -> dict[str, bool]:
+    """Per environment: the model's final state hash equals the reference replay's."""
+    return {env: got.get(env) == reference[env] for env in sorted(reference)}
+
+
+def normalize(value: Any) -> Any:
+    """A value in the form two arguments are compared in: numbers as floats, numeric strings and
+    "true"/"false" as what they spell, strings trimmed, containers recursively."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        try:
+            number = float(text)
+        except ValueError:
+            return text
+        return number if math.isfinite(number) else text
+    if isinstance(value, list):
+        return [normalize(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): normalize(v) for k, v in value.items()}
+    return value
+
+
+def values_match(expected: Any, got: Any) -> bool:
+    """Equal after :func:`normalize` (so 7 == 7.0 == "7" and True == "true")."""
+    return bool(normalize(expected) == normalize(got))
+
+
+def match_calls(reference: Sequence[Call], calls: Sequence[Call]) -> list[tuple[int, int]]:
+    """Pairs (reference index, model call index) matched by tool name: each reference call, in
+    order, takes the not yet matched model call of the same tool that agrees on the most
+    reference arguments (the earliest on ties)."""
+    taken: set[int] = set()
+    pairs: list[tuple[int, int]] = []
+    for ri, ref in enumerate(reference):
+        best: tuple[int, int] | None = None  # (-agreeing arguments, index)
+        for ci, call in enumerate(calls):
+            if ci in taken or call.tool != ref.tool:
+                continue
+            agree = sum(1 for k, v in ref.arguments.items() if k in call.arguments and values_match(v, call.arguments[k]))
+            if best is None or (-agree, ci) < best:
+                best = (-agree, ci)
+        if best is not None:
+            taken.add(best[1])
+            pairs.append((ri, best[1]))
+    return pairs
+
+
+def argument_accuracy(reference: Sequence[Call], calls: Sequence[Call]) -> float | None:
+    """Over reference calls matched by tool name (:func:`match_calls`): equal arguments / reference
+    arguments. None when no reference call was matched or the matched ones take no arguments."""
+    total = equal = 0
+    for ri, ci in match_calls(reference, calls):
+        ref, call = reference[ri], calls[ci]
+        for name, value in ref.arguments.items():
+            total += 1
+            if name in call.arguments and values_match(value, call.arguments[name]):
+                equal += 1
+    return equal / total if total else None
+
+
+_MIN_TEXT = 3
+
+
+def key_values(responses: Iterable[Any], answer: str) -> tuple[str, ...]:
+    """Key values: the scalar leaves (strings of at least 3 characters, numbers of at least 2
+    characters as written; not booleans, not null) of the reference's 2xx response bodies that
+    occur in the reference answer as whole tokens (case-insensitive). Sorted, distinct."""
+    found: set[str] = set()
+    for body in responses:
+        for leaf in _scalar_leaves(body):
+            if contains_token(answer, leaf):
+                found.add(leaf)
+    return tuple(sorted(found))
+
+
+def _scalar_leaves(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _scalar_leaves(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _scalar_leaves(v)
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, (int, float)):
+        text = str(value)
+        if len(text) >= 2:
+            yield text
+    elif isinstance(value, str):
+        text = value.strip()
+        if len(text) >= _MIN_TEXT:
+            yield text
+
+
+def contains_token(text: str, value: str) -> bool:
+    """``value`` occurs in ``text`` not glued to letters or digits on either side (case-insensitive)."""
+    pattern = r"(?<![0-9A-Za-z])" + re.escape(value) + r"(?![0-9A-Za-z])"
+    return re.search(pattern, text, flags=re.IGNORECASE) is not None
+
+
+def qor_proxy(keys: Sequence[str], answer: str) -> float | None:
+    """Share of the reference's key values present (as tokens) in the model's answer; None when
+    there are no key values."""
+    if not keys:
+        return None
+    return sum(1 for k in keys if contains_token(answer, k)) / len(keys)
+
+
+def error_breakdown(reference: Reference, attempt: Attempt) -> dict[str, int]:
+    """Counts per error kind (see ERROR_KINDS and docs/metrics.md)."""
+    ref_tools = {c.tool for c in reference.calls}
+    ref_writes = {c.tool for c in reference.calls if c.wrote}
+    ok_tools = {c.tool for c in attempt.calls if c.ok}
+    errors = dict.fromkeys(ERROR_KINDS, 0)
+    errors["wrong_tool"] = sum(1 for c in attempt.calls if c.tool not in ref_tools)
+    errors["bad_arguments"] = sum(1 for c in attempt.calls if c.known and (c.error or 400 <= c.status < 500))
+    errors["missing_write"] = len(ref_writes - ok_tools)
+    errors["extra_write"] = sum(1 for c in attempt.calls if c.wrote and c.tool not in ref_writes)
+    missing = ref_tools - ok_tools
+    errors["stopped_early"] = int(attempt.stop == "answered" and bool(missing))
+    errors["step_limit"] = int(attempt.stop == "step_limit")
+    errors["model_error"] = int(attempt.stop == "model_error")
+    return errors
+
+
+def score_trial(reference: Reference, attempt: Attempt) -> TrialScore:
+    """Every per-trial metric. A trial *passes* when the final state matches the reference in
+    every environment and every reference tool was called successfully."""
+    ref_tools = [c.tool for c in reference.calls]
+    called = [c.tool for c in attempt.calls]
+    envs = outcome_match(reference.state, attempt.state)
+    outcome = 1.0 if all(envs.values()) else 0.0
+    success = success_rate(ref_tools, attempt.calls)
+    return TrialScore(
+        tool_recall=tool_recall(ref_tools, called),
+        tool_precision=tool_precision(ref_tools, called),
+        success_rate=success,
+        outcome_match=outcome,
+        env_outcome=envs,
+        argument_accuracy=argument_accuracy(reference.calls, attempt.calls),
+        qor_proxy=qor_proxy(reference.key_values, attempt.answer),
+        errors=error_breakdown(reference, attempt),
+        passed=outcome == 1.0 and success == 1.0,
+    )
+
+
+# --- across trials and samples -------------------------------------------------------------------
+
+
+def pass_hat_k(successes: int, trials: int, k: int) -> float:
+    """tau-bench's pass^k for one task: C(successes, k) / C(trials, k), the chance that k trials
+    drawn without replacement from the ``trials`` run all pass."""
+    if not 1 <= k <= trials:
+        raise ValueError(f"k must be between 1 and the number of trials ({trials}), got {k}")
+    return math.comb(successes, k) / math.comb(trials, k)
+
+
+def mean(values: Iterable[float | None]) -> float | None:
+    """The mean of the values that are not None; None when there are none."""
+    kept = [v for v in values if v is not None]
+    return sum(kept) / len(kept) if kept else None
+
+
+SCORE_FIELDS = ("tool_recall", "tool_precision", "success_rate", "outcome_match", "argument_accuracy",
+                "qor_proxy", "qor_judge")
+
+
+@dataclass(slots=True)
+class SampleScores:
+    """All trials of one sample."""
+
+    sample: str
+    envs: tuple[str, ...]
+    trials: list[TrialScore] = field(default_factory=list)
+
+    def metric(self, name: str) -> float | None:
+        return mean(getattr(t, name) for t in self.trials)
+
+
+def aggregate(samples: Sequence[SampleScores], k: int) -> dict[str, Any]:
+    """Dataset-level metrics: each metric's mean over samples of its mean over trials (samples
+    where it is undefined are left out), pass^1..pass^k, and error counts summed over trials."""
+    out: dict[str, Any] = {name: mean(s.metric(name) for s in samples) for name in SCORE_FIELDS}
+    trials = min((len(s.trials) for s in samples), default=0)
+    for j in range(1, min(k, trials) + 1):
+        out[f"pass^{j}"] = mean(pass_hat_k(sum(t.passed for t in s.trials), len(s.trials), j) for s in samples)
+    out["samples"] = len(samples)
+    out["trials"] = sum(len(s.trials) for s in samples)
+    return out
+
+
+def error_totals(samples: Sequence[SampleScores]) -> dict[str, int]:
+    totals = dict.fromkeys(ERROR_KINDS, 0)
+    for s in samples:
+        for t in s.trials:
+            for kind, n in t.errors.items():
+                totals[kind] += n
+    return totals
+
+
+def per_environment(samples: Sequence[SampleScores]) -> dict[str, dict[str, Any]]:
+    """The metrics of the samples that use each environment; ``outcome_match`` there is that
+    environment's own state match."""
+    out: dict[str, dict[str, Any]] = {}
+    for env in sorted({e for s in samples for e in s.envs}):
+        mine = [s for s in samples if env in s.envs]
+        row: dict[str, Any] = {name: mean(s.metric(name) for s in mine) for name in SCORE_FIELDS}
+        row["outcome_match"] = mean(
+            mean(1.0 if t.env_outcome.get(env) else 0.0 for t in s.trials) for s in mine)
+        row["samples"] = len(mine)
+        out[env] = row
+    return out
+
+
+# --- single-turn call lists (BFCL-style AST match) -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallListScore:
+    exact: bool  # every reference call matched one predicted call and nothing extra was predicted
+    name_recall: float  # share of reference calls whose name was predicted (multiset)
+    matched: int  # reference calls matched by name and arguments
+    reference: int
+    predicted: int
+    errors: tuple[str, ...] = ()  # why it is not exact, one line each
+
+
+def check_call(predicted: Mapping[str, Any], reference: Mapping[str, Any],
+               schema: Mapping[str, Any] | None = None) -> str | None:
+    """BFCL's AST check of one call: same function name, every required parameter present, no
+    parameter the function does not take, and every reference argument equal after type
+    normalisation. Returns why it fails, or None."""
+    if predicted.get("name") != reference.get("name"):
+        return f"name {predicted.get('name')!r} is not {reference.get('name')!r}"
+    args = predicted.get("arguments")
+    if not isinstance(args, dict):
+        return f"{reference.get('name')}: arguments are not an object"
+    ref_args = reference.get("arguments") or {}
+    params = (schema or {}).get("properties")
+    required = list((schema or {}).get("required") or [])
+    for name in required:
+        if name not in args:
+            return f"{reference['name']}: required argument {name!r} missing"
+    if isinstance(params, dict):
+        for name in args:
+            if name not in params:
+                return f"{reference['name']}: unexpected argument {name!r}"
+    alternatives = reference.get("alternatives")
+    if isinstance(alternatives, dict):
+        # BFCL's possible answers: a list of acceptable values per parameter, "" = may be left out
+        for name, accepted in alternatives.items():
+            if name not in args:
+                if "" not in accepted:
+                    return f"{reference['name']}: argument {name!r} missing"
+            elif not any(values_match(v, args[name]) for v in accepted if v != ""):
+                return f"{reference['name']}: argument {name!r} is {args[name]!r}, expected one of {accepted!r}"
+        for name in args:
+            if name not in alternatives:
+                return f"{reference['name']}: argument {name!r} is not in the reference call"
+        return None
+    for name, value in ref_args.items():
+        if name not in args:
+            return f"{reference['name']}: argument {name!r} missing"
+        if not values_match(value, args[name]):
+            return f"{reference['name']}: argument {name!r} is {args[name]!r}, expected {value!r}"
+    for name in args:
+        if name not in ref_args:
+            return f"{reference['name']}: argument {name!r} is not in the reference call"
+    return None
+
+
+def score_call_list(predicted: Sequence[Mapping[str, Any]], reference: Sequence[Mapping[str, Any]],
+                    schemas: Mapping[str, Mapping[str, Any]] | None = None) -> CallListScore:
+    """Compare a predicted call list with the reference, order-free (BFCL's parallel-multiple
+    rule): each reference call takes the first unused predicted call that passes
+    :func:`check_call`."""
+    schemas = schemas or {}
+    used: set[int] = set()
+    errors: list[str] = []
+    matched = 0
+    for ref in reference:
+        hit = None
+        reasons = []
+        for i, call in enumerate(predicted):
+            if i in used:
+                continue
+            why = check_call(call, ref, schemas.get(str(ref.get("name"))))
+            if why is None:
+                hit = i
+                break
+            if call.get("name") == ref.get("name"):
+                reasons.append(why)
+        if hit is None:
+            errors.append(reasons[0] if reasons else f"{ref.get('name')}: not called")
+        else:
+            used.add(hit)
+            matched += 1
+    extra = [p for i, p in enumerate(predicted) if i not in used]
+    errors.extend(f"{p.get('name')}: not in the reference" for p in extra
+                  if not any(p.get("name") == r.get("name") for r in reference))
+    ref_names = [str(r.get("name")) for r in reference]
+    pool = [str(p.get("name")) for p in predicted]
+    hits = 0
+    for name in ref_names:
+        if name in pool:
+            pool.remove(name)
+            hits += 1
+    return CallListScore(
+        exact=matched == len(reference) and len(predicted) == len(reference),
+        name_recall=hits / len(ref_names) if ref_names else 1.0,
+        matched=matched, reference=len(reference), predicted=len(predicted), errors=tuple(errors),
+    )
+
+
+def call_list_metrics(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Means over items; ``irrelevance`` is the exact-match rate on negative items alone."""
+    positives = [r for r in results if not r["negative"]]
+    negatives = [r for r in results if r["negative"]]
+    return {
+        "items": len(results),
+        "negatives": len(negatives),
+        "exact_match": mean(float(r["exact"]) for r in results) or 0.0,
+        "call_match": mean(r["call_match"] for r in positives),
+        "name_recall": mean(r["name_recall"] for r in positives),
+        "irrelevance": mean(float(r["exact"]) for r in negatives),
+        "model_errors": sum(1 for r in results if r["model_error"]),
+    }

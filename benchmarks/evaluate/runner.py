@@ -1,0 +1,483 @@
+"""Evaluating a tool-using model: run it as an agent on each sample's fresh sandboxes, score it.
+
+Per sample and trial the model gets the query and the sample's candidate tools; its tool calls
+are made for real in a fresh session and the results go back to it, until it answers or reaches
+the step limit. The reference chains are replayed on another fresh session for the reference
+state. Scoring is :mod:`benchmarks.evaluate.metrics`; this module gathers its inputs and yields one
+:class:`TrialEvent` per trial, so a caller can show progress; :func:`benchmarks.evaluate.report.build_report`
+makes the on-disk report. ``toolgrad eval-calls`` (single-turn call lists, BFCL-style) is at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks.certify.certificate import versions
+from benchmarks.certify.replay import (
+    BenchmarkError,
+    Dataset,
+    DatasetError,
+    Divergence,
+    SandboxProvider,
+    parse_sample,
+    read_lines,
+    resolve_tool,
+)
+from toolgrad.agent_prompt import AGENT_SYSTEM_PROMPT
+from toolgrad.backends.base import ChatModel, Completion, EndpointError, ModelError
+from toolgrad.records import Sample
+from toolgrad.toolbox import Toolbox
+
+from .metrics import (
+    Attempt,
+    Call,
+    Reference,
+    TrialScore,
+    call_list_metrics,
+    key_values,
+    score_call_list,
+    score_trial,
+)
+
+REPORT_VERSION = "1"
+SYSTEM_PROMPT = AGENT_SYSTEM_PROMPT  # one text for evaluation and training data
+JUDGE_MAX_TOKENS = 512
+MAX_TOKENS = 1024  # per model reply, by default: a model that loops stops here, not at the context size
+
+JUDGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"score": {"type": "integer", "minimum": 0, "maximum": 100}, "reason": {"type": "string"}},
+    "required": ["score", "reason"],
+    "additionalProperties": False,
+}
+JUDGE_PROMPT = (
+    "You grade an assistant's final answer to a user's request that needed tool calls. The "
+    "reference answer was written from the real tool outputs and is correct. Score the "
+    "assistant's answer from 0 to 100 for how well it fulfils the request: correct and complete "
+    "facts compared with the reference (most weight), no invented facts, and clarity. Reply as "
+    'JSON: {"score": <0-100>, "reason": "<one sentence>"}.'
+)
+# consecutive model errors, with no completion ever received, after which the run stops:
+# the server is down or the model name is wrong, and scoring zeros would hide that
+FATAL_MODEL_ERRORS = 3
+
+
+class EvaluationAborted(BenchmarkError):
+    """The run cannot go on: the model server fails every request, or a sample's environment
+    differs from the installed one."""
+
+
+@dataclass(frozen=True, slots=True)
+class EvalSettings:
+    k: int = 1  # trials per sample
+    max_steps: int = 10  # tool calls per trial
+    temperature: float = 0.0
+    max_tokens: int = MAX_TOKENS
+
+
+# --- the agent -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class AgentRun:
+    calls: list[Call] = field(default_factory=list)
+    answer: str = ""
+    stop: str = "answered"
+    error: str = ""
+    endpoint_error: bool = False  # the model error was the endpoint failing (toolgrad.backends.base.EndpointError)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    completions: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def run_agent(model: ChatModel, query: str, tools: list[dict[str, Any]], toolbox: Toolbox, session: str,
+              *, max_steps: int, temperature: float = 0.0, max_tokens: int | None = None) -> AgentRun:
+    """Let ``model`` work on ``query`` with ``tools``, its calls made in ``session``.
+
+    Stops when the model answers without a tool call, when it has made ``max_steps`` calls (a
+    call beyond that is answered with an error and ends the run) or when the model fails
+    (:class:`ModelError`). A bad call (unknown tool, arguments that are not a JSON object, a 4xx)
+    is not an error of the run: the model sees the result and may try again.
+    """
+    trial = TrialCalls(toolbox, session, offered_tools(tools), max_steps)
+    run = AgentRun(calls=trial.calls,
+                   messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": query}])
+    while True:
+        try:
+            completion = model.complete(run.messages, tools=tools or None, temperature=temperature,
+                                        max_tokens=max_tokens)
+        except ModelError as exc:
+            run.stop, run.error, run.endpoint_error = "model_error", str(exc), isinstance(exc, EndpointError)
+            return run
+        run.completions += 1
+        run.prompt_tokens += completion.prompt_tokens
+        run.completion_tokens += completion.completion_tokens
+        if not completion.tool_calls:
+            run.answer = completion.content
+            run.messages.append({"role": "assistant", "content": completion.content})
+            return run
+        run.messages.append({
+            "role": "assistant", "content": completion.content or None,
+            "tool_calls": [{"id": tc.id, "type": "function",
+                            "function": {"name": tc.name, "arguments": tc.arguments}}
+                           for tc in completion.tool_calls],
+        })
+        for tc in completion.tool_calls:
+            content = trial.call(tc.name, parse_arguments(tc.arguments))
+            run.messages.append({"role": "tool", "tool_call_id": tc.id, "content": content})
+        if trial.step_limit:
+            run.stop, run.answer = "step_limit", completion.content
+            return run
+
+
+def offered_tools(tools: Sequence[dict[str, Any]]) -> set[str]:
+    """The names of OpenAI function-calling tool specs."""
+    return {str(t.get("function", {}).get("name")) for t in tools}
+
+
+class TrialCalls:
+    """The tool calls of one trial, made in ``session`` as the model asks for them: what the
+    metrics score (:attr:`calls`) and what the model is shown. After ``max_steps`` calls every
+    further call is answered with an error and :attr:`step_limit` is set (the run then ends).
+    Shared by ``toolgrad eval`` and the inspect task, so one transcript scores the same in both."""
+
+    def __init__(self, toolbox: Toolbox, session: str, allowed: set[str], max_steps: int) -> None:
+        self.toolbox, self.session, self.allowed, self.max_steps = toolbox, session, allowed, max_steps
+        self.calls: list[Call] = []
+        self.step_limit = False
+        self._hashes = toolbox.state_hashes(session)
+
+    def call(self, name: str, arguments: Any) -> str:
+        """Make one call (``arguments`` as parsed: None when they were not JSON); its result text."""
+        if len(self.calls) >= self.max_steps:
+            self.step_limit = True
+            return orjson.dumps({"error": f"step limit of {self.max_steps} tool calls reached"}).decode()
+        call, content = make_call(self.toolbox, self.session, name, arguments, self.allowed, self._hashes)
+        self.calls.append(call)
+        return content
+
+
+def parse_arguments(raw: str) -> Any:
+    """A tool call's arguments as the model wrote them: the JSON value ({} when blank), or None
+    when they are not JSON."""
+    try:
+        return orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError:
+        return None
+
+
+def make_call(toolbox: Toolbox, session: str, name: str, arguments: Any, allowed: set[str],
+              hashes: dict[str, str]) -> tuple[Call, str]:
+    """Make one tool call of a model's in ``session``: the :class:`Call` the metrics score and
+    the text the model is shown. ``allowed`` are the tools offered; ``hashes`` (env -> state
+    hash, updated here) tell whether the call wrote."""
+    if name not in allowed or name not in toolbox.tools:
+        error = f"unknown tool {name!r}"
+        return Call(name, {}, 0, error=error, known=False), orjson.dumps({"error": error}).decode()
+    if not isinstance(arguments, dict):
+        error = "arguments must be a JSON object"
+        return Call(name, {}, 0, env=toolbox.tools[name].env, error=error), orjson.dumps({"error": error}).decode()
+    result = toolbox.call(session, name, arguments)
+    env = toolbox.tools[name].env
+    wrote = bool(result.state_hash) and result.state_hash != hashes.get(env)
+    if result.state_hash:
+        hashes[env] = result.state_hash
+    call = Call(name, arguments, result.status, env=env, wrote=wrote, error=result.error)
+    return call, result.content()
+
+
+# --- the reference -------------------------------------------------------------------------------
+
+
+def reference_run(sample: Sample, toolbox: Toolbox, session: str) -> tuple[Reference, Divergence | None]:
+    """Replay the reference chains in ``session`` (fresh): the reference calls, the final state
+    per environment, the key values of the answer; and the first step (if any) whose replayed
+    status or state hash differs from the record (an uncertified sample)."""
+    start = toolbox.state_hashes(session)
+    hashes = dict(start)
+    calls: list[Call] = []
+    divergence: Divergence | None = None
+    for ci, chain in enumerate(sample.chains):
+        for si, step in enumerate(chain.steps):
+            name = resolve_tool(toolbox, step) or step.tool
+            result = toolbox.call(session, name, step.arguments)
+            if divergence is None and (result.status, result.state_hash) != (step.status, step.state_hash):
+                divergence = Divergence(ci, si, "status" if result.status != step.status else "state_hash",
+                                        step.status, result.status)
+            before = hashes.get(step.env, "")
+            calls.append(Call(step.tool, dict(step.arguments), step.status, env=step.env,
+                              wrote=step.state_hash != before))
+            hashes[step.env] = step.state_hash
+    responses = [s.response for s in sample.steps() if 200 <= s.status < 300]
+    state = toolbox.state_hashes(session)
+    return Reference(tuple(calls), state, sample.answer, key_values(responses, sample.answer)), divergence
+
+
+# --- the judge -----------------------------------------------------------------------------------
+
+
+def judge_answer(judge: ChatModel, query: str, reference_answer: str, answer: str) -> tuple[float | None, str]:
+    """Quality of Response, 0..100, from an LLM judge; (None, why) when it gives no usable score."""
+    user = orjson.dumps({"request": query, "reference_answer": reference_answer,
+                         "assistant_answer": answer}, option=orjson.OPT_INDENT_2).decode()
+    try:
+        completion = judge.complete([{"role": "system", "content": JUDGE_PROMPT}, {"role": "user", "content": user}],
+                                    json_schema=JUDGE_SCHEMA, temperature=0.0, max_tokens=JUDGE_MAX_TOKENS)
+        verdict = orjson.loads(completion.content)
+        score = float(verdict["score"])
+    except (ModelError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        return None, f"judge gave no score: {exc}"
+    return max(0.0, min(100.0, score)), str(verdict.get("reason", ""))
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TrialEvent:
+    """One finished trial: which sample, which trial, its score and its full trace."""
+
+    index: int  # the sample's position in the dataset
+    line: int
+    sample: Sample
+    trial: int
+    score: TrialScore
+    run: AgentRun
+    reference: Reference
+    reference_divergence: Divergence | None
+    judge_reason: str = ""  # the judge's one-sentence reason, when a judge scored the answer
+
+
+def evaluate(dataset: Dataset, model: ChatModel, provider: SandboxProvider, settings: EvalSettings,
+             *, judge: ChatModel | None = None) -> Iterator[TrialEvent]:
+    """Run every sample ``settings.k`` times, yielding each trial as it finishes (file order).
+
+    Raises :class:`EvaluationAborted` when a sample's environment is not the recorded one, or
+    when the first trials all fail on the model server.
+    """
+    samples = dataset.parse()  # every line checked before the first model call
+    failures = 0
+    answered_once = False
+    for index, (line, sample) in enumerate(zip(dataset.lines, samples, strict=True)):
+        toolbox = provider.toolbox_for(sample.provenance.environments)
+        if isinstance(toolbox, Divergence):
+            raise EvaluationAborted(
+                f"{dataset.path}:{line.line}: sample {sample.id[:12]} cannot be evaluated here: "
+                f"{toolbox.field} is {toolbox.got!r}, the record says {toolbox.expected!r}; "
+                "run `toolgrad certify` on the dataset to see every sample's verdict")
+        ref_session = f"eval-{line.line}-reference"
+        toolbox.reset(ref_session)
+        try:
+            reference, divergence = reference_run(sample, toolbox, ref_session)
+        finally:
+            toolbox.drop(ref_session)
+        for trial in range(settings.k):
+            session = f"eval-{line.line}-{trial}"
+            toolbox.reset(session)
+            try:
+                run = run_agent(model, sample.query, sample.candidate_tools, toolbox, session,
+                                max_steps=settings.max_steps, temperature=settings.temperature,
+                                max_tokens=settings.max_tokens)
+                state = toolbox.state_hashes(session)
+            finally:
+                toolbox.drop(session)
+            if run.stop == "model_error" and run.completions == 0:
+                failures += 1
+                if not answered_once and failures >= FATAL_MODEL_ERRORS:
+                    raise EvaluationAborted(
+                        f"the model failed on each of the first {failures} trials: {run.error}\n"
+                        "  fix: check --base-url, --model and that the server is running")
+            else:
+                answered_once = True
+            score = score_trial(reference, Attempt(tuple(run.calls), state, run.answer, run.stop))
+            reason = ""
+            if judge is not None and run.stop != "model_error":
+                qor, reason = judge_answer(judge, sample.query, sample.answer, run.answer)
+                score = replace(score, qor_judge=qor)
+            yield TrialEvent(index, line.line, sample, trial, score, run, reference, divergence, reason)
+
+
+# --- single-turn call lists (``toolgrad eval-calls``) --------------------------------------------
+
+CALLS_SYSTEM_PROMPT = (
+    "You plan tool calls. Given the user's request and the tools, call every tool needed to "
+    "fulfil it, all at once, with the arguments you can determine. If no tool fits, call none. "
+    "Do not answer in prose."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CallItem:
+    """One single-turn task: the prompt, the tools offered natively (if any), the reference
+    call list, and each function's parameter schema (for the required/unexpected checks)."""
+
+    id: str
+    messages: list[dict[str, Any]]  # sent as is (a system prompt first)
+    tools: list[dict[str, Any]]  # OpenAI tool specs passed natively; [] when the prompt lists them
+    reference: list[dict[str, Any]]  # [{"name": ..., "arguments": {...}}]; [] for a negative
+    schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    negative: bool = False  # an irrelevance item: no offered tool fits, the right answer is no call
+
+
+def _schemas(functions: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for f in functions:
+        spec = f.get("function", f) if isinstance(f, dict) else {}
+        if isinstance(spec, dict) and spec.get("name"):
+            params = spec.get("parameters")
+            out[str(spec["name"])] = params if isinstance(params, dict) else {}
+    return out
+
+
+def call_item_from_sample(sample: Sample) -> CallItem:
+    """A dataset sample as a call-list task: its query, its candidate tools offered natively."""
+    return CallItem(
+        id=sample.id,
+        messages=[{"role": "system", "content": CALLS_SYSTEM_PROMPT}, {"role": "user", "content": sample.query}],
+        tools=list(sample.candidate_tools),
+        reference=[{"name": s.tool, "arguments": dict(s.arguments)} for s in sample.steps()],
+        schemas=_schemas(sample.candidate_tools),
+    )
+
+
+def _listed_functions(system: str) -> list[Any]:
+    """The JSON list of functions a system prompt ends with ("... in JSON format:\n[...]")."""
+    start = system.find("\n[")
+    while start != -1:
+        try:
+            listed = orjson.loads(system[start + 1:])
+        except orjson.JSONDecodeError:
+            start = system.find("\n[", start + 1)
+            continue
+        return listed if isinstance(listed, list) else []
+    return []
+
+
+def call_item_from_bfcl(data: Any, where: str) -> CallItem:
+    """One line of ``toolgrad export --format bfcl`` (``{"id", "messages", "tools", "target",
+    "negative"}``: the prompt lists the functions, the last message is the reference answer),
+    or of BFCL's own layout (``question``, ``function``, ``ground_truth`` as
+    ``[{name: {param: [acceptable values]}}]``, "" meaning the parameter may be left out)."""
+    if not isinstance(data, dict):
+        raise DatasetError(f"{where}: expected a JSON object")
+    if "messages" in data and "target" in data:
+        messages = [m for m in data["messages"] if isinstance(m, dict)]
+        if messages and messages[-1].get("role") == "assistant":
+            messages = messages[:-1]  # the reference answer
+        target = data["target"]
+        if not isinstance(target, list) or not all(isinstance(c, dict) and "name" in c for c in target):
+            raise DatasetError(f"{where}: 'target' must be a list of {{name, arguments}} calls")
+        system = next((str(m.get("content", "")) for m in messages if m.get("role") == "system"), "")
+        return CallItem(str(data.get("id", where)), messages, [],
+                        [{"name": c["name"], "arguments": dict(c.get("arguments") or {})} for c in target],
+                        _schemas(_listed_functions(system)), bool(data.get("negative", not target)))
+    question = data.get("question")
+    if isinstance(question, list) and question and isinstance(question[0], list):
+        turns = [m for turn in question for m in turn]
+    elif isinstance(question, list):
+        turns = list(question)
+    elif isinstance(question, str):
+        turns = [{"role": "user", "content": question}]
+    else:
+        raise DatasetError(f"{where}: neither a toolgrad bfcl export line (messages, target) nor a BFCL "
+                           "item (question, function, ground_truth)")
+    functions = data.get("function") or data.get("functions") or []
+    tools = [f if isinstance(f, dict) and f.get("type") == "function" else {"type": "function", "function": f}
+             for f in functions]
+    truth = data.get("ground_truth")
+    if not isinstance(truth, list):
+        raise DatasetError(f"{where}: no 'ground_truth' list in the BFCL item (export it with the answers)")
+    reference: list[dict[str, Any]] = []
+    for entry in truth:
+        if not (isinstance(entry, dict) and len(entry) == 1):
+            raise DatasetError(f"{where}: a ground-truth entry must be {{name: {{param: [values]}}}}")
+        ((name, params),) = entry.items()
+        params = params if isinstance(params, dict) else {}
+        reference.append({"name": name,
+                          "arguments": {k: v[0] if isinstance(v, list) and v else v for k, v in params.items()},
+                          "alternatives": {k: v if isinstance(v, list) else [v] for k, v in params.items()}})
+    messages = [{"role": "system", "content": CALLS_SYSTEM_PROMPT}, *turns]
+    return CallItem(str(data.get("id", where)), messages, tools, reference, _schemas(functions), not reference)
+
+
+def predicted_calls(completion: Completion) -> list[dict[str, Any]]:
+    """The calls a completion lists: its tool calls, else a JSON list of ``{"name", "arguments"}``
+    objects in its text (arguments that are not a JSON object become ``None``)."""
+    calls: list[dict[str, Any]] = []
+    for tc in completion.tool_calls:
+        try:
+            args = orjson.loads(tc.arguments) if tc.arguments.strip() else {}
+        except orjson.JSONDecodeError:
+            args = None
+        calls.append({"name": tc.name, "arguments": args if isinstance(args, dict) else None})
+    if calls or not completion.content:
+        return calls
+    text = completion.content.strip()
+    start, end = text.find("["), text.rfind("]")
+    if start == -1 or end <= start:
+        return []
+    try:
+        listed = orjson.loads(text[start:end + 1])
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(listed, list):
+        return []
+    return [{"name": str(c.get("name")), "arguments": c.get("arguments") if isinstance(c.get("arguments"), dict)
+             else None} for c in listed if isinstance(c, dict) and "name" in c]
+
+
+def run_call_item(model: ChatModel, item: CallItem) -> tuple[list[dict[str, Any]], str]:
+    """Ask once; the predicted call list and the model error ("" when the model answered)."""
+    try:
+        completion = model.complete(item.messages, tools=item.tools or None, temperature=0.0,
+                                    max_tokens=MAX_TOKENS)
+    except ModelError as exc:
+        return [], str(exc)
+    return predicted_calls(completion), ""
+
+
+def load_call_items(path: Path) -> list[CallItem]:
+    """Items from a dataset (Sample lines) or a bfcl file (toolgrad's export or BFCL's layout)."""
+    _, lines = read_lines(path)
+    if not lines:
+        raise DatasetError(f"{path}: no items")
+    items = []
+    for line in lines:
+        try:
+            data = orjson.loads(line.text)
+        except orjson.JSONDecodeError as exc:
+            raise DatasetError(f"{path}:{line.line}: not JSON: {exc}") from exc
+        if isinstance(data, dict) and "chains" in data:
+            items.append(call_item_from_sample(parse_sample(line, path)))
+        else:
+            items.append(call_item_from_bfcl(data, f"{path}:{line.line}"))
+    return items
+
+
+def run_call_eval(items: Sequence[CallItem], model: ChatModel, *, model_name: str, base_url: str,
+                  on_item: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Ask the model for each item's call list and score it (:func:`score_call_list`).
+
+    Raises :class:`EvaluationAborted` when the first items all fail on the model server."""
+    results: list[dict[str, Any]] = []
+    for n, item in enumerate(items):
+        predicted, error = run_call_item(model, item)
+        if error and n + 1 >= FATAL_MODEL_ERRORS and all(r["model_error"] for r in results):
+            raise EvaluationAborted(f"the model failed on each of the first {n + 1} items: {error}\n"
+                                    "  fix: check --base-url, --model and that the server is running")
+        score = score_call_list(predicted, item.reference, item.schemas)
+        call_match = score.matched / score.reference if score.reference else float(not predicted)
+        result = {"id": item.id, "negative": item.negative, "exact": score.exact, "call_match": call_match,
+                  "name_recall": score.name_recall, "predicted": predicted, "reference": item.reference,
+                  "errors": list(score.errors), "model_error": error}
+        results.append(result)
+        if on_item is not None:
+            on_item(result)
+    return {"schema_version": REPORT_VERSION, "kind": "toolgrad-call-eval", "model": model_name,
+            "base_url": base_url, "metrics": call_list_metrics(results), "items": results, "versions": versions()}

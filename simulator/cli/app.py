@@ -1,0 +1,100 @@
+"""``toolgrad sim ...``: check, serve and describe environments (the CLI shell; prints)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from simulator.environments.environment import load_environment
+from simulator.environments.resources import describe, infer_resources
+from simulator.errors import SimulatorError
+from simulator.tools import tools_for
+
+from .mcp import mcp_app
+from .serve import serve_command
+
+sim_app = typer.Typer(help="Serve OpenAPI specs as deterministic, stateful mock services.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def check_one(ref: str) -> dict[str, Any]:
+    """Load one spec or environment and summarise it (raises SimulatorError when it cannot)."""
+    env = load_environment(ref)
+    model = infer_resources(env.spec, env.overrides)
+    kinds: dict[str, int] = {}
+    for b in model.bindings.values():
+        kinds[b.kind] = kinds.get(b.kind, 0) + 1
+    return {
+        "spec": ref,
+        "ok": True,
+        "env": env.name,
+        "title": env.spec.title,
+        "format": env.spec.source_format,
+        "operations": len(env.spec.operations),
+        "kinds": dict(sorted(kinds.items())),
+        "resources": describe(model),
+        "skipped": [{"operation": f"{s.method} {s.path}", "pointer": s.pointer, "reason": s.reason}
+                    for s in env.spec.skipped],
+        "notes": list(model.notes),
+        "fingerprint": env.fingerprint(),
+    }
+
+
+@sim_app.command()
+def check(
+    specs: Annotated[list[str], typer.Argument(help="Spec files, environment directories or shipped names.")],
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per spec on stdout.")] = False,
+) -> None:
+    """Load each spec and summarise it: operations, resources, what was left out and why."""
+    failed = 0
+    for ref in specs:
+        try:
+            summary = check_one(ref)
+        except SimulatorError as exc:
+            failed += 1
+            summary = {"spec": ref, "ok": False, "error": str(exc)}
+        if json_out:
+            sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+            continue
+        if not summary["ok"]:
+            console.print(f"[red]✗[/red] {ref}\n  {summary['error']}")
+            continue
+        console.print(f"[green]✓[/green] {ref}: {summary['title']} ({summary['format']}), "
+                      f"{summary['operations']} operations, {len(summary['resources'])} resources, "
+                      f"{len(summary['skipped'])} left out")
+        table = Table("resource", "collection", "id", "writable", "operations", box=None, pad_edge=False)
+        for r in summary["resources"]:
+            table.add_row(r["name"], r["collection"], f"{r['id_field']} ({r['id_type']})",
+                          "yes" if r["writable"] else "no", ", ".join(r["operations"]))
+        console.print(table)
+        for s in summary["skipped"]:
+            console.print(f"  [yellow]left out[/yellow] {s['operation']} at #{s['pointer']}: {s['reason']}")
+    raise typer.Exit(2 if failed else 0)
+
+
+sim_app.command("serve")(serve_command)
+
+
+@sim_app.command()
+def tools(
+    spec: Annotated[str, typer.Argument(help="Spec file, environment directory or shipped name.")],
+) -> None:
+    """Print the OpenAI function-calling tool list for a spec (one function per operation)."""
+    environment = load_environment(spec)
+    listing = [t.openai() for t in tools_for(environment.spec)]
+    sys.stdout.write(orjson.dumps(listing, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+sim_app.add_typer(mcp_app)  # `toolgrad sim mcp` (the SDK is imported only when it runs)
+
+try:  # the container and sandbox-manager commands (image, compose, up, down, status)
+    from .sandbox import sandbox_app
+
+    sim_app.add_typer(sandbox_app)
+except ImportError:  # pragma: no cover - only while that module is being written
+    pass

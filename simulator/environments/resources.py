@@ -1,0 +1,419 @@
+"""Infer resources (collections and items) and what each operation does to them.
+
+Pure: a :class:`~simulator.spec.model.Spec` plus an optional overrides mapping in, a
+:class:`ResourceModel` out. The rules, in order:
+
+* a path whose last segment is a single template (``/pet/{petId}``) is an *item* path; the
+  path without it is its *collection* path;
+* on an item path GET reads, PUT replaces, PATCH and POST update, DELETE deletes;
+* on a collection path GET lists and POST creates; PUT/PATCH there update the record named
+  by the id field of the body (``PUT /pet`` in the petstore);
+* a GET on ``<collection>/<literal>`` whose success response is a list of the collection's
+  records is a filtered list (``/pet/findByStatus``);
+* everything else is an *action*: answered deterministically from its inputs.
+
+A resource is *writable* when some operation creates, updates or deletes it. Reads of an
+unknown id are then 404; on a read-only resource every id resolves to a record generated
+from the id (an API with unbounded data, like a user directory).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from simulator.service.envelopes import ID_NAMES as _ID_NAMES
+from simulator.service.envelopes import WRAPPER_KEYS, list_key, unwrap_record
+from simulator.spec.model import JSONSchema, Operation, Spec
+from simulator.spec.navigation import array_items, deref, object_properties, primary_type
+
+from .identity import ID_SUFFIX as _ID_SUFFIX
+from .identity import alias_fields, creates_when_absent, json_body_schema, written_aliases
+
+Kind = Literal["list", "create", "read", "replace", "update", "delete", "action"]
+KINDS: tuple[str, ...] = ("list", "create", "read", "replace", "update", "delete", "action")
+WRITE_KINDS = frozenset({"create", "replace", "update", "delete"})
+
+_TEMPLATE = re.compile(r"^\{([^{}]+)\}$")
+_SUFFIXED = re.compile(r"^\{([^{}]+)\}(\.[A-Za-z0-9]+)$")  # {Sid}.json
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]+$")
+_WRAPPER_KEYS = WRAPPER_KEYS  # what toolgrad's offline policy imports
+_READS = re.compile(r"^(get|search|find|list|query|fetch|lookup|retrieve)(?![a-z])"
+                    r"|^(Get|Search|Find|List|Query|Fetch|Lookup|Retrieve)\b")
+_VERSION = re.compile(r"(?i)^v\d+(\.\d+)*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    name: str
+    collection_path: str
+    item_path: str | None
+    id_param: str | None  # the item path's template parameter
+    id_field: str | None  # the record property holding the id (None: the id is only the key)
+    id_type: str  # "integer" or "string"
+    scope_params: tuple[str, ...]  # template parameters of the collection path (parents)
+    schema: JSONSchema | None  # a response-direction record schema (self-contained)
+    writable: bool
+    id_schema: JSONSchema | None = None  # the id path parameter's schema (self-contained)
+    # the record fields whose values also address a record through the item path (username, slug)
+    aliases: tuple[str, ...] = ()
+    # the name records are stored under: resources that are one collection under two paths
+    # (/products and /products/v2) share it; "" means the resource's own name
+    shared_store: str = ""
+
+    @property
+    def store(self) -> str:
+        return self.shared_store or self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    operation_id: str
+    kind: Kind
+    resource: str | None = None
+    upsert: bool = False  # a replace/update that creates the record when it is absent
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceModel:
+    resources: dict[str, Resource]
+    bindings: dict[str, Binding]  # operation_id -> binding
+    notes: tuple[str, ...] = field(default=())
+
+
+def segments(path: str) -> list[str]:
+    return [s for s in path.split("/") if s]
+
+
+def template_name(segment: str) -> str | None:
+    m = _TEMPLATE.match(segment)
+    return m.group(1) if m else None
+
+
+def singular(word: str) -> str:
+    word = word.strip()
+    lower = word.lower()
+    if lower.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if lower.endswith(("sses", "xes", "ches", "shes")):
+        return word[:-2]
+    if lower.endswith("s") and not lower.endswith("ss") and len(word) > 3:
+        return word[:-1]
+    return word
+
+
+def success_schema(op: Operation) -> JSONSchema | None:
+    """The JSON schema of the first documented 2xx response that has one."""
+    for resp in sorted(op.responses, key=lambda r: r.status):
+        if resp.status.startswith("2") or resp.status == "2XX":
+            for media, schema in resp.content.items():
+                if "json" in media or media == "*/*":
+                    return schema
+    return None
+
+
+def _with_defs(schema: JSONSchema, inner: JSONSchema) -> JSONSchema:
+    return {**inner, "$defs": schema["$defs"]} if "$defs" in schema else inner
+
+
+def record_schema_of(schema: JSONSchema | None) -> tuple[JSONSchema | None, bool]:
+    """(record schema, is_list) for a response schema: an object, a list of objects, a wrapper
+    object holding the list, or an envelope holding one record (``{"status": "ok", "data":
+    {...}}``, ``{"tag": {...}}``); see :mod:`simulator.service.envelopes`. List items in an envelope of
+    their own yield the record inside."""
+    if not schema:
+        return None, False
+    items = array_items(schema, schema)
+    if items is None and (key := list_key(schema, schema)) is not None:
+        items = array_items(schema, object_properties(schema, schema)[key])
+    if items is not None:
+        if primary_type(schema, items) == "object":
+            return _with_defs(schema, unwrap_record(schema, items)[0]), True
+        return None, True
+    if primary_type(schema, schema) != "object":
+        return None, False
+    inner, key = unwrap_record(schema, schema)
+    return (_with_defs(schema, inner) if key else schema), False
+
+
+def _id_field(record: JSONSchema | None, id_param: str | None, resource: str) -> tuple[str | None, str]:
+    """Pick the record property that holds the id, and the id's JSON type."""
+    props = object_properties(record, record) if record else {}
+    candidates: list[str] = []
+    if id_param:
+        candidates.append(id_param)
+        if "user" in id_param.lower() or id_param.lower() in ("owner", "login"):
+            candidates.append("login")  # GitHub-style users: the username is the login
+        m = _ID_SUFFIX.match(id_param)
+        if m:  # petId -> id, pet_id; feed_key -> key, feed_key; username -> name
+            base, suffix = m.group(1), m.group(2).lower()
+            candidates += [suffix, suffix.upper(), suffix.capitalize(), f"{base}_{suffix}",
+                           f"{base}{suffix.capitalize()}"]
+    candidates += [*_ID_NAMES, f"{resource}_id", f"{resource}Id", "_id", "$id"]
+    if id_param:  # floating_ip -> ip
+        candidates.append(re.split(r"[-_.]", id_param)[-1])
+    if id_param:  # Twilio's {Sid} names the record's sid
+        candidates += [p for p in props if p.lower() == id_param.lower()]
+    for name in candidates:
+        if name in props:
+            ptype = primary_type(record or {}, props[name]) or "string"
+            return name, "integer" if ptype == "integer" else "string"
+    return None, "string"
+
+
+def _parent(path: str) -> str:
+    segs = segments(path)
+    return "/" + "/".join(segs[:-1]) if len(segs) > 1 else "/"
+
+
+def _list_record(op: Operation) -> JSONSchema | None:
+    """The record schema of a GET whose success response is a list of objects."""
+    if op.method != "GET":
+        return None
+    record, is_list = record_schema_of(success_schema(op))
+    return record if is_list else None
+
+
+def _same_record(a: JSONSchema | None, b: JSONSchema | None) -> bool:
+    """Two record schemas describe the same records (the same property names)."""
+    if not a or not b:
+        return False
+    names_a, names_b = set(object_properties(a, a)), set(object_properties(b, b))
+    return bool(names_a) and names_a == names_b
+
+
+def item_param(segment: str) -> str | None:
+    """The parameter an item path's last segment holds: ``{petId}``, or ``{Sid}.json``."""
+    m = _TEMPLATE.match(segment) or _SUFFIXED.match(segment)
+    return m.group(1) if m else None
+
+
+def _item_paths(by_path: dict[str, list[Operation]]) -> dict[str, str]:
+    """collection path -> item path, for every path ending in a single template, and for every
+    ``.../Calls/{Sid}.json`` whose collection ``.../Calls.json`` the spec has (Twilio)."""
+    item_of: dict[str, str] = {}
+    for path in sorted(by_path):
+        segs = segments(path)
+        if segs and template_name(segs[-1]):
+            item_of.setdefault(_parent(path), path)
+        elif segs and (m := _SUFFIXED.match(segs[-1])) and (coll := _parent(path) + m.group(2)) in by_path:
+            item_of.setdefault(coll, path)
+    return item_of
+
+
+def _record_at(coll: str, item: str | None, by_path: dict[str, list[Operation]]) -> JSONSchema | None:
+    """The record schema of a collection: what a read or list returns, else what a create returns."""
+    record = None
+    for path in (item, coll):
+        for op in by_path.get(path or "", ()):
+            if op.method == "GET":
+                rec, _ = record_schema_of(success_schema(op))
+                record = record or rec
+    if record is None:
+        for op in by_path.get(coll, ()):
+            if op.method == "POST":
+                record, _ = record_schema_of(success_schema(op))
+    if record is not None and primary_type(record, record) != "object":
+        return None
+    return record
+
+
+def _collections(by_path: dict[str, list[Operation]], item_of: dict[str, str]) -> set[str]:
+    """Item parents, POST-creates-a-record paths and GET-lists-records paths -- except a GET
+    on ``<collection>/<literal>`` listing the collection's own records (a filtered list)."""
+    collections: set[str] = set(item_of)
+    for path, ops in by_path.items():
+        for op in ops:
+            if op.method == "POST" and path not in item_of.values():
+                record, _ = record_schema_of(success_schema(op))
+                body = json_body_schema(op)
+                if body is not None and primary_type(body, body) == "object" and record is not None:
+                    collections.add(path)
+    for path, ops in by_path.items():
+        for op in ops:
+            listed = _list_record(op)
+            if listed is None or template_name((segments(path) or ["x"])[-1]):
+                continue
+            parent = _parent(path)
+            if parent in collections and _same_record(listed, _record_at(parent, item_of.get(parent), by_path)):
+                continue
+            collections.add(path)
+    return collections
+
+
+def _resource_name(coll: str, taken: dict[str, Resource]) -> tuple[str, str]:
+    literals = [s for s in segments(coll) if not template_name(s) and not _VERSION.match(s)]
+    base = singular(_EXTENSION.sub("", literals[-1]) if literals else "item").replace(".", "_")
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}_{n}", n + 1
+    return name, base
+
+
+def _make_resource(name: str, base: str, coll: str, item: str | None, by_path: dict[str, list[Operation]],
+                   override: dict[str, Any]) -> Resource:
+    id_param = item_param(segments(item)[-1]) if item else None
+    record = _record_at(coll, item, by_path)
+    id_field, id_type = _id_field(record, id_param, base)
+    if "id_field" in override:
+        id_field = override["id_field"]
+    id_schema = None  # the id's type is the path parameter's when there is one
+    for op in by_path.get(item or "", ()):
+        for p in op.parameters:
+            if p.location == "path" and p.name == id_param:
+                id_schema = p.schema
+                id_type = "integer" if primary_type(p.schema, p.schema) == "integer" else "string"
+    scope = tuple(t for t in (template_name(s) for s in segments(coll)) if t)
+    aliases = tuple(override.get("aliases", alias_fields(record, id_param, id_field)))
+    return Resource(name, coll, item, id_param, id_field, id_type, scope, record, False, id_schema, aliases,
+                    str(override.get("store", "")))
+
+
+def _shared_stores(resources: dict[str, Resource]) -> dict[str, Resource]:
+    """One store for collections that are the same resource under two paths: the same name
+    once version segments are dropped (``/products/v2``, ``/products``; ``/api/baskets``,
+    ``/baskets``), the same number of parent parameters and records with the same fields."""
+    first: dict[tuple[str, int, frozenset[str], str], str] = {}
+    out = dict(resources)
+    for name in sorted(resources):
+        res = resources[name]
+        if res.shared_store or not res.schema:
+            continue
+        literals = [s for s in segments(res.collection_path) if not template_name(s) and not _VERSION.match(s)]
+        fields = frozenset(object_properties(res.schema, res.schema))
+        key = (singular(literals[-1]) if literals else "", len(res.scope_params), fields, res.id_field or "")
+        if not fields or key in first:
+            out[name] = replace(res, shared_store=first.get(key, ""))
+        else:
+            first[key] = name
+    return out
+
+
+_ITEM_KINDS: dict[str, Kind] = {"GET": "read", "PUT": "replace", "PATCH": "update", "POST": "update",
+                                "DELETE": "delete"}
+
+
+def _bind(op: Operation, resources: dict[str, Resource], name_of: dict[str, str], collection_of: dict[str, str],
+          readable: set[str]) -> Binding:
+    segs = segments(op.path)
+    if op.path in collection_of:  # an item path
+        res = name_of.get(collection_of[op.path])
+        # a POST on an item nothing reads is an action (enable-or-disable), not an update
+        if res and op.method == "POST" and any(r.status == "201" for r in op.responses):
+            return Binding(op.operation_id, "create", res)  # POST /baskets/{name}: 201 Created
+        if res and op.method in _ITEM_KINDS and (op.method != "POST" or op.path in readable):
+            return Binding(op.operation_id, _ITEM_KINDS[op.method], res, creates_when_absent(op))
+    if op.path in name_of:
+        res = name_of[op.path]
+        if op.method == "GET":
+            _, is_list = record_schema_of(success_schema(op))
+            if is_list or success_schema(op) is None:
+                return Binding(op.operation_id, "list", res)
+        if op.method == "POST" and (_READS.match(op.operation_id) or _READS.match(op.summary)):
+            # a POST that fetches (getPodcastsInBatch, searchItems): its body is criteria, not a record
+            return Binding(op.operation_id, "action", None)
+        if op.method == "POST":
+            return Binding(op.operation_id, "create", res)
+        id_field = resources[res].id_field
+        if op.method in ("PUT", "PATCH") and id_field:
+            body = json_body_schema(op)
+            if body is not None and id_field in object_properties(body, body):
+                return Binding(op.operation_id, "update", res)
+    if op.method == "GET" and len(segs) > 1 and not template_name(segs[-1]):
+        res = name_of.get(_parent(op.path))
+        if res and _list_record(op) is not None:
+            return Binding(op.operation_id, "list", res)
+    return Binding(op.operation_id, "action", None)
+
+
+_OPERATION_KEYS = frozenset({"kind", "resource", "upsert"})
+_RESOURCE_KEYS = frozenset({"id_field", "writable", "aliases", "store"})
+
+
+def check_overrides(overrides: dict[str, Any]) -> None:
+    """Refuse an override the simulator would silently ignore (a typo, a list given as text)."""
+    for section, known in (("operations", _OPERATION_KEYS), ("resources", _RESOURCE_KEYS)):
+        for name, override in (overrides.get(section) or {}).items():
+            if not isinstance(override, dict):
+                raise ValueError(f"override for {name}: expected a mapping of {sorted(known)}")
+            unknown = set(override) - known
+            if unknown:
+                raise ValueError(f"override for {name}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
+            if "aliases" in override and not (isinstance(override["aliases"], list)
+                                              and all(isinstance(a, str) for a in override["aliases"])):
+                raise ValueError(f"override for {name}: aliases must be a list of field names")
+
+
+def _apply_override(b: Binding, override: dict[str, Any] | None, resources: dict[str, Resource]) -> Binding:
+    o = override or {}
+    b = Binding(b.operation_id, o.get("kind", b.kind), o.get("resource", b.resource),
+                bool(o.get("upsert", b.upsert)))
+    if b.kind not in KINDS:
+        raise ValueError(f"override for {b.operation_id}: unknown kind {b.kind!r}")
+    if b.resource is not None and b.resource not in resources:
+        raise ValueError(f"override for {b.operation_id}: unknown resource {b.resource!r}")
+    return b
+
+
+def infer_resources(spec: Spec, overrides: dict[str, Any] | None = None) -> ResourceModel:
+    overrides = overrides or {}
+    by_path: dict[str, list[Operation]] = {}
+    for op in spec.operations:
+        by_path.setdefault(op.path, []).append(op)
+    item_of = _item_paths(by_path)
+    check_overrides(overrides)
+    res_over = overrides.get("resources", {}) or {}
+    op_over = overrides.get("operations", {}) or {}
+
+    resources: dict[str, Resource] = {}
+    name_of: dict[str, str] = {}
+    for coll in sorted(_collections(by_path, item_of)):
+        name, base = _resource_name(coll, resources)
+        resources[name] = _make_resource(name, base, coll, item_of.get(coll), by_path, res_over.get(name) or {})
+        name_of[coll] = name
+
+    readable = {path for path, ops in by_path.items() if any(op.method == "GET" for op in ops)}
+    collection_of = {item: coll for coll, item in item_of.items()}
+    bindings: dict[str, Binding] = {}
+    for op in spec.operations:
+        b = _bind(op, resources, name_of, collection_of, readable)
+        if op.operation_id in op_over:
+            b = _apply_override(b, op_over[op.operation_id], resources)
+        bindings[op.operation_id] = b
+
+    writable = {b.resource for b in bindings.values() if b.kind in WRITE_KINDS and b.resource}
+    for name, res in list(resources.items()):
+        is_writable = bool((res_over.get(name) or {}).get("writable", name in writable))
+        resources[name] = replace(res, writable=is_writable)
+    resources = _shared_stores(resources)
+    ops = {op.operation_id: op for op in spec.operations}
+    for name, res in list(resources.items()):
+        creates = [ops[b.operation_id] for b in bindings.values() if b.resource == name and b.kind == "create"]
+        extra = () if "aliases" in (res_over.get(name) or {}) else written_aliases(res.schema, res.id_param, creates)
+        if extra:
+            resources[name] = replace(res, aliases=(*res.aliases, *extra))
+    notes: list[str] = []
+    used = {b.resource for b in bindings.values() if b.resource}
+    for name in sorted(set(resources) - used):
+        del resources[name]
+        notes.append(f"collection {name!r} has no operations bound to it")
+    return ResourceModel(resources, bindings, tuple(notes))
+
+
+def describe(model: ResourceModel) -> list[dict[str, Any]]:
+    """A JSON-friendly summary (used by ``toolgrad sim check``)."""
+    out = []
+    for name in sorted(model.resources):
+        r = model.resources[name]
+        ops = sorted(f"{b.kind}:{b.operation_id}" for b in model.bindings.values() if b.resource == name)
+        out.append({
+            "name": name, "collection": r.collection_path, "item": r.item_path,
+            "id_field": r.id_field, "id_type": r.id_type, "writable": r.writable,
+            "scope": list(r.scope_params), "aliases": list(r.aliases), "store": r.store, "operations": ops,
+        })
+    return out
+
+
+def deref_record(resource: Resource) -> JSONSchema:
+    return deref(resource.schema or {}, resource.schema or {})

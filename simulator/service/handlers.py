@@ -1,0 +1,357 @@
+"""What each kind of operation does: (session, parsed request) -> (status, body).
+
+Pure over the :class:`~simulator.state.store.Session` it is given (the only thing it mutates) and
+the memoised :class:`~simulator.state.store.World`. Every body returned here has been conformed to
+the operation's response schema for the returned status.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from simulator.environments.identity import param_field_names
+from simulator.environments.resources import Binding, Resource
+from simulator.spec.model import JSONSchema, Operation, ResponseSpec
+from simulator.spec.navigation import deref, object_properties
+from simulator.state.store import Record, Session, World, canonical_json, id_key, sha256_hex
+
+from .envelopes import unwrap_record, wrap_list, wrap_record
+from .shaping import Shaper
+from .validation import ParsedRequest, media_kind
+from .writes import Converter, WriteRefused, is_secret_name
+
+NO_BODY = object()
+
+LIMIT_PARAMS = ("limit", "per_page", "perPage", "page_size", "pageSize", "size", "max_results",
+                "maxResults", "top", "first", "count", "pagelen", "rows")
+OFFSET_PARAMS = ("offset", "skip", "start", "from")
+PAGE_PARAMS = ("page", "page_number", "pageNumber")
+PAGINATION = frozenset(LIMIT_PARAMS + OFFSET_PARAMS + PAGE_PARAMS + ("sort", "order", "cursor", "fields"))
+_CREATED = ("created_at", "createdAt", "created", "creationDate", "dateCreated", "created_on")
+_UPDATED = ("updated_at", "updatedAt", "modified", "modified_at", "modifiedAt", "last_modified",
+            "lastModified", "updated", "updated_on")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: int
+    body: Any  # NO_BODY for an empty response
+    media_type: str | None = None
+
+
+class Conflict(Exception):
+    """A create of a record that exists, on an operation that documents 409."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(detail)
+
+
+class NotFound(Exception):
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(detail)
+
+
+def documented(op: Operation, status: int) -> ResponseSpec | None:
+    """The response object that covers ``status``: exact, then ``4XX``-style, then default."""
+    by_status = {r.status.upper(): r for r in op.responses}
+    return by_status.get(str(status)) or by_status.get(f"{status // 100}XX") or by_status.get("DEFAULT")
+
+
+def success_status(op: Operation, preferred: tuple[int, ...]) -> int:
+    codes = sorted(int(r.status) for r in op.responses if r.status.isdigit() and r.status.startswith("2"))
+    for code in preferred:
+        if code in codes:
+            return code
+    return codes[0] if codes else preferred[0]
+
+
+def choose_media(response: ResponseSpec | None) -> tuple[str | None, JSONSchema | None]:
+    """The media type we answer in (JSON first) and its schema; (None, None) for no body."""
+    if response is None or not response.content:
+        return None, None
+    ranked = sorted(
+        response.content,
+        key=lambda m: (m != "application/json", media_kind(m) != "json", not m.startswith("text/"), m),
+    )
+    media = ranked[0]
+    return media, response.content[media]
+
+
+class Handlers:
+    def __init__(self, seed: str, world: World, shaper: Shaper, epoch: dt.datetime) -> None:
+        self.seed = seed
+        self.world = world
+        self.shaper = shaper
+        self.epoch = epoch
+        self.converter = Converter(shaper.is_valid)
+        self._bodies: dict[tuple[str, str, str], tuple[str | None, frozenset[str]]] = {}
+        self._hidden: dict[str, frozenset[str]] = {}
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def now(self, session: Session) -> str:
+        stamp = self.epoch + dt.timedelta(minutes=session.writes)
+        return stamp.isoformat().replace("+00:00", "Z")
+
+    def respond(self, op: Operation, status: int, hint: Any, seed: str, *, inputs: dict[str, Any] | None = None,
+                res: Resource | None = None) -> Outcome:
+        media, schema = choose_media(documented(op, status))
+        if media is None or schema is None:
+            return Outcome(status, NO_BODY)
+        if res is not None and isinstance(hint, dict):
+            hint = wrap_record(schema, self.public(res, hint), res.id_field, res.name, status)
+        body = self.shaper.conform(schema, schema, hint, seed, inputs=inputs, hide_secrets=res is not None)
+        return Outcome(status, body, media)
+
+    def public(self, res: Resource, record: Record) -> Record:
+        """A stored record as responses may show it: without its ``writeOnly`` and secret fields."""
+        hidden = self._hidden.get(res.name)
+        if hidden is None:
+            props = object_properties(res.schema, res.schema) if res.schema else {}
+            hidden = self._hidden[res.name] = frozenset(
+                name for name, prop in props.items()
+                if is_secret_name(name) or prop.get("writeOnly") is True
+                or deref(res.schema or {}, prop).get("writeOnly") is True)
+        if not hidden or hidden.isdisjoint(record):
+            return record
+        return {k: v for k, v in record.items() if k not in hidden}
+
+    def stamp(self, res: Resource, record: Record, session: Session, fields: tuple[str, ...],
+              written: Record) -> Record:
+        """Server timestamps on the fields the schema has and the client did not write."""
+        if not res.schema:
+            return record
+        props = object_properties(res.schema, res.schema)
+        now = self.now(session)
+        for name in fields:
+            if name in props and name not in written and self.shaper.is_valid(res.schema, props[name], now):
+                record = {**record, name: now}
+        return record
+
+    def settable(self, parsed: ParsedRequest, res: Resource | None = None) -> Record:
+        """The record a write carries: the body, or the record inside its envelope
+        (``{"tag": {...}}``), less the members the spec marks ``readOnly`` (a server-assigned id,
+        a creation time), which the server of the spec would ignore."""
+        if not isinstance(parsed.body, dict):
+            return {}
+        op = parsed.operation
+        key = (op.operation_id, parsed.media_type or "", res.name if res else "")
+        plan = self._bodies.get(key)
+        if plan is None:
+            plan = self._bodies[key] = body_plan(op, parsed.media_type, res.schema if res else None)
+        envelope, read_only = plan
+        body = parsed.body
+        if envelope is not None and isinstance(body.get(envelope), dict):
+            body = body[envelope]
+        return {k: v for k, v in body.items() if k not in read_only} if read_only else dict(body)
+
+    def written(self, res: Resource, parsed: ParsedRequest, extra: Record | None = None) -> Record:
+        """The body's fields (and ``extra``) in the stored schema's types, then the path
+        parameters naming the record's parents, which win over body fields of the same name
+        (raises :class:`~simulator.service.writes.WriteRefused` for a field that cannot be stored as sent)."""
+        changes = {**(extra or {}), **self.settable(parsed, res)}
+        if not res.schema:
+            return changes
+        out = self.converter.changes(res.schema, changes)
+        for name in res.aliases:  # an alias the representation lacks (a group's key) is kept as sent
+            if name in changes and name not in out and isinstance(changes[name], (str, int)):
+                out[name] = changes[name]
+        for name in res.scope_params:
+            # a parent named like the record's own id (gitlab's /projects/{id}/hooks) is not the id
+            if name in parsed.path_params and name != res.id_field:
+                try:
+                    out.update(self.converter.changes(res.schema, {name: parsed.path_params[name]}))
+                except WriteRefused:  # a parent named by a value the record's field cannot hold
+                    continue
+        return out
+
+    def identify(self, res: Resource, record: Record, raw: Any) -> Record:
+        """``record`` holding the id ``raw`` an item path gave: in the id field when it fits
+        there, else in the first alias field it fits (``/orgs/{org}`` naming an org by its
+        ``username`` while its ``id`` is a number)."""
+        if not res.schema:
+            return {**record, res.id_field: raw} if res.id_field else record
+        for name in (res.id_field, *res.aliases):
+            if not name:
+                continue
+            try:
+                converted = self.converter.changes(res.schema, {name: raw})
+            except WriteRefused:
+                continue
+            if name in converted:
+                return {**record, **converted}
+        return record
+
+    @staticmethod
+    def scope_of(res: Resource, parsed: ParsedRequest) -> tuple[str, ...]:
+        return tuple(id_key(parsed.path_params.get(p, "")) for p in res.scope_params)
+
+    # -- kinds --------------------------------------------------------------------------------
+
+    def handle(self, session: Session, binding: Binding, res: Resource | None, parsed: ParsedRequest) -> Outcome:
+        op = parsed.operation
+        if res is None or binding.kind == "action":
+            return self.action(op, parsed)
+        if binding.kind in ("replace", "update"):
+            return self._update(session, res, parsed, replace=binding.kind == "replace", upsert=binding.upsert)
+        return getattr(self, binding.kind)(session, res, parsed)
+
+    def action(self, op: Operation, parsed: ParsedRequest) -> Outcome:
+        inputs = parsed.inputs()
+        seed = f"{self.seed}|{op.operation_id}|{sha256_hex(canonical_json(inputs))}"
+        return self.respond(op, success_status(op, (200, 201, 202, 204)), None, seed, inputs=inputs)
+
+    def list(self, session: Session, res: Resource, parsed: ParsedRequest) -> Outcome:
+        op = parsed.operation
+        props = object_properties(res.schema, res.schema) if res.schema else {}
+        # a search by POST carries its criteria in the body; query parameters win
+        criteria = {**query_defaults(op), **(parsed.body if isinstance(parsed.body, dict) else {}), **parsed.query}
+        filters = {name: wanted for name, wanted in criteria.items() if name in props and name not in PAGINATION}
+        records = [r for _, r in session.select(self.world, res, self.scope_of(res, parsed), filters)]
+        total = len(records)
+        records = paginate(records, criteria)
+        status = success_status(op, (200,))
+        media, schema = choose_media(documented(op, status))
+        if media is None or schema is None:
+            return Outcome(status, NO_BODY)
+        seed = f"{self.seed}|{op.operation_id}|{sha256_hex(canonical_json(parsed.inputs()))}"
+        hint = wrap_list(schema, [self.public(res, r) for r in records], total, status)
+        body = self.shaper.conform(schema, schema, hint, seed, inputs=parsed.query, hide_secrets=True)
+        return Outcome(status, body, media)
+
+    def _raw_id(self, res: Resource, parsed: ParsedRequest) -> Any:
+        if res.id_param and res.id_param in parsed.path_params:
+            return parsed.path_params[res.id_param]
+        if res.id_field and isinstance(parsed.body, dict):
+            body = self.settable(parsed, res)
+            if res.id_field in body:
+                return body[res.id_field]
+        raise NotFound(f"no {res.name} id in the request")
+
+    def _find(self, session: Session, res: Resource, parsed: ParsedRequest) -> tuple[str, tuple[str, ...], Record]:
+        """(key, scope, record) of the record the request names, by id or alias; for a read-only
+        resource any id resolves; otherwise :class:`NotFound`."""
+        raw = self._raw_id(res, parsed)
+        scope = self.scope_of(res, parsed)
+        found = session.find(self.world, res, scope, id_key(raw))
+        if found is not None:
+            return found[0], scope, found[1]
+        if not res.writable:
+            return id_key(raw), scope, self.world.open_record(res, scope, raw)
+        raise NotFound(f"{res.name} {id_key(raw)!r} does not exist")
+
+    def read(self, session: Session, res: Resource, parsed: ParsedRequest) -> Outcome:
+        op = parsed.operation
+        key, _, record = self._find(session, res, parsed)
+        return self.respond(op, success_status(op, (200,)), record, f"{self.seed}|{res.name}|{key}", res=res)
+
+    def create(self, session: Session, res: Resource, parsed: ParsedRequest,
+               preferred: tuple[int, ...] = (201, 200)) -> Outcome:
+        op = parsed.operation
+        scope = self.scope_of(res, parsed)
+        written = self.written(res, parsed)
+        seed = f"{self.seed}|create|{res.name}|{session.writes}"
+        hint = dict(written)
+        if res.id_param and res.id_param in parsed.path_params:  # PUT/POST /baskets/{name}
+            raw: Any = parsed.path_params[res.id_param]
+            hint = self.identify(res, hint, raw)
+        elif res.id_field and written.get(res.id_field) not in (None, ""):  # a client-given id is kept
+            raw = written[res.id_field]
+        elif res.id_type == "integer":
+            raw = session.next_integer_id(self.world, res, scope)
+            hint = self.identify(res, hint, raw)
+        else:
+            raw = self.world.new_id(res, seed, lambda key: session.get(self.world, res, scope, key) is not None)
+            hint = self.identify(res, hint, raw)
+        record = self._store(session, res, hint, written, seed, _CREATED + _UPDATED)
+        key = id_key(record.get(res.id_field, raw) if res.id_field else raw)
+        if any(r.status == "409" for r in op.responses) and session.find(self.world, res, scope, key) is not None:
+            raise Conflict(f"{res.name} {key!r} already exists")
+        session.put(res, scope, key, record)
+        return self.respond(op, success_status(op, preferred), record, seed, res=res)
+
+    def _store(self, session: Session, res: Resource, hint: Record, written: Record, seed: str,
+               stamps: tuple[str, ...]) -> Record:
+        """The stored record: the written fields as they are, the rest generated to fit the
+        schema; ``writeOnly`` fields are kept (responses leave them out)."""
+        if not res.schema:
+            return hint
+        record = self.shaper.conform(res.schema, res.schema, hint, seed, name=res.store)
+        if not isinstance(record, dict):
+            return hint
+        kept = {k: v for k, v in written.items() if k not in record}  # writeOnly ones
+        return self.stamp(res, {**record, **kept} if kept else record, session, stamps, written)
+
+    def _update(self, session: Session, res: Resource, parsed: ParsedRequest, *, replace: bool,
+                upsert: bool = False) -> Outcome:
+        op = parsed.operation
+        try:
+            key, scope, existing = self._find(session, res, parsed)
+        except NotFound:
+            if upsert and res.id_param in parsed.path_params:  # PUT that creates when absent
+                return self.create(session, res, parsed, (201, 200, 204))
+            raise
+        props = object_properties(res.schema, res.schema) if res.schema else {}
+        written = self.written(res, parsed, {k: v for k, v in parsed.query.items() if k in props})
+        hint = dict(written) if replace else {**existing, **written}
+        # the id and the field the item path names the record by stay (the path wins); so does
+        # a creation time not written
+        for name in (res.id_field, *addressed_by(res), *_CREATED):
+            if name and name in existing and (name not in _CREATED or name not in written):
+                hint[name] = existing[name]
+        seed = f"{self.seed}|update|{res.name}|{key}|{session.writes}"
+        record = self._store(session, res, hint, written, seed, _UPDATED)
+        session.put(res, scope, key, record)
+        return self.respond(op, success_status(op, (200, 201, 204)), record, seed, res=res)
+
+    def delete(self, session: Session, res: Resource, parsed: ParsedRequest) -> Outcome:
+        op = parsed.operation
+        key, scope, existing = self._find(session, res, parsed)
+        session.put(res, scope, key, None)
+        seed = f"{self.seed}|delete|{res.name}|{key}"
+        return self.respond(op, success_status(op, (204, 200, 202)), existing, seed, res=res)
+
+
+def query_defaults(op: Operation) -> dict[str, Any]:
+    """The ``default`` of each query parameter: what the server uses when the client sends none
+    (``limit`` 10 on museum's list, ``status=available`` on petstore's findByStatus)."""
+    return {p.name: p.schema["default"] for p in op.parameters if p.location == "query" and "default" in p.schema}
+
+
+def addressed_by(res: Resource) -> tuple[str, ...]:
+    """The alias fields the item path parameter stands for (``{group_key}`` -> ``key``)."""
+    names = param_field_names(res.id_param)
+    return tuple(name for name in res.aliases if name in names)
+
+
+def body_plan(op: Operation, media: str | None, record: JSONSchema | None) -> tuple[str | None, frozenset[str]]:
+    """(envelope key, readOnly member names) of an operation's request body for ``media``: the
+    key of the envelope the record comes in (when the record schema fits what is inside better
+    than the body itself) and the record's members the spec marks ``readOnly``."""
+    schema = op.request_body.content.get(media) if op.request_body is not None and media else None
+    if not schema:
+        return None, frozenset()
+    inner, envelope = unwrap_record(schema, schema)
+    if envelope is not None and record:
+        fields = set(object_properties(record, record))
+        if len(fields & set(object_properties(schema, inner))) <= len(fields & set(object_properties(schema, schema))):
+            inner, envelope = schema, None
+    props = object_properties(schema, inner)
+    return envelope, frozenset(name for name, prop in props.items()
+                               if prop.get("readOnly") is True or deref(schema, prop).get("readOnly") is True)
+
+
+def paginate(records: list[Record], query: dict[str, Any]) -> list[Record]:
+    limit = next((query[p] for p in LIMIT_PARAMS if isinstance(query.get(p), int)), None)
+    offset = next((query[p] for p in OFFSET_PARAMS if isinstance(query.get(p), int)), 0)
+    page = next((query[p] for p in PAGE_PARAMS if isinstance(query.get(p), int)), None)
+    if page is not None and limit is not None and page >= 1:
+        offset = (page - 1) * limit
+    offset = max(offset, 0)
+    if limit is not None and limit >= 0:
+        return records[offset : offset + limit]
+    return records[offset:]

@@ -1,0 +1,195 @@
+"""Make a value that validates against a response schema while keeping as much as the schema
+allows of what we want to say (a stored record, echoed inputs, a problem report).
+
+``Shaper.conform`` is the one place where simulator output meets the spec's response
+schemas: every body the simulator sends has been through it and validates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import orjson
+
+from simulator.datagen.generate import generate_value
+from simulator.spec.model import JSONSchema
+from simulator.spec.navigation import (
+    array_items,
+    deref,
+    object_properties,
+    primary_type,
+    required_properties,
+    sub_schema,
+)
+
+from .validation import compile_schema
+from .writes import is_secret_name
+
+_MAX_DEPTH = 6
+
+
+class Shaper:
+    def __init__(self, epoch: dt.datetime) -> None:
+        self.epoch = epoch
+        # (id(root), id(schema)) -> (root, schema, validator); holding the dicts keeps ids unique
+        self._validators: dict[tuple[int, int], tuple[JSONSchema, JSONSchema, Any]] = {}
+        # (id(root), id(schema)) -> (root, schema, (has writeOnly members, has secret-named members))
+        self._write_only: dict[tuple[int, int], tuple[JSONSchema, JSONSchema, tuple[bool, bool]]] = {}
+
+    def validator(self, root: JSONSchema, schema: JSONSchema) -> Any:
+        key = (id(root), id(schema))
+        hit = self._validators.get(key)
+        if hit is None:
+            hit = (root, schema, compile_schema(sub_schema(root, schema)))
+            self._validators[key] = hit
+        return hit[2]
+
+    def is_valid(self, root: JSONSchema, schema: JSONSchema, value: Any) -> bool:
+        return bool(self.validator(root, schema).is_valid(value))
+
+    def generate(self, root: JSONSchema, schema: JSONSchema, seed: str, name: str | None = None) -> Any:
+        # records and response bodies are full representations: every top-level property
+        return generate_value(sub_schema(root, schema), seed, name=name, epoch=self.epoch, complete=True)
+
+    def conform(
+        self,
+        root: JSONSchema,
+        schema: JSONSchema,
+        hint: Any,
+        seed: str,
+        *,
+        inputs: dict[str, Any] | None = None,
+        name: str | None = None,
+        keep_extra: bool = False,
+        hide_secrets: bool = False,
+    ) -> Any:
+        """A value valid for ``schema`` (inside ``root``): ``hint`` itself when it validates,
+        otherwise generated data with every part of ``hint`` (and every input whose name is a
+        property name) that fits kept. ``writeOnly`` members (a password) are never part of it:
+        the schemas are response schemas, and a response must not carry them. With
+        ``hide_secrets`` (record responses), members named as secrets
+        (:func:`~simulator.service.writes.is_secret_name`) are left out too, where the schema allows."""
+        value = self._conform(root, schema, hint, seed, inputs=inputs, name=name, keep_extra=keep_extra)
+        if self.has_hidden(root, schema, hide_secrets):
+            value = self.without_hidden(root, schema, value, hide_secrets)
+        return value
+
+    def has_hidden(self, root: JSONSchema, schema: JSONSchema, secrets: bool) -> bool:
+        """Whether ``schema`` has a ``writeOnly`` member (or, with ``secrets``, a secret one)."""
+        key = (id(root), id(schema))
+        hit = self._write_only.get(key)
+        if hit is None:
+            text = orjson.dumps(sub_schema(root, schema))
+            hit = (root, schema, (b'"writeOnly":true' in text, any(is_secret_name(n) for n in _property_names(text))))
+            self._write_only[key] = hit
+        return hit[2][0] or (secrets and hit[2][1])
+
+    def without_hidden(self, root: JSONSchema, schema: JSONSchema, value: Any, secrets: bool, depth: int = 0) -> Any:
+        """``value`` with every property whose schema is ``writeOnly`` removed, at any depth, and
+        with ``secrets`` every secret-named one its object does not require."""
+        if depth > _MAX_DEPTH * 2:
+            return value
+        if isinstance(value, list):
+            items = array_items(root, schema)
+            return [self.without_hidden(root, items, v, secrets, depth + 1) for v in value] if items else value
+        if not isinstance(value, dict):
+            return value
+        props = object_properties(root, schema)
+        required = required_properties(root, schema) if secrets else ()
+        out = {}
+        for key, member in value.items():
+            raw = props.get(key, {})
+            prop = deref(root, raw)
+            if raw.get("writeOnly") is True or prop.get("writeOnly") is True:
+                continue
+            if secrets and key not in required and is_secret_name(key):
+                continue
+            out[key] = self.without_hidden(root, prop, member, secrets, depth + 1) if prop else member
+        return out
+
+    def _conform(
+        self,
+        root: JSONSchema,
+        schema: JSONSchema,
+        hint: Any,
+        seed: str,
+        *,
+        inputs: dict[str, Any] | None = None,
+        name: str | None = None,
+        keep_extra: bool = False,
+        depth: int = 0,
+    ) -> Any:
+        if hint is not None and (not inputs or not isinstance(hint, dict)) and self.is_valid(root, schema, hint):
+            return hint
+        resolved = deref(root, schema)
+        ptype = primary_type(root, resolved)
+        if depth > _MAX_DEPTH or ptype not in ("object", "array"):
+            return self.generate(root, schema, seed, name)
+        if ptype == "array":
+            items = array_items(root, resolved) or {}
+            base = self.generate(root, schema, seed, name)
+            if not isinstance(hint, list):
+                return base
+            limit = resolved.get("maxItems")
+            values = [
+                self._conform(root, items, h, f"{seed}/{i}", depth=depth + 1)
+                for i, h in enumerate(hint[:limit] if isinstance(limit, int) else hint)
+            ]
+            minimum = resolved.get("minItems", 0)
+            if isinstance(base, list) and len(values) < minimum:
+                values += base[len(values) : minimum]
+            return values if self.is_valid(root, schema, values) else base
+        base = self.generate(root, schema, seed, name)
+        if not isinstance(base, dict):
+            return base
+        props = object_properties(root, resolved)
+        result = dict(base)
+        hint_dict = hint if isinstance(hint, dict) else {}
+        for prop, prop_schema in props.items():
+            if prop in hint_dict:
+                value = hint_dict[prop]
+                if isinstance(value, (dict, list)):
+                    value = self._conform(root, prop_schema, value, f"{seed}/{prop}", name=prop, depth=depth + 1)
+                if self.is_valid(root, prop_schema, value):
+                    result[prop] = value
+            elif inputs and prop in inputs and self.is_valid(root, prop_schema, inputs[prop]):
+                result[prop] = inputs[prop]
+            elif inputs and isinstance(result.get(prop), dict):
+                result[prop] = self._conform(
+                    root, prop_schema, result[prop], f"{seed}/{prop}", inputs=inputs, name=prop, depth=depth + 1
+                )
+        if keep_extra and resolved.get("additionalProperties", True) is not False:
+            for key, value in hint_dict.items():
+                if key not in props:
+                    result.setdefault(key, value)
+        if self.is_valid(root, schema, result):
+            return result
+        # a combination the schema forbids (oneOf, dependencies...): keep only echoed scalars
+        minimal = dict(base)
+        for prop in props:
+            candidate = hint_dict.get(prop)
+            if candidate is not None and not isinstance(candidate, (dict, list)):
+                trial = {**minimal, prop: candidate}
+                if self.is_valid(root, schema, trial):
+                    minimal = trial
+        return minimal
+
+
+def _property_names(schema_json: bytes) -> list[str]:
+    """Every property name declared anywhere in a schema's JSON text."""
+    names: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            props = node.get("properties")
+            if isinstance(props, dict):
+                names.extend(props)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(orjson.loads(schema_json))
+    return names

@@ -1,0 +1,361 @@
+"""Request parsing and validation, compiled once per operation.
+
+The hot path of the simulator: path matching, parameter decoding by OpenAPI style, body
+parsing by media type and JSON Schema validation with validators compiled by jsonschema-rs.
+openapi-core stays the reference for what "valid" means; ``tests/simulator/test_validation_agreement.py``
+checks that our verdicts agree with it.
+
+Everything here is pure: a :class:`ParsedRequest` or a list of :class:`Problem` comes out.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+from urllib.parse import parse_qsl
+
+import jsonschema_rs
+import orjson
+
+from simulator.spec.model import JSONSchema, Operation, Parameter
+from simulator.spec.navigation import array_items, deref, object_properties, primary_type
+
+from .routing import PathTemplate
+
+_INT = re.compile(r"[+-]?\d+")
+_LONG_DIGITS = re.compile(rb"\d{19}")
+_NUM = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a request, and where."""
+
+    location: str  # "path", "query", "header", "cookie", "body"
+    name: str  # parameter name ("" for the body)
+    pointer: str  # JSON pointer inside the value ("" for the whole value)
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"in": self.location, "name": self.name, "pointer": self.pointer, "message": self.message}
+
+
+@dataclass(slots=True)
+class ParsedRequest:
+    operation: Operation
+    path_params: dict[str, Any] = field(default_factory=dict)
+    query: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, Any] = field(default_factory=dict)
+    cookies: dict[str, Any] = field(default_factory=dict)
+    body: Any = None
+    media_type: str | None = None
+
+    def inputs(self) -> dict[str, Any]:
+        """Every input value by name (body properties last), for echoing into responses."""
+        out: dict[str, Any] = {}
+        out.update(self.cookies)
+        out.update(self.headers)
+        out.update(self.query)
+        out.update(self.path_params)
+        if isinstance(self.body, dict):
+            out.update(self.body)
+        return out
+
+
+class UnsupportedMediaType(Exception):
+    def __init__(self, got: str, allowed: list[str]) -> None:
+        self.got = got
+        self.allowed = allowed
+        super().__init__(f"content type {got or '(none)'!r} is not one of {allowed}")
+
+
+def compile_schema(schema: JSONSchema) -> Any:
+    """A validator that checks ``format`` too (``uuid``, ``date-time``, ``email``...), as
+    openapi-core does: a request with a malformed uuid is invalid input, and a response must
+    not echo one."""
+    return jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
+
+
+def _pointer(path: Any) -> str:
+    parts = [str(p).replace("~", "~0").replace("/", "~1") for p in path]
+    return "/" + "/".join(parts) if parts else ""
+
+
+def schema_problems(validator: Any, value: Any, location: str, name: str) -> list[Problem]:
+    try:
+        if validator.is_valid(value):
+            return []
+    except UnicodeEncodeError:  # a lone surrogate ("\udcff") from an in-process caller
+        return [Problem(location, name, "", "the value is not valid Unicode (it holds a lone surrogate)")]
+    out = []
+    for err in validator.iter_errors(value):
+        out.append(Problem(location, name, _pointer(err.instance_path), err.message))
+        if len(out) >= 20:
+            break
+    return out
+
+
+_MAX_DIGITS = 4300  # CPython's limit on int() of a string (sys.get_int_max_str_digits)
+
+
+def coerce_scalar(value: str, root: JSONSchema, schema: JSONSchema) -> Any:
+    """Turn a string from a URL or header into the type the schema asks for, when it parses."""
+    schema = deref(root, schema)
+    types = schema.get("type")
+    candidates = types if isinstance(types, list) else [types] if types else [primary_type(root, schema)]
+    if len(value) > _MAX_DIGITS:  # int() refuses it; the schema check then says it is no number
+        return value
+    for t in candidates:
+        if t == "integer" and _INT.fullmatch(value):
+            return int(value)
+        if t == "number" and _NUM.fullmatch(value):
+            return int(value) if _INT.fullmatch(value) else float(value)
+        if t == "boolean" and value in ("true", "false"):
+            return value == "true"
+        if t == "null" and value in ("", "null"):
+            return None
+        if t == "string":
+            return value
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class _ParamPlan:
+    param: Parameter
+    kind: str  # "scalar", "array" or "object"
+    item_schema: JSONSchema | None
+    properties: dict[str, JSONSchema]
+
+    @property
+    def name(self) -> str:
+        return self.param.name
+
+
+_DELIMS = {"form": ",", "simple": ",", "spaceDelimited": " ", "pipeDelimited": "|"}
+
+
+class CompiledOperation:
+    """An operation with its path template, parameter plans and validators (compiled lazily,
+    once, on first use, so a 5 MB spec starts fast)."""
+
+    def __init__(self, op: Operation) -> None:
+        self.op = op
+        self.template = PathTemplate.compile(op.path)
+        self.plans = [self._plan(p) for p in op.parameters]
+
+    @staticmethod
+    def _plan(p: Parameter) -> _ParamPlan:
+        root = p.schema
+        ptype = primary_type(root, root)
+        if ptype == "array":
+            return _ParamPlan(p, "array", array_items(root, root), {})
+        if ptype == "object":
+            return _ParamPlan(p, "object", None, object_properties(root, root))
+        return _ParamPlan(p, "scalar", None, {})
+
+    @cached_property
+    def param_validators(self) -> dict[tuple[str, str], Any]:
+        return {(p.location, p.name): compile_schema(p.schema) for p in self.op.parameters}
+
+    @cached_property
+    def body_validators(self) -> dict[str, Any]:
+        rb = self.op.request_body
+        return {m: compile_schema(s) for m, s in rb.content.items()} if rb else {}
+
+    def match(self, path: str) -> dict[str, str] | None:
+        return self.template.match(path)
+
+    # -- decoding ---------------------------------------------------------------------------
+
+    def _decode(self, plan: _ParamPlan, raw: list[str], pairs: list[tuple[str, str]]) -> Any:
+        root = plan.param.schema
+        if plan.kind == "array":
+            items = plan.item_schema or {}
+            values = raw
+            if not plan.param.explode or plan.param.location in ("path", "header"):
+                delim = _DELIMS.get(plan.param.style, ",")
+                values = [v for chunk in raw for v in (chunk.split(delim) if chunk else [])]
+            return [coerce_scalar(v, root, items) for v in values]
+        if plan.kind == "object":
+            obj: dict[str, Any] = {}
+            if plan.param.style == "deepObject":
+                prefix = plan.name + "["
+                for k, v in pairs:
+                    if k.startswith(prefix) and k.endswith("]"):
+                        key = k[len(prefix):-1]
+                        obj[key] = coerce_scalar(v, root, plan.properties.get(key, {}))
+                return obj
+            if plan.param.explode and plan.param.location == "query":
+                for k, v in pairs:
+                    if k in plan.properties:
+                        obj[k] = coerce_scalar(v, root, plan.properties[k])
+                return obj
+            parts = raw[0].split(",") if raw else []
+            for k, v in zip(parts[::2], parts[1::2], strict=False):
+                obj[k] = coerce_scalar(v, root, plan.properties.get(k, {}))
+            return obj
+        return coerce_scalar(raw[-1], root, root)
+
+    def _present(self, plan: _ParamPlan, multi: dict[str, list[str]], pairs: list[tuple[str, str]]) -> bool:
+        if plan.name in multi:
+            return True
+        if plan.kind == "object" and plan.param.location == "query":
+            if plan.param.style == "deepObject":
+                return any(k.startswith(plan.name + "[") for k, _ in pairs)
+            if plan.param.explode:
+                return any(k in plan.properties for k, _ in pairs)
+        return False
+
+    def parse(
+        self,
+        path_values: dict[str, str],
+        query: list[tuple[str, str]],
+        headers: dict[str, str],
+        body: bytes,
+    ) -> ParsedRequest | list[Problem]:
+        """Decode and validate; raises :class:`UnsupportedMediaType` for a wrong content type."""
+        parsed = ParsedRequest(self.op)
+        problems: list[Problem] = []
+        qmulti: dict[str, list[str]] = {}
+        for k, v in query:
+            qmulti.setdefault(k, []).append(v)
+        cookies: dict[str, list[str]] = {}
+        if "cookie" in headers:
+            for part in headers["cookie"].split(";"):
+                if "=" in part:
+                    k, v = part.strip().split("=", 1)
+                    cookies.setdefault(k, []).append(v)
+        validators = self.param_validators
+        for plan in self.plans:
+            loc = plan.param.location
+            if loc == "path":
+                source = {k: [v] for k, v in path_values.items()}
+            elif loc == "query":
+                source = qmulti
+            elif loc == "header":
+                lname = plan.name.lower()
+                source = {lname: [headers[lname]]} if lname in headers else {}
+            else:
+                source = cookies
+            key = plan.name.lower() if loc == "header" else plan.name
+            present = (key in source) if loc != "query" else self._present(plan, qmulti, query)
+            if not present:
+                if plan.param.required:
+                    problems.append(Problem(loc, plan.name, "", f"required {loc} parameter {plan.name!r} is missing"))
+                continue
+            value = self._decode(plan, source.get(key, []), query)
+            problems.extend(schema_problems(validators[(loc, plan.name)], value, loc, plan.name))
+            target = {"path": parsed.path_params, "query": parsed.query, "header": parsed.headers}.get(
+                loc, parsed.cookies
+            )
+            target[plan.name] = value
+        problems.extend(self._parse_body(parsed, headers, body))
+        return problems if problems else parsed
+
+    def _parse_body(self, parsed: ParsedRequest, headers: dict[str, str], body: bytes) -> list[Problem]:
+        rb = self.op.request_body
+        if rb is None:
+            return []
+        ctype = headers.get("content-type", "")
+        if not body and not ctype:
+            if rb.required:
+                return [Problem("body", "", "", "a request body is required")]
+            return []
+        media = match_media(ctype, list(rb.content))
+        if media is None:
+            raise UnsupportedMediaType(ctype.split(";")[0].strip(), list(rb.content))
+        parsed.media_type = media
+        schema = rb.content[media]
+        kind = media_kind(media)
+        try:
+            if kind == "json":
+                if not body:
+                    if rb.required:
+                        return [Problem("body", "", "", "a request body is required")]
+                    return []
+                value: Any = parse_json(body)
+            elif kind == "form":
+                value = decode_form(parse_qsl(body.decode("utf-8"), keep_blank_values=True), schema)
+            elif kind == "multipart":
+                value = decode_form(parse_multipart(ctype, body), schema)
+            else:
+                value = body.decode("utf-8", "replace")
+        except (ValueError, UnicodeDecodeError) as exc:  # orjson's and json's decode errors
+            return [Problem("body", "", "", f"the body is not valid {kind}: {exc}")]
+        parsed.body = value
+        return schema_problems(self.body_validators[media], value, "body", "")
+
+
+def parse_json(body: bytes) -> Any:
+    """orjson, except where the text has an integer of 19+ digits: orjson reads one beyond 64
+    bits as a float (``-9223372036854775809`` -> ``-9.223372036854776e18``), the standard
+    library exactly, and validation must see the number the client sent."""
+    if _LONG_DIGITS.search(body) is None:
+        return orjson.loads(body)
+    orjson.loads(body)  # syntax and nesting depth (orjson stops at 1,024 levels; json would recurse)
+    return json.loads(body)
+
+
+def media_kind(media: str) -> str:
+    media = media.lower()
+    if media == "application/x-www-form-urlencoded":
+        return "form"
+    if media.startswith("multipart/"):
+        return "multipart"
+    if "json" in media or media == "*/*":
+        return "json"
+    if media.startswith("text/"):
+        return "text"
+    return "binary"
+
+
+def match_media(content_type: str, declared: list[str]) -> str | None:
+    """The declared media type a request's Content-Type satisfies (exact, then wildcards)."""
+    ctype = content_type.split(";")[0].strip().lower()
+    if not ctype:
+        # no header: accept when JSON is declared (clients often omit it)
+        for m in declared:
+            if media_kind(m) == "json":
+                return m
+        return None
+    lowered = {m.lower(): m for m in declared}
+    if ctype in lowered:
+        return lowered[ctype]
+    major = ctype.split("/")[0]
+    for pattern in (f"{major}/*", "*/*"):
+        if pattern in lowered:
+            return lowered[pattern]
+    return None
+
+
+def decode_form(pairs: list[tuple[str, str]], schema: JSONSchema) -> dict[str, Any]:
+    props = object_properties(schema, schema)
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        prop = props.get(k, {})
+        if primary_type(schema, prop) == "array":
+            out.setdefault(k, []).append(coerce_scalar(v, schema, array_items(schema, prop) or {}))
+        else:
+            out[k] = coerce_scalar(v, schema, prop)
+    return out
+
+
+def parse_multipart(content_type: str, body: bytes) -> list[tuple[str, str]]:
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    pairs: list[tuple[str, str]] = []
+    if not message.is_multipart():
+        raise UnicodeDecodeError("multipart", body[:1], 0, 1, "not a multipart body")
+    for part in message.iter_parts():  # type: ignore[attr-defined]
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if name:
+            text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload or "")
+            pairs.append((str(name), text))
+    return pairs

@@ -1,0 +1,389 @@
+"""Session state: seeded fixtures shared by every session, plus each session's own changes.
+
+The *world* is a pure, memoised function of the environment: for a collection (and, for a
+nested collection, the values of its parent parameters) it yields the same fixture records
+every time. A *session* only stores what its requests changed (the overlay), so reads never
+change a session's state hash and a fresh session costs nothing.
+
+The state hash is a canonical digest of the overlay and the write counter (see
+:class:`Session`); reads never change it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from simulator.environments.resources import Resource
+from simulator.errors import SessionFull
+from simulator.service.shaping import Shaper
+from simulator.spec.navigation import object_properties
+
+from .journal import Journal
+from .memo import BoundedMemo
+
+Record = dict[str, Any]
+_ID_ATTEMPTS = 20
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no whitespace: the bytes every hash in the kit is taken over."""
+    return json_bytes(value, sort_keys=True)
+
+
+def json_bytes(value: Any, *, sort_keys: bool = False) -> bytes:
+    """Compact JSON. orjson, except for what it refuses: integers beyond 64 bits (a client may
+    send ``page=-2122649807149195281402167296``) and lone surrogates in strings, which the
+    standard library encodes (as ASCII, so a surrogate becomes a ``\\udcff`` escape)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None)
+    except TypeError:
+        return json.dumps(value, sort_keys=sort_keys, separators=(",", ":")).encode()
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def scope_key(values: tuple[str, ...]) -> str:
+    return "/".join(quote(v, safe="") for v in values)
+
+
+def id_key(value: Any) -> str:
+    """The text a record is keyed by: the value as a path would carry it (``22562.0`` -> ``22562``)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class World:
+    """Seeded fixture records, generated on first use and memoised (deterministic)."""
+
+    def __init__(self, seed: str, fixtures: int, shaper: Shaper) -> None:
+        self.seed = seed
+        self.fixtures = fixtures
+        self.shaper = shaper
+        # bounded: keyed by what clients send; pure, so a forgotten entry comes back the same
+        self._base: dict[tuple[str, str], dict[str, Record]] = BoundedMemo()
+        self._open: dict[tuple[str, str, str], Record] = BoundedMemo()
+        self._positions: dict[tuple[str, str], dict[str, int]] = BoundedMemo()
+
+    def _make_record(self, res: Resource, scope: tuple[str, ...], seed: str, id_value: Any | None) -> tuple[str, Record]:
+        schema = res.schema or {"type": "object"}
+        record = self.shaper.generate(schema, schema, seed, name=res.store)
+        if not isinstance(record, dict):
+            record = {}
+        hint = dict(record)
+        props = object_properties(schema, schema)
+        for param, value in zip(res.scope_params, scope, strict=False):
+            if param in props:  # a record names its parent: /users/{username}/repos -> owner field
+                hint[param] = coerce_like(record.get(param), value)
+        if res.id_field in props and id_value is None and (
+                res.id_field not in hint or not self._addressable(res, hint[res.id_field])):
+            # an optional id the generator left out, or one the item path could not carry
+            id_value = self.new_id(res, seed)
+        if res.id_field and id_value is not None:
+            hint[res.id_field] = id_value
+        record = self.shaper.conform(schema, schema, hint, seed, name=res.store)
+        if res.id_field and res.id_field in record:
+            key_value = record[res.id_field]
+        elif id_value is not None:
+            key_value = id_value
+        else:
+            key_value = self.new_id(res, seed)
+        return id_key(key_value), record
+
+    def new_id(self, res: Resource, seed: str, taken: Callable[[str], bool] = lambda key: False) -> Any:
+        """A fresh id value of the resource's id type whose key ``taken`` rejects not (the
+        integer path, max + 1, is the caller's). Generated values reuse the spec's examples,
+        so the first candidate may well be an id that exists."""
+        value: Any = None
+        for attempt in range(_ID_ATTEMPTS):
+            value = self._id_candidate(res, f"{seed}|id|{attempt}" if attempt else f"{seed}|id")
+            if not taken(id_key(value)):
+                return value
+        return value
+
+    def _addressable(self, res: Resource, value: Any) -> bool:
+        """Whether the item path's parameter schema admits ``value`` (as the text a path carries)."""
+        if res.id_schema is None or isinstance(value, (dict, list)):
+            return True
+        return self.shaper.is_valid(res.id_schema, res.id_schema, value) or \
+            self.shaper.is_valid(res.id_schema, res.id_schema, id_key(value))
+
+    def _id_candidate(self, res: Resource, seed: str) -> Any:
+        """An id the record schema and the item path's parameter both admit, where one exists
+        (a record typing its id as any string while the path asks for a uuid)."""
+        prop = object_properties(res.schema, res.schema).get(res.id_field or "") if res.schema else None
+        if res.id_schema is not None:
+            value = self.shaper.generate(res.id_schema, res.id_schema, seed, name=res.id_param or "id")
+            if prop is None or self.shaper.is_valid(res.schema or {}, prop, value):
+                return value
+        if prop is not None and res.schema:
+            return self.shaper.generate(res.schema, prop, seed, name=res.id_field)
+        id_schema = res.id_schema or {"type": "string"}
+        return self.shaper.generate(id_schema, id_schema, seed, name=res.id_param or "id")
+
+    def base(self, res: Resource, scope: tuple[str, ...]) -> dict[str, Record]:
+        key = (res.store, scope_key(scope))
+        hit = self._base.get(key)
+        if hit is not None:
+            return hit
+        records: dict[str, Record] = {}
+        for i in range(self.fixtures):
+            seed = f"{self.seed}|fixture|{res.store}|{key[1]}|{i}"
+            id_value: Any = i + 1 if res.id_type == "integer" else None
+            for attempt in range(_ID_ATTEMPTS):
+                k, record = self._make_record(res, scope, f"{seed}|{attempt}", id_value)
+                if k not in records:
+                    records[k] = record
+                    break
+        self._base[key] = records
+        return records
+
+    def positions(self, res: Resource, scope: tuple[str, ...]) -> dict[str, int]:
+        """Fixture id key -> its place in the fixture order (memoised)."""
+        key = (res.store, scope_key(scope))
+        hit = self._positions.get(key)
+        if hit is None:
+            hit = self._positions[key] = {k: i for i, k in enumerate(self.base(res, scope))}
+        return hit
+
+    def open_record(self, res: Resource, scope: tuple[str, ...], raw_id: Any) -> Record:
+        """For read-only resources: the record any id resolves to."""
+        key = (res.store, scope_key(scope), id_key(raw_id))
+        hit = self._open.get(key)
+        if hit is None:
+            _, hit = self._make_record(res, scope, f"{self.seed}|open|{key[0]}|{key[1]}|{key[2]}", raw_id)
+            self._open[key] = hit
+        return hit
+
+
+def coerce_like(example: Any, value: str) -> Any:
+    """A path value as the type of an example field value (``"12"`` -> 12 next to an int)."""
+    if isinstance(example, bool):
+        return value == "true"
+    if isinstance(example, int):
+        try:
+            return int(value)
+        except ValueError:
+            return value
+    if isinstance(example, float):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+class FieldIndex:
+    """For one field of one collection: which records a filter value selects (kept up to date
+    on every write, so a filtered list costs what it returns, not what the collection holds)."""
+
+    __slots__ = ("field", "keys_for", "values_of")
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+        self.values_of: dict[str, frozenset[str]] = {}  # record key -> filter keys it matches
+        self.keys_for: dict[str, set[str]] = {}  # filter key -> record keys
+
+    def store(self, key: str, record: Record | None) -> None:
+        for value in self.values_of.pop(key, ()):
+            self.keys_for[value].discard(key)
+        if record is not None:
+            values = filter_keys(record.get(self.field))
+            self.values_of[key] = values
+            for value in values:
+                self.keys_for.setdefault(value, set()).add(key)
+
+    def lookup(self, wanted: Any) -> set[str]:
+        found: set[str] = set()
+        for value in wanted if isinstance(wanted, list) else [wanted]:
+            found |= self.keys_for.get(id_key(value), set())
+        return found
+
+
+def filter_keys(value: Any) -> frozenset[str]:
+    """What a query filter value must equal to select a record holding ``value``: the value, or
+    for a list field (tags) any element (or any element's ``name``)."""
+    if isinstance(value, list):
+        return frozenset(id_key(item.get("name") if isinstance(item, dict) else item) for item in value)
+    return frozenset((id_key(value),))
+
+
+_HASH_MOD = 1 << 256
+
+
+def entry_digest_and_size(resource: str, scope: str, key: str, record: Record | None) -> tuple[int, int]:
+    """The entry's digest and the length of the canonical JSON it is taken over (what the
+    entry costs in the session's record budget)."""
+    data = canonical_json([resource, scope, key, record])
+    return int(sha256_hex(data), 16), len(data)
+
+
+class Session:
+    """One isolated state: the overlay of changes on top of the world.
+
+    The state hash is sha256 over the write counter and the *sum* (mod 2**256) of one sha256
+    digest per overlay entry (resource, scope, id, record or null): a canonical digest of the
+    overlay as a set that a write updates in O(1) instead of re-serialising every record."""
+
+    __slots__ = ("_digest", "_digests", "_hash", "_indexes", "_max_int", "_ordinals", "_sizes", "journal",
+                 "overlay", "record_bytes", "record_limit", "writes")
+
+    def __init__(self, journal: Journal | None = None, record_limit: int | None = None) -> None:
+        # resource -> scope key -> id key -> record (None: deleted)
+        self.overlay: dict[str, dict[str, dict[str, Record | None]]] = {}
+        self.writes = 0
+        self.journal = journal if journal is not None else Journal()
+        self._hash: str | None = None
+        self._digest = 0
+        self._digests: dict[tuple[str, str, str], int] = {}
+        # canonical JSON bytes per overlay entry, and their sum, held against ``record_limit``
+        self._sizes: dict[tuple[str, str, str], int] = {}
+        self.record_bytes = 0
+        self.record_limit = record_limit
+        # derived, rebuilt on demand: filter indexes, largest integer id, first-write order
+        self._indexes: dict[tuple[str, str], dict[str, FieldIndex]] = {}
+        self._max_int: dict[tuple[str, str], int] = {}
+        self._ordinals: dict[tuple[str, str], dict[str, int]] = {}
+
+    def document(self) -> dict[str, Any]:
+        return {"overlay": self.overlay, "writes": self.writes}
+
+    def state_hash(self) -> str:
+        if self._hash is None:
+            self._hash = sha256_hex(canonical_json({"overlay": f"{self._digest:064x}", "writes": self.writes}))
+        return self._hash
+
+    def changed(self) -> None:
+        self.writes += 1
+        self._hash = None
+
+    def clone(self) -> Session:
+        other = Session()
+        other.overlay = {r: {s: dict(m) for s, m in scopes.items()} for r, scopes in self.overlay.items()}
+        other.writes, other._hash = self.writes, self._hash
+        other._digest, other._digests = self._digest, dict(self._digests)
+        other._sizes, other.record_bytes = dict(self._sizes), self.record_bytes
+        return other
+
+    def restore_from(self, snapshot: Session) -> None:
+        """Take the snapshot's state (not its journal: this session keeps its own)."""
+        copy = snapshot.clone()
+        self.overlay, self.writes, self._hash = copy.overlay, copy.writes, copy._hash
+        self._digest, self._digests = copy._digest, copy._digests
+        self._sizes, self.record_bytes = copy._sizes, copy.record_bytes
+        self._indexes, self._max_int, self._ordinals = {}, {}, {}
+
+    # -- the session's view of a collection ----------------------------------------------
+
+    def records(self, world: World, res: Resource, scope: tuple[str, ...]) -> list[tuple[str, Record]]:
+        base = world.base(res, scope)
+        changes = self.overlay.get(res.store, {}).get(scope_key(scope), {})
+        out: list[tuple[str, Record]] = []
+        for key, record in base.items():
+            if key in changes:
+                changed = changes[key]
+                if changed is not None:
+                    out.append((key, changed))
+            else:
+                out.append((key, record))
+        for key, changed in changes.items():
+            if key not in base and changed is not None:
+                out.append((key, changed))
+        return out
+
+    def select(self, world: World, res: Resource, scope: tuple[str, ...],
+               filters: dict[str, Any]) -> list[tuple[str, Record]]:
+        """``records`` narrowed to those matching every ``field: wanted`` filter (same order)."""
+        if not filters:
+            return self.records(world, res, scope)
+        keys: set[str] | None = None
+        for name, wanted in filters.items():
+            matched = self._index(world, res, scope, name).lookup(wanted)
+            keys = matched if keys is None else keys & matched
+        ordered = self._in_list_order(world, res, scope, keys or set())
+        return [(k, r) for k in ordered if (r := self.get(world, res, scope, k)) is not None]
+
+    def _index(self, world: World, res: Resource, scope: tuple[str, ...], name: str) -> FieldIndex:
+        by_field = self._indexes.setdefault((res.store, scope_key(scope)), {})
+        index = by_field.get(name)
+        if index is None:
+            index = by_field[name] = FieldIndex(name)
+            for key, record in self.records(world, res, scope):
+                index.store(key, record)
+        return index
+
+    def find(self, world: World, res: Resource, scope: tuple[str, ...], key: str) -> tuple[str, Record] | None:
+        """The record an item path names: by its id key, else by the first record (in list order)
+        whose alias field (``username``, ``slug``, ``name`` ...) holds ``key``. Aliases are looked
+        up only when the id misses, through indexes kept up to date on every write."""
+        changes = self.overlay.get(res.store, {}).get(scope_key(scope), {})
+        record = changes[key] if key in changes else world.base(res, scope).get(key)
+        if record is not None:
+            return key, record
+        if key in changes:
+            return None  # a deleted record stays gone, whatever other record has its id as a name
+        for name in res.aliases:
+            keys = self._index(world, res, scope, name).lookup(key)
+            if keys:
+                first = self._in_list_order(world, res, scope, keys)[0]
+                found = self.get(world, res, scope, first)
+                if found is not None:
+                    return first, found
+        return None
+
+    def _in_list_order(self, world: World, res: Resource, scope: tuple[str, ...], keys: set[str]) -> list[str]:
+        base = world.positions(res, scope)
+        ordinals = self._ordinals.get((res.store, scope_key(scope)), {})
+        return sorted(keys, key=lambda k: (0, base[k]) if k in base else (1, ordinals.get(k, 0)))
+
+    def get(self, world: World, res: Resource, scope: tuple[str, ...], key: str) -> Record | None:
+        changes = self.overlay.get(res.store, {}).get(scope_key(scope), {})
+        if key in changes:
+            return changes[key]
+        return world.base(res, scope).get(key)
+
+    def put(self, res: Resource, scope: tuple[str, ...], key: str, record: Record | None) -> None:
+        """Store a record (None: deleted); :class:`SessionFull`, before any change, when the
+        session's records would exceed ``record_limit`` bytes."""
+        skey = scope_key(scope)
+        entry = (res.store, skey, key)
+        digest, size = entry_digest_and_size(res.store, skey, key, record)
+        held = self.record_bytes - self._sizes.get(entry, 0) + size
+        if self.record_limit is not None and held > self.record_limit and size > self._sizes.get(entry, 0):
+            raise SessionFull(self.record_bytes, self.record_limit)
+        self.record_bytes = held
+        self._sizes[entry] = size
+        changes = self.overlay.setdefault(res.store, {}).setdefault(skey, {})
+        if key not in changes:
+            ordinals = self._ordinals.setdefault((res.store, skey), {})
+            ordinals[key] = len(ordinals)
+        changes[key] = record
+        self._digest = (self._digest - self._digests.get(entry, 0) + digest) % _HASH_MOD
+        self._digests[entry] = digest
+        for index in self._indexes.get((res.store, skey), {}).values():
+            index.store(key, record)
+        if (res.store, skey) in self._max_int and _is_int(key):
+            self._max_int[(res.store, skey)] = max(self._max_int[(res.store, skey)], int(key))
+        self.changed()
+
+    def next_integer_id(self, world: World, res: Resource, scope: tuple[str, ...]) -> int:
+        slot = (res.store, scope_key(scope))
+        if slot not in self._max_int:
+            keys = [*world.base(res, scope), *self.overlay.get(res.store, {}).get(slot[1], {})]
+            self._max_int[slot] = max((int(k) for k in keys if _is_int(k)), default=0)
+        return self._max_int[slot] + 1
+
+
+def _is_int(key: str) -> bool:
+    # int() refuses more than 4,300 digits (CPython's limit); such a key is a string id
+    return len(key) <= 4300 and key.lstrip("-").isdigit()

@@ -1,0 +1,1 @@
+"""toolgrad.dataset.runner."""

@@ -1,0 +1,452 @@
+"""The dataset on disk: one :class:`~toolgrad.records.Sample` per JSONL line, and the run that fills it.
+
+What a caller may rely on:
+
+* **Canonical lines.** A line is ``orjson.dumps(sample.model_dump(mode="json"), OPT_SORT_KEYS)``
+  plus ``\\n``; ``Sample.id`` is the sha256 of that JSON without the ``id`` key. Records hold no
+  timings, hosts or dates, so the same seeds and settings give the same bytes, whatever the
+  concurrency or ``PYTHONHASHSEED``.
+* **Seeds ascending.** Samples complete in any order and are written in seed order (completions
+  that arrive early wait in a bounded buffer). A failed seed (no successful update) is not
+  written; the run summary lists it.
+* **Crash-safe and resumable.** The file grows by :class:`~toolgrad.dataset.files.LineFile` commits
+  (``os.replace`` of a finished copy), so ``kill -9`` at any moment leaves only whole lines.
+  Rerunning with the same output resumes: seeds already in the file are skipped, and since
+  lines are written in seed order, a requested seed below the file's highest one that is absent
+  failed before and is not retried. A trailing partial line (a file written by other means,
+  or a power loss) is truncated with a warning.
+* **One writer.** A run holds an exclusive lock on ``<output>.lock`` (its pid inside); a second
+  run on the same output stops at once with an error naming that pid. The kernel drops the lock
+  when the holder exits or dies.
+* **Beside the data.** ``data.summary.json`` (the :class:`~toolgrad.records.RunSummary`: what
+  varies run to run) and ``data.schema.json`` (the record's JSON Schema), both written
+  atomically (temporary file + ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+import simulator
+from simulator.environments.environment import environment_folders, shipped_environments
+from toolgrad import __version__
+from toolgrad.backends.base import CacheMiss, EndpointError
+from toolgrad.loop.policy import Policy
+from toolgrad.loop.sample import SampleOutcome, run_sample
+from toolgrad.records import SCHEMA_VERSION, Provenance, RunSummary, Sample
+from toolgrad.settings import GenerateSettings, RunIncomplete, ToolgradError, sidecar
+from toolgrad.toolbox import Toolbox
+
+from .files import LineFile, OutputLocked, exclusive_writer, write_json_atomic
+
+SUMMARY_SUFFIX = ".summary.json"
+SCHEMA_SUFFIX = ".schema.json"
+
+# -- records ------------------------------------------------------------------------------------
+
+
+def encode_sample(sample: Sample) -> bytes:
+    """The sample's line, newline included."""
+    return orjson.dumps(sample.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS) + b"\n"
+
+
+def sample_id(record: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of a record without its ``id``."""
+    body = {k: v for k, v in record.items() if k != "id"}
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def build_sample(outcome: SampleOutcome, provenance: Provenance) -> Sample:
+    """The dataset record for a successful outcome (``outcome.ok``), its id computed."""
+    draft = Sample(
+        id="", seed=outcome.seed, query=outcome.workflow.query, answer=outcome.workflow.answer,
+        chains=outcome.workflow.chains, candidate_tools=outcome.candidate_tools, trace=outcome.trace,
+        provenance=provenance.model_copy(update={"cache_keys": list(outcome.cache_keys)}), cost=outcome.cost,
+    )
+    record = draft.model_dump(mode="json")
+    return Sample.model_validate({**record, "id": sample_id(record)})
+
+
+def read_samples(path: str | Path) -> Iterator[Sample]:
+    """Every sample in a dataset file (a trailing partial line is ignored)."""
+    with open(path, "rb") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.endswith(b"\n"):
+                return
+            try:
+                yield Sample.model_validate(orjson.loads(line))
+            except (orjson.JSONDecodeError, ValueError) as exc:
+                raise ToolgradError(f"{path}:{number}: not a dataset record: {exc}") from exc
+
+
+# -- provenance ---------------------------------------------------------------------------------
+
+
+def _version(dist: str) -> str:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return ""
+
+
+def package_versions() -> dict[str, str]:
+    return {"simulator": simulator.__version__, "toolgrad": __version__,
+            "faker": _version("faker"), "openai": _version("openai")}
+
+
+@lru_cache(maxsize=1)
+def git_revision() -> str:
+    """``git rev-parse HEAD`` of the checkout toolgrad runs from; "" when it is not one."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return ""
+    try:
+        done = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def make_provenance(settings: GenerateSettings, toolbox: Toolbox, llm: str) -> Provenance:
+    generator = {**settings.generator_config().to_json(), "environments": sorted(toolbox.environments)}
+    if llm != "offline":  # a model's sampling temperature is part of how its samples were made
+        generator["temperature"] = settings.temperature
+    return Provenance(
+        environments=toolbox.fingerprints(), generator=generator, llm=llm,
+        model=settings.model if llm != "offline" else "", base_url=settings.base_url if llm != "offline" else "",
+        versions=package_versions(), git_revision=git_revision(),
+        environment_paths=environment_paths(toolbox, Path(settings.output).resolve().parent),
+    )
+
+
+def environment_paths(toolbox: Toolbox, dataset_dir: Path) -> dict[str, str]:
+    """Where each environment not available by name came from, relative to ``dataset_dir`` (so a
+    dataset and its environments can move together)."""
+    by_name = environment_folders()
+    paths = {}
+    for name, env in sorted(toolbox.environments.items()):
+        if name in by_name:
+            continue
+        origin = env.directory if env.directory is not None else env.spec.source
+        paths[name] = Path(os.path.relpath(Path(origin).resolve(), dataset_dir)).as_posix()
+    return paths
+
+
+# -- the file -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Existing:
+    seeds: list[int] = field(default_factory=list)
+    first: Provenance | None = None
+    truncated: int = 0  # bytes of a partial last line removed
+
+
+def open_existing(path: Path) -> Existing:
+    """Read what a previous run left; truncate a trailing partial line."""
+    found = Existing()
+    if not path.exists():
+        return found
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        found.truncated = len(data) - end
+        with open(path, "r+b") as fh:
+            fh.truncate(end)
+            os.fsync(fh.fileno())
+    for number, line in enumerate(data[:end].splitlines(), 1):
+        try:
+            record = orjson.loads(line)
+            found.seeds.append(int(record["seed"]))
+            if record.get("schema_version") != SCHEMA_VERSION:
+                raise ToolgradError(f"{path}:{number}: a schema {record.get('schema_version')} record; this toolgrad "
+                                    f"writes schema {SCHEMA_VERSION}: write to a new output file")
+            if found.first is None:
+                found.first = Provenance.model_validate(record["provenance"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ToolgradError(f"{path}:{number}: not a dataset record ({exc}); use a new output file") from exc
+    if found.seeds != sorted(found.seeds) or len(set(found.seeds)) != len(found.seeds):
+        raise ToolgradError(f"{path}: seeds are not strictly ascending; it was not written by toolgrad generate")
+    return found
+
+
+# -- events -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    output: str
+    seed: int
+    requested: int
+    pending: int
+    already: int
+    environments: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class SampleDone:
+    seed: int
+    ok: bool
+    calls: int
+    model_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    error: str = ""  # why a failed seed failed (the last stage error)
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    summary: RunSummary
+
+
+Event = RunStarted | SampleDone | Notice | RunFinished
+EventSink = Callable[[Event], None]
+PolicyFactory = Callable[[Toolbox], Policy]
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+def policy_factory_for(settings: GenerateSettings) -> PolicyFactory:
+    if settings.llm == "offline":
+        from toolgrad.policies.offline.policy import OfflinePolicy
+
+        return OfflinePolicy
+    if not settings.model:
+        raise ToolgradError("--llm openai needs --model (or TOOLGRAD_MODEL)")
+    try:
+        from toolgrad.backends.preflight import check_endpoint
+        from toolgrad.policies.model.policy import make_llm_policy  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as exc:
+        raise ToolgradError(f"--llm openai is not available: toolgrad.policies.model.policy.make_llm_policy "
+                            f"could not be imported ({exc})") from exc
+    if not settings.replay_only:
+        try:
+            check_endpoint(settings.base_url, settings.model)
+        except EndpointError as exc:
+            raise ToolgradError(f"the model endpoint is not usable: {exc}") from None
+
+    def factory(toolbox: Toolbox) -> Policy:
+        policy: Policy = make_llm_policy(model=settings.model, base_url=settings.base_url,
+                                         cache_dir=settings.cache, replay_only=settings.replay_only,
+                                         temperature=settings.temperature)
+        return policy
+
+    return factory
+
+
+def environment_refs(settings: GenerateSettings) -> list[str]:
+    refs = list(settings.envs) or shipped_environments()
+    if not refs:
+        raise ToolgradError("no environment: pass --env NAME|DIR|SPEC (no shipped environments were found)")
+    return refs
+
+
+class _Workers:
+    """One toolbox per worker thread: the in-process simulator is not thread-safe."""
+
+    def __init__(self, refs: list[str], first: Toolbox) -> None:
+        self.refs = refs
+        self.local = threading.local()
+        self.local.toolbox = first  # the calling thread's (used when concurrency is 1)
+
+    def toolbox(self) -> Toolbox:
+        box = getattr(self.local, "toolbox", None)
+        if box is None:
+            box = self.local.toolbox = Toolbox.in_process(self.refs)
+        return box
+
+
+def generate_dataset(
+    settings: GenerateSettings, *, events: EventSink | None = None, policy_factory: PolicyFactory | None = None,
+) -> RunSummary:
+    """Generate (or resume) the dataset ``settings.output``; returns the run summary, also
+    written beside it. ``policy_factory`` (toolbox -> policy, called once per sample) overrides
+    the policy that ``settings.llm`` names. One writer at a time: the run holds
+    ``<output>.lock``, and a second run on the same output raises :class:`ToolgradError` naming
+    the holder's pid."""
+    out = Path(settings.output)
+    if out.parent and not out.parent.exists():
+        raise ToolgradError(f"output directory {out.parent} does not exist")
+    with sole_writer(out):
+        return _generate_locked(settings, events, policy_factory)
+
+
+@contextmanager
+def sole_writer(out: Path) -> Iterator[None]:
+    """Hold ``out``'s writer lock (:func:`toolgrad.dataset.files.exclusive_writer`) for the block;
+    :class:`ToolgradError` naming the holder's pid when another live process writes it."""
+    try:
+        with exclusive_writer(out):
+            yield
+    except OutputLocked as exc:
+        raise ToolgradError(str(exc)) from None
+
+
+def _generate_locked(
+    settings: GenerateSettings, events: EventSink | None, policy_factory: PolicyFactory | None,
+) -> RunSummary:
+    emit = events or (lambda event: None)
+    started = time.perf_counter()
+    refs = environment_refs(settings)
+    factory = policy_factory or policy_factory_for(settings)
+    first_box = Toolbox.in_process(refs)
+    probe = factory(first_box)
+    provenance = make_provenance(settings, first_box, probe.name)
+    config = settings.generator_config()
+    out = Path(settings.output)
+    existing = open_existing(out)
+    if existing.truncated:
+        emit(Notice(f"{out}: removed a partial last line ({existing.truncated} bytes) left by a crash"))
+    if existing.first is not None:
+        _check_compatible(out, existing.first, provenance, emit)
+    done = set(existing.seeds)
+    top = max(existing.seeds, default=None)
+    requested = settings.seeds()
+    skipped = [s for s in requested if s not in done and top is not None and s < top]
+    pending = [s for s in requested if s not in done and (top is None or s > top)]
+    if skipped:
+        emit(Notice(f"{len(skipped)} requested seed(s) below the file's highest seed ({top}) are absent: they "
+                    "failed in an earlier run (or belong to another seed range) and are not retried"))
+    write_json_atomic(sidecar(out, SCHEMA_SUFFIX), Sample.model_json_schema())
+    emit(RunStarted(str(out), settings.seed, len(requested), len(pending), len(requested) - len(pending) - len(skipped),
+                    sorted(first_box.environments)))
+
+    workers = _Workers(refs, first_box)
+    totals = {"model_calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "tool_calls": 0}
+    traffic = {"model_requests": 0, "cache_hits": 0}
+    failed: list[int] = list(skipped)
+    written = 0
+
+    def one(seed: int) -> SampleOutcome:
+        box = workers.toolbox()
+        try:
+            return run_sample(box, factory(box), seed, config, session=f"seed-{seed}")
+        except (CacheMiss, EndpointError) as exc:
+            raise _SeedStopped(seed, exc) from exc
+        finally:
+            box.forget_snapshots()
+
+    writer = LineFile(out)
+    stopped: _SeedStopped | None = None
+    try:
+        for outcome in _in_seed_order(one, pending, settings.concurrency):
+            for key in totals:
+                totals[key] += getattr(outcome.cost, key)
+            for key in traffic:
+                traffic[key] += getattr(outcome, key)
+            error, line = "", b""
+            if outcome.ok:
+                try:
+                    line = encode_sample(build_sample(outcome, provenance))
+                except TypeError as exc:  # e.g. an integer wider than 64 bits: orjson refuses it
+                    error = f"the record cannot be written as canonical JSON: {exc}"
+            else:
+                errors = [it.error for it in outcome.trace.iterations if it.error]
+                error = errors[-1] if errors else "no successful update"
+            if line:
+                writer.append(line)
+                written += 1
+            else:
+                failed.append(outcome.seed)
+            emit(SampleDone(outcome.seed, bool(line), outcome.calls(), outcome.cost.model_calls,
+                            outcome.cost.prompt_tokens, outcome.cost.completion_tokens, error))
+    except _SeedStopped as exc:
+        stopped = exc
+    finally:
+        writer.close()
+    wall = time.perf_counter() - started
+    ran = pending if stopped is None else [s for s in pending if s < stopped.seed]
+    seeds = sorted(done | {s for s in ran if s not in failed})
+    summary = RunSummary(
+        dataset=str(out), samples=len(seeds), seeds=seeds, new_samples=written, failed_seeds=sorted(failed),
+        stopped=str(stopped or ""),
+        wall_seconds=round(wall, 3), samples_per_second=round(written / wall, 3) if wall > 0 else 0.0,
+        config={**settings.model_dump(mode="json"), "generator": config.to_json(),
+                "environments": sorted(first_box.environments), "schema": str(sidecar(out, SCHEMA_SUFFIX))},
+        **totals, **traffic,
+    )
+    write_json_atomic(sidecar(out, SUMMARY_SUFFIX), summary.model_dump(mode="json"))
+    emit(RunFinished(summary))
+    if stopped is not None:
+        resume = "" if stopped.exit_code == 2 else ", and the same command resumes from there"
+        incomplete = RunIncomplete(f"the run stopped at {stopped}; {out} keeps the {written} sample(s) written "
+                                   f"before it{resume}")
+        incomplete.exit_code = stopped.exit_code
+        raise incomplete from stopped
+    return summary
+
+
+class _SeedStopped(RunIncomplete):
+    """Seed ``seed`` hit a model failure that stops the run; seeds from it on did not run. A
+    replay-only cache miss is bad input (exit 2: the cache does not hold this run); a failed
+    endpoint is an incomplete run (exit 1)."""
+
+    def __init__(self, seed: int, cause: Exception) -> None:
+        super().__init__(f"seed {seed}: {cause}")
+        self.seed = seed
+        self.exit_code = 2 if isinstance(cause, CacheMiss) else 1
+
+
+def _check_compatible(out: Path, found: Provenance, current: Provenance, emit: EventSink) -> None:
+    keys = ("environments", "generator", "llm", "model", "base_url")
+    differs = [k for k in keys if getattr(found, k) != getattr(current, k)]
+    if differs:
+        raise ToolgradError(
+            f"{out} was generated with other settings ({', '.join(differs)} differ); "
+            "resume with the same flags or write to a new file")
+    if (found.versions, found.git_revision) != (current.versions, current.git_revision):
+        emit(Notice(f"{out}: resuming with other package versions or git revision than the existing records"))
+
+
+def _in_seed_order(work: Callable[[int], SampleOutcome], seeds: list[int], concurrency: int) -> Iterator[SampleOutcome]:
+    """``work(seed)`` for every seed, ``concurrency`` at a time, yielded in the order of ``seeds``."""
+    if concurrency <= 1:
+        for seed in seeds:
+            yield work(seed)
+        return
+    window = concurrency * 4  # completed-but-unwritten results are bounded by this
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="toolgrad-sample")
+    inflight: dict[Future[SampleOutcome], int] = {}
+    ready: dict[int, SampleOutcome] = {}
+    submitted = 0
+    emitted = 0
+    try:
+        while emitted < len(seeds):
+            while submitted < len(seeds) and submitted - emitted < window and len(inflight) < concurrency * 2:
+                inflight[pool.submit(work, seeds[submitted])] = seeds[submitted]
+                submitted += 1
+            finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            for future in finished:
+                seed = inflight.pop(future)
+                try:
+                    ready[seed] = future.result()
+                except ToolgradError:
+                    raise
+                except Exception as exc:
+                    raise RuntimeError(f"seed {seed}: {type(exc).__name__}: {exc}") from exc
+            while emitted < len(seeds) and seeds[emitted] in ready:
+                yield ready.pop(seeds[emitted])
+                emitted += 1
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)

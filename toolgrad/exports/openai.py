@@ -1,0 +1,164 @@
+"""Exports of a dataset to training formats: OpenAI chat fine-tuning, the paper's single-turn
+call lists (with irrelevance negatives), BFCL's own layout (:mod:`toolgrad.exports.bfcl`) and a
+Hugging Face dataset repository (:mod:`toolgrad.exports.hf`).
+
+Every choice (distractor tools, which samples become negatives) is drawn from
+``sha256(seed, sample id, ...)``, so an export is a pure function of (dataset, settings).
+
+* ``openai``: one JSON object per line, ``{"messages": [...], "tools": [...]}``: the user query,
+  one assistant turn per call (``tool_calls`` with a deterministic id), each result as a
+  ``tool`` message (``{"status": ..., "body": ...}``, what the model saw at generation time),
+  and the final answer. ``tools`` holds the sample's tools plus distractors, shuffled.
+* ``calls``: one object per line, ``{"id", "messages", "tools", "target", "negative"}``: a system
+  prompt listing the candidate tools (relevant ones plus distractors), the query, and the
+  assistant's calls as JSON ``[{"name": ..., "arguments": {...}}]``. ``round(negatives * N)``
+  samples (chosen by hash) become irrelevance negatives: their relevant tools are removed
+  from the candidates and the target is ``[]``.
+  ``toolgrad eval-calls`` reads it; BFCL's own tools do not (use ``bfcl`` for those).
+* ``bfcl``: a directory in BFCL's layout, see :mod:`toolgrad.exports.bfcl`.
+* ``hf``: a dataset repository (nested messages and tools, splits, a dataset card), see
+  :mod:`toolgrad.exports.hf`.
+
+Distractors come from every tool of the dataset's environments when those load by name with
+the recorded spec hash (shipped environments), else from the tools the dataset's samples use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from simulator.environments.environment import load_environment
+from simulator.errors import SimulatorError
+from toolgrad.dataset.files import write_lines_atomic
+from toolgrad.dataset.runner import read_samples
+from toolgrad.records import Sample
+from toolgrad.sampling import stable_hash, stable_sample, stable_shuffle
+from toolgrad.settings import ExportSettings, ToolgradError
+from toolgrad.toolbox import Toolbox
+
+SYSTEM_PROMPT = (
+    "You are an expert in composing functions. You are given a question and a set of possible functions. "
+    "Based on the question, make one or more function calls to achieve the purpose. If none of the "
+    "functions can be used, return an empty list. Reply with only a JSON list of calls, each "
+    '{{"name": <function name>, "arguments": {{...}}}}, in the order they must run.\n\n'
+    "Here is the list of functions you can invoke, in JSON format:\n{tools}"
+)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def tool_name(spec: dict[str, Any]) -> str:
+    return str(spec.get("function", {}).get("name", ""))
+
+
+def calls_of(sample: Sample) -> list[dict[str, Any]]:
+    """The sample's calls in replay order, as ``{"name", "arguments"}``."""
+    return [{"name": s.tool, "arguments": s.arguments} for s in sample.steps()]
+
+
+def tool_pool(samples: list[Sample]) -> dict[str, dict[str, Any]]:
+    """Tool name -> OpenAI spec for every tool distractors may be drawn from."""
+    pool: dict[str, dict[str, Any]] = {}
+    for sample in samples:
+        for spec in sample.candidate_tools:
+            pool.setdefault(tool_name(spec), spec)
+    groups = {tuple(sorted(s.provenance.generator.get("environments", []))): s.provenance.environments
+              for s in samples}
+    for names, fingerprints in sorted(groups.items()):
+        try:
+            envs = {n: load_environment(n) for n in names}
+        except (SimulatorError, OSError):
+            continue
+        if any(envs[n].spec.sha256 != fingerprints.get(n, {}).get("spec_sha256") for n in names):
+            continue
+        box = Toolbox({}, envs)  # tool lists only: no sandbox is started
+        for name in box.names():
+            pool.setdefault(name, box.tools[name].openai())
+    return pool
+
+
+def candidates_for(sample: Sample, pool: dict[str, dict[str, Any]], distractors: int, seed: int,
+                   *, negative: bool = False) -> list[dict[str, Any]]:
+    relevant = {tool_name(t) for t in sample.candidate_tools}
+    others = sorted(n for n in pool if n not in relevant)
+    picked = [pool[n] for n in stable_sample(others, distractors, "distractors", seed, sample.id)]
+    tools = picked if negative else [*sample.candidate_tools, *picked]
+    return stable_shuffle(tools, "order", seed, sample.id, key=tool_name)
+
+
+def call_id(sample: Sample, index: int) -> str:
+    return "call_" + stable_hash("call", sample.id, index)[:24]
+
+
+def openai_record(sample: Sample, tools: list[dict[str, Any]]) -> dict[str, Any]:
+    messages: list[dict[str, Any]] = [{"role": "user", "content": sample.query}]
+    for index, step in enumerate(sample.steps()):
+        cid = call_id(sample, index)
+        messages.append({"role": "assistant", "content": None, "tool_calls": [
+            {"id": cid, "type": "function", "function": {"name": step.tool, "arguments": _dumps(step.arguments)}}]})
+        messages.append({"role": "tool", "tool_call_id": cid,
+                         "content": _dumps({"status": step.status, "body": step.response})})
+    messages.append({"role": "assistant", "content": sample.answer})
+    return {"messages": messages, "tools": tools}
+
+
+def bfcl_record(sample: Sample, tools: list[dict[str, Any]], *, negative: bool) -> dict[str, Any]:
+    target = [] if negative else calls_of(sample)
+    system = SYSTEM_PROMPT.format(tools=_dumps([t["function"] for t in tools]))
+    return {
+        "id": sample.id,
+        "messages": [{"role": "system", "content": system}, {"role": "user", "content": sample.query},
+                     {"role": "assistant", "content": _dumps(target)}],
+        "tools": [tool_name(t) for t in tools],
+        "target": target,
+        "negative": negative,
+    }
+
+
+def negative_ids(samples: list[Sample], rate: float, seed: int) -> set[str]:
+    count = round(rate * len(samples))
+    return set(stable_sample([s.id for s in samples], count, "negatives", seed))
+
+
+def export_rows(samples: list[Sample], settings: ExportSettings) -> list[dict[str, Any]]:
+    pool = tool_pool(samples)
+    rows = []
+    if settings.format == "calls":
+        negatives = negative_ids(samples, settings.negatives, settings.seed)
+        for sample in samples:
+            neg = sample.id in negatives
+            tools = candidates_for(sample, pool, settings.distractors, settings.seed, negative=neg)
+            rows.append(bfcl_record(sample, tools, negative=neg))
+        return rows
+    for sample in samples:
+        tools = candidates_for(sample, pool, settings.distractors, settings.seed)
+        rows.append(openai_record(sample, tools))
+    return rows
+
+
+def export_dataset(settings: ExportSettings) -> int:
+    """Write the export; returns the number of records (items, for bfcl; rows over all splits,
+    for hf)."""
+    if settings.format == "bfcl":
+        from .bfcl import export_bfcl
+
+        return sum(export_bfcl(settings)["counts"].values())
+    if settings.format == "hf":
+        from .hf import export_hf
+
+        return sum(export_hf(settings).values())
+    source = Path(settings.input)
+    if not source.is_file():
+        raise ToolgradError(f"{source}: no such dataset file")
+    samples = list(read_samples(source))
+    out = Path(settings.output)
+    if not out.parent.exists():
+        raise ToolgradError(f"output directory {out.parent} does not exist")
+    rows = export_rows(samples, settings)
+    write_lines_atomic(out, (orjson.dumps(row, option=orjson.OPT_SORT_KEYS) + b"\n" for row in rows))
+    return len(rows)

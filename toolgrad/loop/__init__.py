@@ -1,0 +1,1 @@
+"""toolgrad.loop.sample."""

@@ -1,0 +1,91 @@
+"""Argument values from schemas: whether an earlier value fits an argument, the value as the
+argument's type, and a plausible value when nothing earlier feeds it (enum members, small
+integer ranges, defaults and examples, else :func:`simulator.datagen.generate.generate_value`), each
+drawn from a stable hash of the caller's salt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simulator.datagen.generate import compile_schema, generate_value
+from simulator.spec.model import JSONSchema
+from simulator.spec.navigation import array_items, deref, object_properties, primary_type, required_properties
+from toolgrad.sampling import stable_hash, stable_int
+
+from .catalog import ArgSpec
+
+
+def fits(value: Any, schema: JSONSchema) -> bool:
+    node = deref(schema, schema)
+    enum = node.get("enum")
+    if isinstance(enum, list) and value not in enum and str(value) not in [str(e) for e in enum]:
+        return False
+    kind = primary_type(schema, node) or "string"
+    if kind == "integer":
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, str) and value.lstrip("-").isdigit()
+        )
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "string":
+        return isinstance(value, (str, int)) and not isinstance(value, bool)
+    return kind not in ("object", "array", "boolean")
+
+
+def coerce(value: Any, schema: JSONSchema) -> Any:
+    kind = primary_type(schema, deref(schema, schema)) or "string"
+    if kind == "integer" and isinstance(value, str):
+        return int(value)
+    if kind == "string" and isinstance(value, int):
+        return str(value)
+    return value
+
+
+def generate(schema: JSONSchema, salt: tuple[Any, ...], name: str | None) -> Any:
+    try:
+        return generate_value(schema, stable_hash("offline", *salt), name=name)
+    except ValueError:
+        return None
+
+
+def minimal(schema: JSONSchema, salt: tuple[Any, ...], name: str | None) -> Any:
+    """A generated value with only what the schema requires: objects keep their required
+    properties, lists their first ``minItems`` items (at least one), recursively; the full
+    generated value when the pruned one does not validate."""
+    value = generate(schema, salt, name)
+    if not isinstance(value, (dict, list)):
+        return value
+    pruned = _prune(schema, schema, value)
+    return pruned if compile_schema(schema).is_valid(pruned) else value
+
+
+def _prune(root: JSONSchema, node: Any, value: Any) -> Any:
+    if isinstance(value, dict):
+        required = set(required_properties(root, node))
+        props = object_properties(root, node)
+        return {k: _prune(root, props.get(k, {}), v) for k, v in value.items() if k in required}
+    if isinstance(value, list):
+        items = array_items(root, node) or {}
+        keep = max(1, int(deref(root, node).get("minItems", 0) or 0))
+        return [_prune(root, items, v) for v in value[:keep]]
+    return value
+
+
+def plausible(arg: ArgSpec, salt: tuple[Any, ...]) -> Any:
+    node = deref(arg.schema, arg.schema)
+    pick = stable_int(*salt, arg.name)
+    enum = node.get("enum")
+    if isinstance(enum, list) and enum:
+        return enum[pick % len(enum)]
+    low, high = node.get("minimum"), node.get("maximum")
+    if node.get("type") == "integer" and isinstance(low, int) and isinstance(high, int) and high >= low:
+        return low + pick % (high - low + 1)
+    for key in ("default", "example"):
+        if key in node:
+            return node[key]
+    examples = node.get("examples")
+    if isinstance(examples, list) and examples:
+        return examples[pick % len(examples)]
+    value = minimal(arg.schema, (*salt, arg.name), arg.name)
+    return value if value is not None else ("" if primary_type(arg.schema, node) == "string" else 1)

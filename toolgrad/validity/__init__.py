@@ -1,0 +1,1 @@
+"""toolgrad.validity.checks."""

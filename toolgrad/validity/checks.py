@@ -1,0 +1,302 @@
+"""Whether a sample is valid, checked deterministically and without a model. The generator's loop
+rejects an update that fails a per-sample check, and the certifier reports each check, so both
+use these functions (one implementation).
+
+* **solvable**: every scalar leaf of every step's arguments (``/body/dashboard_id``) is
+  - *exempt*: null or a blank string (it carries no value), a credential (an argument an
+    apiKey security scheme names), or fixed by the tool's schema (the ``const``, the only
+    ``enum`` member, or the ``default`` at that place); or
+  - *stated in the query*, after the normalisation of :mod:`toolgrad.validity.statements` (case,
+    whitespace, number formatting; a boolean by its property name); or
+  - *taken from an earlier response*: a recorded source (at the leaf's pointer or an enclosing
+    one) names a step earlier in replay order whose response holds the value at that pointer,
+    and for every list with several items on the way to it, the query names the item (it
+    states an identifying value of it, see :func:`names_item`). "The 3rd item" names nothing.
+* **grounded**: every concrete value the answer states (quoted strings, and words holding a
+  digit, an ``@`` or an inner ``_``; see :func:`toolgrad.validity.statements.answer_values`) occurs in a
+  response of the chain: equal to a scalar (numbers by value), inside a string scalar as a whole
+  word, a step's HTTP status, or a whole number equal to the length of a list in a response (a
+  count).
+* **coherent**: no step takes values it was not told from different items of one list
+  response unless the query names each of those items; and every step is *needed*: it may
+  change state (its method is not GET, HEAD or OPTIONS: a write is taken as asked for), or a
+  later step takes an argument from it, or the answer states a value of its response.
+* **unique** (per dataset): no two samples share an id or a seed (:func:`duplicate_findings`).
+
+What these checks do not prove: that a stated value went to the right argument, that a boolean
+was stated the right way round, that an unquoted name in the answer is right, or that the query
+is one a person would make (``certify --judge`` asks a model that last question).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from toolgrad.json_values import (
+    escape_pointer_token,
+    leaf_key,
+    leaves,
+    loosely_equal,
+    pointer_tokens,
+    resolve_pointer,
+    top_argument,
+)
+from toolgrad.json_values import is_nontrivial as _identifying
+from toolgrad.records import ArgumentSource, Chain, Step
+
+from .statements import ResponseIndex, Text, answer_values
+from .tool_terms import TermsOf, ToolTerms
+
+CHECKS = ("replay", "solvable", "grounded", "coherent", "unique")
+SAMPLE_CHECKS = ("solvable", "grounded", "coherent")  # pure functions of one sample
+_ID_DEPTH = 2  # how deep inside a list item an identifying value may sit
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Why a check fails: the first offending step (when there is one), the place (a pointer
+    into that step's arguments, or ``answer``) and the value there."""
+
+    check: str
+    reason: str
+    chain: int | None = None
+    step: int | None = None
+    at: str = ""
+    value: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"check": self.check, "reason": self.reason, "chain": self.chain, "step": self.step,
+                "at": self.at, "value": self.value}
+
+    def describe(self) -> str:
+        where = "" if self.chain is None else f" at chain {self.chain} step {self.step}"
+        place = f", {self.at}" if self.at else ""
+        value = f" = {self.value!r}" if self.value is not None else ""
+        return f"{self.check}{where}{place}{value}: {self.reason}"
+
+
+def _located(chains: Sequence[Chain]) -> list[tuple[int, int, Step]]:
+    return [(ci, si, s) for ci, c in enumerate(chains) for si, s in enumerate(c.steps)]
+
+
+# -- solvable -----------------------------------------------------------------------------------
+
+
+def exemption(terms: ToolTerms | None, pointer: str, value: Any) -> str:
+    """Why the value at ``pointer`` needs no statement and no source ("" when it needs one)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return "it carries no value"
+    if terms is None:
+        return ""
+    if top_argument(pointer) in terms.credentials:
+        return "a credential"
+    return terms.fixed_by_schema(pointer, value)
+
+
+def source_of(step: Step, pointer: str) -> tuple[ArgumentSource, str] | None:
+    """The recorded source of the leaf at ``pointer`` (its own, or an enclosing object's) and
+    the pointer of the leaf's value in the source step's response."""
+    source = step.sources.get(pointer)
+    if source is not None:
+        return source, source.pointer
+    for at, enclosing in step.sources.items():
+        if pointer.startswith(at + "/"):
+            return enclosing, enclosing.pointer + pointer[len(at):]
+    return None
+
+
+def _source_problem(chains: Sequence[Chain], ci: int, si: int, source: ArgumentSource, at: str, value: Any) -> str:
+    where = f"chain {source.chain} step {source.step}"
+    if not (0 <= source.chain < len(chains) and 0 <= source.step < len(chains[source.chain].steps)):
+        return f"its recorded source, {where}, is not a step of the sample"
+    if (source.chain, source.step) >= (ci, si):
+        return f"its recorded source, {where}, does not come before it"
+    found, held = resolve_pointer(chains[source.chain].steps[source.step].response, at)
+    if not found or not (held == value or loosely_equal(held, value)):
+        return f"its recorded source, {at!r} in {where}, does not hold it"
+    return ""
+
+
+def _identifiers(item: Any, pointer: str = "", depth: int = 0) -> list[tuple[str, Any]]:
+    """(pointer, value) of the identifying scalars of a list item: strings of 3+ characters and
+    numbers other than 0/1, in objects up to :data:`_ID_DEPTH` deep (not inside lists)."""
+    if not isinstance(item, dict) or depth >= _ID_DEPTH:
+        return []
+    out: list[tuple[str, Any]] = []
+    for key, value in item.items():
+        here = f"{pointer}/{escape_pointer_token(str(key))}"
+        if isinstance(value, dict):
+            out.extend(_identifiers(value, here, depth + 1))
+        elif _identifying(value):
+            out.append((here, value))
+    return out
+
+
+def item_identifiers(items: list[Any], index: int) -> list[tuple[str, Any]]:
+    """(pointer inside the item, value) of the identifying values of ``items[index]`` that no
+    other item holds at the same place: what a text may name that item by. A scalar item is its
+    own identifier (pointer "")."""
+    item = items[index]
+    if not isinstance(item, (dict, list)):
+        return [("", item)]
+    others = [dict(_identifiers(other)) for j, other in enumerate(items) if j != index and isinstance(other, dict)]
+    return [(at, value) for at, value in _identifiers(item)
+            if not any(at in other and loosely_equal(other[at], value) for other in others)]
+
+
+def names_item(text: Text, items: list[Any], index: int) -> bool:
+    """Whether the text names ``items[index]``: it states one of its :func:`item_identifiers`."""
+    return any(text.states(value) for _, value in item_identifiers(items, index))
+
+
+def lists_on_path(response: Any, at: str) -> list[tuple[str, list[Any], int]]:
+    """(list pointer, list, index) for every list that pointer ``at`` goes through."""
+    out: list[tuple[str, list[Any], int]] = []
+    node, here = response, ""
+    for token in pointer_tokens(at):
+        if isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            out.append((here, node, int(token)))
+            node = node[int(token)]
+        elif isinstance(node, dict) and token in node:
+            node = node[token]
+        else:
+            break
+        here += "/" + escape_pointer_token(token)
+    return out
+
+
+def _unnamed_item(chains: Sequence[Chain], text: Text, source: ArgumentSource, at: str) -> str:
+    response = chains[source.chain].steps[source.step].response
+    for list_at, items, index in lists_on_path(response, at):
+        if len(items) > 1 and not names_item(text, items, index):
+            return (f"it is taken from item {index + 1} of the {len(items)}-item list at {list_at or '/'!r} "
+                    f"of chain {source.chain} step {source.step}, which the query does not name")
+    return ""
+
+
+def _leaf_problem(chains: Sequence[Chain], text: Text, terms: ToolTerms | None, ci: int, si: int,
+                  pointer: str, value: Any) -> str:
+    if exemption(terms, pointer, value) or text.states(value, leaf_key(pointer)):
+        return ""
+    step = chains[ci].steps[si]
+    found = source_of(step, pointer)
+    if found is None:
+        return "neither stated in the query nor taken from an earlier response"
+    source, at = found
+    return _source_problem(chains, ci, si, source, at, value) or _unnamed_item(chains, text, source, at)
+
+
+def check_solvable(chains: Sequence[Chain], query: str, terms: TermsOf) -> Finding | None:
+    """The first argument value a user of ``query`` could not know (see the module text)."""
+    text = Text.of(query)
+    for ci, si, step in _located(chains):
+        tool = terms(step)
+        for pointer, value in leaves(step.arguments):
+            reason = _leaf_problem(chains, text, tool, ci, si, pointer, value)
+            if reason:
+                return Finding("solvable", reason, ci, si, pointer, value)
+    return None
+
+
+# -- grounded -----------------------------------------------------------------------------------
+
+
+def check_grounded(chains: Sequence[Chain], answer: str) -> Finding | None:
+    """The first concrete value of the answer that no response of the chain holds."""
+    steps = [s for _, _, s in _located(chains)]
+    index = ResponseIndex.of((s.response for s in steps), (s.status for s in steps))
+    for value in answer_values(answer):
+        if not index.holds(value):
+            return Finding("grounded", "the answer states a value that no response of the chain holds",
+                           at="answer", value=value.text)
+    return None
+
+
+# -- coherent -----------------------------------------------------------------------------------
+
+
+def _mixed_items(chains: Sequence[Chain], text: Text) -> Finding | None:
+    for ci, si, step in _located(chains):
+        picked: dict[tuple[int, int, str], dict[int, str]] = {}  # list -> item index -> argument pointer
+        for pointer, value in leaves(step.arguments):
+            found = None if text.states(value, leaf_key(pointer)) else source_of(step, pointer)
+            if found is None:
+                continue
+            source, at = found
+            if not (0 <= source.chain < len(chains) and 0 <= source.step < len(chains[source.chain].steps)):
+                continue  # solvable reports it
+            response = chains[source.chain].steps[source.step].response
+            for list_at, _, index in lists_on_path(response, at):
+                picked.setdefault((source.chain, source.step, list_at), {}).setdefault(index, pointer)
+        for (c, s, list_at), by_index in picked.items():
+            if len(by_index) < 2:
+                continue
+            _, items = resolve_pointer(chains[c].steps[s].response, list_at)
+            unnamed = sorted(i for i in by_index if not names_item(text, items, i))
+            if unnamed:
+                return Finding(
+                    "coherent",
+                    f"it takes fields from {len(by_index)} different items of the list at {list_at or '/'!r} of "
+                    f"chain {c} step {s} (items {', '.join(str(i + 1) for i in sorted(by_index))}), and the query "
+                    f"does not name item(s) {', '.join(str(i + 1) for i in unnamed)}",
+                    ci, si, ", ".join(by_index[i] for i in sorted(by_index)), [i + 1 for i in sorted(by_index)])
+    return None
+
+
+def _unneeded_step(chains: Sequence[Chain], answer: str, terms: TermsOf) -> Finding | None:
+    fed = {(src.chain, src.step) for _, _, s in _located(chains) for src in s.sources.values()}
+    stated = answer_values(answer)
+    for ci, si, step in _located(chains):
+        tool = terms(step)
+        if (tool is not None and tool.writes) or (ci, si) in fed:
+            continue
+        own = ResponseIndex.of([step.response])
+        if any(own.holds(v) for v in stated):
+            continue
+        return Finding("coherent", "the step is not needed: it changes nothing, no later step takes an argument "
+                       "from it, and the answer states nothing of its response", ci, si, value=step.tool)
+    return None
+
+
+def check_coherent(chains: Sequence[Chain], query: str, answer: str, terms: TermsOf) -> Finding | None:
+    """A step that mixes list items the query does not name, or a step that is not needed."""
+    return _mixed_items(chains, Text.of(query)) or _unneeded_step(chains, answer, terms)
+
+
+# -- every per-sample check, and unique ---------------------------------------------------------
+
+
+def sample_findings(chains: Sequence[Chain], query: str, answer: str, terms: TermsOf) -> dict[str, Finding | None]:
+    """Each per-sample check (:data:`SAMPLE_CHECKS`) -> its first finding, None when it passes."""
+    return {
+        "solvable": check_solvable(chains, query, terms),
+        "grounded": check_grounded(chains, answer),
+        "coherent": check_coherent(chains, query, answer, terms),
+    }
+
+
+def validity_problem(chains: Sequence[Chain], query: str, answer: str, terms: TermsOf) -> str:
+    """The first per-sample finding as one line ("" when every check passes): what the loop
+    rejects an update for, and what a model is asked to fix."""
+    for finding in sample_findings(chains, query, answer, terms).values():
+        if finding is not None:
+            return finding.describe()
+    return ""
+
+
+def duplicate_findings(entries: Sequence[tuple[int, str, Any]]) -> dict[int, Finding]:
+    """For (line, id, seed) of every sample of a dataset, the lines that repeat an earlier
+    line's id or seed, each with what it repeats."""
+    first_id: dict[str, int] = {}
+    first_seed: dict[Any, int] = {}
+    out: dict[int, Finding] = {}
+    for line, sample_id, seed in entries:
+        if sample_id in first_id:
+            out[line] = Finding("unique", f"the same id as line {first_id[sample_id]}", at="id", value=sample_id)
+        elif seed in first_seed:
+            out[line] = Finding("unique", f"the same seed as line {first_seed[seed]}", at="seed", value=seed)
+        first_id.setdefault(sample_id, line)
+        first_seed.setdefault(seed, line)
+    return out

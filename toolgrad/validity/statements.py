@@ -1,0 +1,214 @@
+"""What a text states: the normalisation by which a value counts as stated in a query, the
+concrete values an answer states, and whether such a value occurs in a set of responses.
+
+Pure functions; the validity checks (:mod:`toolgrad.validity.checks`) are built on them.
+
+**Normalisation.** Text and string values are compared case-folded, with every run of
+whitespace as one space and typographic quotes as plain ones. A string value is stated when it
+occurs in the query with no letter or digit joined to either end (``'sold'`` is stated by
+"been sold", not by "unsold"). A number is stated when a word of the query, stripped of
+surrounding punctuation, quotes, currency and percent signs and thousands separators, is the
+same number (``37461.0`` is stated by "37461", ``1000`` by "1,000"). A boolean is stated when its
+property name, as words (``reminder_set`` -> "reminder set"), occurs in the query: a check
+without a model cannot tell "private" from "not private".
+
+**Concrete values of an answer.** Every quoted string (``'...'``, ``"..."``, ``“...”``, ``‘...’``,
+`` `...` ``; an apostrophe inside a word, as in "pet's", opens nothing), and, outside quotes,
+every word that holds a digit (numbers, ids such as ``her-17572``, UUIDs, dates), an ``@``
+(e-mail addresses) or an inner ``_`` (identifiers). Ordinals ("3rd") are not values. Plain
+capitalised words are not checked: without a model a name cannot be told from a word (the
+``--judge`` check covers what this one cannot).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " "})
+_WORD_EDGE = "\"'`()[]{}<>,;:!?*$€£%"
+_ORDINAL = re.compile(r"^\d+(st|nd|rd|th)$")
+_NUMBER = re.compile(r"^[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?([eE][-+]?\d+)?$")
+_QUOTED = re.compile(
+    r"""(?:^|(?<=[\s(\[{:,=]))(?:'([^'\n]+?)'|"([^"\n]+?)"|`([^`\n]+?)`)(?=$|[\s.,;:!?)\]}])"""
+)
+
+
+def normal_text(text: str) -> str:
+    """Case-folded, whitespace runs as one space, typographic quotes as plain ones."""
+    return " ".join(text.translate(_QUOTES).casefold().split())
+
+
+def words_of(name: str) -> str:
+    """A property name as normalised words: ``reminderSet`` / ``reminder_set`` -> "reminder set"."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    return normal_text(re.sub(r"[_\-.]+", " ", spaced))
+
+
+def number_of(word: str) -> Decimal | None:
+    """The number a word spells (``"1,000"``, ``"37461.0"``, ``"-2"``), else None."""
+    if not _NUMBER.match(word):
+        return None
+    try:
+        return Decimal(word.replace(",", ""))
+    except InvalidOperation:
+        return None
+
+
+def _words(text: str) -> Iterator[str]:
+    return (word for _, word in _words_at(text))
+
+
+def scalar_number(value: Any) -> Decimal | None:
+    """A JSON number (or a string that spells one) as a Decimal; booleans are not numbers."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        try:
+            return Decimal(str(value))
+        except InvalidOperation:
+            return None
+    if isinstance(value, str):
+        return number_of(value.strip())
+    return None
+
+
+def contains_phrase(haystack: str, needle: str) -> bool:
+    """``needle`` occurs in ``haystack`` (both normalised) with no letter or digit joined to it."""
+    if not needle:
+        return False
+    start = haystack.find(needle)
+    while start != -1:
+        end = start + len(needle)
+        before_ok = start == 0 or not (haystack[start - 1].isalnum() and needle[0].isalnum())
+        after_ok = end == len(haystack) or not (haystack[end].isalnum() and needle[-1].isalnum())
+        if before_ok and after_ok:
+            return True
+        start = haystack.find(needle, start + 1)
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A text prepared once for many "is this value stated?" questions."""
+
+    normal: str
+    numbers: frozenset[Decimal]
+
+    @classmethod
+    def of(cls, text: str) -> Text:
+        normal = normal_text(text)
+        numbers = frozenset(n for w in _words(normal) if (n := number_of(w)) is not None)
+        return cls(normal, numbers)
+
+    def states(self, value: Any, key: str = "") -> bool:
+        """Whether the text states ``value`` (the module text says how); ``key`` is the property
+        that holds a boolean."""
+        if isinstance(value, bool):
+            return bool(key) and contains_phrase(self.normal, words_of(key))
+        number = scalar_number(value)
+        if number is not None and number in self.numbers:
+            return True
+        if isinstance(value, str):
+            return contains_phrase(self.normal, normal_text(value))
+        return False
+
+
+# -- the values an answer states ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StatedValue:
+    text: str  # as written (without its quotes)
+    quoted: bool
+
+
+def answer_values(answer: str) -> list[StatedValue]:
+    """The concrete values ``answer`` states, in order of appearance (see the module text)."""
+    text = answer.translate(_QUOTES)
+    found: list[tuple[int, StatedValue]] = []
+    last = 0
+    outside: list[tuple[int, str]] = []
+    for match in _QUOTED.finditer(text):
+        outside.append((last, text[last:match.start()]))
+        last = match.end()
+        inner = next(g for g in match.groups() if g is not None).strip()
+        if inner:
+            found.append((match.start(), StatedValue(inner, True)))
+    outside.append((last, text[last:]))
+    for offset, chunk in outside:
+        for position, word in _words_at(chunk):
+            if _ORDINAL.match(word.lower()):
+                continue
+            if any(c.isdigit() for c in word) or "@" in word or "_" in word.strip("_"):
+                found.append((offset + position, StatedValue(word, False)))
+    return [value for _, value in sorted(found, key=lambda item: item[0])]
+
+
+def _words_at(text: str) -> Iterator[tuple[int, str]]:
+    """(offset, word) for each whitespace-separated word stripped of quotes, brackets, signs
+    and full stops (a sentence's full stop is not part of "37461.0.")."""
+    for match in re.finditer(r"\S+", text):
+        word = match.group().strip(_WORD_EDGE + ".")
+        if word:
+            yield match.start(), word
+
+
+# -- where a stated value occurs ---------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ResponseIndex:
+    """The scalars of some responses, the lengths of their lists and the steps' statuses, to
+    ask whether a value an answer states occurs among them."""
+
+    strings: set[str] = field(default_factory=set)  # normalised string scalars
+    numbers: set[Decimal] = field(default_factory=set)  # numeric scalars and numeric strings
+    lengths: set[int] = field(default_factory=set)  # len() of every list
+    booleans: set[bool] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, responses: Iterable[Any], statuses: Iterable[int] = ()) -> ResponseIndex:
+        index = cls()
+        for response in responses:
+            index.add(response)
+        index.numbers.update(Decimal(s) for s in statuses)
+        return index
+
+    def add(self, node: Any) -> None:
+        stack = [node]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                self.lengths.add(len(item))
+                stack.extend(item)
+            elif isinstance(item, bool):
+                self.booleans.add(item)
+            elif isinstance(item, str):
+                self.strings.add(normal_text(item))
+                if (number := number_of(item.strip())) is not None:
+                    self.numbers.add(number)
+            elif (number := scalar_number(item)) is not None:
+                self.numbers.add(number)
+
+    def holds(self, value: StatedValue, *, counts: bool = True) -> bool:
+        """Whether a stated value occurs: equal to a scalar (numbers by value), inside a string
+        scalar with no letter or digit joined to it, or, with ``counts``, a whole number equal
+        to the length of a list."""
+        normal = normal_text(value.text)
+        number = number_of(normal)
+        if number is not None:
+            if number in self.numbers:
+                return True
+            if counts and number == number.to_integral_value() and int(number) in self.lengths:
+                return True
+        if normal in self.strings:
+            return True
+        if normal in ("true", "false") and (normal == "true") in self.booleans:
+            return True
+        return any(contains_phrase(s, normal) for s in self.strings if len(s) > len(normal))
