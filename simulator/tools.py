@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 
 import orjson
 
-from simulator.sandboxes.protocol import SimRequest, SimResponse
+from simulator.messages import SimRequest, SimResponse
 from simulator.service.validation import media_kind
 from simulator.spec.model import JSONSchema, Operation, Spec
 from simulator.spec.navigation import deref, object_properties, required_properties

@@ -287,7 +287,7 @@ def eval_command(
         trace_record,
         write_run,
     )
-    from benchmarks.evaluate.runner import EvalSettings, evaluate
+    from benchmarks.evaluate.runner import EvalSettings, evaluate_dataset
 
     settings = EvalSettings(k=k, max_steps=max_steps, temperature=temperature, max_tokens=max_tokens)
     with _user_errors():
@@ -305,7 +305,7 @@ def eval_command(
             provider = stack.enter_context(SandboxProvider(backend, recorded_env_refs(dataset) | _env_refs(env)))
             progress = stack.enter_context(_progress())
             task = progress.add_task(f"evaluating {model}", total=len(dataset.lines) * k)
-            for event in evaluate(dataset, chat, provider, settings, judge=judge_chat):
+            for event in evaluate_dataset(dataset, chat, provider, settings, judge=judge_chat):
                 events.append(event)
                 progress.advance(task)
             environments = provider.installed_fingerprints()

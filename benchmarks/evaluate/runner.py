@@ -254,7 +254,7 @@ class TrialEvent:
     judge_reason: str = ""  # the judge's one-sentence reason, when a judge scored the answer
 
 
-def evaluate(dataset: Dataset, model: ChatModel, provider: SandboxProvider, settings: EvalSettings,
+def evaluate_dataset(dataset: Dataset, model: ChatModel, provider: SandboxProvider, settings: EvalSettings,
              *, judge: ChatModel | None = None) -> Iterator[TrialEvent]:
     """Run every sample ``settings.k`` times, yielding each trial as it finishes (file order).
 

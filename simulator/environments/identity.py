@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 
-from simulator.service.envelopes import unwrap_record
 from simulator.spec.model import JSONSchema, Operation
 from simulator.spec.navigation import object_properties, primary_type
+
+from .envelopes import unwrap_record
 
 ID_SUFFIX = re.compile(r"(?i)^(.+?)[-_]?(id|key|slug|name|uuid|code|number)$")
 # record fields an item path may address a record by, besides its id field

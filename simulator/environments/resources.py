@@ -23,11 +23,11 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from simulator.service.envelopes import ID_NAMES as _ID_NAMES
-from simulator.service.envelopes import WRAPPER_KEYS, list_key, unwrap_record
 from simulator.spec.model import JSONSchema, Operation, Spec
 from simulator.spec.navigation import array_items, deref, object_properties, primary_type
 
+from .envelopes import ID_NAMES as _ID_NAMES
+from .envelopes import WRAPPER_KEYS, list_key, unwrap_record
 from .identity import ID_SUFFIX as _ID_SUFFIX
 from .identity import alias_fields, creates_when_absent, json_body_schema, written_aliases
 
@@ -120,7 +120,7 @@ def _with_defs(schema: JSONSchema, inner: JSONSchema) -> JSONSchema:
 def record_schema_of(schema: JSONSchema | None) -> tuple[JSONSchema | None, bool]:
     """(record schema, is_list) for a response schema: an object, a list of objects, a wrapper
     object holding the list, or an envelope holding one record (``{"status": "ok", "data":
-    {...}}``, ``{"tag": {...}}``); see :mod:`simulator.service.envelopes`. List items in an envelope of
+    {...}}``, ``{"tag": {...}}``); see :mod:`simulator.environments.envelopes`. List items in an envelope of
     their own yield the record inside."""
     if not schema:
         return None, False

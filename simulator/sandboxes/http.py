@@ -8,8 +8,7 @@ from typing import Any
 import httpx
 
 from simulator.errors import SimulatorError
-
-from .protocol import DEFAULT_SESSION, SESSION_HEADER, SimRequest, SimResponse
+from simulator.messages import DEFAULT_SESSION, SESSION_HEADER, SimRequest, SimResponse
 
 # headers the HTTP server adds on its own; the simulator's response is the rest
 _TRANSPORT_HEADERS = frozenset({"date", "server", "content-length", "transfer-encoding", "connection"})

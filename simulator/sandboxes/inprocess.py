@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from simulator.environments.environment import Environment
+from simulator.messages import DEFAULT_SESSION, SimRequest, SimResponse
 from simulator.service.simulator import Simulator
 from simulator.state.sessions import Limits
-
-from .protocol import DEFAULT_SESSION, SimRequest, SimResponse
 
 
 class InProcessSandbox:

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 from simulator.environments.environment import Environment
 from simulator.environments.resources import ResourceModel, infer_resources
 from simulator.errors import SessionFull, SessionGone
-from simulator.sandboxes.protocol import DEFAULT_SESSION, SimRequest, SimResponse
+from simulator.messages import DEFAULT_SESSION, SimRequest, SimResponse
 from simulator.spec.model import Operation, Spec
 from simulator.spec.navigation import primary_type
 from simulator.state.sessions import Limits, SessionRegistry

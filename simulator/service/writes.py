@@ -28,10 +28,9 @@ from typing import Any
 
 import orjson
 
+from simulator.environments.envelopes import ID_NAMES
 from simulator.spec.model import JSONSchema
 from simulator.spec.navigation import array_items, deref, object_properties, primary_type
-
-from .envelopes import ID_NAMES
 
 Validity = Callable[[JSONSchema, JSONSchema, Any], bool]
 

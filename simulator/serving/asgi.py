@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from simulator.sandboxes.protocol import DEFAULT_SESSION, SESSION_HEADER, SimRequest
+from simulator.messages import DEFAULT_SESSION, SESSION_HEADER, SimRequest
 from simulator.service.simulator import Simulator, parse_query_string
 
 from .control_access import ControlPolicy

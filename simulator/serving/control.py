@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from simulator import __version__
 from simulator.errors import SessionGone
-from simulator.sandboxes.protocol import DEFAULT_SESSION, SESSION_HEADER
+from simulator.messages import DEFAULT_SESSION, SESSION_HEADER
 from simulator.service.auth import RequestCredentials
 from simulator.service.simulator import PROBLEM_JSON, Simulator
 from simulator.state.journal import DEFAULT_PAGE, MAX_PAGE

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from simulator.errors import SessionGone
-from simulator.sandboxes.protocol import DEFAULT_SESSION
+from simulator.messages import DEFAULT_SESSION
 
 from .journal import DEFAULT_BODY_LIMIT, DEFAULT_JOURNAL_LIMIT, Journal
 from .store import Session

@@ -14,20 +14,32 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import orjson
 
 from simulator.environments.resources import Resource
 from simulator.errors import SessionFull
-from simulator.service.shaping import Shaper
+from simulator.spec.model import JSONSchema
 from simulator.spec.navigation import object_properties
 
 from .journal import Journal
 from .memo import BoundedMemo
 
 Record = dict[str, Any]
+
+
+class Shaper(Protocol):
+    """What the world needs to make records that fit their schemas (the service's
+    :class:`simulator.service.shaping.Shaper` is one): the state sits below the service, so it
+    names the ability, not the class."""
+
+    def generate(self, root: JSONSchema, schema: JSONSchema, seed: str, name: str | None = None) -> Any: ...
+
+    def conform(self, root: JSONSchema, schema: JSONSchema, hint: Any, seed: str, *, name: str | None = None) -> Any: ...
+
+    def is_valid(self, root: JSONSchema, schema: JSONSchema, value: Any) -> bool: ...
 _ID_ATTEMPTS = 20
 
 

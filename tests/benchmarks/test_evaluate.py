@@ -27,7 +27,7 @@ from benchmarks.evaluate.report import (
 from benchmarks.evaluate.runner import (
     EvalSettings,
     EvaluationAborted,
-    evaluate,
+    evaluate_dataset,
     load_call_items,
     run_call_eval,
 )
@@ -86,7 +86,7 @@ def run(dataset_path: Path, model: Any, **settings: Any) -> Any:
     dataset = read_dataset(dataset_path)
     config = EvalSettings(**settings)
     with SandboxProvider("inprocess") as provider:
-        events = list(evaluate(dataset, model, provider, config))
+        events = list(evaluate_dataset(dataset, model, provider, config))
         prints = provider.installed_fingerprints()
     report = build_report(dataset, events, model=model.model, base_url=model.base_url, settings=config,
                           backend="inprocess", environments=prints)

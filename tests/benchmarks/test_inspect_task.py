@@ -24,7 +24,7 @@ from scripted_openai import scripted
 from benchmarks.certify.certificate import certify_file
 from benchmarks.certify.replay import SandboxProvider, read_dataset
 from benchmarks.evaluate.inspect_task import SCORE_KEYS, score_values
-from benchmarks.evaluate.runner import EvalSettings, evaluate
+from benchmarks.evaluate.runner import EvalSettings, evaluate_dataset
 from toolgrad.backends.base import Completion, ToolCall
 from toolgrad.dataset.runner import generate_dataset
 from toolgrad.records import Sample
@@ -36,7 +36,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:The 'initial' parameter is deprecated:DeprecationWarning"),
 ]
 ROOT = Path(__file__).resolve().parents[2]
-TASK = str(ROOT / "benchmarks" / "inspect_task.py") + "@toolgrad"
+TASK = str(ROOT / "benchmarks" / "evaluate" / "inspect_task.py") + "@toolgrad"
 INSPECT = Path(sys.executable).with_name("inspect")
 NOT_JSON = "{not json"
 
@@ -173,7 +173,7 @@ def test_toolgrad_eval_scores_the_same_transcripts_the_same(certified: tuple[Pat
     assert log.samples is not None
     by_id = {s.id: s for s in log.samples}
     with SandboxProvider("inprocess") as provider:
-        events = list(evaluate(read_dataset(path), ScriptedChatModel(samples, script), provider,
+        events = list(evaluate_dataset(read_dataset(path), ScriptedChatModel(samples, script), provider,
                                EvalSettings(k=1, max_steps=max_steps)))
     assert len(events) == len(samples) == len(by_id)
     for event in events:

@@ -14,8 +14,9 @@ import httpx
 import orjson
 
 from simulator.environments.environment import load_environment
+from simulator.messages import DEFAULT_SESSION, SimRequest
 from simulator.sandboxes.inprocess import InProcessSandbox
-from simulator.sandboxes.protocol import DEFAULT_SESSION, Sandbox, SimRequest
+from simulator.sandboxes.protocol import Sandbox
 
 ENVS = ("petstore", "museum")
 JSON = (("content-type", "application/json"),)

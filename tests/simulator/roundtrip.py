@@ -24,9 +24,9 @@ from urllib.parse import quote, urlencode
 import orjson
 
 from simulator.datagen.generate import GenerationError, compile_schema, generate_value
+from simulator.environments.envelopes import unwrap_record
 from simulator.environments.resources import Resource, success_schema
-from simulator.sandboxes.protocol import SimRequest, SimResponse
-from simulator.service.envelopes import unwrap_record
+from simulator.messages import SimRequest, SimResponse
 from simulator.service.simulator import Simulator
 from simulator.service.validation import media_kind
 from simulator.spec.model import JSONSchema, Operation

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from simulator.environments.environment import load_environment
-from simulator.sandboxes.protocol import SimRequest, SimResponse
+from simulator.messages import SimRequest, SimResponse
 from simulator.service.auth import CredentialError, parse_credential_flags
 from simulator.service.simulator import Simulator
 

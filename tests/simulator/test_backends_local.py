@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from simulator.cli.sandbox import sandbox_app
 from simulator.environments.environment import load_environment
+from simulator.messages import SimRequest
 from simulator.sandboxes.backends import (
     BackendError,
     PortInUseError,
@@ -30,7 +31,6 @@ from simulator.sandboxes.backends.ledger import Ledger
 from simulator.sandboxes.backends.local import MARKER, LocalBackend
 from simulator.sandboxes.http import HTTPSandbox
 from simulator.sandboxes.inprocess import InProcessSandbox
-from simulator.sandboxes.protocol import SimRequest
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -18,7 +18,7 @@ import pytest
 
 from simulator.datagen.generate import generate_value
 from simulator.environments.environment import load_environment, shipped_environments
-from simulator.sandboxes.protocol import SimResponse
+from simulator.messages import SimResponse
 from simulator.service.handlers import documented
 from simulator.service.simulator import Simulator, produced_media
 from simulator.service.validation import media_kind

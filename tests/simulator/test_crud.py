@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from simulator.environments.environment import load_environment
-from simulator.sandboxes.protocol import SimRequest, SimResponse
+from simulator.messages import SimRequest, SimResponse
 from simulator.service.simulator import Simulator
 
 JSON = (("content-type", "application/json"),)

@@ -11,9 +11,9 @@ import orjson
 import pytest
 
 from simulator.environments.environment import load_environment
+from simulator.messages import SimRequest
 from simulator.sandboxes.http import HTTPSandbox
 from simulator.sandboxes.inprocess import InProcessSandbox
-from simulator.sandboxes.protocol import SimRequest
 
 pytestmark = pytest.mark.timeout(180)
 

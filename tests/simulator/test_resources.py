@@ -103,7 +103,7 @@ def test_singular(word: str, expected: str) -> None:
 
 def test_tictactoe_put_square_answers_the_game_status() -> None:
     # inference took PUT /board/{row}/{column} (a bare "X" body) for a replace, whose answer was {}
-    from simulator.sandboxes.protocol import SimRequest
+    from simulator.messages import SimRequest
     from simulator.service.simulator import Simulator
 
     assert kinds("tictactoe")["put-square"][0] == "action"

@@ -6,7 +6,7 @@ import pytest
 
 from simulator.environments.environment import load_environment
 from simulator.errors import SessionGone
-from simulator.sandboxes.protocol import SimRequest
+from simulator.messages import SimRequest
 from simulator.service.simulator import Simulator
 from simulator.state.journal import Journal
 from simulator.state.sessions import Limits, SessionRegistry

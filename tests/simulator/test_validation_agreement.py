@@ -25,7 +25,7 @@ from openapi_core.testing import MockRequest
 
 from simulator.datagen.generate import generate_value
 from simulator.environments.environment import Environment, load_environment, shipped_environments
-from simulator.sandboxes.protocol import SimRequest
+from simulator.messages import SimRequest
 from simulator.service.simulator import Simulator
 from simulator.service.validation import media_kind
 from simulator.spec.model import JSONSchema, Operation, Parameter
