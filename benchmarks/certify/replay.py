@@ -499,10 +499,11 @@ class SandboxProvider:
             key = (name, seed if isinstance(seed, int) and not isinstance(seed, bool) else None)
             try:
                 self.environment(key)
-            except SimulatorError:
-                return Divergence(None, None, f"environment.{name}", "an installed environment",
-                                  f"none named {name!r} here: pass --env {name}=PATH (the environment's folder or "
-                                  "spec), or put the folder it is in in TOOLGRAD_ENVS_DIR")
+            except SimulatorError as exc:
+                said = str(exc) if not is_plain_name(name) else (
+                    f"none named {name!r} here: pass --env {name}=PATH (the environment's folder or spec), "
+                    "or put the folder it is in in TOOLGRAD_ENVS_DIR")
+                return Divergence(None, None, f"environment.{name}", "an installed environment", said)
             keys.append(key)
         self.prepare(keys)
         for name, key in zip(sorted(fingerprints), keys, strict=True):

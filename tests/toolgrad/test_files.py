@@ -119,6 +119,7 @@ import sys, orjson
 from toolgrad.dataset.files import LineFile
 out = LineFile(sys.argv[1])
 i = int(sys.argv[2])
+print("ready", flush=True)  # imported and open: the kill may come at any moment from here
 while True:
     out.append(orjson.dumps({"i": i, "pad": "y" * (20000 + i % 7000)}) + b"\\n")
     i += 1
@@ -132,7 +133,9 @@ def test_kill_9_at_random_moments_never_leaves_a_torn_line(tmp_path: Path) -> No
     for round_ in range(12):
         before = path.read_bytes() if path.exists() else b""
         start = len(before.splitlines())
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(start)], cwd=root)
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(start)], cwd=root,
+                                stdout=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"  # a loaded machine starts slowly
         time.sleep(0.4 + 0.037 * round_)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
