@@ -61,7 +61,13 @@ def is_nontrivial(value: Any) -> bool:
 
 def loosely_equal(a: Any, b: Any) -> bool:
     """Equal scalars, where a numeric id given as its decimal string (``"12"``) equals the
-    integer (``12``) and ``1`` equals ``1.0``; booleans equal nothing (a flag is never an id)."""
+    integer (``12``) and ``1`` equals ``1.0``; booleans equal nothing (a flag is never an id).
+
+    Lenient on purpose, and only for tracing where an argument came from: a tool call carries an
+    integer id from an earlier response as text in a path or header, and that is still taking it
+    from the output. Objects and lists are never loosely equal (an argument source names one
+    scalar). For comparing JSON values as such use the strict
+    :func:`simulator.canonical.same_value`."""
     if isinstance(a, bool) or isinstance(b, bool):
         return False
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
