@@ -16,11 +16,11 @@ from urllib.parse import quote, urlencode
 
 import orjson
 
+from simulator.canonical import json_bytes
 from simulator.messages import SimRequest, SimResponse
 from simulator.service.validation import media_kind
 from simulator.spec.model import JSONSchema, Operation, Spec
 from simulator.spec.navigation import deref, object_properties, required_properties
-from simulator.state.store import json_bytes
 
 MAX_NAME = 64
 SEPARATOR = "__"  # between the environment and the tool in a qualified name: petstore__addPet

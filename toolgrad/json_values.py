@@ -1,9 +1,9 @@
-"""JSON values as the generator and the validity checks look at them: RFC 6901 pointers, the
-scalar leaves of an argument object, and the *loose* equality by which an argument is said to
-be taken from an output.
+"""JSON values as the generator and the validity checks look at them: the scalar leaves of an
+argument object, and the *loose* equality by which an argument is said to be taken from an output.
 
-Pure functions only. The strict JSON equality that replay compares recorded and replayed bodies
-by is :func:`benchmarks.certify.replay.same_value` (``"12"`` is not ``12`` there); the loose one here
+Pure functions only. JSON Pointer (RFC 6901) and the strict JSON equality that replay compares
+recorded and replayed bodies by live in :mod:`simulator.canonical` (``same_value``: ``"12"`` is
+not ``12`` there); the loose one here
 (:func:`loosely_equal`) accepts a numeric id passed as its decimal string, because a tool call
 may put an integer id into a path or a header as text.
 """
@@ -13,39 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-
-def escape_pointer_token(token: str) -> str:
-    """One reference token of a JSON pointer: ``~`` -> ``~0``, ``/`` -> ``~1``."""
-    return token.replace("~", "~0").replace("/", "~1")
-
-
-def pointer_tokens(pointer: str) -> list[str]:
-    """The unescaped tokens of a pointer (``""`` has none)."""
-    if not pointer:
-        return []
-    return [raw.replace("~1", "/").replace("~0", "~") for raw in pointer[1:].split("/")]
-
-
-def resolve_pointer(document: Any, pointer: str) -> tuple[bool, Any]:
-    """(found, value) for an RFC 6901 pointer."""
-    if pointer == "":
-        return True, document
-    if not pointer.startswith("/"):
-        return False, None
-    node = document
-    for token in pointer_tokens(pointer):
-        if isinstance(node, dict) and token in node:
-            node = node[token]
-        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
-            node = node[int(token)]
-        else:
-            return False, None
-    return True, node
+from simulator.canonical import escape_token, pointer_tokens
 
 
 def argument_pointer(name: str) -> str:
     """The pointer of a top-level argument: ``petId`` -> ``/petId``."""
-    return "/" + escape_pointer_token(name)
+    return "/" + escape_token(name)
 
 
 def top_argument(pointer: str) -> str:
@@ -59,7 +32,7 @@ def leaves(value: Any, pointer: str = "") -> Iterator[tuple[str, Any]]:
     stored). An empty object or list has no leaves."""
     if isinstance(value, dict):
         for key, item in value.items():
-            yield from leaves(item, f"{pointer}/{escape_pointer_token(str(key))}")
+            yield from leaves(item, f"{pointer}/{escape_token(str(key))}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from leaves(item, f"{pointer}/{index}")
@@ -88,7 +61,13 @@ def is_nontrivial(value: Any) -> bool:
 
 def loosely_equal(a: Any, b: Any) -> bool:
     """Equal scalars, where a numeric id given as its decimal string (``"12"``) equals the
-    integer (``12``) and ``1`` equals ``1.0``; booleans equal nothing (a flag is never an id)."""
+    integer (``12``) and ``1`` equals ``1.0``; booleans equal nothing (a flag is never an id).
+
+    Lenient on purpose, and only for tracing where an argument came from: a tool call carries an
+    integer id from an earlier response as text in a path or header, and that is still taking it
+    from the output. Objects and lists are never loosely equal (an argument source names one
+    scalar). For comparing JSON values as such use the strict
+    :func:`simulator.canonical.same_value`."""
     if isinstance(a, bool) or isinstance(b, bool):
         return False
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):

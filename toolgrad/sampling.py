@@ -11,14 +11,9 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-import orjson
+from simulator.canonical import canonical_json
 
 T = TypeVar("T")
-
-
-def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no whitespace: the bytes every hash in toolgrad is taken over."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
 
 
 def stable_hash(*parts: Any) -> str:

@@ -7,9 +7,9 @@ interval (see :mod:`benchmarks.baseline.figures`).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from simulator.canonical import pretty_json
 from toolgrad.dataset.files import write_text_atomic
 
 from .compare import PAPER, Comparison, Group, MethodResult
@@ -162,6 +162,6 @@ def write_comparison(comparison: Comparison, folder: Path) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     json_path, md_path = folder / "compare.json", folder / "compare.md"
     data = comparison.model_dump(mode="json")
-    write_text_atomic(json_path, json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(json_path, pretty_json(data))
     write_text_atomic(md_path, render_markdown(comparison))
     return json_path, md_path

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import benchmarks
 import simulator
 import toolgrad
+from simulator.canonical import canonical_json, pretty_json
 from simulator.environments.environment import faker_version
 from simulator.errors import SimulatorError
 from toolgrad.backends.base import ChatModel
@@ -48,7 +49,6 @@ from .replay import (
     Divergence,
     ProviderPlan,
     SandboxProvider,
-    canonical,
     parse_record,
     read_dataset,
     record_id,
@@ -121,7 +121,7 @@ class Certificate(_Record):
 def certificate_bytes(certificate: Certificate) -> bytes:
     """The certificate as written to disk: sorted keys, two-space indent, one final newline."""
     data = certificate.model_dump(mode="json")
-    return (json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+    return pretty_json(data).encode()
 
 
 def versions() -> dict[str, str]:
@@ -167,7 +167,7 @@ def replay_sample(sample: Sample, line: int, provider: SandboxProvider,
         kind: VerdictKind = "environment_missing" if toolbox.field.startswith("environment.") \
             else "fingerprint_mismatch"
         return _Replay(kind, 0, toolbox)
-    prints = tuple(sorted(canonical(toolbox.sandboxes[name].fingerprint()) for name in sorted(recorded)))
+    prints = tuple(sorted(canonical_json(toolbox.sandboxes[name].fingerprint()) for name in sorted(recorded)))
     session = f"certify-{line}"
     toolbox.reset(session)
     replayed = 0

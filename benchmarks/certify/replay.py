@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -20,6 +19,15 @@ from typing import Any, BinaryIO
 import orjson
 from pydantic import ValidationError
 
+from simulator.canonical import (
+    MISSING,
+    PointerError,
+    canonical_json,
+    canonical_sha256,
+    first_difference,
+    resolve_pointer,
+    same_value,
+)
 from simulator.environments.environment import Environment, is_plain_name, load_environment
 from simulator.errors import SimulatorError, UnknownEnvironmentError
 from simulator.sandboxes.backends import running_services
@@ -37,88 +45,6 @@ class BenchmarkError(Exception):
 
 class DatasetError(BenchmarkError):
     """A dataset file that cannot be read: missing, or a line that is not a valid sample."""
-
-
-# --- canonical values ----------------------------------------------------------------------------
-
-
-def canonical(value: Any) -> bytes:
-    """Sorted keys, no whitespace: the bytes two values are compared by."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # e.g. an integer wider than 64 bits: orjson refuses, json does not
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def same_value(a: Any, b: Any) -> bool:
-    """Equal as JSON values: key order does not matter, 1 and 1.0 are the same number, but
-    true is not 1 and "1" is not 1."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
-    return type(a) is type(b) and a == b
-
-
-def first_difference(expected: Any, got: Any, pointer: str = "") -> tuple[str, Any, Any] | None:
-    """The JSON pointer of the first place two JSON values differ (keys in sorted order), with
-    the two values there; None when their canonical JSON is the same (1 and 1.0 differ)."""
-    if isinstance(expected, dict) and isinstance(got, dict):
-        for key in sorted(set(expected) | set(got)):
-            here = f"{pointer}/{escape_pointer(key)}"
-            if key not in expected or key not in got:
-                return here, expected.get(key, _MISSING), got.get(key, _MISSING)
-            found = first_difference(expected[key], got[key], here)
-            if found is not None:
-                return found
-        return None
-    if isinstance(expected, list) and isinstance(got, list):
-        for i, (a, b) in enumerate(zip(expected, got, strict=False)):
-            found = first_difference(a, b, f"{pointer}/{i}")
-            if found is not None:
-                return found
-        if len(expected) != len(got):
-            n = min(len(expected), len(got))
-            return f"{pointer}/{n}", expected[n] if n < len(expected) else _MISSING, got[n] if n < len(got) else _MISSING
-        return None
-    return None if canonical(expected) == canonical(got) else (pointer, expected, got)
-
-
-_MISSING = "<missing>"
-
-
-def escape_pointer(token: Any) -> str:
-    return str(token).replace("~", "~0").replace("/", "~1")
-
-
-class PointerError(LookupError):
-    pass
-
-
-def resolve_pointer(document: Any, pointer: str) -> Any:
-    """The value a JSON pointer (RFC 6901) names in ``document``; :class:`PointerError` if none."""
-    if pointer == "":
-        return document
-    if not pointer.startswith("/"):
-        raise PointerError(f"{pointer!r} is not a JSON pointer (it must start with '/')")
-    node = document
-    for raw in pointer[1:].split("/"):
-        token = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(node, dict):
-            if token not in node:
-                raise PointerError(f"no key {token!r}")
-            node = node[token]
-        elif isinstance(node, list):
-            if not token.isdigit() or int(token) >= len(node) or (len(token) > 1 and token[0] == "0"):
-                raise PointerError(f"no index {token!r} in a list of {len(node)}")
-            node = node[int(token)]
-        else:
-            raise PointerError(f"cannot step into a {type(node).__name__} with {token!r}")
-    return node
 
 
 # --- divergences ---------------------------------------------------------------------------------
@@ -153,7 +79,7 @@ def compare_fingerprints(env: str, recorded: dict[str, Any], installed: dict[str
     for key in sorted(set(recorded) | set(installed)):
         if key not in recorded or key not in installed or not same_value(recorded[key], installed[key]):
             return Divergence(None, None, f"fingerprint.{env}.{key}",
-                              recorded.get(key, _MISSING), installed.get(key, _MISSING))
+                              recorded.get(key, MISSING), installed.get(key, MISSING))
     return None
 
 
@@ -208,7 +134,7 @@ def source_matches(output: Any, argument: Any) -> bool:
 
 def sample_id(sample: Sample) -> str:
     """sha256 of the canonical record without its id (how the generator names a sample)."""
-    return hashlib.sha256(canonical(sample.model_dump(mode="json", exclude={"id"}))).hexdigest()
+    return canonical_sha256(sample.model_dump(mode="json", exclude={"id"}))
 
 
 # --- replay --------------------------------------------------------------------------------------
@@ -256,7 +182,7 @@ def replay_step(toolbox: Toolbox, session: str, step: Step, ci: int, si: int) ->
         return Divergence(ci, si, "call", "a call that can be made", result.error)
     if result.status != step.status:
         return Divergence(ci, si, "status", step.status, result.status)
-    if canonical(result.body) != canonical(step.response):
+    if canonical_json(result.body) != canonical_json(step.response):
         pointer, expected, got = first_difference(step.response, result.body) or ("", step.response, result.body)
         return Divergence(ci, si, "response", expected, got, pointer=pointer)
     if result.state_hash != step.state_hash:
@@ -345,7 +271,7 @@ def parse_sample(line: DatasetLine, path: Path | str = "") -> Sample:
 def record_id(record: dict[str, Any]) -> str:
     """sha256 of a record's canonical JSON without its ``id`` (equal to :func:`sample_id` of
     the parsed sample when the record spells out every field, as the generator writes it)."""
-    return hashlib.sha256(canonical({k: v for k, v in record.items() if k != "id"})).hexdigest()
+    return canonical_sha256({k: v for k, v in record.items() if k != "id"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -520,4 +446,4 @@ class SandboxProvider:
     def installed_fingerprints(self) -> list[dict[str, Any]]:
         """The fingerprints of every sandbox used so far, sorted by environment and seed."""
         prints = [sandbox.fingerprint() for sandbox in self._sandboxes.values()]
-        return sorted(prints, key=lambda fp: canonical(fp))
+        return sorted(prints, key=lambda fp: canonical_json(fp))

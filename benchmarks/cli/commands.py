@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from benchmarks.certify.replay import BACKENDS, BenchmarkError
+from simulator.canonical import pretty_json
 from simulator.errors import EXIT_CODES, SimulatorError
 from toolgrad.backends.base import ChatModel
 from toolgrad.dataset.files import write_bytes_atomic, write_text_atomic
@@ -348,7 +349,7 @@ def eval_calls_command(
             task = progress.add_task(f"asking {model}", total=len(items))
             result = run_call_eval(items, chat, model_name=model, base_url=base_url,
                                    on_item=lambda _: progress.advance(task))
-    text = json.dumps(result, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    text = pretty_json(result)
     if output is not None:
         write_text_atomic(output, text)
     if json_out:

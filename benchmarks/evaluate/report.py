@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from benchmarks.certify.certificate import versions
 from benchmarks.certify.replay import BenchmarkError, Dataset
+from simulator.canonical import pretty_json
 from toolgrad.dataset.files import write_bytes_atomic, write_lines_atomic, write_text_atomic
 
 from .metrics import ERROR_KINDS, SCORE_FIELDS, SampleScores, aggregate, error_totals, per_environment
@@ -42,7 +43,7 @@ class ReportError(BenchmarkError):
 
 
 def report_bytes(report: EvalReport) -> bytes:
-    return (json.dumps(report.model_dump(mode="json"), sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+    return pretty_json(report.model_dump(mode="json")).encode()
 
 
 def load_report(path: Path) -> EvalReport:

@@ -12,8 +12,10 @@ from functools import partial
 from random import Random
 from typing import Any
 
+from simulator.canonical import canonical_json, escape_token
+
 from .names import classify_name, singular
-from .plan import GenerationError, OutOfBudget, Schema, SchemaPlan, json_bytes, json_copy
+from .plan import GenerationError, OutOfBudget, Schema, SchemaPlan, json_copy
 from .regex import PatternUnsupported, string_for_pattern
 from .values import words
 
@@ -23,10 +25,6 @@ MAX_DEPTH = 4
 # The four 64-bit draws of a node's digest, each kept for one kind of decision so that the
 # decisions at a node stay independent of each other.
 EXAMPLE_SLOT, PICK_SLOT, CHANCE_SLOT, PRESENT_SLOT = range(4)
-
-
-def escape_pointer(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1") if "~" in key or "/" in key else key
 
 
 def copy_json(value: Any) -> Any:
@@ -45,7 +43,7 @@ def equality_key(value: Any) -> bytes:
             return {k: normal(v) for k, v in item.items()}
         return item
 
-    return json_bytes(normal(value), sort_keys=True)
+    return canonical_json(normal(value))
 
 
 def search_pattern(pattern: str, text: str) -> bool:
@@ -202,13 +200,13 @@ class ContainerValues:
                     (id(node), "key", key),
                     lambda: merge_all(plan, [schema, *matching]),
                 )
-            child = f"{path}/{escape_pointer(key)}"
+            child = f"{path}/{escape_token(key)}"
             result[key] = self.generate(schema, child, child_name(name, key), depth + 1)
 
         for key, schema in properties.items():
             wanted = (
                 chance > 0
-                and self.chance(f"{path}/{escape_pointer(key)}", PRESENT_SLOT) < chance
+                and self.chance(f"{path}/{escape_token(key)}", PRESENT_SLOT) < chance
                 and plan.resolve(schema) is not False
             )
             if key in required_set:
@@ -288,7 +286,7 @@ class ContainerValues:
             ):
                 matching = [patterns[p] for p in patterns if search_pattern(p, key)]
                 merged = self.plan.derived((id(node), "key", key), partial(merge_all, self.plan, matching))
-                result[key] = self.generate(merged, f"{path}/{escape_pointer(key)}", key, depth + 1)
+                result[key] = self.generate(merged, f"{path}/{escape_token(key)}", key, depth + 1)
                 return True
         return False
 
@@ -298,7 +296,7 @@ class ContainerValues:
         key = self.extra_key(node, result, path, index)
         if key is None:
             return False
-        result[key] = self.generate(schema, f"{path}/{escape_pointer(key)}", key, depth + 1)
+        result[key] = self.generate(schema, f"{path}/{escape_token(key)}", key, depth + 1)
         return True
 
     def extra_key(self, node: dict[str, Any], result: dict[str, Any], path: str, index: int) -> str | None:

@@ -30,8 +30,10 @@ import json
 from collections import OrderedDict
 from typing import Any
 
+from simulator.canonical import json_bytes
+
 from .containers import MAX_DEPTH
-from .plan import GenerationError, Schema, SchemaPlan, json_bytes
+from .plan import GenerationError, Schema, SchemaPlan
 from .values import GENERATION_LOCK
 from .walk import Generation
 

@@ -302,14 +302,33 @@ def name_tokens(name: str) -> tuple[str, ...]:
     return tuple(tokens)
 
 
+# Last words that are singular although they end in "s" (after the endings in _SINGULAR_ENDINGS).
+_ALREADY_SINGULAR = frozenset({"alias", "atlas", "canvas", "gas", "news", "series", "species", "bus", "tennis", "iris"})
+# "-us" (status, virus, campus, previous), "-sis"/"-xis" (analysis, axis) and "-ss" (address)
+_SINGULAR_ENDINGS = ("ss", "us", "sis", "xis")
+# Plurals of words that end in "u", which the "-us" rule above would keep as they are.
+_U_PLURALS = frozenset({"menus", "gurus", "emus", "haikus", "tofus"})
+
+
 def singular(name: str) -> str:
-    """A rough singular of a collection's name, for naming its items (``photoUrls`` -> ``photoUrl``)."""
+    """A rough singular of a collection's name, for naming its items and resources: ``photoUrls``
+    -> ``photoUrl``, ``categories`` -> ``category``, ``boxes`` -> ``box``, ``statuses`` ->
+    ``status``, ``emojis`` -> ``emoji``. A name whose last word already reads as singular is kept
+    (``status``, ``findByStatus``, ``audio-analysis``, ``previous``), as is one of three letters or
+    fewer. Surrounding whitespace is dropped. Pure and case-preserving."""
+    name = name.strip()
     lower = name.lower()
+    tokens = name_tokens(name)
+    last = tokens[-1] if tokens else ""
+    if last in _ALREADY_SINGULAR or (last.endswith(_SINGULAR_ENDINGS) and last not in _U_PLURALS):
+        return name
     if lower.endswith("ies") and len(name) > 4:
         return name[:-3] + ("Y" if name[-3].isupper() else "y")
     if lower.endswith(("sses", "shes", "ches", "xes")) and len(name) > 4:
         return name[:-2]
-    if lower.endswith("s") and not lower.endswith(("ss", "us", "is")) and len(name) > 3:
+    if lower.endswith("es") and last[:-2] in _ALREADY_SINGULAR | {"status", "virus", "campus", "bonus", "census"}:
+        return name[:-2]
+    if lower.endswith("s") and len(name) > 3:
         return name[:-1]
     return name
 

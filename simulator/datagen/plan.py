@@ -21,8 +21,8 @@ from typing import Any
 from urllib.parse import unquote
 
 import jsonschema_rs
-import orjson
 
+from simulator.canonical import PointerError, canonical_json, json_bytes, resolve_tokens, unescape_token
 from simulator.errors import SimulatorError
 
 Schema = dict[str, Any] | bool
@@ -107,23 +107,9 @@ def _equal(a: Any, b: Any) -> bool:
     return a is b or (type(a) is type(b) and a == b)
 
 
-def json_bytes(value: Any, *, sort_keys: bool = False) -> bytes:
-    """Compact JSON; orjson, or the standard library for what orjson refuses (ints past 64 bits)."""
-    try:
-        option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_SORT_KEYS if sort_keys else 0)
-        return orjson.dumps(value, option=option)
-    except TypeError:
-        text = json.dumps(value, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False, default=str)
-        return text.encode()
-
-
 def json_copy(value: Any) -> Any:
     """A deep copy of a JSON value, as plain dicts and lists."""
     return json.loads(json_bytes(value))
-
-
-def _json_key(value: Any) -> bytes:
-    return json_bytes(value, sort_keys=True)
 
 
 def _search(pattern: str, text: str) -> bool:
@@ -155,7 +141,7 @@ def _pointer_tokens(ref: str) -> list[str]:
             f"$ref {ref!r} is not local: the schema must be self-contained (refs like '#/$defs/Name')",
             retryable=False,
         )
-    return [unquote(token).replace("~1", "/").replace("~0", "~") for token in ref[2:].split("/")]
+    return [unescape_token(unquote(token)) for token in ref[2:].split("/")]
 
 
 class SchemaPlan:
@@ -186,14 +172,10 @@ class SchemaPlan:
     # --- $ref --------------------------------------------------------------------------------
 
     def lookup(self, ref: str) -> Any:
-        node: Any = self.root
-        for token in _pointer_tokens(ref):
-            if isinstance(node, dict) and token in node:
-                node = node[token]
-            elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
-                node = node[int(token)]
-            else:
-                raise GenerationError(f"$ref {ref!r} points at nothing in the schema", retryable=False)
+        try:
+            node = resolve_tokens(self.root, _pointer_tokens(ref))
+        except PointerError:
+            raise GenerationError(f"$ref {ref!r} points at nothing in the schema", retryable=False) from None
         if not isinstance(node, dict | bool):
             raise GenerationError(f"$ref {ref!r} does not point at a schema", retryable=False)
         return node
@@ -330,10 +312,10 @@ class SchemaPlan:
             both += [t for t in other if t == "integer" and "number" in mine and t not in both]
             return both or _CONFLICT
         if key == "enum" and isinstance(ours, list) and isinstance(theirs, list):
-            keys = {_json_key(value) for value in theirs}
-            return [value for value in ours if _json_key(value) in keys] or _CONFLICT
+            keys = {canonical_json(value) for value in theirs}
+            return [value for value in ours if canonical_json(value) in keys] or _CONFLICT
         if key == "const":
-            return _CONFLICT if _json_key(ours) != _json_key(theirs) else ours
+            return _CONFLICT if canonical_json(ours) != canonical_json(theirs) else ours
         if key == "required" and isinstance(ours, list) and isinstance(theirs, list):
             return ours + [name for name in theirs if name not in ours]
         if key == "uniqueItems":

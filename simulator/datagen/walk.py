@@ -20,6 +20,8 @@ from functools import partial
 from random import Random
 from typing import Any
 
+from simulator.canonical import escape_token
+
 from .containers import (
     CHANCE_SLOT,
     EXAMPLE_SLOT,
@@ -28,7 +30,6 @@ from .containers import (
     PRESENT_SLOT,
     ContainerValues,
     copy_json,
-    escape_pointer,
     merge_all,
 )
 from .names import classify_name
@@ -353,7 +354,7 @@ class Generation(ContainerValues):
                 if target is False:
                     continue
                 try:
-                    replacement = self.generate(target, f"{path}/{escape_pointer(key)}", key, depth + 1)
+                    replacement = self.generate(target, f"{path}/{escape_token(key)}", key, depth + 1)
                 except OutOfBudget:
                     raise
                 except GenerationError:

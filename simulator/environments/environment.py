@@ -41,12 +41,12 @@ from typing import Any
 import yaml
 
 from simulator import __version__
+from simulator.canonical import canonical_json, sha256_hex
 from simulator.errors import SpecError, UnknownEnvironmentError
 from simulator.spec.confine import ReadRefused, allowed_roots, check_inside, read_regular_file
 from simulator.spec.loader import load_spec, load_yaml_bounded
 from simulator.spec.model import Spec
 from simulator.spec.yaml_limits import AliasBombError
-from simulator.state.store import canonical_json, sha256_hex
 
 from .resources import check_overrides
 

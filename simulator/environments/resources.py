@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from simulator.datagen.names import singular
 from simulator.spec.model import JSONSchema, Operation, Spec
 from simulator.spec.navigation import array_items, deref, object_properties, primary_type
 
@@ -89,18 +90,6 @@ def segments(path: str) -> list[str]:
 def template_name(segment: str) -> str | None:
     m = _TEMPLATE.match(segment)
     return m.group(1) if m else None
-
-
-def singular(word: str) -> str:
-    word = word.strip()
-    lower = word.lower()
-    if lower.endswith("ies") and len(word) > 4:
-        return word[:-3] + "y"
-    if lower.endswith(("sses", "xes", "ches", "shes")):
-        return word[:-2]
-    if lower.endswith("s") and not lower.endswith("ss") and len(word) > 3:
-        return word[:-1]
-    return word
 
 
 def success_schema(op: Operation) -> JSONSchema | None:

@@ -11,12 +11,13 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from simulator.canonical import canonical_json, sha256_hex
 from simulator.environments.envelopes import unwrap_record, wrap_list, wrap_record
 from simulator.environments.identity import param_field_names
 from simulator.environments.resources import Binding, Resource
 from simulator.spec.model import JSONSchema, Operation, ResponseSpec
 from simulator.spec.navigation import deref, object_properties
-from simulator.state.store import Record, Session, World, canonical_json, id_key, sha256_hex
+from simulator.state.store import Record, Session, World, id_key
 
 from .shaping import Shaper
 from .validation import ParsedRequest, media_kind

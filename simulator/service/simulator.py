@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
+from simulator.canonical import canonical_json, json_bytes, pointer_tokens
 from simulator.environments.environment import Environment
 from simulator.environments.resources import ResourceModel, infer_resources
 from simulator.errors import SessionFull, SessionGone
@@ -22,7 +23,7 @@ from simulator.messages import DEFAULT_SESSION, SimRequest, SimResponse
 from simulator.spec.model import Operation, Spec
 from simulator.spec.navigation import primary_type
 from simulator.state.sessions import Limits, SessionRegistry
-from simulator.state.store import Session, World, canonical_json, json_bytes
+from simulator.state.store import Session, World
 
 from .auth import Authenticator, RequestCredentials
 from .handlers import NO_BODY, Conflict, Handlers, NotFound, Outcome, choose_media, documented
@@ -186,7 +187,7 @@ class Simulator:
             return self._problem(op, 409, "Conflict", exc.detail,
                                  [Problem("path", res.id_param or "", "", exc.detail)] if res else [])
         except WriteRefused as exc:  # valid for the request schema, but not storable as sent
-            field = exc.pointer.split("/")[1].replace("~1", "/").replace("~0", "~") if exc.pointer else ""
+            field = pointer_tokens(exc.pointer)[0] if exc.pointer else ""
             return self._problem(op, _documented_input_status(op, 422), "The write cannot be stored as sent",
                                  f"field {field!r} ({exc.pointer}): {exc.reason}",
                                  [Problem("body", field, exc.pointer, exc.reason)])

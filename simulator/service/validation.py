@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl
 import jsonschema_rs
 import orjson
 
+from simulator.canonical import join_pointer
 from simulator.spec.model import JSONSchema, Operation, Parameter
 from simulator.spec.navigation import array_items, deref, object_properties, primary_type
 
@@ -82,8 +83,7 @@ def compile_schema(schema: JSONSchema) -> Any:
 
 
 def _pointer(path: Any) -> str:
-    parts = [str(p).replace("~", "~0").replace("/", "~1") for p in path]
-    return "/" + "/".join(parts) if parts else ""
+    return join_pointer("", *path)
 
 
 def schema_problems(validator: Any, value: Any, location: str, name: str) -> list[Problem]:

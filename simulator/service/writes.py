@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from simulator.canonical import escape_token
 from simulator.environments.envelopes import ID_NAMES
 from simulator.spec.model import JSONSchema
 from simulator.spec.navigation import array_items, deref, object_properties, primary_type
@@ -116,7 +117,7 @@ class Converter:
         out: dict[str, Any] = {}
         for name, value in changes.items():
             if name in props:
-                converted = self.value(root, props[name], value, "/" + _escape(name), 0)
+                converted = self.value(root, props[name], value, "/" + escape_token(name), 0)
                 if converted is not _DROP:
                     out[name] = converted
         return out
@@ -155,7 +156,7 @@ class Converter:
         out: dict[str, Any] = {}
         for name, member in value.items():
             if name in props:
-                converted = self.value(root, props[name], member, f"{pointer}/{_escape(name)}", depth + 1)
+                converted = self.value(root, props[name], member, f"{pointer}/{escape_token(name)}", depth + 1)
                 if converted is not _DROP:
                     out[name] = converted
             elif extra_allowed and not props:
@@ -191,10 +192,6 @@ class _Drop:
 
 
 _DROP: Any = _Drop()
-
-
-def _escape(name: str) -> str:
-    return name.replace("~", "~0").replace("/", "~1")
 
 
 def _why(root: JSONSchema, schema: JSONSchema, value: Any) -> str:

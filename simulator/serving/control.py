@@ -34,13 +34,13 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from simulator import __version__
+from simulator.canonical import json_bytes
 from simulator.errors import SessionGone
 from simulator.messages import DEFAULT_SESSION, SESSION_HEADER
 from simulator.service.auth import RequestCredentials
 from simulator.service.simulator import PROBLEM_JSON, Simulator
 from simulator.state.journal import DEFAULT_PAGE, MAX_PAGE
 from simulator.state.sessions import NotOwner
-from simulator.state.store import json_bytes
 
 from .control_access import ADMIN_HEADER, AccessDenied, ControlPolicy
 

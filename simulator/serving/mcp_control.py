@@ -13,9 +13,9 @@ from typing import Any
 
 import mcp_types as types
 
+from simulator.canonical import json_bytes
 from simulator.errors import SessionGone, SimulatorError
 from simulator.service.simulator import Simulator
-from simulator.state.store import json_bytes
 
 CONTROL_PREFIX = "sim__"
 _STATE_SCHEMA: dict[str, Any] = {

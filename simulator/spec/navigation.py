@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote
 
+from simulator.canonical import unescape_token
+
 from .model import JSONSchema
 
 _EMPTY: JSONSchema = {}
@@ -20,7 +22,7 @@ def deref(root: JSONSchema, schema: Any, *, limit: int = 32) -> JSONSchema:
             return _EMPTY
         node: Any = root
         for part in ref[2:].split("/"):
-            part = unquote(part).replace("~1", "/").replace("~0", "~")
+            part = unescape_token(unquote(part))
             if not isinstance(node, dict) or part not in node:
                 return _EMPTY
             node = node[part]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+from simulator.canonical import join_pointer
 from simulator.spec.jsonschema.convert import Direction, SchemaConverter
 
 from .model import (
@@ -27,7 +28,7 @@ from .model import (
     ResponseSpec,
     SkippedOperation,
 )
-from .refs import Documents, Location, RefError, RemoteRefRefused, join_pointer
+from .refs import Documents, Location, RefError, RemoteRefRefused
 
 log = logging.getLogger(__name__)
 

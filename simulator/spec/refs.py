@@ -13,23 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urljoin, urlsplit
 
+from simulator.canonical import PointerError, join_pointer, pointer_tokens, resolve_pointer
+
 REMOTE_SCHEMES = ("http://", "https://")
-
-
-def escape_token(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
-
-
-def unescape_token(token: str) -> str:
-    return token.replace("~1", "/").replace("~0", "~")
-
-
-def join_pointer(pointer: str, *tokens: str | int) -> str:
-    return pointer + "".join("/" + escape_token(str(t)) for t in tokens)
-
-
-def pointer_tokens(pointer: str) -> list[str]:
-    return [unescape_token(t) for t in pointer.split("/")[1:]] if pointer else []
 
 
 def is_remote(target: str) -> bool:
@@ -137,16 +123,11 @@ class Documents:
 
     def node(self, loc: Location, ref: str = "") -> Any:
         """The node at ``loc``; :class:`RefError` when the pointer leads nowhere."""
-        node: Any = self._by_key[loc.doc].data
-        for token in pointer_tokens(loc.pointer):
-            if isinstance(node, dict) and token in node:
-                node = node[token]
-            elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
-                node = node[int(token)]
-            else:
-                shown = ref or loc.render()
-                raise RefError(shown, f"$ref {shown!r} does not resolve (no {token!r} in {loc.render()})")
-        return node
+        try:
+            return resolve_pointer(self._by_key[loc.doc].data, loc.pointer)
+        except PointerError as exc:
+            shown = ref or loc.render()
+            raise RefError(shown, f"$ref {shown!r} does not resolve ({exc} in {loc.render()})") from None
 
     def lookup(self, ref: str, doc: str) -> tuple[Any, Location]:
         loc = self.resolve(ref, doc)

@@ -11,14 +11,11 @@ The state hash is a canonical digest of the overlay and the write counter (see
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import quote
 
-import orjson
-
+from simulator.canonical import canonical_json, sha256_hex
 from simulator.environments.resources import Resource
 from simulator.errors import SessionFull
 from simulator.spec.model import JSONSchema
@@ -41,25 +38,6 @@ class Shaper(Protocol):
 
     def is_valid(self, root: JSONSchema, schema: JSONSchema, value: Any) -> bool: ...
 _ID_ATTEMPTS = 20
-
-
-def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no whitespace: the bytes every hash in the kit is taken over."""
-    return json_bytes(value, sort_keys=True)
-
-
-def json_bytes(value: Any, *, sort_keys: bool = False) -> bytes:
-    """Compact JSON. orjson, except for what it refuses: integers beyond 64 bits (a client may
-    send ``page=-2122649807149195281402167296``) and lone surrogates in strings, which the
-    standard library encodes (as ASCII, so a surrogate becomes a ``\\udcff`` escape)."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None)
-    except TypeError:
-        return json.dumps(value, sort_keys=sort_keys, separators=(",", ":")).encode()
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def scope_key(values: tuple[str, ...]) -> str:

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.certify.replay import (
-    PointerError,
-    compare_fingerprints,
-    first_difference,
-    resolve_pointer,
-    same_value,
-    source_matches,
-)
+from benchmarks.certify.replay import compare_fingerprints, source_matches
+from simulator.canonical import PointerError, first_difference, resolve_pointer, same_value
 
 
 def test_resolve_pointer_follows_rfc_6901() -> None:

@@ -89,7 +89,7 @@ def same_scalar(sent: Any, got: Any) -> bool:
     return False
 
 
-def same_value(sent: Any, got: Any) -> bool:
+def reads_back_as_sent(sent: Any, got: Any) -> bool:
     """:func:`same_scalar`, or a scalar stored as the object it names (a region sent as ``"ams1"``
     reads back as ``{"slug": "ams1", ...}``)."""
     if isinstance(got, dict) and not isinstance(sent, dict):
@@ -347,7 +347,7 @@ class RoundTrip:
         comparable = self.comparable(res, read, sent, wrote, after)
         record = record_in(answer.json(), set(comparable)) or {}
         for key, value in sorted(comparable.items()):
-            self.tally.check(key in record and same_value(value, record[key]),
+            self.tally.check(key in record and reads_back_as_sent(value, record[key]),
                              f"{res.name}: {key} written {value!r} after {after}, read {record.get(key, '(absent)')!r}")
 
     def comparable(self, res: Resource, read: Operation, sent: dict[str, Any], wrote: Operation | None,

@@ -26,6 +26,7 @@ import jsonschema_rs
 import pytest
 import yaml
 
+from simulator.canonical import escape_token, unescape_token
 from simulator.datagen.generate import (
     DEFAULT_EPOCH,
     MAX_DEPTH,
@@ -780,10 +781,6 @@ def _load_spec(path: Path) -> Any:
     return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
 
 
-def _escape_key(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
-
-
 def self_contained_roots(spec: dict[str, Any], *, operations: bool = False) -> Iterator[tuple[str, Any]]:
     """Every component schema (or, with ``operations``, every inline JSON body schema of an
     operation) as a self-contained 2020-12 root: referenced schemas go to ``$defs``.
@@ -798,7 +795,7 @@ def self_contained_roots(spec: dict[str, Any], *, operations: bool = False) -> I
         ref = unquote(ref)  # a fragment is percent-encoded; a pointer is ~-escaped
         for base in ("#/components/schemas/", "#/definitions/"):
             if ref.startswith(base) and "/" not in ref[len(base) :]:
-                return ref[len(base) :].replace("~1", "/").replace("~0", "~")
+                return unescape_token(ref[len(base) :])
         if ref.startswith("#/"):  # any other schema in the document, keyed by its JSON pointer
             return ref[1:]
         return None
@@ -811,7 +808,7 @@ def self_contained_roots(spec: dict[str, Any], *, operations: bool = False) -> I
         out: dict[str, Any] = {}
         for key, value in node.items():
             if key == "$ref" and isinstance(value, str) and target(value) is not None:
-                out[key] = "#/$defs/" + quote(_escape_key(str(target(value))), safe="~")
+                out[key] = "#/$defs/" + quote(escape_token(str(target(value))), safe="~")
             elif key in ("properties", "patternProperties") and isinstance(value, dict):
                 out[key] = {name: translate(sub) for name, sub in value.items()}
             elif key in ("example", "examples", "default", "enum", "const"):
@@ -838,7 +835,7 @@ def self_contained_roots(spec: dict[str, Any], *, operations: bool = False) -> I
             return schemas[key]
         node: Any = spec
         for token in key[1:].split("/"):
-            token = token.replace("~1", "/").replace("~0", "~")
+            token = unescape_token(token)
             node = node[int(token)] if isinstance(node, list) else node.get(token, {})
         return node
 
@@ -852,7 +849,7 @@ def self_contained_roots(spec: dict[str, Any], *, operations: bool = False) -> I
             if isinstance(item, dict):
                 ref = item.get("$ref")
                 if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                    key = unquote(ref[len("#/$defs/") :]).replace("~1", "/").replace("~0", "~")
+                    key = unescape_token(unquote(ref[len("#/$defs/") :]))
                     if key not in found:
                         if key not in library:
                             library[key] = translate(lookup(key))

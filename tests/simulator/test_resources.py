@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from simulator.datagen.names import singular
 from simulator.environments.environment import load_environment
-from simulator.environments.resources import Binding, infer_resources, record_schema_of, singular
+from simulator.environments.resources import Binding, infer_resources, record_schema_of
 
 
 def kinds(env: str) -> dict[str, tuple[str, str | None]]:
@@ -95,9 +96,16 @@ def test_overrides_are_checked() -> None:
     assert model.resources["pet"].id_field == "name"
 
 
-@pytest.mark.parametrize(("word", "expected"), [("pets", "pet"), ("activities", "activity"), ("boxes", "box"),
-                                                ("address", "address"), ("data", "data"), ("news", "new")])
+@pytest.mark.parametrize(("word", "expected"), [
+    ("pets", "pet"), ("activities", "activity"), ("Categories", "Category"), ("boxes", "box"),
+    ("address", "address"), ("addresses", "address"), ("data", "data"), ("photoUrls", "photoUrl"),
+    # already singular, though they end in "s": resource and item names must not lose the "s"
+    ("news", "news"), ("status", "status"), ("findByStatus", "findByStatus"), ("audio-analysis", "audio-analysis"),
+    ("previous", "previous"), ("anti-virus", "anti-virus"), (" pets ", "pet"),
+    ("statuses", "status"), ("aliases", "alias"), ("emojis", "emoji"), ("menus", "menu"),
+])
 def test_singular(word: str, expected: str) -> None:
+    # one function names resources (resources.py) and array items (datagen/containers.py)
     assert singular(word) == expected
 
 

@@ -23,6 +23,7 @@ import yaml
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest
 
+from simulator.canonical import json_bytes
 from simulator.datagen.generate import generate_value
 from simulator.environments.environment import Environment, load_environment, shipped_environments
 from simulator.messages import SimRequest
@@ -30,7 +31,6 @@ from simulator.service.simulator import Simulator
 from simulator.service.validation import media_kind
 from simulator.spec.model import JSONSchema, Operation, Parameter
 from simulator.spec.navigation import array_items, deref, object_properties, required_properties
-from simulator.state.store import json_bytes
 
 pytestmark = pytest.mark.filterwarnings("ignore:Unsupported scheme type:UserWarning")  # oauth2: openapi-core skips it
 

@@ -7,9 +7,9 @@ import itertools
 from collections.abc import Callable
 from pathlib import Path
 
-import orjson
 import pytest
 
+from simulator.canonical import canonical_json
 from simulator.environments.environment import shipped_environments
 from toolgrad.dataset.runner import generate_dataset, read_samples
 from toolgrad.records import Sample
@@ -39,10 +39,6 @@ def offline_samples(offline_datasets: dict[str, Path]) -> dict[str, list[Sample]
     return {env: list(read_samples(path)) for env, path in offline_datasets.items()}
 
 
-def _canonical(value: object) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-
-
 @pytest.fixture(scope="session")
 def replay() -> Replay:
     """Re-execute a sample's chains (chains in order, steps in order) on a fresh session; the
@@ -64,7 +60,7 @@ def replay() -> Replay:
                 where = f"seed {sample.seed} chain {ci} step {si} ({step.tool})"
                 if got.status != step.status:
                     problems.append(f"{where}: status {got.status} != {step.status}")
-                if _canonical(got.body) != _canonical(step.response):
+                if canonical_json(got.body) != canonical_json(step.response):
                     problems.append(f"{where}: response differs")
                 if got.state_hash != step.state_hash:
                     problems.append(f"{where}: state hash differs")

@@ -16,7 +16,6 @@ Transport failures (timeouts, a dead server) are never recorded.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -25,6 +24,8 @@ from typing import Any
 
 import orjson
 
+from simulator.canonical import canonical_sha256
+
 CACHE_VERSION = "1"
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 def request_key(request: dict[str, Any]) -> str:
     """sha256 (hex) of the canonical JSON of ``request``."""
-    return hashlib.sha256(orjson.dumps(request, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return canonical_sha256(request)
 
 
 class ResponseCache:

@@ -2,7 +2,7 @@
 
 What a caller may rely on:
 
-* **Canonical lines.** A line is ``orjson.dumps(sample.model_dump(mode="json"), OPT_SORT_KEYS)``
+* **Canonical lines.** A line is ``strict_canonical_json(sample.model_dump(mode="json"))``
   plus ``\\n``; ``Sample.id`` is the sha256 of that JSON without the ``id`` key. Records hold no
   timings, hosts or dates, so the same seeds and settings give the same bytes, whatever the
   concurrency or ``PYTHONHASHSEED``.
@@ -25,7 +25,6 @@ What a caller may rely on:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import threading
@@ -42,6 +41,7 @@ from typing import Any
 import orjson
 
 import simulator
+from simulator.canonical import sha256_hex, strict_canonical_json
 from simulator.environments.environment import environment_folders, shipped_environments
 from toolgrad import __version__
 from toolgrad.backends.base import CacheMiss, EndpointError
@@ -61,13 +61,13 @@ SCHEMA_SUFFIX = ".schema.json"
 
 def encode_sample(sample: Sample) -> bytes:
     """The sample's line, newline included."""
-    return orjson.dumps(sample.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS) + b"\n"
+    return strict_canonical_json(sample.model_dump(mode="json")) + b"\n"
 
 
 def sample_id(record: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of a record without its ``id``."""
     body = {k: v for k, v in record.items() if k != "id"}
-    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return sha256_hex(strict_canonical_json(body))
 
 
 def build_sample(outcome: SampleOutcome, provenance: Provenance) -> Sample:

@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 import yaml
 
+from simulator.canonical import canonical_json
 from simulator.environments.environment import load_environment
 from simulator.errors import SimulatorError
 from toolgrad.agent_prompt import AGENT_SYSTEM_PROMPT
@@ -59,8 +60,7 @@ def conversation(sample: Sample, tools: list[dict[str, Any]]) -> dict[str, Any]:
         messages.append({"role": "assistant", "content": "", "tool_calls": [
             {"id": cid, "type": "function", "function": {"name": step.tool, "arguments": step.arguments}}]})
         messages.append({"role": "tool", "tool_call_id": cid, "name": step.tool,
-                         "content": orjson.dumps({"status": step.status, "body": step.response},
-                                                 option=orjson.OPT_SORT_KEYS).decode()})
+                         "content": canonical_json({"status": step.status, "body": step.response}).decode()})
     messages.append({"role": "assistant", "content": sample.answer})
     return {"id": sample.id, "seed": sample.seed, "query": sample.query, "answer": sample.answer,
             "environments": sorted({s.env for s in sample.steps()}), "num_calls": len(sample.steps()),
@@ -160,7 +160,7 @@ def export_hf(settings: ExportSettings) -> dict[str, int]:
     for name, part in samples.items():
         rows = (conversation(s, candidates_for(s, pool, settings.distractors, settings.seed)) for s in part)
         files[name] = out / "data" / f"{name}.jsonl"
-        write_lines_atomic(files[name], (orjson.dumps(r, option=orjson.OPT_SORT_KEYS) + b"\n" for r in rows))
+        write_lines_atomic(files[name], (canonical_json(r) + b"\n" for r in rows))
     origin = source if source.is_file() else source / MANIFEST
     certificate = _certificate_of(source) if source.is_file() else _split_certificate(origin)
     write_text_atomic(out / "README.md", dataset_card(samples, files, sources, certificate, settings))

@@ -28,8 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from simulator.canonical import canonical_json
 from simulator.environments.environment import load_environment
 from simulator.errors import SimulatorError
 from toolgrad.dataset.files import write_lines_atomic
@@ -49,7 +48,7 @@ SYSTEM_PROMPT = (
 
 
 def _dumps(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    return canonical_json(value).decode()
 
 
 def tool_name(spec: dict[str, Any]) -> str:
@@ -160,5 +159,5 @@ def export_dataset(settings: ExportSettings) -> int:
     if not out.parent.exists():
         raise ToolgradError(f"output directory {out.parent} does not exist")
     rows = export_rows(samples, settings)
-    write_lines_atomic(out, (orjson.dumps(row, option=orjson.OPT_SORT_KEYS) + b"\n" for row in rows))
+    write_lines_atomic(out, (canonical_json(row) + b"\n" for row in rows))
     return len(rows)

@@ -24,15 +24,13 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from simulator.canonical import escape_token, lookup_pointer, pointer_tokens
 from toolgrad.json_values import (
     argument_pointer,
-    escape_pointer_token,
     is_nontrivial,
     leaf_key,
     leaves,
     loosely_equal,
-    pointer_tokens,
-    resolve_pointer,
 )
 from toolgrad.records import ArgumentSource
 
@@ -59,7 +57,7 @@ def list_item(pointer: str) -> str | None:
     (``/data/3/company_id`` -> ``/data/3``), or None when it goes through no list."""
     out = ""
     for token in pointer_tokens(pointer):
-        out += "/" + escape_pointer_token(token)
+        out += "/" + escape_token(token)
         if token.isdigit():
             return out
     return None
@@ -73,7 +71,7 @@ def _walk(node: Any, budget: int) -> Iterator[tuple[str, int, str, Any]]:
         for ptr, d, key, value in queue:
             budget -= 1
             if isinstance(value, dict):
-                nxt.extend((f"{ptr}/{escape_pointer_token(str(k))}", d + 1, str(k), v) for k, v in value.items())
+                nxt.extend((f"{ptr}/{escape_token(str(k))}", d + 1, str(k), v) for k, v in value.items())
             elif isinstance(value, list):
                 nxt.extend((f"{ptr}/{i}", d + 1, key, v) for i, v in enumerate(value))
             else:
@@ -157,9 +155,9 @@ class SourceFinder:
         by_place = {(c, s): body for c, s, body in earlier}
         sources: dict[str, ArgumentSource] = {}
         for pointer, (chain, step, at) in sorted(_claims_by_pointer(declared).items()):
-            ok, value = resolve_pointer(arguments, pointer)
+            ok, value = lookup_pointer(arguments, pointer)
             if ok and pointer and (chain, step) in by_place:
-                found_ok, found = resolve_pointer(by_place[(chain, step)], at)
+                found_ok, found = lookup_pointer(by_place[(chain, step)], at)
                 if found_ok and _holds(found, value):
                     sources[pointer] = ArgumentSource(chain=chain, step=step, pointer=at)
         for pointer, value in sorted(leaves(arguments), key=lambda leaf: leaf[0]):

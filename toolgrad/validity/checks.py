@@ -34,16 +34,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from simulator.canonical import escape_token, lookup_pointer, pointer_tokens
+from toolgrad.json_values import is_nontrivial as _identifying
 from toolgrad.json_values import (
-    escape_pointer_token,
     leaf_key,
     leaves,
     loosely_equal,
-    pointer_tokens,
-    resolve_pointer,
     top_argument,
 )
-from toolgrad.json_values import is_nontrivial as _identifying
 from toolgrad.records import ArgumentSource, Chain, Step
 
 from .statements import ResponseIndex, Text, answer_values
@@ -113,7 +111,7 @@ def _source_problem(chains: Sequence[Chain], ci: int, si: int, source: ArgumentS
         return f"its recorded source, {where}, is not a step of the sample"
     if (source.chain, source.step) >= (ci, si):
         return f"its recorded source, {where}, does not come before it"
-    found, held = resolve_pointer(chains[source.chain].steps[source.step].response, at)
+    found, held = lookup_pointer(chains[source.chain].steps[source.step].response, at)
     if not found or not (held == value or loosely_equal(held, value)):
         return f"its recorded source, {at!r} in {where}, does not hold it"
     return ""
@@ -126,7 +124,7 @@ def _identifiers(item: Any, pointer: str = "", depth: int = 0) -> list[tuple[str
         return []
     out: list[tuple[str, Any]] = []
     for key, value in item.items():
-        here = f"{pointer}/{escape_pointer_token(str(key))}"
+        here = f"{pointer}/{escape_token(str(key))}"
         if isinstance(value, dict):
             out.extend(_identifiers(value, here, depth + 1))
         elif _identifying(value):
@@ -163,7 +161,7 @@ def lists_on_path(response: Any, at: str) -> list[tuple[str, list[Any], int]]:
             node = node[token]
         else:
             break
-        here += "/" + escape_pointer_token(token)
+        here += "/" + escape_token(token)
     return out
 
 
@@ -233,7 +231,7 @@ def _mixed_items(chains: Sequence[Chain], text: Text) -> Finding | None:
         for (c, s, list_at), by_index in picked.items():
             if len(by_index) < 2:
                 continue
-            _, items = resolve_pointer(chains[c].steps[s].response, list_at)
+            _, items = lookup_pointer(chains[c].steps[s].response, list_at)
             unnamed = sorted(i for i in by_index if not names_item(text, items, i))
             if unnamed:
                 return Finding(

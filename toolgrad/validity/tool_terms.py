@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from simulator.canonical import pointer_tokens
 from simulator.spec.model import JSONSchema, Spec
-from toolgrad.json_values import loosely_equal, pointer_tokens
+from toolgrad.json_values import loosely_equal
 from toolgrad.records import Step
 from toolgrad.toolbox import BoundTool, Toolbox
 

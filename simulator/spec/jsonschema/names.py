@@ -8,7 +8,8 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
-from simulator.spec.refs import Location, pointer_tokens
+from simulator.canonical import pointer_tokens
+from simulator.spec.refs import Location
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _COMPONENT_PARENTS = ("schemas", "definitions", "$defs")

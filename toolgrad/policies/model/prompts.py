@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
+from simulator.canonical import canonical_json
 from toolgrad.loop.policy import Workflow
 from toolgrad.records import Proposal, Step
 
@@ -30,7 +29,7 @@ def clip(text: str, limit: int) -> str:
 
 def compact_json(value: Any, limit: int) -> str:
     try:
-        text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
+        text = canonical_json(value).decode()
     except TypeError:
         text = str(value)
     return clip(text, limit)

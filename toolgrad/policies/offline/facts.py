@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from simulator.canonical import escape_token
 from simulator.environments.resources import _WRAPPER_KEYS, Resource
-from toolgrad.json_values import escape_pointer_token
 from toolgrad.records import Step
 
 from .catalog import ToolInfo
@@ -39,9 +39,9 @@ def _record_roots(body: Any, res: Resource | None) -> set[str]:
         for key in (*_WRAPPER_KEYS, "item", "result", res.name if res else ""):
             inner = body.get(key) if key else None
             if isinstance(inner, dict):
-                roots.append((f"/{escape_pointer_token(key)}", inner))
+                roots.append((f"/{escape_token(key)}", inner))
             elif isinstance(inner, list):
-                roots += [(f"/{escape_pointer_token(key)}/{i}", x) for i, x in enumerate(inner)]
+                roots += [(f"/{escape_token(key)}/{i}", x) for i, x in enumerate(inner)]
     return {p for p, r in roots if isinstance(r, dict)}
 
 
@@ -61,12 +61,12 @@ def facts_of(
         if isinstance(node, dict):
             rec = ptr if ptr in roots else record
             for k, v in node.items():
-                walk(v, f"{ptr}/{escape_pointer_token(str(k))}", str(k), key, rec, depth + 1)
+                walk(v, f"{ptr}/{escape_token(str(k))}", str(k), key, rec, depth + 1)
         elif isinstance(node, list):
             for i, v in enumerate(node[:25]):
                 walk(v, f"{ptr}/{i}", key, parent, record, depth + 1)
         elif node is not None and not isinstance(node, bool):
-            at_record = res is not None and record != "-" and ptr == f"{record}/{escape_pointer_token(key)}"
+            at_record = res is not None and record != "-" and ptr == f"{record}/{escape_token(key)}"
             facts.append(
                 Fact(
                     node,

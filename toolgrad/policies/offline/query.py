@@ -23,7 +23,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from toolgrad.json_values import leaves, pointer_tokens
+from simulator.canonical import pointer_tokens
+from toolgrad.json_values import leaves
 from toolgrad.loop.policy import Workflow
 from toolgrad.records import ArgumentSource, Chain
 from toolgrad.validity.checks import exemption, item_identifiers, lists_on_path, source_of
