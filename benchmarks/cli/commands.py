@@ -336,7 +336,7 @@ def eval_calls_command(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the result (JSON) here.")] = None,
 ) -> None:
     """Single-turn call-list evaluation (BFCL-style AST match of the calls the model lists)."""
-    from benchmarks.evaluate.runner import load_call_items, run_call_eval
+    from benchmarks.evaluate.call_lists import load_call_items, run_call_eval
 
     with _user_errors():
         items = load_call_items(data)[:limit]

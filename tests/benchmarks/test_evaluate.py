@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from benchmarks.certify.certificate import read_dataset
 from benchmarks.certify.replay import SandboxProvider
 from benchmarks.cli.app import app
+from benchmarks.evaluate.call_lists import load_call_items, run_call_eval
 from benchmarks.evaluate.report import (
     build_report,
     load_report,
@@ -28,8 +29,6 @@ from benchmarks.evaluate.runner import (
     EvalSettings,
     EvaluationAborted,
     evaluate,
-    load_call_items,
-    run_call_eval,
 )
 from toolgrad.backends.base import Completion, ModelError, ToolCall
 from toolgrad.exports.openai import export_dataset
