@@ -21,7 +21,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from benchmarks.certify.replay import BACKENDS, BenchmarkError
+from benchmarks.certify.replay import BenchmarkError
+from benchmarks.certify.sandboxes import BACKENDS
 from simulator.errors import EXIT_CODES, SimulatorError
 from toolgrad.backends.base import ChatModel
 from toolgrad.dataset.files import write_bytes_atomic, write_text_atomic
@@ -121,7 +122,8 @@ def certify_command(
         judge_dataset,
         read_dataset,
     )
-    from benchmarks.certify.replay import SandboxProvider, recorded_env_refs
+    from benchmarks.certify.replay import recorded_env_refs
+    from benchmarks.certify.sandboxes import SandboxProvider
 
     with _user_errors(), contextlib.ExitStack() as stack:
         chat = _judge_chat(judge, base_url, cache or _sidecar(data, ".judge-cache"), replay_only) if judge else None
@@ -279,7 +281,8 @@ def eval_command(
     from dataclasses import replace
 
     from benchmarks.certify.certificate import read_dataset
-    from benchmarks.certify.replay import SandboxProvider, recorded_env_refs
+    from benchmarks.certify.replay import recorded_env_refs
+    from benchmarks.certify.sandboxes import SandboxProvider
     from benchmarks.evaluate.report import (
         build_report,
         render_markdown,

@@ -31,7 +31,8 @@ from inspect_ai.scorer import Score, Scorer, Target, mean, scorer
 from inspect_ai.solver import Generate, Solver, TaskState, solver, system_message
 from inspect_ai.tool import Tool, ToolDef, ToolParams
 
-from benchmarks.certify.replay import Divergence, SandboxProvider, read_dataset
+from benchmarks.certify.replay import Divergence, read_dataset
+from benchmarks.certify.sandboxes import SandboxProvider
 from toolgrad.records import Sample
 from toolgrad.toolbox import Toolbox
 

@@ -21,9 +21,9 @@ from benchmarks.certify.replay import (
     BenchmarkError,
     Dataset,
     Divergence,
-    SandboxProvider,
     resolve_tool,
 )
+from benchmarks.certify.sandboxes import SandboxProvider
 from toolgrad.agent_prompt import AGENT_SYSTEM_PROMPT
 from toolgrad.backends.base import ChatModel, EndpointError, ModelError
 from toolgrad.records import Sample

@@ -14,7 +14,7 @@ from scripted_openai import scripted
 from typer.testing import CliRunner
 
 from benchmarks.certify.certificate import read_dataset
-from benchmarks.certify.replay import SandboxProvider
+from benchmarks.certify.sandboxes import SandboxProvider
 from benchmarks.cli.app import app
 from benchmarks.evaluate.call_lists import load_call_items, run_call_eval
 from benchmarks.evaluate.report import (
