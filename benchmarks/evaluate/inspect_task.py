@@ -31,15 +31,11 @@ from inspect_ai.scorer import Score, Scorer, Target, mean, scorer
 from inspect_ai.solver import Generate, Solver, TaskState, solver, system_message
 from inspect_ai.tool import Tool, ToolDef, ToolParams
 
+# absolute imports: `inspect eval benchmarks/evaluate/inspect_task.py` loads this file as a top-level module
 from benchmarks.certify.replay import Divergence, read_dataset
 from benchmarks.certify.sandboxes import SandboxProvider
-from toolgrad.records import Sample
-from toolgrad.toolbox import Toolbox
-
-from .metrics import Attempt, Call, Reference, TrialScore, score_trial
-
-# absolute imports: `inspect eval benchmarks/evaluate/inspect_task.py` loads this file as a top-level module
-from .runner import (
+from benchmarks.evaluate.metrics import Attempt, Call, Reference, TrialScore, score_trial
+from benchmarks.evaluate.runner import (
     MAX_TOKENS,
     SYSTEM_PROMPT,
     EvaluationAborted,
@@ -47,6 +43,8 @@ from .runner import (
     offered_tools,
     reference_run,
 )
+from toolgrad.records import Sample
+from toolgrad.toolbox import Toolbox
 
 STORE_KEY = "toolgrad"
 SCORE_KEYS = ("tool_recall", "tool_precision", "success_rate", "outcome_match", "argument_accuracy",

@@ -37,7 +37,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:The 'initial' parameter is deprecated:DeprecationWarning"),
 ]
 ROOT = Path(__file__).resolve().parents[2]
-TASK = str(ROOT / "benchmarks" / "inspect_task.py") + "@toolgrad"
+TASK = str(ROOT / "benchmarks" / "evaluate" / "inspect_task.py") + "@toolgrad"
 INSPECT = Path(sys.executable).with_name("inspect")
 NOT_JSON = "{not json"
 
