@@ -18,7 +18,7 @@ _EXPORTS: dict[str, str] = {
     "Certificate": "benchmarks.certify.certificate",
     "certificate_bytes": "benchmarks.certify.certificate",
     "read_dataset": "benchmarks.certify.replay",
-    "SandboxProvider": "benchmarks.certify.replay",
+    "SandboxProvider": "benchmarks.certify.sandboxes",
     "BenchmarkError": "benchmarks.certify.replay",
     "evaluate_dataset": "benchmarks.evaluate.runner",
     "EvalSettings": "benchmarks.evaluate.runner",
@@ -61,6 +61,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .baseline.compare import CompareSettings, run_comparison
     from .certify.certificate import Certificate, certificate_bytes, certify_file
-    from .certify.replay import BenchmarkError, SandboxProvider, read_dataset
+    from .certify.replay import BenchmarkError, read_dataset
+    from .certify.sandboxes import SandboxProvider
     from .evaluate.report import build_report, write_run
     from .evaluate.runner import EvalSettings, evaluate_dataset

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from toolgrad.backends.base import ChatModel, Completion, ModelError
-from toolgrad.backends.openai import Usage
+from toolgrad.backends.usage import Usage
 
 
 class BudgetSpent(ModelError):

@@ -60,6 +60,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from simulator.environments.environment import shipped_environments
 from toolgrad.backends.base import ChatModel
 from toolgrad.dataset.files import LineFile, write_json_atomic
+from toolgrad.dataset.provenance import git_revision, package_versions
 from toolgrad.dataset.runner import (
     SCHEMA_SUFFIX,
     SUMMARY_SUFFIX,
@@ -69,8 +70,6 @@ from toolgrad.dataset.runner import (
     SampleDone,
     build_sample,
     encode_sample,
-    git_revision,
-    package_versions,
     sole_writer,
 )
 from toolgrad.loop.policy import Workflow

@@ -47,8 +47,6 @@ from .replay import (
     Dataset,
     DatasetLine,
     Divergence,
-    ProviderPlan,
-    SandboxProvider,
     parse_record,
     read_dataset,
     record_id,
@@ -57,6 +55,7 @@ from .replay import (
     resolve_tool,
     sample_id,
 )
+from .sandboxes import ProviderPlan, SandboxProvider
 
 # 2: per-sample results of every check (replay, solvable, grounded, coherent, unique[, judge])
 CERTIFICATE_VERSION = "2"

@@ -21,7 +21,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from benchmarks.certify.replay import BACKENDS, BenchmarkError
+from benchmarks.certify.replay import BenchmarkError
+from benchmarks.certify.sandboxes import BACKENDS
 from simulator.canonical import pretty_json
 from simulator.errors import EXIT_CODES, SimulatorError
 from toolgrad.backends.base import ChatModel
@@ -122,7 +123,8 @@ def certify_command(
         judge_dataset,
         read_dataset,
     )
-    from benchmarks.certify.replay import SandboxProvider, recorded_env_refs
+    from benchmarks.certify.replay import recorded_env_refs
+    from benchmarks.certify.sandboxes import SandboxProvider
 
     with _user_errors(), contextlib.ExitStack() as stack:
         chat = _judge_chat(judge, base_url, cache or _sidecar(data, ".judge-cache"), replay_only) if judge else None
@@ -280,7 +282,8 @@ def eval_command(
     from dataclasses import replace
 
     from benchmarks.certify.certificate import read_dataset
-    from benchmarks.certify.replay import SandboxProvider, recorded_env_refs
+    from benchmarks.certify.replay import recorded_env_refs
+    from benchmarks.certify.sandboxes import SandboxProvider
     from benchmarks.evaluate.report import (
         build_report,
         render_markdown,
@@ -337,7 +340,7 @@ def eval_calls_command(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the result (JSON) here.")] = None,
 ) -> None:
     """Single-turn call-list evaluation (BFCL-style AST match of the calls the model lists)."""
-    from benchmarks.evaluate.runner import load_call_items, run_call_eval
+    from benchmarks.evaluate.call_lists import load_call_items, run_call_eval
 
     with _user_errors():
         items = load_call_items(data)[:limit]

@@ -32,7 +32,8 @@ from inspect_ai.solver import Generate, Solver, TaskState, solver, system_messag
 from inspect_ai.tool import Tool, ToolDef, ToolParams
 
 # absolute imports: `inspect eval benchmarks/evaluate/inspect_task.py` loads this file as a top-level module
-from benchmarks.certify.replay import Divergence, SandboxProvider, read_dataset
+from benchmarks.certify.replay import Divergence, read_dataset
+from benchmarks.certify.sandboxes import SandboxProvider
 from benchmarks.evaluate.metrics import Attempt, Call, Reference, TrialScore, score_trial
 from benchmarks.evaluate.runner import (
     MAX_TOKENS,

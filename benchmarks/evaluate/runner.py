@@ -5,31 +5,27 @@ are made for real in a fresh session and the results go back to it, until it ans
 the step limit. The reference chains are replayed on another fresh session for the reference
 state. Scoring is :mod:`benchmarks.evaluate.metrics`; this module gathers its inputs and yields one
 :class:`TrialEvent` per trial, so a caller can show progress; :func:`benchmarks.evaluate.report.build_report`
-makes the on-disk report. ``toolgrad eval-calls`` (single-turn call lists, BFCL-style) is at the end.
+makes the on-disk report. ``toolgrad eval-calls`` (single-turn call lists, BFCL-style) is
+:mod:`benchmarks.evaluate.call_lists`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-from benchmarks.certify.certificate import versions
 from benchmarks.certify.replay import (
     BenchmarkError,
     Dataset,
-    DatasetError,
     Divergence,
-    SandboxProvider,
-    parse_sample,
-    read_lines,
     resolve_tool,
 )
+from benchmarks.certify.sandboxes import SandboxProvider
 from toolgrad.agent_prompt import AGENT_SYSTEM_PROMPT
-from toolgrad.backends.base import ChatModel, Completion, EndpointError, ModelError
+from toolgrad.backends.base import ChatModel, EndpointError, ModelError
 from toolgrad.records import Sample
 from toolgrad.toolbox import Toolbox
 
@@ -38,9 +34,7 @@ from .metrics import (
     Call,
     Reference,
     TrialScore,
-    call_list_metrics,
     key_values,
-    score_call_list,
     score_trial,
 )
 
@@ -301,183 +295,3 @@ def evaluate_dataset(dataset: Dataset, model: ChatModel, provider: SandboxProvid
                 qor, reason = judge_answer(judge, sample.query, sample.answer, run.answer)
                 score = replace(score, qor_judge=qor)
             yield TrialEvent(index, line.line, sample, trial, score, run, reference, divergence, reason)
-
-
-# --- single-turn call lists (``toolgrad eval-calls``) --------------------------------------------
-
-CALLS_SYSTEM_PROMPT = (
-    "You plan tool calls. Given the user's request and the tools, call every tool needed to "
-    "fulfil it, all at once, with the arguments you can determine. If no tool fits, call none. "
-    "Do not answer in prose."
-)
-
-
-@dataclass(frozen=True, slots=True)
-class CallItem:
-    """One single-turn task: the prompt, the tools offered natively (if any), the reference
-    call list, and each function's parameter schema (for the required/unexpected checks)."""
-
-    id: str
-    messages: list[dict[str, Any]]  # sent as is (a system prompt first)
-    tools: list[dict[str, Any]]  # OpenAI tool specs passed natively; [] when the prompt lists them
-    reference: list[dict[str, Any]]  # [{"name": ..., "arguments": {...}}]; [] for a negative
-    schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
-    negative: bool = False  # an irrelevance item: no offered tool fits, the right answer is no call
-
-
-def _schemas(functions: Sequence[Any]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for f in functions:
-        spec = f.get("function", f) if isinstance(f, dict) else {}
-        if isinstance(spec, dict) and spec.get("name"):
-            params = spec.get("parameters")
-            out[str(spec["name"])] = params if isinstance(params, dict) else {}
-    return out
-
-
-def call_item_from_sample(sample: Sample) -> CallItem:
-    """A dataset sample as a call-list task: its query, its candidate tools offered natively."""
-    return CallItem(
-        id=sample.id,
-        messages=[{"role": "system", "content": CALLS_SYSTEM_PROMPT}, {"role": "user", "content": sample.query}],
-        tools=list(sample.candidate_tools),
-        reference=[{"name": s.tool, "arguments": dict(s.arguments)} for s in sample.steps()],
-        schemas=_schemas(sample.candidate_tools),
-    )
-
-
-def _listed_functions(system: str) -> list[Any]:
-    """The JSON list of functions a system prompt ends with ("... in JSON format:\n[...]")."""
-    start = system.find("\n[")
-    while start != -1:
-        try:
-            listed = orjson.loads(system[start + 1:])
-        except orjson.JSONDecodeError:
-            start = system.find("\n[", start + 1)
-            continue
-        return listed if isinstance(listed, list) else []
-    return []
-
-
-def call_item_from_bfcl(data: Any, where: str) -> CallItem:
-    """One line of ``toolgrad export --format bfcl`` (``{"id", "messages", "tools", "target",
-    "negative"}``: the prompt lists the functions, the last message is the reference answer),
-    or of BFCL's own layout (``question``, ``function``, ``ground_truth`` as
-    ``[{name: {param: [acceptable values]}}]``, "" meaning the parameter may be left out)."""
-    if not isinstance(data, dict):
-        raise DatasetError(f"{where}: expected a JSON object")
-    if "messages" in data and "target" in data:
-        messages = [m for m in data["messages"] if isinstance(m, dict)]
-        if messages and messages[-1].get("role") == "assistant":
-            messages = messages[:-1]  # the reference answer
-        target = data["target"]
-        if not isinstance(target, list) or not all(isinstance(c, dict) and "name" in c for c in target):
-            raise DatasetError(f"{where}: 'target' must be a list of {{name, arguments}} calls")
-        system = next((str(m.get("content", "")) for m in messages if m.get("role") == "system"), "")
-        return CallItem(str(data.get("id", where)), messages, [],
-                        [{"name": c["name"], "arguments": dict(c.get("arguments") or {})} for c in target],
-                        _schemas(_listed_functions(system)), bool(data.get("negative", not target)))
-    question = data.get("question")
-    if isinstance(question, list) and question and isinstance(question[0], list):
-        turns = [m for turn in question for m in turn]
-    elif isinstance(question, list):
-        turns = list(question)
-    elif isinstance(question, str):
-        turns = [{"role": "user", "content": question}]
-    else:
-        raise DatasetError(f"{where}: neither a toolgrad bfcl export line (messages, target) nor a BFCL "
-                           "item (question, function, ground_truth)")
-    functions = data.get("function") or data.get("functions") or []
-    tools = [f if isinstance(f, dict) and f.get("type") == "function" else {"type": "function", "function": f}
-             for f in functions]
-    truth = data.get("ground_truth")
-    if not isinstance(truth, list):
-        raise DatasetError(f"{where}: no 'ground_truth' list in the BFCL item (export it with the answers)")
-    reference: list[dict[str, Any]] = []
-    for entry in truth:
-        if not (isinstance(entry, dict) and len(entry) == 1):
-            raise DatasetError(f"{where}: a ground-truth entry must be {{name: {{param: [values]}}}}")
-        ((name, params),) = entry.items()
-        params = params if isinstance(params, dict) else {}
-        reference.append({"name": name,
-                          "arguments": {k: v[0] if isinstance(v, list) and v else v for k, v in params.items()},
-                          "alternatives": {k: v if isinstance(v, list) else [v] for k, v in params.items()}})
-    messages = [{"role": "system", "content": CALLS_SYSTEM_PROMPT}, *turns]
-    return CallItem(str(data.get("id", where)), messages, tools, reference, _schemas(functions), not reference)
-
-
-def predicted_calls(completion: Completion) -> list[dict[str, Any]]:
-    """The calls a completion lists: its tool calls, else a JSON list of ``{"name", "arguments"}``
-    objects in its text (arguments that are not a JSON object become ``None``)."""
-    calls: list[dict[str, Any]] = []
-    for tc in completion.tool_calls:
-        try:
-            args = orjson.loads(tc.arguments) if tc.arguments.strip() else {}
-        except orjson.JSONDecodeError:
-            args = None
-        calls.append({"name": tc.name, "arguments": args if isinstance(args, dict) else None})
-    if calls or not completion.content:
-        return calls
-    text = completion.content.strip()
-    start, end = text.find("["), text.rfind("]")
-    if start == -1 or end <= start:
-        return []
-    try:
-        listed = orjson.loads(text[start:end + 1])
-    except orjson.JSONDecodeError:
-        return []
-    if not isinstance(listed, list):
-        return []
-    return [{"name": str(c.get("name")), "arguments": c.get("arguments") if isinstance(c.get("arguments"), dict)
-             else None} for c in listed if isinstance(c, dict) and "name" in c]
-
-
-def run_call_item(model: ChatModel, item: CallItem) -> tuple[list[dict[str, Any]], str]:
-    """Ask once; the predicted call list and the model error ("" when the model answered)."""
-    try:
-        completion = model.complete(item.messages, tools=item.tools or None, temperature=0.0,
-                                    max_tokens=MAX_TOKENS)
-    except ModelError as exc:
-        return [], str(exc)
-    return predicted_calls(completion), ""
-
-
-def load_call_items(path: Path) -> list[CallItem]:
-    """Items from a dataset (Sample lines) or a bfcl file (toolgrad's export or BFCL's layout)."""
-    _, lines = read_lines(path)
-    if not lines:
-        raise DatasetError(f"{path}: no items")
-    items = []
-    for line in lines:
-        try:
-            data = orjson.loads(line.text)
-        except orjson.JSONDecodeError as exc:
-            raise DatasetError(f"{path}:{line.line}: not JSON: {exc}") from exc
-        if isinstance(data, dict) and "chains" in data:
-            items.append(call_item_from_sample(parse_sample(line, path)))
-        else:
-            items.append(call_item_from_bfcl(data, f"{path}:{line.line}"))
-    return items
-
-
-def run_call_eval(items: Sequence[CallItem], model: ChatModel, *, model_name: str, base_url: str,
-                  on_item: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Ask the model for each item's call list and score it (:func:`score_call_list`).
-
-    Raises :class:`EvaluationAborted` when the first items all fail on the model server."""
-    results: list[dict[str, Any]] = []
-    for n, item in enumerate(items):
-        predicted, error = run_call_item(model, item)
-        if error and n + 1 >= FATAL_MODEL_ERRORS and all(r["model_error"] for r in results):
-            raise EvaluationAborted(f"the model failed on each of the first {n + 1} items: {error}\n"
-                                    "  fix: check --base-url, --model and that the server is running")
-        score = score_call_list(predicted, item.reference, item.schemas)
-        call_match = score.matched / score.reference if score.reference else float(not predicted)
-        result = {"id": item.id, "negative": item.negative, "exact": score.exact, "call_match": call_match,
-                  "name_recall": score.name_recall, "predicted": predicted, "reference": item.reference,
-                  "errors": list(score.errors), "model_error": error}
-        results.append(result)
-        if on_item is not None:
-            on_item(result)
-    return {"schema_version": REPORT_VERSION, "kind": "toolgrad-call-eval", "model": model_name,
-            "base_url": base_url, "metrics": call_list_metrics(results), "items": results, "versions": versions()}

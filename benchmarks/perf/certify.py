@@ -27,7 +27,8 @@ from typing import Any
 import orjson
 
 from benchmarks.certify.certificate import build_certificate, certificate_bytes, iter_certify, read_dataset
-from benchmarks.certify.replay import SandboxProvider, sample_id
+from benchmarks.certify.replay import sample_id
+from benchmarks.certify.sandboxes import SandboxProvider
 from simulator.datagen.generate import generate_value
 from simulator.errors import SimulatorError
 from toolgrad.loop.sources import detect_sources

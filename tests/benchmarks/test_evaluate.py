@@ -14,8 +14,9 @@ from scripted_openai import scripted
 from typer.testing import CliRunner
 
 from benchmarks.certify.certificate import read_dataset
-from benchmarks.certify.replay import SandboxProvider
+from benchmarks.certify.sandboxes import SandboxProvider
 from benchmarks.cli.app import app
+from benchmarks.evaluate.call_lists import load_call_items, run_call_eval
 from benchmarks.evaluate.report import (
     build_report,
     load_report,
@@ -28,8 +29,6 @@ from benchmarks.evaluate.runner import (
     EvalSettings,
     EvaluationAborted,
     evaluate_dataset,
-    load_call_items,
-    run_call_eval,
 )
 from toolgrad.backends.base import Completion, ModelError, ToolCall
 from toolgrad.exports.openai import export_dataset

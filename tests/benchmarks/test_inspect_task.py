@@ -22,7 +22,8 @@ from inspect_ai.tool import ToolCall as InspectToolCall
 from scripted_openai import scripted
 
 from benchmarks.certify.certificate import certify_file
-from benchmarks.certify.replay import SandboxProvider, read_dataset
+from benchmarks.certify.replay import read_dataset
+from benchmarks.certify.sandboxes import SandboxProvider
 from benchmarks.evaluate.inspect_task import SCORE_KEYS, score_values
 from benchmarks.evaluate.runner import EvalSettings, evaluate_dataset
 from toolgrad.backends.base import Completion, ToolCall

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from benchmarks.evaluate.call_lists import check_call, score_call_list
 from benchmarks.evaluate.metrics import (
     Attempt,
     Call,
@@ -12,7 +13,6 @@ from benchmarks.evaluate.metrics import (
     TrialScore,
     aggregate,
     argument_accuracy,
-    check_call,
     contains_token,
     error_breakdown,
     key_values,
@@ -21,7 +21,6 @@ from benchmarks.evaluate.metrics import (
     pass_hat_k,
     per_environment,
     qor_proxy,
-    score_call_list,
     score_trial,
     success_rate,
     tool_precision,

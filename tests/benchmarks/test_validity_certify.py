@@ -16,7 +16,8 @@ from benchmarks.certify.certificate import Certificate, SampleVerdict, certify_f
 from benchmarks.certify.replay import record_id
 from benchmarks.cli.app import app
 from simulator.environments.environment import shipped_environments
-from toolgrad.dataset.runner import build_sample, encode_sample, generate_dataset, make_provenance
+from toolgrad.dataset.provenance import make_provenance
+from toolgrad.dataset.runner import build_sample, encode_sample, generate_dataset
 from toolgrad.json_values import leaves
 from toolgrad.loop.policy import Workflow
 from toolgrad.loop.sample import SampleOutcome

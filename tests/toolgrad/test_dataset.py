@@ -16,11 +16,11 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from toolgrad.dataset.provenance import git_revision
 from toolgrad.dataset.runner import (
     SampleDone,
     encode_sample,
     generate_dataset,
-    git_revision,
     read_samples,
 )
 from toolgrad.loop.policy import Context, StageError

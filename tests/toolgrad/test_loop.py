@@ -24,10 +24,10 @@ from toolgrad.loop.sample import (
     SampleOutcome,
     api_names,
     draw_batch,
-    failure_reason,
     run_sample,
 )
 from toolgrad.loop.sources import detect_sources, find_pointer
+from toolgrad.loop.validator import failure_reason
 from toolgrad.policies.offline.policy import OfflinePolicy
 from toolgrad.records import Proposal, Provenance, Sample, Selection, Step
 from toolgrad.toolbox import Toolbox, ToolResult

@@ -23,7 +23,8 @@ from scripted_server import (
 
 from toolgrad.backends.base import ModelError
 from toolgrad.backends.cache import ResponseCache
-from toolgrad.backends.openai import CacheMiss, OpenAIChat, check_json, normalise_messages
+from toolgrad.backends.messages import check_json, normalise_messages
+from toolgrad.backends.openai import CacheMiss, OpenAIChat
 
 scripted_openai_server = fixtures_openai.scripted_openai_server
 scripted_openai = fixtures_openai.scripted_openai

@@ -24,24 +24,32 @@ What a caller may rely on:
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import jsonschema_rs
 import openai
-import orjson
 
 from toolgrad.sampling import stable_unit
 
-from .base import CacheMiss, Completion, EndpointError, ModelError, ToolCall
+from .base import CacheMiss, Completion, EndpointError, ModelError
 from .cache import ResponseCache, request_key
+from .messages import (
+    check_json,
+    clip,
+    error_text,
+    normalise_messages,
+    parse_reply,
+    retry_after_seconds,
+    status_hint,
+    to_completion,
+    wire_request,
+)
+from .usage import Meter, Tally, Usage
 
 log = logging.getLogger(__name__)
 
@@ -58,67 +66,7 @@ RECORDED_REFUSALS = frozenset({400, 413, 422})
 PROBE_5XX_LIMIT = 2  # consecutive 5xx that count as "this server does not take that request"
 FORMAT_WORDS = ("response_format", "json_schema", "json_object")
 TOOL_CHOICE_WORDS = ("tool_choice", "required")
-SCHEMA_NOTE = "Reply with only a JSON object, no other text, valid against this JSON Schema:\n"
-REQUIRED_NOTE = "Answer by calling one of the tools."
 
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """What a client (or a scoped view of it) has spent. ``calls``, tokens and ``cache_keys``
-    are the same in a recorded run and its replay; ``requests`` and ``cache_hits`` are not."""
-
-    calls: int = 0  # complete() calls answered or failed, from the server or the cache
-    prompt_tokens: int = 0  # over every turn of the exchange, repair turns included
-    completion_tokens: int = 0
-    requests: int = 0  # HTTP requests sent: retries, probes and repair turns included
-    cache_hits: int = 0
-    retries: int = 0
-    repairs: int = 0
-    failures: int = 0  # calls that raised ModelError
-    cache_keys: tuple[str, ...] = ()  # in call order, each once
-
-
-@dataclass(slots=True)
-class _Tally:
-    """One complete() call's spending, added to every meter when the call ends."""
-
-    key: str
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    requests: int = 0
-    cache_hit: bool = False
-    retries: int = 0
-    repairs: int = 0
-    failed: bool = False
-
-
-@dataclass(slots=True)
-class _Meter:
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    counts: dict[str, int] = field(
-        default_factory=lambda: {f.name: 0 for f in fields(Usage) if f.name != "cache_keys"})
-    keys: dict[str, None] = field(default_factory=dict)
-
-    def add(self, tally: _Tally) -> None:
-        with self.lock:
-            c = self.counts
-            c["calls"] += 1
-            c["prompt_tokens"] += tally.prompt_tokens
-            c["completion_tokens"] += tally.completion_tokens
-            c["requests"] += tally.requests
-            c["cache_hits"] += tally.cache_hit
-            c["retries"] += tally.retries
-            c["repairs"] += tally.repairs
-            c["failures"] += tally.failed
-            self.keys.setdefault(tally.key)
-
-    def snapshot(self, reset: bool = False) -> Usage:
-        with self.lock:
-            usage = Usage(**self.counts, cache_keys=tuple(self.keys))
-            if reset:
-                self.counts = {name: 0 for name in self.counts}
-                self.keys = {}
-        return usage
 
 
 class _Refused(ModelError):
@@ -172,7 +120,7 @@ class OpenAIChat:
         # an empty base_url means the client's default ($OPENAI_BASE_URL, else OpenAI's API)
         self._client = openai.OpenAI(base_url=base_url or None, api_key=key, timeout=timeout, max_retries=0)
         self.base_url = str(self._client.base_url).rstrip("/")
-        self._meter = _Meter()
+        self._meter = Meter()
         # capabilities: the format that worked (None: not probed yet), formats given up on,
         # and whether tool_choice="required" works (None: not probed yet)
         self._format: str | None = PINNED.get(response_format)
@@ -223,7 +171,7 @@ class OpenAIChat:
     def _complete(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, tool_choice: Any,
         json_schema: dict[str, Any] | None, temperature: float, max_tokens: int | None,
-        meters: tuple[_Meter, ...],
+        meters: tuple[Meter, ...],
     ) -> Completion:
         request: dict[str, Any] = {
             "model": self.model, "messages": normalise_messages(messages), "tools": tools or None,
@@ -231,7 +179,7 @@ class OpenAIChat:
             "temperature": float(temperature), "max_tokens": max_tokens, "seed": self.seed,
         }
         key = request_key(request)
-        tally = _Tally(key)
+        tally = Tally(key)
         try:
             entry = self.cache.get(key) if self.cache is not None else None
             if entry is not None:
@@ -250,7 +198,7 @@ class OpenAIChat:
             tally.repairs = int(entry.get("repairs", 0))
             if entry.get("error"):
                 raise ModelError(str(entry["error"]))
-            return _completion(entry["response"], tally, key)
+            return to_completion(entry["response"], tally, key)
         except ModelError:
             tally.failed = True
             raise
@@ -258,7 +206,7 @@ class OpenAIChat:
             for meter in meters:
                 meter.add(tally)
 
-    def _exchange(self, request: dict[str, Any], tally: _Tally) -> dict[str, Any]:
+    def _exchange(self, request: dict[str, Any], tally: Tally) -> dict[str, Any]:
         """Ask the server, repairing invalid structured output; the cache entry for the answer."""
         messages = list(request["messages"])
         schema = request["json_schema"]
@@ -278,7 +226,7 @@ class OpenAIChat:
                 tokens[0] += response.usage.prompt_tokens or 0
                 tokens[1] += response.usage.completion_tokens or 0
             tally.prompt_tokens, tally.completion_tokens = tokens
-            reply = _reply(response, tally.key)
+            reply = parse_reply(response, tally.key)
             entry = {"request": request, "prompt_tokens": tokens[0], "completion_tokens": tokens[1],
                      "repairs": repairs, "wire": {"response_format": fmt, "tool_choice": tool_choice}}
             if validator is None or reply["tool_calls"]:
@@ -289,7 +237,7 @@ class OpenAIChat:
             if repairs >= self.repair_attempts:
                 return {**entry, "response": None, "error": (
                     f"no valid structured output after {repairs} repair turn(s): {problem}; "
-                    f"last reply: {_clip(reply['content'])!r}")}
+                    f"last reply: {clip(reply['content'])!r}")}
             repairs += 1
             messages += [{"role": "assistant", "content": reply["content"]},
                          {"role": "user", "content": f"That reply is not valid: {problem}. "
@@ -298,7 +246,7 @@ class OpenAIChat:
     # -- capability detection -------------------------------------------------------------------
 
     def _send(self, request: dict[str, Any], messages: list[dict[str, Any]],
-              tally: _Tally) -> tuple[Any, str | None, Any]:
+              tally: Tally) -> tuple[Any, str | None, Any]:
         schema, tool_choice = request["json_schema"], request["tool_choice"]
         unknown = (schema is not None and self._format is None) or (tool_choice == "required"
                                                                       and self._required is None)
@@ -308,7 +256,7 @@ class OpenAIChat:
             return self._send_known(request, messages, tally)
 
     def _send_known(self, request: dict[str, Any], messages: list[dict[str, Any]],
-                    tally: _Tally) -> tuple[Any, str | None, Any]:
+                    tally: Tally) -> tuple[Any, str | None, Any]:
         schema, wanted = request["json_schema"], request["tool_choice"]
         formats: list[str | None] = [None]
         if schema is not None:
@@ -327,7 +275,7 @@ class OpenAIChat:
                 probing_format = detecting and fmt != "none"  # "none" is the last resort: no probe
                 probing_choice = choice == "required" and self._required is None
                 words = (FORMAT_WORDS if probing_format else ()) + (TOOL_CHOICE_WORDS if probing_choice else ())
-                wire = self._wire(request, messages, schema, fmt, choice, wanted)
+                wire = wire_request(self.model, self.seed, request, messages, schema, fmt, choice, wanted)
                 try:
                     response = self._post(wire, tally, words)
                 except _Rejected as exc:
@@ -336,7 +284,7 @@ class OpenAIChat:
                     blame_choice = probing_choice and (not probing_format or (
                         "tool_choice" in text or not any(w in text for w in FORMAT_WORDS)))
                     log.info("%s: %s rejected (%s)", self.base_url,
-                             "tool_choice=required" if blame_choice else f"response format {fmt}", _clip(last))
+                             "tool_choice=required" if blame_choice else f"response format {fmt}", clip(last))
                     if blame_choice:
                         required_rejected = True
                         continue
@@ -352,36 +300,9 @@ class OpenAIChat:
         raise ModelError(f"{self.base_url} rejected every way of asking for this completion "
                          f"(tried response formats {formats}, tool_choice {choices}): {last}")
 
-    def _wire(self, request: dict[str, Any], messages: list[dict[str, Any]], schema: dict[str, Any] | None,
-              fmt: str | None, choice: Any, wanted: Any) -> dict[str, Any]:
-        notes = []
-        if schema is not None and fmt in ("json_object", "none"):
-            notes.append(SCHEMA_NOTE + orjson.dumps(schema).decode())
-        if wanted == "required" and choice == "auto":
-            notes.append(REQUIRED_NOTE)
-        wire: dict[str, Any] = {"model": self.model, "messages": with_system_note(messages, notes),
-                                "temperature": request["temperature"]}
-        if request["max_tokens"] is not None:
-            wire["max_tokens"] = request["max_tokens"]
-        if self.seed is not None:
-            wire["seed"] = self.seed
-        if request["tools"]:
-            wire["tools"] = request["tools"]
-            if choice is not None:
-                wire["tool_choice"] = choice
-        if schema is not None and fmt == "json_schema":
-            name = re.sub(r"[^A-Za-z0-9_-]+", "_", str(schema.get("title") or ""))[:64] or "response"
-            wire["response_format"] = {"type": "json_schema",
-                                       "json_schema": {"name": name, "schema": schema, "strict": False}}
-        elif schema is not None and fmt == "json_object_schema":
-            wire["response_format"] = {"type": "json_object", "schema": schema}
-        elif schema is not None and fmt == "json_object":
-            wire["response_format"] = {"type": "json_object"}
-        return wire
-
     # -- one HTTP exchange, with retries --------------------------------------------------------
 
-    def _post(self, wire: dict[str, Any], tally: _Tally, probe_words: tuple[str, ...]) -> Any:
+    def _post(self, wire: dict[str, Any], tally: Tally, probe_words: tuple[str, ...]) -> Any:
         """The server's response. Raises _Rejected when probing and the server will not take
         the request as it is; ModelError when it gives no answer after the retries."""
         server_errors = 0
@@ -392,8 +313,8 @@ class OpenAIChat:
             try:
                 return self._client.chat.completions.create(**wire)
             except openai.APIStatusError as exc:
-                status, text = exc.status_code, _error_text(exc)
-                last = f"HTTP {status}: {_clip(text)}"
+                status, text = exc.status_code, error_text(exc)
+                last = f"HTTP {status}: {clip(text)}"
                 retryable = status in RETRY_STATUSES or status >= 500
                 if probe_words and status not in CONFIG_ERRORS:
                     named = any(w in text.lower() for w in probe_words)
@@ -401,10 +322,10 @@ class OpenAIChat:
                     if (not retryable) or (status >= 500 and (named or server_errors >= PROBE_5XX_LIMIT)):
                         raise _Rejected(last) from exc
                 if status in CONFIG_ERRORS:
-                    raise EndpointError(f"{self.base_url} answered {last}{_hint(status)}") from exc
+                    raise EndpointError(f"{self.base_url} answered {last}{status_hint(status)}") from exc
                 if not retryable:
-                    raise _Refused(f"{self.base_url} answered {last}{_hint(status)}", status, last) from exc
-                retry_after = self._retry_after(exc)
+                    raise _Refused(f"{self.base_url} answered {last}{status_hint(status)}", status, last) from exc
+                retry_after = retry_after_seconds(exc.response.headers, self.max_retry_after)
                 delay = delay if retry_after is None else retry_after
             except openai.APITimeoutError:
                 last = "timed out"
@@ -423,22 +344,6 @@ class OpenAIChat:
         delay = min(self.backoff_max, self.backoff_base * 2**attempt)
         return delay * (0.75 + 0.5 * stable_unit("backoff", key, attempt))
 
-    def _retry_after(self, exc: openai.APIStatusError) -> float | None:
-        headers = exc.response.headers
-        try:
-            if "retry-after-ms" in headers:
-                return min(self.max_retry_after, max(0.0, float(headers["retry-after-ms"]) / 1000))
-            if "retry-after" not in headers:
-                return None
-            value = headers["retry-after"].strip()
-            try:
-                seconds = float(value)
-            except ValueError:
-                seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-            return min(self.max_retry_after, max(0.0, seconds))
-        except (TypeError, ValueError, OverflowError):
-            return None
-
     def _validator(self, schema: dict[str, Any]) -> Any:
         key = request_key(schema)
         with self._validators_lock:
@@ -453,9 +358,9 @@ class OpenAIChat:
 class ScopedChat:
     """A :class:`ChatModel` sharing an :class:`OpenAIChat`, counting its own calls as well."""
 
-    def __init__(self, parent: OpenAIChat, meters: tuple[_Meter, ...]) -> None:
+    def __init__(self, parent: OpenAIChat, meters: tuple[Meter, ...]) -> None:
         self._parent = parent
-        self._meter = _Meter()
+        self._meter = Meter()
         self._meters = (*meters, self._meter)
 
     @property
@@ -484,114 +389,3 @@ class ScopedChat:
 
     def scoped(self) -> ScopedChat:
         return ScopedChat(self._parent, self._meters)
-
-
-# -- pure helpers ---------------------------------------------------------------------------------
-
-
-def normalise_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Messages as every server takes them: an assistant message's content is "" rather than
-    None (llama.cpp answers 500 to None), no empty ``tool_calls``, and tool-call arguments as
-    JSON text."""
-    out = []
-    for message in messages:
-        m = dict(message)
-        if m.get("role") == "assistant":
-            if m.get("content") is None:
-                m["content"] = ""
-            if "tool_calls" in m and not m["tool_calls"]:
-                del m["tool_calls"]
-            elif m.get("tool_calls"):
-                m["tool_calls"] = [_call_with_text_arguments(c) for c in m["tool_calls"]]
-        out.append(m)
-    return out
-
-
-def _call_with_text_arguments(call: dict[str, Any]) -> dict[str, Any]:
-    function = dict(call.get("function") or {})
-    if not isinstance(function.get("arguments"), str):
-        function["arguments"] = orjson.dumps(function.get("arguments") or {}).decode()
-    return {**call, "function": function}
-
-
-def with_system_note(messages: list[dict[str, Any]], notes: list[str]) -> list[dict[str, Any]]:
-    """``notes`` added to the leading system message (made when there is none): some chat
-    templates accept a system message only in first place."""
-    if not notes:
-        return messages
-    text = "\n".join(notes)
-    if messages and messages[0].get("role") == "system":
-        first = {**messages[0], "content": f"{messages[0].get('content') or ''}\n{text}".strip()}
-        return [first, *messages[1:]]
-    return [{"role": "system", "content": text}, *messages]
-
-
-def check_json(content: str, validator: Any) -> tuple[str | None, str]:
-    """(the JSON text, "") when ``content`` holds a document valid for ``validator`` (bare, in a
-    code fence or with text around it), else (None, what is wrong)."""
-    text = content.strip()
-    if text.startswith("```"):
-        text = text.split("\n", 1)[1] if "\n" in text else ""
-        text = text.rsplit("```", 1)[0].strip()
-    candidates = [text]
-    start, end = text.find("{"), text.rfind("}")
-    if 0 <= start < end and (start, end) != (0, len(text) - 1):
-        candidates.append(text[start:end + 1])
-    problem = "the reply is empty, not a JSON object" if not text else ""
-    for candidate in candidates if text else []:
-        try:
-            document = orjson.loads(candidate)
-        except orjson.JSONDecodeError as exc:
-            problem = problem or f"it is not valid JSON ({exc})"
-            continue
-        error = next(iter(validator.iter_errors(document)), None)
-        if error is None:
-            return candidate, ""
-        where = "/".join(str(p) for p in error.instance_path)
-        return None, f"{error.message}" + (f" at /{where}" if where else "")
-    return None, problem
-
-
-def _reply(response: Any, key: str) -> dict[str, Any]:
-    choices = getattr(response, "choices", None)
-    if not choices:
-        raise ModelError(f"the server sent no choices: {_clip(str(response))}")
-    message = choices[0].message
-    calls = []
-    for i, call in enumerate(message.tool_calls or []):
-        function = getattr(call, "function", None)
-        if function is None:
-            continue
-        # ids derived from the request, not the server's (often random) ones: the next turn's
-        # request, which quotes them, then has the same address in every run
-        calls.append({"id": f"call_{key[:12]}_{i}", "name": function.name,
-                      "arguments": function.arguments or "{}"})
-    return {"content": message.content or "", "tool_calls": calls}
-
-
-def _completion(response: dict[str, Any], tally: _Tally, key: str) -> Completion:
-    calls = tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in response.get("tool_calls") or [])
-    return Completion(content=response.get("content") or "", tool_calls=calls,
-                      prompt_tokens=tally.prompt_tokens, completion_tokens=tally.completion_tokens,
-                      cache_key=key, cached=tally.cache_hit)
-
-
-def _error_text(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        message = error.get("message") if isinstance(error, dict) else error
-        return str(message or exc.message)
-    return str(body or exc.message)
-
-
-def _hint(status: int) -> str:
-    if status in (401, 403):
-        return " (check the API key in OPENAI_API_KEY)"
-    if status == 404:
-        return " (check the model id and that the base URL ends in /v1)"
-    return ""
-
-
-def _clip(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

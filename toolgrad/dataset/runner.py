@@ -26,24 +26,17 @@ What a caller may rely on:
 from __future__ import annotations
 
 import os
-import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-import simulator
 from simulator.canonical import sha256_hex, strict_canonical_json
-from simulator.environments.environment import environment_folders, shipped_environments
-from toolgrad import __version__
+from simulator.environments.environment import shipped_environments
 from toolgrad.backends.base import CacheMiss, EndpointError
 from toolgrad.loop.policy import Policy
 from toolgrad.loop.sample import SampleOutcome, run_sample
@@ -52,6 +45,8 @@ from toolgrad.settings import GenerateSettings, RunIncomplete, ToolgradError, si
 from toolgrad.toolbox import Toolbox
 
 from .files import LineFile, OutputLocked, exclusive_writer, write_json_atomic
+from .provenance import make_provenance
+from .seed_order import SeedStopped, Workers, in_seed_order
 
 SUMMARY_SUFFIX = ".summary.json"
 SCHEMA_SUFFIX = ".schema.json"
@@ -91,60 +86,6 @@ def read_samples(path: str | Path) -> Iterator[Sample]:
                 yield Sample.model_validate(orjson.loads(line))
             except (orjson.JSONDecodeError, ValueError) as exc:
                 raise ToolgradError(f"{path}:{number}: not a dataset record: {exc}") from exc
-
-
-# -- provenance ---------------------------------------------------------------------------------
-
-
-def _version(dist: str) -> str:
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return ""
-
-
-def package_versions() -> dict[str, str]:
-    return {"simulator": simulator.__version__, "toolgrad": __version__,
-            "faker": _version("faker"), "openai": _version("openai")}
-
-
-@lru_cache(maxsize=1)
-def git_revision() -> str:
-    """``git rev-parse HEAD`` of the checkout toolgrad runs from; "" when it is not one."""
-    root = Path(__file__).resolve().parent.parent
-    if not (root / ".git").exists():
-        return ""
-    try:
-        done = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                              text=True, timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return done.stdout.strip() if done.returncode == 0 else ""
-
-
-def make_provenance(settings: GenerateSettings, toolbox: Toolbox, llm: str) -> Provenance:
-    generator = {**settings.generator_config().to_json(), "environments": sorted(toolbox.environments)}
-    if llm != "offline":  # a model's sampling temperature is part of how its samples were made
-        generator["temperature"] = settings.temperature
-    return Provenance(
-        environments=toolbox.fingerprints(), generator=generator, llm=llm,
-        model=settings.model if llm != "offline" else "", base_url=settings.base_url if llm != "offline" else "",
-        versions=package_versions(), git_revision=git_revision(),
-        environment_paths=environment_paths(toolbox, Path(settings.output).resolve().parent),
-    )
-
-
-def environment_paths(toolbox: Toolbox, dataset_dir: Path) -> dict[str, str]:
-    """Where each environment not available by name came from, relative to ``dataset_dir`` (so a
-    dataset and its environments can move together)."""
-    by_name = environment_folders()
-    paths = {}
-    for name, env in sorted(toolbox.environments.items()):
-        if name in by_name:
-            continue
-        origin = env.directory if env.directory is not None else env.spec.source
-        paths[name] = Path(os.path.relpath(Path(origin).resolve(), dataset_dir)).as_posix()
-    return paths
 
 
 # -- the file -----------------------------------------------------------------------------------
@@ -262,21 +203,6 @@ def environment_refs(settings: GenerateSettings) -> list[str]:
     return refs
 
 
-class _Workers:
-    """One toolbox per worker thread: the in-process simulator is not thread-safe."""
-
-    def __init__(self, refs: list[str], first: Toolbox) -> None:
-        self.refs = refs
-        self.local = threading.local()
-        self.local.toolbox = first  # the calling thread's (used when concurrency is 1)
-
-    def toolbox(self) -> Toolbox:
-        box = getattr(self.local, "toolbox", None)
-        if box is None:
-            box = self.local.toolbox = Toolbox.in_process(self.refs)
-        return box
-
-
 def generate_dataset(
     settings: GenerateSettings, *, events: EventSink | None = None, policy_factory: PolicyFactory | None = None,
 ) -> RunSummary:
@@ -311,10 +237,67 @@ def _generate_locked(
     refs = environment_refs(settings)
     factory = policy_factory or policy_factory_for(settings)
     first_box = Toolbox.in_process(refs)
-    probe = factory(first_box)
-    provenance = make_provenance(settings, first_box, probe.name)
+    provenance = make_provenance(settings, first_box, factory(first_box).name)
     config = settings.generator_config()
     out = Path(settings.output)
+    plan = _resume_plan(out, settings, provenance, emit)
+    write_json_atomic(sidecar(out, SCHEMA_SUFFIX), Sample.model_json_schema())
+    emit(RunStarted(str(out), settings.seed, len(plan.requested), len(plan.pending),
+                    len(plan.requested) - len(plan.pending) - len(plan.skipped), sorted(first_box.environments)))
+
+    workers = Workers(refs, first_box)
+
+    def one(seed: int) -> SampleOutcome:
+        box = workers.toolbox()
+        try:
+            return run_sample(box, factory(box), seed, config, session=f"seed-{seed}")
+        except (CacheMiss, EndpointError) as exc:
+            raise SeedStopped(seed, exc) from exc
+        finally:
+            box.forget_snapshots()
+
+    tally = _Tally(failed=list(plan.skipped))
+    writer = LineFile(out)
+    stopped: SeedStopped | None = None
+    try:
+        _write_outcomes(in_seed_order(one, plan.pending, settings.concurrency), writer, provenance, tally, emit)
+    except SeedStopped as exc:
+        stopped = exc
+    finally:
+        writer.close()
+    wall = time.perf_counter() - started
+    ran = plan.pending if stopped is None else [s for s in plan.pending if s < stopped.seed]
+    seeds = sorted(plan.done | {s for s in ran if s not in tally.failed})
+    summary = RunSummary(
+        dataset=str(out), samples=len(seeds), seeds=seeds, new_samples=tally.written,
+        failed_seeds=sorted(tally.failed), stopped=str(stopped or ""),
+        wall_seconds=round(wall, 3), samples_per_second=round(tally.written / wall, 3) if wall > 0 else 0.0,
+        config={**settings.model_dump(mode="json"), "generator": config.to_json(),
+                "environments": sorted(first_box.environments), "schema": str(sidecar(out, SCHEMA_SUFFIX))},
+        **tally.totals, **tally.traffic,
+    )
+    write_json_atomic(sidecar(out, SUMMARY_SUFFIX), summary.model_dump(mode="json"))
+    emit(RunFinished(summary))
+    if stopped is not None:
+        resume = "" if stopped.exit_code == 2 else ", and the same command resumes from there"
+        incomplete = RunIncomplete(f"the run stopped at {stopped}; {out} keeps the {tally.written} sample(s) "
+                                   f"written before it{resume}")
+        incomplete.exit_code = stopped.exit_code
+        raise incomplete from stopped
+    return summary
+
+
+@dataclass(frozen=True, slots=True)
+class _ResumePlan:
+    """The requested seeds against what the output already holds."""
+
+    requested: list[int]
+    done: set[int]  # seeds already in the file
+    pending: list[int]  # seeds above the file's highest: this run makes them
+    skipped: list[int]  # absent seeds below the file's highest: failed before, not retried
+
+
+def _resume_plan(out: Path, settings: GenerateSettings, provenance: Provenance, emit: EventSink) -> _ResumePlan:
     existing = open_existing(out)
     if existing.truncated:
         emit(Notice(f"{out}: removed a partial last line ({existing.truncated} bytes) left by a crash"))
@@ -328,84 +311,48 @@ def _generate_locked(
     if skipped:
         emit(Notice(f"{len(skipped)} requested seed(s) below the file's highest seed ({top}) are absent: they "
                     "failed in an earlier run (or belong to another seed range) and are not retried"))
-    write_json_atomic(sidecar(out, SCHEMA_SUFFIX), Sample.model_json_schema())
-    emit(RunStarted(str(out), settings.seed, len(requested), len(pending), len(requested) - len(pending) - len(skipped),
-                    sorted(first_box.environments)))
+    return _ResumePlan(requested, done, pending, skipped)
 
-    workers = _Workers(refs, first_box)
-    totals = {"model_calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "tool_calls": 0}
-    traffic = {"model_requests": 0, "cache_hits": 0}
-    failed: list[int] = list(skipped)
-    written = 0
 
-    def one(seed: int) -> SampleOutcome:
-        box = workers.toolbox()
-        try:
-            return run_sample(box, factory(box), seed, config, session=f"seed-{seed}")
-        except (CacheMiss, EndpointError) as exc:
-            raise _SeedStopped(seed, exc) from exc
-        finally:
-            box.forget_snapshots()
+@dataclass(slots=True)
+class _Tally:
+    """What the run's new samples cost and how many were written or failed."""
 
-    writer = LineFile(out)
-    stopped: _SeedStopped | None = None
+    failed: list[int]
+    written: int = 0
+    totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
+        ("model_calls", "prompt_tokens", "completion_tokens", "tool_calls"), 0))
+    traffic: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("model_requests", "cache_hits"), 0))
+
+
+def _write_outcomes(
+    outcomes: Iterator[SampleOutcome], writer: LineFile, provenance: Provenance, tally: _Tally, emit: EventSink,
+) -> None:
+    """Appends each successful outcome's line (in the order given), counting into ``tally``."""
+    for outcome in outcomes:
+        for key in tally.totals:
+            tally.totals[key] += getattr(outcome.cost, key)
+        for key in tally.traffic:
+            tally.traffic[key] += getattr(outcome, key)
+        line, error = _sample_line(outcome, provenance)
+        if line:
+            writer.append(line)
+            tally.written += 1
+        else:
+            tally.failed.append(outcome.seed)
+        emit(SampleDone(outcome.seed, bool(line), outcome.calls(), outcome.cost.model_calls,
+                        outcome.cost.prompt_tokens, outcome.cost.completion_tokens, error))
+
+
+def _sample_line(outcome: SampleOutcome, provenance: Provenance) -> tuple[bytes, str]:
+    """The outcome's dataset line, or b"" and why it is not written."""
+    if not outcome.ok:
+        errors = [it.error for it in outcome.trace.iterations if it.error]
+        return b"", errors[-1] if errors else "no successful update"
     try:
-        for outcome in _in_seed_order(one, pending, settings.concurrency):
-            for key in totals:
-                totals[key] += getattr(outcome.cost, key)
-            for key in traffic:
-                traffic[key] += getattr(outcome, key)
-            error, line = "", b""
-            if outcome.ok:
-                try:
-                    line = encode_sample(build_sample(outcome, provenance))
-                except TypeError as exc:  # e.g. an integer wider than 64 bits: orjson refuses it
-                    error = f"the record cannot be written as canonical JSON: {exc}"
-            else:
-                errors = [it.error for it in outcome.trace.iterations if it.error]
-                error = errors[-1] if errors else "no successful update"
-            if line:
-                writer.append(line)
-                written += 1
-            else:
-                failed.append(outcome.seed)
-            emit(SampleDone(outcome.seed, bool(line), outcome.calls(), outcome.cost.model_calls,
-                            outcome.cost.prompt_tokens, outcome.cost.completion_tokens, error))
-    except _SeedStopped as exc:
-        stopped = exc
-    finally:
-        writer.close()
-    wall = time.perf_counter() - started
-    ran = pending if stopped is None else [s for s in pending if s < stopped.seed]
-    seeds = sorted(done | {s for s in ran if s not in failed})
-    summary = RunSummary(
-        dataset=str(out), samples=len(seeds), seeds=seeds, new_samples=written, failed_seeds=sorted(failed),
-        stopped=str(stopped or ""),
-        wall_seconds=round(wall, 3), samples_per_second=round(written / wall, 3) if wall > 0 else 0.0,
-        config={**settings.model_dump(mode="json"), "generator": config.to_json(),
-                "environments": sorted(first_box.environments), "schema": str(sidecar(out, SCHEMA_SUFFIX))},
-        **totals, **traffic,
-    )
-    write_json_atomic(sidecar(out, SUMMARY_SUFFIX), summary.model_dump(mode="json"))
-    emit(RunFinished(summary))
-    if stopped is not None:
-        resume = "" if stopped.exit_code == 2 else ", and the same command resumes from there"
-        incomplete = RunIncomplete(f"the run stopped at {stopped}; {out} keeps the {written} sample(s) written "
-                                   f"before it{resume}")
-        incomplete.exit_code = stopped.exit_code
-        raise incomplete from stopped
-    return summary
-
-
-class _SeedStopped(RunIncomplete):
-    """Seed ``seed`` hit a model failure that stops the run; seeds from it on did not run. A
-    replay-only cache miss is bad input (exit 2: the cache does not hold this run); a failed
-    endpoint is an incomplete run (exit 1)."""
-
-    def __init__(self, seed: int, cause: Exception) -> None:
-        super().__init__(f"seed {seed}: {cause}")
-        self.seed = seed
-        self.exit_code = 2 if isinstance(cause, CacheMiss) else 1
+        return encode_sample(build_sample(outcome, provenance)), ""
+    except TypeError as exc:  # e.g. an integer wider than 64 bits: orjson refuses it
+        return b"", f"the record cannot be written as canonical JSON: {exc}"
 
 
 def _check_compatible(out: Path, found: Provenance, current: Provenance, emit: EventSink) -> None:
@@ -417,36 +364,3 @@ def _check_compatible(out: Path, found: Provenance, current: Provenance, emit: E
             "resume with the same flags or write to a new file")
     if (found.versions, found.git_revision) != (current.versions, current.git_revision):
         emit(Notice(f"{out}: resuming with other package versions or git revision than the existing records"))
-
-
-def _in_seed_order(work: Callable[[int], SampleOutcome], seeds: list[int], concurrency: int) -> Iterator[SampleOutcome]:
-    """``work(seed)`` for every seed, ``concurrency`` at a time, yielded in the order of ``seeds``."""
-    if concurrency <= 1:
-        for seed in seeds:
-            yield work(seed)
-        return
-    window = concurrency * 4  # completed-but-unwritten results are bounded by this
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="toolgrad-sample")
-    inflight: dict[Future[SampleOutcome], int] = {}
-    ready: dict[int, SampleOutcome] = {}
-    submitted = 0
-    emitted = 0
-    try:
-        while emitted < len(seeds):
-            while submitted < len(seeds) and submitted - emitted < window and len(inflight) < concurrency * 2:
-                inflight[pool.submit(work, seeds[submitted])] = seeds[submitted]
-                submitted += 1
-            finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
-            for future in finished:
-                seed = inflight.pop(future)
-                try:
-                    ready[seed] = future.result()
-                except ToolgradError:
-                    raise
-                except Exception as exc:
-                    raise RuntimeError(f"seed {seed}: {type(exc).__name__}: {exc}") from exc
-            while emitted < len(seeds) and seeds[emitted] in ready:
-                yield ready.pop(seeds[emitted])
-                emitted += 1
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)

@@ -122,15 +122,7 @@ def fine_tune(settings: TrainSettings, *, base_folder: Path, on_log: Callable[[d
     """Train a LoRA adapter into ``RUN/adapter``; returns (and writes ``RUN/train.json``) the
     run's summary: losses per logged step, examples kept and dropped, wall time."""
     import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import (
-        AutoModelForCausalLM,
-        AutoTokenizer,
-        Trainer,
-        TrainerCallback,
-        TrainingArguments,
-        set_seed,
-    )
+    from transformers import AutoTokenizer, Trainer, TrainerCallback, set_seed
 
     run = Path(settings.output)
     if settings.threads:
@@ -141,18 +133,9 @@ def fine_tune(settings: TrainSettings, *, base_folder: Path, on_log: Callable[[d
     examples, dropped = build_examples(tokenizer, rows, settings.max_length)
     if not examples:
         raise ToolgradError(f"no training example fits in --max-length {settings.max_length} tokens")
-    base = AutoModelForCausalLM.from_pretrained(str(base_folder), dtype=torch.float32)
-    model = get_peft_model(base, LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha,
-                                             lora_dropout=settings.lora_dropout, target_modules=list(LORA_TARGETS),
-                                             task_type="CAUSAL_LM"))
+    model = _lora_model(settings, base_folder)
     checkpoints = run / "checkpoints"
-    args = TrainingArguments(
-        output_dir=str(checkpoints), per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.grad_accumulation, num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps, learning_rate=settings.learning_rate, lr_scheduler_type="linear",
-        warmup_steps=0, logging_steps=1, save_steps=settings.save_steps, save_total_limit=2, seed=settings.seed,
-        data_seed=settings.seed, report_to=[], use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
-        remove_unused_columns=False, disable_tqdm=False)
+    args = _training_arguments(settings, checkpoints)
     log: list[dict[str, Any]] = []
 
     class Record(TrainerCallback):  # type: ignore[misc]
@@ -183,3 +166,30 @@ def fine_tune(settings: TrainSettings, *, base_folder: Path, on_log: Callable[[d
                "tokens": sum(len(e["input_ids"]) for e in examples)}
     write_json_atomic(run / "train.json", summary)
     return summary
+
+
+def _lora_model(settings: TrainSettings, base_folder: Path) -> Any:
+    """The base model (float32) wrapped with fresh LoRA adapters on :data:`LORA_TARGETS`."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(str(base_folder), dtype=torch.float32)
+    return get_peft_model(base, LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha,
+                                           lora_dropout=settings.lora_dropout, target_modules=list(LORA_TARGETS),
+                                           task_type="CAUSAL_LM"))
+
+
+def _training_arguments(settings: TrainSettings, checkpoints: Path) -> Any:
+    """The trainer's arguments: a linear schedule without warm-up, a loss logged every step, the
+    last two checkpoints kept, seeded data order, the GPU when there is one."""
+    import torch
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(checkpoints), per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.grad_accumulation, num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps, learning_rate=settings.learning_rate, lr_scheduler_type="linear",
+        warmup_steps=0, logging_steps=1, save_steps=settings.save_steps, save_total_limit=2, seed=settings.seed,
+        data_seed=settings.seed, report_to=[], use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
+        remove_unused_columns=False, disable_tqdm=False)

@@ -33,7 +33,8 @@ import orjson
 
 from toolgrad.backends.base import ChatModel, Completion, EndpointError, ModelError
 from toolgrad.backends.cache import ResponseCache
-from toolgrad.backends.openai import CacheMiss, OpenAIChat, Usage
+from toolgrad.backends.openai import CacheMiss, OpenAIChat
+from toolgrad.backends.usage import Usage
 from toolgrad.loop.policy import (
     CallFn,
     Context,

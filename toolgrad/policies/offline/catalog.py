@@ -16,6 +16,7 @@ from typing import Any
 from simulator.environments.resources import Resource, ResourceModel, infer_resources, success_schema
 from simulator.spec.model import JSONSchema, Operation
 from simulator.spec.navigation import array_items, deref, object_properties
+from simulator.tools import ArgBinding
 from toolgrad.sampling import stable_hash
 from toolgrad.toolbox import BoundTool, Toolbox
 
@@ -163,57 +164,18 @@ def _analyse(bound: BoundTool, op: Operation, model: ResourceModel) -> ToolInfo:
     binding = model.bindings.get(op.operation_id)
     kind = binding.kind if binding else "action"
     res = model.resources.get(binding.resource) if binding and binding.resource else None
-    params = {p.name: p for p in op.parameters}
     body_schema = (
         op.request_body.content.get(bound.tool.media_type)
         if (op.request_body is not None and bound.tool.media_type)
         else None
     )
-    required = set(bound.tool.parameters.get("required", []))
     address_name = None
     if res is not None and kind in _ADDRESSED:
         names = {b.argument for b in bound.tool.bindings}
         address_name = (
             res.id_param if res.id_param in names else (res.id_field if res.id_field in names else None)
         )
-    args: list[ArgSpec] = []
-    for b in bound.tool.bindings:
-        if b.location in ("path", "query", "header", "cookie") and b.name in params:
-            schema = params[b.name].schema
-        elif b.location == "body-field" and body_schema is not None:
-            sub = object_properties(body_schema, body_schema).get(b.name, {})
-            schema = {**sub, "$defs": body_schema["$defs"]} if "$defs" in body_schema else sub
-        elif body_schema is not None:
-            schema = body_schema
-        else:
-            schema = bound.tool.parameters["properties"].get(b.argument, {})
-        referent = res if b.argument == address_name else _referent(model, b.argument)
-        own = res is not None and referent is not None and referent.name == res.name
-        if b.argument == address_name:
-            feedable = True
-        elif kind in ("create", "replace", "update") and b.location in ("body-field", "body"):
-            # a new or changed record's own fields are values to choose, except references to others
-            feedable = referent is not None and not own
-        else:
-            feedable = referent is not None or _id_like(b.argument)
-        keys = (
-            ((f"field:{norm(b.argument)}",) + ((f"record:{referent.name}",) if referent else ()))
-            if feedable
-            else ()
-        )
-        args.append(
-            ArgSpec(
-                b.argument,
-                b.location,
-                b.argument in required or b.location == "path",
-                schema,
-                norm(b.argument),
-                feedable,
-                referent.name if referent else None,
-                referent.id_field if referent else None,
-                keys,
-            )
-        )
+    args = [_arg_spec(b, bound, op, model, kind, res, address_name, body_schema) for b in bound.tool.bindings]
     address = next((a for a in args if a.name == address_name), None)
     must_feed = address is not None and res is not None and res.writable and not _guessable(address.schema)
     response = success_schema(op)
@@ -236,3 +198,51 @@ def _analyse(bound: BoundTool, op: Operation, model: ResourceModel) -> ToolInfo:
         op.request_body is not None and op.request_body.required,
         frozenset(k for a in args for k in a.keys),
     )
+
+
+def _arg_spec(
+    b: ArgBinding, bound: BoundTool, op: Operation, model: ResourceModel, kind: str, res: Resource | None,
+    address_name: str | None, body_schema: JSONSchema | None,
+) -> ArgSpec:
+    """What the policy knows of one argument: its schema, the record it refers to, and whether an
+    earlier response may feed it (and under which keys)."""
+    required = set(bound.tool.parameters.get("required", []))
+    referent = res if b.argument == address_name else _referent(model, b.argument)
+    own = res is not None and referent is not None and referent.name == res.name
+    if b.argument == address_name:
+        feedable = True
+    elif kind in ("create", "replace", "update") and b.location in ("body-field", "body"):
+        # a new or changed record's own fields are values to choose, except references to others
+        feedable = referent is not None and not own
+    else:
+        feedable = referent is not None or _id_like(b.argument)
+    keys = (
+        ((f"field:{norm(b.argument)}",) + ((f"record:{referent.name}",) if referent else ()))
+        if feedable
+        else ()
+    )
+    return ArgSpec(
+        b.argument,
+        b.location,
+        b.argument in required or b.location == "path",
+        _arg_schema(b, bound, op, body_schema),
+        norm(b.argument),
+        feedable,
+        referent.name if referent else None,
+        referent.id_field if referent else None,
+        keys,
+    )
+
+
+def _arg_schema(b: ArgBinding, bound: BoundTool, op: Operation, body_schema: JSONSchema | None) -> JSONSchema:
+    """The schema of the value an argument binds: its parameter's, its body property's, the body's."""
+    params = {p.name: p for p in op.parameters}
+    if b.location in ("path", "query", "header", "cookie") and b.name in params:
+        return params[b.name].schema
+    if b.location == "body-field" and body_schema is not None:
+        sub = object_properties(body_schema, body_schema).get(b.name, {})
+        return {**sub, "$defs": body_schema["$defs"]} if "$defs" in body_schema else sub
+    if body_schema is not None:
+        return body_schema
+    schema: JSONSchema = bound.tool.parameters["properties"].get(b.argument, {})
+    return schema

@@ -53,7 +53,8 @@ from typing import Any
 
 from simulator.spec.navigation import deref, primary_type
 from toolgrad.loop.policy import CallFn, Context, ExecutedCall, StageError, Workflow
-from toolgrad.loop.sample import THIS_EXECUTION, failure_reason
+from toolgrad.loop.stages import THIS_EXECUTION
+from toolgrad.loop.validator import failure_reason
 from toolgrad.records import Cost, Proposal, Selection, Step
 from toolgrad.sampling import stable_hash, stable_int, stable_ranks
 from toolgrad.toolbox import Toolbox
