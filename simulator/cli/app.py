@@ -60,7 +60,7 @@ def check(
         if json_out:
             sys.stdout.write(orjson.dumps(summary).decode() + "\n")
         elif not summary["ok"]:
-            print_error(f"✗ {ref}\n  {summary['error']}")
+            print_error(f"{ref}\n  {summary['error']}")
         else:
             _print_summary(ref, summary)
     raise typer.Exit(2 if failed else 0)
