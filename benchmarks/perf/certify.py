@@ -1,6 +1,6 @@
 """Certification throughput: median replayed steps per second, in process.
 
-    .venv/bin/python -m benchmarks.perf.certify [--samples 200] [--repeats 5] [--workers 1]
+    toolgrad bench certify [--samples 200] [--repeats 5] [--workers 1]
         [--env petstore --env museum] [--data existing.jsonl]
 
 The dataset comes from the offline generator (``toolgrad.dataset.runner.generate_dataset``), or with

@@ -1,7 +1,7 @@
 """Does the data teach? generate -> certify -> split -> export -> train -> serve -> eval, for the
 base model and the fine-tuned one on the same held-out test split, side by side.
 
-    python -m benchmarks.perf.finetune -o out/finetune [--envs tictactoe links uspto] [--n 40]
+    toolgrad bench finetune -o out/finetune [--envs tictactoe links uspto] [--n 40]
         [--test 0.25] [--epochs 1] [--lr 5e-4] [--distractors 2] [--test-limit N]
 
 Both models go through the same path: the base GGUF (SmolLM2-135M-Instruct, Q4_1, from the

@@ -1,8 +1,8 @@
 """Generation speed with the offline policy: median samples/s over a few runs, and calls per
 sample, per shipped environment (and over all of them together).
 
-    .venv/bin/python benchmarks/perf/generate.py [--n 100] [--runs 3] [--env petstore ...]
-                                                  [--concurrency 1] [--profile]
+    toolgrad bench generate [--n 100] [--runs 3] [--env petstore ...]
+                            [--concurrency 1] [--profile]
 
 Each run writes a fresh dataset to a temporary directory; the time covers the whole
 ``generate_dataset`` call (toolbox start-up included). ``--profile`` adds a cProfile listing

@@ -1,7 +1,7 @@
 """HTTP speed of one simulator process against Stoplight Prism and a bare uvicorn app, plus cold
 start on the largest spec.
 
-    .venv/bin/python benchmarks/perf/simulator.py [--runs 3] [--duration 10] [--connections 32]
+    toolgrad bench simulator [--runs 3] [--duration 10] [--connections 32]
                                                    [--prism PATH] [--skip-prism] [--json OUT]
 
 Load comes from ``wrk`` (Debian: ``apt-get install -y wrk``) with a Lua script: a fixed mix of

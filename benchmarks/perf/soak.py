@@ -1,6 +1,6 @@
 """Soak: does one simulator server stay within its memory bounds under sustained hostile-ish load?
 
-    .venv/bin/python benchmarks/perf/soak.py [--duration 600] [--sessions 50000] [--snapshots 5000]
+    toolgrad bench soak [--duration 600] [--sessions 50000] [--snapshots 5000]
                                               [--connections 32] [--phases reads,sessions,mix] [--json OUT]
 
 Against one ``toolgrad sim serve envs/petstore`` process with its default limits (each phase

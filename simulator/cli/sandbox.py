@@ -6,6 +6,7 @@ The library modules (:mod:`simulator.containers.images`, :mod:`simulator.contain
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -201,18 +202,26 @@ def down_command() -> None:
 
 
 @sandbox_app.command("status")
-def status_command() -> None:
-    """List the services that are up, and whether each answers its health check."""
+def status_command(
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per service on stdout (no admin "
+                                           "token), instead of the table.")] = False,
+) -> None:
+    """List the services that are up, and whether each answers its health check (exit 1 when any
+    does not)."""
     with user_errors(SimulatorError):
         statuses = services_status()
-    if not statuses:
+    if json_out:
+        for status in statuses:
+            record = {k: v for k, v in status.handle.to_json().items() if k != "admin_token"}
+            typer.echo(json.dumps({**record, "state": status.state, "detail": status.detail}, sort_keys=True))
+    elif not statuses:
         console.print("nothing is running")
-        return
-    table = Table("service", "backend", "url", "state", "detail", box=None, pad_edge=False)
-    for status in statuses:
-        style = _STATE_STYLE.get(status.state, "red")
-        table.add_row(status.handle.name, status.handle.backend, status.handle.base_url,
-                      f"[{style}]{status.state}[/{style}]", escape(status.detail))  # fmt: skip
-    stdout_console().print(table)
+    else:
+        table = Table("service", "backend", "url", "state", "detail", box=None, pad_edge=False)
+        for status in statuses:
+            style = _STATE_STYLE.get(status.state, "red")
+            table.add_row(escape(status.handle.name), status.handle.backend, escape(status.handle.base_url),
+                          f"[{style}]{status.state}[/{style}]", escape(status.detail))  # fmt: skip
+        stdout_console().print(table)
     if any(status.state not in ("healthy",) for status in statuses):
         raise typer.Exit(1)
