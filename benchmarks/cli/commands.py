@@ -161,7 +161,7 @@ def _print_certificate(certificate: Any, target: Path) -> None:
     per_check = ", ".join(f"{name} {passed}" for name, passed in certificate.checks.items())
     out.print(f"[{colour}]{certificate.passed}/{certificate.sample_count} samples certified "
               f"({certificate.pass_rate:.1%})[/{colour}], {certificate.step_count} steps, seeds {seed_text}")
-    out.print(f"passed per check: {per_check}", highlight=False, soft_wrap=True)
+    out.print(f"passed per check: {escape(per_check)}", highlight=False, soft_wrap=True)
     failed = [s for s in certificate.samples if not s.ok]
     for s in failed[:20]:
         problems = "; ".join(describe_check(name, s, result) for name, result in s.checks.items() if not result.ok)

@@ -36,7 +36,7 @@ from simulator.errors import SimulatorError
 from simulator.sandboxes.backends import services_status, start_services, stop_services
 from simulator.sandboxes.backends.base import Hardening, ServiceEvent, default_image_tag
 
-from .shell import console, escape, help_text, stdout_console, user_errors
+from .shell import console, escape, help_text, say, stdout_console, user_errors
 
 sandbox_app = typer.Typer(help="Simulator images, compose files and running services.", no_args_is_help=True)
 CONTEXT_DIR_NAME = "toolgrad-sim-context"
@@ -155,10 +155,10 @@ def compose_command(
         text = render_compose(plan)
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
-    console.print(f"wrote {output} (seed {seed})", highlight=False)
+    console.print(f"wrote {escape(str(output))} (seed {seed})", highlight=False)
     for name, url in service_urls(plan).items():
-        console.print(f"  {name}: {url}", highlight=False)
-    console.print(f"start with: docker compose -f {output} up -d", highlight=False)
+        console.print(escape(f"  {name}: {url}"), highlight=False)
+    console.print(escape(f"start with: docker compose -f {output} up -d"), highlight=False)
 
 
 @sandbox_app.command("up")
@@ -190,7 +190,7 @@ def up_command(
         # stdout, one per line, so scripts can read `name url`
         typer.echo(f"{handle.name} {handle.base_url}")
         if handle.admin_token:  # a container's control API is closed: say how to open it
-            console.print(f"  {handle.name}: X-Sim-Admin-Token {handle.admin_token}", highlight=False, markup=False)
+            say(f"  {handle.name}: X-Sim-Admin-Token {handle.admin_token}")
 
 
 @sandbox_app.command("down")

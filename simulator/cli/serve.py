@@ -15,7 +15,7 @@ from simulator.serving.control_access import ControlPolicy
 from simulator.serving.server import bind, serve
 from simulator.state.sessions import Limits
 
-from .shell import console, escape, help_text
+from .shell import console, escape, help_text, say
 
 
 class AuthMode(StrEnum):
@@ -79,5 +79,5 @@ def serve_command(
                   f"  control API: /_sim/docs", highlight=False)
     if policy.closed:
         told = f"admin token (generated): {policy.admin_token}" if policy.token_generated else "admin token: as given"
-        console.print(f"control API closed: send X-Sim-Admin-Token; {told}", highlight=False, markup=False)
+        say(f"control API closed: send X-Sim-Admin-Token; {told}")
     serve(environment, host=host, sock=sock, simulator=simulator, policy=policy, access_log=access_log)

@@ -32,6 +32,7 @@ __all__ = [
     "fail",
     "help_text",
     "print_error",
+    "say",
     "set_quiet",
     "set_verbose",
     "stdout_console",
@@ -61,6 +62,12 @@ def stdout_console() -> Console:
     cuts a line (the width is the content's)."""
     piped = not sys.stdout.isatty()
     return Console(width=PIPED_WIDTH if piped else None, soft_wrap=piped)
+
+
+def say(message: str) -> None:
+    """A line on stderr that ``--quiet`` does not silence, for what a user cannot do without (a
+    generated admin token); printed as written (no markup)."""
+    _errors.print(message, highlight=False, markup=False, soft_wrap=True)
 
 
 def print_error(message: str) -> None:
