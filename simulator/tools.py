@@ -101,10 +101,26 @@ def inline(root: JSONSchema, schema: Any, depth: int = 0) -> Any:
 
 
 def _describe(op: Operation) -> str:
-    text = op.summary or op.description or f"{op.method} {op.path}"
-    if op.summary and op.description and op.description != op.summary:
-        text = f"{op.summary}. {op.description}"
-    return " ".join(text.split())[:1024]
+    """The tool's description: the summary and the description as one text, whitespace collapsed,
+    said once (a description that repeats or extends the summary replaces it; a summary that
+    holds the description stands alone) and joined with a single full stop."""
+    summary = " ".join((op.summary or "").split())
+    description = " ".join((op.description or "").split())
+    if not summary or not description:
+        text = summary or description or f"{op.method} {op.path}"
+    elif _same_sentence(description, summary):
+        text = description if len(description) >= len(summary) else summary
+    elif description.lower().startswith(summary.rstrip(".").lower()):
+        text = description
+    elif description.rstrip(".").lower() in summary.lower():
+        text = summary
+    else:
+        text = f"{summary.rstrip('.')}. {description}"
+    return text[:1024]
+
+
+def _same_sentence(a: str, b: str) -> bool:
+    return a.rstrip(".").lower() == b.rstrip(".").lower()
 
 
 def tool_for(op: Operation, name: str) -> Tool:

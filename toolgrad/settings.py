@@ -82,25 +82,35 @@ EXPORT_ENV = _env_names(ExportSettings, "TOOLGRAD_EXPORT_")
 
 
 def from_environment(settings_type: type[_Settings], names: Mapping[str, str],
-                     environ: Mapping[str, str] | None = None, /, **given: Any) -> Any:
+                     environ: Mapping[str, str] | None = None, /, *, flags: Mapping[str, str] | None = None,
+                     **given: Any) -> Any:
     """Settings from ``given`` (None means not given), then ``TOOLGRAD_*`` variables, then
-    defaults. Raises :class:`ToolgradError` naming the field and its variable."""
+    defaults. Raises :class:`ToolgradError` naming the flag (``flags[field]``, else
+    ``--field-name``) and, when the value came from one, its variable."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
+    from_var: set[str] = set()
     for field, var in names.items():
         if given.get(field) is not None:
             values[field] = given[field]
         elif var in environ:
             raw = environ[var]
             values[field] = raw.replace(",", " ").split() if field == "envs" else raw
+            from_var.add(field)
     try:
         return settings_type(**values)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
             field = ".".join(str(p) for p in err["loc"][:1])
-            problems.append(f"{field} ({names.get(field, '?')}): {err['msg']}")
-        raise ToolgradError("invalid settings: " + "; ".join(problems)) from None
+            flag = (flags or {}).get(field) or "--" + field.replace("_", "-")
+            if err["type"] == "missing":
+                problems.append(f"{flag} is required")
+            elif field in from_var:
+                problems.append(f"{flag} (from {names[field]}={environ[names[field]]!r}): {err['msg']}")
+            else:
+                problems.append(f"{flag}: {err['msg']}")
+        raise ToolgradError("; ".join(problems)) from None
 
 
 def sidecar(output: str | Path, suffix: str) -> Path:

@@ -6,15 +6,15 @@ It lives in the top layer because it composes all three packages (see ARCHITECTU
 from __future__ import annotations
 
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from benchmarks.certify.replay import BenchmarkError
 from simulator.cli.app import sim_app
+from simulator.cli.shell import console, escape, print_error, set_quiet, set_verbose
 from simulator.errors import EXIT_CODES, SimulatorError
 from toolgrad.backends.base import ModelError
 from toolgrad.cli.commands import register as register_toolgrad
@@ -22,7 +22,9 @@ from toolgrad.dataset.files import write_bytes_atomic
 from toolgrad.settings import ToolgradError
 
 from .commands import register
+from .compare import bench_app
 from .compare import register as register_compare
+from .perf import register as register_perf
 
 app = typer.Typer(
     help="Answer-first tool-use data (ToolGrad) on deterministic OpenAPI sandboxes.",
@@ -34,6 +36,37 @@ app.add_typer(sim_app, name="sim")
 register(app)
 register_toolgrad(app)
 register_compare(app)
+register_perf(bench_app)
+
+
+def kit_version() -> str:
+    """The installed distribution's version (the package's own when run from a bare checkout)."""
+    try:
+        return version("toolgrad-kit")
+    except PackageNotFoundError:  # pragma: no cover - a checkout on sys.path without an install
+        from toolgrad import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"toolgrad-kit {kit_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    _version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                           help="Print the kit's version and exit.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, notices or summaries on "
+                                        "stderr (errors still print; results on stdout unchanged).")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Log at INFO on stderr (what each step is doing).")]
+    = False,
+) -> None:
+    """Answer-first tool-use data (ToolGrad) on deterministic OpenAPI sandboxes."""
+    set_quiet(quiet)
+    set_verbose(verbose)
 
 @app.command(epilog=EXIT_CODES)
 def demo(
@@ -49,12 +82,11 @@ def demo(
     from toolgrad.dataset.runner import generate_dataset
     from toolgrad.settings import GenerateSettings
 
-    console = Console(stderr=True)
     out.mkdir(parents=True, exist_ok=True)
     data = out / "data.jsonl"
     console.print(f"generating {n} samples (seed {seed}, offline policy, every shipped environment) ...")
     summary = generate_dataset(GenerateSettings(n=n, seed=seed, output=str(data)))
-    console.print(f"  {summary.samples} samples in {data} ({summary.samples_per_second:.1f} samples/s, "
+    console.print(f"  {summary.samples} samples in {escape(str(data))} ({summary.samples_per_second:.1f} samples/s, "
                   f"{summary.tool_calls} tool calls, failed seeds: {summary.failed_seeds or 'none'})")
     console.print("certifying: re-execution on fresh sandboxes and the validity checks ...")
     certificate = certify_file(data)
@@ -76,9 +108,9 @@ def main() -> None:
     """Run the CLI. Usage errors exit 2 (click's standalone handling); errors a user can act on
     print one message and exit 2, never a traceback."""
     try:
-        app()
+        app(prog_name="toolgrad")
     except _errors as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        print_error(str(exc))
         sys.exit(getattr(exc, "exit_code", 2))
 
 

@@ -12,23 +12,22 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from benchmarks.certify.replay import BenchmarkError
 from benchmarks.certify.sandboxes import BACKENDS
 from simulator.canonical import pretty_json
+from simulator.cli.shell import console, escape, fail, stdout_console, user_errors
 from simulator.errors import EXIT_CODES, SimulatorError
 from toolgrad.backends.base import ChatModel
 from toolgrad.dataset.files import write_bytes_atomic, write_text_atomic
 
-err = Console(stderr=True)
+err = console  # stderr, silenced by --quiet
+_USER_ERRORS = (BenchmarkError, SimulatorError)
 
 _BACKEND_HELP = f"Where sandboxes run: {', '.join(BACKENDS)}."
 CertifyBackendOpt = Annotated[str, typer.Option("--backend", envvar="TOOLGRAD_CERTIFY_BACKEND", help=_BACKEND_HELP)]
@@ -45,19 +44,6 @@ def register(app: typer.Typer) -> None:
     app.command("eval", epilog=EXIT_CODES)(eval_command)
     app.command("eval-calls", epilog=EXIT_CODES)(eval_calls_command)
     app.command("report")(report_command)
-
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    try:
-        yield
-    except (BenchmarkError, SimulatorError) as exc:
-        _fail(str(exc))
 
 
 def _env_refs(values: list[str] | None) -> dict[str, str]:
@@ -126,7 +112,7 @@ def certify_command(
     from benchmarks.certify.replay import recorded_env_refs
     from benchmarks.certify.sandboxes import SandboxProvider
 
-    with _user_errors(), contextlib.ExitStack() as stack:
+    with user_errors(*_USER_ERRORS), contextlib.ExitStack() as stack:
         chat = _judge_chat(judge, base_url, cache or _sidecar(data, ".judge-cache"), replay_only) if judge else None
         if chat is not None:
             stack.callback(chat.close)
@@ -164,21 +150,21 @@ def _judge_chat(model: str, base_url: str | None, cache: Path, replay_only: bool
     from toolgrad.backends.openai import OpenAIChat
 
     if not base_url and not replay_only:
-        _fail("--judge needs --base-url (or TOOLGRAD_CERTIFY_BASE_URL), or --replay-only with a recorded --cache")
+        fail("--judge needs --base-url (or TOOLGRAD_CERTIFY_BASE_URL), or --replay-only with a recorded --cache")
     api_key = os.environ.get("TOOLGRAD_API_KEY") or os.environ.get("OPENAI_API_KEY") or "sk-no-key-required"
     return OpenAIChat(model=model, base_url=base_url or "http://127.0.0.1:1/v1", api_key=api_key,
                       cache=ResponseCache(cache), replay_only=replay_only)
 
 
 def _print_certificate(certificate: Any, target: Path) -> None:
-    out = Console()
+    out = stdout_console()
     seeds = [s.seed for s in certificate.samples]
     seed_text = f"{min(seeds)}..{max(seeds)}" if seeds else "-"
     colour = "green" if certificate.ok else "red"
     per_check = ", ".join(f"{name} {passed}" for name, passed in certificate.checks.items())
     out.print(f"[{colour}]{certificate.passed}/{certificate.sample_count} samples certified "
               f"({certificate.pass_rate:.1%})[/{colour}], {certificate.step_count} steps, seeds {seed_text}")
-    out.print(f"passed per check: {per_check}", highlight=False, soft_wrap=True)
+    out.print(f"passed per check: {escape(per_check)}", highlight=False, soft_wrap=True)
     failed = [s for s in certificate.samples if not s.ok]
     for s in failed[:20]:
         problems = "; ".join(describe_check(name, s, result) for name, result in s.checks.items() if not result.ok)
@@ -186,7 +172,7 @@ def _print_certificate(certificate: Any, target: Path) -> None:
                   highlight=False, markup=False, soft_wrap=True)
     if len(failed) > 20:
         out.print(f"  ... and {len(failed) - 20} more (see the certificate)")
-    out.print(f"certificate: {target}  (dataset sha256 {certificate.dataset_sha256[:16]}...)")
+    out.print(f"certificate: {escape(str(target))}  (dataset sha256 {certificate.dataset_sha256[:16]}...)")
 
 
 def describe_check(name: str, sample: Any, result: Any) -> str:
@@ -239,7 +225,7 @@ def _chat_model(model: str, base_url: str) -> ChatModel:
     try:
         check_endpoint(base_url, model, api_key=api_key)
     except EndpointError as exc:
-        _fail(f"the model endpoint is not usable: {exc}")
+        fail(f"the model endpoint is not usable: {exc}")
     chat: ChatModel = OpenAIChat(model=model, base_url=base_url, api_key=api_key)
     return chat
 
@@ -250,10 +236,8 @@ def _endpoint_failures(events: list[Any]) -> None:
     failed = [e for e in events if e.run.endpoint_error]
     if failed:
         first = failed[0]
-        err.print(f"[red]error:[/red] the model endpoint failed on {len(failed)} of {len(events)} trial(s); they "
-                  f"score 0 in the report (first: line {first.line}, trial {first.trial}: {escape(first.run.error)})",
-                  highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
+        fail(f"the model endpoint failed on {len(failed)} of {len(events)} trial(s); they score 0 in the "
+             f"report (first: line {first.line}, trial {first.trial}: {first.run.error})", code=1)
 
 
 def eval_command(
@@ -294,7 +278,7 @@ def eval_command(
     from benchmarks.evaluate.runner import EvalSettings, evaluate_dataset
 
     settings = EvalSettings(k=k, max_steps=max_steps, temperature=temperature, max_tokens=max_tokens)
-    with _user_errors():
+    with user_errors(*_USER_ERRORS):
         dataset = read_dataset(data)
         if limit is not None:
             dataset = replace(dataset, lines=dataset.lines[:limit])
@@ -321,9 +305,9 @@ def eval_command(
         sys.stdout.write(report_bytes(report).decode())
         _endpoint_failures(events)
         return
-    Console().print(render_markdown([report]), highlight=False, markup=False)
+    stdout_console().print(render_markdown([report]), highlight=False, markup=False)
     if output is not None:
-        err.print(f"report: {paths['report.html']} (json, md and traces.jsonl beside it)")
+        err.print(f"report: {escape(str(paths['report.html']))} (json, md and traces.jsonl beside it)", highlight=False)
     _endpoint_failures(events)
 
 
@@ -342,7 +326,7 @@ def eval_calls_command(
     """Single-turn call-list evaluation (BFCL-style AST match of the calls the model lists)."""
     from benchmarks.evaluate.call_lists import load_call_items, run_call_eval
 
-    with _user_errors():
+    with user_errors(*_USER_ERRORS):
         items = load_call_items(data)[:limit]
         chat = _chat_model(model, base_url)
         with contextlib.ExitStack() as stack, _progress() as progress:
@@ -359,7 +343,7 @@ def eval_calls_command(
         sys.stdout.write(text)
         return
     m = result["metrics"]
-    Console().print(f"{model}: exact match {m['exact_match']:.3f}, call-name recall {m['name_recall']:.3f}, "
+    stdout_console().print(f"{escape(model)}: exact match {m['exact_match']:.3f}, call-name recall {m['name_recall']:.3f}, "
                     f"calls matched {m['call_match']:.3f} over {m['items']} items")
 
 
@@ -374,9 +358,9 @@ def report_command(
     """Compare evaluation runs (models) in one static HTML page with charts."""
     from benchmarks.evaluate.report import load_report, render_html, render_markdown
 
-    with _user_errors():
+    with user_errors(*_USER_ERRORS):
         reports = [load_report(p / "report.json" if p.is_dir() else p) for p in runs]
         write_text_atomic(output, render_html(reports))
         if markdown is not None:
             write_text_atomic(markdown, render_markdown(reports))
-    err.print(f"wrote {output}" + (f" and {markdown}" if markdown else ""))
+    err.print(escape(f"wrote {output}" + (f" and {markdown}" if markdown else "")), highlight=False)

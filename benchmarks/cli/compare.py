@@ -15,7 +15,6 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -35,11 +34,10 @@ from benchmarks.baseline.report import (
     write_comparison,
 )
 from benchmarks.certify.replay import BenchmarkError
+from simulator.cli.shell import console, escape, fail, help_text, stdout_console, user_errors
 from simulator.errors import SimulatorError
 from toolgrad.backends.base import ModelError
 from toolgrad.settings import ToolgradError
-
-_err = Console(stderr=True)
 
 bench_app = typer.Typer(help="Benchmarks of the generator itself: answer-first against query-first.",
                         no_args_is_help=True)
@@ -69,8 +67,8 @@ def compare_command(
                                          help="Directory for both datasets, their certificates, compare.json "
                                               "and compare.md.")],
     env: Annotated[list[str] | None, typer.Option(
-        "--env", "-e", help="Environment name, directory or spec file; repeat for several (default: all "
-        "shipped) [TOOLGRAD_ENV]")] = None,
+        "--env", "-e", help=help_text("Environment name, directory or spec file; repeat for several",
+                                env="TOOLGRAD_ENV", default="all shipped"))] = None,
     n: Annotated[int, typer.Option("--n", "-n", envvar="TOOLGRAD_COMPARE_N", min=1,
                                    help="Attempted samples per generator (per environment with --per-env).")] = 50,
     seed: Annotated[int, typer.Option("--seed", envvar="TOOLGRAD_SEED", help="Sample i uses seed S+i.")] = 0,
@@ -114,31 +112,23 @@ def compare_command(
         settings = CompareSettings.model_validate(values)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        _fail(f"invalid settings: {problems}")
+        fail(f"invalid settings: {problems}")
     if settings.llm == "openai" and not settings.model:
-        _fail("--llm openai needs --model (or TOOLGRAD_MODEL)")
+        fail("--llm openai needs --model (or TOOLGRAD_MODEL)")
     command = shlex.join(["toolgrad", *sys.argv[1:]]) if sys.argv[1:2] == ["bench"] else ""
-    view = _ProgressView(_err)
-    try:
-        with view.progress:
-            comparison = run_comparison(settings, events=view, command=command)
-    except (ToolgradError, BenchmarkError, SimulatorError, ModelError) as exc:
-        _fail(str(exc))
+    view = _ProgressView(console)
+    with user_errors(ToolgradError, BenchmarkError, SimulatorError, ModelError), view.progress:
+        comparison = run_comparison(settings, events=view, command=command)
     json_path, md_path = write_comparison(comparison, output)
     if json_out:
         sys.stdout.write(json_path.read_text(encoding="utf-8"))
         return
     _print(comparison)
-    _err.print(f"wrote {json_path} and {md_path}")
-
-
-def _fail(message: str) -> Any:
-    _err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+    console.print(escape(f"wrote {json_path} and {md_path}"), highlight=False)
 
 
 def _print(comparison: Comparison) -> None:
-    out = Console()
+    out = stdout_console()
     table = Table(*SUMMARY_HEADER, title=f"toolgrad bench compare, seed {comparison.seed}, "
                                          f"{', '.join(comparison.total.environments)}")
     for row in summary_rows(comparison):

@@ -1,6 +1,6 @@
 """Certification throughput: median replayed steps per second, in process.
 
-    .venv/bin/python -m benchmarks.perf.certify [--samples 200] [--repeats 5] [--workers 1]
+    toolgrad bench certify [--samples 200] [--repeats 5] [--workers 1]
         [--env petstore --env museum] [--data existing.jsonl]
 
 The dataset comes from the offline generator (``toolgrad.dataset.runner.generate_dataset``), or with
@@ -189,8 +189,8 @@ def time_certify(path: Path, *, workers: int, repeats: int) -> tuple[list[float]
     return walls, cpus, steps, certificate
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--workers", type=int, default=1)

@@ -1,7 +1,7 @@
 """Does the data teach? generate -> certify -> split -> export -> train -> serve -> eval, for the
 base model and the fine-tuned one on the same held-out test split, side by side.
 
-    python -m benchmarks.perf.finetune -o out/finetune [--envs tictactoe links uspto] [--n 40]
+    toolgrad bench finetune -o out/finetune [--envs tictactoe links uspto] [--n 40]
         [--test 0.25] [--epochs 1] [--lr 5e-4] [--distractors 2] [--test-limit N]
 
 Both models go through the same path: the base GGUF (SmolLM2-135M-Instruct, Q4_1, from the
@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
@@ -79,8 +80,8 @@ def evaluate(label: str, gguf: Path, test: Path, out: Path, limit: int | None, t
     return run
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-o", "--out", type=Path, default=Path("out/finetune"))
     parser.add_argument("--envs", nargs="+", default=list(DEFAULT_ENVS))
     parser.add_argument("--n", type=int, default=40, help="samples generated per environment")

@@ -1,8 +1,8 @@
 """Generation speed with the offline policy: median samples/s over a few runs, and calls per
 sample, per shipped environment (and over all of them together).
 
-    .venv/bin/python benchmarks/perf/generate.py [--n 100] [--runs 3] [--env petstore ...]
-                                                  [--concurrency 1] [--profile]
+    toolgrad bench generate [--n 100] [--runs 3] [--env petstore ...]
+                            [--concurrency 1] [--profile]
 
 Each run writes a fresh dataset to a temporary directory; the time covers the whole
 ``generate_dataset`` call (toolbox start-up included). ``--profile`` adds a cProfile listing
@@ -18,6 +18,7 @@ import pstats
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from simulator.environments.environment import shipped_environments
@@ -54,8 +55,8 @@ def profile(envs: list[str], n: int, seed: int, top: int) -> str:
     return text.getvalue()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100, help="samples per run")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
@@ -63,7 +64,7 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=None, help="environment (repeat); default: all shipped")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=25)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     envs = args.env or shipped_environments()
     print(f"offline generation, n={args.n} per run, median of {args.runs} runs, seed {args.seed}, "
           f"concurrency {args.concurrency}")

@@ -1,7 +1,7 @@
 """HTTP speed of one simulator process against Stoplight Prism and a bare uvicorn app, plus cold
 start on the largest spec.
 
-    .venv/bin/python benchmarks/perf/simulator.py [--runs 3] [--duration 10] [--connections 32]
+    toolgrad bench simulator [--runs 3] [--duration 10] [--connections 32]
                                                    [--prism PATH] [--skip-prism] [--json OUT]
 
 Load comes from ``wrk`` (Debian: ``apt-get install -y wrk``) with a Lua script: a fixed mix of
@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -227,8 +227,8 @@ def report(results: list[Result], cold: dict[str, list[float]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
@@ -237,7 +237,7 @@ def main() -> None:
     parser.add_argument("--skip-prism", action="store_true")
     parser.add_argument("--skip-cold-start", action="store_true")
     parser.add_argument("--json", type=Path, help="write the figures here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is required: apt-get install -y wrk")
     prism = None if args.skip_prism else prism_binary(args.prism)

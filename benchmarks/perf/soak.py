@@ -1,6 +1,6 @@
 """Soak: does one simulator server stay within its memory bounds under sustained hostile-ish load?
 
-    .venv/bin/python benchmarks/perf/soak.py [--duration 600] [--sessions 50000] [--snapshots 5000]
+    toolgrad bench soak [--duration 600] [--sessions 50000] [--snapshots 5000]
                                               [--connections 32] [--phases reads,sessions,mix] [--json OUT]
 
 Against one ``toolgrad sim serve envs/petstore`` process with its default limits (each phase
@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -240,15 +240,15 @@ def report(phases: list[Phase]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=600, help="seconds of the reads and mix phases")
     parser.add_argument("--sessions", type=int, default=50_000)
     parser.add_argument("--snapshots", type=int, default=5_000)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--phases", default="reads,sessions,mix")
     parser.add_argument("--json", type=Path, help="write the figures here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is required: apt-get install -y wrk")
     wanted = set(args.phases.split(","))

@@ -7,19 +7,18 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from simulator.environments.environment import load_environment
 from simulator.environments.resources import describe, infer_resources
 from simulator.errors import SimulatorError
-from simulator.tools import tools_for
+from simulator.tools import qualified_tools, tools_for
 
 from .mcp import mcp_app
 from .serve import serve_command
+from .shell import escape, print_error, stdout_console, user_errors
 
 sim_app = typer.Typer(help="Serve OpenAPI specs as deterministic, stateful mock services.", no_args_is_help=True)
-console = Console(stderr=True)
 
 
 def check_one(ref: str) -> dict[str, Any]:
@@ -60,21 +59,27 @@ def check(
             summary = {"spec": ref, "ok": False, "error": str(exc)}
         if json_out:
             sys.stdout.write(orjson.dumps(summary).decode() + "\n")
-            continue
-        if not summary["ok"]:
-            console.print(f"[red]✗[/red] {ref}\n  {summary['error']}")
-            continue
-        console.print(f"[green]✓[/green] {ref}: {summary['title']} ({summary['format']}), "
-                      f"{summary['operations']} operations, {len(summary['resources'])} resources, "
-                      f"{len(summary['skipped'])} left out")
-        table = Table("resource", "collection", "id", "writable", "operations", box=None, pad_edge=False)
-        for r in summary["resources"]:
-            table.add_row(r["name"], r["collection"], f"{r['id_field']} ({r['id_type']})",
-                          "yes" if r["writable"] else "no", ", ".join(r["operations"]))
-        console.print(table)
-        for s in summary["skipped"]:
-            console.print(f"  [yellow]left out[/yellow] {s['operation']} at #{s['pointer']}: {s['reason']}")
+        elif not summary["ok"]:
+            print_error(f"{ref}\n  {summary['error']}")
+        else:
+            _print_summary(ref, summary)
     raise typer.Exit(2 if failed else 0)
+
+
+def _print_summary(ref: str, summary: dict[str, Any]) -> None:
+    """One spec's summary on stdout (full width when piped); every piece of spec text escaped."""
+    out = stdout_console()
+    out.print(f"[green]✓[/green] {escape(ref)}: {escape(summary['title'])} ({summary['format']}), "
+              f"{summary['operations']} operations, {len(summary['resources'])} resources, "
+              f"{len(summary['skipped'])} left out", highlight=False)
+    table = Table("resource", "collection", "id", "writable", "operations", box=None, pad_edge=False)
+    for r in summary["resources"]:
+        table.add_row(escape(r["name"]), escape(r["collection"]), escape(f"{r['id_field']} ({r['id_type']})"),
+                      "yes" if r["writable"] else "no", escape(", ".join(r["operations"])))
+    out.print(table, highlight=False)
+    for s in summary["skipped"]:
+        out.print(f"  [yellow]left out[/yellow] {escape(s['operation'])} at #{escape(s['pointer'])}: "
+                  f"{escape(s['reason'])}", highlight=False)
 
 
 sim_app.command("serve")(serve_command)
@@ -83,10 +88,18 @@ sim_app.command("serve")(serve_command)
 @sim_app.command()
 def tools(
     spec: Annotated[str, typer.Argument(help="Spec file, environment directory or shipped name.")],
+    qualify: Annotated[bool, typer.Option(
+        "--qualify/--no-qualify", help="Name tools <env>__<operation>, as datasets, eval and MCP do.")] = True,
 ) -> None:
-    """Print the OpenAI function-calling tool list for a spec (one function per operation)."""
-    environment = load_environment(spec)
-    listing = [t.openai() for t in tools_for(environment.spec)]
+    """Print the OpenAI function-calling tool list for a spec (one function per operation), named as
+    datasets and `toolgrad eval` name them (petstore__updatePet)."""
+    with user_errors(SimulatorError):
+        environment = load_environment(spec)
+    if qualify:
+        listing = [{"type": "function", "function": {**tool.openai()["function"], "name": name}}
+                   for name, (_, tool) in qualified_tools({environment.name: environment.spec}).items()]
+    else:
+        listing = [t.openai() for t in tools_for(environment.spec)]
     sys.stdout.write(orjson.dumps(listing, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 

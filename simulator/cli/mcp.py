@@ -7,14 +7,13 @@ import importlib.util
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from simulator.environments.environment import load_environment
 from simulator.errors import SimulatorError, install_hint
 
+from .shell import console, escape, fail, help_text, user_errors
+
 mcp_app = typer.Typer()
-console = Console(stderr=True)
 
 INSTALL_HINT = install_hint("mcp")
 TRANSPORTS = ("stdio", "http")
@@ -39,25 +38,20 @@ def mcp_command(
                                                              "hash as tools (sim__*).")] = False,
     qualify: Annotated[bool | None, typer.Option(
         "--qualify/--no-qualify",
-        help="Name tools <env>__<operation> as datasets do [default: only when serving several envs].")] = None,
+        help=help_text("Name tools <env>__<operation> as datasets do", default="only when serving several envs"))] = None,
 ) -> None:
     """Serve environments as an MCP server: one tool per operation, one sandbox session per MCP session."""
     if transport not in TRANSPORTS:
-        console.print(f"[red]error:[/red] --transport must be one of {', '.join(TRANSPORTS)}, got {escape(repr(transport))}")
-        raise typer.Exit(2)
+        fail(f"--transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
     missing = mcp_missing()
     if missing is not None:
-        console.print(f"[red]error:[/red] {escape(missing)}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
+        fail(missing)
     from simulator.serving.mcp import SandboxTools, serve_http, serve_stdio
 
-    try:
+    with user_errors(SimulatorError):
         environments = [load_environment(env, seed=seed) for env in envs]
         tools = SandboxTools(environments, control=control, qualify=qualify)
-    except SimulatorError as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-    names = ", ".join(f"{e.name} (seed {e.seed})" for e in environments)
+    names = escape(", ".join(f"{e.name} (seed {e.seed})" for e in environments))
     if transport == "stdio":
         console.print(f"MCP over stdio: {names}, {len(tools.listing)} tools", highlight=False, soft_wrap=True)
         serve_stdio(tools)

@@ -6,14 +6,13 @@ The library modules (:mod:`simulator.containers.images`, :mod:`simulator.contain
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from simulator.containers.compose import (
@@ -37,32 +36,18 @@ from simulator.errors import SimulatorError
 from simulator.sandboxes.backends import services_status, start_services, stop_services
 from simulator.sandboxes.backends.base import Hardening, ServiceEvent, default_image_tag
 
-sandbox_app = typer.Typer(help="Simulator images, compose files and running services.", no_args_is_help=True)
-console = Console(stderr=True)
+from .shell import console, escape, help_text, say, stdout_console, user_errors
 
+sandbox_app = typer.Typer(help="Simulator images, compose files and running services.", no_args_is_help=True)
 CONTEXT_DIR_NAME = "toolgrad-sim-context"
 _HARDENING = Hardening()
 _STATE_STYLE = {"healthy": "green", "unhealthy": "yellow", "unrecorded": "yellow"}
 
 
-def _fail(exc: SimulatorError) -> NoReturn:
-    console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """A SimulatorError becomes one message and exit code 2, never a traceback."""
-    try:
-        yield
-    except SimulatorError as exc:
-        _fail(exc)
-
-
 def _print_service_event(event: ServiceEvent) -> None:
     style = {"healthy": "green", "failed": "red", "stopped": "dim", "cleanup": "yellow"}.get(event.kind, "")
     label = f"[{style}]{event.kind}[/{style}]" if style else event.kind
-    console.print(f"  {label} {event.service} ({event.backend}) {event.detail}", highlight=False)
+    console.print(f"  {label} {escape(event.service)} ({event.backend}) {escape(event.detail)}", highlight=False)
 
 
 def _build_printer(verbose: bool) -> Callable[[BuildEvent], None]:
@@ -74,9 +59,9 @@ def _build_printer(verbose: bool) -> Callable[[BuildEvent], None]:
                     f"  {event.message}", style="dim", highlight=False, markup=False, soft_wrap=True
                 )
         elif event.kind == "built":
-            console.print(f"[green]built[/green] {event.message}{took}", highlight=False)
+            console.print(f"[green]built[/green] {escape(event.message)}{took}", highlight=False)
         else:
-            console.print(f"{event.message}{took}", highlight=False)
+            console.print(f"{escape(event.message)}{took}", highlight=False)
 
     return show
 
@@ -88,15 +73,15 @@ def image_command(
         typer.Option(help="Base image (glibc Linux with python3 and venv).", envvar="TOOLGRAD_IMAGE_BASE"),
     ] = DEFAULT_BASE,
     tag: Annotated[
-        str | None, typer.Option(help="Image tag [default: toolgrad-sim:<version>].", envvar="TOOLGRAD_IMAGE")
+        str | None, typer.Option(help=help_text("Image tag", default="toolgrad-sim:<version>"), envvar="TOOLGRAD_IMAGE")
     ] = None,
     project_dir: Annotated[
-        Path | None, typer.Option(help="Source checkout [default: found from cwd].")
+        Path | None, typer.Option(help=help_text("Source checkout", default="found from cwd"))
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print every build log line.")] = False,
 ) -> None:
     """Build the simulator image from this checkout (wheels built on the host; no network in the build)."""
-    with _user_errors():
+    with user_errors(SimulatorError):
         root = find_project_root(project_dir)
         with console.status("building the simulator image"):
             built = build_image(base=base, tag=tag, project_root=root, on_event=_build_printer(verbose))
@@ -116,7 +101,7 @@ def compose_command(
     ] = DEFAULT_PORT_BASE,
     seed: Annotated[int, typer.Option(help="Seed of every service.", envvar="TOOLGRAD_SEED")] = 0,
     image: Annotated[
-        str | None, typer.Option(help="Image tag [default: toolgrad-sim:<version>].", envvar="TOOLGRAD_IMAGE")
+        str | None, typer.Option(help=help_text("Image tag", default="toolgrad-sim:<version>"), envvar="TOOLGRAD_IMAGE")
     ] = None,
     base: Annotated[
         str | None, typer.Option(help="BASE build arg of the build section.", envvar="TOOLGRAD_IMAGE_BASE")
@@ -125,7 +110,7 @@ def compose_command(
         bool, typer.Option(help="Write a build section and its context next to the file.")
     ] = True,
     project_dir: Annotated[
-        Path | None, typer.Option(help="Source checkout [default: found from cwd].")
+        Path | None, typer.Option(help=help_text("Source checkout", default="found from cwd"))
     ] = None,
     mem_limit: Annotated[str, typer.Option(help="Memory limit of each service.")] = _HARDENING.mem_limit,
     pids_limit: Annotated[int, typer.Option(min=16, help="Process limit of each service.")] = _HARDENING.pids_limit,
@@ -137,12 +122,12 @@ def compose_command(
         bool, typer.Option("--mcp", help="Also serve each env over MCP (streamable HTTP, service <name>-mcp).")
     ] = False,
     mcp_port_base: Annotated[
-        int | None, typer.Option(help="MCP service i on 127.0.0.1:MCP_PORT_BASE+i [default: PORT_BASE+100].")
+        int | None, typer.Option(help=help_text("MCP service i on 127.0.0.1:MCP_PORT_BASE+i", default="PORT_BASE+100"))
     ] = None,
 ) -> None:
     """Write a docker-compose file serving ENVS from the simulator image (loopback ports only,
     no capabilities, no privilege gain, memory, process and CPU limits, a sized /tmp)."""
-    with _user_errors():
+    with user_errors(SimulatorError):
         context_rel: str | None = None
         args: dict[str, str] = {}
         if build:
@@ -170,10 +155,10 @@ def compose_command(
         text = render_compose(plan)
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
-    console.print(f"wrote {output} (seed {seed})", highlight=False)
+    console.print(f"wrote {escape(str(output))} (seed {seed})", highlight=False)
     for name, url in service_urls(plan).items():
-        console.print(f"  {name}: {url}", highlight=False)
-    console.print(f"start with: docker compose -f {output} up -d", highlight=False)
+        console.print(escape(f"  {name}: {url}"), highlight=False)
+    console.print(escape(f"start with: docker compose -f {output} up -d"), highlight=False)
 
 
 @sandbox_app.command("up")
@@ -184,7 +169,7 @@ def up_command(
     ] = "local",
     seed: Annotated[int, typer.Option(help="Seed of every service.", envvar="TOOLGRAD_SEED")] = 0,
     port_base: Annotated[
-        int | None, typer.Option(help="Service i on 127.0.0.1:PORT_BASE+i [default: free ports].")
+        int | None, typer.Option(help=help_text("Service i on 127.0.0.1:PORT_BASE+i", default="free ports"))
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each service's health check.")] = 60.0,
     image: Annotated[
@@ -193,7 +178,7 @@ def up_command(
 ) -> None:
     """Start services that keep running after this command; `toolgrad sim down` stops them."""
     started = time.monotonic()
-    with _user_errors():
+    with user_errors(SimulatorError):
         handles = start_services(
             envs, backend=backend, seed=seed, port_base=port_base, timeout=timeout, image=image,
             detach=True, on_event=_print_service_event,
@@ -205,30 +190,38 @@ def up_command(
         # stdout, one per line, so scripts can read `name url`
         typer.echo(f"{handle.name} {handle.base_url}")
         if handle.admin_token:  # a container's control API is closed: say how to open it
-            console.print(f"  {handle.name}: X-Sim-Admin-Token {handle.admin_token}", highlight=False, markup=False)
+            say(f"  {handle.name}: X-Sim-Admin-Token {handle.admin_token}")
 
 
 @sandbox_app.command("down")
 def down_command() -> None:
     """Stop every service `toolgrad sim up` started, found by the ledger or, if it is lost, by label."""
-    with _user_errors():
+    with user_errors(SimulatorError):
         stopped = stop_services(on_event=_print_service_event)
     console.print(f"{len(stopped)} service(s) stopped" if stopped else "nothing was running")
 
 
 @sandbox_app.command("status")
-def status_command() -> None:
-    """List the services that are up, and whether each answers its health check."""
-    with _user_errors():
+def status_command(
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per service on stdout (no admin "
+                                           "token), instead of the table.")] = False,
+) -> None:
+    """List the services that are up, and whether each answers its health check (exit 1 when any
+    does not)."""
+    with user_errors(SimulatorError):
         statuses = services_status()
-    if not statuses:
+    if json_out:
+        for status in statuses:
+            record = {k: v for k, v in status.handle.to_json().items() if k != "admin_token"}
+            typer.echo(json.dumps({**record, "state": status.state, "detail": status.detail}, sort_keys=True))
+    elif not statuses:
         console.print("nothing is running")
-        return
-    table = Table("service", "backend", "url", "state", "detail", box=None, pad_edge=False)
-    for status in statuses:
-        style = _STATE_STYLE.get(status.state, "red")
-        table.add_row(status.handle.name, status.handle.backend, status.handle.base_url,
-                      f"[{style}]{status.state}[/{style}]", status.detail)  # fmt: skip
-    Console().print(table)
+    else:
+        table = Table("service", "backend", "url", "state", "detail", box=None, pad_edge=False)
+        for status in statuses:
+            style = _STATE_STYLE.get(status.state, "red")
+            table.add_row(escape(status.handle.name), status.handle.backend, escape(status.handle.base_url),
+                          f"[{style}]{status.state}[/{style}]", escape(status.detail))  # fmt: skip
+        stdout_console().print(table)
     if any(status.state not in ("healthy",) for status in statuses):
         raise typer.Exit(1)

@@ -6,8 +6,6 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from simulator.environments.environment import load_environment
 from simulator.errors import SimulatorError
@@ -17,7 +15,7 @@ from simulator.serving.control_access import ControlPolicy
 from simulator.serving.server import bind, serve
 from simulator.state.sessions import Limits
 
-console = Console(stderr=True)
+from .shell import console, escape, help_text, say
 
 
 class AuthMode(StrEnum):
@@ -48,18 +46,15 @@ def serve_command(
     access_log: Annotated[bool, typer.Option("--access-log", envvar="TOOLGRAD_SIM_ACCESS_LOG",
                                              help="One line per request on stderr: session, method, "
                                              "path, status, ms.")] = False,
-    max_sessions: Annotated[int | None, typer.Option(min=1, help="Sessions kept (LRU beyond) "
-                                                     "[default: 10000].")] = None,
-    max_snapshots: Annotated[int | None, typer.Option(min=1, help="Snapshots kept (LRU beyond) "
-                                                      "[default: 10000].")] = None,
-    state_budget: Annotated[int | None, typer.Option(min=1, help="Bytes of records and journals kept "
-                                                     "across sessions and snapshots  \\[default: 64 MiB].")] = None,
-    session_bytes: Annotated[int | None, typer.Option(min=1, help="Bytes of records one session may hold "
-                                                      "(507 beyond)  \\[default: 8 MiB].")] = None,
-    journal_limit: Annotated[int | None, typer.Option(min=0, help="Journal entries kept per session "
-                                                      "[default: 100].")] = None,
-    journal_body_limit: Annotated[int | None, typer.Option(min=0, help="Bytes kept of each body in the "
-                                                           "journal  \\[default: 1024].")] = None,
+    max_sessions: Annotated[int | None, typer.Option(min=1, help=help_text("Sessions kept (LRU beyond)", default="10000"))] = None,
+    max_snapshots: Annotated[int | None, typer.Option(min=1, help=help_text("Snapshots kept (LRU beyond)", default="10000"))] = None,
+    state_budget: Annotated[int | None, typer.Option(min=1, help=help_text("Bytes of records and journals kept "
+                 "across sessions and snapshots", default="64 MiB"))] = None,
+    session_bytes: Annotated[int | None, typer.Option(min=1, help=help_text("Bytes of records one session may hold "
+                 "(507 beyond)", default="8 MiB"))] = None,
+    journal_limit: Annotated[int | None, typer.Option(min=0, help=help_text("Journal entries kept per session", default="100"))] = None,
+    journal_body_limit: Annotated[int | None, typer.Option(min=0, help=help_text("Bytes kept of each body in the "
+                 "journal", default="1024"))] = None,
 ) -> None:
     """Serve an environment over HTTP (uvicorn); the control API is under /_sim (see /_sim/docs)."""
     auth = auth_mode.value
@@ -84,5 +79,5 @@ def serve_command(
                   f"  control API: /_sim/docs", highlight=False)
     if policy.closed:
         told = f"admin token (generated): {policy.admin_token}" if policy.token_generated else "admin token: as given"
-        console.print(f"control API closed: send X-Sim-Admin-Token; {told}", highlight=False, markup=False)
+        say(f"control API closed: send X-Sim-Admin-Token; {told}")
     serve(environment, host=host, sock=sock, simulator=simulator, policy=policy, access_log=access_log)

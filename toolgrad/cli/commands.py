@@ -3,18 +3,19 @@
 
 Each flag maps to one field of :class:`~toolgrad.settings.GenerateSettings` /
 :class:`~toolgrad.settings.ExportSettings` and one ``TOOLGRAD_*`` variable (a flag wins over its
-variable). Errors a user can act on print one line and exit 2.
+variable). Errors a user can act on print one line, naming the flag, and exit 2 (see
+:mod:`simulator.cli.shell`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import sys
+from collections.abc import Callable
 from typing import Any
 
+import orjson
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -27,6 +28,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from simulator.cli.shell import console, escape, help_text, stdout_console, user_errors
 from simulator.errors import EXIT_CODES, SimulatorError
 from toolgrad.dataset.runner import Event, Notice, RunFinished, RunStarted, SampleDone, generate_dataset
 from toolgrad.exports.openai import export_dataset
@@ -40,16 +42,23 @@ from toolgrad.settings import (
     from_environment,
 )
 
-_err = Console(stderr=True)
+_USER_ERRORS = (ToolgradError, SimulatorError)
 
 
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    try:
-        yield
-    except (ToolgradError, SimulatorError) as exc:
-        _err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(getattr(exc, "exit_code", 2)) from None
+def _opt(settings: type[Any], names: dict[str, str], field: str, text: str, shown: Any = None) -> str:
+    """Help for the flag of ``field``: its text, its ``TOOLGRAD_*`` variable and its default
+    (taken from the settings model, so the help cannot drift from it)."""
+    info = settings.model_fields[field]
+    default = shown if shown is not None else (None if info.is_required() else info.get_default(call_default_factory=True))
+    return help_text(text, env=names[field], default=None if default in ("", []) else default)
+
+
+def _gen(field: str, text: str, shown: Any = None) -> str:
+    return _opt(GenerateSettings, GENERATE_ENV, field, text, shown)
+
+
+def _exp(field: str, text: str, shown: Any = None) -> str:
+    return _opt(ExportSettings, EXPORT_ENV, field, text, shown)
 
 
 class _RateColumn(ProgressColumn):
@@ -61,8 +70,10 @@ class _RateColumn(ProgressColumn):
 class _ProgressView:
     """Turns run events into a progress bar and a closing summary."""
 
-    def __init__(self, console: Console) -> None:
-        self.console = console
+    def __init__(self, console: Console, out: Console, json_out: bool = False) -> None:
+        self.console = console  # stderr: the bar, notices (silenced by --quiet)
+        self.out = out  # stdout: the closing summary, a table or (--json) one JSON object
+        self.json_out = json_out
         self.progress = Progress(
             TextColumn("[bold]generate"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
             TextColumn("{task.fields[calls]} model calls, {task.fields[tokens]} tokens, {task.fields[failed]} failed"),
@@ -76,7 +87,8 @@ class _ProgressView:
         if isinstance(event, RunStarted):
             self.console.print(
                 f"seed {event.seed}: {event.requested} sample(s) requested, {event.already} already in "
-                f"{event.output}, {event.pending} to generate over {', '.join(event.environments)}")
+                f"{escape(event.output)}, {event.pending} to generate over {escape(', '.join(event.environments))}",
+                highlight=False)
             self.progress.start()
             self.task = self.progress.add_task("generate", total=event.pending, calls=0, tokens=0, failed=0)
         elif isinstance(event, SampleDone):
@@ -99,10 +111,19 @@ class _ProgressView:
 
     def _summary(self, event: RunFinished) -> None:
         s = event.summary
+        if self.json_out:
+            sys.stdout.write(orjson.dumps(s.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS).decode() + "\n")
+        else:
+            self.out.print(self._table(event), highlight=False)
+        for seed, reason in self.reasons.items():
+            self.console.print(f"seed {seed} failed: {escape(reason)}", highlight=False)
+
+    def _table(self, event: RunFinished) -> Table:
+        s = event.summary
         table = Table(title="toolgrad generate", show_header=False)
         rows = [
             ("seed", str(s.config.get("seed"))),
-            ("dataset", s.dataset),
+            ("dataset", escape(s.dataset)),
             ("samples in file", str(s.samples)),
             ("new samples", str(s.new_samples)),
             ("failed seeds", (", ".join(map(str, s.failed_seeds[:20])) + (" ..." if len(s.failed_seeds) > 20 else ""))
@@ -115,42 +136,39 @@ class _ProgressView:
         ]
         for key, value in rows:
             table.add_row(key, value)
-        self.console.print(table)
-        for seed, reason in self.reasons.items():
-            self.console.print(f"seed {seed} failed: {escape(reason)}", highlight=False)
+        return table
 
 
 def generate(
-    env: list[str] = typer.Option(None, "--env", "-e", help=f"environment name, directory or spec file; repeat "
-                                  f"for multi-env chains (default: all shipped) [{GENERATE_ENV['envs']}]"),
-    n: int = typer.Option(None, "--n", "-n", help=f"samples to generate (default 10) [{GENERATE_ENV['n']}]"),
-    seed: int = typer.Option(None, "--seed", help=f"sample i uses seed S+i (default 0) [{GENERATE_ENV['seed']}]"),
-    llm: str = typer.Option(None, "--llm", help=f"offline | openai (default offline) [{GENERATE_ENV['llm']}]"),
-    model: str = typer.Option(None, "--model", help=f"model name for --llm openai [{GENERATE_ENV['model']}]"),
-    base_url: str = typer.Option(None, "--base-url", help=f"OpenAI-compatible endpoint [{GENERATE_ENV['base_url']}]"),
-    cache: str = typer.Option(None, "--cache", help=f"record/replay cache directory [{GENERATE_ENV['cache']}]"),
+    env: list[str] = typer.Option(None, "--env", "-e", help=_gen("envs", "environment name, directory or spec "
+                                  "file; repeat for multi-env chains", shown="all shipped")),
+    n: int = typer.Option(None, "--n", "-n", help=_gen("n", "samples to generate")),
+    seed: int = typer.Option(None, "--seed", help=_gen("seed", "sample i uses seed S+i")),
+    llm: str = typer.Option(None, "--llm", help=_gen("llm", "offline | openai")),
+    model: str = typer.Option(None, "--model", help=_gen("model", "model name for --llm openai")),
+    base_url: str = typer.Option(None, "--base-url", help=_gen("base_url", "OpenAI-compatible endpoint")),
+    cache: str = typer.Option(None, "--cache", help=_gen("cache", "record/replay cache directory")),
     replay_only: bool = typer.Option(None, "--replay-only/--no-replay-only",
-                                     help=f"never call the model: cache hits only [{GENERATE_ENV['replay_only']}]"),
+                                     help=_gen("replay_only", "never call the model: cache hits only")),
     temperature: float = typer.Option(None, "--temperature",
-                                      help=f"the model's sampling temperature, recorded in each sample's provenance "
-                                      f"(default 0; the paper samples at 1.0) [{GENERATE_ENV['temperature']}]"),
-    concurrency: int = typer.Option(None, "--concurrency", "-c",
-                                    help=f"samples in flight (default 1) [{GENERATE_ENV['concurrency']}]"),
-    iterations: int = typer.Option(None, "--iterations", help=f"T (default 10) [{GENERATE_ENV['iterations']}]"),
-    batch_size: int = typer.Option(None, "--batch-size", help=f"B (default 50) [{GENERATE_ENV['batch_size']}]"),
-    proposals: int = typer.Option(None, "--proposals", help=f"k (default 3) [{GENERATE_ENV['proposals']}]"),
+                                      help=_gen("temperature", "the model's sampling temperature, recorded in "
+                                                "each sample's provenance (the paper samples at 1.0)")),
+    concurrency: int = typer.Option(None, "--concurrency", "-c", help=_gen("concurrency", "samples in flight")),
+    iterations: int = typer.Option(None, "--iterations", help=_gen("iterations", "T")),
+    batch_size: int = typer.Option(None, "--batch-size", help=_gen("batch_size", "B")),
+    proposals: int = typer.Option(None, "--proposals", help=_gen("proposals", "k")),
     output: str = typer.Option(None, "--output", "-o",
-                               help=f"dataset file (JSONL; resumed if it exists) [{GENERATE_ENV['output']}]"),
+                               help=_gen("output", "dataset file (JSONL; resumed if it exists)")),
+    json_out: bool = typer.Option(False, "--json", help="print the run summary as JSON on stdout instead of a table"),
 ) -> None:
     """Generate answer-first tool-use samples (resumable; same seed, same bytes). One writer per
     output: a second run on the same file exits 2 naming the pid of the one writing it."""
-    console = Console()
-    with _user_errors():
+    with user_errors(*_USER_ERRORS):
         settings: GenerateSettings = from_environment(
-            GenerateSettings, GENERATE_ENV, envs=env or None, n=n, seed=seed, llm=llm, model=model,
-            base_url=base_url, cache=cache, replay_only=replay_only, temperature=temperature, concurrency=concurrency,
-            iterations=iterations, batch_size=batch_size, proposals=proposals, output=output)
-        view = _ProgressView(console)
+            GenerateSettings, GENERATE_ENV, flags={"envs": "--env"}, envs=env or None, n=n, seed=seed, llm=llm,
+            model=model, base_url=base_url, cache=cache, replay_only=replay_only, temperature=temperature,
+            concurrency=concurrency, iterations=iterations, batch_size=batch_size, proposals=proposals, output=output)
+        view = _ProgressView(console, stdout_console(), json_out)
         try:
             generate_dataset(settings, events=view)
         finally:
@@ -165,23 +183,23 @@ def generate(
 def export(
     dataset: str = typer.Argument(..., help="a dataset written by toolgrad generate (for hf, also a "
                                   "`toolgrad split` directory: its train and test splits)"),
-    format: str = typer.Option(None, "--format", "-f", help=f"openai | calls | bfcl | hf [{EXPORT_ENV['format']}]"),
+    format: str = typer.Option(None, "--format", "-f", help=_exp("format", "openai | calls | bfcl | hf")),
     output: str = typer.Option(None, "--output", "-o",
-                               help=f"output file (a directory for bfcl and hf) [{EXPORT_ENV['output']}]"),
+                               help=_exp("output", "output file (a directory for bfcl and hf)")),
     negatives: float = typer.Option(None, "--negatives",
-                                    help=f"share of irrelevance negatives in calls and bfcl (default 0.2) [{EXPORT_ENV['negatives']}]"),
-    distractors: int = typer.Option(None, "--distractors",
-                                    help=f"extra tools offered per sample (default 4) [{EXPORT_ENV['distractors']}]"),
-    seed: int = typer.Option(None, "--seed", help=f"seed of the export's choices (default 0) [{EXPORT_ENV['seed']}]"),
+                                    help=_exp("negatives", "share of irrelevance negatives in calls and bfcl")),
+    distractors: int = typer.Option(None, "--distractors", help=_exp("distractors", "extra tools offered per sample")),
+    seed: int = typer.Option(None, "--seed", help=_exp("seed", "seed of the export's choices")),
 ) -> None:
     """Export a dataset: OpenAI fine-tuning JSONL, single-turn call lists, BFCL's layout, or a Hugging
     Face dataset repository."""
-    with _user_errors():
+    with user_errors(*_USER_ERRORS):
         settings: ExportSettings = from_environment(
-            ExportSettings, EXPORT_ENV, input=dataset, format=format, output=output, negatives=negatives,
-            distractors=distractors, seed=seed)
+            ExportSettings, EXPORT_ENV, flags={"input": "DATASET"}, input=dataset, format=format, output=output,
+            negatives=negatives, distractors=distractors, seed=seed)
         count = export_dataset(settings)
-    Console().print(f"wrote {count} record(s) to {settings.output} ({settings.format}, seed {settings.seed})")
+    console.print(f"wrote {count} record(s) to {escape(settings.output)} ({settings.format}, seed {settings.seed})",
+                  highlight=False)
 
 
 def split(
@@ -195,11 +213,12 @@ def split(
     """Split a dataset into train and test sets that hold out (deterministic; see docs/training.md)."""
     from toolgrad.exports.split import split_file
 
-    with _user_errors():
+    with user_errors(*_USER_ERRORS):
         manifest = split_file(dataset, output, test, by=by, seed=seed)  # type: ignore[arg-type]
     n = manifest["samples"]
-    Console().print(f"{n['train']} train / {n['test']} test samples (target {manifest['target_test_samples']}), "
-                    f"{manifest['groups']['test']} of {manifest['groups']['total']} {by} groups held out, in {output}")
+    console.print(f"{n['train']} train / {n['test']} test samples (target {manifest['target_test_samples']}), "
+                  f"{manifest['groups']['test']} of {manifest['groups']['total']} {by} groups held out, "
+                  f"in {escape(output)}", highlight=False)
 
 
 COMMANDS: dict[str, Callable[..., None]] = {"generate": generate, "export": export, "split": split}

@@ -10,17 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from simulator.cli.shell import console as _err
+from simulator.cli.shell import escape, help_text
+from simulator.cli.shell import fail as _fail
 from simulator.errors import install_hint
 from toolgrad.settings import ToolgradError
-
-_err = Console(stderr=True)
-
-
-def _fail(message: str) -> None:
-    _err.print(f"[red]error:[/red] {message}", highlight=False, markup=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def _need_extra() -> None:
@@ -53,8 +48,8 @@ def train(
     threads: int = typer.Option(None, "--threads", min=1, help="torch threads"),
     gguf: bool = typer.Option(True, "--gguf/--no-gguf", help="merge the adapter and write RUN/model.gguf"),
     outtype: str = typer.Option("q8_0", "--outtype", help="GGUF tensor type: q8_0, f16, bf16 or f32"),
-    converter: str = typer.Option(None, "--converter", help="a llama.cpp folder with convert_hf_to_gguf.py "
-                                  "[TOOLGRAD_LLAMA_CPP]"),
+    converter: str = typer.Option(None, "--converter", help=help_text("a llama.cpp folder with convert_hf_to_gguf.py",
+                                                                       env="TOOLGRAD_LLAMA_CPP")),
 ) -> None:
     """LoRA fine-tuning of a small causal LM on the HF export's train split (CPU or GPU), then a
     merged GGUF that llama-cpp-python's server serves for `toolgrad eval`."""
@@ -69,7 +64,7 @@ def train(
             raise ToolgradError(f"output directory {run.parent} does not exist")
         run.mkdir(exist_ok=True)
         source = resolve_base(base)
-        _err.print(f"base model: {source}")
+        _err.print(f"base model: {escape(str(source))}", highlight=False)
         folder = hf_folder(source, run / "base-hf")
         settings = TrainSettings(data=data, output=str(run), base=str(source), epochs=epochs, max_steps=max_steps,
                                  learning_rate=learning_rate, batch_size=batch_size,
@@ -82,7 +77,7 @@ def train(
         if gguf:
             merged = merge_adapter(folder, run / "adapter", run / "merged")
             path = convert_to_gguf(merged, run / "model.gguf", outtype=outtype, converter=converter)
-            _err.print(f"GGUF: {path} (serve it with `toolgrad serve-model {path}`)")
+            _err.print(escape(f"GGUF: {path} (serve it with `toolgrad serve-model {path}`)"), highlight=False)
     except ToolgradError as exc:
         _fail(str(exc))
 
@@ -103,7 +98,7 @@ def serve_model(
     if not model.is_file():
         _fail(f"{model}: no such file")
     command = server_command(model, alias or model.stem, port, threads=threads, n_ctx=n_ctx)
-    _err.print(f"serving {model} as {alias or model.stem} on http://127.0.0.1:{port}/v1")
+    _err.print(escape(f"serving {model} as {alias or model.stem} on http://127.0.0.1:{port}/v1"), highlight=False)
     os.execv(command[0], command)
 
 

@@ -1,0 +1,88 @@
+"""The root `toolgrad` command: --version, python -m toolgrad, --quiet, errors naming flags, help
+showing defaults, and the perf scripts as `toolgrad bench ...` subcommands."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from benchmarks.cli.app import app, kit_version
+from benchmarks.cli.perf import PERF_SCRIPTS
+
+WIDE = {"COLUMNS": "200"}
+
+
+def test_version_prints_the_installed_kit_version() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"toolgrad-kit {kit_version()}"
+    assert kit_version()[0].isdigit()
+
+
+def test_python_dash_m_toolgrad_runs_the_same_app() -> None:
+    done = subprocess.run([sys.executable, "-m", "toolgrad", "--version"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"toolgrad-kit {kit_version()}"
+    usage = subprocess.run([sys.executable, "-m", "toolgrad", "sim", "--help"], capture_output=True, text=True,
+                           timeout=120, env={**os.environ, **WIDE})
+    assert usage.returncode == 0 and "Usage: toolgrad sim" in usage.stdout
+
+
+def test_a_missing_setting_names_the_flag_not_the_variable(tmp_path: Path) -> None:
+    # bad input: `toolgrad export` without --format
+    result = CliRunner().invoke(app, ["export", str(tmp_path / "data.jsonl"), "-o", str(tmp_path / "out")],
+                                env={"TOOLGRAD_EXPORT_FORMAT": None, **WIDE})
+    assert result.exit_code == 2
+    assert "error: --format is required" in result.output
+    assert "TOOLGRAD_EXPORT_FORMAT): Field required" not in result.output
+
+
+def test_a_bad_value_names_the_flag(tmp_path: Path) -> None:
+    # bad input: a negative sample count
+    result = CliRunner().invoke(app, ["generate", "-n", "-1", "-o", str(tmp_path / "d.jsonl")])
+    assert result.exit_code == 2
+    assert "error: --n: Input should be greater than or equal to 0" in result.output
+
+
+def test_generate_help_shows_defaults_and_variables() -> None:
+    text = CliRunner().invoke(app, ["generate", "--help"], env=WIDE).output
+    assert "samples to generate [env var: TOOLGRAD_N] [default: 10]" in text
+    assert "[env var: TOOLGRAD_ENV] [default: all shipped]" in text
+    export_text = CliRunner().invoke(app, ["export", "--help"], env=WIDE).output
+    assert "[env var: TOOLGRAD_EXPORT_NEGATIVES] [default: 0.2]" in export_text
+
+
+def test_every_perf_script_is_a_bench_subcommand_with_its_own_help() -> None:
+    listing = CliRunner().invoke(app, ["bench", "--help"], env=WIDE).output
+    for name in PERF_SCRIPTS:
+        assert name in listing
+        result = CliRunner().invoke(app, ["bench", name, "--help"], env=WIDE)
+        assert result.exit_code == 0, (name, result.output)
+        assert f"usage: toolgrad bench {name}" in result.output
+
+
+def test_bench_passes_bad_flags_to_the_script_which_refuses_them() -> None:
+    # bad input: a flag the generate benchmark does not have
+    result = CliRunner().invoke(app, ["bench", "generate", "--no-such-flag"])
+    assert result.exit_code == 2
+    assert "unrecognized arguments: --no-such-flag" in result.output
+
+
+def test_quiet_silences_progress_and_keeps_results_and_errors(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    loud = subprocess.run([sys.executable, "-m", "toolgrad", "generate", "-n", "1", "-e", "petstore", "-o",
+                           str(data), "--json"], capture_output=True, text=True, timeout=300)
+    quiet = subprocess.run([sys.executable, "-m", "toolgrad", "--quiet", "generate", "-n", "1", "-e", "petstore",
+                            "-o", str(tmp_path / "q.jsonl"), "--json"], capture_output=True, text=True, timeout=300)
+    assert loud.returncode == quiet.returncode == 0, quiet.stderr
+    assert "sample(s) requested" in loud.stderr and quiet.stderr == ""
+    assert '"samples":1' in quiet.stdout
+    no_format = {k: v for k, v in os.environ.items() if k != "TOOLGRAD_EXPORT_FORMAT"}
+    failed = subprocess.run([sys.executable, "-m", "toolgrad", "--quiet", "export", str(data), "-o",
+                             str(tmp_path / "x")], capture_output=True, text=True, timeout=120, env=no_format)
+    assert failed.returncode == 2 and "error: --format is required" in failed.stderr
