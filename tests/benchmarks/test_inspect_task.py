@@ -19,12 +19,12 @@ from inspect_ai import eval as inspect_eval
 from inspect_ai.log import EvalLog, read_eval_log
 from inspect_ai.model import ChatMessage, ChatMessageAssistant, ModelOutput, ModelUsage, get_model
 from inspect_ai.tool import ToolCall as InspectToolCall
-from scripted_openai import scripted
 
 from benchmarks.certify.certificate import certify_file
 from benchmarks.certify.replay import SandboxProvider, read_dataset
 from benchmarks.evaluate.inspect_task import SCORE_KEYS, score_values
 from benchmarks.evaluate.runner import EvalSettings, evaluate
+from tests.support import scripted_server as scripted
 from toolgrad.backends.base import Completion, ToolCall
 from toolgrad.dataset.runner import generate_dataset
 from toolgrad.records import Sample
@@ -36,7 +36,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:The 'initial' parameter is deprecated:DeprecationWarning"),
 ]
 ROOT = Path(__file__).resolve().parents[2]
-TASK = str(ROOT / "benchmarks" / "inspect_task.py") + "@toolgrad"
+TASK = str(ROOT / "benchmarks" / "evaluate" / "inspect_task.py") + "@toolgrad"
 INSPECT = Path(sys.executable).with_name("inspect")
 NOT_JSON = "{not json"
 

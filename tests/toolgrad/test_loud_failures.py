@@ -15,12 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-import fixtures_openai
 import orjson
-from scripted_server import Reply, ScriptedOpenAI, text_reply
 
-scripted_openai_server = fixtures_openai.scripted_openai_server
-scripted_openai = fixtures_openai.scripted_openai
+from tests.support.scripted_server import Reply, ScriptedOpenAI, text_reply
 
 ROOT = Path(__file__).resolve().parents[2]
 UNREACHABLE = "http://127.0.0.1:9/v1"  # the discard port: nothing listens on loopback
