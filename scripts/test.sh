@@ -16,4 +16,8 @@ if [ "$all" = 1 ]; then
 fi
 .venv/bin/ruff check simulator toolgrad benchmarks tests
 .venv/bin/mypy simulator toolgrad benchmarks
-.venv/bin/python -m pytest "$@"
+# The suite in two steps, the same tests in all: the fast ones first (a failure shows in
+# minutes), then those marked slow (schemathesis runs, wheel builds; pyproject.toml's markers).
+.venv/bin/python -m pytest -m "not slow" "$@"
+# exit 5: nothing selected (a path without slow tests was given), which is not a failure
+.venv/bin/python -m pytest -m slow "$@" || [ $? = 5 ]

@@ -57,6 +57,18 @@ class SessionGone(SimulatorError):
         )
 
 
+class UnknownSnapshot(SimulatorError, KeyError):
+    """A snapshot id that was never stored in this sandbox, or was forgotten (HTTP 404). A
+    :class:`KeyError` too, as a lookup of an unknown id always was."""
+
+    def __init__(self, snapshot_id: str) -> None:
+        self.snapshot_id = snapshot_id
+        super().__init__(f"no snapshot {snapshot_id!r}")
+
+    def __str__(self) -> str:  # KeyError's own __str__ would repr the message
+        return str(self.args[0])
+
+
 class SessionFull(SimulatorError):
     """A write that would take a session's records beyond its byte limit (HTTP 507)."""
 

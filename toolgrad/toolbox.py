@@ -111,16 +111,12 @@ class Toolbox:
 
     def drop(self, session: str) -> None:
         for sandbox in self.sandboxes.values():
-            drop = getattr(sandbox, "drop", None)
-            if drop is not None:
-                drop(session)
+            sandbox.drop(session)
 
     def forget_snapshots(self) -> None:
         """Free the snapshots forks were made from (in-process sandboxes keep them until told)."""
         for sandbox in self.sandboxes.values():
-            forget = getattr(sandbox, "forget_snapshots", None)
-            if forget is not None:
-                forget()
+            sandbox.forget_snapshots()
 
     def close(self) -> None:
         for sandbox in self.sandboxes.values():

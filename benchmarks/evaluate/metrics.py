@@ -40,6 +40,10 @@ class Reference:
     state: Mapping[str, str]  # env -> state hash after the reference replay
     answer: str
     key_values: tuple[str, ...] = ()  # see key_values()
+    # False when the replay diverged from the record (an uncertified sample): its final state is
+    # then no yardstick, and outcome_match is not evaluated (tau2 does the same when the
+    # reference itself fails)
+    as_recorded: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +59,8 @@ class TrialScore:
     tool_recall: float
     tool_precision: float
     success_rate: float
-    outcome_match: float  # 1.0 when every environment's state equals the reference's
-    env_outcome: dict[str, bool]
+    outcome_match: float | None  # 1.0 when every environment's state equals the reference's; None: not evaluated
+    env_outcome: dict[str, bool | None]  # None: not evaluated (the reference replay diverged)
     argument_accuracy: float | None  # None: no reference call was matched
     qor_proxy: float | None  # None: the reference answer carries no key value
     errors: dict[str, int]
@@ -225,11 +229,18 @@ def error_breakdown(reference: Reference, attempt: Attempt) -> dict[str, int]:
 
 def score_trial(reference: Reference, attempt: Attempt) -> TrialScore:
     """Every per-trial metric. A trial *passes* when the final state matches the reference in
-    every environment and every reference tool was called successfully."""
+    every environment and every reference tool was called successfully. When the reference
+    replay diverged from the record, ``outcome_match`` is None (not evaluated) and the trial
+    does not pass: the state it would be judged by is not the one the dataset promises."""
     ref_tools = [c.tool for c in reference.calls]
     called = [c.tool for c in attempt.calls]
-    envs = outcome_match(reference.state, attempt.state)
-    outcome = 1.0 if all(envs.values()) else 0.0
+    envs: dict[str, bool | None]
+    outcome: float | None
+    if reference.as_recorded:
+        envs = dict(outcome_match(reference.state, attempt.state))
+        outcome = 1.0 if all(envs.values()) else 0.0
+    else:
+        envs, outcome = dict.fromkeys(sorted(reference.state)), None
     success = success_rate(ref_tools, attempt.calls)
     return TrialScore(
         tool_recall=tool_recall(ref_tools, called),
@@ -279,13 +290,15 @@ class SampleScores:
 
 def aggregate(samples: Sequence[SampleScores], k: int) -> dict[str, Any]:
     """Dataset-level metrics: each metric's mean over samples of its mean over trials (samples
-    where it is undefined are left out), pass^1..pass^k, and error counts summed over trials."""
+    where it is undefined are left out), pass^1..pass^k, and error counts summed over trials;
+    ``outcome_not_evaluated`` counts the samples left out of ``outcome_match``."""
     out: dict[str, Any] = {name: mean(s.metric(name) for s in samples) for name in SCORE_FIELDS}
     trials = min((len(s.trials) for s in samples), default=0)
     for j in range(1, min(k, trials) + 1):
         out[f"pass^{j}"] = mean(pass_hat_k(sum(t.passed for t in s.trials), len(s.trials), j) for s in samples)
     out["samples"] = len(samples)
     out["trials"] = sum(len(s.trials) for s in samples)
+    out["outcome_not_evaluated"] = sum(1 for s in samples if s.trials and s.metric("outcome_match") is None)
     return out
 
 
@@ -305,8 +318,12 @@ def per_environment(samples: Sequence[SampleScores]) -> dict[str, dict[str, Any]
     for env in sorted({e for s in samples for e in s.envs}):
         mine = [s for s in samples if env in s.envs]
         row: dict[str, Any] = {name: mean(s.metric(name) for s in mine) for name in SCORE_FIELDS}
-        row["outcome_match"] = mean(
-            mean(1.0 if t.env_outcome.get(env) else 0.0 for t in s.trials) for s in mine)
+        row["outcome_match"] = mean(mean(_env_outcome(t, env) for t in s.trials) for s in mine)
         row["samples"] = len(mine)
         out[env] = row
     return out
+
+
+def _env_outcome(trial: TrialScore, env: str) -> float | None:
+    match = trial.env_outcome.get(env)
+    return None if match is None and env in trial.env_outcome else float(bool(match))

@@ -74,6 +74,21 @@ def _headline(report: EvalReport) -> list[tuple[str, str]]:
     return rows
 
 
+def not_evaluated_note(report: EvalReport, label: str) -> str | None:
+    """The sentence a report shows when some samples' outcome match was not evaluated."""
+    count = int(report.metrics.get("outcome_not_evaluated") or 0)
+    if not count:
+        return None
+    return (f"{label}: outcome match not evaluated for {count} of {report.metrics.get('samples')} samples "
+            "(their reference replay diverged from the record; left out of the mean; "
+            "`toolgrad certify` names them)")
+
+
+def _outcome_cell(sample: SampleResult) -> str:
+    value = sample.metrics.get("outcome_match")
+    return "not evaluated" if value is None and not sample.reference_certified else _fmt(value)
+
+
 def _fmt(value: Any, key: str = "") -> str:
     if value is None:
         return "n/a"
@@ -214,6 +229,8 @@ def render_markdown(reports: Sequence[EvalReport]) -> str:
         ["metric", *labels], [[name, *(with_interval(_fmt(r.metrics.get(key), key), span.get(key))
                                        for r, span in zip(reports, spans, strict=True))]
                               for key, name in rows.items()])]
+    notes = [note for r, label in zip(reports, labels, strict=True) if (note := not_evaluated_note(r, label))]
+    out += ["", *(f"- {note}" for note in notes)] if notes else []
     for other in reports[1:]:
         if comparable(reports[0], other):
             header, table = paired_table(reports[0], other)
@@ -237,7 +254,7 @@ def render_markdown(reports: Sequence[EvalReport]) -> str:
         r = reports[0]
         out += ["", "## Samples", "", _md_table(
             ["line", "sample", "success", "outcome", "recall", "stops"],
-            [[str(s.line), s.id[:12], _fmt(s.metrics.get("success_rate")), _fmt(s.metrics.get("outcome_match")),
+            [[str(s.line), s.id[:12], _fmt(s.metrics.get("success_rate")), _outcome_cell(s),
               _fmt(s.metrics.get("tool_recall")), ", ".join(t.stop for t in s.trials)] for s in r.samples])]
     out.append("")
     return "\n".join(out)
@@ -340,6 +357,9 @@ def render_html(reports: Sequence[EvalReport]) -> str:
                             [[name, *(with_interval(_fmt(r.metrics.get(k), k), span.get(k))
                                       for r, span in zip(reports, spans, strict=True))]
                              for k, name in _headline_all(reports)]))
+    for r, label in zip(reports, labels, strict=True):
+        if note := not_evaluated_note(r, label):
+            body.append(f"<p class=muted>{html.escape(note)}</p>")
     for other in reports[1:]:
         if comparable(reports[0], other):
             header, table = paired_table(reports[0], other)
@@ -367,7 +387,7 @@ def render_html(reports: Sequence[EvalReport]) -> str:
         body.append(_html_table(
             ["line", "sample", "envs", "success", "outcome", "recall", "argument acc.", "stops"],
             [[str(s.line), s.id[:12], ", ".join(s.envs), _fmt(s.metrics.get("success_rate")),
-              _fmt(s.metrics.get("outcome_match")), _fmt(s.metrics.get("tool_recall")),
+              _outcome_cell(s), _fmt(s.metrics.get("tool_recall")),
               _fmt(s.metrics.get("argument_accuracy")), ", ".join(t.stop for t in s.trials)]
              for s in reports[0].samples]))
     return ("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>Tool-use evaluation</title>"

@@ -210,7 +210,9 @@ def reference_run(sample: Sample, toolbox: Toolbox, session: str) -> tuple[Refer
             hashes[step.env] = step.state_hash
     responses = [s.response for s in sample.steps() if 200 <= s.status < 300]
     state = toolbox.state_hashes(session)
-    return Reference(tuple(calls), state, sample.answer, key_values(responses, sample.answer)), divergence
+    reference = Reference(tuple(calls), state, sample.answer, key_values(responses, sample.answer),
+                          as_recorded=divergence is None)
+    return reference, divergence
 
 
 # --- the judge -----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from simulator.errors import SimulatorError
+from simulator.errors import SessionGone, SimulatorError, UnknownSnapshot
 from simulator.messages import DEFAULT_SESSION, SESSION_HEADER, SimRequest, SimResponse
 
 # headers the HTTP server adds on its own; the simulator's response is the rest
@@ -42,11 +42,18 @@ class HTTPSandbox:
         except httpx.TransportError as exc:
             raise SandboxUnreachable(f"{self.base_url}: {type(exc).__name__}: {exc}") from exc
 
-    def _control(self, method: str, action: str, session: str, **kwargs: Any) -> Any:
+    def _control(self, method: str, action: str, session: str, *,
+                 problems: dict[int, SimulatorError] | None = None, **kwargs: Any) -> Any:
+        """A control call's JSON answer. A problem status raises what ``problems`` maps it to
+        (by default an evicted session, HTTP 410, raises :class:`SessionGone`, as the in-process
+        sandbox does), any other a :class:`SimulatorError`."""
         if method == "POST" and "json" not in kwargs:
             kwargs["json"] = {}  # state-changing control calls must be JSON
         kwargs["headers"] = {**self._control_headers, **kwargs.get("headers", {})}
         resp = self._call(method, f"/_sim/{action}", session, **kwargs)
+        known = problems if problems is not None else {410: SessionGone("session", session)}
+        if resp.status_code in known:
+            raise known[resp.status_code]
         if resp.status_code >= 400:
             raise SimulatorError(f"{self.base_url}/_sim/{action}: HTTP {resp.status_code}: {resp.text}")
         return resp.json()
@@ -76,13 +83,20 @@ class HTTPSandbox:
         return str(self._control("POST", "snapshot", session)["snapshot"])
 
     def restore(self, snapshot_id: str, session: str = DEFAULT_SESSION) -> None:
-        self._control("POST", "restore", session, json={"snapshot": snapshot_id})
+        # restoring revives an evicted session, so a 410 here is about the snapshot
+        problems = {404: UnknownSnapshot(snapshot_id), 410: SessionGone("snapshot", snapshot_id)}
+        self._control("POST", "restore", session, problems=problems, json={"snapshot": snapshot_id})
 
     def reset(self, session: str = DEFAULT_SESSION) -> None:
         self._control("POST", "reset", session)
 
     def drop(self, session: str) -> None:
         self._control("DELETE", "session", session)
+
+    def forget_snapshots(self) -> None:
+        """Deletes nothing: the server bounds its snapshots itself (least recently used), and a
+        snapshot id is the state hash, shared by every client of the server that stored the same
+        state, so deleting one could pull it from under another client's fork."""
 
     def journal(self, session: str = DEFAULT_SESSION) -> list[dict[str, Any]]:
         """Every entry the server's journal ring still holds, read a page at a time."""

@@ -46,7 +46,7 @@ class InProcessSandbox:
         self.simulator.drop(session)
 
     def forget_snapshots(self) -> None:
-        """Drop every stored snapshot (forks already made keep their state)."""
+        """Drop every stored snapshot: this object owns its simulator, so all of them are its own."""
         self.simulator.registry.clear(snapshots_only=True)
 
     def journal(self, session: str = DEFAULT_SESSION) -> list[dict[str, Any]]:

@@ -95,7 +95,7 @@ class Simulator:
         return self.registry.snapshot(name)
 
     def restore(self, snapshot_id: str, name: str = DEFAULT_SESSION) -> None:
-        """KeyError for an unknown snapshot id, SessionGone for an evicted one."""
+        """UnknownSnapshot (a KeyError) for an unknown snapshot id, SessionGone for an evicted one."""
         self.registry.restore(snapshot_id, name)
 
     def reset(self, name: str = DEFAULT_SESSION) -> None:

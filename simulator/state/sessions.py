@@ -25,7 +25,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from simulator.errors import SessionGone
+from simulator.errors import SessionGone, UnknownSnapshot
 from simulator.messages import DEFAULT_SESSION
 
 from .journal import DEFAULT_BODY_LIMIT, DEFAULT_JOURNAL_LIMIT, Journal
@@ -170,13 +170,13 @@ class SessionRegistry:
         return snap_id
 
     def restore(self, snapshot_id: str, name: str) -> None:
-        """Replace the session's state by a stored snapshot: :class:`KeyError` for an unknown
+        """Replace the session's state by a stored snapshot: :class:`UnknownSnapshot` for an unknown
         id, :class:`SessionGone` for an evicted one. Restoring revives an evicted session."""
         slot = self._snapshots.get(snapshot_id)
         if slot is None:
             if ("snapshot", snapshot_id) in self._gone:
                 raise SessionGone("snapshot", snapshot_id)
-            raise KeyError(snapshot_id)
+            raise UnknownSnapshot(snapshot_id)
         self._snapshots.move_to_end(snapshot_id)
         self._gone.pop(("session", name), None)
         self.get(name).restore_from(slot.value)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from benchmarks.perf.certify import synthesise_dataset
+from tests.support.openai_fixtures import scripted_openai, scripted_openai_server  # noqa: F401 (fixtures)
 from toolgrad.dataset.runner import generate_dataset
 from toolgrad.settings import GenerateSettings
 
@@ -29,21 +28,3 @@ def synthetic_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Eight samples synthesised through real Toolbox calls (random tools, detected sources)."""
     path = tmp_path_factory.mktemp("synthetic") / "synthetic.jsonl"
     return synthesise_dataset(ENVS, SAMPLES, path)
-
-
-@pytest.fixture(scope="session")
-def scripted_server() -> Iterator[Any]:
-    """One scripted OpenAI-compatible server on 127.0.0.1 for the session (tests/toolgrad/scripted_server.py)."""
-    from scripted_openai import scripted
-
-    with scripted.ScriptedOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-def scripted_openai(scripted_server: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The shared scripted server, reset (empty script, no requests) for this test; the key the
-    openai client insists on is set."""
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    scripted_server.reset()
-    return scripted_server

@@ -3,7 +3,6 @@ named by its chain, step and field."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -18,6 +17,7 @@ from typer.testing import CliRunner
 from benchmarks.certify.certificate import Certificate, certificate_bytes, certify_file
 from benchmarks.certify.replay import DatasetError
 from benchmarks.cli.app import app
+from tests.support.docker_tier import tier_skip_reason
 
 Record = dict[str, Any]
 
@@ -240,20 +240,10 @@ def test_local_processes_give_the_same_certificate_bytes(dataset_path: Path, tmp
     assert certificate_bytes(certify_file(subset, backend="local", workers=2)) == expected
 
 
-def _docker_skip_reason() -> str | None:
-    path = Path(__file__).resolve().parents[1] / "docker" / "docker_tier.py"
-    spec = importlib.util.spec_from_file_location("benchmarks_tests_docker_tier", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    reason: str | None = module.tier_skip_reason()
-    return reason
-
-
 @pytest.mark.docker
 @pytest.mark.timeout(300)
 def test_containers_give_the_same_certificate_bytes(dataset_path: Path, tmp_path: Path) -> None:
-    reason = _docker_skip_reason()
+    reason = tier_skip_reason()
     if reason is not None:
         pytest.skip(f"docker tier: {reason}")
     subset = _first_lines(dataset_path, tmp_path, 3)

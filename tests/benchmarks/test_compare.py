@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scripted_openai import scripted
 from typer.testing import CliRunner
 
 from benchmarks.baseline.compare import (
@@ -24,6 +23,7 @@ from benchmarks.baseline.compare import (
 )
 from benchmarks.baseline.report import render_markdown, write_comparison
 from benchmarks.cli.app import app
+from tests.support import scripted_server as scripted
 from toolgrad.dataset.runner import read_samples
 
 ENVS = ["museum", "links"]

@@ -11,12 +11,12 @@ from typing import Any
 
 import orjson
 import pytest
-from scripted_openai import scripted
 
 from benchmarks.baseline.dfs import DFSSettings, draw_pool, generate_dfs_dataset
 from benchmarks.baseline.dfs_offline import OfflineBackend
 from benchmarks.baseline.dfs_search import FINISH, DecisionCounter, Move, Node, Query, Turn, search_sample
 from benchmarks.certify.certificate import certify_file
+from tests.support import scripted_server as scripted
 from toolgrad.dataset.runner import read_samples
 from toolgrad.loop.policy import CallFn, named_apis
 from toolgrad.loop.sample import api_names

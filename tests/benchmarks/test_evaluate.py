@@ -10,7 +10,6 @@ from typing import Any
 
 import orjson
 import pytest
-from scripted_openai import scripted
 from typer.testing import CliRunner
 
 from benchmarks.certify.certificate import read_dataset
@@ -30,6 +29,7 @@ from benchmarks.evaluate.runner import (
     EvaluationAborted,
     evaluate_dataset,
 )
+from tests.support import scripted_server as scripted
 from toolgrad.backends.base import Completion, ModelError, ToolCall
 from toolgrad.exports.openai import export_dataset
 from toolgrad.records import Sample
@@ -353,3 +353,21 @@ def test_a_judge_scores_quality_of_response(dataset_path: Path, openai_server: A
     report = json.loads(result.stdout)
     assert report["metrics"]["qor_judge"] == 85.0 and report["judge"] == "scripted-model"
     assert report["dataset"]["samples"] == 2
+
+
+def test_outcome_of_a_sample_whose_reference_diverged_is_not_evaluated(dataset_path: Path, tmp_path: Path) -> None:
+    """Bad input: line 1's first step records a status the simulator does not give (299)."""
+    lines = dataset_path.read_text().splitlines(keepends=True)
+    record = orjson.loads(lines[0])
+    record["chains"][0]["steps"][0]["status"] = 299
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_bytes(orjson.dumps(record) + b"\n" + "".join(lines[1:]).encode())
+    report, _ = run(tampered, ReplayAgent(read_dataset(tampered).parse()), max_steps=20)
+    first = report.samples[0]
+    assert not first.reference_certified and first.metrics["outcome_match"] is None
+    assert all(t.scores["outcome_match"] is None and not t.passed for t in first.trials)
+    assert all(s.reference_certified and s.metrics["outcome_match"] == 1.0 for s in report.samples[1:])
+    assert report.metrics["outcome_match"] == 1.0 and report.metrics["outcome_not_evaluated"] == 1
+    text = render_markdown([report])
+    assert f"outcome match not evaluated for 1 of {len(report.samples)} samples" in text
+    assert "| not evaluated |" in text

@@ -19,13 +19,13 @@ from inspect_ai import eval as inspect_eval
 from inspect_ai.log import EvalLog, read_eval_log
 from inspect_ai.model import ChatMessage, ChatMessageAssistant, ModelOutput, ModelUsage, get_model
 from inspect_ai.tool import ToolCall as InspectToolCall
-from scripted_openai import scripted
 
 from benchmarks.certify.certificate import certify_file
 from benchmarks.certify.replay import read_dataset
 from benchmarks.certify.sandboxes import SandboxProvider
 from benchmarks.evaluate.inspect_task import SCORE_KEYS, score_values
 from benchmarks.evaluate.runner import EvalSettings, evaluate_dataset
+from tests.support import scripted_server as scripted
 from toolgrad.backends.base import Completion, ToolCall
 from toolgrad.dataset.runner import generate_dataset
 from toolgrad.records import Sample

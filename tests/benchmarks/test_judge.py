@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scripted_openai import scripted
 from typer.testing import CliRunner
 
 from benchmarks.certify.certificate import certificate_bytes, certify_file
 from benchmarks.certify.replay import read_dataset
 from benchmarks.cli.app import app
+from tests.support import scripted_server as scripted
 from toolgrad.backends.cache import ResponseCache
 from toolgrad.backends.openai import OpenAIChat
 

@@ -136,7 +136,7 @@ def test_pass_hat_k_is_taus_estimator() -> None:
         pass_hat_k(1, 2, 3)
 
 
-def _trial(passed: bool, outcome: float, env_outcome: dict[str, bool], qor: float | None = None) -> TrialScore:
+def _trial(passed: bool, outcome: float, env_outcome: dict[str, bool | None], qor: float | None = None) -> TrialScore:
     return TrialScore(1.0, 1.0, 1.0 if passed else 0.5, outcome, env_outcome, None, qor,
                       {"wrong_tool": 1}, passed)
 
@@ -171,3 +171,22 @@ def test_score_call_list_is_order_free_and_counts_extras() -> None:
     assert not extra.exact and extra.matched == 2 and "c: not in the reference" in extra.errors
     wrong = score_call_list([{"name": "a", "arguments": {"x": 2}}], reference)
     assert wrong.matched == 0 and wrong.name_recall == 0.5 and not wrong.exact
+
+
+def test_outcome_is_not_evaluated_against_a_reference_replay_that_diverged() -> None:
+    """Bad input: the reference replay did not reproduce the record, so its final state is no yardstick."""
+    diverged = Reference(calls=(ref_call("add_pet", wrote=True, name="Rex"),), state={"pets": H1},
+                         answer="Added Rex", as_recorded=False)
+    attempt = Attempt((Call("add_pet", {"name": "Rex"}, 200, env="pets", wrote=True),), {"pets": H1},
+                      "Added Rex", "answered")
+    score = score_trial(diverged, attempt)
+    assert score.outcome_match is None and score.env_outcome == {"pets": None}
+    assert score.success_rate == 1.0 and not score.passed  # the state part of a pass cannot be judged
+    evaluated = SampleScores("a", ("pets",), [_trial(True, 1.0, {"pets": True}), _trial(False, 0.0, {"pets": False})])
+    not_evaluated = SampleScores("b", ("pets",), [score, score])
+    out = aggregate([evaluated, not_evaluated], k=1)
+    assert out["outcome_match"] == pytest.approx(0.5)  # sample a's mean alone
+    assert out["outcome_not_evaluated"] == 1 and out["samples"] == 2
+    assert out["success_rate"] == pytest.approx((0.75 + 1.0) / 2)  # the other metrics still count b
+    assert per_environment([evaluated, not_evaluated])["pets"]["outcome_match"] == pytest.approx(0.5)
+    assert per_environment([not_evaluated])["pets"]["outcome_match"] is None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from docker_tier import tier_skip_reason
+
+from tests.support.docker_tier import tier_skip_reason
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -12,7 +12,6 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
-from docker_tier import IMAGE, compose_commands
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from sim_scenario import wait_healthy
@@ -22,6 +21,7 @@ from simulator.cli.sandbox import sandbox_app
 from simulator.environments.environment import load_environment
 from simulator.sandboxes.backends.base import free_port, port_is_free
 from simulator.serving.mcp import SandboxTools
+from tests.support.docker_tier import IMAGE, compose_commands
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 

@@ -16,13 +16,13 @@ from typing import Any
 import httpx
 import pytest
 from docker.client import from_env
-from docker_tier import IMAGE, compose_commands
 from sim_scenario import ENVS, observe, reference, wait_healthy
 from typer.testing import CliRunner
 
 from simulator.cli.sandbox import sandbox_app
 from simulator.sandboxes.backends.base import free_port, port_is_free
 from simulator.sandboxes.http import HTTPSandbox
+from tests.support.docker_tier import IMAGE, compose_commands
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 

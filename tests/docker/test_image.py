@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 from docker.client import from_env
-from docker_tier import IMAGE
 from typer.testing import CliRunner
 
 from simulator.cli.sandbox import sandbox_app
 from simulator.containers import images
+from tests.support.docker_tier import IMAGE
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from docker.client import from_env
-from docker_tier import IMAGE, labelled_containers
 from sim_scenario import ENVS, observe, reference, wait_healthy
 
 from simulator.errors import SimulatorError
@@ -26,6 +25,7 @@ from simulator.sandboxes.backends import (
 from simulator.sandboxes.backends.base import free_port
 from simulator.sandboxes.backends.ledger import Ledger
 from simulator.sandboxes.http import HTTPSandbox
+from tests.support.docker_tier import IMAGE, labelled_containers
 
 pytestmark = pytest.mark.timeout(300)
 docker_tier = pytest.mark.docker

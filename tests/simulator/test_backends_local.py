@@ -31,21 +31,9 @@ from simulator.sandboxes.backends.ledger import Ledger
 from simulator.sandboxes.backends.local import MARKER, LocalBackend
 from simulator.sandboxes.http import HTTPSandbox
 from simulator.sandboxes.inprocess import InProcessSandbox
+from tests.support.sandbox_contract import PETSTORE_SEQUENCE
 
 pytestmark = pytest.mark.timeout(120)
-
-JSON = (("content-type", "application/json"),)
-# A fixed history: create, read, list, delete, read again (404).
-PETSTORE_SEQUENCE = [
-    SimRequest(
-        "POST", "/pet", headers=JSON, body=b'{"id": 4242, "name": "rex", "photoUrls": [], "status": "sold"}'
-    ),
-    SimRequest("GET", "/pet/4242"),
-    SimRequest("GET", "/pet/findByStatus", query=(("status", "sold"),)),
-    SimRequest("DELETE", "/pet/4242"),
-    SimRequest("GET", "/pet/4242"),
-]
-
 
 @pytest.fixture(autouse=True)
 def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:

@@ -20,7 +20,7 @@ import pytest
 
 from simulator.environments.environment import load_environment, shipped_environments
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # minutes in all: its own CI step
 
 SEED = 1
 MAX_EXAMPLES = 8

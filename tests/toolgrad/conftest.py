@@ -11,6 +11,7 @@ import pytest
 
 from simulator.canonical import canonical_json
 from simulator.environments.environment import shipped_environments
+from tests.support.openai_fixtures import scripted_openai, scripted_openai_server  # noqa: F401 (fixtures)
 from toolgrad.dataset.runner import generate_dataset, read_samples
 from toolgrad.records import Sample
 from toolgrad.settings import GenerateSettings

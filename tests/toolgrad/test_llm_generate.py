@@ -12,16 +12,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-import fixtures_openai
 import orjson
-from scripted_server import Reply, ScriptedOpenAI, json_reply, text_reply, tool_call_reply
 
 from benchmarks.certify.certificate import certify_file
+from tests.support.scripted_server import Reply, ScriptedOpenAI, json_reply, text_reply, tool_call_reply
 from toolgrad.dataset.runner import generate_dataset, read_samples
 from toolgrad.settings import GenerateSettings
-
-scripted_openai_server = fixtures_openai.scripted_openai_server
-scripted_openai = fixtures_openai.scripted_openai
 
 MADE_UP_ID = 987654321
 

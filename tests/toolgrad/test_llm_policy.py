@@ -7,9 +7,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import fixtures_openai
 import pytest
-from scripted_server import (
+
+from simulator.tools import Tool
+from tests.support.scripted_server import (
     Quirks,
     Reply,
     ScriptedOpenAI,
@@ -18,8 +19,6 @@ from scripted_server import (
     text_reply,
     tool_call_reply,
 )
-
-from simulator.tools import Tool
 from toolgrad.backends.base import Completion, EndpointError
 from toolgrad.backends.openai import CacheMiss, OpenAIChat
 from toolgrad.loop.policy import Context, StageError, Workflow
@@ -29,9 +28,6 @@ from toolgrad.records import Chain, Proposal, Selection, Step
 from toolgrad.toolbox import BoundTool, Toolbox, ToolResult
 from toolgrad.validity.checks import validity_problem
 from toolgrad.validity.tool_terms import toolbox_terms
-
-scripted_openai_server = fixtures_openai.scripted_openai_server
-scripted_openai = fixtures_openai.scripted_openai
 
 
 def _tool(name: str, description: str, properties: dict[str, Any], required: list[str]) -> BoundTool:

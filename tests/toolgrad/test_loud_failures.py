@@ -15,16 +15,12 @@ import sys
 import time
 from pathlib import Path
 
-import fixtures_openai
 import orjson
 import pytest
-from scripted_server import Reply, ScriptedOpenAI, text_reply
 
+from tests.support.scripted_server import Reply, ScriptedOpenAI, text_reply
 from toolgrad.backends.base import EndpointError
 from toolgrad.backends.preflight import check_endpoint
-
-scripted_openai_server = fixtures_openai.scripted_openai_server
-scripted_openai = fixtures_openai.scripted_openai
 
 ROOT = Path(__file__).resolve().parents[2]
 UNREACHABLE = "http://127.0.0.1:9/v1"  # the discard port: nothing listens on loopback

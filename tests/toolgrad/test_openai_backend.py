@@ -7,9 +7,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import fixtures_openai
 import pytest
-from scripted_server import (
+
+from tests.support.scripted_server import (
     Quirks,
     Reply,
     ScriptedOpenAI,
@@ -20,14 +20,10 @@ from scripted_server import (
     text_reply,
     tool_call_reply,
 )
-
 from toolgrad.backends.base import ModelError
 from toolgrad.backends.cache import ResponseCache
 from toolgrad.backends.messages import check_json, normalise_messages
 from toolgrad.backends.openai import CacheMiss, OpenAIChat
-
-scripted_openai_server = fixtures_openai.scripted_openai_server
-scripted_openai = fixtures_openai.scripted_openai
 
 PET_SCHEMA: dict[str, Any] = {
     "type": "object",
