@@ -146,19 +146,7 @@ def compose_command(
         context_rel: str | None = None
         args: dict[str, str] = {}
         if build:
-            root = find_project_root(project_dir)
-            envs_dir = envs_source(root)
-            available = sorted(p.name for p in envs_dir.iterdir() if p.is_dir()) if envs_dir.is_dir() else []
-            unknown = check_envs(envs, available)
-            if unknown:
-                raise SimulatorError(
-                    f"not shipped environments: {', '.join(unknown)}; the image ships: {', '.join(available) or 'none'}"
-                )
-            context = output.parent.resolve() / CONTEXT_DIR_NAME
-            with console.status(f"preparing the build context in {context}"):
-                prepare_context(context, project_root=root, on_event=_build_printer(False))
-            context_rel = f"./{CONTEXT_DIR_NAME}"
-            args = build_args(base, context)
+            context_rel, args = _prepare_build_section(envs, output, base, project_dir)
         reference = image or default_image_tag()
         if pin and not build:
             reference = pinned_reference(reference)
@@ -174,6 +162,24 @@ def compose_command(
     for name, url in service_urls(plan).items():
         console.print(f"  {name}: {url}", highlight=False)
     console.print(f"start with: docker compose -f {output} up -d", highlight=False)
+
+
+def _prepare_build_section(envs: list[str], output: Path, base: str | None,
+                           project_dir: Path | None) -> tuple[str, dict[str, str]]:
+    """Check that the image ships ``envs``, write the build context next to ``output``; the
+    context (relative to the compose file) and the build args."""
+    root = find_project_root(project_dir)
+    envs_dir = envs_source(root)
+    available = sorted(p.name for p in envs_dir.iterdir() if p.is_dir()) if envs_dir.is_dir() else []
+    unknown = check_envs(envs, available)
+    if unknown:
+        raise SimulatorError(
+            f"not shipped environments: {', '.join(unknown)}; the image ships: {', '.join(available) or 'none'}"
+        )
+    context = output.parent.resolve() / CONTEXT_DIR_NAME
+    with console.status(f"preparing the build context in {context}"):
+        prepare_context(context, project_root=root, on_event=_build_printer(False))
+    return f"./{CONTEXT_DIR_NAME}", build_args(base, context)
 
 
 @sandbox_app.command("up")
