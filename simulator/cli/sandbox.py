@@ -1,7 +1,8 @@
 """``toolgrad sim image|compose|up|down|status``: containers and running services (the CLI shell; prints).
 
-The library modules (:mod:`simulator.containers.images`, :mod:`simulator.containers.compose`,
-:mod:`simulator.sandboxes.backends`) report events; this module turns them into terminal output.
+The library modules (:mod:`simulator.containers.context`, :mod:`simulator.containers.images`,
+:mod:`simulator.containers.compose`, :mod:`simulator.sandboxes.backends`) report events; this module
+turns them into terminal output.
 """
 
 from __future__ import annotations
@@ -23,16 +24,8 @@ from simulator.containers.compose import (
     render_compose,
     service_urls,
 )
-from simulator.containers.images import (
-    DEFAULT_BASE,
-    BuildEvent,
-    build_args,
-    build_image,
-    envs_source,
-    find_project_root,
-    pinned_reference,
-    prepare_context,
-)
+from simulator.containers.context import BuildEvent, envs_source, find_project_root, prepare_context
+from simulator.containers.images import DEFAULT_BASE, build_args, build_image, pinned_reference
 from simulator.errors import SimulatorError
 from simulator.sandboxes.backends import services_status, start_services, stop_services
 from simulator.sandboxes.backends.base import Hardening, ServiceEvent, default_image_tag
