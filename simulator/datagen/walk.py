@@ -28,11 +28,12 @@ from .containers import (
     PRESENT_SLOT,
     copy_json,
 )
+from .kinds import KIND_MAKERS
 from .names import classify_name
 from .numbers import number_in_range
 from .plan import RESIDUAL, GenerationError, OutOfBudget, Schema, SchemaPlan
 from .regex import PatternUnsupported, string_for_pattern
-from .values import FORMAT_MAKERS, KIND_MAKERS, SeededRandom, plain_text
+from .values import FORMAT_MAKERS, SeededRandom, plain_text
 
 _HARD_DEPTH = 48
 _MAX_NESTING = 16
