@@ -248,23 +248,27 @@ def build_request(tool: Tool, arguments: dict[str, Any], base_path: str = "") ->
     if body is None and (body_fields or (tool.body_required and any(b.location == "body-field"
                                                                      for b in tool.bindings))):
         body = body_fields  # a required object body is sent even when every field is optional
-    content = b""
-    if body is not None and tool.media_type:
-        kind = media_kind(tool.media_type)
-        if kind == "form" and isinstance(body, dict):
-            content = urlencode(_form_pairs(body)).encode()
-        elif kind == "multipart" and isinstance(body, dict):
-            content = _multipart(body)
-            headers.append(("content-type", f"multipart/form-data; boundary={MULTIPART_BOUNDARY}"))
-        elif kind in ("text", "binary") and isinstance(body, str):
-            content = body.encode()
-        else:
-            content = orjson.dumps(body)
-        if kind != "multipart":
-            headers.append(("content-type", tool.media_type if kind != "json" or "*" not in tool.media_type
-                            else "application/json"))
+    content = _encode_body(tool.media_type, body, headers) if body is not None and tool.media_type else b""
     return SimRequest(tool.method, base_path.rstrip("/") + path, tuple(query), tuple(headers), content)
 
+
+
+def _encode_body(media_type: str, body: Any, headers: list[tuple[str, str]]) -> bytes:
+    """``body`` encoded as ``media_type`` says, with its content-type header added to ``headers``."""
+    kind = media_kind(media_type)
+    if kind == "form" and isinstance(body, dict):
+        content = urlencode(_form_pairs(body)).encode()
+    elif kind == "multipart" and isinstance(body, dict):
+        content = _multipart(body)
+        headers.append(("content-type", f"multipart/form-data; boundary={MULTIPART_BOUNDARY}"))
+    elif kind in ("text", "binary") and isinstance(body, str):
+        content = body.encode()
+    else:
+        content = orjson.dumps(body)
+    if kind != "multipart":
+        headers.append(("content-type", media_type if kind != "json" or "*" not in media_type
+                        else "application/json"))
+    return content
 
 def _query_pairs(b: ArgBinding, value: Any) -> list[tuple[str, str]]:
     if isinstance(value, list):

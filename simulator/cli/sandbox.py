@@ -1,7 +1,8 @@
 """``toolgrad sim image|compose|up|down|status``: containers and running services (the CLI shell; prints).
 
-The library modules (:mod:`simulator.containers.images`, :mod:`simulator.containers.compose`,
-:mod:`simulator.sandboxes.backends`) report events; this module turns them into terminal output.
+The library modules (:mod:`simulator.containers.context`, :mod:`simulator.containers.images`,
+:mod:`simulator.containers.compose`, :mod:`simulator.sandboxes.backends`) report events; this module
+turns them into terminal output.
 """
 
 from __future__ import annotations
@@ -22,16 +23,8 @@ from simulator.containers.compose import (
     render_compose,
     service_urls,
 )
-from simulator.containers.images import (
-    DEFAULT_BASE,
-    BuildEvent,
-    build_args,
-    build_image,
-    envs_source,
-    find_project_root,
-    pinned_reference,
-    prepare_context,
-)
+from simulator.containers.context import BuildEvent, envs_source, find_project_root, prepare_context
+from simulator.containers.images import DEFAULT_BASE, build_args, build_image, pinned_reference
 from simulator.errors import SimulatorError
 from simulator.sandboxes.backends import services_status, start_services, stop_services
 from simulator.sandboxes.backends.base import Hardening, ServiceEvent, default_image_tag
@@ -131,19 +124,7 @@ def compose_command(
         context_rel: str | None = None
         args: dict[str, str] = {}
         if build:
-            root = find_project_root(project_dir)
-            envs_dir = envs_source(root)
-            available = sorted(p.name for p in envs_dir.iterdir() if p.is_dir()) if envs_dir.is_dir() else []
-            unknown = check_envs(envs, available)
-            if unknown:
-                raise SimulatorError(
-                    f"not shipped environments: {', '.join(unknown)}; the image ships: {', '.join(available) or 'none'}"
-                )
-            context = output.parent.resolve() / CONTEXT_DIR_NAME
-            with console.status(f"preparing the build context in {context}"):
-                prepare_context(context, project_root=root, on_event=_build_printer(False))
-            context_rel = f"./{CONTEXT_DIR_NAME}"
-            args = build_args(base, context)
+            context_rel, args = _prepare_build_section(envs, output, base, project_dir)
         reference = image or default_image_tag()
         if pin and not build:
             reference = pinned_reference(reference)
@@ -159,6 +140,24 @@ def compose_command(
     for name, url in service_urls(plan).items():
         console.print(escape(f"  {name}: {url}"), highlight=False)
     console.print(escape(f"start with: docker compose -f {output} up -d"), highlight=False)
+
+
+def _prepare_build_section(envs: list[str], output: Path, base: str | None,
+                           project_dir: Path | None) -> tuple[str, dict[str, str]]:
+    """Check that the image ships ``envs``, write the build context next to ``output``; the
+    context (relative to the compose file) and the build args."""
+    root = find_project_root(project_dir)
+    envs_dir = envs_source(root)
+    available = sorted(p.name for p in envs_dir.iterdir() if p.is_dir()) if envs_dir.is_dir() else []
+    unknown = check_envs(envs, available)
+    if unknown:
+        raise SimulatorError(
+            f"not shipped environments: {', '.join(unknown)}; the image ships: {', '.join(available) or 'none'}"
+        )
+    context = output.parent.resolve() / CONTEXT_DIR_NAME
+    with console.status(f"preparing the build context in {context}"):
+        prepare_context(context, project_root=root, on_event=_build_printer(False))
+    return f"./{CONTEXT_DIR_NAME}", build_args(base, context)
 
 
 @sandbox_app.command("up")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from simulator.environments.environment import load_environment
+from simulator.environments.environment import Environment, load_environment
 from simulator.errors import SimulatorError
 from simulator.service.auth import CredentialError, merge_credentials, parse_credential_flags
 from simulator.service.simulator import Simulator
@@ -59,17 +59,9 @@ def serve_command(
     """Serve an environment over HTTP (uvicorn); the control API is under /_sim (see /_sim/docs)."""
     auth = auth_mode.value
     environment = load_environment(env, seed=seed)
-    try:
-        credentials = merge_credentials(environment.credentials, parse_credential_flags(credential or []))
-        if auth == "enforce" and not credentials:
-            raise CredentialError("--auth enforce needs credentials to check: give --credential NAME=VALUE "
-                                  "(NAME a security scheme of the spec) or auth.credentials in env.yaml")
-        limits = Limits().with_values(**environment.limits).with_values(
-            max_sessions=max_sessions, max_snapshots=max_snapshots, state_budget=state_budget,
-            session_bytes=session_bytes, journal=journal_limit, journal_body=journal_body_limit)
-        simulator = Simulator(environment, auth=auth, limits=limits, credentials=credentials)
-    except CredentialError as exc:
-        raise SimulatorError(str(exc)) from None
+    limits = dict(max_sessions=max_sessions, max_snapshots=max_snapshots, state_budget=state_budget,
+                  session_bytes=session_bytes, journal=journal_limit, journal_body=journal_body_limit)
+    simulator = _simulator(environment, auth, credential or [], limits)
     policy = ControlPolicy.for_server(bind_host=host, auth=auth, admin_token=admin_token,
                                       allowed_hosts=allowed_host or ())
     sock = bind(host, port)  # before announcing anything: a busy port is one error, exit 2
@@ -81,3 +73,17 @@ def serve_command(
         told = f"admin token (generated): {policy.admin_token}" if policy.token_generated else "admin token: as given"
         say(f"control API closed: send X-Sim-Admin-Token; {told}")
     serve(environment, host=host, sock=sock, simulator=simulator, policy=policy, access_log=access_log)
+
+
+def _simulator(environment: Environment, auth: str, credential_flags: list[str],
+               limit_flags: dict[str, int | None]) -> Simulator:
+    """The simulator the flags ask for: credentials and limits from env.yaml, overridden by flags."""
+    try:
+        credentials = merge_credentials(environment.credentials, parse_credential_flags(credential_flags))
+        if auth == "enforce" and not credentials:
+            raise CredentialError("--auth enforce needs credentials to check: give --credential NAME=VALUE "
+                                  "(NAME a security scheme of the spec) or auth.credentials in env.yaml")
+        limits = Limits().with_values(**environment.limits).with_values(**limit_flags)
+        return Simulator(environment, auth=auth, limits=limits, credentials=credentials)
+    except CredentialError as exc:
+        raise SimulatorError(str(exc)) from None

@@ -1,7 +1,7 @@
 """Field-name heuristics: which *kind* of realistic value a property name asks for.
 
 ``classify_name("avatarURL") == "image"``, ``classify_name("created_at") == "timestamp"``.
-The table is data; :mod:`simulator.datagen.values` turns a kind into a value, and
+The table is data; :mod:`simulator.datagen.kinds` turns a kind into a value, and
 :mod:`simulator.datagen.generate` keeps the value only when it validates against the schema.
 """
 

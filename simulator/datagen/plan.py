@@ -25,66 +25,26 @@ import jsonschema_rs
 from simulator.canonical import PointerError, canonical_json, json_bytes, resolve_tokens, unescape_token
 from simulator.errors import SimulatorError
 
+from .heights import height_table, height_with
+from .keyword_sets import (
+    ANNOTATIONS,
+    ARRAY_KEYS,
+    MAX_KEYS,
+    MIN_KEYS,
+    NUMBER_FORMATS,
+    NUMBER_KEYS,
+    OBJECT_KEYS,
+    STRING_KEYS,
+)
+
 Schema = dict[str, Any] | bool
 
 RESIDUAL = "$datagen:residual"
 
-ANNOTATIONS = frozenset(
-    {
-        "title",
-        "description",
-        "example",
-        "examples",
-        "default",
-        "readOnly",
-        "writeOnly",
-        "deprecated",
-        "$comment",
-        "discriminator",
-        "xml",
-        "externalDocs",
-        "contentMediaType",
-        "contentEncoding",
-        "$schema",
-        "$id",
-        "$anchor",
-        "$dynamicAnchor",
-        "$defs",
-        "definitions",
-    }
-)
-_MIN_KEYS = frozenset(
-    {"minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties", "minContains"}
-)
-_MAX_KEYS = frozenset(
-    {"maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties", "maxContains"}
-)
 # unevaluated* stay out of residuals: on a merged node they see the union of all properties.
 _OBJECT_GROUP = ("properties", "patternProperties", "additionalProperties")
 _ARRAY_GROUP = ("items", "prefixItems")
 _CONDITIONAL_GROUP = ("if", "then", "else")
-OBJECT_KEYS = frozenset(
-    {
-        "properties",
-        "required",
-        "additionalProperties",
-        "patternProperties",
-        "minProperties",
-        "maxProperties",
-        "propertyNames",
-        "dependentRequired",
-        "dependentSchemas",
-        "unevaluatedProperties",
-    }
-)
-ARRAY_KEYS = frozenset(
-    {"items", "prefixItems", "minItems", "maxItems", "uniqueItems", "contains", "minContains", "maxContains"}
-)
-STRING_KEYS = frozenset({"minLength", "maxLength", "pattern"})
-NUMBER_KEYS = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"})
-_NUMBER_FORMATS = {"int32": "integer", "int64": "integer", "float": "number", "double": "number"}
-_SCALAR_TYPES = frozenset({"string", "number", "integer", "boolean", "null"})
-JSON_TYPES = ("null", "boolean", "object", "array", "number", "string", "integer")
 
 
 class GenerationError(SimulatorError, ValueError):
@@ -235,117 +195,7 @@ class SchemaPlan:
 
     def merge(self, a: Schema, b: Schema) -> Schema:
         """The conjunction of two resolved nodes; ``False`` when they contradict outright."""
-        if a is False or b is False:
-            return False
-        if a is True or not b:
-            return a if a is not True else b
-        if not a or b is True:
-            return b if b is not True else a
-        assert isinstance(a, dict) and isinstance(b, dict)
-        out = dict(a)
-        residual: list[Any] = list(a.get(RESIDUAL, ())) + list(b.get(RESIDUAL, ()))
-        for side, other in ((a, b), (b, a)):
-            if any(side.get(key, True) is not True for key in _OBJECT_GROUP[1:]) and any(
-                key in other for key in ("properties", "patternProperties")
-            ):
-                residual.append({key: side[key] for key in _OBJECT_GROUP if key in side})
-        for key, theirs in b.items():
-            if key == RESIDUAL:
-                continue
-            if key not in out:
-                out[key] = theirs
-                continue
-            ours = out[key]
-            if _equal(ours, theirs) or key in ANNOTATIONS or key.startswith("x-"):
-                continue
-            combined = self._combine(key, ours, theirs, a, b)
-            if combined is _CONFLICT:
-                return False
-            if combined is _RESIDUAL:
-                group = next((g for g in (_ARRAY_GROUP, _CONDITIONAL_GROUP) if key in g), (key,))
-                piece = {k: b[k] for k in group if k in b}
-                if piece not in residual:
-                    residual.append(piece)
-            else:
-                out[key] = combined
-        for side in (a, b):
-            if side.get("additionalProperties") is False and not self._restrict_keys(out, side):
-                return False
-        if residual:
-            out[RESIDUAL] = residual
-        else:
-            out.pop(RESIDUAL, None)
-        return out
-
-    @staticmethod
-    def _restrict_keys(out: dict[str, Any], side: dict[str, Any]) -> bool:
-        """Drop from ``out`` the properties ``side`` forbids; False when a forbidden one is required."""
-        allowed = side.get("properties", {})
-        patterns = list(side.get("patternProperties", {}))
-        properties = out.get("properties")
-        if not isinstance(properties, dict) or not isinstance(allowed, dict):
-            return True
-
-        def permitted(name: str) -> bool:
-            return name in allowed or any(_search(pattern, name) for pattern in patterns)
-
-        if any(not permitted(name) for name in out.get("required", ()) if isinstance(name, str)):
-            return False
-        out["properties"] = {name: schema for name, schema in properties.items() if permitted(name)}
-        return True
-
-    def _combine(self, key: str, ours: Any, theirs: Any, a: dict[str, Any], b: dict[str, Any]) -> Any:
-        numbers = (
-            isinstance(ours, int | float)
-            and isinstance(theirs, int | float)
-            and not isinstance(ours, bool)
-            and not isinstance(theirs, bool)
-        )
-        if key in _MIN_KEYS and numbers:
-            return max(ours, theirs)
-        if key in _MAX_KEYS and numbers:
-            return min(ours, theirs)
-        if key == "type":
-            mine = [ours] if isinstance(ours, str) else list(ours)
-            other = [theirs] if isinstance(theirs, str) else list(theirs)
-            both = [t for t in mine if t in other or (t == "integer" and "number" in other)]
-            both += [t for t in other if t == "integer" and "number" in mine and t not in both]
-            return both or _CONFLICT
-        if key == "enum" and isinstance(ours, list) and isinstance(theirs, list):
-            keys = {canonical_json(value) for value in theirs}
-            return [value for value in ours if canonical_json(value) in keys] or _CONFLICT
-        if key == "const":
-            return _CONFLICT if canonical_json(ours) != canonical_json(theirs) else ours
-        if key == "required" and isinstance(ours, list) and isinstance(theirs, list):
-            return ours + [name for name in theirs if name not in ours]
-        if key == "uniqueItems":
-            return bool(ours) or bool(theirs)
-        if key in ("properties", "patternProperties") and isinstance(ours, dict) and isinstance(theirs, dict):
-            merged = dict(ours)
-            for name, schema in theirs.items():
-                existing = merged.get(name)
-                merged[name] = (
-                    schema if existing is None or _equal(existing, schema) else {"allOf": [existing, schema]}
-                )
-            return merged
-        if key in ("additionalProperties", "unevaluatedProperties"):
-            if ours is False or theirs is False:
-                return False
-            return theirs if ours is True else ours if theirs is True else {"allOf": [ours, theirs]}
-        if key == "items" and "prefixItems" not in a and "prefixItems" not in b:
-            if ours is False or theirs is False:
-                return False
-            return {"allOf": [ours, theirs]}
-        if key == "multipleOf" and isinstance(ours, int) and isinstance(theirs, int) and numbers:
-            return math.lcm(ours, theirs)
-        if key == "dependentRequired" and isinstance(ours, dict) and isinstance(theirs, dict):
-            merged = dict(ours)
-            for name, names in theirs.items():
-                merged[name] = list(dict.fromkeys([*merged.get(name, []), *names]))
-            return merged
-        if key in ("$defs", "definitions"):
-            return ours
-        return _RESIDUAL
+        return merge_nodes(a, b)
 
     # --- per-node facts ----------------------------------------------------------------------
 
@@ -364,8 +214,8 @@ class SchemaPlan:
             found = ("object",)
         elif any(k in node for k in ARRAY_KEYS):
             found = ("array",)
-        elif node.get("format") in _NUMBER_FORMATS:
-            found = (_NUMBER_FORMATS[node["format"]],)
+        elif node.get("format") in NUMBER_FORMATS:
+            found = (NUMBER_FORMATS[node["format"]],)
         elif any(k in node for k in NUMBER_KEYS):
             found = ("number",)
         elif any(k in node for k in STRING_KEYS) or isinstance(node.get("format"), str):
@@ -441,7 +291,7 @@ class SchemaPlan:
             self._examples[self.pin(node)] = valid
         return self._examples[key]
 
-    # --- recursion height ----------------------------------------------------------------------
+    # --- recursion height (see heights.py) -----------------------------------------------------
 
     def height(self, schema: Schema) -> float:
         """How many ``$ref`` expansions the smallest value of ``schema`` needs; ``inf`` = no finite value.
@@ -453,7 +303,7 @@ class SchemaPlan:
         table = self._height_table()
         key = id(schema)
         if key not in self._heights:
-            self._heights[self.pin(schema)] = self._height_with(schema, table)
+            self._heights[self.pin(schema)] = height_with(schema, table, self.def_key)
         return self._heights[key]
 
     def infinite_defs(self) -> list[str]:
@@ -462,59 +312,191 @@ class SchemaPlan:
 
     def _height_table(self) -> dict[str, float]:
         if self._def_heights is None:
-            table = dict.fromkeys(self.defs, math.inf)
-            changed = True
-            while changed:  # heights only decrease, and each round fixes at least one more key
-                changed = False
-                for key, schema in self.defs.items():
-                    height = self._height_with(schema, table)
-                    if height < table[key]:
-                        table[key] = height
-                        changed = True
-            self._def_heights = table
+            self._def_heights = height_table(self.defs, self.def_key)
         return self._def_heights
 
-    def _height_with(self, schema: Any, table: dict[str, float]) -> float:
-        if not isinstance(schema, dict):
-            return math.inf if schema is False else 0
-        height = 0.0
-        ref = schema.get("$ref")
-        if isinstance(ref, str):
-            def_key = self.def_key(ref)
-            if def_key is not None:
-                height = table.get(def_key, 0) + 1
-        for part in schema.get("allOf", ()):
-            height = max(height, self._height_with(part, table))
-        for keyword in ("anyOf", "oneOf"):
-            branches = schema.get(keyword)
-            if isinstance(branches, list) and branches:
-                height = max(height, min(self._height_with(b, table) for b in branches))
-        if height == math.inf:
-            return height
-        declared = schema.get("type")
-        kinds = [declared] if isinstance(declared, str) else declared if isinstance(declared, list) else None
-        if kinds is None:
-            if any(k in schema for k in OBJECT_KEYS):
-                kinds = ["object"]
-            elif any(k in schema for k in ARRAY_KEYS):
-                kinds = ["array"]
-            else:
-                return height
-        if any(kind in _SCALAR_TYPES for kind in kinds):
-            return height
-        best = math.inf
-        if "object" in kinds:
-            properties = schema.get("properties", {})
-            required = [name for name in schema.get("required", ()) if isinstance(name, str)]
-            best = max((self._height_with(properties.get(name, True), table) for name in required), default=0)
-        if "array" in kinds:
-            minimum = schema.get("minItems", 0)
-            prefix = schema.get("prefixItems", [])
-            needed = [self._height_with(item, table) for item in prefix[:minimum]]
-            if minimum > len(prefix):
-                needed.append(self._height_with(schema.get("items", True), table))
-            best = min(best, max(needed, default=0))
-        return max(height, best)
+
+
+# --- merging two nodes ---------------------------------------------------------------------------
+# A module of its own (merge.py) in waiting, now that canonical_json lives in simulator.canonical.
+
+
+def merge_nodes(a: Schema, b: Schema) -> Schema:
+    """The conjunction of two resolved nodes; ``False`` when they contradict outright. What cannot
+    be combined exactly is kept whole under ``RESIDUAL`` (see the module docstring)."""
+    if a is False or b is False:
+        return False
+    if a is True or not b:
+        return a if a is not True else b
+    if not a or b is True:
+        return b if b is not True else a
+    assert isinstance(a, dict) and isinstance(b, dict)
+    out = dict(a)
+    residual = _object_residuals(a, b)
+    for key, theirs in b.items():
+        if key == RESIDUAL:
+            continue
+        if key not in out:
+            out[key] = theirs
+            continue
+        ours = out[key]
+        if _equal(ours, theirs) or key in ANNOTATIONS or key.startswith("x-"):
+            continue
+        combined = _combine(key, ours, theirs, a, b)
+        if combined is _CONFLICT:
+            return False
+        if combined is _RESIDUAL:
+            group = next((g for g in (_ARRAY_GROUP, _CONDITIONAL_GROUP) if key in g), (key,))
+            piece = {k: b[k] for k in group if k in b}
+            if piece not in residual:
+                residual.append(piece)
+        else:
+            out[key] = combined
+    for side in (a, b):
+        if side.get("additionalProperties") is False and not _restrict_keys(out, side):
+            return False
+    if residual:
+        out[RESIDUAL] = residual
+    else:
+        out.pop(RESIDUAL, None)
+    return out
+
+
+def _object_residuals(a: dict[str, Any], b: dict[str, Any]) -> list[Any]:
+    """Both sides' residuals, plus each side's object group where it limits the other's properties
+    (``additionalProperties`` applies to the properties its *own* node names, so it cannot merge)."""
+    residual: list[Any] = list(a.get(RESIDUAL, ())) + list(b.get(RESIDUAL, ()))
+    for side, other in ((a, b), (b, a)):
+        if any(side.get(key, True) is not True for key in _OBJECT_GROUP[1:]) and any(
+            key in other for key in ("properties", "patternProperties")
+        ):
+            residual.append({key: side[key] for key in _OBJECT_GROUP if key in side})
+    return residual
+
+
+def _restrict_keys(out: dict[str, Any], side: dict[str, Any]) -> bool:
+    """Drop from ``out`` the properties ``side`` forbids; False when a forbidden one is required."""
+    allowed = side.get("properties", {})
+    patterns = list(side.get("patternProperties", {}))
+    properties = out.get("properties")
+    if not isinstance(properties, dict) or not isinstance(allowed, dict):
+        return True
+
+    def permitted(name: str) -> bool:
+        return name in allowed or any(_search(pattern, name) for pattern in patterns)
+
+    if any(not permitted(name) for name in out.get("required", ()) if isinstance(name, str)):
+        return False
+    out["properties"] = {name: schema for name, schema in properties.items() if permitted(name)}
+    return True
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _combine(key: str, ours: Any, theirs: Any, a: dict[str, Any], b: dict[str, Any]) -> Any:
+    """One keyword present, with different values, on both nodes: the exact combined value,
+    ``_CONFLICT`` (no value satisfies both) or ``_RESIDUAL`` (keep ``b``'s keyword aside)."""
+    if key in MIN_KEYS or key in MAX_KEYS:
+        if not (_is_number(ours) and _is_number(theirs)):
+            return _RESIDUAL
+        return max(ours, theirs) if key in MIN_KEYS else min(ours, theirs)
+    combiner = _COMBINERS.get(key)
+    return _RESIDUAL if combiner is None else combiner(ours, theirs, a, b)
+
+
+# one per keyword that combines exactly; each returns _RESIDUAL for values of another shape
+
+
+def _combine_type(ours: Any, theirs: Any, a: dict[str, Any], b: dict[str, Any]) -> Any:
+    mine = [ours] if isinstance(ours, str) else list(ours)
+    other = [theirs] if isinstance(theirs, str) else list(theirs)
+    both = [t for t in mine if t in other or (t == "integer" and "number" in other)]
+    both += [t for t in other if t == "integer" and "number" in mine and t not in both]
+    return both or _CONFLICT
+
+
+def _combine_enum(ours: Any, theirs: Any, a: dict[str, Any], b: dict[str, Any]) -> Any:
+    if not (isinstance(ours, list) and isinstance(theirs, list)):
+        return _RESIDUAL
+    keys = {canonical_json(value) for value in theirs}
+    return [value for value in ours if canonical_json(value) in keys] or _CONFLICT
+
+
+def _combine_const(ours: Any, theirs: Any, a: dict[str, Any], b: dict[str, Any]) -> Any:
+    return _CONFLICT if canonical_json(ours) != canonical_json(theirs) else ours
+
+
+def _combine_required(ours: Any, theirs: Any, a: dict[str, Any], b: dict[str, Any]) -> Any:
+    if not (isinstance(ours, list) and isinstance(theirs, list)):
+        return _RESIDUAL
+    return ours + [name for name in theirs if name not in ours]
+
+
+def _combine_unique_items(ours: Any, theirs: Any, a: dict[str, Any], b: dict[str, Any]) -> Any:
+    return bool(ours) or bool(theirs)
+
+
+def _combine_properties(ours: Any, theirs: Any, a: dict[str, Any], b: dict[str, Any]) -> Any:
+    if not (isinstance(ours, dict) and isinstance(theirs, dict)):
+        return _RESIDUAL
+    merged = dict(ours)
+    for name, schema in theirs.items():
+        existing = merged.get(name)
+        merged[name] = schema if existing is None or _equal(existing, schema) else {"allOf": [existing, schema]}
+    return merged
+
+
+def _combine_additional(ours: Any, theirs: Any, a: dict[str, Any], b: dict[str, Any]) -> Any:
+    if ours is False or theirs is False:
+        return False
+    return theirs if ours is True else ours if theirs is True else {"allOf": [ours, theirs]}
+
+
+def _combine_items(ours: Any, theirs: Any, a: dict[str, Any], b: dict[str, Any]) -> Any:
+    if "prefixItems" in a or "prefixItems" in b:
+        return _RESIDUAL  # `items` then means "after the prefix", which differs per side
+    if ours is False or theirs is False:
+        return False
+    return {"allOf": [ours, theirs]}
+
+
+def _combine_multiple_of(ours: Any, theirs: Any, a: dict[str, Any], b: dict[str, Any]) -> Any:
+    if not (isinstance(ours, int) and isinstance(theirs, int) and _is_number(ours) and _is_number(theirs)):
+        return _RESIDUAL
+    return math.lcm(ours, theirs)
+
+
+def _combine_dependent_required(ours: Any, theirs: Any, a: dict[str, Any], b: dict[str, Any]) -> Any:
+    if not (isinstance(ours, dict) and isinstance(theirs, dict)):
+        return _RESIDUAL
+    merged = dict(ours)
+    for name, names in theirs.items():
+        merged[name] = list(dict.fromkeys([*merged.get(name, []), *names]))
+    return merged
+
+
+def _combine_keep_ours(ours: Any, theirs: Any, a: dict[str, Any], b: dict[str, Any]) -> Any:
+    return ours
+
+
+_COMBINERS: dict[str, Callable[[Any, Any, dict[str, Any], dict[str, Any]], Any]] = {
+    "type": _combine_type,
+    "enum": _combine_enum,
+    "const": _combine_const,
+    "required": _combine_required,
+    "uniqueItems": _combine_unique_items,
+    "properties": _combine_properties,
+    "patternProperties": _combine_properties,
+    "additionalProperties": _combine_additional,
+    "unevaluatedProperties": _combine_additional,
+    "items": _combine_items,
+    "multipleOf": _combine_multiple_of,
+    "dependentRequired": _combine_dependent_required,
+    "$defs": _combine_keep_ours,  # refs point at the root's $defs; a sub-node's own are never read
+    "definitions": _combine_keep_ours,
+}
 
 
 class _Marker:

@@ -127,19 +127,29 @@ class Shaper:
         if depth > _MAX_DEPTH or ptype not in ("object", "array"):
             return self.generate(root, schema, seed, name)
         if ptype == "array":
-            items = array_items(root, resolved) or {}
-            base = self.generate(root, schema, seed, name)
-            if not isinstance(hint, list):
-                return base
-            limit = resolved.get("maxItems")
-            values = [
-                self._conform(root, items, h, f"{seed}/{i}", depth=depth + 1)
-                for i, h in enumerate(hint[:limit] if isinstance(limit, int) else hint)
-            ]
-            minimum = resolved.get("minItems", 0)
-            if isinstance(base, list) and len(values) < minimum:
-                values += base[len(values) : minimum]
-            return values if self.is_valid(root, schema, values) else base
+            return self._conform_array(root, schema, resolved, hint, seed, name, depth)
+        return self._conform_object(root, schema, resolved, hint, seed, inputs, name, keep_extra, depth)
+
+    def _conform_array(self, root: JSONSchema, schema: JSONSchema, resolved: JSONSchema, hint: Any, seed: str,
+                       name: str | None, depth: int) -> Any:
+        """Each hinted item conformed in turn, within ``maxItems``, topped up to ``minItems``."""
+        items = array_items(root, resolved) or {}
+        base = self.generate(root, schema, seed, name)
+        if not isinstance(hint, list):
+            return base
+        limit = resolved.get("maxItems")
+        values = [
+            self._conform(root, items, h, f"{seed}/{i}", depth=depth + 1)
+            for i, h in enumerate(hint[:limit] if isinstance(limit, int) else hint)
+        ]
+        minimum = resolved.get("minItems", 0)
+        if isinstance(base, list) and len(values) < minimum:
+            values += base[len(values) : minimum]
+        return values if self.is_valid(root, schema, values) else base
+
+    def _conform_object(self, root: JSONSchema, schema: JSONSchema, resolved: JSONSchema, hint: Any, seed: str,
+                        inputs: dict[str, Any] | None, name: str | None, keep_extra: bool, depth: int) -> Any:
+        """Generated properties, each replaced by the hinted (or input) value where that fits."""
         base = self.generate(root, schema, seed, name)
         if not isinstance(base, dict):
             return base
@@ -165,16 +175,20 @@ class Shaper:
                     result.setdefault(key, value)
         if self.is_valid(root, schema, result):
             return result
-        # a combination the schema forbids (oneOf, dependencies...): keep only echoed scalars
+        return self._echoed_scalars(root, schema, base, props, hint_dict)
+
+    def _echoed_scalars(self, root: JSONSchema, schema: JSONSchema, base: dict[str, Any], props: dict[str, Any],
+                        hint: dict[str, Any]) -> dict[str, Any]:
+        """For a combination the schema forbids (oneOf, dependencies...): ``base`` with only the
+        hinted scalars that keep it valid, added one at a time in property order."""
         minimal = dict(base)
         for prop in props:
-            candidate = hint_dict.get(prop)
+            candidate = hint.get(prop)
             if candidate is not None and not isinstance(candidate, (dict, list)):
                 trial = {**minimal, prop: candidate}
                 if self.is_valid(root, schema, trial):
                     minimal = trial
         return minimal
-
 
 def _property_names(schema_json: bytes) -> list[str]:
     """Every property name declared anywhere in a schema's JSON text."""

@@ -95,17 +95,7 @@ def load_spec(path: str | Path, *, allow_remote_refs: bool = False, roots: tuple
             _read_referenced_documents(documents)
         built = builder.build()
     except RemoteRefRefused as exc:
-        where = exc.where
-        doc = documents[where.doc] if where is not None and where.doc else None
-        fix = ("move the referenced file into the spec's folder, or allow its folder with $TOOLGRAD_SPEC_ROOTS"
-               if isinstance(exc, OutsideRefRefused) else
-               "download the referenced file and refer to it by a relative path, or load with allow_remote_refs=True")
-        raise SpecError(
-            exc.message,
-            file=doc.base if doc is not None else file,
-            pointer=where.pointer if where is not None else "",
-            fix=fix,
-        ) from None
+        raise _refused_ref_error(exc, documents, file) from None
     except RecursionError:
         raise SpecError("the document nests too deeply to load", file=file) from None
     _check_servable(built, file)
@@ -125,6 +115,22 @@ def load_spec(path: str | Path, *, allow_remote_refs: bool = False, roots: tuple
         description=built.description,
     )
 
+
+
+def _refused_ref_error(exc: RemoteRefRefused, documents: Documents, file: str) -> SpecError:
+    """The :class:`SpecError` for a reference the loader refused to follow, located in the
+    document that holds it, with the fix for its kind (outside the allowed folders, or remote)."""
+    where = exc.where
+    doc = documents[where.doc] if where is not None and where.doc else None
+    fix = ("move the referenced file into the spec's folder, or allow its folder with $TOOLGRAD_SPEC_ROOTS"
+           if isinstance(exc, OutsideRefRefused) else
+           "download the referenced file and refer to it by a relative path, or load with allow_remote_refs=True")
+    return SpecError(
+        exc.message,
+        file=doc.base if doc is not None else file,
+        pointer=where.pointer if where is not None else "",
+        fix=fix,
+    )
 
 # -- reading and parsing ---------------------------------------------------------------------------
 

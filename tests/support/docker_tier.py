@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from simulator.containers.images import find_project_root, source_digest
+from simulator.containers.context import find_project_root, source_digest
 from simulator.sandboxes.backends.base import LABEL, default_image_tag
 
 # TOOLGRAD_IMAGE: another tag, so two checkouts sharing one engine do not overwrite each other's image

@@ -23,13 +23,16 @@ The rules, the same for every dialect (lenient where a spec's intent is plain):
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import jsonschema_rs
 
 from simulator.spec.model import JSONSchema
 from simulator.spec.refs import Documents, Location, RefError
 
+from .flags import Direction, flagged_properties
 from .keywords import (
     allow_null,
     as_count,
@@ -43,34 +46,8 @@ from .names import def_names
 
 log = logging.getLogger(__name__)
 
-Direction = Literal["request", "response"]
 
 
-(_MAP, _ONE, _LIST, _NONNEG, _NUM, _EXCL, _POSITIVE, _BOOL, _STR, _PATTERN, _ANY, _ENUM, _EXAMPLES,
- _EXAMPLE, _REQUIRED, _TYPE, _DEP_REQUIRED, _DEPENDENCIES, _ITEMS) = range(19)
-_KEYWORDS: dict[str, int] = {
-    **dict.fromkeys(("properties", "patternProperties", "dependentSchemas"), _MAP),
-    **dict.fromkeys(("additionalProperties", "not", "if", "then", "else", "contains", "propertyNames",
-                     "unevaluatedItems", "unevaluatedProperties", "contentSchema"), _ONE),
-    **dict.fromkeys(("allOf", "anyOf", "oneOf", "prefixItems"), _LIST),
-    **dict.fromkeys(("maxLength", "minLength", "maxItems", "minItems", "maxProperties", "minProperties",
-                     "maxContains", "minContains"), _NONNEG),
-    **dict.fromkeys(("minimum", "maximum"), _NUM),
-    **dict.fromkeys(("exclusiveMinimum", "exclusiveMaximum"), _EXCL),
-    "multipleOf": _POSITIVE,
-    **dict.fromkeys(("uniqueItems", "readOnly", "writeOnly", "deprecated"), _BOOL),
-    **dict.fromkeys(("title", "description", "format", "contentMediaType", "contentEncoding", "$comment"), _STR),
-    "pattern": _PATTERN,
-    **dict.fromkeys(("default", "const"), _ANY),
-    "enum": _ENUM,
-    "examples": _EXAMPLES,
-    "example": _EXAMPLE,
-    "required": _REQUIRED,
-    "type": _TYPE,
-    "dependentRequired": _DEP_REQUIRED,
-    "dependencies": _DEPENDENCIES,
-    "items": _ITEMS,
-}
 _NO_EXAMPLE = object()
 
 
@@ -210,100 +187,143 @@ class SchemaConverter:
             return node
         if not isinstance(node, dict):
             return {}  # garbage where a schema belongs: accept anything rather than fail the load
-        out: dict[str, Any] = {}
+        build = _Build(node, doc, direction, deps, inherited)
         ref = node.get("$ref", node.get("$dynamicRef"))
         if isinstance(ref, str):
             loc = self._target(ref, doc)
             deps[loc] = None
-            out["$ref"] = ""  # named in finish()
-            self._ref_sites.append((out, loc))
-        examples: list[Any] | None = None
-        example: Any = _NO_EXAMPLE
-        exclusive: dict[str, Any] = {}
+            build.out["$ref"] = ""  # named in finish()
+            self._ref_sites.append((build.out, loc))
         for key, value in node.items():
-            kind = _KEYWORDS.get(key)
-            if kind is None:
-                continue
-            if kind == _STR:
-                if isinstance(value, str):
-                    out[key] = value
-            elif kind == _MAP:
-                if isinstance(value, dict):
-                    out[key] = self._map(key, value, doc, direction, deps)
-            elif kind == _ONE:
-                if isinstance(value, dict | bool):
-                    out[key] = self._sub(key, value, doc, direction, deps)
-            elif kind == _LIST:
-                if isinstance(value, list) and value:
-                    members = inherited | self._flagged(node, doc, direction) if key == "allOf" else frozenset()
-                    out[key] = self._list(key, value, doc, direction, deps, members)
-            elif kind == _ITEMS:
-                if isinstance(value, list):  # draft-4 tuple form
-                    out["prefixItems"] = self._list(key, value, doc, direction, deps, frozenset())
-                    extra = node.get("additionalItems")
-                    if isinstance(extra, dict | bool):
-                        out["items"] = self._sub("additionalItems", extra, doc, direction, deps)
-                elif isinstance(value, dict | bool):
-                    out[key] = self._sub(key, value, doc, direction, deps)
-            elif kind == _TYPE:
-                if value == "file":
-                    out["type"] = "string"
-                    out.setdefault("format", "binary")
-                else:
-                    types = type_names(value)
-                    if types:
-                        out[key] = types
-            elif kind == _REQUIRED:
-                if isinstance(value, list):
-                    out[key] = list(dict.fromkeys(n for n in value if isinstance(n, str)))
-            elif kind == _ENUM:
-                out[key] = list(value) if isinstance(value, list) else [value]
-            elif kind == _ANY:
-                out[key] = value
-            elif kind == _NONNEG:
-                count = as_count(value)
-                if count is not None:
-                    out[key] = count
-            elif kind in (_NUM, _POSITIVE):
-                number = as_number(value)
-                if number is not None and (kind == _NUM or number > 0):
-                    out[key] = number
-            elif kind == _EXCL:
-                exclusive[key] = value
-            elif kind == _BOOL:
-                if isinstance(value, bool):
-                    out[key] = value
-            elif kind == _PATTERN:
-                if isinstance(value, str) and self._regex_ok(value):
-                    out[key] = value
-            elif kind == _EXAMPLES:
-                if isinstance(value, list):
-                    examples = list(value)
-            elif kind == _EXAMPLE:
-                example = value
-            elif kind == _DEP_REQUIRED:
-                if isinstance(value, dict):
-                    out[key] = dependent_required(value)
-            elif kind == _DEPENDENCIES and isinstance(value, dict):
-                self._dependencies(value, out, doc, direction, deps)
-        if exclusive:
-            exclusive_bounds(exclusive, out)
-        if examples is not None or example is not _NO_EXAMPLE:
-            examples = examples or []
-            if example is not _NO_EXAMPLE and example not in examples:
-                examples.append(example)
+            handler = _KEYWORD_HANDLERS.get(key)
+            if handler is not None:  # keywords 2020-12 does not know are dropped
+                handler(self, build, key, value)
+        return self._finish_node(build)
+
+    def _finish_node(self, build: _Build) -> Any:
+        """What needs several keywords at once: bounds, examples, ``required`` and ``nullable``."""
+        out, node = build.out, build.node
+        if build.exclusive:
+            exclusive_bounds(build.exclusive, out)
+        if build.examples is not None or build.example is not _NO_EXAMPLE:
+            examples = build.examples or []
+            if build.example is not _NO_EXAMPLE and build.example not in examples:
+                examples.append(build.example)
             out["examples"] = examples
         integer_bounds(out)
         if "required" in out:
-            flagged = inherited | self._flagged(node, doc, direction)
+            flagged = build.inherited | flagged_properties(self._docs, node, build.doc, build.direction)
             kept = [n for n in out["required"] if n not in flagged] if flagged else out["required"]
             if kept:
                 out["required"] = kept
             else:
                 del out["required"]
         if node.get("nullable") is True or node.get("x-nullable") is True:
-            out = allow_null(out)
+            return allow_null(out)
         return out
+
+    # -- one keyword each (see _KEYWORD_HANDLERS); a value of the wrong shape is dropped -------------
+
+    def _kw_string(self, build: _Build, key: str, value: Any) -> None:
+        if isinstance(value, str):
+            build.out[key] = value
+
+    def _kw_schema_map(self, build: _Build, key: str, value: Any) -> None:
+        if isinstance(value, dict):
+            build.out[key] = self._map(key, value, build.doc, build.direction, build.deps)
+
+    def _kw_schema(self, build: _Build, key: str, value: Any) -> None:
+        if isinstance(value, dict | bool):
+            build.out[key] = self._sub(key, value, build.doc, build.direction, build.deps)
+
+    def _kw_schema_list(self, build: _Build, key: str, value: Any) -> None:
+        if isinstance(value, list) and value:
+            # allOf members inherit the read/write-only names, so `required` drops them there too
+            members = (build.inherited | flagged_properties(self._docs, build.node, build.doc, build.direction)
+                       if key == "allOf" else frozenset())
+            build.out[key] = self._list(key, value, build.doc, build.direction, build.deps, members)
+
+    def _kw_items(self, build: _Build, key: str, value: Any) -> None:
+        if isinstance(value, list):  # draft-4 tuple form
+            build.out["prefixItems"] = self._list(key, value, build.doc, build.direction, build.deps, frozenset())
+            extra = build.node.get("additionalItems")
+            if isinstance(extra, dict | bool):
+                build.out["items"] = self._sub("additionalItems", extra, build.doc, build.direction, build.deps)
+        else:
+            self._kw_schema(build, key, value)
+
+    def _kw_type(self, build: _Build, key: str, value: Any) -> None:
+        if value == "file":
+            build.out["type"] = "string"
+            build.out.setdefault("format", "binary")
+        else:
+            types = type_names(value)
+            if types:
+                build.out[key] = types
+
+    def _kw_required(self, build: _Build, key: str, value: Any) -> None:
+        if isinstance(value, list):
+            build.out[key] = list(dict.fromkeys(n for n in value if isinstance(n, str)))
+
+    def _kw_enum(self, build: _Build, key: str, value: Any) -> None:
+        build.out[key] = list(value) if isinstance(value, list) else [value]
+
+    def _kw_any(self, build: _Build, key: str, value: Any) -> None:
+        build.out[key] = value
+
+    def _kw_count(self, build: _Build, key: str, value: Any) -> None:
+        count = as_count(value)
+        if count is not None:
+            build.out[key] = count
+
+    def _kw_number(self, build: _Build, key: str, value: Any) -> None:
+        number = as_number(value)
+        if number is not None:
+            build.out[key] = number
+
+    def _kw_positive(self, build: _Build, key: str, value: Any) -> None:
+        number = as_number(value)
+        if number is not None and number > 0:
+            build.out[key] = number
+
+    def _kw_exclusive(self, build: _Build, key: str, value: Any) -> None:
+        build.exclusive[key] = value  # boolean (3.0) or numeric (3.1): settled in _finish_node
+
+    def _kw_boolean(self, build: _Build, key: str, value: Any) -> None:
+        if isinstance(value, bool):
+            build.out[key] = value
+
+    def _kw_pattern(self, build: _Build, key: str, value: Any) -> None:
+        if isinstance(value, str) and self._regex_ok(value):
+            build.out[key] = value
+
+    def _kw_examples(self, build: _Build, key: str, value: Any) -> None:
+        if isinstance(value, list):
+            build.examples = list(value)
+
+    def _kw_example(self, build: _Build, key: str, value: Any) -> None:
+        build.example = value
+
+    def _kw_dependent_required(self, build: _Build, key: str, value: Any) -> None:
+        if isinstance(value, dict):
+            build.out[key] = dependent_required(value)
+
+    def _kw_dependencies(self, build: _Build, key: str, value: Any) -> None:
+        """Draft-4..7 ``dependencies`` split into ``dependentRequired`` / ``dependentSchemas``."""
+        if not isinstance(value, dict):
+            return
+        for name, sub in value.items():
+            if isinstance(sub, list):
+                build.out.setdefault("dependentRequired", {})[name] = list(
+                    dict.fromkeys(n for n in sub if isinstance(n, str))
+                )
+            elif isinstance(sub, dict | bool):
+                try:
+                    converted = self._node(sub, build.doc, build.direction, build.deps, frozenset())
+                except RefError as exc:
+                    exc.path += [name, key]
+                    raise
+                build.out.setdefault("dependentSchemas", {})[name] = converted
 
     def _sub(self, key: str, value: Any, doc: str, direction: Direction, deps: dict[Location, None]) -> Any:
         try:
@@ -336,22 +356,6 @@ class SchemaConverter:
                 raise
         return out
 
-    def _dependencies(self, value: dict[str, Any], out: dict[str, Any], doc: str, direction: Direction,
-                      deps: dict[Location, None]) -> None:
-        """Draft-4..7 ``dependencies`` split into ``dependentRequired`` / ``dependentSchemas``."""
-        for name, sub in value.items():
-            if isinstance(sub, list):
-                out.setdefault("dependentRequired", {})[name] = list(
-                    dict.fromkeys(n for n in sub if isinstance(n, str))
-                )
-            elif isinstance(sub, dict | bool):
-                try:
-                    converted = self._node(sub, doc, direction, deps, frozenset())
-                except RefError as exc:
-                    exc.path += [name, "dependencies"]
-                    raise
-                out.setdefault("dependentSchemas", {})[name] = converted
-
     def _regex_ok(self, pattern: str) -> bool:
         ok = self._patterns.get(pattern)
         if ok is None:
@@ -365,39 +369,47 @@ class SchemaConverter:
                 log.debug("dropping pattern %r: not a valid ECMA-262 regular expression", pattern)
         return ok
 
-    # -- readOnly / writeOnly ---------------------------------------------------------------------
 
-    def _flagged(self, node: dict[str, Any], doc: str, direction: Direction, depth: int = 0) -> frozenset[str]:
-        """Property names that must leave ``required`` in this direction (own properties and
-        those of ``allOf`` members, following ``$ref``)."""
-        flag = "readOnly" if direction == "request" else "writeOnly"
-        names: set[str] = set()
-        props = node.get("properties")
-        if isinstance(props, dict):
-            for name, prop in props.items():
-                target = self._raw(prop, doc)
-                if target is not None and target[0].get(flag) is True:
-                    names.add(name)
-        members = list(node["allOf"]) if isinstance(node.get("allOf"), list) else []
-        if isinstance(node.get("$ref"), str):  # 3.1: `required` next to a `$ref` names its properties
-            members.append({"$ref": node["$ref"]})
-        for member in members if depth < 8 else ():
-            target = self._raw(member, doc)
-            if target is not None:
-                names |= self._flagged(target[0], target[1], direction, depth + 1)
-        return frozenset(names)
+@dataclass(slots=True)
+class _Build:
+    """One schema object while its keywords are converted: the input, where it sits, and what
+    the keyword handlers have built so far (``examples``/``example``/``exclusive`` are settled
+    after the last keyword, since they combine several)."""
 
-    def _raw(self, node: Any, doc: str) -> tuple[dict[str, Any], str] | None:
-        """``node`` with its ``$ref`` chain followed, as written in the spec (None if broken)."""
-        for _ in range(16):
-            if not isinstance(node, dict):
-                return None
-            ref = node.get("$ref")
-            if not isinstance(ref, str) or "readOnly" in node or "writeOnly" in node:
-                return node, doc
-            try:
-                node, loc = self._docs.lookup(ref, doc)
-            except RefError:
-                return None
-            doc = loc.doc
-        return None
+    node: dict[str, Any]
+    doc: str
+    direction: Direction
+    deps: dict[Location, None]
+    inherited: frozenset[str]
+    out: dict[str, Any] = field(default_factory=dict)
+    examples: list[Any] | None = None
+    example: Any = _NO_EXAMPLE
+    exclusive: dict[str, Any] = field(default_factory=dict)
+
+
+_KeywordHandler = Callable[[SchemaConverter, _Build, str, Any], None]
+# keyword -> its handler; the keywords JSON Schema 2020-12 keeps (plus the OpenAPI ones converted)
+_KEYWORD_HANDLERS: dict[str, _KeywordHandler] = {
+    **dict.fromkeys(("properties", "patternProperties", "dependentSchemas"), SchemaConverter._kw_schema_map),
+    **dict.fromkeys(("additionalProperties", "not", "if", "then", "else", "contains", "propertyNames",
+                     "unevaluatedItems", "unevaluatedProperties", "contentSchema"), SchemaConverter._kw_schema),
+    **dict.fromkeys(("allOf", "anyOf", "oneOf", "prefixItems"), SchemaConverter._kw_schema_list),
+    **dict.fromkeys(("maxLength", "minLength", "maxItems", "minItems", "maxProperties", "minProperties",
+                     "maxContains", "minContains"), SchemaConverter._kw_count),
+    **dict.fromkeys(("minimum", "maximum"), SchemaConverter._kw_number),
+    **dict.fromkeys(("exclusiveMinimum", "exclusiveMaximum"), SchemaConverter._kw_exclusive),
+    "multipleOf": SchemaConverter._kw_positive,
+    **dict.fromkeys(("uniqueItems", "readOnly", "writeOnly", "deprecated"), SchemaConverter._kw_boolean),
+    **dict.fromkeys(("title", "description", "format", "contentMediaType", "contentEncoding", "$comment"),
+                    SchemaConverter._kw_string),
+    "pattern": SchemaConverter._kw_pattern,
+    **dict.fromkeys(("default", "const"), SchemaConverter._kw_any),
+    "enum": SchemaConverter._kw_enum,
+    "examples": SchemaConverter._kw_examples,
+    "example": SchemaConverter._kw_example,
+    "required": SchemaConverter._kw_required,
+    "type": SchemaConverter._kw_type,
+    "dependentRequired": SchemaConverter._kw_dependent_required,
+    "dependencies": SchemaConverter._kw_dependencies,
+    "items": SchemaConverter._kw_items,
+}
