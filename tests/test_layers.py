@@ -44,7 +44,7 @@ def test_data_folders_are_not_packages() -> None:
 ORDER = {
     "simulator": ["errors", "messages", "canonical", "spec", "datagen", "environments", "state", "service",
                   "sandboxes", "tools", "serving", "containers", "cli"],
-    "toolgrad": ["agent_prompt", "json_values", "sampling", "records", "toolbox", "backends", "validity", "loop",
+    "toolgrad": ["agent_prompt", "json_values", "sampling", "records", "events", "toolbox", "backends", "validity", "loop",
                  "settings", "policies", "dataset", "exports", "train", "cli", "__main__"],
     "benchmarks": ["certify", "evaluate", "baseline", "perf", "cli"],
 }

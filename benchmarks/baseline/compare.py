@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,7 +40,8 @@ from benchmarks.certify.certificate import certificate_bytes, certify_file
 from simulator.environments.environment import shipped_environments
 from toolgrad.backends.base import ChatModel
 from toolgrad.dataset.files import write_bytes_atomic
-from toolgrad.dataset.runner import SampleDone, generate_dataset, read_samples
+from toolgrad.dataset.runner import generate_dataset, read_samples
+from toolgrad.events import PhaseAdvanced, PhaseEvent, PhaseStarted, SampleDone
 from toolgrad.loop.policy import Policy
 from toolgrad.records import Sample
 from toolgrad.settings import GenerateSettings
@@ -181,18 +181,7 @@ def decision_count(sample: Sample) -> int:
 # -- the run ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class PhaseStarted:
-    label: str  # e.g. "petstore: dfs generate"
-    total: int
-
-
-@dataclass(frozen=True, slots=True)
-class PhaseAdvanced:
-    label: str
-
-
-CompareEvent = PhaseStarted | PhaseAdvanced
+CompareEvent = PhaseEvent
 Emit = Callable[[CompareEvent], None]
 
 

@@ -61,17 +61,8 @@ from simulator.environments.environment import shipped_environments
 from toolgrad.backends.base import ChatModel
 from toolgrad.dataset.files import LineFile, write_json_atomic
 from toolgrad.dataset.provenance import git_revision, package_versions
-from toolgrad.dataset.runner import (
-    SCHEMA_SUFFIX,
-    SUMMARY_SUFFIX,
-    Event,
-    RunFinished,
-    RunStarted,
-    SampleDone,
-    build_sample,
-    encode_sample,
-    sole_writer,
-)
+from toolgrad.dataset.runner import SCHEMA_SUFFIX, SUMMARY_SUFFIX, build_sample, encode_sample, sole_writer
+from toolgrad.events import Event, RunFinished, RunStarted, SampleDone
 from toolgrad.loop.policy import Workflow
 from toolgrad.loop.sample import SampleOutcome, candidate_tools
 from toolgrad.records import Chain, Cost, Provenance, RunSummary, Sample

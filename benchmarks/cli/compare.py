@@ -14,16 +14,11 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from benchmarks.baseline.compare import (
-    CompareEvent,
     CompareSettings,
     Comparison,
-    PhaseAdvanced,
-    PhaseStarted,
     run_comparison,
 )
 from benchmarks.baseline.report import (
@@ -37,6 +32,7 @@ from benchmarks.certify.replay import BenchmarkError
 from simulator.cli.shell import console, escape, fail, help_text, stdout_console, user_errors
 from simulator.errors import SimulatorError
 from toolgrad.backends.base import ModelError
+from toolgrad.cli.render import PhaseView
 from toolgrad.settings import ToolgradError
 
 bench_app = typer.Typer(help="Benchmarks of the generator itself: answer-first against query-first.",
@@ -46,19 +42,6 @@ bench_app = typer.Typer(help="Benchmarks of the generator itself: answer-first a
 def register(app: typer.Typer) -> None:
     """Add the ``bench`` group (``toolgrad bench compare``) to the root app."""
     app.add_typer(bench_app, name="bench")
-
-
-class _ProgressView:
-    def __init__(self, console: Console) -> None:
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=console, transient=True)
-        self.tasks: dict[str, TaskID] = {}
-
-    def __call__(self, event: CompareEvent) -> None:
-        if isinstance(event, PhaseStarted):
-            self.tasks[event.label] = self.progress.add_task(event.label, total=event.total)
-        elif isinstance(event, PhaseAdvanced) and event.label in self.tasks:
-            self.progress.advance(self.tasks[event.label])
 
 
 @bench_app.command("compare")
@@ -116,7 +99,7 @@ def compare_command(
     if settings.llm == "openai" and not settings.model:
         fail("--llm openai needs --model (or TOOLGRAD_MODEL)")
     command = shlex.join(["toolgrad", *sys.argv[1:]]) if sys.argv[1:2] == ["bench"] else ""
-    view = _ProgressView(console)
+    view = PhaseView(console)
     with user_errors(ToolgradError, BenchmarkError, SimulatorError, ModelError), view.progress:
         comparison = run_comparison(settings, events=view, command=command)
     json_path, md_path = write_comparison(comparison, output)

@@ -17,12 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from toolgrad.dataset.provenance import git_revision
-from toolgrad.dataset.runner import (
-    SampleDone,
-    encode_sample,
-    generate_dataset,
-    read_samples,
-)
+from toolgrad.dataset.runner import encode_sample, generate_dataset, read_samples
+from toolgrad.events import SampleDone
 from toolgrad.loop.policy import Context, StageError
 from toolgrad.policies.offline.policy import OfflinePolicy
 from toolgrad.records import Proposal, RunSummary, Sample

@@ -38,6 +38,7 @@ import orjson
 from simulator.canonical import sha256_hex, strict_canonical_json
 from simulator.environments.environment import shipped_environments
 from toolgrad.backends.base import CacheMiss, EndpointError
+from toolgrad.events import EventSink, Notice, RunFinished, RunStarted, SampleDone
 from toolgrad.loop.policy import Policy
 from toolgrad.loop.sample import SampleOutcome, run_sample
 from toolgrad.records import SCHEMA_VERSION, Provenance, RunSummary, Sample
@@ -126,42 +127,6 @@ def open_existing(path: Path) -> Existing:
     return found
 
 
-# -- events -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RunStarted:
-    output: str
-    seed: int
-    requested: int
-    pending: int
-    already: int
-    environments: list[str]
-
-
-@dataclass(frozen=True, slots=True)
-class SampleDone:
-    seed: int
-    ok: bool
-    calls: int
-    model_calls: int
-    prompt_tokens: int
-    completion_tokens: int
-    error: str = ""  # why a failed seed failed (the last stage error)
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class RunFinished:
-    summary: RunSummary
-
-
-Event = RunStarted | SampleDone | Notice | RunFinished
-EventSink = Callable[[Event], None]
 PolicyFactory = Callable[[Toolbox], Policy]
 
 
