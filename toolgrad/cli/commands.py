@@ -16,7 +16,6 @@ import typer
 
 from simulator.cli.shell import console, escape, help_text, stdout_console, user_errors
 from simulator.errors import EXIT_CODES, SimulatorError
-from .render import GenerationView
 from toolgrad.dataset.runner import generate_dataset
 from toolgrad.exports.openai import export_dataset
 from toolgrad.settings import (
@@ -28,6 +27,8 @@ from toolgrad.settings import (
     ToolgradError,
     from_environment,
 )
+
+from .render import GenerationView
 
 _USER_ERRORS = (ToolgradError, SimulatorError)
 
