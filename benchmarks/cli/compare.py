@@ -45,6 +45,7 @@ def register(app: typer.Typer) -> None:
 
 
 @bench_app.command("compare")
+# Over 60 lines for its signature: one typer option per flag, each with its help; the body is short.
 def compare_command(
     output: Annotated[Path, typer.Option("-o", "--output", envvar="TOOLGRAD_COMPARE_OUTPUT",
                                          help="Directory for both datasets, their certificates, compare.json "

@@ -331,6 +331,7 @@ th:first-child,td:first-child{text-align:left}th{background:#f4f4f4}
 """
 
 
+# Over 60 lines: the page's sections in reading order; each chart and table is built by a helper.
 def render_html(reports: Sequence[EvalReport]) -> str:
     """One static page: headline chart and table, a chart per metric over environments, the
     error breakdown, and (for one run) the sample table."""

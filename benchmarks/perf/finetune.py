@@ -80,6 +80,7 @@ def evaluate(label: str, gguf: Path, test: Path, out: Path, limit: int | None, t
     return run
 
 
+# Over 60 lines: a dozen argparse flags, then the run's steps in order (each a function of its own).
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-o", "--out", type=Path, default=Path("out/finetune"))
