@@ -120,7 +120,10 @@ def _files(root: Path) -> Iterator[Path]:
     if root.is_file():
         yield root
         return
-    for path in sorted(root.rglob("*")):
+    # links followed: simulator/_envs links to envs/, and the build context (copytree) holds real
+    # files there, so the checkout's digest must read the same files the context's does
+    found = [Path(folder) / name for folder, _, names in os.walk(root, followlinks=True) for name in names]
+    for path in sorted(found):
         if path.is_file() and not any(
             fnmatch.fnmatch(part, pattern) for part in path.parts for pattern in _IGNORED
         ):

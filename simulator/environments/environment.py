@@ -101,12 +101,25 @@ def environment_folders() -> dict[str, Path]:
         for folder in sorted(root.iterdir()):
             if not (folder / ENV_FILE).is_file():
                 continue
-            if folder.name in found and found[folder.name].resolve() != folder.resolve():
+            if folder.name in found and not _same_folder(found[folder.name], folder):
                 raise UnknownEnvironmentError(
                     f"two environments are named {folder.name!r}: {found[folder.name]} and {folder}; "
                     f"rename one of the folders (the name is the folder's name)")
-            found[folder.name] = folder
+            found.setdefault(folder.name, folder)
     return found
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    """One environment found twice (the simulator image copies the shipped ones to a folder of its
+    own): the same folder, or the same files with the same bytes."""
+    if a.resolve() == b.resolve():
+        return True
+
+    def files(root: Path) -> dict[str, Path]:
+        return {p.relative_to(root).as_posix(): p for p in root.rglob("*") if p.is_file()}
+
+    left, right = files(a), files(b)
+    return left.keys() == right.keys() and all(left[k].read_bytes() == right[k].read_bytes() for k in left)
 
 
 def shipped_environments() -> list[str]:

@@ -36,8 +36,9 @@ def test_envs_dir_adds_to_the_shipped_set(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_a_name_defined_twice_is_refused_with_both_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Bad input: a user folder holding an environment named like a shipped one (petstore)."""
+    """Bad input: a user folder holding another environment named like a shipped one (petstore)."""
     clash = make_env(tmp_path, "petstore")
+    (clash / "env.yaml").write_text((clash / "env.yaml").read_text() + "\nfixtures: 6\n")
     monkeypatch.setenv(ENVS_DIR_VARIABLE, str(tmp_path))
     with pytest.raises(UnknownEnvironmentError) as error:
         resolve_path("tictactoe")
@@ -63,3 +64,14 @@ def test_two_specs_with_one_name_are_refused_naming_both(tmp_path: Path) -> None
         load_environments([first, second])
     assert str(first) in str(error.value) and str(second) in str(error.value), error.value
     assert list(load_environments([first, first])) == ["openapi"], "the same spec twice is one environment"
+
+
+def test_the_same_environment_found_twice_is_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulator image copies the shipped environments to a folder of its own and names it in
+    TOOLGRAD_ENVS_DIR: identical files are the same environment, not a clash."""
+    copy = make_env(tmp_path, "petstore")
+    monkeypatch.setenv(ENVS_DIR_VARIABLE, str(tmp_path))
+    assert resolve_path("petstore") == copy.resolve(), "the first root found wins"
+    (copy / "env.yaml").write_text((copy / "env.yaml").read_text() + "\\nfixtures: 6\\n")
+    with pytest.raises(UnknownEnvironmentError, match="two environments are named 'petstore'"):
+        resolve_path("petstore")
