@@ -7,6 +7,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,10 +21,12 @@ from simulator.cli.sandbox import sandbox_app
 from simulator.environments.environment import load_environment, shipped_root
 from simulator.messages import SimRequest
 from simulator.sandboxes.backends import running_services
-from simulator.sandboxes.backends.base import free_port, port_is_free
+from simulator.sandboxes.backends.base import default_image_tag, free_port, port_is_free
 from simulator.sandboxes.http import HTTPSandbox
 from simulator.sandboxes.inprocess import InProcessSandbox
 from tests.support.docker_tier import IMAGE, compose_commands
+from toolgrad.dataset.runner import generate_dataset
+from toolgrad.settings import GenerateSettings
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 
@@ -122,3 +125,19 @@ def test_the_docker_backend_serves_a_mounted_folder_and_spec(tmp_path: Path) -> 
     with running_services([str(folder), str(spec)], backend="docker", seed=0, image=IMAGE) as handles:
         assert [h.name for h in handles] == ["my-museum", "tictactoe"]
         _check_served([(h.base_url, path, h.admin_token) for h, path in zip(handles, (folder, spec), strict=True)])
+
+
+def test_a_dataset_of_a_folder_certifies_against_containers(tmp_path: Path) -> None:
+    """certify --backend docker replays a dataset made on the host from a folder in a container
+    that mounts the folder (the dataset records the folder relative to itself)."""
+    if IMAGE != default_image_tag():
+        pytest.skip(f"certify --backend docker runs {default_image_tag()}, not {IMAGE}")
+    folder, _ = _custom_envs(tmp_path)
+    data = tmp_path / "out" / "data.jsonl"
+    data.parent.mkdir()
+    generate_dataset(GenerateSettings.model_validate({"envs": [str(folder)], "n": 2, "output": str(data)}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLGRAD_")}
+    result = subprocess.run([sys.executable, "-m", "benchmarks.cli.app", "certify", str(data), "--backend", "docker"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2/2 samples certified (100.0%)" in result.stderr + result.stdout
