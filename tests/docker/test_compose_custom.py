@@ -130,7 +130,7 @@ def test_the_docker_backend_serves_a_mounted_folder_and_spec(tmp_path: Path) -> 
 def test_a_dataset_of_a_folder_certifies_against_containers(tmp_path: Path) -> None:
     """certify --backend docker replays a dataset made on the host from a folder in a container
     that mounts the folder (the dataset records the folder relative to itself)."""
-    if IMAGE != default_image_tag():
+    if default_image_tag() != IMAGE:
         pytest.skip(f"certify --backend docker runs {default_image_tag()}, not {IMAGE}")
     folder, _ = _custom_envs(tmp_path)
     data = tmp_path / "out" / "data.jsonl"
