@@ -55,7 +55,8 @@ def _check_served(services: list[tuple[str, Path, str]]) -> None:
         remote = HTTPSandbox(url, environment.name, admin_token=token)
         local = InProcessSandbox(environment)
         try:
-            assert remote.fingerprint() == environment.fingerprint(), "same name, spec and settings inside"
+            assert remote.fingerprint() == local.fingerprint(), "same name, spec and settings inside"
+            assert remote.fingerprint()["env"] == environment.name
             if path.is_dir():
                 assert environment.name == "my-museum"
                 assert observe(remote, "museum", "custom") == observe(local, "museum", "custom")
