@@ -18,8 +18,9 @@ from rich.table import Table
 
 from simulator.containers.compose import (
     DEFAULT_PORT_BASE,
+    ComposeMount,
     ComposePlan,
-    check_envs,
+    compose_mount,
     render_compose,
     service_urls,
 )
@@ -28,6 +29,7 @@ from simulator.containers.images import DEFAULT_BASE, build_args, build_image, p
 from simulator.errors import SimulatorError
 from simulator.sandboxes.backends import services_status, start_services, stop_services
 from simulator.sandboxes.backends.base import Hardening, ServiceEvent, default_image_tag
+from simulator.sandboxes.backends.mounts import env_mount, image_environments
 
 from .shell import console, escape, help_text, say, stdout_console, user_errors
 
@@ -85,7 +87,8 @@ def image_command(
 
 @sandbox_app.command("compose")
 def compose_command(
-    envs: Annotated[list[str], typer.Argument(help="Shipped environment names, one service each.")],
+    envs: Annotated[list[str], typer.Argument(help="Shipped environment names, environment folders or spec "
+                                              "files (a folder is mounted read-only), one service each.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Compose file to write.")] = Path(
         "docker-compose.yml"
     ),
@@ -119,18 +122,24 @@ def compose_command(
     ] = None,
 ) -> None:
     """Write a docker-compose file serving ENVS from the simulator image (loopback ports only,
-    no capabilities, no privilege gain, memory, process and CPU limits, a sized /tmp)."""
+    no capabilities, no privilege gain, memory, process and CPU limits, a sized /tmp). A folder
+    or spec file of yours is mounted read-only into its service."""
     with user_errors(SimulatorError):
+        root = find_project_root(project_dir) if build else None
+        # what the image holds by name: the one built from this checkout, or (--no-build) the kit's own
+        image_names = image_environments(envs_source(root), root / "envs") if root else image_environments()
+        mounts = _mounts(envs, image_names, output.parent)
         context_rel: str | None = None
         args: dict[str, str] = {}
-        if build:
-            context_rel, args = _prepare_build_section(envs, output, base, project_dir)
+        if root is not None:
+            context_rel, args = _prepare_build_section(root, output, base)
         reference = image or default_image_tag()
         if pin and not build:
             reference = pinned_reference(reference)
         plan = ComposePlan(
             envs=tuple(envs), image=reference, port_base=port_base, seed=seed,
             build_context=context_rel, build_args=tuple(args.items()), mcp=mcp, mcp_port_base=mcp_port_base,
+            mounts=mounts,
             hardening=Hardening(mem_limit=mem_limit, pids_limit=pids_limit, cpus=cpus, tmpfs_size=tmpfs_size),
         )  # fmt: skip
         text = render_compose(plan)
@@ -142,18 +151,16 @@ def compose_command(
     console.print(escape(f"start with: docker compose -f {output} up -d"), highlight=False)
 
 
-def _prepare_build_section(envs: list[str], output: Path, base: str | None,
-                           project_dir: Path | None) -> tuple[str, dict[str, str]]:
-    """Check that the image ships ``envs``, write the build context next to ``output``; the
-    context (relative to the compose file) and the build args."""
-    root = find_project_root(project_dir)
-    envs_dir = envs_source(root)
-    available = sorted(p.name for p in envs_dir.iterdir() if p.is_dir()) if envs_dir.is_dir() else []
-    unknown = check_envs(envs, available)
-    if unknown:
-        raise SimulatorError(
-            f"not shipped environments: {', '.join(unknown)}; the image ships: {', '.join(available) or 'none'}"
-        )
+def _mounts(envs: list[str], image_names: set[str], compose_dir: Path) -> tuple[tuple[str, ComposeMount], ...]:
+    """The folders to mount, by env: every env the image does not hold by name (an unknown name
+    is an error naming what the image ships)."""
+    found = ((env, env_mount(env, image_names)) for env in envs)
+    return tuple((env, compose_mount(mount, compose_dir)) for env, mount in found if mount is not None)
+
+
+def _prepare_build_section(root: Path, output: Path, base: str | None) -> tuple[str, dict[str, str]]:
+    """Write the build context next to ``output``; the context (relative to the compose file)
+    and the build args."""
     context = output.parent.resolve() / CONTEXT_DIR_NAME
     with console.status(f"preparing the build context in {context}"):
         prepare_context(context, project_root=root, on_event=_build_printer(False))

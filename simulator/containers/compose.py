@@ -1,14 +1,18 @@
-"""A docker-compose file serving shipped environments from the simulator image (pure rendering).
+"""A docker-compose file serving environments from the simulator image (pure rendering).
 
-The output uses the compose file format 3.8 subset that both `docker compose` (v2) and the
-python `docker-compose` (v1) accept, and is byte-deterministic for the same arguments: keys
-in a fixed order, no timestamps, paths relative to the compose file.
+Shipped environments are served by name; an environment folder (or a bare spec file's folder)
+of the host is mounted read-only into its service (see
+:mod:`simulator.sandboxes.backends.mounts`). The output uses the compose file format 3.8 subset
+that both `docker compose` (v2) and the python `docker-compose` (v1) accept, and is
+byte-deterministic for the same arguments: keys in a fixed order, no timestamps, paths relative
+to the compose file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -23,7 +27,9 @@ from simulator.sandboxes.backends.base import (
     Hardening,
     ServiceRequest,
     plan_requests,
+    service_name,
 )
+from simulator.sandboxes.backends.mounts import EnvMount
 
 COMPOSE_VERSION = "3.8"
 DEFAULT_PORT_BASE = 8000
@@ -40,6 +46,29 @@ HEALTH_TEST = [
 
 
 @dataclass(frozen=True, slots=True)
+class ComposeMount:
+    """An environment served from a host folder: the folder as the compose file writes it
+    (relative to the file where possible), where the container sees it (read-only) and what
+    ``TOOLGRAD_ENV`` names there."""
+
+    source: str
+    target: str
+    toolgrad_env: str
+
+
+def compose_mount(mount: EnvMount, compose_dir: Path) -> ComposeMount:
+    """``mount`` as written in a compose file in ``compose_dir``: the host folder relative to it
+    (``./my-env``, ``../apis/my-env``) unless the two share nothing below ``/`` (then absolute)."""
+    source, here = mount.source.resolve(), compose_dir.resolve()
+    if os.path.commonpath([source, here]) == source.anchor:
+        written = source.as_posix()
+    else:
+        relative = Path(os.path.relpath(source, here)).as_posix()
+        written = relative if relative.startswith("..") else f"./{relative}".removesuffix("/.")
+    return ComposeMount(written, mount.target, mount.toolgrad_env)
+
+
+@dataclass(frozen=True, slots=True)
 class ComposePlan:
     """Everything a compose file depends on."""
 
@@ -53,10 +82,17 @@ class ComposePlan:
     hardening: Hardening = field(default_factory=Hardening)
     mcp: bool = False  # also an MCP (streamable HTTP) service per environment, named <service>-mcp
     mcp_port_base: int | None = None  # None: port_base + MCP_PORT_OFFSET
+    mounts: tuple[tuple[str, ComposeMount], ...] = ()  # env (as in ``envs``) -> its mounted folder
 
     def first_mcp_port(self) -> int:
         """Where the MCP service of environment 0 is published (the others follow)."""
         return self.port_base + MCP_PORT_OFFSET if self.mcp_port_base is None else self.mcp_port_base
+
+
+def _served(env: str, plan: ComposePlan) -> str:
+    """What the container serves for ``env``: its name, or the path of its mounted folder or spec."""
+    mount = dict(plan.mounts).get(env)
+    return env if mount is None else mount.toolgrad_env
 
 
 def _service(env: str, name: str, port: int, plan: ComposePlan) -> dict[str, Any]:
@@ -67,7 +103,7 @@ def _service(env: str, name: str, port: int, plan: ComposePlan) -> dict[str, Any
             build["args"] = dict(plan.build_args)
         service["build"] = build
     service["environment"] = {
-        "TOOLGRAD_ENV": env, "TOOLGRAD_SEED": str(plan.seed),
+        "TOOLGRAD_ENV": _served(env, plan), "TOOLGRAD_SEED": str(plan.seed),
         # bound to 0.0.0.0 inside, the control API is closed: set the token when starting the
         # stack, or read the generated one from `docker compose logs`
         "TOOLGRAD_SIM_ADMIN_TOKEN": "${TOOLGRAD_SIM_ADMIN_TOKEN:-}",
@@ -75,6 +111,9 @@ def _service(env: str, name: str, port: int, plan: ComposePlan) -> dict[str, Any
     }
     # Loopback only: a simulator is a test fixture, never a public service.
     service["ports"] = [f"127.0.0.1:{port}:{CONTAINER_PORT}"]
+    mount = dict(plan.mounts).get(env)
+    if mount is not None:
+        service["volumes"] = [f"{mount.source}:{mount.target}:ro"]
     service["read_only"] = True
     hardening = plan.hardening
     service["tmpfs"] = [f"/tmp:{hardening.tmpfs_options}"]
@@ -99,7 +138,7 @@ def _mcp_service(env: str, name: str, port: int, plan: ComposePlan) -> dict[str,
     """The environment served by `toolgrad sim mcp` over streamable HTTP (at /mcp), from the same
     image; its own simulator, so its sessions are apart from the HTTP service's."""
     service = _service(env, name, port, plan)
-    command = ["toolgrad", "sim", "mcp", env, "--transport", "http", "--host", "0.0.0.0",
+    command = ["toolgrad", "sim", "mcp", _served(env, plan), "--transport", "http", "--host", "0.0.0.0",
                "--port", str(CONTAINER_PORT), "--seed", str(plan.seed)]  # fmt: skip
     return {"image": service.pop("image"), **({"build": service.pop("build")} if "build" in service else {}),
             "entrypoint": command, **service}
@@ -131,6 +170,9 @@ def render_compose(plan: ComposePlan) -> str:
         "# Start: docker compose -f THIS_FILE up -d   (or docker-compose -f THIS_FILE up -d)\n"
         "# Stop:  docker compose -f THIS_FILE down\n"
     )
+    if plan.mounts:
+        header += "# Mounted read-only (host folder, relative to this file -> container path):\n"
+        header += "".join(f"#   {service_name(env)}: {m.source} -> {m.target}\n" for env, m in plan.mounts)
     body = yaml.safe_dump(compose_document(plan), sort_keys=False, default_flow_style=False, width=1000)
     return header + body
 
@@ -154,7 +196,3 @@ def _mcp_requests(plan: ComposePlan) -> list[ServiceRequest]:
                            f"ports {plan.port_base}-{plan.port_base + count - 1}: choose another --mcp-port-base")
     return requests
 
-
-def check_envs(envs: Sequence[str], available: Sequence[str]) -> list[str]:
-    """The envs that are not shipped (not in ``available``)."""
-    return [env for env in envs if env not in set(available)]

@@ -20,8 +20,9 @@ An environment directory (``envs/<name>/``) holds the spec and an ``env.yaml``::
 The spec (and every file it references) must lie inside the environment's folder (or a folder
 in ``$TOOLGRAD_SPEC_ROOTS``); see :mod:`simulator.spec.confine`.
 
-``resolve_environment`` accepts a shipped environment's name, an environment directory or a
-spec file (a bare spec gets the defaults).
+``load_environment`` accepts a shipped environment's name, an environment directory or a
+spec file (a bare spec gets the defaults). An environment is named after its folder (or
+``name:`` in env.yaml); a bare spec file after its ``info.title`` (:func:`bare_spec_name`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import dataclasses
 import datetime as dt
 import hashlib
 import os
+import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -246,6 +249,21 @@ def _spec_in(directory: Path, data: dict[str, Any]) -> Path:
     )
 
 
+_NOT_IN_NAME = re.compile(r"[^a-z0-9]+")
+MAX_TITLE_NAME = 64
+
+
+def bare_spec_name(title: str, stem: str) -> str:
+    """A bare spec file's environment name: its ``info.title`` (a ToolBench file's tool name) in
+    lower-case ASCII, each run of other characters one ``-`` (``Swagger Petstore - OpenAPI 3.0`` ->
+    ``swagger-petstore-openapi-3-0``), at most 64 characters; the file's stem when the spec has no
+    title (the loader then titles it with the stem) or nothing of it is left."""
+    if title == stem:
+        return stem
+    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
+    return _NOT_IN_NAME.sub("-", ascii_title)[:MAX_TITLE_NAME].strip("-") or stem
+
+
 def is_plain_name(ref: str) -> bool:
     """True for a name that cannot be a path elsewhere (``petstore``, not ``/dev/zero`` or ``../x``):
     what an environment named by untrusted input (a dataset's provenance) must be."""
@@ -287,14 +305,14 @@ def _load_cached(path: str, mtime_ns: int, seed: int | None) -> Environment:
         )
     else:
         spec = load_spec(p)
-        env = Environment(name=p.stem, spec=spec)
+        env = Environment(name=bare_spec_name(spec.title, p.stem), spec=spec)
     return env if seed is None else env.with_seed(seed)
 
 
 def load_environments(refs: Iterable[str | Path], *, seed: int | None = None) -> dict[str, Environment]:
     """Each reference's environment, by name. Two references that load under one name (two
-    specs both called ``openapi.yaml``, say) are refused with both paths named: one would
-    silently replace the other."""
+    folders both called ``my-api``, two bare specs with one title) are refused with both paths
+    named: one would silently replace the other."""
     found: dict[str, tuple[Path, Environment]] = {}
     for ref in refs:
         path = resolve_path(ref)
@@ -302,7 +320,8 @@ def load_environments(refs: Iterable[str | Path], *, seed: int | None = None) ->
         if env.name in found and found[env.name][0] != path:
             raise UnknownEnvironmentError(
                 f"two environments are named {env.name!r}: {found[env.name][0]} and {path}; put each spec in "
-                "a folder of its own (the folder's name is the environment's name)")
+                "a folder of its own, named as you want the environment named (a bare spec file is named "
+                "after its info.title)")
         found[env.name] = (path, env)
     return {name: env for name, (_, env) in found.items()}
 

@@ -86,9 +86,13 @@ def test_plan_requests_numbers_ports_and_rejects_duplicates() -> None:
         plan_requests([], seed=0, port_base=None)
 
 
-def test_service_name_is_safe_for_containers() -> None:
+def test_service_name_is_safe_for_containers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert service_name("petstore") == "petstore"
     assert service_name("/specs/Swagger Petstore v3.yaml") == "swagger-petstore-v3"
+    assert service_name("./My_API/") == "my_api"
+    (tmp_path / "My-Env").mkdir()
+    monkeypatch.chdir(tmp_path / "My-Env")
+    assert service_name(".") == "my-env" and service_name("./") == "my-env", "the current folder's name"
 
 
 # --- running servers -----------------------------------------------------------------------------

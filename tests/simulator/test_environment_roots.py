@@ -53,17 +53,40 @@ def test_an_unset_or_missing_envs_dir_leaves_the_shipped_set(tmp_path: Path, mon
 
 
 def test_two_specs_with_one_name_are_refused_naming_both(tmp_path: Path) -> None:
-    """Bad input: two different specs both called openapi.yaml, passed together."""
+    """Bad input: two different specs with one info.title (two versions of the Petstore), passed together."""
     from simulator.environments.environment import load_environments
 
     first, second = tmp_path / "a" / "openapi.yaml", tmp_path / "b" / "openapi.yaml"
-    for spec, source in ((first, "petstore"), (second, "tictactoe")):
+    text = (PETSTORE / "openapi.yaml").read_text()
+    for spec, version in ((first, "1.0.0"), (second, "2.0.0")):
         spec.parent.mkdir()
-        shutil.copy(shipped_root() / source / "openapi.yaml", spec)
+        spec.write_text(text.replace("  version: ", f"  version: {version}-was-", 1))
+    assert first.read_text() != second.read_text()
     with pytest.raises(UnknownEnvironmentError) as error:
         load_environments([first, second])
     assert str(first) in str(error.value) and str(second) in str(error.value), error.value
-    assert list(load_environments([first, first])) == ["openapi"], "the same spec twice is one environment"
+    assert "info.title" in str(error.value)
+    assert list(load_environments([first, first])) == ["swagger-petstore-openapi-3-0"], "one spec twice is one"
+
+
+def test_a_bare_spec_is_named_after_its_title_and_a_folder_after_itself(tmp_path: Path) -> None:
+    from simulator.environments.environment import bare_spec_name, load_environment, load_environments
+
+    tictactoe = shipped_root() / "tictactoe" / "openapi.yaml"  # info.title: Tic Tac Toe
+    spec = tmp_path / "openapi.yaml"
+    shutil.copy(tictactoe, spec)
+    folder = make_env(tmp_path, "my-api")
+    (folder / "env.yaml").write_text("seed: 0\n")  # no name: the folder's
+    assert list(load_environments([spec, folder])) == ["tic-tac-toe", "my-api"]
+    assert load_environment(shipped_root() / "petstore").name == "petstore", "a shipped env keeps its folder's name"
+    # no title: the loader titles the spec with its stem, which is kept as it is
+    untitled = tmp_path / "My_Spec.yaml"
+    untitled.write_text(tictactoe.read_text().replace("  title: Tic Tac Toe\n", "", 1))
+    assert "title:" not in untitled.read_text().split("paths:")[0]
+    assert load_environment(untitled).name == "My_Spec"
+    assert bare_spec_name("Ärzte-API (v2)", "x") == "arzte-api-v2"
+    assert bare_spec_name("日本語", "stem") == "stem", "nothing of the title left: the stem"
+    assert bare_spec_name("a" * 100, "x") == "a" * 64
 
 
 def test_the_same_environment_found_twice_is_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,6 +11,7 @@ import re
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from simulator import __version__
@@ -195,8 +196,11 @@ _NAME_RE = re.compile(r"[^a-z0-9_.-]+")
 
 
 def service_name(env: str) -> str:
-    """A name usable for a compose service and a container: the env's last path part, lower case."""
+    """A name usable for a compose service and a container: the env's last path part (a folder's
+    name, a spec file's stem; ``.`` is the current folder's name), lower case."""
     tail = env.rstrip("/").rsplit("/", 1)[-1]
+    if tail in ("", ".", ".."):
+        tail = Path(env).resolve().name
     for suffix in (".yaml", ".yml", ".json"):
         if tail.endswith(suffix):
             tail = tail[: -len(suffix)]

@@ -42,6 +42,7 @@ from .base import (
 )
 from .health import PendingService, probe, wait_until_healthy
 from .ledger import ledger_key
+from .mounts import EnvMount, env_mount, image_environments
 
 NAME = "docker"
 ADMIN_TOKEN_ENV = "TOOLGRAD_SIM_ADMIN_TOKEN"
@@ -124,11 +125,14 @@ class DockerBackend:
         self, requests: Sequence[ServiceRequest], *, timeout: float, on_event: EventHandler
     ) -> list[ServiceHandle]:
         self.ensure_image()
+        # before any container starts: a folder or spec of the host is mounted read-only
+        shipped = image_environments()
+        mounts = {request.env: env_mount(request.env, shipped, strict=False) for request in requests}
         created: list[Any] = []
         handles: list[ServiceHandle] = []
         try:
             for request in requests:
-                container, handle = self._run(request, created, on_event)
+                container, handle = self._run(request, mounts[request.env], created, on_event)
                 handles.append(handle)
                 failure = wait_until_healthy(
                     [
@@ -152,32 +156,32 @@ class DockerBackend:
         return handles
 
     def _run(
-        self, request: ServiceRequest, created: list[Any], on_event: EventHandler
+        self, request: ServiceRequest, mount: EnvMount | None, created: list[Any], on_event: EventHandler
     ) -> tuple[Any, ServiceHandle]:
         if request.host_port is not None:
             if not port_is_free(request.host_port, HOST):
                 raise PortInUseError(request.name, request.host_port)
-            return self._run_on(request, request.host_port, created, on_event)
+            return self._run_on(request, mount, request.host_port, created, on_event)
         # A concrete port, not docker's ephemeral one: docker picks a new ephemeral port on every
         # restart, which would leave the handle's URL stale. Retry if another process wins a race.
         for attempt in range(AUTO_PORT_TRIES):
             port = free_port(HOST)
             try:
-                return self._run_on(request, port, created, on_event)
+                return self._run_on(request, mount, port, created, on_event)
             except PortInUseError:
                 if attempt + 1 == AUTO_PORT_TRIES:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _run_on(
-        self, request: ServiceRequest, port: int, created: list[Any], on_event: EventHandler
+        self, request: ServiceRequest, mount: EnvMount | None, port: int, created: list[Any], on_event: EventHandler
     ) -> tuple[Any, ServiceHandle]:
-        on_event(
-            ServiceEvent("starting", request.name, NAME, f"{request.env} from {self.image} on {HOST}:{port}")
-        )
+        mounted = f" ({mount.source} mounted read-only at {mount.target})" if mount else ""
+        on_event(ServiceEvent("starting", request.name, NAME,
+                              f"{request.env} from {self.image} on {HOST}:{port}{mounted}"))
         # the server binds 0.0.0.0 inside the container, so its control API is closed: give it a token
         token = os.environ.get(ADMIN_TOKEN_ENV) or secrets.token_urlsafe(32)
-        environment = {"TOOLGRAD_ENV": request.env, ADMIN_TOKEN_ENV: token}
+        environment = {"TOOLGRAD_ENV": mount.toolgrad_env if mount else request.env, ADMIN_TOKEN_ENV: token}
         if request.seed is not None:
             environment["TOOLGRAD_SEED"] = str(request.seed)
         container = self.client.containers.create(
@@ -185,6 +189,7 @@ class DockerBackend:
             name=f"toolgrad-sim-{request.name}-{port}",
             environment=environment,
             ports={f"{CONTAINER_PORT}/tcp": (HOST, port)},
+            volumes={str(mount.source): {"bind": mount.target, "mode": "ro"}} if mount else None,
             labels={LABEL: "1", LABEL_ENV: request.name, LABEL_BACKEND: NAME}
             | ({LABEL_LEDGER: ledger_key()} if self.detach else {}),
             read_only=True,
