@@ -8,6 +8,7 @@ turns them into terminal output.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -127,7 +128,7 @@ def compose_command(
     with user_errors(SimulatorError):
         root = find_project_root(project_dir) if build else None
         # what the image holds by name: the one built from this checkout, or (--no-build) the kit's own
-        image_names = image_environments(envs_source(root), root / "envs") if root else image_environments()
+        image_names = image_environments(envs_source(root)) if root else image_environments()
         mounts = _mounts(envs, image_names, output.parent)
         context_rel: str | None = None
         args: dict[str, str] = {}
@@ -144,7 +145,10 @@ def compose_command(
         )  # fmt: skip
         text = render_compose(plan)
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
+        # a finished file or the old one, never half of one (a kill mid-write)
+        partial = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, output)
     console.print(f"wrote {escape(str(output))} (seed {seed})", highlight=False)
     for name, url in service_urls(plan).items():
         console.print(escape(f"  {name}: {url}"), highlight=False)

@@ -218,9 +218,9 @@ def _ensure(directory: Path) -> Path:
 
 
 def envs_source(project_root: Path) -> Path:
-    """Where shipped environments come from: ``$TOOLGRAD_ENVS_DIR`` or ``<project>/envs``."""
-    explicit = os.environ.get("TOOLGRAD_ENVS_DIR")
-    return Path(explicit) if explicit else project_root / "envs"
+    """Where the image's environments come from: ``<project>/envs``, the shipped set. Folders in
+    ``$TOOLGRAD_ENVS_DIR`` add to it on the host; a container gets them mounted, not baked in."""
+    return project_root / "envs"
 
 
 DIGEST_FILE = "SOURCE_DIGEST"
