@@ -37,7 +37,7 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: benchmarks/perf/<this file>
 PETSTORE = ROOT / "envs" / "petstore"
 TOOLGRAD = Path(sys.executable).with_name("toolgrad")
 ADMIN_TOKEN = "soak-admin"  # the server is on loopback; the token only makes /_sim/usage readable

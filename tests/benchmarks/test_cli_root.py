@@ -66,6 +66,16 @@ def test_every_perf_script_is_a_bench_subcommand_with_its_own_help() -> None:
         assert f"usage: toolgrad bench {name}" in result.output
 
 
+def test_perf_scripts_find_the_environments_they_serve() -> None:
+    """The HTTP and soak benchmarks serve envs/petstore from the checkout; a move of their module
+    once pointed them at benchmarks/envs, which only failed when a benchmark was run."""
+    from benchmarks.perf import simulator, soak
+
+    for module in (simulator, soak):
+        assert (module.PETSTORE / "env.yaml").is_file(), module.__name__
+    assert simulator.PETSTORE_SPEC.is_file()
+
+
 def test_bench_passes_bad_flags_to_the_script_which_refuses_them() -> None:
     # bad input: a flag the generate benchmark does not have
     result = CliRunner().invoke(app, ["bench", "generate", "--no-such-flag"])
