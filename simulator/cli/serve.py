@@ -12,7 +12,6 @@ from simulator.errors import SimulatorError
 from simulator.service.auth import CredentialError, merge_credentials, parse_credential_flags
 from simulator.service.simulator import Simulator
 from simulator.serving.control_access import ControlPolicy
-from simulator.serving.server import bind, serve
 from simulator.state.sessions import Limits
 
 from .shell import console, escape, help_text, say
@@ -64,6 +63,8 @@ def serve_command(
     simulator = _simulator(environment, auth, credential or [], limits)
     policy = ControlPolicy.for_server(bind_host=host, auth=auth, admin_token=admin_token,
                                       allowed_hosts=allowed_host or ())
+    from simulator.serving.server import bind, serve  # uvicorn: only when serving
+
     sock = bind(host, port)  # before announcing anything: a busy port is one error, exit 2
     bound_port = sock.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
