@@ -92,7 +92,7 @@ class CompiledSchema:
                 return _fresh(hit)
             value = self._generate(seed, name, epoch, complete)
             _VALUES[key] = value
-            if len(_VALUES) > _VALUE_MEMO_SIZE:
+            while len(_VALUES) > _VALUE_MEMO_SIZE:
                 _VALUES.popitem(last=False)
             return _fresh(value)
 
