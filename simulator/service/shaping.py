@@ -8,7 +8,8 @@ schemas: every body the simulator sends has been through it and validates.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 
@@ -29,6 +30,7 @@ from .validation import compile_schema
 from .writes import is_secret_name
 
 _MAX_DEPTH = 6
+T = TypeVar("T")
 _PLANS = 4096  # schema nodes per shaper whose compiled forms are kept (each holds its node alive)
 
 
@@ -45,24 +47,14 @@ class Shaper:
             _PLANS)
 
     def validator(self, root: JSONSchema, schema: JSONSchema) -> Any:
-        key = (id(root), id(schema))
-        hit = self._validators.get(key)
-        if hit is None:
-            hit = (root, schema, compile_schema(sub_schema(root, schema)))
-            self._validators[key] = hit
-        return hit[2]
+        return _per_node(self._validators, root, schema, compile_schema)
 
     def is_valid(self, root: JSONSchema, schema: JSONSchema, value: Any) -> bool:
         return bool(self.validator(root, schema).is_valid(value))
 
     def generator(self, root: JSONSchema, schema: JSONSchema) -> CompiledSchema:
         """``schema`` (inside ``root``) compiled for generation, once per schema node."""
-        key = (id(root), id(schema))
-        hit = self._generators.get(key)
-        if hit is None:
-            hit = (root, schema, compile_generator(sub_schema(root, schema)))
-            self._generators[key] = hit
-        return hit[2]
+        return _per_node(self._generators, root, schema, compile_generator)
 
     def generate(self, root: JSONSchema, schema: JSONSchema, seed: str, name: str | None = None) -> Any:
         # records and response bodies are full representations: every top-level property
@@ -208,6 +200,16 @@ class Shaper:
                 if self.is_valid(root, schema, trial):
                     minimal = trial
         return minimal
+
+def _per_node(cache: dict[tuple[int, int], tuple[JSONSchema, JSONSchema, T]], root: JSONSchema,
+              schema: JSONSchema, compile_node: Callable[[JSONSchema], T]) -> T:
+    """``compile_node`` of ``schema`` made self-contained, once per (root, schema) node."""
+    key = (id(root), id(schema))
+    hit = cache.get(key)
+    if hit is None:
+        hit = cache[key] = (root, schema, compile_node(sub_schema(root, schema)))
+    return hit[2]
+
 
 def _property_names(schema_json: bytes) -> list[str]:
     """Every property name declared anywhere in a schema's JSON text."""
