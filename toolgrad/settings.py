@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from toolgrad.loop.sample import GeneratorConfig
+if TYPE_CHECKING:  # the loop loads when a run needs it: every `toolgrad` command imports this module
+    from toolgrad.loop.sample import GeneratorConfig
 
 LLMS = ("offline", "openai")
 EXPORT_FORMATS = ("openai", "calls", "bfcl", "hf")
@@ -58,6 +59,8 @@ class GenerateSettings(_Settings):
     output: str = "data.jsonl"
 
     def generator_config(self) -> GeneratorConfig:
+        from toolgrad.loop.sample import GeneratorConfig
+
         return GeneratorConfig(iterations=self.iterations, batch_size=self.batch_size, proposals=self.proposals)
 
     def seeds(self) -> list[int]:

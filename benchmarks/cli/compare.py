@@ -10,30 +10,17 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
-from rich.table import Table
 
-from benchmarks.baseline.compare import (
-    CompareSettings,
-    Comparison,
-    run_comparison,
-)
-from benchmarks.baseline.report import (
-    SUMMARY_HEADER,
-    group_header,
-    group_rows,
-    summary_rows,
-    write_comparison,
-)
-from benchmarks.certify.replay import BenchmarkError
 from simulator.cli.shell import console, escape, fail, help_text, stdout_console, user_errors
 from simulator.errors import SimulatorError
 from toolgrad.backends.base import ModelError
-from toolgrad.cli.render import PhaseView
 from toolgrad.settings import ToolgradError
+
+if TYPE_CHECKING:
+    from benchmarks.baseline.compare import Comparison
 
 bench_app = typer.Typer(help="Benchmarks of the generator itself: answer-first against query-first.",
                         no_args_is_help=True)
@@ -86,6 +73,15 @@ def compare_command(
     """Run ToolGrad (answer-first) and ToolBench's DFSDT (query-first) on the same environments,
     model, tool set size and budget, certify both datasets and report them side by side, per
     environment with 95% intervals (--per-env) and pooled."""
+    # imported here, not at the top: the baseline and its statistics (scipy) take a second to
+    # import, and every other command would pay it at start-up
+    from pydantic import ValidationError
+
+    from benchmarks.baseline.compare import CompareSettings, run_comparison
+    from benchmarks.baseline.report import write_comparison
+    from benchmarks.certify.replay import BenchmarkError
+    from toolgrad.cli.render import PhaseView
+
     values: dict[str, Any] = {
         "envs": env or [], "n": n, "seed": seed, "llm": llm, "model": model, "base_url": base_url, "cache": cache,
         "replay_only": replay_only, "temperature": temperature, "per_env": per_env, "iterations": iterations,
@@ -112,6 +108,10 @@ def compare_command(
 
 
 def _print(comparison: Comparison) -> None:
+    from rich.table import Table
+
+    from benchmarks.baseline.report import SUMMARY_HEADER, group_header, group_rows, summary_rows
+
     out = stdout_console()
     table = Table(*SUMMARY_HEADER, title=f"toolgrad bench compare, seed {comparison.seed}, "
                                          f"{', '.join(comparison.total.environments)}")

@@ -2,6 +2,10 @@
 
     toolgrad bench certify [--samples 200] [--repeats 5] [--workers 1]
         [--env petstore --env museum] [--data existing.jsonl]
+    toolgrad bench certify --whole-command [--repeats 3] [--baseline REV] ...
+
+``--whole-command`` times ``toolgrad certify`` as a user runs it instead, a fresh process per run,
+against git revision ``--baseline`` side by side (:mod:`benchmarks.perf.certify_command`).
 
 The dataset comes from the offline generator (``toolgrad.dataset.runner.generate_dataset``), or with
 ``--synthetic`` is synthesised by making real calls through a Toolbox (:func:`synthesise_dataset`):
@@ -197,6 +201,11 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--env", action="append", dest="envs")
     parser.add_argument("--data", type=Path)
     parser.add_argument("--synthetic", action="store_true", help="synthesise instead of generating")
+    parser.add_argument("--whole-command", action="store_true",
+                        help="time `toolgrad certify` in a fresh process per run (start-up included)")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="with --whole-command: also time git revision REV, alternating runs")
+    parser.add_argument("--startup-runs", type=int, default=5, help="with --whole-command: `toolgrad --version` runs")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         if args.data is not None:
@@ -207,6 +216,10 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             origin = "synthesised through real Toolbox calls"
         else:
             path, origin = make_dataset(args.envs or list(DEFAULT_ENVS), args.samples, Path(tmp) / "bench.jsonl")
+        if args.whole_command:
+            from .certify_command import run
+
+            return run(path, origin, repeats=args.repeats, startup_runs=args.startup_runs, baseline=args.baseline)
         walls, cpus, steps, certificate = time_certify(path, workers=args.workers, repeats=args.repeats)
     wall, cpu = statistics.median(walls), statistics.median(cpus)
     cert = orjson.loads(certificate)

@@ -9,10 +9,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from simulator.environments.environment import load_environment
-from simulator.environments.resources import describe, infer_resources
 from simulator.errors import SimulatorError
-from simulator.tools import qualified_tools, tools_for
 
 from .mcp import mcp_app
 from .serve import serve_command
@@ -23,6 +20,10 @@ sim_app = typer.Typer(help="Serve OpenAPI specs as deterministic, stateful mock 
 
 def check_one(ref: str) -> dict[str, Any]:
     """Load one spec or environment and summarise it (raises SimulatorError when it cannot)."""
+    # the spec machinery loads when a command needs it, not with every `toolgrad` command
+    from simulator.environments.environment import load_environment
+    from simulator.environments.resources import describe, infer_resources
+
     env = load_environment(ref)
     model = infer_resources(env.spec, env.overrides)
     kinds: dict[str, int] = {}
@@ -93,6 +94,9 @@ def tools(
 ) -> None:
     """Print the OpenAI function-calling tool list for a spec (one function per operation), named as
     datasets and `toolgrad eval` name them (petstore__updatePet)."""
+    from simulator.environments.environment import load_environment
+    from simulator.tools import qualified_tools, tools_for
+
     with user_errors(SimulatorError):
         environment = load_environment(spec)
     if qualify:

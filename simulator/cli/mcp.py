@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from simulator.environments.environment import load_environment
 from simulator.errors import SimulatorError, install_hint
 
 from .shell import console, escape, fail, help_text, user_errors
@@ -46,6 +45,7 @@ def mcp_command(
     missing = mcp_missing()
     if missing is not None:
         fail(missing)
+    from simulator.environments.environment import load_environment
     from simulator.serving.mcp import SandboxTools, serve_http, serve_stdio
 
     with user_errors(SimulatorError):

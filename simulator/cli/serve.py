@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from simulator.environments.environment import Environment, load_environment
 from simulator.errors import SimulatorError
-from simulator.service.auth import CredentialError, merge_credentials, parse_credential_flags
-from simulator.service.simulator import Simulator
-from simulator.serving.control_access import ControlPolicy
-from simulator.serving.server import bind, serve
-from simulator.state.sessions import Limits
 
 from .shell import console, escape, help_text, say
+
+if TYPE_CHECKING:  # the service and the server load when `sim serve` runs, not with every command
+    from simulator.environments.environment import Environment
+    from simulator.service.simulator import Simulator
 
 
 class AuthMode(StrEnum):
@@ -57,6 +55,10 @@ def serve_command(
                  "journal", default="1024"))] = None,
 ) -> None:
     """Serve an environment over HTTP (uvicorn); the control API is under /_sim (see /_sim/docs)."""
+    from simulator.environments.environment import load_environment
+    from simulator.serving.control_access import ControlPolicy
+    from simulator.serving.server import bind, serve  # uvicorn
+
     auth = auth_mode.value
     environment = load_environment(env, seed=seed)
     limits = dict(max_sessions=max_sessions, max_snapshots=max_snapshots, state_budget=state_budget,
@@ -78,6 +80,10 @@ def serve_command(
 def _simulator(environment: Environment, auth: str, credential_flags: list[str],
                limit_flags: dict[str, int | None]) -> Simulator:
     """The simulator the flags ask for: credentials and limits from env.yaml, overridden by flags."""
+    from simulator.service.auth import CredentialError, merge_credentials, parse_credential_flags
+    from simulator.service.simulator import Simulator
+    from simulator.state.sessions import Limits
+
     try:
         credentials = merge_credentials(environment.credentials, parse_credential_flags(credential_flags))
         if auth == "enforce" and not credentials:

@@ -13,9 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import docker.errors
-import requests
-
 from simulator import __version__
 from simulator.sandboxes.backends.base import BackendError, default_image_tag
 
@@ -161,9 +158,18 @@ def _run_build(
                 image_id = str(aux["ID"])
         if not image_id:
             image_id = str(engine.images.get(tag).id)
-    except (docker.errors.DockerException, requests.RequestException) as exc:
+    except _engine_errors() as exc:
         raise failed(f"{type(exc).__name__}: {exc}") from exc
     return image_id
+
+
+def _engine_errors() -> tuple[type[Exception], ...]:
+    """What a docker engine call raises when the engine fails. Imported when a call is made: the
+    docker SDK (and requests) would otherwise load with every ``toolgrad`` command."""
+    import docker.errors
+    import requests
+
+    return docker.errors.DockerException, requests.RequestException
 
 
 INSTALL_STAGE_LABEL = "toolgrad.sim.stage=install"
@@ -174,17 +180,17 @@ def _prune_superseded_stages(engine: Any) -> int:
     """Remove superseded images: dangling install stages but the newest (the next build's cache), old finals."""
     try:
         stages = engine.images.list(filters={"dangling": True, "label": INSTALL_STAGE_LABEL})
-    except (docker.errors.DockerException, requests.RequestException):
+    except _engine_errors():
         return 0
     stages.sort(key=lambda image: str(image.attrs.get("Created", "")), reverse=True)
     try:
         # Final images lose their tag to a newer build and are of no further use.
         finals = engine.images.list(filters={"dangling": True, "label": FINAL_IMAGE_LABEL})
-    except (docker.errors.DockerException, requests.RequestException):
+    except _engine_errors():
         finals = []
     removed = 0
     for image in [*stages[1:], *finals]:
-        with contextlib.suppress(docker.errors.DockerException, requests.RequestException):
+        with contextlib.suppress(*_engine_errors()):
             engine.images.remove(image.id, noprune=False)
             removed += 1
     return removed
@@ -195,7 +201,8 @@ def pinned_reference(image: str) -> str:
     else ``image`` unchanged. A tag can be moved to other bytes; an ID cannot."""
     from simulator.sandboxes.backends.docker import connect
 
+    failures: tuple[type[Exception], ...] = (BackendError, *_engine_errors())
     try:
         return str(connect(timeout=10).images.get(image).id)
-    except (BackendError, docker.errors.DockerException, requests.RequestException):
+    except failures:
         return image  # no engine or no such image: the tag is all there is

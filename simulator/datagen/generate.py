@@ -51,6 +51,7 @@ DEFAULT_EPOCH = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
 
 _ATTEMPTS = 5
 _CACHE_SIZE = 256
+_VALUE_MEMO_SIZE = 4096  # ~3 KB each on average (1,000 certified samples): ~12 MB
 
 
 class CompiledSchema:
@@ -76,26 +77,57 @@ class CompiledSchema:
         epoch: datetime.datetime = DEFAULT_EPOCH,
         complete: bool = False,
     ) -> Any:
-        """A valid value for ``seed``; see :func:`generate_value`."""
+        """A valid value for ``seed``; see :func:`generate_value`. The caller owns the value
+        (a fresh copy: mutating it changes no later result)."""
         if epoch.tzinfo is None:
             epoch = epoch.replace(tzinfo=datetime.UTC)
-        reason = "no attempt was made"
+        # the value is a pure function of these (see the module docstring): a replayed request
+        # asks for the same value again, so it is remembered (bounded; a forgotten one comes back
+        # the same). The key holds this object, so no other schema can ever share its entries.
+        key = (self, str(seed), name, epoch.isoformat(), complete)
         with GENERATION_LOCK:
-            for attempt in range(_ATTEMPTS):
-                run = Generation(self._plan, f"{seed}#{attempt}" if attempt else str(seed), epoch)
-                if complete:
-                    run.fill_path = ""  # the root object: every property, not a random selection
-                try:
-                    value = run.generate(self.schema, "", name, 0)
-                except GenerationError as error:
-                    if not error.retryable:
-                        raise
-                    reason = str(error)
-                    continue
-                if self._plan.validator.is_valid(value):
-                    return value
-                reason = _first_error(self._plan.validator, value)
+            hit = _VALUES.get(key, _MISSING)
+            if hit is not _MISSING:
+                _VALUES.move_to_end(key)
+                return _fresh(hit)
+            value = self._generate(seed, name, epoch, complete)
+            _VALUES[key] = value
+            while len(_VALUES) > _VALUE_MEMO_SIZE:
+                _VALUES.popitem(last=False)
+            return _fresh(value)
+
+    def _generate(self, seed: str, name: str | None, epoch: datetime.datetime, complete: bool) -> Any:
+        reason = "no attempt was made"
+        for attempt in range(_ATTEMPTS):
+            run = Generation(self._plan, f"{seed}#{attempt}" if attempt else str(seed), epoch)
+            if complete:
+                run.fill_path = ""  # the root object: every property, not a random selection
+            try:
+                value = run.generate(self.schema, "", name, 0)
+            except GenerationError as error:
+                if not error.retryable:
+                    raise
+                reason = str(error)
+                continue
+            if self._plan.validator.is_valid(value):
+                return value
+            reason = _first_error(self._plan.validator, value)
         raise GenerationError(f"no valid value after {_ATTEMPTS} attempts (seed {seed!r}): {reason}")
+
+
+_MISSING = object()
+# (compiled schema, seed, name, epoch, complete) -> value, least recently used first
+_VALUES: OrderedDict[tuple[CompiledSchema, str, str | None, str, bool], Any] = OrderedDict()
+
+
+def _fresh(value: Any) -> Any:
+    """A copy of a JSON value's containers (its scalars are immutable), so a caller that
+    mutates what it was given cannot change the memo."""
+    if isinstance(value, dict):
+        return {k: _fresh(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fresh(v) for v in value]
+    return value
 
 
 def _first_error(validator: Any, value: Any) -> str:

@@ -8,11 +8,13 @@ schemas: every body the simulator sends has been through it and validates.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 
-from simulator.datagen.generate import generate_value
+from simulator.datagen.generate import CompiledSchema
+from simulator.datagen.generate import compile_schema as compile_generator
 from simulator.spec.model import JSONSchema
 from simulator.spec.navigation import (
     array_items,
@@ -22,35 +24,41 @@ from simulator.spec.navigation import (
     required_properties,
     sub_schema,
 )
+from simulator.state.memo import BoundedMemo
 
 from .validation import compile_schema
 from .writes import is_secret_name
 
 _MAX_DEPTH = 6
+T = TypeVar("T")
+_PLANS = 4096  # schema nodes per shaper whose compiled forms are kept (each holds its node alive)
 
 
 class Shaper:
     def __init__(self, epoch: dt.datetime) -> None:
         self.epoch = epoch
-        # (id(root), id(schema)) -> (root, schema, validator); holding the dicts keeps ids unique
-        self._validators: dict[tuple[int, int], tuple[JSONSchema, JSONSchema, Any]] = {}
+        # (id(root), id(schema)) -> (root, schema, compiled): holding the dicts keeps their ids
+        # unique while the entry lives; spec schemas are never mutated. Bounded, because a caller
+        # may pass a fresh dict ({"type": "object"} for a resource without a schema) each time.
+        self._validators: dict[tuple[int, int], tuple[JSONSchema, JSONSchema, Any]] = BoundedMemo(_PLANS)
+        self._generators: dict[tuple[int, int], tuple[JSONSchema, JSONSchema, CompiledSchema]] = BoundedMemo(_PLANS)
         # (id(root), id(schema)) -> (root, schema, (has writeOnly members, has secret-named members))
-        self._write_only: dict[tuple[int, int], tuple[JSONSchema, JSONSchema, tuple[bool, bool]]] = {}
+        self._write_only: dict[tuple[int, int], tuple[JSONSchema, JSONSchema, tuple[bool, bool]]] = BoundedMemo(
+            _PLANS)
 
     def validator(self, root: JSONSchema, schema: JSONSchema) -> Any:
-        key = (id(root), id(schema))
-        hit = self._validators.get(key)
-        if hit is None:
-            hit = (root, schema, compile_schema(sub_schema(root, schema)))
-            self._validators[key] = hit
-        return hit[2]
+        return _per_node(self._validators, root, schema, compile_schema)
 
     def is_valid(self, root: JSONSchema, schema: JSONSchema, value: Any) -> bool:
         return bool(self.validator(root, schema).is_valid(value))
 
+    def generator(self, root: JSONSchema, schema: JSONSchema) -> CompiledSchema:
+        """``schema`` (inside ``root``) compiled for generation, once per schema node."""
+        return _per_node(self._generators, root, schema, compile_generator)
+
     def generate(self, root: JSONSchema, schema: JSONSchema, seed: str, name: str | None = None) -> Any:
         # records and response bodies are full representations: every top-level property
-        return generate_value(sub_schema(root, schema), seed, name=name, epoch=self.epoch, complete=True)
+        return self.generator(root, schema).generate(seed, name=name, epoch=self.epoch, complete=True)
 
     def conform(
         self,
@@ -133,19 +141,22 @@ class Shaper:
     def _conform_array(self, root: JSONSchema, schema: JSONSchema, resolved: JSONSchema, hint: Any, seed: str,
                        name: str | None, depth: int) -> Any:
         """Each hinted item conformed in turn, within ``maxItems``, topped up to ``minItems``."""
-        items = array_items(root, resolved) or {}
-        base = self.generate(root, schema, seed, name)
+        # the generated array is needed only to top up or to replace an invalid result: not
+        # generated otherwise (a list response's hinted records usually make it valid as it is)
         if not isinstance(hint, list):
-            return base
+            return self.generate(root, schema, seed, name)
+        items = array_items(root, resolved) or {}
         limit = resolved.get("maxItems")
         values = [
             self._conform(root, items, h, f"{seed}/{i}", depth=depth + 1)
             for i, h in enumerate(hint[:limit] if isinstance(limit, int) else hint)
         ]
         minimum = resolved.get("minItems", 0)
-        if isinstance(base, list) and len(values) < minimum:
-            values += base[len(values) : minimum]
-        return values if self.is_valid(root, schema, values) else base
+        if len(values) < minimum:
+            base = self.generate(root, schema, seed, name)
+            if isinstance(base, list):
+                values += base[len(values) : minimum]
+        return values if self.is_valid(root, schema, values) else self.generate(root, schema, seed, name)
 
     def _conform_object(self, root: JSONSchema, schema: JSONSchema, resolved: JSONSchema, hint: Any, seed: str,
                         inputs: dict[str, Any] | None, name: str | None, keep_extra: bool, depth: int) -> Any:
@@ -189,6 +200,16 @@ class Shaper:
                 if self.is_valid(root, schema, trial):
                     minimal = trial
         return minimal
+
+def _per_node(cache: dict[tuple[int, int], tuple[JSONSchema, JSONSchema, T]], root: JSONSchema,
+              schema: JSONSchema, compile_node: Callable[[JSONSchema], T]) -> T:
+    """``compile_node`` of ``schema`` made self-contained, once per (root, schema) node."""
+    key = (id(root), id(schema))
+    hit = cache.get(key)
+    if hit is None:
+        hit = cache[key] = (root, schema, compile_node(sub_schema(root, schema)))
+    return hit[2]
+
 
 def _property_names(schema_json: bytes) -> list[str]:
     """Every property name declared anywhere in a schema's JSON text."""

@@ -96,3 +96,34 @@ def test_quiet_silences_progress_and_keeps_results_and_errors(tmp_path: Path) ->
     failed = subprocess.run([sys.executable, "-m", "toolgrad", "--quiet", "export", str(data), "-o",
                              str(tmp_path / "x")], capture_output=True, text=True, timeout=120, env=no_format)
     assert failed.returncode == 2 and "error: --format is required" in failed.stderr
+
+
+# what only one command needs: the DFS baseline and its statistics (scipy), the model client,
+# the HTTP server, the docker SDK
+_HEAVY = ("benchmarks.baseline", "benchmarks.evaluate", "scipy", "numpy", "openai", "uvicorn", "docker")
+_IMPORTED_AT_EXIT = """
+import atexit, sys
+atexit.register(lambda: print("imported:", *sorted(m for m in sys.modules if m.startswith({heavy!r}))))
+sys.argv = ["toolgrad", *{args!r}]
+from benchmarks.cli.app import main
+main()
+"""
+
+
+def _heavy_imports(args: list[str]) -> tuple[int, list[str]]:
+    code = _IMPORTED_AT_EXIT.format(heavy=_HEAVY, args=args)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    marked = [line.split()[1:] for line in done.stdout.splitlines() if line.startswith("imported:")]
+    assert marked, done.stderr
+    return done.returncode, marked[-1]
+
+
+def test_start_up_and_certify_import_no_other_command_s_machinery(dataset_path: Path, tmp_path: Path) -> None:
+    assert _heavy_imports(["--help"]) == (0, [])
+    assert _heavy_imports(["--version"]) == (0, [])
+    assert _heavy_imports(["certify", str(dataset_path), "-o", str(tmp_path / "cert.json")]) == (0, [])
+    assert (tmp_path / "cert.json").is_file()
+    # bad input (no such dataset) still ends in one error line and exit 2, not a traceback
+    done = subprocess.run([sys.executable, "-m", "benchmarks.cli.app", "certify", str(tmp_path / "missing.jsonl")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "error" in done.stderr.lower()

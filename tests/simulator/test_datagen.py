@@ -757,6 +757,43 @@ def test_threads_get_the_same_values_as_one_thread() -> None:
     assert all(result == expected for result in results.values())
 
 
+def test_a_remembered_value_is_the_value_computed_afresh_and_the_caller_owns_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import simulator.datagen.generate as datagen
+
+    datagen._VALUES.clear()
+    computed = generate_value(DETERMINISM_SCHEMA, "memo", name="user", complete=True)
+    expected = json.dumps(computed, sort_keys=True)
+
+    def scribble(value: Any) -> None:  # a caller that mutates what it was given, at every depth
+        if isinstance(value, dict):
+            for member in value.values():
+                scribble(member)
+            value["scribbled"] = True
+        elif isinstance(value, list):
+            for member in value:
+                scribble(member)
+            value.append("scribbled")
+
+    scribble(computed)
+    remembered = generate_value(DETERMINISM_SCHEMA, "memo", name="user", complete=True)
+    assert json.dumps(remembered, sort_keys=True) == expected
+    # name, completeness and epoch are each part of the key: every variant is its own fresh value
+    compiled = compile_schema(DETERMINISM_SCHEMA)
+    later = datetime.datetime(2030, 6, 1, tzinfo=datetime.UTC)
+    for name, complete, epoch in (("account", True, DEFAULT_EPOCH), ("user", False, DEFAULT_EPOCH),
+                                  ("user", True, later)):
+        assert json.dumps(generate_value(DETERMINISM_SCHEMA, "memo", name=name, complete=complete, epoch=epoch),
+                          sort_keys=True) == json.dumps(compiled._generate("memo", name, epoch, complete),
+                                                        sort_keys=True)
+    # bounded: beyond the limit the oldest values are forgotten, and come back the same
+    monkeypatch.setattr(datagen, "_VALUE_MEMO_SIZE", 3)
+    for i in range(10):
+        generate_value(DETERMINISM_SCHEMA, f"many-{i}")
+    assert len(datagen._VALUES) <= 3
+    assert json.dumps(generate_value(DETERMINISM_SCHEMA, "memo", name="user", complete=True),
+                      sort_keys=True) == expected
+
+
 # --- real specs ------------------------------------------------------------------------------------------
 
 # Schemas in the corpus for which no valid value exists at all (checked by hand), with why;

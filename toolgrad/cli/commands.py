@@ -16,8 +16,6 @@ import typer
 
 from simulator.cli.shell import console, escape, help_text, stdout_console, user_errors
 from simulator.errors import EXIT_CODES, SimulatorError
-from toolgrad.dataset.runner import generate_dataset
-from toolgrad.exports.openai import export_dataset
 from toolgrad.settings import (
     EXPORT_ENV,
     GENERATE_ENV,
@@ -27,8 +25,6 @@ from toolgrad.settings import (
     ToolgradError,
     from_environment,
 )
-
-from .render import GenerationView
 
 _USER_ERRORS = (ToolgradError, SimulatorError)
 
@@ -73,6 +69,11 @@ def generate(
 ) -> None:
     """Generate answer-first tool-use samples (resumable; same seed, same bytes). One writer per
     output: a second run on the same file exits 2 naming the pid of the one writing it."""
+    # the loop and its renderers load when a command runs, not with every `toolgrad` command
+    from toolgrad.dataset.runner import generate_dataset
+
+    from .render import GenerationView
+
     with user_errors(*_USER_ERRORS):
         settings: GenerateSettings = from_environment(
             GenerateSettings, GENERATE_ENV, flags={"envs": "--env"}, envs=env or None, n=n, seed=seed, llm=llm,
@@ -103,6 +104,8 @@ def export(
 ) -> None:
     """Export a dataset: OpenAI fine-tuning JSONL, single-turn call lists, BFCL's layout, or a Hugging
     Face dataset repository."""
+    from toolgrad.exports.openai import export_dataset
+
     with user_errors(*_USER_ERRORS):
         settings: ExportSettings = from_environment(
             ExportSettings, EXPORT_ENV, flags={"input": "DATASET"}, input=dataset, format=format, output=output,
