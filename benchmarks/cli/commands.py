@@ -128,7 +128,8 @@ def certify_command(
             if chat is not None:
                 task = progress.add_task(f"judging with {judge}", total=len(dataset.lines))
                 judged = judge_dataset(dataset, chat, lambda _: progress.advance(task))
-        certificate = build_certificate(dataset.sha256, checked, judged, judge or "")
+        certificate = build_certificate(dataset.sha256, checked, judged, judge or "",
+                                        traces_sha256=dataset.traces_sha256)
     target = output or _sidecar(data, ".certificate.json")
     write_bytes_atomic(target, certificate_bytes(certificate))
     if json_out:
@@ -172,6 +173,8 @@ def _print_certificate(certificate: Any, target: Path) -> None:
                   highlight=False, markup=False, soft_wrap=True)
     if len(failed) > 20:
         out.print(f"  ... and {len(failed) - 20} more (see the certificate)")
+    if certificate.traces != "inline":
+        out.print(f"traces: {escape(certificate.traces)}", highlight=False)
     out.print(f"certificate: {escape(str(target))}  (dataset sha256 {certificate.dataset_sha256[:16]}...)")
 
 
@@ -282,7 +285,7 @@ def eval_command(
     with user_errors(*_USER_ERRORS):
         dataset = read_dataset(data)
         if limit is not None:
-            dataset = replace(dataset, lines=dataset.lines[:limit])
+            dataset = replace(dataset, limit=limit)
         chat = _chat_model(model, base_url)
         judge_chat = _chat_model(judge, judge_base_url or base_url) if judge else None
         events = []

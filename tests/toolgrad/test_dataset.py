@@ -162,7 +162,8 @@ def test_schema_and_summary_are_written_beside_the_data(tmp_path: Path) -> None:
     assert "chains" in schema["properties"] and "provenance" in schema["properties"]
     summary = orjson.loads((tmp_path / "s.summary.json").read_bytes())
     assert summary["samples_per_second"] >= 0 and summary["wall_seconds"] > 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.jsonl", "s.schema.json", "s.summary.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "s.jsonl", "s.schema.json", "s.summary.json", "s.tools.json", "s.traces.jsonl"]
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path: Path) -> None:
@@ -272,7 +273,7 @@ def test_resuming_a_file_of_another_schema_version_is_refused(tmp_path: Path) ->
     path = tmp_path / "old.jsonl"
     generate_dataset(settings(path, n=1))
     record = orjson.loads(path.read_bytes())
-    record["schema_version"] = "1"  # as an older toolgrad wrote it
+    record["schema_version"] = "2"  # as an older toolgrad wrote it
     path.write_bytes(orjson.dumps(record) + b"\n")
-    with pytest.raises(ToolgradError, match="a schema 1 record; this toolgrad writes schema 2"):
+    with pytest.raises(ToolgradError, match="a schema 2 record; this toolgrad writes schema 3"):
         generate_dataset(settings(path, n=2))
