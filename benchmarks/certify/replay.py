@@ -343,13 +343,17 @@ class Dataset:
     def lines(self) -> DatasetLines:
         return DatasetLines(self.path, self.count, self.sha256, self.limit)
 
-    def parse(self) -> Iterator[Sample]:
+    def samples(self) -> Iterator[Sample]:
         """Every sample, in file order, one at a time (:class:`DatasetError` names the first bad line)."""
         return (parse_sample(line, self.path) for line in self.lines)
 
+    def parse(self) -> list[Sample]:
+        """Every sample in memory, in file order (for small files; :meth:`samples` streams)."""
+        return list(self.samples())
+
     def check(self) -> None:
         """Parse every line once, keeping none (:class:`DatasetError` names the first bad line)."""
-        for _ in self.parse():
+        for _ in self.samples():
             pass
 
 

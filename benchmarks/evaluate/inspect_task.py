@@ -61,7 +61,7 @@ class BenchmarkRun:
         self.dataset = read_dataset(dataset)
         self.samples: dict[str, Sample] = {}
         self.lines: dict[str, int] = {}
-        for line, sample in zip(self.dataset.lines, self.dataset.parse(), strict=True):
+        for line, sample in zip(self.dataset.lines, self.dataset.samples(), strict=True):
             key = sample.id if sample.id not in self.samples else f"{sample.id}-{line.line}"
             self.samples[key] = sample
             self.lines[key] = line.line

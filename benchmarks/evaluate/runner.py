@@ -267,7 +267,7 @@ def evaluate_dataset(dataset: Dataset, model: ChatModel, provider: SandboxProvid
     dataset.check()  # every line checked before the first model call (a streaming pass)
     failures = 0
     answered_once = False
-    for index, (line, sample) in enumerate(zip(dataset.lines, dataset.parse(), strict=True)):
+    for index, (line, sample) in enumerate(zip(dataset.lines, dataset.samples(), strict=True)):
         toolbox = provider.toolbox_for(sample.provenance.environments)
         if isinstance(toolbox, Divergence):
             raise EvaluationAborted(

@@ -87,24 +87,32 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     n = "150"
     args = ("generate", "--env", "petstore", "--n", n, "--seed", "100")
     killed = tmp_path / "killed.jsonl"
+    traces = sidecar(killed, ".traces.jsonl")
     proc = cli(*args, "-o", str(killed))
+    # a moment that differs run to run: after 5 to 20 lines, then 0 to 50 ms more
+    lines_before, extra_ms = 5 + os.urandom(1)[0] % 16, os.urandom(1)[0] % 51
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
-        if killed.exists() and killed.read_bytes().count(b"\n") >= 5:
+        if killed.exists() and killed.read_bytes().count(b"\n") >= lines_before:
             break
         time.sleep(0.005)
+    time.sleep(extra_ms / 1000)
     assert proc.poll() is None, "the run finished before it could be killed: raise n"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     data = killed.read_bytes()
     assert data.endswith(b"\n")
-    for line in data.splitlines():
-        Sample.model_validate(orjson.loads(line))
+    trace_lines = traces.read_bytes().splitlines()
+    assert len(trace_lines) >= data.count(b"\n"), f"killed after {lines_before} lines + {extra_ms} ms"
+    for line, trace in zip(data.splitlines(), trace_lines, strict=False):  # every sample's trace is there
+        sample = Sample.model_validate(orjson.loads(line))
+        assert sample.trace_sha256 == hashlib.sha256(trace).hexdigest()
     resumed = run_cli(*args, "-o", str(killed))
     assert resumed.returncode == 0, resumed.stderr.decode()
     whole = tmp_path / "whole.jsonl"
     generate_dataset(GenerateSettings(envs=["petstore"], n=int(n), seed=100, output=str(whole)))
     assert killed.read_bytes() == whole.read_bytes()
+    assert traces.read_bytes() == sidecar(whole, ".traces.jsonl").read_bytes()
     seeds = [s.seed for s in read_samples(killed)]
     assert len(seeds) == len(set(seeds))
 
