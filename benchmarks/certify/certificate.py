@@ -92,9 +92,14 @@ class CheckResult(_Record):
     @classmethod
     def of(cls, finding: Finding | None) -> CheckResult:
         if finding is None:
-            return cls(ok=True)
+            return PASSED
         return cls(ok=False, reason=finding.reason, chain=finding.chain, step=finding.step, at=finding.at,
                    value=finding.value)
+
+
+# One shared instance for every passed check (results are never changed in place, only copied):
+# a long certification keeps a verdict per sample, and most of their checks pass.
+PASSED = CheckResult(ok=True)
 
 
 class SampleVerdict(_Record):
@@ -135,8 +140,22 @@ class Certificate(_Record):
 
 def certificate_bytes(certificate: Certificate) -> bytes:
     """The certificate as written to disk: sorted keys, two-space indent, one final newline."""
-    data = certificate.model_dump(mode="json")
-    return pretty_json(data).encode()
+    return "".join(certificate_text(certificate)).encode()
+
+
+def certificate_text(certificate: Certificate) -> Iterator[str]:
+    """:func:`certificate_bytes` as text, a sample at a time (``pretty_json`` of the whole, byte
+    for byte), so writing a large certificate never holds all of its text at once."""
+    head = pretty_json(certificate.model_dump(mode="json", exclude={"samples"}) | {"samples": []})
+    before, after = head.split('\n  "samples": [],\n', 1) if certificate.samples else (head, "")
+    yield before
+    if not certificate.samples:
+        return
+    yield '\n  "samples": [\n'
+    for index, sample in enumerate(certificate.samples):
+        text = pretty_json(sample.model_dump(mode="json"))[:-1].replace("\n", "\n    ")
+        yield ("    " if index == 0 else ",\n    ") + text
+    yield "\n  ],\n" + after
 
 
 def versions() -> dict[str, str]:
@@ -205,7 +224,7 @@ def replay_sample(sample: Sample, line: int, provider: SandboxProvider,
 def _replay_result(replay: _Replay) -> CheckResult:
     d = replay.divergence
     if d is None:
-        return CheckResult(ok=True)
+        return PASSED
     return CheckResult(ok=False, reason=replay.kind, chain=d.chain, step=d.step,
                        at=d.field + (d.pointer or ""), value=d.got)
 
@@ -281,7 +300,7 @@ def with_trace_checks(checked: Iterable[CheckedSample], sidecar: Path) -> Iterat
             yield item
             continue
         got = None if line is None else trace_digest(line)
-        result = CheckResult(ok=True) if got == item.trace_sha256 else CheckResult(
+        result = PASSED if got == item.trace_sha256 else CheckResult(
             ok=False, reason="trace_mismatch" if got else "trace_missing", at="trace_sha256", value=got)
         checks = {**item.verdict.checks, "trace": result}
         verdict = item.verdict.model_copy(update={"checks": checks, "ok": item.verdict.ok and result.ok})

@@ -24,7 +24,7 @@ from simulator.canonical import pretty_json
 from simulator.cli.shell import console, escape, fail, stdout_console, user_errors
 from simulator.errors import EXIT_CODES, SimulatorError
 from toolgrad.backends.base import ChatModel
-from toolgrad.dataset.files import write_bytes_atomic, write_text_atomic
+from toolgrad.dataset.files import write_lines_atomic, write_text_atomic
 
 err = console  # stderr, silenced by --quiet
 _USER_ERRORS = (BenchmarkError, SimulatorError)
@@ -104,7 +104,7 @@ def certify_command(
 ) -> None:
     from benchmarks.certify.certificate import (
         build_certificate,
-        certificate_bytes,
+        certificate_text,
         iter_certify,
         judge_dataset,
         read_dataset,
@@ -131,9 +131,9 @@ def certify_command(
         certificate = build_certificate(dataset.sha256, checked, judged, judge or "",
                                         traces_sha256=dataset.traces_sha256)
     target = output or _sidecar(data, ".certificate.json")
-    write_bytes_atomic(target, certificate_bytes(certificate))
+    write_lines_atomic(target, (text.encode() for text in certificate_text(certificate)))  # a sample at a time
     if json_out:
-        sys.stdout.write(certificate_bytes(certificate).decode())
+        sys.stdout.writelines(certificate_text(certificate))
     else:
         _print_certificate(certificate, target)
     raise typer.Exit(0 if certificate.ok else 1)

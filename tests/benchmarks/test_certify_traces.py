@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmarks.certify import replay
-from benchmarks.certify.certificate import certify_file
+from benchmarks.certify.certificate import certificate_bytes, certify_file
 from benchmarks.cli.app import app
-from simulator.canonical import canonical_json
+from simulator.canonical import canonical_json, pretty_json
 from tests.toolgrad.test_lean_lines import as_schema_2
 from toolgrad.dataset.lines import read_samples, read_tool_table, tools_path, traces_path
 from toolgrad.exports.openai import export_dataset, export_rows
@@ -131,3 +131,16 @@ def test_the_streaming_export_equals_the_in_memory_one(dataset_path: Path, tmp_p
         assert all("function" in tool for tool in first["tools"]), "full tool specs, from the tool table"
     else:
         assert '"parameters"' in first["messages"][0]["content"], "the system prompt lists full specs"
+
+
+def test_the_certificate_text_is_pretty_json_of_the_whole(dataset_path: Path, tmp_path: Path) -> None:
+    """Written a sample at a time, the certificate is the same bytes as ``pretty_json`` of all of it
+    (with failures, and with no sample)."""
+    path = copy_dataset(dataset_path, tmp_path / "t.jsonl")
+    traces_path(path).write_bytes(traces_path(path).read_bytes().replace(b'"seed":0', b'"seed":99', 1))
+    cert = certify_file(path)
+    assert not cert.ok  # the first sample's trace line was changed
+    for each in (cert, cert.model_copy(update={"samples": []})):
+        assert certificate_bytes(each) == pretty_json(each.model_dump(mode="json")).encode()
+    result = CliRunner().invoke(app, ["certify", str(path), "-o", str(tmp_path / "c.json")])
+    assert result.exit_code == 1 and (tmp_path / "c.json").read_bytes() == certificate_bytes(cert)

@@ -106,12 +106,9 @@ def test_line_files_commit_the_sidecar_before_the_data(tmp_path: Path, monkeypat
 
 def as_schema_2(record: dict[str, Any], trace_line: bytes, table: dict[str, Any]) -> dict[str, Any]:
     """A schema-3 record as toolgrad wrote it at schema 2: trace and tool specs inline, id re-hashed."""
-    from simulator.canonical import sha256_hex, strict_canonical_json
+    from benchmarks.perf.lines import schema_2_line
 
-    old = {k: v for k, v in record.items() if k not in ("id", "trace_sha256")}
-    old.update(schema_version="2", trace=orjson.loads(trace_line)["trace"],
-               candidate_tools=[table[name] for name in record["candidate_tools"]])
-    return {**old, "id": sha256_hex(strict_canonical_json(old))}
+    return dict(orjson.loads(schema_2_line(record, trace_line, table)))
 
 
 def test_schema_2_lines_are_read_with_their_inline_trace_and_tool_specs(whole: Path) -> None:
