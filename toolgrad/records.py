@@ -9,15 +9,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from .json_values import argument_pointer
 
 # 2: argument sources are keyed by a JSON pointer into the arguments ("/body/name"), so a value
 # deep in a body can be traced; version-1 lines (keyed by top-level argument name) are read with
 # their keys turned into pointers ("petId" -> "/petId"), which names the same thing.
-SCHEMA_VERSION = "2"
-READABLE_VERSIONS = ("1", "2")
+# 3: lean lines. The iteration trace moved to the sidecar ``<data>.traces.jsonl`` (one
+# :class:`TraceLine` per sample, same order); the line keeps ``trace_sha256``, the sha256 of that
+# sidecar line (without its newline). Candidate tools are named; their OpenAI specs are stored once,
+# in ``<data>.tools.json``. Version-1 and -2 lines (``trace`` and tool specs inline) are read.
+SCHEMA_VERSION = "3"
+READABLE_VERSIONS = ("1", "2", "3")
 
 
 class _Record(BaseModel):
@@ -119,10 +131,36 @@ class Sample(_Record):
     query: str
     answer: str
     chains: list[Chain]
-    candidate_tools: list[dict[str, Any]]  # OpenAI tool specs the query was written for
-    trace: Trace
+    # qualified names of the tools the query was written for (their OpenAI specs: <data>.tools.json);
+    # schema 1 and 2 held the specs here: read as their names, the specs kept in legacy_tool_specs
+    candidate_tools: list[str]
+    # schema 1 and 2: the trace of every iteration, inline; schema 3: absent (in the sidecar)
+    trace: Trace | None = Field(default=None, exclude_if=lambda trace: trace is None)
+    # schema 3: sha256 of the sample's line in <data>.traces.jsonl (its canonical JSON, no newline)
+    trace_sha256: str = Field(default="", exclude_if=lambda digest: not digest)
     provenance: Provenance
     cost: Cost
+
+    _legacy_specs: list[dict[str, Any]] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _inline_specs(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Sample:
+        """Schema 1 and 2 held each candidate tool's OpenAI spec: read as names, specs kept aside."""
+        specs: list[dict[str, Any]] = []
+        tools = data.get("candidate_tools") if isinstance(data, dict) else None
+        if isinstance(tools, list) and tools and all(isinstance(t, dict) for t in tools):
+            specs = tools
+            data = {**data, "candidate_tools": [str((t.get("function") or {}).get("name", "")) for t in tools]}
+        sample: Sample = handler(data)
+        if specs:
+            sample._legacy_specs = specs
+        return sample
+
+    @property
+    def legacy_tool_specs(self) -> list[dict[str, Any]]:
+        """A schema-1 or -2 line's inline OpenAI tool specs (empty for schema 3: see the tool table)."""
+        return self._legacy_specs
 
     @field_validator("schema_version")
     @classmethod
@@ -134,6 +172,14 @@ class Sample(_Record):
 
     def steps(self) -> list[Step]:
         return [s for c in self.chains for s in c.steps]
+
+
+class TraceLine(_Record):
+    """One line of ``<data>.traces.jsonl``: the trace of the dataset's sample on the same line."""
+
+    schema_version: str = SCHEMA_VERSION
+    seed: int  # the sample's seed (the sidecar is in the dataset's order: seeds ascending)
+    trace: Trace
 
 
 class RunSummary(BaseModel):

@@ -167,10 +167,11 @@ class Comparison(BaseModel):
 
 def decision_count(sample: Sample) -> int:
     """The model calls a model backend would make for the sample's recorded trace."""
+    iterations = sample.trace.iterations if sample.trace is not None else []  # read with traces=True
     if sample.provenance.generator.get("method") == METHOD:
-        return len(sample.trace.iterations)
+        return len(iterations)
     total = 0
-    for it in sample.trace.iterations:
+    for it in iterations:
         total += 1  # propose
         total += sum(len(e.steps) + 1 for e in it.executions)
         total += 1 if it.selection is not None or it.failed_stage == "select" else 0
@@ -317,7 +318,7 @@ def _certify(method: str, out: Path, label: str, emit: Emit) -> tuple[list[Sampl
     of those that pass every check, and the seconds it took."""
     target = out.with_name(out.name.removesuffix(".jsonl") + ".certificate.json")
     target.unlink(missing_ok=True)
-    samples = list(read_samples(out)) if out.exists() else []
+    samples = list(read_samples(out, traces=True)) if out.exists() else []
     if not samples:
         return [], set(), 0.0
     phase = f"{label}: {method} certify"

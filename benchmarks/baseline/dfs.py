@@ -59,9 +59,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from simulator.environments.environment import shipped_environments
 from toolgrad.backends.base import ChatModel
-from toolgrad.dataset.files import LineFile, write_json_atomic
+from toolgrad.dataset.files import LineFiles, write_bytes_atomic, write_json_atomic
+from toolgrad.dataset.lines import record_lines, tool_table_bytes, tools_path, traces_path
 from toolgrad.dataset.provenance import git_revision, package_versions
-from toolgrad.dataset.runner import SCHEMA_SUFFIX, SUMMARY_SUFFIX, build_sample, encode_sample, sole_writer
+from toolgrad.dataset.runner import SCHEMA_SUFFIX, SUMMARY_SUFFIX, sole_writer
 from toolgrad.events import Event, RunFinished, RunStarted, SampleDone
 from toolgrad.loop.policy import Workflow
 from toolgrad.loop.sample import SampleOutcome, candidate_tools
@@ -149,12 +150,12 @@ def make_provenance(settings: DFSSettings, toolbox: Toolbox, llm: str) -> Proven
                       versions=package_versions(), git_revision=git_revision())
 
 
-def to_sample(toolbox: Toolbox, outcome: SearchOutcome, provenance: Provenance) -> Sample:
+def to_outcome(toolbox: Toolbox, outcome: SearchOutcome) -> SampleOutcome:
+    """The solved search as the generator's outcome (so its lines are written the same way)."""
     assert outcome.query is not None and outcome.solved
     workflow = Workflow(chains=[Chain(steps=list(outcome.steps))], query=outcome.query.text, answer=outcome.answer)
-    done = SampleOutcome(outcome.seed, workflow, outcome.trace, outcome.cost, outcome.cache_keys,
+    return SampleOutcome(outcome.seed, workflow, outcome.trace, outcome.cost, outcome.cache_keys,
                          candidate_tools(toolbox, workflow))
-    return build_sample(done, provenance)
 
 
 @dataclass(slots=True)
@@ -213,9 +214,11 @@ def generate_dfs_dataset(
         seeds = settings.seeds()
         emit(RunStarted(str(out), settings.seed, len(seeds), len(seeds), 0, sorted(toolbox.environments)))
         out.unlink(missing_ok=True)
+        traces_path(out).unlink(missing_ok=True)
         write_json_atomic(sidecar(out, SCHEMA_SUFFIX), Sample.model_json_schema())
+        write_bytes_atomic(tools_path(out), tool_table_bytes(toolbox))
         totals = _Totals()
-        writer = LineFile(out)
+        writer = LineFiles([traces_path(out), out])
         try:
             for seed in seeds:
                 tally, cost = _one_seed(toolbox, factory, seed, settings, provenance, writer)
@@ -232,7 +235,7 @@ def generate_dfs_dataset(
 
 
 def _one_seed(toolbox: Toolbox, factory: BackendFactory, seed: int, settings: DFSSettings,
-              provenance: Provenance, writer: LineFile) -> tuple[SeedTally, Cost]:
+              provenance: Provenance, writer: LineFiles) -> tuple[SeedTally, Cost]:
     backend = factory(toolbox)
     pool = draw_pool(toolbox, settings.batch_size, seed)
     try:
@@ -244,7 +247,7 @@ def _one_seed(toolbox: Toolbox, factory: BackendFactory, seed: int, settings: DF
     written = False
     if outcome.solved:
         try:
-            writer.append(encode_sample(to_sample(toolbox, outcome, provenance)))
+            writer.append(record_lines(to_outcome(toolbox, outcome), provenance))
             written = True
         except TypeError as exc:  # e.g. an integer wider than 64 bits
             error = f"the record cannot be written as canonical JSON: {exc}"

@@ -9,8 +9,16 @@ Checks (each reported separately per sample; a sample counts as passed only when
 * **solvable**, **grounded**, **coherent**: :mod:`toolgrad.validity.checks` (the same functions the
   generator's loop applies to every update), against the installed tools' schemas;
 * **unique**: no other line of the dataset has its id or its seed;
+* **trace** (schema-3 lines, when ``<data>.traces.jsonl`` is there): the sidecar's line for the
+  sample hashes to its ``trace_sha256``. Without the sidecar the chains are still replayed and
+  checked, and the certificate says the traces were not checked (``traces``); schema-1 and -2
+  lines hold their trace inline, where the id covers it.
 * **judge** (only with a judge model, :mod:`benchmarks.certify.judge`): the model says the chain and
   answer resolve the query.
+
+The dataset is read a line at a time (two streaming passes: its sha256, then the samples), so
+memory does not grow with its size. The certificate records the dataset's sha256 and the traces
+sidecar's (``traces_sha256``).
 
 The certificate is a pure function of the dataset bytes and the installed simulator (and, with
 a judge, of the judge's recorded replies): no timestamps, no paths, no timings, so the same
@@ -20,29 +28,37 @@ dataset gives the same bytes on every backend and with any number of workers.
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import multiprocessing
-import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
 
-import benchmarks
-import simulator
-import toolgrad
-from simulator.canonical import canonical_json, pretty_json
-from simulator.environments.environment import faker_version
+from simulator.canonical import canonical_json
 from simulator.errors import SimulatorError
 from toolgrad.backends.base import ChatModel
+from toolgrad.dataset.lines import TRACES_SUFFIX, complete_lines, trace_digest, traces_path
 from toolgrad.records import Sample
 from toolgrad.toolbox import Toolbox
-from toolgrad.validity.checks import CHECKS, Finding, duplicate_findings, sample_findings
+from toolgrad.validity.checks import duplicate_findings, sample_findings
 from toolgrad.validity.tool_terms import TermsOf, toolbox_terms
 
+from .certificate_record import (
+    CERTIFICATE_VERSION,
+    ORDER,
+    PASSED,
+    Certificate,
+    CheckResult,
+    SampleVerdict,
+    VerdictKind,
+    certificate_bytes,
+    certificate_text,
+    versions,
+)
 from .replay import (
     Dataset,
     DatasetLine,
@@ -57,80 +73,9 @@ from .replay import (
 )
 from .sandboxes import ProviderPlan, SandboxProvider
 
-# 2: per-sample results of every check (replay, solvable, grounded, coherent, unique[, judge])
-CERTIFICATE_VERSION = "2"
-
-VerdictKind = Literal["pass", "diverged", "fingerprint_mismatch", "environment_missing", "id_mismatch"]
-
-
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CheckResult(_Record):
-    """One check of one sample: passed, or why not, at the first offending step and value."""
-
-    ok: bool
-    reason: str = ""
-    chain: int | None = None  # the first offending step (None: the sample as a whole)
-    step: int | None = None
-    at: str = ""  # a pointer into that step's arguments, "answer", a replay field, "id" or "seed"
-    value: Any = None  # the offending value
-
-    @classmethod
-    def of(cls, finding: Finding | None) -> CheckResult:
-        if finding is None:
-            return cls(ok=True)
-        return cls(ok=False, reason=finding.reason, chain=finding.chain, step=finding.step, at=finding.at,
-                   value=finding.value)
-
-
-class SampleVerdict(_Record):
-    line: int  # 1-based line of the sample in the dataset
-    id: str
-    seed: int
-    ok: bool  # every check passed
-    verdict: VerdictKind  # the replay's verdict
-    steps: int  # steps recorded
-    replayed: int  # steps re-executed before the verdict
-    first_divergence: dict[str, Any] | None = None  # {chain, step, field, expected, got[, pointer]}
-    checks: dict[str, CheckResult] = Field(default_factory=dict)  # check name -> result, for every check run
-
-
-class Certificate(_Record):
-    schema_version: str = CERTIFICATE_VERSION
-    kind: str = "toolgrad-certificate"
-    dataset_sha256: str
-    sample_count: int
-    step_count: int
-    passed: int  # samples that pass every check
-    pass_rate: float  # passed / sample_count, 0..1
-    checks: dict[str, int]  # check name -> samples that pass it
-    judge: str = ""  # the judge model, when the judge check ran
-    verdicts: dict[str, int]  # replay verdict kind -> samples
-    environments: list[dict[str, Any]]  # installed fingerprints the dataset was checked against
-    versions: dict[str, str]
-    samples: list[SampleVerdict]  # one per sample, in file order
-
-    @property
-    def ok(self) -> bool:
-        return self.sample_count > 0 and self.passed == self.sample_count
-
-
-def certificate_bytes(certificate: Certificate) -> bytes:
-    """The certificate as written to disk: sorted keys, two-space indent, one final newline."""
-    data = certificate.model_dump(mode="json")
-    return pretty_json(data).encode()
-
-
-def versions() -> dict[str, str]:
-    return {
-        "benchmarks": benchmarks.__version__,
-        "faker": faker_version(),
-        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
-        "simulator": simulator.__version__,
-        "toolgrad": toolgrad.__version__,
-    }
+__all__ = ["CERTIFICATE_VERSION", "PASSED", "Certificate", "CheckResult", "CheckedSample", "SampleVerdict",
+           "build_certificate", "certificate_bytes", "certificate_text", "certify_file", "certify_line",
+           "certify_sample", "iter_certify", "judge_dataset", "read_dataset", "versions", "with_trace_checks"]
 
 
 # --- one sample ---------------------------------------------------------------------------------
@@ -140,6 +85,7 @@ def versions() -> dict[str, str]:
 class CheckedSample:
     verdict: SampleVerdict
     fingerprints: tuple[bytes, ...]  # canonical installed fingerprints the sample was checked against
+    trace_sha256: str = ""  # what the line says its trace line in the sidecar hashes to (schema 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +112,7 @@ def replay_sample(sample: Sample, line: int, provider: SandboxProvider,
         kind: VerdictKind = "environment_missing" if toolbox.field.startswith("environment.") \
             else "fingerprint_mismatch"
         return _Replay(kind, 0, toolbox)
-    prints = tuple(sorted(canonical_json(toolbox.sandboxes[name].fingerprint()) for name in sorted(recorded)))
+    prints = tuple(sorted(_shared(canonical_json(toolbox.sandboxes[name].fingerprint())) for name in sorted(recorded)))
     session = f"certify-{line}"
     toolbox.reset(session)
     replayed = 0
@@ -185,10 +131,18 @@ def replay_sample(sample: Sample, line: int, provider: SandboxProvider,
     return _Replay("pass", replayed, None, prints, toolbox)
 
 
+_FINGERPRINTS: dict[bytes, bytes] = {}
+
+
+def _shared(fingerprint: bytes) -> bytes:
+    """One copy of each installed fingerprint (a handful) for all the samples that keep it."""
+    return _FINGERPRINTS.setdefault(fingerprint, fingerprint)
+
+
 def _replay_result(replay: _Replay) -> CheckResult:
     d = replay.divergence
     if d is None:
-        return CheckResult(ok=True)
+        return PASSED
     return CheckResult(ok=False, reason=replay.kind, chain=d.chain, step=d.step,
                        at=d.field + (d.pointer or ""), value=d.got)
 
@@ -214,7 +168,7 @@ def certify_sample(sample: Sample, line: int, provider: SandboxProvider,
         line=line, id=sample.id, seed=sample.seed, ok=all(c.ok for c in checks.values()), verdict=replay.kind,
         steps=len(sample.steps()), replayed=replay.replayed, first_divergence=None if d is None else d.to_json(),
         checks=checks,
-    ), replay.prints)
+    ), replay.prints, sample.trace_sha256)
 
 
 def certify_line(line: DatasetLine, provider: SandboxProvider, path: Path | str = "") -> CheckedSample:
@@ -226,32 +180,58 @@ def certify_line(line: DatasetLine, provider: SandboxProvider, path: Path | str 
 # --- a dataset -----------------------------------------------------------------------------------
 
 _worker_provider: SandboxProvider | None = None
-_worker_dataset: Dataset | None = None
+_worker_path: Path | str = ""
 
 
-def _worker_init(plan: ProviderPlan | None, dataset: Dataset | None) -> None:
-    global _worker_provider, _worker_dataset
+def _worker_init(plan: ProviderPlan | None, path: Path | str) -> None:
+    global _worker_provider, _worker_path
     if plan is not None:  # else: forked, the parent's provider (warm sandboxes) is inherited
         _worker_provider = SandboxProvider.from_plan(plan)
-    if dataset is not None:  # else: forked, the parent's dataset is inherited
-        _worker_dataset = dataset
+    _worker_path = path
 
 
-def _worker_certify(index: int) -> CheckedSample:
-    assert _worker_provider is not None and _worker_dataset is not None
-    return certify_line(_worker_dataset.lines[index], _worker_provider, _worker_dataset.path)
+def _worker_certify(line: DatasetLine) -> CheckedSample:
+    assert _worker_provider is not None
+    return certify_line(line, _worker_provider, _worker_path)
 
 
 def iter_certify(dataset: Dataset, provider: SandboxProvider, *, workers: int = 1) -> Iterator[CheckedSample]:
-    """Each sample's check, in file order; :class:`DatasetError` at the first line that is not a
-    sample. With ``workers`` > 1 lines are checked in that many processes (in process: forked,
-    sharing this process's warm sandboxes; HTTP backends: reaching this process's services);
+    """Each sample's check, in file order, the dataset read a line at a time; :class:`DatasetError`
+    at the first line that is not a sample. Schema-3 samples get the trace check against the
+    traces sidecar, read in step (:func:`with_trace_checks`). With ``workers`` > 1 lines are
+    checked in that many processes (in process: forked, sharing this process's warm sandboxes;
+    HTTP backends: reaching this process's services), a bounded window of lines in flight;
     the order and the bytes of every result stay the same."""
+    yield from with_trace_checks(_checked(dataset, provider, workers), traces_path(dataset.path))
+
+
+def with_trace_checks(checked: Iterable[CheckedSample], sidecar: Path) -> Iterator[CheckedSample]:
+    """Each item, with the trace check when its sample names a trace line (schema 3) and the
+    sidecar is there: the sidecar's n-th line must hash to the n-th sample's ``trace_sha256``."""
+    lines = complete_lines(sidecar) if sidecar.is_file() else None
+    for item in checked:
+        if lines is None:
+            yield item
+            continue
+        _, line = next(lines, (0, None))
+        if not item.trace_sha256:
+            yield item
+            continue
+        got = None if line is None else trace_digest(line)
+        result = PASSED if got == item.trace_sha256 else CheckResult(
+            ok=False, reason="trace_mismatch" if got else "trace_missing", at="trace_sha256", value=got)
+        # in place: the verdict was made for this item alone (a copy costs ~1 KB a sample, kept to the end)
+        item.verdict.checks["trace"] = result
+        item.verdict.ok = item.verdict.ok and result.ok
+        yield item
+
+
+def _checked(dataset: Dataset, provider: SandboxProvider, workers: int) -> Iterator[CheckedSample]:
     if workers <= 1 or len(dataset.lines) < 2:
         for line in dataset.lines:
             yield certify_line(line, provider, dataset.path)
         return
-    global _worker_provider, _worker_dataset
+    global _worker_provider
     fork = "fork" in multiprocessing.get_all_start_methods()
     plan: ProviderPlan | None = None
     # build (in process) or start (HTTP) every sandbox once, here: forked workers inherit the
@@ -263,17 +243,18 @@ def iter_certify(dataset: Dataset, provider: SandboxProvider, *, workers: int = 
         _worker_provider = provider
     else:
         plan = provider.plan()
-    if fork:
-        _worker_dataset = dataset
     context = multiprocessing.get_context("fork" if fork else "spawn")
-    chunk = max(1, len(dataset.lines) // (workers * 4))
+    chunk = max(1, min(64, len(dataset.lines) // (workers * 4)))
+    window = chunk * workers * 8  # lines read ahead: Pool.imap would read the whole file into its queue
     if fork:
         gc.freeze()  # forked children then share the parent's heap instead of copying it page by page
     try:
-        with context.Pool(workers, initializer=_worker_init, initargs=(plan, None if fork else dataset)) as pool:
-            yield from pool.imap(_worker_certify, range(len(dataset.lines)), chunksize=chunk)
+        with context.Pool(workers, initializer=_worker_init, initargs=(plan, dataset.path)) as pool:
+            lines = iter(dataset.lines)
+            while batch := list(itertools.islice(lines, window)):
+                yield from pool.imap(_worker_certify, batch, chunksize=chunk)
     finally:
-        _worker_provider = _worker_dataset = None
+        _worker_provider = None
         if fork:
             gc.unfreeze()
 
@@ -301,25 +282,32 @@ def _installed(provider: SandboxProvider, key: tuple[str, int | None]) -> bool:
 
 
 def build_certificate(dataset_sha256: str, checked: Sequence[CheckedSample],
-                      judged: Mapping[int, CheckResult] | None = None, judge: str = "") -> Certificate:
-    """The certificate for a dataset's checks (in file order): the per-sample checks, the
-    dataset's unique check, and the judge's results by line when a judge ran."""
+                      judged: Mapping[int, CheckResult] | None = None, judge: str = "",
+                      *, traces_sha256: str | None = None) -> Certificate:
+    """The certificate for a dataset's checks (in file order): the per-sample checks (with the
+    trace check when the items carry it: :func:`iter_certify`), the dataset's unique check, and
+    the judge's results by line when a judge ran. ``traces_sha256``: the traces sidecar's."""
     duplicates = duplicate_findings([(c.verdict.line, c.verdict.id, c.verdict.seed) for c in checked])
     results = []
     for c in checked:
         checks = {**c.verdict.checks, "unique": CheckResult.of(duplicates.get(c.verdict.line))}
         if judged is not None:
             checks["judge"] = judged.get(c.verdict.line, CheckResult(ok=False, reason="not judged"))
-        ordered = {name: checks[name] for name in (*CHECKS, "judge") if name in checks}
+        ordered = {name: checks[name] for name in ORDER if name in checks}
         results.append(c.verdict.model_copy(update={"checks": ordered, "ok": all(r.ok for r in ordered.values())}))
     passed = sum(1 for r in results if r.ok)
     counts: dict[str, int] = {}
     for r in results:
         counts[r.verdict] = counts.get(r.verdict, 0) + 1
-    names = [n for n in (*CHECKS, "judge") if any(n in r.checks for r in results)]
+    names = [n for n in ORDER if any(n in r.checks for r in results)]
     prints = sorted({fp for c in checked for fp in c.fingerprints})
+    lean = any(c.trace_sha256 for c in checked)
+    traces = "inline" if not lean else "checked" if traces_sha256 is not None else \
+        f"not checked: {TRACES_SUFFIX.lstrip('.')} is missing beside the dataset"
     return Certificate(
         dataset_sha256=dataset_sha256,
+        traces=traces,
+        traces_sha256=traces_sha256,
         sample_count=len(results),
         step_count=sum(r.steps for r in results),
         passed=passed,
@@ -368,4 +356,5 @@ def certify_file(
             if on_sample is not None:
                 on_sample(item)
     judged = judge_dataset(dataset, judge) if judge is not None else None
-    return build_certificate(dataset.sha256, checked, judged, judge.model if judge is not None else "")
+    return build_certificate(dataset.sha256, checked, judged, judge.model if judge is not None else "",
+                             traces_sha256=dataset.traces_sha256)

@@ -10,6 +10,7 @@ come from (in process, local processes, containers) is
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from simulator.canonical import (
     same_value,
 )
 from simulator.spec.confine import open_regular
+from toolgrad.dataset.lines import traces_path
 from toolgrad.records import Sample, Step
 from toolgrad.toolbox import Toolbox
 
@@ -197,25 +199,64 @@ MAX_LINE_BYTES = 64 * 1024 * 1024  # one sample; a longer first line is not a da
 
 
 def read_lines(path: Path) -> tuple[str, list[DatasetLine]]:
-    """The file's sha256 and its non-blank lines; :class:`DatasetError` if it cannot be read.
+    """The file's sha256 and its non-blank lines, all in memory (a dataset is read as a
+    :class:`Dataset`, a line at a time); :class:`DatasetError` if it cannot be read."""
+    digest, _ = scan_lines(path)
+    return digest, list(iter_lines(path))
+
+
+def scan_lines(path: Path) -> tuple[str, int]:
+    """One streaming pass: the file's sha256 and its number of non-blank lines;
+    :class:`DatasetError` if it cannot be read, is not UTF-8, or does not open like a dataset.
 
     Only a regular file is read (``/dev/zero`` and pipes are refused), and its first non-blank
     line must be a JSON object of at most :data:`MAX_LINE_BYTES` before the rest is read, so a
     file that is not a dataset is refused after reading at most that much."""
+    digest = hashlib.sha256()
+    count = 0
+    with _open_dataset(path) as file:
+        head = _first_line(file, path)
+        for number, raw in enumerate(_raw_lines(head, file), start=1):
+            digest.update(raw)
+            if _text(raw, path, number).strip():
+                count += 1
+    return digest.hexdigest(), count
+
+
+def iter_lines(path: Path, *, expected_sha256: str | None = None) -> Iterator[DatasetLine]:
+    """The file's non-blank lines, one at a time. With ``expected_sha256`` (what
+    :func:`scan_lines` found), :class:`DatasetError` after the last line when the file changed
+    in between."""
+    digest = hashlib.sha256()
+    with _open_dataset(path) as file:
+        for number, raw in enumerate(_raw_lines(b"", file), start=1):
+            digest.update(raw)
+            text = _text(raw, path, number)
+            if text.strip():
+                yield DatasetLine(number, text.removesuffix("\n"))
+    if expected_sha256 is not None and digest.hexdigest() != expected_sha256:
+        raise DatasetError(f"{path}: the dataset changed while it was being read; certify a file no one writes")
+
+
+def _open_dataset(path: Path) -> BinaryIO:
     try:
         fd = open_regular(path)
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read the dataset: {exc.strerror or exc}") from exc
-    with os.fdopen(fd, "rb") as file:
-        head = _first_line(file, path)
-        data = head + file.read()
+    return os.fdopen(fd, "rb")
+
+
+def _raw_lines(head: bytes, file: BinaryIO) -> Iterator[bytes]:
+    """The lines of ``head`` (whole lines already read) and then of the rest of ``file``."""
+    yield from head.splitlines(keepends=True)
+    yield from file
+
+
+def _text(raw: bytes, path: Path, number: int) -> str:
     try:
-        text = data.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise DatasetError(f"{path}:{line}: not UTF-8 text") from exc
-    lines = [DatasetLine(i, raw) for i, raw in enumerate(text.split("\n"), start=1) if raw.strip()]
-    return hashlib.sha256(data).hexdigest(), lines
+        raise DatasetError(f"{path}:{number}: not UTF-8 text") from exc
 
 
 def _first_line(file: BinaryIO, path: Path) -> bytes:
@@ -254,7 +295,7 @@ def parse_record(line: DatasetLine, path: Path | str = "") -> tuple[Sample, dict
         detail = f"{what} at {where}" if where else what
         raise DatasetError(
             f"{path}:{line.line}: not a valid sample ({detail}); "
-            "each line must be one JSON object of the toolgrad Sample format (schema version 1)"
+            "each line must be one JSON object of the toolgrad Sample format"
         ) from exc
 
 
@@ -269,25 +310,71 @@ def record_id(record: dict[str, Any]) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class DatasetLines:
+    """A dataset's non-blank lines, read from the file each time they are iterated (one line
+    in memory at a time); ``len()`` is known from the first pass."""
+
+    path: Path
+    count: int
+    sha256: str
+    limit: int | None = None
+
+    def __len__(self) -> int:
+        return self.count if self.limit is None else min(self.count, self.limit)
+
+    def __iter__(self) -> Iterator[DatasetLine]:
+        lines = iter_lines(self.path, expected_sha256=self.sha256 if self.limit is None else None)
+        return lines if self.limit is None else itertools.islice(lines, self.limit)
+
+
+@dataclass(frozen=True, slots=True)
 class Dataset:
-    """A dataset file's sha256 and its non-blank lines; samples are parsed on demand, so a
-    long certification holds one parsed sample at a time."""
+    """A dataset file: its sha256 and number of samples (one streaming pass), and its lines,
+    read again one at a time when iterated, so memory does not grow with the file; samples are
+    parsed on demand. ``limit`` keeps only the first lines."""
 
     path: Path
     sha256: str
-    lines: list[DatasetLine]
+    count: int
+    limit: int | None = None
+    traces_sha256: str | None = None  # sha256 of <data>.traces.jsonl; None when there is none
+
+    @property
+    def lines(self) -> DatasetLines:
+        return DatasetLines(self.path, self.count, self.sha256, self.limit)
+
+    def samples(self) -> Iterator[Sample]:
+        """Every sample, in file order, one at a time (:class:`DatasetError` names the first bad line)."""
+        return (parse_sample(line, self.path) for line in self.lines)
 
     def parse(self) -> list[Sample]:
-        """Every sample, in file order (:class:`DatasetError` names the first bad line)."""
-        return [parse_sample(line, self.path) for line in self.lines]
+        """Every sample in memory, in file order (for small files; :meth:`samples` streams)."""
+        return list(self.samples())
+
+    def check(self) -> None:
+        """Parse every line once, keeping none (:class:`DatasetError` names the first bad line)."""
+        for _ in self.samples():
+            pass
 
 
 def read_dataset(path: Path) -> Dataset:
-    """The dataset's bytes split into lines; :class:`DatasetError` when unreadable or empty."""
-    digest, lines = read_lines(path)
-    if not lines:
+    """The dataset's sha256 and line count, and its traces sidecar's sha256 (streaming passes);
+    :class:`DatasetError` when unreadable or empty."""
+    digest, count = scan_lines(path)
+    if not count:
         raise DatasetError(f"{path}: the dataset has no samples")
-    return Dataset(path, digest, lines)
+    return Dataset(path, digest, count, traces_sha256=file_sha256(traces_path(path)))
+
+
+def file_sha256(path: Path) -> str | None:
+    """The sha256 of a regular file, read in blocks; None when there is none."""
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def recorded_env_refs(dataset: Dataset) -> dict[str, str]:
@@ -296,8 +383,8 @@ def recorded_env_refs(dataset: Dataset) -> dict[str, str]:
     environment folder or a spec file there. Certify and eval use them when no ``--env`` says
     otherwise."""
     try:
-        paths = orjson.loads(dataset.lines[0].text)["provenance"]["environment_paths"]
-    except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
+        paths = orjson.loads(next(iter(dataset.lines)).text)["provenance"]["environment_paths"]
+    except (orjson.JSONDecodeError, KeyError, TypeError, StopIteration):
         return {}
     refs = {}
     for name, relative in paths.items() if isinstance(paths, dict) else ():

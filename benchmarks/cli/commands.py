@@ -24,7 +24,7 @@ from simulator.canonical import pretty_json
 from simulator.cli.shell import console, escape, fail, stdout_console, user_errors
 from simulator.errors import EXIT_CODES, SimulatorError
 from toolgrad.backends.base import ChatModel
-from toolgrad.dataset.files import write_bytes_atomic, write_text_atomic
+from toolgrad.dataset.files import write_lines_atomic, write_text_atomic
 
 err = console  # stderr, silenced by --quiet
 _USER_ERRORS = (BenchmarkError, SimulatorError)
@@ -104,7 +104,7 @@ def certify_command(
 ) -> None:
     from benchmarks.certify.certificate import (
         build_certificate,
-        certificate_bytes,
+        certificate_text,
         iter_certify,
         judge_dataset,
         read_dataset,
@@ -128,11 +128,12 @@ def certify_command(
             if chat is not None:
                 task = progress.add_task(f"judging with {judge}", total=len(dataset.lines))
                 judged = judge_dataset(dataset, chat, lambda _: progress.advance(task))
-        certificate = build_certificate(dataset.sha256, checked, judged, judge or "")
+        certificate = build_certificate(dataset.sha256, checked, judged, judge or "",
+                                        traces_sha256=dataset.traces_sha256)
     target = output or _sidecar(data, ".certificate.json")
-    write_bytes_atomic(target, certificate_bytes(certificate))
+    write_lines_atomic(target, (text.encode() for text in certificate_text(certificate)))  # a sample at a time
     if json_out:
-        sys.stdout.write(certificate_bytes(certificate).decode())
+        sys.stdout.writelines(certificate_text(certificate))
     else:
         _print_certificate(certificate, target)
     raise typer.Exit(0 if certificate.ok else 1)
@@ -172,6 +173,8 @@ def _print_certificate(certificate: Any, target: Path) -> None:
                   highlight=False, markup=False, soft_wrap=True)
     if len(failed) > 20:
         out.print(f"  ... and {len(failed) - 20} more (see the certificate)")
+    if certificate.traces != "inline":
+        out.print(f"traces: {escape(certificate.traces)}", highlight=False)
     out.print(f"certificate: {escape(str(target))}  (dataset sha256 {certificate.dataset_sha256[:16]}...)")
 
 
@@ -282,7 +285,7 @@ def eval_command(
     with user_errors(*_USER_ERRORS):
         dataset = read_dataset(data)
         if limit is not None:
-            dataset = replace(dataset, lines=dataset.lines[:limit])
+            dataset = replace(dataset, limit=limit)
         chat = _chat_model(model, base_url)
         judge_chat = _chat_model(judge, judge_base_url or base_url) if judge else None
         events = []

@@ -19,7 +19,9 @@ import orjson
 from benchmarks.certify.certificate import versions
 from benchmarks.certify.replay import DatasetError, parse_sample, read_lines
 from toolgrad.backends.base import ChatModel, Completion, ModelError
+from toolgrad.dataset.lines import read_tool_table, tool_specs
 from toolgrad.records import Sample
+from toolgrad.settings import ToolgradError
 
 from .metrics import mean, values_match
 from .runner import FATAL_MODEL_ERRORS, MAX_TOKENS, REPORT_VERSION, EvaluationAborted
@@ -54,14 +56,20 @@ def _schemas(functions: Sequence[Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def call_item_from_sample(sample: Sample) -> CallItem:
-    """A dataset sample as a call-list task: its query, its candidate tools offered natively."""
+def call_item_from_sample(sample: Sample, table: Mapping[str, dict[str, Any]] | None = None,
+                          where: str = "") -> CallItem:
+    """A dataset sample as a call-list task: its query, its candidate tools offered natively
+    (their specs: inline in a schema-1 or -2 line, else from ``table``, the dataset's tool table)."""
+    try:
+        specs = tool_specs(sample, table or {}, where)
+    except ToolgradError as exc:
+        raise DatasetError(str(exc)) from None
     return CallItem(
         id=sample.id,
         messages=[{"role": "system", "content": CALLS_SYSTEM_PROMPT}, {"role": "user", "content": sample.query}],
-        tools=list(sample.candidate_tools),
+        tools=specs,
         reference=[{"name": s.tool, "arguments": dict(s.arguments)} for s in sample.steps()],
-        schemas=_schemas(sample.candidate_tools),
+        schemas=_schemas(specs),
     )
 
 
@@ -167,13 +175,14 @@ def load_call_items(path: Path) -> list[CallItem]:
     if not lines:
         raise DatasetError(f"{path}: no items")
     items = []
+    table = read_tool_table(path)
     for line in lines:
         try:
             data = orjson.loads(line.text)
         except orjson.JSONDecodeError as exc:
             raise DatasetError(f"{path}:{line.line}: not JSON: {exc}") from exc
         if isinstance(data, dict) and "chains" in data:
-            items.append(call_item_from_sample(parse_sample(line, path)))
+            items.append(call_item_from_sample(parse_sample(line, path), table, f"{path}:{line.line}"))
         else:
             items.append(call_item_from_bfcl(data, f"{path}:{line.line}"))
     return items

@@ -40,6 +40,7 @@ from benchmarks.evaluate.runner import (
     SYSTEM_PROMPT,
     EvaluationAborted,
     TrialCalls,
+    offered_specs,
     offered_tools,
     reference_run,
 )
@@ -60,7 +61,7 @@ class BenchmarkRun:
         self.dataset = read_dataset(dataset)
         self.samples: dict[str, Sample] = {}
         self.lines: dict[str, int] = {}
-        for line, sample in zip(self.dataset.lines, self.dataset.parse(), strict=True):
+        for line, sample in zip(self.dataset.lines, self.dataset.samples(), strict=True):
             key = sample.id if sample.id not in self.samples else f"{sample.id}-{line.line}"
             self.samples[key] = sample
             self.lines[key] = line.line
@@ -72,7 +73,7 @@ class BenchmarkRun:
             "line": self.lines[key],
             "reference_answer": sample.answer,
             "reference_chains": [chain.model_dump(mode="json") for chain in sample.chains],
-            "candidate_tools": [t.get("function", {}).get("name") for t in sample.candidate_tools],
+            "candidate_tools": list(sample.candidate_tools),
             "environments": sorted(sample.provenance.environments),
         }) for key, sample in self.samples.items()]  # fmt: skip
 
@@ -158,8 +159,9 @@ def sandbox_agent(dataset: str, max_steps: int = 10) -> Solver:
         sample, toolbox = run.samples[key], run.toolbox(key)
         session = f"inspect-{key}-{state.epoch}"
         toolbox.reset(session)
-        trial = TrialCalls(toolbox, session, offered_tools(sample.candidate_tools), max_steps)
-        state.tools = candidate_tools(sample.candidate_tools, trial)
+        specs = offered_specs(sample, toolbox)
+        trial = TrialCalls(toolbox, session, offered_tools(specs), max_steps)
+        state.tools = candidate_tools(specs, trial)
         stop = "model_error"  # until a completion ends the run (inspect stops on a model error or a limit)
         try:
             while True:

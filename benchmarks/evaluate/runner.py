@@ -130,6 +130,13 @@ def run_agent(model: ChatModel, query: str, tools: list[dict[str, Any]], toolbox
             return run
 
 
+def offered_specs(sample: Sample, toolbox: Toolbox) -> list[dict[str, Any]]:
+    """The OpenAI specs of the sample's candidate tools: inline in a schema-1 or -2 line, else
+    the installed tools' (the sample's environments, checked against its fingerprints, give
+    the specs its generator stored in the dataset's tool table)."""
+    return list(sample.legacy_tool_specs) or toolbox.openai_tools(sample.candidate_tools)
+
+
 def offered_tools(tools: Sequence[dict[str, Any]]) -> set[str]:
     """The names of OpenAI function-calling tool specs."""
     return {str(t.get("function", {}).get("name")) for t in tools}
@@ -257,10 +264,10 @@ def evaluate_dataset(dataset: Dataset, model: ChatModel, provider: SandboxProvid
     Raises :class:`EvaluationAborted` when a sample's environment is not the recorded one, or
     when the first trials all fail on the model server.
     """
-    samples = dataset.parse()  # every line checked before the first model call
+    dataset.check()  # every line checked before the first model call (a streaming pass)
     failures = 0
     answered_once = False
-    for index, (line, sample) in enumerate(zip(dataset.lines, samples, strict=True)):
+    for index, (line, sample) in enumerate(zip(dataset.lines, dataset.samples(), strict=True)):
         toolbox = provider.toolbox_for(sample.provenance.environments)
         if isinstance(toolbox, Divergence):
             raise EvaluationAborted(
@@ -277,7 +284,7 @@ def evaluate_dataset(dataset: Dataset, model: ChatModel, provider: SandboxProvid
             session = f"eval-{line.line}-{trial}"
             toolbox.reset(session)
             try:
-                run = run_agent(model, sample.query, sample.candidate_tools, toolbox, session,
+                run = run_agent(model, sample.query, offered_specs(sample, toolbox), toolbox, session,
                                 max_steps=settings.max_steps, temperature=settings.temperature,
                                 max_tokens=settings.max_tokens)
                 state = toolbox.state_hashes(session)

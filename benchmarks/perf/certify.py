@@ -139,7 +139,7 @@ def synthesise_sample(toolbox: Toolbox, seed: int, *, chains: int = 2, steps: in
     used = sorted({s.tool for c in recorded for s in c.steps})
     sample = Sample(
         id="", seed=seed, query=f"synthetic sample {seed}", answer="synthetic",
-        chains=recorded, candidate_tools=toolbox.openai_tools(used), trace=Trace(),
+        chains=recorded, candidate_tools=used, trace=Trace(),
         provenance=Provenance(environments=toolbox.fingerprints(), generator={"synthetic": True}, llm="offline"),
         cost=Cost(tool_calls=sum(len(c.steps) for c in recorded)),
     )

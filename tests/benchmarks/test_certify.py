@@ -53,7 +53,8 @@ def test_a_real_dataset_certifies_at_100_percent(dataset_path: Path) -> None:
     cert = certify_file(dataset_path)
     assert cert.pass_rate == 1.0 and cert.ok
     assert cert.sample_count == 8 and all(s.verdict == "pass" and s.replayed == s.steps for s in cert.samples)
-    assert cert.checks == dict.fromkeys(("replay", "solvable", "grounded", "coherent", "unique"), 8)
+    assert cert.checks == dict.fromkeys(("replay", "solvable", "grounded", "coherent", "unique", "trace"), 8)
+    assert cert.traces == "checked" and cert.traces_sha256 is not None  # the sidecar, line by line
     assert {fp["env"] for fp in cert.environments} == {"petstore", "museum"}
     records = lines_of(dataset_path)
     assert any(step["sources"] for *_, step in steps(records)), "the dataset has argument sources to check"

@@ -43,8 +43,8 @@ def test_both_generators_run_on_the_same_environments(compared: tuple[Comparison
     assert [g.environments for g in comparison.groups] == [["museum"], ["links"]]
     for group in comparison.groups:
         folder = out / group.environments[0]
-        tg = list(read_samples(folder / "toolgrad.jsonl"))
-        dfs = list(read_samples(folder / "dfs.jsonl"))
+        tg = list(read_samples(folder / "toolgrad.jsonl", traces=True))
+        dfs = list(read_samples(folder / "dfs.jsonl", traces=True))
         assert {s.provenance.generator.get("method", "toolgrad") for s in tg} == {"toolgrad"}
         assert {s.provenance.generator["method"] for s in dfs} <= {"dfs"}
         for samples in (tg, dfs):
@@ -81,7 +81,7 @@ def test_figures_are_computed_from_the_records(compared: tuple[Comparison, Path]
         folder = out / group.environments[0]
         for method, result in (("toolgrad", group.toolgrad), ("dfs", group.dfs)):
             path = folder / f"{method}.jsonl"
-            samples = list(read_samples(path)) if path.stat().st_size else []
+            samples = list(read_samples(path, traces=True)) if path.stat().st_size else []
             verdicts = json.loads((folder / f"{method}.certificate.json").read_text())["samples"] if samples else []
             _check(result, samples, {v["line"] for v in verdicts if v["ok"]})
             by_seed = {s.seed: s for s in samples}

@@ -128,7 +128,7 @@ def test_an_answer_before_any_successful_call_is_not_a_sample(museum: Toolbox) -
 def test_offline_writes_only_solved_samples_and_every_one_replays(tmp_path: Path, envs: list[str]) -> None:
     s = settings(tmp_path, envs=envs)
     summary = generate_dfs_dataset(s)
-    samples = list(read_samples(s.output))
+    samples = list(read_samples(s.output, traces=True))
     # every attempted seed is either solved (written) or counted as failed, never both
     assert 0 < len(samples) <= s.n
     assert summary.new_samples == len(samples)
@@ -249,7 +249,7 @@ def test_a_model_search_is_counted_call_by_call_and_certifies(scripted_openai: A
     assert row["prompt_tokens"] == sum(_tokens(i)["prompt_tokens"] for i in range(1, 8))
     assert row["completion_tokens"] == sum(_tokens(i)["completion_tokens"] for i in range(1, 8))
     assert row["tool_calls"] == 2  # the made-up tool was never called
-    (sample,) = read_samples(s.output)
+    (sample,) = read_samples(s.output, traces=True)
     assert certify_file(Path(s.output)).pass_rate == 1.0  # every check, the validity ones included
     assert sample.query == "When is the museum open, and which special events are on?"
     assert [step.tool for step in sample.steps()] == [HOURS, EVENTS]

@@ -157,5 +157,5 @@ def test_fresh_seeds_of_every_shipped_environment_pass_every_check(tmp_path: Pat
         summary = generate_dataset(GenerateSettings(envs=[env], n=3, seed=1000, output=str(out)))
         cert = certify_file(out)
         assert summary.samples == cert.sample_count > 0, env
-        assert cert.ok and cert.checks == dict.fromkeys(("replay", "solvable", "grounded", "coherent", "unique"),
+        assert cert.ok and cert.checks == dict.fromkeys(("replay", "solvable", "grounded", "coherent", "unique", "trace"),
                                                         cert.sample_count), (env, cert.checks)

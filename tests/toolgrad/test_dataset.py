@@ -87,24 +87,32 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     n = "150"
     args = ("generate", "--env", "petstore", "--n", n, "--seed", "100")
     killed = tmp_path / "killed.jsonl"
+    traces = sidecar(killed, ".traces.jsonl")
     proc = cli(*args, "-o", str(killed))
+    # a moment that differs run to run: after 5 to 20 lines, then 0 to 50 ms more
+    lines_before, extra_ms = 5 + os.urandom(1)[0] % 16, os.urandom(1)[0] % 51
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
-        if killed.exists() and killed.read_bytes().count(b"\n") >= 5:
+        if killed.exists() and killed.read_bytes().count(b"\n") >= lines_before:
             break
         time.sleep(0.005)
+    time.sleep(extra_ms / 1000)
     assert proc.poll() is None, "the run finished before it could be killed: raise n"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     data = killed.read_bytes()
     assert data.endswith(b"\n")
-    for line in data.splitlines():
-        Sample.model_validate(orjson.loads(line))
+    trace_lines = traces.read_bytes().splitlines()
+    assert len(trace_lines) >= data.count(b"\n"), f"killed after {lines_before} lines + {extra_ms} ms"
+    for line, trace in zip(data.splitlines(), trace_lines, strict=False):  # every sample's trace is there
+        sample = Sample.model_validate(orjson.loads(line))
+        assert sample.trace_sha256 == hashlib.sha256(trace).hexdigest()
     resumed = run_cli(*args, "-o", str(killed))
     assert resumed.returncode == 0, resumed.stderr.decode()
     whole = tmp_path / "whole.jsonl"
     generate_dataset(GenerateSettings(envs=["petstore"], n=int(n), seed=100, output=str(whole)))
     assert killed.read_bytes() == whole.read_bytes()
+    assert traces.read_bytes() == sidecar(whole, ".traces.jsonl").read_bytes()
     seeds = [s.seed for s in read_samples(killed)]
     assert len(seeds) == len(set(seeds))
 
@@ -162,7 +170,8 @@ def test_schema_and_summary_are_written_beside_the_data(tmp_path: Path) -> None:
     assert "chains" in schema["properties"] and "provenance" in schema["properties"]
     summary = orjson.loads((tmp_path / "s.summary.json").read_bytes())
     assert summary["samples_per_second"] >= 0 and summary["wall_seconds"] > 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.jsonl", "s.schema.json", "s.summary.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "s.jsonl", "s.schema.json", "s.summary.json", "s.tools.json", "s.traces.jsonl"]
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path: Path) -> None:
@@ -272,7 +281,7 @@ def test_resuming_a_file_of_another_schema_version_is_refused(tmp_path: Path) ->
     path = tmp_path / "old.jsonl"
     generate_dataset(settings(path, n=1))
     record = orjson.loads(path.read_bytes())
-    record["schema_version"] = "1"  # as an older toolgrad wrote it
+    record["schema_version"] = "2"  # as an older toolgrad wrote it
     path.write_bytes(orjson.dumps(record) + b"\n")
-    with pytest.raises(ToolgradError, match="a schema 1 record; this toolgrad writes schema 2"):
+    with pytest.raises(ToolgradError, match="a schema 2 record; this toolgrad writes schema 3"):
         generate_dataset(settings(path, n=2))

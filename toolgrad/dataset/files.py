@@ -24,10 +24,10 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -153,6 +153,28 @@ def write_lines_atomic(path: str | Path, lines: Iterable[bytes]) -> None:
         _replace(tmp, path, True)
 
 
+@contextmanager
+def files_atomic(paths: Sequence[str | Path]) -> Iterator[list[BinaryIO]]:
+    """A temporary file open for writing per path; when the block ends without an error each
+    is fsync-ed and renamed over its path, in the order given (else all are removed)."""
+    targets = [Path(p) for p in paths]
+    temporaries = [_temporary(p) for p in targets]
+    handles: list[BinaryIO] = []
+    try:
+        for tmp in temporaries:
+            handles.append(open(tmp, "wb"))  # noqa: SIM115 - closed below, all together
+        yield handles
+        for fh in handles:
+            fh.close()
+        for tmp, path in zip(temporaries, targets, strict=True):
+            _replace(tmp, path, True)
+    finally:
+        for fh in handles:
+            fh.close()
+        for tmp in temporaries:
+            tmp.unlink(missing_ok=True)
+
+
 class LineFile:
     """An append-only JSONL file whose every visible state is whole lines (see the module text)."""
 
@@ -168,12 +190,20 @@ class LineFile:
         remove_stale_temporaries(self.path)
 
     def append(self, line: bytes) -> None:
+        self.add(line)
+        if self.due():
+            self.commit()
+
+    def add(self, line: bytes) -> None:
+        """Make ``line`` pending without committing (:class:`LineFiles` decides when)."""
         if not line.endswith(b"\n") or b"\n" in line[:-1]:
             raise ValueError("LineFile.append takes exactly one line ending in a newline")
         self.pending.append(line)
         self.pending_bytes += len(line)
-        if self.pending_bytes * COPY_RATIO >= self.size or self.clock() - self.last_commit >= COMMIT_SECONDS:
-            self.commit()
+
+    def due(self) -> bool:
+        """Whether the pending lines should be committed now (see the module text)."""
+        return self.pending_bytes * COPY_RATIO >= self.size or self.clock() - self.last_commit >= COMMIT_SECONDS
 
     def commit(self, *, fsync: bool = False) -> None:
         if not self.pending and not fsync:
@@ -199,3 +229,29 @@ class LineFile:
             with open(self.path, "rb") as fh:
                 os.fsync(fh.fileno())
             self.synced = True
+
+
+class LineFiles:
+    """Files grown in step, one line each per record: the dataset and its sidecars.
+
+    A commit commits every file, in the order given, so after a kill each earlier file holds at
+    least the lines of each later one: put the dataset last, and a reader (or the run that
+    resumes) finds every dataset line's sidecar lines committed; sidecar lines beyond the
+    dataset's are the only inconsistency a kill can leave, and resuming drops them."""
+
+    def __init__(self, paths: Sequence[str | Path], *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.files = [LineFile(path, clock=clock) for path in paths]
+
+    def append(self, lines: Sequence[bytes]) -> None:
+        """One line for each file, in the order of the paths."""
+        if len(lines) != len(self.files):
+            raise ValueError(f"LineFiles.append takes {len(self.files)} lines, got {len(lines)}")
+        for file, line in zip(self.files, lines, strict=True):
+            file.add(line)
+        if any(file.due() for file in self.files):
+            for file in self.files:
+                file.commit()
+
+    def close(self) -> None:
+        for file in self.files:
+            file.close()

@@ -18,6 +18,11 @@ What a caller may rely on:
 * **One writer.** A run holds an exclusive lock on ``<output>.lock`` (its pid inside); a second
   run on the same output stops at once with an error naming that pid. The kernel drops the lock
   when the holder exits or dies.
+* **Lean lines, sidecars.** Schema 3: each sample's iteration trace is a line of
+  ``data.traces.jsonl`` (same order; the sample's ``trace_sha256`` hashes it) and the tools'
+  OpenAI specs are stored once, in ``data.tools.json`` (:mod:`toolgrad.dataset.lines`). The
+  sidecar grows with the data (:class:`~toolgrad.dataset.files.LineFiles`, sidecar first), and
+  resuming cuts the sidecar lines a kill left beyond the data's.
 * **Beside the data.** ``data.summary.json`` (the :class:`~toolgrad.records.RunSummary`: what
   varies run to run) and ``data.schema.json`` (the record's JSON Schema), both written
   atomically (temporary file + ``os.replace``).
@@ -25,17 +30,14 @@ What a caller may rely on:
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import orjson
 
-from simulator.canonical import sha256_hex, strict_canonical_json
 from simulator.environments.environment import shipped_environments
 from toolgrad.backends.base import CacheMiss, EndpointError
 from toolgrad.events import EventSink, Notice, RunFinished, RunStarted, SampleDone
@@ -45,49 +47,28 @@ from toolgrad.records import SCHEMA_VERSION, Provenance, RunSummary, Sample
 from toolgrad.settings import GenerateSettings, RunIncomplete, ToolgradError, sidecar
 from toolgrad.toolbox import Toolbox
 
-from .files import LineFile, OutputLocked, exclusive_writer, write_json_atomic
+from .files import LineFiles, OutputLocked, exclusive_writer, write_bytes_atomic, write_json_atomic
+from .lines import (
+    build_sample,
+    complete_lines,
+    encode_sample,
+    read_samples,
+    record_lines,
+    repair_traces,
+    sample_id,
+    tool_table_bytes,
+    tools_path,
+    traces_path,
+    truncate_partial,
+)
 from .provenance import make_provenance
 from .seed_order import SeedStopped, Workers, in_seed_order
 
 SUMMARY_SUFFIX = ".summary.json"
 SCHEMA_SUFFIX = ".schema.json"
 
-# -- records ------------------------------------------------------------------------------------
-
-
-def encode_sample(sample: Sample) -> bytes:
-    """The sample's line, newline included."""
-    return strict_canonical_json(sample.model_dump(mode="json")) + b"\n"
-
-
-def sample_id(record: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON of a record without its ``id``."""
-    body = {k: v for k, v in record.items() if k != "id"}
-    return sha256_hex(strict_canonical_json(body))
-
-
-def build_sample(outcome: SampleOutcome, provenance: Provenance) -> Sample:
-    """The dataset record for a successful outcome (``outcome.ok``), its id computed."""
-    draft = Sample(
-        id="", seed=outcome.seed, query=outcome.workflow.query, answer=outcome.workflow.answer,
-        chains=outcome.workflow.chains, candidate_tools=outcome.candidate_tools, trace=outcome.trace,
-        provenance=provenance.model_copy(update={"cache_keys": list(outcome.cache_keys)}), cost=outcome.cost,
-    )
-    record = draft.model_dump(mode="json")
-    return Sample.model_validate({**record, "id": sample_id(record)})
-
-
-def read_samples(path: str | Path) -> Iterator[Sample]:
-    """Every sample in a dataset file (a trailing partial line is ignored)."""
-    with open(path, "rb") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.endswith(b"\n"):
-                return
-            try:
-                yield Sample.model_validate(orjson.loads(line))
-            except (orjson.JSONDecodeError, ValueError) as exc:
-                raise ToolgradError(f"{path}:{number}: not a dataset record: {exc}") from exc
-
+__all__ = ["SCHEMA_SUFFIX", "SUMMARY_SUFFIX", "build_sample", "encode_sample", "generate_dataset", "open_existing",
+           "read_samples", "sample_id", "sole_writer"]
 
 # -- the file -----------------------------------------------------------------------------------
 
@@ -97,33 +78,32 @@ class Existing:
     seeds: list[int] = field(default_factory=list)
     first: Provenance | None = None
     truncated: int = 0  # bytes of a partial last line removed
+    dropped_traces: int = 0  # sidecar lines beyond the data's (a kill between the two commits) removed
 
 
 def open_existing(path: Path) -> Existing:
-    """Read what a previous run left; truncate a trailing partial line."""
+    """Read what a previous run left, one line at a time; truncate a trailing partial line and
+    make the traces sidecar match the data (:func:`~toolgrad.dataset.lines.repair_traces`)."""
     found = Existing()
     if not path.exists():
         return found
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end < len(data):
-        found.truncated = len(data) - end
-        with open(path, "r+b") as fh:
-            fh.truncate(end)
-            os.fsync(fh.fileno())
-    for number, line in enumerate(data[:end].splitlines(), 1):
+    found.truncated = truncate_partial(path)
+    digests: list[str] = []
+    for number, line in complete_lines(path):
         try:
             record = orjson.loads(line)
             found.seeds.append(int(record["seed"]))
             if record.get("schema_version") != SCHEMA_VERSION:
                 raise ToolgradError(f"{path}:{number}: a schema {record.get('schema_version')} record; this toolgrad "
                                     f"writes schema {SCHEMA_VERSION}: write to a new output file")
+            digests.append(str(record["trace_sha256"]))
             if found.first is None:
                 found.first = Provenance.model_validate(record["provenance"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ToolgradError(f"{path}:{number}: not a dataset record ({exc}); use a new output file") from exc
     if found.seeds != sorted(found.seeds) or len(set(found.seeds)) != len(found.seeds):
         raise ToolgradError(f"{path}: seeds are not strictly ascending; it was not written by toolgrad generate")
+    found.dropped_traces = repair_traces(path, digests)
     return found
 
 
@@ -207,6 +187,7 @@ def _generate_locked(
     out = Path(settings.output)
     plan = _resume_plan(out, settings, provenance, emit)
     write_json_atomic(sidecar(out, SCHEMA_SUFFIX), Sample.model_json_schema())
+    write_bytes_atomic(tools_path(out), tool_table_bytes(first_box))
     emit(RunStarted(str(out), settings.seed, len(plan.requested), len(plan.pending),
                     len(plan.requested) - len(plan.pending) - len(plan.skipped), sorted(first_box.environments)))
 
@@ -222,7 +203,7 @@ def _generate_locked(
             box.forget_snapshots()
 
     tally = _Tally(failed=list(plan.skipped))
-    writer = LineFile(out)
+    writer = LineFiles([traces_path(out), out])  # the sidecar first: see LineFiles
     stopped: SeedStopped | None = None
     try:
         _write_outcomes(in_seed_order(one, plan.pending, settings.concurrency), writer, provenance, tally, emit)
@@ -266,6 +247,9 @@ def _resume_plan(out: Path, settings: GenerateSettings, provenance: Provenance, 
     existing = open_existing(out)
     if existing.truncated:
         emit(Notice(f"{out}: removed a partial last line ({existing.truncated} bytes) left by a crash"))
+    if existing.dropped_traces:
+        emit(Notice(f"{traces_path(out)}: removed {existing.dropped_traces} trace line(s) whose samples a kill "
+                    "left uncommitted; they are made again"))
     if existing.first is not None:
         _check_compatible(out, existing.first, provenance, emit)
     done = set(existing.seeds)
@@ -291,7 +275,7 @@ class _Tally:
 
 
 def _write_outcomes(
-    outcomes: Iterator[SampleOutcome], writer: LineFile, provenance: Provenance, tally: _Tally, emit: EventSink,
+    outcomes: Iterator[SampleOutcome], writer: LineFiles, provenance: Provenance, tally: _Tally, emit: EventSink,
 ) -> None:
     """Appends each successful outcome's line (in the order given), counting into ``tally``."""
     for outcome in outcomes:
@@ -299,25 +283,25 @@ def _write_outcomes(
             tally.totals[key] += getattr(outcome.cost, key)
         for key in tally.traffic:
             tally.traffic[key] += getattr(outcome, key)
-        line, error = _sample_line(outcome, provenance)
-        if line:
-            writer.append(line)
+        lines, error = _sample_lines(outcome, provenance)
+        if lines:
+            writer.append(lines)
             tally.written += 1
         else:
             tally.failed.append(outcome.seed)
-        emit(SampleDone(outcome.seed, bool(line), outcome.calls(), outcome.cost.model_calls,
+        emit(SampleDone(outcome.seed, bool(lines), outcome.calls(), outcome.cost.model_calls,
                         outcome.cost.prompt_tokens, outcome.cost.completion_tokens, error))
 
 
-def _sample_line(outcome: SampleOutcome, provenance: Provenance) -> tuple[bytes, str]:
-    """The outcome's dataset line, or b"" and why it is not written."""
+def _sample_lines(outcome: SampleOutcome, provenance: Provenance) -> tuple[tuple[bytes, bytes] | None, str]:
+    """The outcome's (trace line, dataset line), or None and why it is not written."""
     if not outcome.ok:
         errors = [it.error for it in outcome.trace.iterations if it.error]
-        return b"", errors[-1] if errors else "no successful update"
+        return None, errors[-1] if errors else "no successful update"
     try:
-        return encode_sample(build_sample(outcome, provenance)), ""
+        return record_lines(outcome, provenance), ""
     except TypeError as exc:  # e.g. an integer wider than 64 bits: orjson refuses it
-        return b"", f"the record cannot be written as canonical JSON: {exc}"
+        return None, f"the record cannot be written as canonical JSON: {exc}"
 
 
 def _check_compatible(out: Path, found: Provenance, current: Provenance, emit: EventSink) -> None:

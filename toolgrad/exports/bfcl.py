@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from toolgrad.dataset.files import write_json_atomic, write_lines_atomic
-from toolgrad.dataset.runner import read_samples
+from toolgrad.dataset.lines import read_samples, read_tool_table
 from toolgrad.records import Sample
 from toolgrad.settings import ExportSettings, ToolgradError
 from toolgrad.validity.checks import check_solvable
@@ -177,9 +177,11 @@ def classify(sample: Sample, functions: list[dict[str, Any]], negative: bool) ->
     return ("simple_python" if len(functions) == 1 else "multiple"), ""
 
 
-def bfcl_items(samples: list[Sample], settings: ExportSettings) -> tuple[dict[str, list[tuple[dict[str, Any], dict[str, Any] | None]]], dict[str, Any]]:
-    """Per category the (question, possible answer) pairs, and what was left out and why."""
-    pool = tool_pool(samples)
+def bfcl_items(samples: list[Sample], settings: ExportSettings, table: dict[str, dict[str, Any]] | None = None,
+               ) -> tuple[dict[str, list[tuple[dict[str, Any], dict[str, Any] | None]]], dict[str, Any]]:
+    """Per category the (question, possible answer) pairs, and what was left out and why
+    (``table``: the dataset's tool table)."""
+    pool = tool_pool(samples, table)
     negatives = negative_ids(samples, settings.negatives, settings.seed)
     items: dict[str, list[tuple[dict[str, Any], dict[str, Any] | None]]] = {c: [] for c in CATEGORIES}
     left_out: dict[str, int] = {}
@@ -222,7 +224,7 @@ def export_bfcl(settings: ExportSettings) -> dict[str, Any]:
         raise ToolgradError(f"{source}: no such dataset file")
     if not out.parent.is_dir():
         raise ToolgradError(f"output directory {out.parent} does not exist")
-    items, manifest = bfcl_items(list(read_samples(source)), settings)
+    items, manifest = bfcl_items(list(read_samples(source)), settings, read_tool_table(source))
     (out / "possible_answer").mkdir(parents=True, exist_ok=True)
     for category, pairs in items.items():
         if not pairs:

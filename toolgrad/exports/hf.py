@@ -32,7 +32,7 @@ from simulator.environments.environment import load_environment
 from simulator.errors import SimulatorError
 from toolgrad.agent_prompt import AGENT_SYSTEM_PROMPT
 from toolgrad.dataset.files import write_lines_atomic, write_text_atomic
-from toolgrad.dataset.runner import read_samples
+from toolgrad.dataset.lines import read_samples, read_tool_table
 from toolgrad.records import Sample
 from toolgrad.settings import ExportSettings, ToolgradError
 
@@ -154,7 +154,10 @@ def export_hf(settings: ExportSettings) -> dict[str, int]:
     if not out.parent.is_dir():
         raise ToolgradError(f"output directory {out.parent} does not exist")
     samples = {name: list(read_samples(path)) for name, path in sources.items()}
-    pool = tool_pool([s for part in samples.values() for s in part])
+    table: dict[str, dict[str, Any]] = {}
+    for path in sources.values():
+        table.update(read_tool_table(path))
+    pool = tool_pool([s for part in samples.values() for s in part], table)
     (out / "data").mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
     for name, part in samples.items():

@@ -19,12 +19,16 @@ Every choice (distractor tools, which samples become negatives) is drawn from
 * ``hf``: a dataset repository (nested messages and tools, splits, a dataset card), see
   :mod:`toolgrad.exports.hf`.
 
-Distractors come from every tool of the dataset's environments when those load by name with
-the recorded spec hash (shipped environments), else from the tools the dataset's samples use.
+Distractors come from the dataset's tool table (``<data>.tools.json``: every tool of its
+environments), from every tool of the dataset's environments when those load by name with the
+recorded spec hash (shipped environments), and from the tools schema-1 and -2 lines hold.
+The ``openai`` and ``calls`` exports read the dataset in two streaming passes (ids and tools,
+then rows), so memory does not grow with its size.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +36,7 @@ from simulator.canonical import canonical_json
 from simulator.environments.environment import load_environment
 from simulator.errors import SimulatorError
 from toolgrad.dataset.files import write_lines_atomic
-from toolgrad.dataset.runner import read_samples
+from toolgrad.dataset.lines import read_samples, read_tool_table, tool_specs
 from toolgrad.records import Sample
 from toolgrad.sampling import stable_hash, stable_sample, stable_shuffle
 from toolgrad.settings import ExportSettings, ToolgradError
@@ -60,14 +64,16 @@ def calls_of(sample: Sample) -> list[dict[str, Any]]:
     return [{"name": s.tool, "arguments": s.arguments} for s in sample.steps()]
 
 
-def tool_pool(samples: list[Sample]) -> dict[str, dict[str, Any]]:
-    """Tool name -> OpenAI spec for every tool distractors may be drawn from."""
-    pool: dict[str, dict[str, Any]] = {}
+def tool_pool(samples: Iterable[Sample], table: Mapping[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Tool name -> OpenAI spec for every tool distractors may be drawn from: the dataset's tool
+    table (schema 3), the specs schema-1 and -2 lines hold, and the tools of the dataset's
+    environments when they are installed as recorded. ``samples`` is read once, in order."""
+    pool: dict[str, dict[str, Any]] = dict(table or {})
+    groups: dict[tuple[str, ...], dict[str, dict[str, Any]]] = {}
     for sample in samples:
-        for spec in sample.candidate_tools:
+        for spec in sample.legacy_tool_specs:
             pool.setdefault(tool_name(spec), spec)
-    groups = {tuple(sorted(s.provenance.generator.get("environments", []))): s.provenance.environments
-              for s in samples}
+        groups[tuple(sorted(sample.provenance.generator.get("environments", [])))] = sample.provenance.environments
     for names, fingerprints in sorted(groups.items()):
         try:
             envs = {n: load_environment(n) for n in names}
@@ -83,10 +89,10 @@ def tool_pool(samples: list[Sample]) -> dict[str, dict[str, Any]]:
 
 def candidates_for(sample: Sample, pool: dict[str, dict[str, Any]], distractors: int, seed: int,
                    *, negative: bool = False) -> list[dict[str, Any]]:
-    relevant = {tool_name(t) for t in sample.candidate_tools}
+    relevant = set(sample.candidate_tools)
     others = sorted(n for n in pool if n not in relevant)
     picked = [pool[n] for n in stable_sample(others, distractors, "distractors", seed, sample.id)]
-    tools = picked if negative else [*sample.candidate_tools, *picked]
+    tools = picked if negative else [*tool_specs(sample, pool), *picked]
     return stable_shuffle(tools, "order", seed, sample.id, key=tool_name)
 
 
@@ -119,25 +125,43 @@ def bfcl_record(sample: Sample, tools: list[dict[str, Any]], *, negative: bool) 
     }
 
 
-def negative_ids(samples: list[Sample], rate: float, seed: int) -> set[str]:
-    count = round(rate * len(samples))
-    return set(stable_sample([s.id for s in samples], count, "negatives", seed))
+def negative_ids(samples: Iterable[Sample | str], rate: float, seed: int) -> set[str]:
+    """The ids of the samples (or ids) that become irrelevance negatives: ``round(rate * N)``, by hash."""
+    ids = [s if isinstance(s, str) else s.id for s in samples]
+    return set(stable_sample(ids, round(rate * len(ids)), "negatives", seed))
 
 
-def export_rows(samples: list[Sample], settings: ExportSettings) -> list[dict[str, Any]]:
-    pool = tool_pool(samples)
-    rows = []
-    if settings.format == "calls":
-        negatives = negative_ids(samples, settings.negatives, settings.seed)
-        for sample in samples:
+def iter_rows(samples: Iterable[Sample], pool: dict[str, dict[str, Any]], negatives: set[str],
+              settings: ExportSettings) -> Iterator[dict[str, Any]]:
+    """The export's rows (``openai`` or ``calls``), one sample at a time."""
+    for sample in samples:
+        if settings.format == "calls":
             neg = sample.id in negatives
             tools = candidates_for(sample, pool, settings.distractors, settings.seed, negative=neg)
-            rows.append(bfcl_record(sample, tools, negative=neg))
-        return rows
-    for sample in samples:
-        tools = candidates_for(sample, pool, settings.distractors, settings.seed)
-        rows.append(openai_record(sample, tools))
-    return rows
+            yield bfcl_record(sample, tools, negative=neg)
+        else:
+            yield openai_record(sample, candidates_for(sample, pool, settings.distractors, settings.seed))
+
+
+def export_rows(samples: list[Sample], settings: ExportSettings,
+                table: Mapping[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The export's rows for samples in memory (``export_dataset`` streams a file instead)."""
+    negatives = negative_ids(samples, settings.negatives, settings.seed) if settings.format == "calls" else set()
+    return list(iter_rows(samples, tool_pool(samples, table), negatives, settings))
+
+
+def scan_dataset(source: Path) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """The first of an export's two streaming passes: every sample's id (in order) and the
+    distractor pool (:func:`tool_pool`)."""
+    ids: list[str] = []
+
+    def samples() -> Iterator[Sample]:
+        for sample in read_samples(source):
+            ids.append(sample.id)
+            yield sample
+
+    pool = tool_pool(samples(), read_tool_table(source))
+    return ids, pool
 
 
 def export_dataset(settings: ExportSettings) -> int:
@@ -154,10 +178,11 @@ def export_dataset(settings: ExportSettings) -> int:
     source = Path(settings.input)
     if not source.is_file():
         raise ToolgradError(f"{source}: no such dataset file")
-    samples = list(read_samples(source))
     out = Path(settings.output)
     if not out.parent.exists():
         raise ToolgradError(f"output directory {out.parent} does not exist")
-    rows = export_rows(samples, settings)
+    ids, pool = scan_dataset(source)
+    negatives = negative_ids(ids, settings.negatives, settings.seed) if settings.format == "calls" else set()
+    rows = iter_rows(read_samples(source), pool, negatives, settings)
     write_lines_atomic(out, (canonical_json(row) + b"\n" for row in rows))
-    return len(rows)
+    return len(ids)

@@ -13,20 +13,21 @@ The rule (docs/training.md says the same):
    test share may fall short of the target when groups are large; the manifest records it.
 
 The split copies each dataset line byte for byte (sample ids and certificates stay valid) and
-keeps the file order within each part. Same input, fraction, rule and seed: same bytes.
+keeps the file order within each part; each part's trace lines go to its own sidecar. Same input, fraction, rule and seed: same bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
 
-from toolgrad.dataset.files import write_json_atomic, write_lines_atomic
+from toolgrad.dataset.files import files_atomic, write_bytes_atomic, write_json_atomic
+from toolgrad.dataset.lines import complete_lines, tools_path, traces_path
 from toolgrad.sampling import stable_hash
 from toolgrad.settings import ToolgradError
 
@@ -117,49 +118,72 @@ def split_records(records: Sequence[dict[str, Any]], test: float, *, by: SplitBy
 
 
 def read_lines(path: Path) -> list[bytes]:
-    """The dataset's complete lines (a trailing partial line is left out, as everywhere)."""
+    """The dataset's complete non-blank lines, all in memory (:func:`split_file` streams them)."""
+    return list(_lines(path))
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    """The file's complete non-blank lines, one at a time (a trailing partial line is left out,
+    as everywhere)."""
     if not path.is_file():
         raise ToolgradError(f"{path}: no such dataset file")
-    lines = path.read_bytes().splitlines(keepends=True)
-    if lines and not lines[-1].endswith(b"\n"):
-        lines.pop()
-    return [line for line in lines if line.strip()]
+    return (line for _, line in complete_lines(path) if line.strip())
 
 
 def parse_lines(path: Path, lines: Iterable[bytes]) -> list[dict[str, Any]]:
+    return [_parse(path, number, line) for number, line in enumerate(lines, 1)]
+
+
+def _parse(path: Path, number: int, line: bytes) -> dict[str, Any]:
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise ToolgradError(f"{path}:{number}: not JSON: {exc}") from exc
+    if not isinstance(record, dict) or not isinstance(record.get("chains"), list):
+        raise ToolgradError(f"{path}:{number}: not a dataset record (no 'chains' list)")
+    return record
+
+
+def _slim(record: dict[str, Any]) -> dict[str, Any]:
+    """What the split rule and the manifest read of a record (so the first pass keeps little)."""
+    return {"id": record.get("id", ""),
+            "chains": [{"steps": [{"tool": step.get("tool", ""), "env": step.get("env", "")}
+                                  for step in chain.get("steps") or [] if isinstance(step, dict)]}
+                       for chain in record["chains"] if isinstance(chain, dict)],
+            "provenance": {"environments": dict.fromkeys((record.get("provenance") or {}).get("environments") or {})}}
+
+
+def _first_pass(source: Path) -> tuple[list[dict[str, Any]], str]:
+    """Every record's slim form and the sha256 of the lines, a line at a time."""
+    digest = hashlib.sha256()
     records = []
-    for number, line in enumerate(lines, 1):
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise ToolgradError(f"{path}:{number}: not JSON: {exc}") from exc
-        if not isinstance(record, dict) or not isinstance(record.get("chains"), list):
-            raise ToolgradError(f"{path}:{number}: not a dataset record (no 'chains' list)")
-        records.append(record)
-    return records
+    for number, line in enumerate(_lines(source), 1):
+        digest.update(line)
+        records.append(_slim(_parse(source, number, line)))
+    return records, digest.hexdigest()
 
 
 def split_file(source: str | Path, output: str | Path, test: float, *, by: SplitBy = "sequence",
                seed: int = 0) -> dict[str, Any]:
     """Write ``train.jsonl``, ``test.jsonl`` and ``split.json`` (the manifest, returned) into
-    the directory ``output`` (created if missing; its parent must exist)."""
+    the directory ``output`` (created if missing; its parent must exist). The dataset is read
+    in two streaming passes (the rule's keys, then the lines). When the dataset has a traces
+    sidecar and a tool table, each part gets its own (``train.traces.jsonl``, ``train.tools.json``)."""
     source, out = Path(source), Path(output)
     if by not in SPLIT_BY:
         raise ToolgradError(f"--by must be one of {', '.join(SPLIT_BY)}, got {by!r}")
-    lines = read_lines(source)
-    if not lines:
+    records, source_sha256 = _first_pass(source)
+    if not records:
         raise ToolgradError(f"{source}: no samples to split")
-    records = parse_lines(source, lines)
     split = split_records(records, test, by=by, seed=seed)
     if not out.parent.is_dir():
         raise ToolgradError(f"output directory {out.parent} does not exist")
     out.mkdir(exist_ok=True)
     parts = {"train": split.train, "test": split.test}
-    for name, indices in parts.items():
-        write_lines_atomic(out / f"{name}.jsonl", (lines[i] for i in indices))
+    _write_parts(source, out, set(split.test))
     manifest = {
         "source": source.name,
-        "source_sha256": hashlib.sha256(b"".join(lines)).hexdigest(),
+        "source_sha256": source_sha256,
         "rule": by, "seed": seed, "test_fraction": test, "target_test_samples": split.target,
         "samples": {name: len(indices) for name, indices in parts.items()},
         "groups": {"total": split.groups, "test": split.test_groups},
@@ -167,6 +191,28 @@ def split_file(source: str | Path, output: str | Path, test: float, *, by: Split
     }
     write_json_atomic(out / MANIFEST, manifest)
     return manifest
+
+
+def _write_parts(source: Path, out: Path, test: set[int]) -> None:
+    """The second pass: each line (and its trace line) to its part, byte for byte, in file order."""
+    sidecar = traces_path(source)
+    paths = [out / f"{name}.jsonl" for name in PARTS]
+    if sidecar.is_file():
+        paths = [traces_path(p) for p in paths] + paths  # sidecars renamed first, as the generator commits
+    with files_atomic(paths) as handles:
+        traces = complete_lines(sidecar) if sidecar.is_file() else None
+        for index, line in enumerate(_lines(source)):
+            part = 1 if index in test else 0
+            handles[-2 + part].write(line)
+            if traces is not None:
+                _, trace = next(traces, (0, b""))
+                if not trace:
+                    raise ToolgradError(f"{sidecar} has fewer lines than {source} has samples")
+                handles[part].write(trace)
+    table = tools_path(source)
+    if table.is_file():
+        for name in PARTS:
+            write_bytes_atomic(tools_path(out / f"{name}.jsonl"), table.read_bytes())
 
 
 def overlap(train: Sequence[dict[str, Any]], test: Sequence[dict[str, Any]], by: SplitBy) -> set[Any]:

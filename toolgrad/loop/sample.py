@@ -72,7 +72,7 @@ class SampleOutcome:
     trace: Trace
     cost: Cost
     cache_keys: list[str]
-    candidate_tools: list[dict[str, Any]] = field(default_factory=list)
+    candidate_tools: list[str] = field(default_factory=list)
     # what varies between a recorded run and its replay: for the run summary, not the record
     model_requests: int = 0  # HTTP requests sent to the model server (retries included)
     cache_hits: int = 0  # model calls answered from the record/replay cache
@@ -101,13 +101,14 @@ def draw_batch(names: list[str], size: int, seed: int, iteration: int) -> list[s
     return stable_sample(sorted(names), size, "batch", seed, iteration)
 
 
-def candidate_tools(toolbox: Toolbox, workflow: Workflow) -> list[dict[str, Any]]:
-    """OpenAI specs of the tools the chains use, in order of first use."""
+def candidate_tools(toolbox: Toolbox, workflow: Workflow) -> list[str]:
+    """The tools the chains use (names the toolbox knows), in order of first use; their OpenAI
+    specs go once per dataset into the tool table."""
     seen: list[str] = []
     for _, _, step in workflow.steps():
-        if step.tool not in seen:
+        if step.tool not in seen and step.tool in toolbox.tools:
             seen.append(step.tool)
-    return toolbox.openai_tools(seen)
+    return seen
 
 
 def run_sample(

@@ -1,0 +1,168 @@
+"""Lean lines and streaming: median bytes per dataset line before (schema 2) and after (schema 3),
+and the peak RSS of ``toolgrad certify`` at two dataset sizes.
+
+    toolgrad bench lines [--env adafruit --env baskets --env crm] [--samples 100]
+        [--sizes 200 1000] [--gb 1.0] [--workdir DIR] [--keep]
+
+What it does, and what the figures are:
+
+1. The offline generator writes ``--samples`` samples over the environments (schema 3: the line,
+   its trace line in ``<data>.traces.jsonl``, the tool table in ``<data>.tools.json``).
+2. Bytes per line: the median of the schema-3 lines, and of the same samples written as schema 2
+   wrote them (trace and candidate tools' OpenAI specs inline; built from the same records, the
+   trace lines and the tool table, so both columns describe the same samples).
+3. Larger datasets are made from the generated samples, repeated with distinct seeds (sample
+   ``k`` is generated sample ``k mod n`` with seed ``k``; its trace line takes the seed, and
+   ``trace_sha256`` and the id are computed again), so every line is a valid, distinct sample
+   and certifies: the replay of a sample does not depend on its seed (a fresh session per line).
+4. ``toolgrad certify`` runs on each as a child process; its peak RSS is ``ru_maxrss`` of that
+   child (``os.wait4``), its wall time is printed beside it. With ``--gb`` a dataset of that
+   many GB is certified too (slow: it replays every step; hours on a loaded 2-core machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from simulator.canonical import sha256_hex, strict_canonical_json
+from toolgrad.dataset.lines import read_tool_table, tools_path, trace_digest, traces_path
+from toolgrad.dataset.runner import generate_dataset
+from toolgrad.settings import GenerateSettings
+
+DEFAULT_ENVS = ("adafruit", "baskets", "crm")
+
+
+def schema_2_line(record: dict[str, Any], trace_line: bytes, table: dict[str, Any]) -> bytes:
+    """The sample as toolgrad wrote it at schema 2: the trace and the tools' specs inline."""
+    old = {k: v for k, v in record.items() if k not in ("id", "trace_sha256")}
+    old.update(schema_version="2", trace=orjson.loads(trace_line)["trace"],
+               candidate_tools=[table[name] for name in record["candidate_tools"]])
+    return strict_canonical_json({**old, "id": sha256_hex(strict_canonical_json(old))}) + b"\n"
+
+
+def line_sizes(path: Path) -> dict[str, float]:
+    """Median bytes per line: schema 3, schema 2 (the same samples), the trace line; and the tool table."""
+    table = read_tool_table(path)
+    data = path.read_bytes().splitlines(keepends=True)
+    traces = traces_path(path).read_bytes().splitlines(keepends=True)
+    old = [len(schema_2_line(orjson.loads(line), trace, table)) for line, trace in zip(data, traces, strict=True)]
+    return {"schema_3": statistics.median(map(len, data)), "schema_2": statistics.median(old),
+            "trace_line": statistics.median(map(len, traces)), "tool_table": tools_path(path).stat().st_size,
+            "samples": len(data)}
+
+
+def scale(base: Path, out: Path, samples: int | None = None, gigabytes: float | None = None) -> int:
+    """Write ``samples`` lines (or lines up to ``gigabytes`` of data) made from ``base``'s samples
+    with distinct seeds (see the module text) beside their trace lines and the tool table; the
+    number of samples written."""
+    data = [orjson.loads(line) for line in base.read_bytes().splitlines()]
+    traces = [orjson.loads(line) for line in traces_path(base).read_bytes().splitlines()]
+    limit = int(gigabytes * 1e9) if gigabytes is not None else None
+    written = size = 0
+    with open(out, "wb") as fh, open(traces_path(out), "wb") as th:
+        while (samples is None or written < samples) and (limit is None or size < limit):
+            record, trace = dict(data[written % len(data)]), dict(traces[written % len(traces)])
+            trace["seed"] = record["seed"] = written
+            trace_line = strict_canonical_json(trace) + b"\n"
+            record["trace_sha256"] = trace_digest(trace_line)
+            record.pop("id")
+            record["id"] = sha256_hex(strict_canonical_json(record))
+            line = strict_canonical_json(record) + b"\n"
+            fh.write(line)
+            th.write(trace_line)
+            size += len(line)
+            written += 1
+    shutil.copyfile(tools_path(base), tools_path(out))
+    return written
+
+
+def certify_child(path: Path) -> dict[str, Any]:
+    """``toolgrad certify`` on ``path`` in a child process: its peak RSS (MiB), wall seconds,
+    exit code and the certificate's counts."""
+    cert = path.with_name(path.stem + ".certificate.json")
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.cli.app", "--quiet", "certify", str(path),
+                             "-o", str(cert)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    code = os.waitstatus_to_exitcode(status)
+    result: dict[str, Any] = {"bytes": path.stat().st_size, "peak_rss_mib": usage.ru_maxrss / 1024,
+                              "wall_seconds": wall, "exit": code}
+    if cert.is_file():
+        data = orjson.loads(cert.read_bytes())
+        result.update(samples=data["sample_count"], passed=data["passed"], steps=data["step_count"],
+                      traces=data["traces"])
+    elif proc.stderr is not None:
+        result["error"] = proc.stderr.read().decode(errors="replace")[-500:]
+    return result
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--env", action="append", default=None, help="environment (repeat); default: "
+                        + ", ".join(DEFAULT_ENVS))
+    parser.add_argument("--samples", type=int, default=100, help="samples the generator writes")
+    parser.add_argument("--sizes", type=int, nargs=2, default=(200, 1000), metavar=("SMALL", "LARGE"),
+                        help="samples in the two certified datasets")
+    parser.add_argument("--gb", type=float, default=None, help="also certify a dataset of this many GB (slow)")
+    parser.add_argument("--workdir", type=Path, default=None, help="where the datasets go (default: a temporary "
+                        "directory, removed afterwards)")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    args = parser.parse_args(argv)
+    envs = args.env or list(DEFAULT_ENVS)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="toolgrad-bench-lines-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        base = work / "base.jsonl"
+        for stale in (base, traces_path(base)):
+            stale.unlink(missing_ok=True)
+        generate_dataset(GenerateSettings(envs=envs, n=args.samples, seed=0, output=str(base)))
+        sizes = line_sizes(base)
+        runs = []
+        targets: list[tuple[str, int | None, float | None]] = [(f"n{n}", n, None) for n in args.sizes]
+        if args.gb is not None:
+            targets.append((f"gb{args.gb:g}", None, args.gb))
+        for label, samples, gigabytes in targets:
+            path = work / f"{label}.jsonl"
+            scale(base, path, samples, gigabytes)
+            runs.append(certify_child(path))
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    report = {"environments": envs, "lines": sizes, "certify": runs}
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+        return 0
+    print(f"bytes per line, median over {sizes['samples']} offline samples ({', '.join(envs)}):")
+    print(f"  schema 2 (trace and tool specs inline): {sizes['schema_2']:>9,.0f}")
+    print(f"  schema 3 (lean line):                    {sizes['schema_3']:>9,.0f}"
+          f"   ({sizes['schema_2'] / sizes['schema_3']:.1f}x smaller)")
+    print(f"  its trace line (<data>.traces.jsonl):    {sizes['trace_line']:>9,.0f}")
+    print(f"  tool table, once per dataset:            {sizes['tool_table']:>9,.0f}")
+    print("toolgrad certify, peak RSS of the child process (samples repeated with distinct seeds):")
+    print(f"  {'samples':>8} {'MB':>9} {'peak RSS MiB':>13} {'passed':>8} {'wall s':>8}")
+    for run in runs:
+        print(f"  {run.get('samples', 0):>8} {run['bytes'] / 1e6:>9.1f} {run['peak_rss_mib']:>13.1f} "
+              f"{run.get('passed', 0):>8} {run['wall_seconds']:>8.1f}" + (f"  exit {run['exit']}" if run['exit'] else ""))
+    if len(runs) >= 2 and runs[0]["bytes"]:
+        growth = runs[1]["peak_rss_mib"] - runs[0]["peak_rss_mib"]
+        print(f"  RSS grew {growth:.1f} MiB for {(runs[1]['bytes'] - runs[0]['bytes']) / 1e6:.1f} MB more data "
+              f"({runs[1]['bytes'] / runs[0]['bytes']:.1f}x the bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
