@@ -187,7 +187,7 @@ def _results(future: Future[_Chunk[R]]) -> Iterator[R]:
     try:
         chunk = future.result()
     except BrokenProcessPool as exc:
-        raise WorkerLost(f"a worker process died ({exc}); what was written before it is kept") from None
+        raise WorkerLost(f"a worker process died ({exc})") from None
     except Exception as exc:
         lost = _ray_lost(exc)
         if lost is not None:
@@ -200,9 +200,17 @@ def _results(future: Future[_Chunk[R]]) -> Iterator[R]:
 
 def _process_submitter(fn: Callable[[T], R], workers: int, threads: int,
                        stack: ExitStack) -> Callable[[list[T]], Future[_Chunk[R]]]:
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_start_context(fn))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_start_context(fn), initializer=_adopt_environment,
+                               initargs=(dict(os.environ),))
     stack.callback(pool.shutdown, wait=True, cancel_futures=True)
     return lambda chunk: pool.submit(run_chunk, fn, chunk, threads)
+
+
+def _adopt_environment(environ: dict[str, str]) -> None:
+    """A worker forked from the fork server starts with the server's environment: take the
+    driver's, as it is now (a model's API key set after the server started, for one)."""
+    os.environ.clear()
+    os.environ.update(environ)
 
 
 def _start_context(fn: Callable[..., Any]) -> Any:
@@ -261,6 +269,5 @@ def _ray_lost(exc: BaseException) -> WorkerLost | None:
     name = type(exc).__name__
     if name in {"WorkerCrashedError", "NodeDiedError", "OutOfMemoryError", "ObjectLostError", "RayActorError",
                 "TaskUnschedulableError", "LocalRayletDiedError", "RaySystemError"}:
-        return WorkerLost(f"a Ray worker was lost after {RAY_RETRIES} retries ({name}: {exc}); "
-                          "what was written before it is kept")
+        return WorkerLost(f"a Ray worker was lost after {RAY_RETRIES} retries ({name}: {exc})")
     return None

@@ -40,7 +40,7 @@ from simulator.canonical import sha256_hex, strict_canonical_json
 from simulator.environments.environment import shipped_environments
 from toolgrad.backends.base import EndpointError
 from toolgrad.events import EventSink, Notice, RunFinished, RunStarted, SampleDone
-from toolgrad.executors import check_placement, ordered_map
+from toolgrad.executors import WorkerLost, check_placement, ordered_map
 from toolgrad.loop.policy import Policy
 from toolgrad.loop.sample import SampleOutcome
 from toolgrad.records import SCHEMA_VERSION, Provenance, RunSummary, Sample
@@ -238,6 +238,9 @@ def _generate_locked(
         _write_outcomes(outcomes, writer, provenance, tally, emit)
     except SeedStopped as exc:
         stopped = exc
+    except WorkerLost as exc:
+        raise WorkerLost(f"{exc}: {out} keeps the {tally.written} sample(s) written before it, in seed order, "
+                         "and the same command resumes from there") from None
     finally:
         writer.close()
     wall = time.perf_counter() - started
