@@ -23,6 +23,7 @@ waits on a model endpoint); ``workers`` is how many processes (or Ray tasks) run
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import threading
@@ -234,10 +235,11 @@ def _ray_submitter(fn: Callable[[T], R], workers: int, address: str | None, thre
                    stack: ExitStack) -> Callable[[list[T]], Future[_Chunk[R]]]:
     ray = import_ray()
     if not ray.is_initialized():
+        quiet = logging.ERROR  # Ray's start-up notices would interleave with the command's own output
         if address:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, logging_level=quiet)
         else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=quiet,
                      runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(_import_path())}})
         stack.callback(ray.shutdown)
     task = ray.remote(max_retries=RAY_RETRIES, num_cpus=1)(run_chunk)
