@@ -146,12 +146,13 @@ def ordered_map(
     than 1); with more, in a pool of that many processes. ``executor="ray"`` runs chunks as Ray
     tasks on the cluster at ``ray_address`` (``ray.init(address=...)``), or on a local Ray of
     ``workers`` CPUs when none is given or running. Items go in chunks of ``chunksize`` (fewer
-    round trips for short items); ``window`` (default: four chunks per worker) bounds the chunks
-    in flight. Closing the iterator early cancels what has not started.
+    round trips for short items; in a worker, at least ``threads`` items, run in that many
+    threads); ``window`` (default: four chunks per worker) bounds the chunks in flight. Closing
+    the iterator early cancels what has not started.
     """
     check_placement(workers, executor, ray_address)
-    chunks = _chunks(iter(items), max(1, chunksize))
     if executor == "local" and workers <= 1:
+        chunks = _chunks(iter(items), max(1, chunksize))
         if threads <= 1:
             for chunk in chunks:
                 yield from (fn(item) for item in chunk)
@@ -159,6 +160,7 @@ def ordered_map(
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="toolgrad-item") as pool:
             yield from _in_order(lambda chunk: pool.submit(run_chunk, fn, chunk), chunks, window or threads * 4)
         return
+    chunks = _chunks(iter(items), max(1, chunksize, threads))  # a worker's threads share its chunk
     with ExitStack() as stack:
         submit = (_ray_submitter(fn, workers, ray_address, threads, stack) if executor == "ray"
                   else _process_submitter(fn, workers, threads, stack))
@@ -204,7 +206,16 @@ def _process_submitter(fn: Callable[[T], R], workers: int, threads: int,
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_start_context(fn), initializer=_adopt_environment,
                                initargs=(dict(os.environ),))
     stack.callback(pool.shutdown, wait=True, cancel_futures=True)
-    return lambda chunk: pool.submit(run_chunk, fn, chunk, threads)
+
+    def submit(chunk: list[T]) -> Future[_Chunk[R]]:
+        try:
+            return pool.submit(run_chunk, fn, chunk, threads)
+        except BrokenProcessPool as exc:  # a worker died while later chunks were still being sent
+            failed: Future[_Chunk[R]] = Future()
+            failed.set_exception(exc)
+            return failed
+
+    return submit
 
 
 def _adopt_environment(environ: dict[str, str]) -> None:

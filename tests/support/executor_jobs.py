@@ -77,3 +77,9 @@ def _kill_once(marker: str) -> None:
     os.close(fd)
     Path(marker).write_text(str(os.getpid()))
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def thread_name(_: int) -> str:
+    import threading
+
+    return threading.current_thread().name

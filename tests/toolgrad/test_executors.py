@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.executor_jobs import FailAt, KillOnce, pid_of, raise_unpicklable, square
+from tests.support.executor_jobs import FailAt, KillOnce, pid_of, raise_unpicklable, square, thread_name
 from toolgrad.executors import WorkerFailed, WorkerLost, check_placement, default_workers, ordered_map
 from toolgrad.settings import ToolgradError
 
@@ -25,6 +25,12 @@ def test_results_come_back_in_input_order(placement: dict[str, int]) -> None:
 def test_workers_are_other_processes_and_one_worker_is_this_one() -> None:
     assert set(ordered_map(pid_of, range(4), workers=1)) == {os.getpid()}
     assert os.getpid() not in set(ordered_map(pid_of, range(8), workers=2))
+
+
+def test_threads_run_inside_each_worker_process() -> None:
+    """--concurrency in worker processes: each chunk's items run in that many threads there."""
+    names = list(ordered_map(thread_name, range(12), workers=2, threads=3))
+    assert len(names) == 12 and all(name.startswith("toolgrad-item") for name in names), names
 
 
 def test_items_are_read_lazily_within_the_window() -> None:
