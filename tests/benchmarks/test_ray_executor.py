@@ -70,3 +70,26 @@ def test_ordered_map_on_ray_keeps_order_across_a_killed_worker(local_ray: Any, t
     got = list(ordered_map(KillOnce(str(tmp_path / "killed"), at=7), range(30), workers=2, executor="ray",
                            chunksize=4))
     assert got == list(range(30)) and (tmp_path / "killed").exists()
+
+
+def test_ray_eval_gives_the_report_of_one_process(local_ray: Any, reference: Path, scripted_openai: Any) -> None:
+    """Each Ray task connects its own client to the same (scripted) endpoint from ModelEndpoint settings."""
+    from benchmarks.certify.replay import read_dataset
+    from benchmarks.certify.sandboxes import SandboxProvider
+    from benchmarks.evaluate.report import build_report, report_bytes
+    from benchmarks.evaluate.runner import EvalSettings, ModelEndpoint, evaluate_dataset
+    from tests.benchmarks.test_evaluate import replay_handler
+
+    dataset = read_dataset(reference)
+    scripted_openai.script(replay_handler(dataset.parse()))
+    endpoint = ModelEndpoint(scripted_openai.model, scripted_openai.base_url)
+    settings = EvalSettings(k=2, max_steps=20)
+    reports = []
+    for model, placement in ((endpoint.connect(), {}), (endpoint, {"workers": 2, "executor": "ray"})):
+        with SandboxProvider() as provider:
+            events = list(evaluate_dataset(dataset, model, provider, settings, **placement))  # type: ignore[arg-type]
+            report = build_report(dataset, events, model=endpoint.model, base_url=endpoint.base_url,
+                                  settings=settings, backend="inprocess",
+                                  environments=provider.installed_fingerprints())
+        reports.append(report_bytes(report))
+    assert reports[0] == reports[1] and report.metrics["success_rate"] == 1.0
