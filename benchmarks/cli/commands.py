@@ -37,7 +37,7 @@ EnvOpt = Annotated[list[str] | None, typer.Option(
     "or REF alone (named by its env.yaml). Shipped environments need none.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 ExecutorOpt = Annotated[str, typer.Option("--executor", envvar="TOOLGRAD_EXECUTOR", help="Where the workers run: "
-                                          "local (this machine) or ray (a Ray cluster; the [ray] extra).")]
+                                          "local (this machine) or ray (a Ray cluster; needs the ray extra).")]
 RayAddressOpt = Annotated[str | None, typer.Option("--ray-address", envvar="TOOLGRAD_RAY_ADDRESS", help="A running "
                                                    "Ray cluster's address (default: a local Ray).")]
 

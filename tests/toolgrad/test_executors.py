@@ -79,3 +79,12 @@ def test_placements_no_executor_can_run_are_refused() -> None:
     with pytest.raises(ToolgradError, match="--workers 0"):
         list(ordered_map(square, [1], workers=0))
     assert default_workers() >= 1
+
+
+def test_ray_without_the_extra_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bad set-up: --executor ray where Ray is not installed (its import fails)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    with pytest.raises(ToolgradError, match=r"--executor ray needs Ray: pip install 'toolgrad-kit\[ray\]'"):
+        list(ordered_map(square, [1, 2], workers=2, executor="ray"))

@@ -78,7 +78,7 @@ def generate(
     workers: int = typer.Option(None, "--workers", "-w", help=_gen("workers", "processes running samples (1: in "
                                 "this process); same bytes for any number", shown="the core count")),
     executor: str = typer.Option(None, "--executor", help=_gen("executor", "where the workers run: local "
-                                 "(this machine) or ray (a Ray cluster; the [ray] extra)")),
+                                 "(this machine) or ray (a Ray cluster; needs the ray extra)")),
     ray_address: str = typer.Option(None, "--ray-address", help=_gen("ray_address", "a running Ray cluster's "
                                     "address (`ray start --head` prints it)", shown="a local Ray")),
     iterations: int = typer.Option(None, "--iterations", help=_gen("iterations", "T")),
