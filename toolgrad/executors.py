@@ -27,6 +27,7 @@ import logging
 import os
 import pickle
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,6 +42,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 EXECUTORS = ("local", "ray")
 RAY_RETRIES = 3  # a Ray task whose worker process died is run again this many times
+DRIVER_CHECK_S = 1.0  # how often a worker process checks that its driver is alive
 
 
 class WorkerLost(RunIncomplete):
@@ -203,8 +205,8 @@ def _results(future: Future[_Chunk[R]]) -> Iterator[R]:
 
 def _process_submitter(fn: Callable[[T], R], workers: int, threads: int,
                        stack: ExitStack) -> Callable[[list[T]], Future[_Chunk[R]]]:
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_start_context(fn), initializer=_adopt_environment,
-                               initargs=(dict(os.environ),))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_start_context(fn), initializer=_start_worker,
+                               initargs=(dict(os.environ), os.getpid()))
     stack.callback(pool.shutdown, wait=True, cancel_futures=True)
 
     def submit(chunk: list[T]) -> Future[_Chunk[R]]:
@@ -218,11 +220,25 @@ def _process_submitter(fn: Callable[[T], R], workers: int, threads: int,
     return submit
 
 
-def _adopt_environment(environ: dict[str, str]) -> None:
+def _start_worker(environ: dict[str, str], driver: int) -> None:
     """A worker forked from the fork server starts with the server's environment: take the
-    driver's, as it is now (a model's API key set after the server started, for one)."""
+    driver's, as it is now (a model's API key set after the server started, for one). And it
+    exits when the driver dies (``kill -9``): it would otherwise wait on the task queue for ever,
+    since it holds that queue's write end itself."""
     os.environ.clear()
     os.environ.update(environ)
+    threading.Thread(target=_exit_with, args=(driver,), name="toolgrad-driver-watch", daemon=True).start()
+
+
+def _exit_with(driver: int) -> None:
+    while True:
+        try:
+            os.kill(driver, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # alive, someone else's: the pid was reused, so the driver is gone
+            os._exit(1)
+        time.sleep(DRIVER_CHECK_S)
 
 
 def _start_context(fn: Callable[..., Any]) -> Any:

@@ -83,3 +83,17 @@ def thread_name(_: int) -> str:
     import threading
 
     return threading.current_thread().name
+
+
+class RecordPidThenSleep:
+    """``job(x)``: writes this process's pid into ``folder``, then sleeps a minute."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def __call__(self, x: int) -> int:
+        import time
+
+        (Path(self.folder) / f"{os.getpid()}.pid").write_text(str(x))
+        time.sleep(60)
+        return x

@@ -88,3 +88,38 @@ def test_ray_without_the_extra_is_a_one_line_error(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     with pytest.raises(ToolgradError, match=r"--executor ray needs Ray: pip install 'toolgrad-kit\[ray\]'"):
         list(ordered_map(square, [1, 2], workers=2, executor="ray"))
+
+
+def test_worker_processes_exit_when_their_driver_is_killed(tmp_path: Path) -> None:
+    """kill -9 of the driver while its two workers run: they must not wait on the queue for ever."""
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[2]
+    code = ("from tests.support.executor_jobs import RecordPidThenSleep\n"
+            "from toolgrad.executors import ordered_map\n"
+            f"list(ordered_map(RecordPidThenSleep({str(tmp_path)!r}), range(2), workers=2))\n")
+    driver = subprocess.Popen([sys.executable, "-c", code], cwd=root)
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("*.pid"))) < 2 and time.monotonic() < deadline and driver.poll() is None:
+        time.sleep(0.1)
+    pids = [int(p.stem) for p in tmp_path.glob("*.pid")]
+    assert len(pids) == 2, "the workers never started"
+    driver.kill()
+    driver.wait()
+    deadline = time.monotonic() + 30  # a hang guard, not a speed claim: they check every second
+    while _alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(pids), f"worker processes {_alive(pids)} outlived their driver"
+
+
+def _alive(pids: list[int]) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        alive.append(pid)
+    return alive
