@@ -52,7 +52,12 @@ class GenerateSettings(_Settings):
     cache: str | None = None  # the model backend's record/replay cache directory
     replay_only: bool = False
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)  # the model's sampling temperature (paper: 1.0)
-    concurrency: int = Field(default=1, ge=1, le=512)
+    concurrency: int = Field(default=1, ge=1, le=512)  # samples in flight per worker, as threads (model waits)
+    # processes running samples: the CLI's default is the core count, the library's 1 (in this
+    # process, so a policy factory need not be picklable)
+    workers: int = Field(default=1, ge=1, le=4096)
+    executor: Literal["local", "ray"] = "local"  # where workers run: this machine, or a Ray cluster
+    ray_address: str | None = None  # a running Ray cluster (`ray start --head` prints it); none: a local Ray
     iterations: int = Field(default=10, ge=1)
     batch_size: int = Field(default=50, ge=1)
     proposals: int = Field(default=3, ge=1)

@@ -27,10 +27,7 @@ dataset gives the same bytes on every backend and with any number of workers.
 
 from __future__ import annotations
 
-import gc
-import itertools
 import json
-import multiprocessing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +39,7 @@ from simulator.canonical import canonical_json
 from simulator.errors import SimulatorError
 from toolgrad.backends.base import ChatModel
 from toolgrad.dataset.lines import TRACES_SUFFIX, complete_lines, trace_digest, traces_path
+from toolgrad.executors import ordered_map, process_local
 from toolgrad.records import Sample
 from toolgrad.toolbox import Toolbox
 from toolgrad.validity.checks import duplicate_findings, sample_findings
@@ -179,30 +177,33 @@ def certify_line(line: DatasetLine, provider: SandboxProvider, path: Path | str 
 
 # --- a dataset -----------------------------------------------------------------------------------
 
-_worker_provider: SandboxProvider | None = None
-_worker_path: Path | str = ""
+class CertifyJob:
+    """``job(line)``: one line's check, in a worker process or a Ray task. Pickled, it carries
+    only the provider's plan (the backend, environment references, the URLs of services the
+    driver started); each worker builds its sandboxes once and reuses them."""
+
+    def __init__(self, plan: ProviderPlan, path: Path | str) -> None:
+        self.plan, self.path = plan, str(path)
+
+    def __call__(self, line: DatasetLine) -> CheckedSample:
+        provider = process_local(("certify-provider", self.plan), lambda: SandboxProvider.from_plan(self.plan))
+        return certify_line(line, provider, self.path)
 
 
-def _worker_init(plan: ProviderPlan | None, path: Path | str) -> None:
-    global _worker_provider, _worker_path
-    if plan is not None:  # else: forked, the parent's provider (warm sandboxes) is inherited
-        _worker_provider = SandboxProvider.from_plan(plan)
-    _worker_path = path
+LINES_PER_TASK = 16  # a line checks in about a millisecond: fewer round trips to the workers
 
 
-def _worker_certify(line: DatasetLine) -> CheckedSample:
-    assert _worker_provider is not None
-    return certify_line(line, _worker_provider, _worker_path)
-
-
-def iter_certify(dataset: Dataset, provider: SandboxProvider, *, workers: int = 1) -> Iterator[CheckedSample]:
+def iter_certify(dataset: Dataset, provider: SandboxProvider, *, workers: int = 1, executor: str = "local",
+                 ray_address: str | None = None) -> Iterator[CheckedSample]:
     """Each sample's check, in file order, the dataset read a line at a time; :class:`DatasetError`
     at the first line that is not a sample. Schema-3 samples get the trace check against the
-    traces sidecar, read in step (:func:`with_trace_checks`). With ``workers`` > 1 lines are
-    checked in that many processes (in process: forked, sharing this process's warm sandboxes;
-    HTTP backends: reaching this process's services), a bounded window of lines in flight;
-    the order and the bytes of every result stay the same."""
-    yield from with_trace_checks(_checked(dataset, provider, workers), traces_path(dataset.path))
+    traces sidecar, read in step (:func:`with_trace_checks`). With ``workers`` > 1 (or
+    ``executor="ray"``) lines are checked in other processes (:func:`toolgrad.executors.ordered_map`,
+    a bounded window of lines in flight), each with in-process sandboxes of its own or, for the
+    HTTP backends, reaching the services this process started; the order and the bytes of every
+    result stay the same."""
+    yield from with_trace_checks(_checked(dataset, provider, workers, executor, ray_address),
+                                 traces_path(dataset.path))
 
 
 def with_trace_checks(checked: Iterable[CheckedSample], sidecar: Path) -> Iterator[CheckedSample]:
@@ -226,37 +227,15 @@ def with_trace_checks(checked: Iterable[CheckedSample], sidecar: Path) -> Iterat
         yield item
 
 
-def _checked(dataset: Dataset, provider: SandboxProvider, workers: int) -> Iterator[CheckedSample]:
-    if workers <= 1 or len(dataset.lines) < 2:
-        for line in dataset.lines:
-            yield certify_line(line, provider, dataset.path)
+def _checked(dataset: Dataset, provider: SandboxProvider, workers: int, executor: str,
+             ray_address: str | None) -> Iterator[CheckedSample]:
+    if executor == "local" and workers <= 1:
+        yield from ordered_map(lambda line: certify_line(line, provider, dataset.path), dataset.lines)
         return
-    global _worker_provider
-    fork = "fork" in multiprocessing.get_all_start_methods()
-    plan: ProviderPlan | None = None
-    # build (in process) or start (HTTP) every sandbox once, here: forked workers inherit the
-    # in-process ones, and reach services by URL with clients of their own
-    provider.prepare(k for k in environment_keys(dataset) if _installed(provider, k))
-    if provider.backend != "inprocess":
-        plan = provider.plan()
-    elif fork:
-        _worker_provider = provider
-    else:
-        plan = provider.plan()
-    context = multiprocessing.get_context("fork" if fork else "spawn")
-    chunk = max(1, min(64, len(dataset.lines) // (workers * 4)))
-    window = chunk * workers * 8  # lines read ahead: Pool.imap would read the whole file into its queue
-    if fork:
-        gc.freeze()  # forked children then share the parent's heap instead of copying it page by page
-    try:
-        with context.Pool(workers, initializer=_worker_init, initargs=(plan, dataset.path)) as pool:
-            lines = iter(dataset.lines)
-            while batch := list(itertools.islice(lines, window)):
-                yield from pool.imap(_worker_certify, batch, chunksize=chunk)
-    finally:
-        _worker_provider = None
-        if fork:
-            gc.unfreeze()
+    if provider.backend != "inprocess":  # start every service once, here; workers reach them by URL
+        provider.prepare(k for k in environment_keys(dataset) if _installed(provider, k))
+    yield from ordered_map(CertifyJob(provider.plan(), dataset.path), dataset.lines, workers=workers,
+                           executor=executor, ray_address=ray_address, chunksize=LINES_PER_TASK)
 
 
 def environment_keys(dataset: Dataset) -> set[tuple[str, int | None]]:
@@ -344,14 +323,17 @@ def certify_file(
     backend: str = "inprocess",
     env_refs: dict[str, str] | None = None,
     workers: int = 1,
+    executor: str = "local",
+    ray_address: str | None = None,
     on_sample: Callable[[CheckedSample], None] | None = None,
     judge: ChatModel | None = None,
 ) -> Certificate:
-    """Read, check and certify a dataset file (with ``judge``, the judge check too)."""
+    """Read, check and certify a dataset file (with ``judge``, the judge check too); ``workers``,
+    ``executor`` and ``ray_address`` say where lines are checked (:func:`iter_certify`)."""
     dataset = read_dataset(path)
     checked: list[CheckedSample] = []
     with SandboxProvider(backend, recorded_env_refs(dataset) | dict(env_refs or {})) as provider:
-        for item in iter_certify(dataset, provider, workers=workers):
+        for item in iter_certify(dataset, provider, workers=workers, executor=executor, ray_address=ray_address):
             checked.append(item)
             if on_sample is not None:
                 on_sample(item)

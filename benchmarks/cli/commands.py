@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,9 +24,10 @@ from simulator.cli.shell import console, escape, fail, stdout_console, user_erro
 from simulator.errors import EXIT_CODES, SimulatorError
 from toolgrad.backends.base import ChatModel
 from toolgrad.dataset.files import write_lines_atomic, write_text_atomic
+from toolgrad.settings import ToolgradError
 
 err = console  # stderr, silenced by --quiet
-_USER_ERRORS = (BenchmarkError, SimulatorError)
+_USER_ERRORS = (BenchmarkError, SimulatorError, ToolgradError)
 
 _BACKEND_HELP = f"Where sandboxes run: {', '.join(BACKENDS)}."
 CertifyBackendOpt = Annotated[str, typer.Option("--backend", envvar="TOOLGRAD_CERTIFY_BACKEND", help=_BACKEND_HELP)]
@@ -36,6 +36,24 @@ EnvOpt = Annotated[list[str] | None, typer.Option(
     "--env", help="Where to find an environment the dataset names: NAME=REF (a directory or spec file), "
     "or REF alone (named by its env.yaml). Shipped environments need none.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+ExecutorOpt = Annotated[str, typer.Option("--executor", envvar="TOOLGRAD_EXECUTOR", help="Where the workers run: "
+                                          "local (this machine) or ray (a Ray cluster; needs the ray extra).")]
+RayAddressOpt = Annotated[str | None, typer.Option("--ray-address", envvar="TOOLGRAD_RAY_ADDRESS", help="A running "
+                                                   "Ray cluster's address (default: a local Ray).")]
+
+
+def _workers_opt(variable: str, what: str) -> Any:
+    return typer.Option("--workers", "-w", envvar=variable, min=1, show_default="the core count",
+                        help=f"Processes to {what} in (1: in this process; same bytes for any number).")
+
+
+def _placement(workers: int | None, executor: str, ray_address: str | None) -> dict[str, Any]:
+    """``--workers`` (the core count when not given), ``--executor``, ``--ray-address``, checked."""
+    from toolgrad.executors import check_placement, default_workers
+
+    chosen = default_workers() if workers is None else workers
+    check_placement(chosen, executor, ray_address)
+    return {"workers": chosen, "executor": executor, "ray_address": ray_address}
 
 
 def register(app: typer.Typer) -> None:
@@ -86,8 +104,9 @@ def certify_command(
     data: Annotated[Path, typer.Argument(help="The dataset (JSONL, one sample per line).")],
     backend: CertifyBackendOpt = "inprocess",
     env: EnvOpt = None,
-    workers: Annotated[int, typer.Option("--workers", envvar="TOOLGRAD_CERTIFY_WORKERS", min=1,
-                                         help="Processes to replay samples in (same certificate bytes).")] = 1,
+    workers: Annotated[int | None, _workers_opt("TOOLGRAD_CERTIFY_WORKERS", "replay samples")] = None,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
     judge: Annotated[str | None, typer.Option("--judge", envvar="TOOLGRAD_CERTIFY_JUDGE",
                                               help="A model that judges whether each sample's chain and answer "
                                               "resolve its query (the paper's pass-rate check).")] = None,
@@ -116,12 +135,13 @@ def certify_command(
         chat = _judge_chat(judge, base_url, cache or _sidecar(data, ".judge-cache"), replay_only) if judge else None
         if chat is not None:
             stack.callback(chat.close)
+        placement = _placement(workers, executor, ray_address)
         dataset = read_dataset(data)
         checked = []
         refs = recorded_env_refs(dataset) | _env_refs(env)
         with SandboxProvider(backend, refs) as provider, _progress() as progress:
             task = progress.add_task("certifying", total=len(dataset.lines))
-            for item in iter_certify(dataset, provider, workers=workers):
+            for item in iter_certify(dataset, provider, **placement):
                 checked.append(item)
                 progress.advance(task)
             judged = None
@@ -147,12 +167,13 @@ def _sidecar(data: Path, suffix: str) -> Path:
 
 
 def _judge_chat(model: str, base_url: str | None, cache: Path, replay_only: bool) -> Any:
+    from benchmarks.evaluate.runner import endpoint_api_key
     from toolgrad.backends.cache import ResponseCache
     from toolgrad.backends.openai import OpenAIChat
 
     if not base_url and not replay_only:
         fail("--judge needs --base-url (or TOOLGRAD_CERTIFY_BASE_URL), or --replay-only with a recorded --cache")
-    api_key = os.environ.get("TOOLGRAD_API_KEY") or os.environ.get("OPENAI_API_KEY") or "sk-no-key-required"
+    api_key = endpoint_api_key()
     return OpenAIChat(model=model, base_url=base_url or "http://127.0.0.1:1/v1", api_key=api_key,
                       cache=ResponseCache(cache), replay_only=replay_only)
 
@@ -220,11 +241,12 @@ def _short(value: Any, limit: int = 60) -> str:
 def _chat_model(model: str, base_url: str) -> ChatModel:
     """A client for ``model`` at ``base_url``, once the endpoint has answered a one-token request
     (exit 2 within seconds, with the cause, when it cannot)."""
+    from benchmarks.evaluate.runner import endpoint_api_key
     from toolgrad.backends.base import EndpointError
     from toolgrad.backends.openai import OpenAIChat
     from toolgrad.backends.preflight import check_endpoint
 
-    api_key = os.environ.get("TOOLGRAD_API_KEY") or os.environ.get("OPENAI_API_KEY") or "sk-no-key-required"
+    api_key = endpoint_api_key()
     try:
         check_endpoint(base_url, model, api_key=api_key)
     except EndpointError as exc:
@@ -262,6 +284,9 @@ def eval_command(
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N samples.")] = None,
     backend: EvalBackendOpt = "inprocess",
     env: EnvOpt = None,
+    workers: Annotated[int | None, _workers_opt("TOOLGRAD_EVAL_WORKERS", "run samples")] = None,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
     json_out: JsonOpt = False,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="A directory for report.json, "
                                                 "report.md, report.html and traces.jsonl.")] = None,
@@ -279,15 +304,19 @@ def eval_command(
         trace_record,
         write_run,
     )
-    from benchmarks.evaluate.runner import EvalSettings, evaluate_dataset
+    from benchmarks.evaluate.runner import EvalSettings, ModelEndpoint, evaluate_dataset
 
     settings = EvalSettings(k=k, max_steps=max_steps, temperature=temperature, max_tokens=max_tokens)
     with user_errors(*_USER_ERRORS):
+        placement = _placement(workers, executor, ray_address)
         dataset = read_dataset(data)
         if limit is not None:
             dataset = replace(dataset, limit=limit)
         chat = _chat_model(model, base_url)
         judge_chat = _chat_model(judge, judge_base_url or base_url) if judge else None
+        in_process = placement["workers"] <= 1 and executor == "local"  # else each worker connects its own
+        model_arg = chat if in_process else ModelEndpoint(model, base_url)
+        judge_arg = judge_chat if in_process or not judge else ModelEndpoint(judge, judge_base_url or base_url)
         events = []
         with contextlib.ExitStack() as stack:
             for opened in (chat, judge_chat):
@@ -297,7 +326,7 @@ def eval_command(
             provider = stack.enter_context(SandboxProvider(backend, recorded_env_refs(dataset) | _env_refs(env)))
             progress = stack.enter_context(_progress())
             task = progress.add_task(f"evaluating {model}", total=len(dataset.lines) * k)
-            for event in evaluate_dataset(dataset, chat, provider, settings, judge=judge_chat):
+            for event in evaluate_dataset(dataset, model_arg, provider, settings, judge=judge_arg, **placement):
                 events.append(event)
                 progress.advance(task)
             environments = provider.installed_fingerprints()

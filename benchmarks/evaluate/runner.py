@@ -11,6 +11,8 @@ makes the on-disk report. ``toolgrad eval-calls`` (single-turn call lists, BFCL-
 
 from __future__ import annotations
 
+import os
+import pickle
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -20,12 +22,15 @@ import orjson
 from benchmarks.certify.replay import (
     BenchmarkError,
     Dataset,
+    DatasetLine,
     Divergence,
+    parse_sample,
     resolve_tool,
 )
-from benchmarks.certify.sandboxes import SandboxProvider
+from benchmarks.certify.sandboxes import ProviderPlan, SandboxProvider
 from toolgrad.agent_prompt import AGENT_SYSTEM_PROMPT
 from toolgrad.backends.base import ChatModel, EndpointError, ModelError
+from toolgrad.executors import ordered_map, process_local
 from toolgrad.records import Sample
 from toolgrad.toolbox import Toolbox
 
@@ -257,50 +262,135 @@ class TrialEvent:
     judge_reason: str = ""  # the judge's one-sentence reason, when a judge scored the answer
 
 
-def evaluate_dataset(dataset: Dataset, model: ChatModel, provider: SandboxProvider, settings: EvalSettings,
-             *, judge: ChatModel | None = None) -> Iterator[TrialEvent]:
-    """Run every sample ``settings.k`` times, yielding each trial as it finishes (file order).
+@dataclass(frozen=True, slots=True)
+class ModelEndpoint:
+    """A model at an OpenAI-compatible endpoint, as settings: what a worker process or a Ray task
+    connects from (its API key from its own environment: ``TOOLGRAD_API_KEY`` or ``OPENAI_API_KEY``)."""
 
-    Raises :class:`EvaluationAborted` when a sample's environment is not the recorded one, or
-    when the first trials all fail on the model server.
+    model: str
+    base_url: str
+
+    def connect(self) -> ChatModel:
+        from toolgrad.backends.openai import OpenAIChat
+
+        chat: ChatModel = OpenAIChat(model=self.model, base_url=self.base_url, api_key=endpoint_api_key())
+        return chat
+
+
+def endpoint_api_key() -> str:
+    """The API key for a model endpoint, from the environment only (a local server needs none)."""
+    return os.environ.get("TOOLGRAD_API_KEY") or os.environ.get("OPENAI_API_KEY") or "sk-no-key-required"
+
+
+Model = ChatModel | ModelEndpoint
+SampleItem = tuple[int, DatasetLine, Sample]  # (position in the dataset, its line, the sample)
+
+
+def _connected(model: Model) -> ChatModel:
+    if isinstance(model, ModelEndpoint):
+        return process_local(("eval-chat", model), model.connect)
+    return model
+
+
+def evaluate_sample(item: SampleItem, toolbox: Toolbox, model: Model, settings: EvalSettings,
+                    judge: Model | None = None) -> list[TrialEvent]:
+    """Every trial of one sample, on fresh sessions of ``toolbox`` (its environments, checked)."""
+    index, line, sample = item
+    ref_session = f"eval-{line.line}-reference"
+    toolbox.reset(ref_session)
+    try:
+        reference, divergence = reference_run(sample, toolbox, ref_session)
+    finally:
+        toolbox.drop(ref_session)
+    events = []
+    for trial in range(settings.k):
+        session = f"eval-{line.line}-{trial}"
+        toolbox.reset(session)
+        try:
+            run = run_agent(_connected(model), sample.query, offered_specs(sample, toolbox), toolbox, session,
+                            max_steps=settings.max_steps, temperature=settings.temperature,
+                            max_tokens=settings.max_tokens)
+            state = toolbox.state_hashes(session)
+        finally:
+            toolbox.drop(session)
+        score = score_trial(reference, Attempt(tuple(run.calls), state, run.answer, run.stop))
+        reason = ""
+        if judge is not None and run.stop != "model_error":
+            qor, reason = judge_answer(_connected(judge), sample.query, sample.answer, run.answer)
+            score = replace(score, qor_judge=qor)
+        events.append(TrialEvent(index, line.line, sample, trial, score, run, reference, divergence, reason))
+    return events
+
+
+class EvalJob:
+    """``job(item)``: one sample's trials in a worker process or a Ray task. Pickled, it carries
+    the provider's plan and the models as :class:`ModelEndpoint` settings; each worker builds its
+    sandboxes and clients once."""
+
+    def __init__(self, plan: ProviderPlan, model: Model, judge: Model | None, settings: EvalSettings) -> None:
+        self.plan, self.model, self.judge, self.settings = plan, model, judge, settings
+
+    def __call__(self, item: SampleItem) -> list[TrialEvent]:
+        provider = process_local(("eval-provider", self.plan), lambda: SandboxProvider.from_plan(self.plan))
+        toolbox = provider.toolbox_for(item[2].provenance.environments)
+        if isinstance(toolbox, Divergence):  # the driver checked it: an installation that changed meanwhile
+            raise EvaluationAborted(f"line {item[1].line}: {toolbox.field} is {toolbox.got!r} in a worker")
+        return evaluate_sample(item, toolbox, self.model, self.settings, self.judge)
+
+
+def evaluate_dataset(dataset: Dataset, model: Model, provider: SandboxProvider, settings: EvalSettings,
+                     *, judge: Model | None = None, workers: int = 1, executor: str = "local",
+                     ray_address: str | None = None) -> Iterator[TrialEvent]:
+    """Run every sample ``settings.k`` times, yielding each trial (file order, whoever ran it).
+
+    With ``workers`` > 1 or ``executor="ray"`` samples run in other processes
+    (:func:`toolgrad.executors.ordered_map`): ``model`` and ``judge`` are then
+    :class:`ModelEndpoint` settings each worker connects from. Raises
+    :class:`EvaluationAborted` before any model call when a sample's environment is not the
+    recorded one, and when the first trials all fail on the model server.
     """
-    dataset.check()  # every line checked before the first model call (a streaming pass)
-    failures = 0
-    answered_once = False
-    for index, (line, sample) in enumerate(zip(dataset.lines, dataset.samples(), strict=True)):
+    def items() -> Iterator[SampleItem]:  # a line at a time, however large the dataset
+        for index, line in enumerate(dataset.lines):
+            yield index, line, parse_sample(line, dataset.path)
+
+    for _, line, sample in items():  # every line checked before the first model call (a streaming pass)
         toolbox = provider.toolbox_for(sample.provenance.environments)
         if isinstance(toolbox, Divergence):
             raise EvaluationAborted(
                 f"{dataset.path}:{line.line}: sample {sample.id[:12]} cannot be evaluated here: "
                 f"{toolbox.field} is {toolbox.got!r}, the record says {toolbox.expected!r}; "
                 "run `toolgrad certify` on the dataset to see every sample's verdict")
-        ref_session = f"eval-{line.line}-reference"
-        toolbox.reset(ref_session)
+    if executor == "local" and workers <= 1:
+        def one(item: SampleItem) -> list[TrialEvent]:
+            toolbox = provider.toolbox_for(item[2].provenance.environments)
+            assert not isinstance(toolbox, Divergence)  # checked above
+            return evaluate_sample(item, toolbox, model, settings, judge)
+
+        per_sample = ordered_map(one, items())
+    else:
+        job = EvalJob(provider.plan(), model, judge, settings)
         try:
-            reference, divergence = reference_run(sample, toolbox, ref_session)
-        finally:
-            toolbox.drop(ref_session)
-        for trial in range(settings.k):
-            session = f"eval-{line.line}-{trial}"
-            toolbox.reset(session)
-            try:
-                run = run_agent(model, sample.query, offered_specs(sample, toolbox), toolbox, session,
-                                max_steps=settings.max_steps, temperature=settings.temperature,
-                                max_tokens=settings.max_tokens)
-                state = toolbox.state_hashes(session)
-            finally:
-                toolbox.drop(session)
-            if run.stop == "model_error" and run.completions == 0:
-                failures += 1
-                if not answered_once and failures >= FATAL_MODEL_ERRORS:
-                    raise EvaluationAborted(
-                        f"the model failed on each of the first {failures} trials: {run.error}\n"
-                        "  fix: check --base-url, --model and that the server is running")
-            else:
-                answered_once = True
-            score = score_trial(reference, Attempt(tuple(run.calls), state, run.answer, run.stop))
-            reason = ""
-            if judge is not None and run.stop != "model_error":
-                qor, reason = judge_answer(judge, sample.query, sample.answer, run.answer)
-                score = replace(score, qor_judge=qor)
-            yield TrialEvent(index, line.line, sample, trial, score, run, reference, divergence, reason)
+            pickle.dumps(job)
+        except Exception as exc:
+            raise BenchmarkError(f"--workers > 1 and --executor ray need the models as ModelEndpoint settings "
+                                 f"(a connected client cannot be sent to another process): {exc}") from None
+        per_sample = ordered_map(job, items(), workers=workers, executor=executor, ray_address=ray_address)
+    yield from _stop_on_a_dead_endpoint(event for events in per_sample for event in events)
+
+
+def _stop_on_a_dead_endpoint(events: Iterator[TrialEvent]) -> Iterator[TrialEvent]:
+    """The trials, in order, until the first :data:`FATAL_MODEL_ERRORS` all failed without a
+    completion (the server is down or the model name is wrong: zeros would hide that)."""
+    failures = 0
+    answered_once = False
+    for event in events:
+        run = event.run
+        if run.stop == "model_error" and run.completions == 0:
+            failures += 1
+            if not answered_once and failures >= FATAL_MODEL_ERRORS:
+                raise EvaluationAborted(
+                    f"the model failed on each of the first {failures} trials: {run.error}\n"
+                    "  fix: check --base-url, --model and that the server is running")
+        else:
+            answered_once = True
+        yield event

@@ -2,20 +2,28 @@
 sample, per shipped environment (and over all of them together).
 
     toolgrad bench generate [--n 100] [--runs 3] [--env petstore ...]
-                            [--concurrency 1] [--profile]
+                            [--concurrency 1] [--profile] [--workers 1,2]
 
 Each run writes a fresh dataset to a temporary directory; the time covers the whole
 ``generate_dataset`` call (toolbox start-up included). ``--profile`` adds a cProfile listing
 of the top functions (cumulative and own time) of one run over all environments.
+``--workers 1,2`` instead times the whole command (``toolgrad generate --workers W``, as a
+user runs it: interpreter start-up and imports included) for each number of workers, the runs
+interleaved so that a noisy machine slows each alike, and prints the medians side by side with
+their ratio to the first; it also checks that every run wrote the same bytes.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import hashlib
 import io
+import json
 import pstats
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -55,6 +63,42 @@ def profile(envs: list[str], n: int, seed: int, top: int) -> str:
     return text.getvalue()
 
 
+def whole_command(envs: list[str], n: int, seed: int, workers: int, concurrency: int) -> tuple[float, float, str]:
+    """One ``toolgrad generate --workers W`` run in a fresh interpreter: (samples/s of the whole
+    command, samples/s inside the run as its summary says, the dataset's sha256)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "bench.jsonl"
+        command = [sys.executable, "-m", "benchmarks.cli.app", "--quiet", "generate", *(f"--env={e}" for e in envs),
+                   "--n", str(n), "--seed", str(seed), "--workers", str(workers), "--concurrency", str(concurrency),
+                   "--json", "-o", str(out)]
+        start = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, check=False)
+        wall = time.perf_counter() - start
+        if done.returncode != 0:
+            raise SystemExit(f"toolgrad generate --workers {workers} failed: {done.stderr.decode()[-2000:]}")
+        summary = json.loads(done.stdout)
+        digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    return summary["new_samples"] / wall, summary["samples_per_second"], digest
+
+
+def compare_workers(envs: list[str], n: int, runs: int, seed: int, counts: list[int], concurrency: int) -> None:
+    """The whole command per number of workers, side by side (medians of interleaved runs)."""
+    results: dict[int, list[tuple[float, float, str]]] = {w: [] for w in counts}
+    for _ in range(runs):
+        for workers in counts:
+            results[workers].append(whole_command(envs, n, seed, workers, concurrency))
+    print(f"whole command `toolgrad generate --workers W`, offline, {len(envs)} environment(s), n={n}, "
+          f"median of {runs} interleaved runs, seed {seed}")
+    print(f"{'workers':<9}{'samples/s (command)':>21}{'samples/s (in run)':>20}{'ratio to ' + str(counts[0]):>13}")
+    base = statistics.median(r[0] for r in results[counts[0]])
+    for workers in counts:
+        whole = statistics.median(r[0] for r in results[workers])
+        inside = statistics.median(r[1] for r in results[workers])
+        print(f"{workers:<9}{whole:>21.1f}{inside:>20.1f}{whole / base:>13.2f}")
+    digests = {r[2] for rs in results.values() for r in rs}
+    print("same bytes for every number of workers" if len(digests) == 1 else f"DIFFERENT BYTES: {sorted(digests)}")
+
+
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100, help="samples per run")
@@ -64,8 +108,13 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
     parser.add_argument("--env", action="append", default=None, help="environment (repeat); default: all shipped")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--workers", default=None, help="e.g. 1,2: time the whole command per number of workers")
     args = parser.parse_args(argv)
     envs = args.env or shipped_environments()
+    if args.workers:
+        counts = [int(w) for w in args.workers.split(",") if w.strip()]
+        compare_workers(envs, args.n, args.runs, args.seed, counts, args.concurrency)
+        return
     print(f"offline generation, n={args.n} per run, median of {args.runs} runs, seed {args.seed}, "
           f"concurrency {args.concurrency}")
     print(f"{'environment':<14}{'samples/s':>11}{'samples':>9}{'calls/sample':>14}")

@@ -260,3 +260,13 @@ def test_certificate_bytes_do_not_depend_on_the_hash_seed(dataset_path: Path, tm
         assert done.returncode == 0, done.stderr
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1] == certificate_bytes(certify_file(dataset_path))
+
+
+def test_certify_cli_with_two_workers_writes_the_certificate_of_one(dataset_path: Path, tmp_path: Path) -> None:
+    certificates = {}
+    for workers in ("1", "2"):
+        target = tmp_path / f"w{workers}.certificate.json"
+        result = CliRunner().invoke(app, ["certify", str(dataset_path), "--workers", workers, "-o", str(target)])
+        assert result.exit_code == 0, result.output
+        certificates[workers] = target.read_bytes()
+    assert certificates["1"] == certificates["2"] == certificate_bytes(certify_file(dataset_path))

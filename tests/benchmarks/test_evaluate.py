@@ -371,3 +371,23 @@ def test_outcome_of_a_sample_whose_reference_diverged_is_not_evaluated(dataset_p
     text = render_markdown([report])
     assert f"outcome match not evaluated for 1 of {len(report.samples)} samples" in text
     assert "| not evaluated |" in text
+
+
+def test_eval_with_two_workers_writes_the_report_of_one(dataset_path: Path, tmp_path: Path,
+                                                        openai_server: Any) -> None:
+    """Samples run in two worker processes, each with its own client to the same server: the
+    report and the traces are the bytes of the one-process run."""
+    samples = read_dataset(dataset_path).parse()
+    openai_server.reset()
+    openai_server.script(replay_handler(samples))
+    runs = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}"
+        result = CliRunner().invoke(app, ["eval", str(dataset_path), "--model", "scripted-model", "--base-url",
+                                          openai_server.base_url, "--max-steps", "20", "--k", "2",
+                                          "--workers", workers, "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        runs[workers] = out
+    for name in ("report.json", "traces.jsonl", "report.md"):
+        assert (runs["1"] / name).read_bytes() == (runs["2"] / name).read_bytes(), name
+    assert json.loads((runs["2"] / "report.json").read_text())["metrics"]["success_rate"] == 1.0

@@ -115,3 +115,23 @@ def test_the_sampling_temperature_is_sent_and_recorded(
     proposer = next(r for r in scripted_openai.requests if "proposals" in _schema(r).get("properties", {}))
     offered = _schema(proposer)["properties"]["proposals"]["items"]["properties"]["tools"]["items"]["enum"]
     assert len(offered) == len(sample.trace.iterations[0].batch) == 19  # petstore: every operation
+
+
+def test_two_workers_share_the_model_cache_and_write_the_bytes_of_one(
+        scripted_openai: ScriptedOpenAI, tmp_path: Path, monkeypatch: Any) -> None:
+    """Two worker processes record into one cache directory (a file per exchange, written
+    atomically); a replay-only run with two workers, its endpoint dead, gives the same bytes."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    scripted_openai.script(adversary)
+    common: dict[str, Any] = {"envs": ["petstore"], "n": 4, "seed": 0, "llm": "openai",
+                              "model": scripted_openai.model, "iterations": 2, "proposals": 3}
+    one, two, replayed = tmp_path / "one.jsonl", tmp_path / "two.jsonl", tmp_path / "replayed.jsonl"
+    generate_dataset(GenerateSettings(**common, base_url=scripted_openai.base_url, output=str(one)))
+    generate_dataset(GenerateSettings(**common, base_url=scripted_openai.base_url, output=str(two),
+                                      cache=str(tmp_path / "cache"), workers=2))
+    assert one.read_bytes() == two.read_bytes()
+    sent = len(scripted_openai.requests)
+    summary = generate_dataset(GenerateSettings(**common, base_url=scripted_openai.base_url, output=str(replayed),
+                                                cache=str(tmp_path / "cache"), replay_only=True, workers=2))
+    assert replayed.read_bytes() == one.read_bytes()
+    assert len(scripted_openai.requests) == sent and summary.model_requests == 0 and summary.cache_hits > 0

@@ -9,6 +9,7 @@ variable). Errors a user can act on print one line, naming the flag, and exit 2 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ import typer
 
 from simulator.cli.shell import console, escape, help_text, stdout_console, user_errors
 from simulator.errors import EXIT_CODES, SimulatorError
+from toolgrad.executors import default_workers
 from toolgrad.settings import (
     EXPORT_ENV,
     GENERATE_ENV,
@@ -35,6 +37,14 @@ def _opt(settings: type[Any], names: dict[str, str], field: str, text: str, show
     info = settings.model_fields[field]
     default = shown if shown is not None else (None if info.is_required() else info.get_default(call_default_factory=True))
     return help_text(text, env=names[field], default=None if default in ("", []) else default)
+
+
+def default_workers_unless_set(given: int | None, variable: str) -> int | None:
+    """``--workers``: the flag, else its variable (None here), else the core count: the CLI runs on
+    every core by default, the library in process."""
+    if given is not None or variable in os.environ:
+        return given
+    return default_workers()
 
 
 def _gen(field: str, text: str, shown: Any = None) -> str:
@@ -59,7 +69,14 @@ def generate(
     temperature: float = typer.Option(None, "--temperature",
                                       help=_gen("temperature", "the model's sampling temperature, recorded in "
                                                 "each sample's provenance (the paper samples at 1.0)")),
-    concurrency: int = typer.Option(None, "--concurrency", "-c", help=_gen("concurrency", "samples in flight")),
+    concurrency: int = typer.Option(None, "--concurrency", "-c", help=_gen("concurrency", "samples in flight "
+                                    "per worker, as threads: for a model endpoint that serves requests in parallel")),
+    workers: int = typer.Option(None, "--workers", "-w", help=_gen("workers", "processes running samples (1: in "
+                                "this process); same bytes for any number", shown="the core count")),
+    executor: str = typer.Option(None, "--executor", help=_gen("executor", "where the workers run: local "
+                                 "(this machine) or ray (a Ray cluster; needs the ray extra)")),
+    ray_address: str = typer.Option(None, "--ray-address", help=_gen("ray_address", "a running Ray cluster's "
+                                    "address (`ray start --head` prints it)", shown="a local Ray")),
     iterations: int = typer.Option(None, "--iterations", help=_gen("iterations", "T")),
     batch_size: int = typer.Option(None, "--batch-size", help=_gen("batch_size", "B")),
     proposals: int = typer.Option(None, "--proposals", help=_gen("proposals", "k")),
@@ -78,7 +95,9 @@ def generate(
         settings: GenerateSettings = from_environment(
             GenerateSettings, GENERATE_ENV, flags={"envs": "--env"}, envs=env or None, n=n, seed=seed, llm=llm,
             model=model, base_url=base_url, cache=cache, replay_only=replay_only, temperature=temperature,
-            concurrency=concurrency, iterations=iterations, batch_size=batch_size, proposals=proposals, output=output)
+            concurrency=concurrency, workers=default_workers_unless_set(workers, GENERATE_ENV["workers"]),
+            executor=executor, ray_address=ray_address, iterations=iterations, batch_size=batch_size,
+            proposals=proposals, output=output)
         view = GenerationView(console, stdout_console(), json_out)
         try:
             generate_dataset(settings, events=view)

@@ -30,8 +30,9 @@ What a caller may rely on:
 
 from __future__ import annotations
 
+import pickle
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,10 +40,11 @@ from pathlib import Path
 import orjson
 
 from simulator.environments.environment import shipped_environments
-from toolgrad.backends.base import CacheMiss, EndpointError
+from toolgrad.backends.base import EndpointError
 from toolgrad.events import EventSink, Notice, RunFinished, RunStarted, SampleDone
+from toolgrad.executors import WorkerLost, check_placement, ordered_map
 from toolgrad.loop.policy import Policy
-from toolgrad.loop.sample import SampleOutcome, run_sample
+from toolgrad.loop.sample import SampleOutcome
 from toolgrad.records import SCHEMA_VERSION, Provenance, RunSummary, Sample
 from toolgrad.settings import GenerateSettings, RunIncomplete, ToolgradError, sidecar
 from toolgrad.toolbox import Toolbox
@@ -62,7 +64,7 @@ from .lines import (
     truncate_partial,
 )
 from .provenance import make_provenance
-from .seed_order import SeedStopped, Workers, in_seed_order
+from .seed_order import PolicyFactory, SeedJob, SeedStopped, Workers
 
 SUMMARY_SUFFIX = ".summary.json"
 SCHEMA_SUFFIX = ".schema.json"
@@ -107,9 +109,6 @@ def open_existing(path: Path) -> Existing:
     return found
 
 
-PolicyFactory = Callable[[Toolbox], Policy]
-
-
 # -- the run ------------------------------------------------------------------------------------
 
 
@@ -122,7 +121,7 @@ def policy_factory_for(settings: GenerateSettings) -> PolicyFactory:
         raise ToolgradError("--llm openai needs --model (or TOOLGRAD_MODEL)")
     try:
         from toolgrad.backends.preflight import check_endpoint
-        from toolgrad.policies.model.policy import make_llm_policy  # type: ignore[import-not-found,unused-ignore]
+        from toolgrad.policies.model.policy import make_llm_policy  # noqa: F401  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
         raise ToolgradError(f"--llm openai is not available: toolgrad.policies.model.policy.make_llm_policy "
                             f"could not be imported ({exc})") from exc
@@ -132,13 +131,28 @@ def policy_factory_for(settings: GenerateSettings) -> PolicyFactory:
         except EndpointError as exc:
             raise ToolgradError(f"the model endpoint is not usable: {exc}") from None
 
-    def factory(toolbox: Toolbox) -> Policy:
-        policy: Policy = make_llm_policy(model=settings.model, base_url=settings.base_url,
-                                         cache_dir=settings.cache, replay_only=settings.replay_only,
-                                         temperature=settings.temperature)
-        return policy
+    cache = str(Path(settings.cache).resolve()) if settings.cache else None  # workers may run elsewhere
+    return ModelPolicyFactory(settings.model, settings.base_url, cache, settings.replay_only, settings.temperature)
 
-    return factory
+
+@dataclass(frozen=True, slots=True)
+class ModelPolicyFactory:
+    """toolbox -> a fresh model policy; picklable, so worker processes and Ray tasks make their own
+    client (the record/replay cache is shared through its directory: one file per exchange,
+    written atomically, so processes never tear or double an entry)."""
+
+    model: str
+    base_url: str
+    cache: str | None
+    replay_only: bool
+    temperature: float
+
+    def __call__(self, toolbox: Toolbox) -> Policy:
+        from toolgrad.policies.model.policy import make_llm_policy  # type: ignore[import-not-found,unused-ignore]
+
+        policy: Policy = make_llm_policy(model=self.model, base_url=self.base_url, cache_dir=self.cache,
+                                         replay_only=self.replay_only, temperature=self.temperature)
+        return policy
 
 
 def environment_refs(settings: GenerateSettings) -> list[str]:
@@ -191,24 +205,23 @@ def _generate_locked(
     emit(RunStarted(str(out), settings.seed, len(plan.requested), len(plan.pending),
                     len(plan.requested) - len(plan.pending) - len(plan.skipped), sorted(first_box.environments)))
 
-    workers = Workers(refs, first_box)
-
-    def one(seed: int) -> SampleOutcome:
-        box = workers.toolbox()
-        try:
-            return run_sample(box, factory(box), seed, config, session=f"seed-{seed}")
-        except (CacheMiss, EndpointError) as exc:
-            raise SeedStopped(seed, exc) from exc
-        finally:
-            box.forget_snapshots()
-
+    check_placement(settings.workers, settings.executor, settings.ray_address)
+    job = SeedJob(refs, factory, config, Workers(refs, first_box))
+    workers = min(settings.workers, max(1, len(plan.pending)))
+    if workers > 1 or settings.executor != "local":
+        _check_picklable(job)
+    outcomes = ordered_map(job, plan.pending, workers=workers, executor=settings.executor,
+                           ray_address=settings.ray_address, threads=settings.concurrency)
     tally = _Tally(failed=list(plan.skipped))
     writer = LineFiles([traces_path(out), out])  # the sidecar first: see LineFiles
     stopped: SeedStopped | None = None
     try:
-        _write_outcomes(in_seed_order(one, plan.pending, settings.concurrency), writer, provenance, tally, emit)
+        _write_outcomes(outcomes, writer, provenance, tally, emit)
     except SeedStopped as exc:
         stopped = exc
+    except WorkerLost as exc:
+        raise WorkerLost(f"{exc}: {out} keeps the {tally.written} sample(s) written before it, in seed order, "
+                         "and the same command resumes from there") from None
     finally:
         writer.close()
     wall = time.perf_counter() - started
@@ -302,6 +315,16 @@ def _sample_lines(outcome: SampleOutcome, provenance: Provenance) -> tuple[tuple
         return record_lines(outcome, provenance), ""
     except TypeError as exc:  # e.g. an integer wider than 64 bits: orjson refuses it
         return None, f"the record cannot be written as canonical JSON: {exc}"
+
+
+def _check_picklable(job: SeedJob) -> None:
+    """Worker processes and Ray tasks get the job pickled: its policy factory must be a top-level
+    class or function (a lambda or a closure is not)."""
+    try:
+        pickle.dumps(job)
+    except Exception as exc:
+        raise ToolgradError(f"--workers > 1 and --executor ray run seeds in other processes, so the policy "
+                            f"factory must be picklable (a top-level class or function): {exc}; use workers=1") from None
 
 
 def _check_compatible(out: Path, found: Provenance, current: Provenance, emit: EventSink) -> None:

@@ -1,30 +1,36 @@
-"""Samples run concurrently and come back in seed order.
+"""Samples run in parallel and come back in seed order.
 
-:func:`in_seed_order` runs ``work(seed)`` on a thread pool and yields the results in the order of
-the seeds, holding early completions in a bounded window; :class:`Workers` gives each thread its
-own toolbox (the in-process simulator is not thread-safe); :class:`SeedStopped` is how a seed
-stops the whole run (a model failure: later seeds must not be written past it).
+:class:`SeedJob` is one seed's work as a picklable value (the environments, the policy factory,
+the generator config), so :func:`toolgrad.executors.ordered_map` can run it in this process, in
+local worker processes or as Ray tasks and hand the outcomes back in seed order;
+:class:`Workers` gives each thread of a process its own toolbox (the in-process simulator is not
+thread-safe); :class:`SeedStopped` is how a seed stops the whole run (a model failure: later
+seeds must not be written past it).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable
+from typing import Any
 
-from toolgrad.backends.base import CacheMiss
-from toolgrad.loop.sample import SampleOutcome
+from toolgrad.backends.base import CacheMiss, EndpointError
+from toolgrad.executors import process_local
+from toolgrad.loop.policy import Policy
+from toolgrad.loop.sample import GeneratorConfig, SampleOutcome, run_sample
 from toolgrad.settings import RunIncomplete, ToolgradError
 from toolgrad.toolbox import Toolbox
 
+PolicyFactory = Callable[[Toolbox], Policy]
+
 
 class Workers:
-    """One toolbox per worker thread: the in-process simulator is not thread-safe."""
+    """One toolbox per thread: the in-process simulator is not thread-safe."""
 
-    def __init__(self, refs: list[str], first: Toolbox) -> None:
+    def __init__(self, refs: list[str], first: Toolbox | None = None) -> None:
         self.refs = refs
         self.local = threading.local()
-        self.local.toolbox = first  # the calling thread's (used when concurrency is 1)
+        self.local.toolbox = first  # the creating thread's (the driver's, when it runs seeds itself)
 
     def toolbox(self) -> Toolbox:
         box = getattr(self.local, "toolbox", None)
@@ -41,37 +47,36 @@ class SeedStopped(RunIncomplete):
     def __init__(self, seed: int, cause: Exception) -> None:
         super().__init__(f"seed {seed}: {cause}")
         self.seed = seed
+        self.cause = cause
         self.exit_code = 2 if isinstance(cause, CacheMiss) else 1
 
+    def __reduce__(self) -> tuple[Any, ...]:  # sent back from a worker process as itself
+        return (SeedStopped, (self.seed, self.cause))
 
-def in_seed_order(work: Callable[[int], SampleOutcome], seeds: list[int], concurrency: int) -> Iterator[SampleOutcome]:
-    """``work(seed)`` for every seed, ``concurrency`` at a time, yielded in the order of ``seeds``."""
-    if concurrency <= 1:
-        for seed in seeds:
-            yield work(seed)
-        return
-    window = concurrency * 4  # completed-but-unwritten results are bounded by this
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="toolgrad-sample")
-    inflight: dict[Future[SampleOutcome], int] = {}
-    ready: dict[int, SampleOutcome] = {}
-    submitted = 0
-    emitted = 0
-    try:
-        while emitted < len(seeds):
-            while submitted < len(seeds) and submitted - emitted < window and len(inflight) < concurrency * 2:
-                inflight[pool.submit(work, seeds[submitted])] = seeds[submitted]
-                submitted += 1
-            finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
-            for future in finished:
-                seed = inflight.pop(future)
-                try:
-                    ready[seed] = future.result()
-                except ToolgradError:
-                    raise
-                except Exception as exc:
-                    raise RuntimeError(f"seed {seed}: {type(exc).__name__}: {exc}") from exc
-            while emitted < len(seeds) and seeds[emitted] in ready:
-                yield ready.pop(seeds[emitted])
-                emitted += 1
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+
+class SeedJob:
+    """``job(seed)``: one sample's outcome. Pickled, it carries only its settings; a worker
+    process builds its toolboxes once (one per thread) and reuses them for every seed it runs
+    (a toolbox's answers do not depend on the seeds it ran before)."""
+
+    def __init__(self, refs: list[str], factory: PolicyFactory, config: GeneratorConfig,
+                 workers: Workers | None = None) -> None:
+        self.refs, self.factory, self.config = list(refs), factory, config
+        self.workers = workers  # this process's toolboxes; a worker process makes its own
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SeedJob, (self.refs, self.factory, self.config))
+
+    def __call__(self, seed: int) -> SampleOutcome:
+        workers = self.workers or process_local(("seed-toolboxes", tuple(self.refs)), lambda: Workers(self.refs))
+        box = workers.toolbox()
+        try:
+            return run_sample(box, self.factory(box), seed, self.config, session=f"seed-{seed}")
+        except (CacheMiss, EndpointError) as exc:
+            raise SeedStopped(seed, exc) from exc
+        except ToolgradError:
+            raise
+        except Exception as exc:
+            raise RuntimeError(f"seed {seed}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            box.forget_snapshots()
