@@ -77,7 +77,7 @@ def test_only_calls_that_really_ran_enter_a_chain_and_every_sample_certifies(
     summary = generate_dataset(GenerateSettings(
         envs=["petstore"], n=3, seed=0, llm="openai", model=scripted_openai.model,
         base_url=scripted_openai.base_url, iterations=2, batch_size=50, proposals=3, output=str(out)))
-    samples = list(read_samples(out))
+    samples = list(read_samples(out, traces=True))
     assert summary.samples == len(samples) == 3 and summary.model_requests > 0, summary
 
     made_up_seen = refused_seen = 0
@@ -108,7 +108,7 @@ def test_the_sampling_temperature_is_sent_and_recorded(
     generate_dataset(GenerateSettings(
         envs=["petstore"], n=1, seed=0, llm="openai", model=scripted_openai.model, temperature=1.0,
         base_url=scripted_openai.base_url, iterations=1, batch_size=50, proposals=3, output=str(out)))
-    (sample,) = read_samples(out)
+    (sample,) = read_samples(out, traces=True)
     assert sample.provenance.generator["temperature"] == 1.0, "the paper's setting, recorded with the sample"
     assert {r.get("temperature") for r in scripted_openai.requests} == {1.0}
     # every tool of the mini-batch is offered to the proposer, not the few a budget left room for
