@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -30,6 +31,7 @@ HEAD_TIMEOUT_S = 10.0
 BODY_TIMEOUT_S = 60.0
 KEEP_ALIVE_S = 5
 SWEEP_S = 1.0
+JOIN_LIMIT = 64 * 1024  # a response body up to this size goes out in one send with its head
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +99,70 @@ def _timed_protocol() -> Any:
         def on_headers_complete(self) -> None:
             self._deadline = self.loop.time() + body_timeout
             super().on_headers_complete()
+            cycle = self.cycle  # the new request's (a pipelined one waits for its turn)
+            held = HeldHeadTransport(self.transport, cycle)
+            cycle.transport = held  # type: ignore[assignment]  # writes and closes, the rest delegated
+            cycle.on_response = held.completing(cycle.on_response)
 
         def on_message_complete(self) -> None:
             self._deadline = None
             super().on_message_complete()
 
     return TimedHttpToolsProtocol
+
+
+class HeldHeadTransport:
+    """What one request-response cycle writes through: the response head is held until the
+    body follows, so a response goes out in one send (one segment on loopback) instead of two.
+
+    uvicorn writes the status line and headers, then the body, each with its own
+    ``transport.write`` (a syscall each, about a quarter of the server's time under load). The
+    bytes and their order are unchanged: anything written after the head (a body, a chunk)
+    goes out joined to it, and the head goes out alone when the response completes without a
+    body write (HEAD) or the connection closes. Writes before the response starts (``100
+    Continue``) are not held."""
+
+    __slots__ = ("_cycle", "_head", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, cycle: Any) -> None:
+        self._transport, self._cycle, self._head = transport, cycle, b""
+
+    def write(self, data: bytes) -> None:
+        if self._head:
+            head, self._head = self._head, b""
+            if len(data) > JOIN_LIMIT:  # not worth copying a large body to save one send
+                self._transport.write(head)
+            else:
+                data = head + data
+        elif self._cycle.response_started and not self._cycle.response_complete and data:
+            self._head = data  # the head: the body comes next, in this same send() turn or the next
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._head:
+            head, self._head = self._head, b""
+            if not self._transport.is_closing():
+                self._transport.write(head)
+
+    def completing(self, on_response: Callable[[], None]) -> Callable[[], None]:
+        """``on_response`` (the cycle's completion callback), sending a held head first."""
+
+        def completed() -> None:
+            self.flush()
+            on_response()
+
+        return completed
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 _sweeping: set[int] = set()  # ids of the event loops with a sweep scheduled
