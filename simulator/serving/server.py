@@ -31,6 +31,7 @@ HEAD_TIMEOUT_S = 10.0
 BODY_TIMEOUT_S = 60.0
 KEEP_ALIVE_S = 5
 SWEEP_S = 1.0
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"  # what uvicorn sends before reading a body that waits for it
 JOIN_LIMIT = 64 * 1024  # a response body up to this size goes out in one send with its head
 
 log = logging.getLogger(__name__)
@@ -100,9 +101,9 @@ def _timed_protocol() -> Any:
             self._deadline = self.loop.time() + body_timeout
             super().on_headers_complete()
             cycle = self.cycle  # the new request's (a pipelined one waits for its turn)
-            held = HeldHeadTransport(self.transport, cycle)
+            held = HeldHeadTransport(self.transport, cycle.on_response)
             cycle.transport = held  # type: ignore[assignment]  # writes and closes, the rest delegated
-            cycle.on_response = held.completing(cycle.on_response)
+            cycle.on_response = held
 
         def on_message_complete(self) -> None:
             self._deadline = None
@@ -117,26 +118,29 @@ class HeldHeadTransport:
 
     uvicorn writes the status line and headers, then the body, each with its own
     ``transport.write`` (a syscall each, about a quarter of the server's time under load). The
-    bytes and their order are unchanged: anything written after the head (a body, a chunk)
-    goes out joined to it, and the head goes out alone when the response completes without a
-    body write (HEAD) or the connection closes. Writes before the response starts (``100
-    Continue``) are not held."""
+    bytes and their order are unchanged: the first write other than ``100 Continue`` is the
+    head; what follows it (a body, a chunk) goes out joined to it, and the head goes out alone
+    when the response completes without a body write (HEAD) or the connection closes. Called,
+    it is the cycle's completion callback. It holds no reference to the cycle (no reference
+    cycle: a finished cycle is freed at once, not by the cyclic GC)."""
 
-    __slots__ = ("_cycle", "_head", "_transport")
+    __slots__ = ("_head", "_on_response", "_started", "_transport")
 
-    def __init__(self, transport: asyncio.Transport, cycle: Any) -> None:
-        self._transport, self._cycle, self._head = transport, cycle, b""
+    def __init__(self, transport: asyncio.Transport, on_response: Callable[[], None]) -> None:
+        self._transport, self._on_response = transport, on_response
+        self._head, self._started = b"", False
 
     def write(self, data: bytes) -> None:
-        if self._head:
+        if not self._started:
+            if data != _CONTINUE:
+                self._started, self._head = True, data
+                return
+        elif self._head:
             head, self._head = self._head, b""
             if len(data) > JOIN_LIMIT:  # not worth copying a large body to save one send
                 self._transport.write(head)
             else:
                 data = head + data
-        elif self._cycle.response_started and not self._cycle.response_complete and data:
-            self._head = data  # the head: the body comes next, in this same send() turn or the next
-            return
         self._transport.write(data)
 
     def flush(self) -> None:
@@ -145,14 +149,9 @@ class HeldHeadTransport:
             if not self._transport.is_closing():
                 self._transport.write(head)
 
-    def completing(self, on_response: Callable[[], None]) -> Callable[[], None]:
-        """``on_response`` (the cycle's completion callback), sending a held head first."""
-
-        def completed() -> None:
-            self.flush()
-            on_response()
-
-        return completed
+    def __call__(self) -> None:
+        self.flush()
+        self._on_response()
 
     def is_closing(self) -> bool:
         return self._transport.is_closing()
