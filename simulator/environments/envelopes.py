@@ -101,6 +101,13 @@ def unwrap_body(root: JSONSchema, schema: Any, body: Any) -> Any:
     return body
 
 
+def bare_list(schema: JSONSchema) -> bool:
+    """Whether :func:`wrap_list` answers the records themselves: an array of records that are
+    not inside envelopes of their own."""
+    items = array_items(schema, schema)
+    return items is not None and record_key(schema, items) is None
+
+
 def wrap_list(schema: JSONSchema, records: list[dict[str, Any]], total: int, status: int | None = None) -> Any:
     """Put records where a list response schema expects them: the array itself, or the list key
     of a wrapper object (with a total where the wrapper has one); each record inside its own

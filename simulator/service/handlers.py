@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulator.canonical import canonical_json, sha256_hex
-from simulator.environments.envelopes import plain_record, unwrap_record, wrap_list, wrap_record
+from simulator.environments.envelopes import bare_list, plain_record, unwrap_record, wrap_list, wrap_record
 from simulator.environments.identity import param_field_names
 from simulator.environments.resources import Binding, Resource
 from simulator.spec.model import JSONSchema, Operation, ResponseSpec
@@ -29,6 +29,7 @@ LIMIT_PARAMS = ("limit", "per_page", "perPage", "page_size", "pageSize", "size",
                 "maxResults", "top", "first", "count", "pagelen", "rows")
 OFFSET_PARAMS = ("offset", "skip", "start", "from")
 PAGE_PARAMS = ("page", "page_number", "pageNumber")
+_PAGING = frozenset(LIMIT_PARAMS + OFFSET_PARAMS + PAGE_PARAMS)
 PAGINATION = frozenset(LIMIT_PARAMS + OFFSET_PARAMS + PAGE_PARAMS + ("sort", "order", "cursor", "fields"))
 _CREATED = ("created_at", "createdAt", "created", "creationDate", "dateCreated", "created_on")
 _UPDATED = ("updated_at", "updatedAt", "modified", "modified_at", "modifiedAt", "last_modified",
@@ -95,6 +96,7 @@ class Handlers:
         self._media: dict[tuple[str, int], tuple[str | None, JSONSchema | None]] = {}
         self._success: dict[tuple[str, tuple[int, ...]], int] = {}
         self._plain: dict[tuple[str, int, str], bool] = {}
+        self._bare: dict[tuple[str, int], bool] = {}
         self._props: dict[str, dict[str, JSONSchema]] = {}
         self._defaults: dict[str, dict[str, Any]] = {}
 
@@ -258,7 +260,11 @@ class Handlers:
         if media is None or schema is None:
             return Outcome(status, NO_BODY)
         seed = f"{self.seed}|{op.operation_id}|{sha256_hex(canonical_json(parsed.inputs()))}"
-        hint = wrap_list(schema, [self.public(res, r) for r in records], total, status)
+        bare = self._bare.get((op.operation_id, status))
+        if bare is None:
+            bare = self._bare[(op.operation_id, status)] = bare_list(schema)
+        shown = [self.public(res, r) for r in records]
+        hint = shown if bare else wrap_list(schema, shown, total, status)
         body = self.shaper.conform(schema, schema, hint, seed, inputs=parsed.query, hide_secrets=True)
         return Outcome(status, body, media)
 
@@ -385,6 +391,8 @@ def body_plan(op: Operation, media: str | None, record: JSONSchema | None) -> tu
 
 
 def paginate(records: list[Record], query: dict[str, Any]) -> list[Record]:
+    if _PAGING.isdisjoint(query):
+        return records
     limit = next((query[p] for p in LIMIT_PARAMS if isinstance(query.get(p), int)), None)
     offset = next((query[p] for p in OFFSET_PARAMS if isinstance(query.get(p), int)), 0)
     page = next((query[p] for p in PAGE_PARAMS if isinstance(query.get(p), int)), None)

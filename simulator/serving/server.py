@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import uvicorn
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from simulator.errors import SimulatorError
 
@@ -199,10 +200,15 @@ def serve(env: Any, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, auth:
     sim = simulator if simulator is not None else Simulator(env, auth=auth)
     sock = sock if sock is not None else bind(host, port)
     policy = policy or ControlPolicy.for_server(bind_host=host, auth=sim.auth)
-    app = build_app(sim, policy=policy, log_requests=access_log)
     protocol = _timed_protocol()
+    # X-Forwarded-For/-Proto are applied to the control API alone (the simulated API reads no
+    # client address or scheme): uvicorn's middleware around every request costs a coroutine
+    def proxied(control: Any) -> Any:  # on the first control request: config is set by then
+        return ProxyHeadersMiddleware(control, trusted_hosts=config.forwarded_allow_ips)
+
+    app = build_app(sim, policy=policy, log_requests=access_log, wrap_control=proxied)
     config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on", server_header=False,
-                            date_header=False, timeout_keep_alive=KEEP_ALIVE_S,
+                            date_header=False, timeout_keep_alive=KEEP_ALIVE_S, proxy_headers=False,
                             **({"http": protocol} if protocol is not None else {}))
     if access_log:  # after uvicorn has configured its own loggers
         _log_access_to_stderr()
