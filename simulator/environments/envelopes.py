@@ -101,6 +101,13 @@ def unwrap_body(root: JSONSchema, schema: Any, body: Any) -> Any:
     return body
 
 
+def bare_list(schema: JSONSchema) -> bool:
+    """Whether :func:`wrap_list` answers the records themselves: an array of records that are
+    not inside envelopes of their own."""
+    items = array_items(schema, schema)
+    return items is not None and record_key(schema, items) is None
+
+
 def wrap_list(schema: JSONSchema, records: list[dict[str, Any]], total: int, status: int | None = None) -> Any:
     """Put records where a list response schema expects them: the array itself, or the list key
     of a wrapper object (with a total where the wrapper has one); each record inside its own
@@ -124,19 +131,29 @@ def wrap_list(schema: JSONSchema, records: list[dict[str, Any]], total: int, sta
     return hint
 
 
+def plain_record(schema: JSONSchema, id_field: str | None) -> bool:
+    """Whether :func:`wrap_record` answers any record as it is under this response schema (one
+    that is not an array and not an object with properties, or one with the id field itself)."""
+    resolved = deref(schema, schema)
+    if array_items(schema, resolved) is not None:
+        return False
+    if primary_type(schema, resolved) != "object":
+        return True
+    props = object_properties(schema, resolved)
+    return not props or bool(id_field and id_field in props)
+
+
 def wrap_record(schema: JSONSchema, record: dict[str, Any], id_field: str | None, name: str,
                 status: int | None = None) -> Any:
     """A record as the response expects it: itself, inside the envelope property whose schema
     fits it best (``{"status_code": 200, "data": {...}}``), or the one item of an array."""
+    if plain_record(schema, id_field):
+        return record
     resolved = deref(schema, schema)
     items = array_items(schema, resolved)
     if items is not None:  # a create answering the list of what it made: this one
         return _in_item_envelopes(schema, items, [record])
-    if primary_type(schema, resolved) != "object":
-        return record
     props = object_properties(schema, resolved)
-    if not props or (id_field and id_field in props):
-        return record
     best, best_fit = None, len(set(record) & set(props))
     for key in dict.fromkeys(("data", "item", "result", name, *props)):
         sub = props.get(key)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulator.canonical import canonical_json, sha256_hex
-from simulator.environments.envelopes import unwrap_record, wrap_list, wrap_record
+from simulator.environments.envelopes import bare_list, plain_record, unwrap_record, wrap_list, wrap_record
 from simulator.environments.identity import param_field_names
 from simulator.environments.resources import Binding, Resource
 from simulator.spec.model import JSONSchema, Operation, ResponseSpec
@@ -29,6 +29,7 @@ LIMIT_PARAMS = ("limit", "per_page", "perPage", "page_size", "pageSize", "size",
                 "maxResults", "top", "first", "count", "pagelen", "rows")
 OFFSET_PARAMS = ("offset", "skip", "start", "from")
 PAGE_PARAMS = ("page", "page_number", "pageNumber")
+_PAGING = frozenset(LIMIT_PARAMS + OFFSET_PARAMS + PAGE_PARAMS)
 PAGINATION = frozenset(LIMIT_PARAMS + OFFSET_PARAMS + PAGE_PARAMS + ("sort", "order", "cursor", "fields"))
 _CREATED = ("created_at", "createdAt", "created", "creationDate", "dateCreated", "created_on")
 _UPDATED = ("updated_at", "updatedAt", "modified", "modified_at", "modifiedAt", "last_modified",
@@ -91,6 +92,13 @@ class Handlers:
         self.converter = Converter(shaper.is_valid)
         self._bodies: dict[tuple[str, str, str], tuple[str | None, frozenset[str]]] = {}
         self._hidden: dict[str, frozenset[str]] = {}
+        # per operation (and status, resource) of this one spec: bounded by its size; read-only values
+        self._media: dict[tuple[str, int], tuple[str | None, JSONSchema | None]] = {}
+        self._success: dict[tuple[str, tuple[int, ...]], int] = {}
+        self._plain: dict[tuple[str, int, str], bool] = {}
+        self._bare: dict[tuple[str, int], bool] = {}
+        self._props: dict[str, dict[str, JSONSchema]] = {}
+        self._defaults: dict[str, dict[str, Any]] = {}
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -98,13 +106,42 @@ class Handlers:
         stamp = self.epoch + dt.timedelta(minutes=session.writes)
         return stamp.isoformat().replace("+00:00", "Z")
 
+    def media(self, op: Operation, status: int) -> tuple[str | None, JSONSchema | None]:
+        """:func:`choose_media` of the response ``op`` documents for ``status`` (memoised)."""
+        key = (op.operation_id, status)
+        hit = self._media.get(key)
+        if hit is None:
+            hit = self._media[key] = choose_media(documented(op, status))
+        return hit
+
+    def success(self, op: Operation, preferred: tuple[int, ...]) -> int:
+        """:func:`success_status` (memoised)."""
+        key = (op.operation_id, preferred)
+        hit = self._success.get(key)
+        if hit is None:
+            hit = self._success[key] = success_status(op, preferred)
+        return hit
+
+    def properties(self, res: Resource) -> dict[str, JSONSchema]:
+        """The properties of the resource's record schema (memoised; not to be changed)."""
+        hit = self._props.get(res.name)
+        if hit is None:
+            hit = self._props[res.name] = object_properties(res.schema, res.schema) if res.schema else {}
+        return hit
+
     def respond(self, op: Operation, status: int, hint: Any, seed: str, *, inputs: dict[str, Any] | None = None,
                 res: Resource | None = None) -> Outcome:
-        media, schema = choose_media(documented(op, status))
+        media, schema = self.media(op, status)
         if media is None or schema is None:
             return Outcome(status, NO_BODY)
         if res is not None and isinstance(hint, dict):
-            hint = wrap_record(schema, self.public(res, hint), res.id_field, res.name, status)
+            key = (op.operation_id, status, res.name)
+            plain = self._plain.get(key)
+            if plain is None:
+                plain = self._plain[key] = plain_record(schema, res.id_field)
+            hint = self.public(res, hint)
+            if not plain:
+                hint = wrap_record(schema, hint, res.id_field, res.name, status)
         body = self.shaper.conform(schema, schema, hint, seed, inputs=inputs, hide_secrets=res is not None)
         return Outcome(status, body, media)
 
@@ -112,7 +149,7 @@ class Handlers:
         """A stored record as responses may show it: without its ``writeOnly`` and secret fields."""
         hidden = self._hidden.get(res.name)
         if hidden is None:
-            props = object_properties(res.schema, res.schema) if res.schema else {}
+            props = self.properties(res)
             hidden = self._hidden[res.name] = frozenset(
                 name for name, prop in props.items()
                 if is_secret_name(name) or prop.get("writeOnly") is True
@@ -126,7 +163,7 @@ class Handlers:
         """Server timestamps on the fields the schema has and the client did not write."""
         if not res.schema:
             return record
-        props = object_properties(res.schema, res.schema)
+        props = self.properties(res)
         now = self.now(session)
         for name in fields:
             if name in props and name not in written and self.shaper.is_valid(res.schema, props[name], now):
@@ -204,23 +241,30 @@ class Handlers:
     def action(self, op: Operation, parsed: ParsedRequest) -> Outcome:
         inputs = parsed.inputs()
         seed = f"{self.seed}|{op.operation_id}|{sha256_hex(canonical_json(inputs))}"
-        return self.respond(op, success_status(op, (200, 201, 202, 204)), None, seed, inputs=inputs)
+        return self.respond(op, self.success(op, (200, 201, 202, 204)), None, seed, inputs=inputs)
 
     def list(self, session: Session, res: Resource, parsed: ParsedRequest) -> Outcome:
         op = parsed.operation
-        props = object_properties(res.schema, res.schema) if res.schema else {}
+        props = self.properties(res)
+        defaults = self._defaults.get(op.operation_id)
+        if defaults is None:
+            defaults = self._defaults[op.operation_id] = query_defaults(op)
         # a search by POST carries its criteria in the body; query parameters win
-        criteria = {**query_defaults(op), **(parsed.body if isinstance(parsed.body, dict) else {}), **parsed.query}
+        criteria = {**defaults, **(parsed.body if isinstance(parsed.body, dict) else {}), **parsed.query}
         filters = {name: wanted for name, wanted in criteria.items() if name in props and name not in PAGINATION}
         records = [r for _, r in session.select(self.world, res, self.scope_of(res, parsed), filters)]
         total = len(records)
         records = paginate(records, criteria)
-        status = success_status(op, (200,))
-        media, schema = choose_media(documented(op, status))
+        status = self.success(op, (200,))
+        media, schema = self.media(op, status)
         if media is None or schema is None:
             return Outcome(status, NO_BODY)
         seed = f"{self.seed}|{op.operation_id}|{sha256_hex(canonical_json(parsed.inputs()))}"
-        hint = wrap_list(schema, [self.public(res, r) for r in records], total, status)
+        bare = self._bare.get((op.operation_id, status))
+        if bare is None:
+            bare = self._bare[(op.operation_id, status)] = bare_list(schema)
+        shown = [self.public(res, r) for r in records]
+        hint = shown if bare else wrap_list(schema, shown, total, status)
         body = self.shaper.conform(schema, schema, hint, seed, inputs=parsed.query, hide_secrets=True)
         return Outcome(status, body, media)
 
@@ -248,7 +292,7 @@ class Handlers:
     def read(self, session: Session, res: Resource, parsed: ParsedRequest) -> Outcome:
         op = parsed.operation
         key, _, record = self._find(session, res, parsed)
-        return self.respond(op, success_status(op, (200,)), record, f"{self.seed}|{res.name}|{key}", res=res)
+        return self.respond(op, self.success(op, (200,)), record, f"{self.seed}|{res.name}|{key}", res=res)
 
     def create(self, session: Session, res: Resource, parsed: ParsedRequest,
                preferred: tuple[int, ...] = (201, 200)) -> Outcome:
@@ -273,7 +317,7 @@ class Handlers:
         if any(r.status == "409" for r in op.responses) and session.find(self.world, res, scope, key) is not None:
             raise Conflict(f"{res.name} {key!r} already exists")
         session.put(res, scope, key, record)
-        return self.respond(op, success_status(op, preferred), record, seed, res=res)
+        return self.respond(op, self.success(op, preferred), record, seed, res=res)
 
     def _store(self, session: Session, res: Resource, hint: Record, written: Record, seed: str,
                stamps: tuple[str, ...]) -> Record:
@@ -296,7 +340,7 @@ class Handlers:
             if upsert and res.id_param in parsed.path_params:  # PUT that creates when absent
                 return self.create(session, res, parsed, (201, 200, 204))
             raise
-        props = object_properties(res.schema, res.schema) if res.schema else {}
+        props = self.properties(res)
         written = self.written(res, parsed, {k: v for k, v in parsed.query.items() if k in props})
         hint = dict(written) if replace else {**existing, **written}
         # the id and the field the item path names the record by stay (the path wins); so does
@@ -307,14 +351,14 @@ class Handlers:
         seed = f"{self.seed}|update|{res.name}|{key}|{session.writes}"
         record = self._store(session, res, hint, written, seed, _UPDATED)
         session.put(res, scope, key, record)
-        return self.respond(op, success_status(op, (200, 201, 204)), record, seed, res=res)
+        return self.respond(op, self.success(op, (200, 201, 204)), record, seed, res=res)
 
     def delete(self, session: Session, res: Resource, parsed: ParsedRequest) -> Outcome:
         op = parsed.operation
         key, scope, existing = self._find(session, res, parsed)
         session.put(res, scope, key, None)
         seed = f"{self.seed}|delete|{res.name}|{key}"
-        return self.respond(op, success_status(op, (204, 200, 202)), existing, seed, res=res)
+        return self.respond(op, self.success(op, (204, 200, 202)), existing, seed, res=res)
 
 
 def query_defaults(op: Operation) -> dict[str, Any]:
@@ -347,6 +391,8 @@ def body_plan(op: Operation, media: str | None, record: JSONSchema | None) -> tu
 
 
 def paginate(records: list[Record], query: dict[str, Any]) -> list[Record]:
+    if _PAGING.isdisjoint(query):
+        return records
     limit = next((query[p] for p in LIMIT_PARAMS if isinstance(query.get(p), int)), None)
     offset = next((query[p] for p in OFFSET_PARAMS if isinstance(query.get(p), int)), 0)
     page = next((query[p] for p in PAGE_PARAMS if isinstance(query.get(p), int)), None)

@@ -22,6 +22,7 @@ from simulator.errors import SessionFull, SessionGone
 from simulator.messages import DEFAULT_SESSION, SimRequest, SimResponse
 from simulator.spec.model import Operation, Spec
 from simulator.spec.navigation import primary_type
+from simulator.state.memo import BoundedMemo
 from simulator.state.sessions import Limits, SessionRegistry
 from simulator.state.store import Session, World
 
@@ -35,6 +36,8 @@ from .writes import WriteRefused
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+ROUTE_MEMO = 4096  # (path, method) pairs whose routing is remembered
+_UNSEEN = object()
 AUTH_MODES = ("off", "enforce")
 
 
@@ -73,6 +76,10 @@ class Simulator:
         self._produces = produced_media(env.spec)
         self._unrouted_media = document_media(env.spec) or PROBLEM_JSON
         self._router: Router[CompiledOperation] = Router()
+        # (path, method) -> what route() found: bounded, as clients choose the paths
+        self._routes: BoundedMemo[tuple[str, str], Any] = BoundedMemo(ROUTE_MEMO)
+        # (operation id, status) -> the headers every such response carries (fixed by the seed)
+        self._headers: dict[tuple[str, int], tuple[tuple[str, str], ...]] = {}
         for c in self.compiled:
             self._router.add(c.op.path, c)
         self.registry = SessionRegistry(limits)
@@ -138,7 +145,13 @@ class Simulator:
     def route(self, path: str, method: str = "") -> tuple[list[CompiledOperation], dict[str, str]] | None:
         """The operations at the most specific path template matching ``path`` that has
         ``method`` (else at the most specific match, which then answers 405), and the path
-        parameter values."""
+        parameter values (a dict of its own)."""
+        hit = self._routes.get((path, method), _UNSEEN)
+        if hit is _UNSEEN:
+            hit = self._routes[(path, method)] = self._find_route(path, method)
+        return None if hit is None else (hit[0], dict(hit[1]))
+
+    def _find_route(self, path: str, method: str) -> tuple[list[CompiledOperation], dict[str, str]] | None:
         if self.base_path and (path == self.base_path or path.startswith(self.base_path + "/")):
             path = path[len(self.base_path):] or "/"
         first: tuple[list[CompiledOperation], dict[str, str]] | None = None
@@ -194,13 +207,11 @@ class Simulator:
         return self._render(op, outcome)
 
     def _render(self, op: Operation, outcome: Outcome, extra: tuple[tuple[str, str], ...] = ()) -> SimResponse:
-        headers = list(extra)
-        spec = documented(op, outcome.status)
-        if spec is not None:
-            for name, (required, schema) in sorted(spec.headers.items()):
-                if required and name.lower() != "content-type":
-                    value = self.shaper.generate(schema, schema, f"{self.seed}|header|{op.operation_id}|{name}", name)
-                    headers.append((name.lower(), _header_text(value)))
+        documented_headers = self._headers.get((op.operation_id, outcome.status))
+        if documented_headers is None:
+            documented_headers = self._headers[(op.operation_id, outcome.status)] = self._documented_headers(
+                op, outcome.status)
+        headers = [*extra, *documented_headers]
         if outcome.body is NO_BODY:
             produced = self._produces.get(op.operation_id)
             if produced is not None:
@@ -217,6 +228,17 @@ class Simulator:
         else:
             body = json_bytes(outcome.body)
         return SimResponse(outcome.status, (("content-type", media), *headers), body)
+
+    def _documented_headers(self, op: Operation, status: int) -> tuple[tuple[str, str], ...]:
+        """The required response headers ``op`` documents for ``status``, with generated values."""
+        headers = []
+        spec = documented(op, status)
+        if spec is not None:
+            for name, (required, schema) in sorted(spec.headers.items()):
+                if required and name.lower() != "content-type":
+                    value = self.shaper.generate(schema, schema, f"{self.seed}|header|{op.operation_id}|{name}", name)
+                    headers.append((name.lower(), _header_text(value)))
+        return tuple(headers)
 
     def _problem(self, op: Operation | None, status: int, title: str, detail: str, problems: list[Problem],
                  extra: tuple[tuple[str, str], ...] = ()) -> SimResponse:
@@ -282,6 +304,8 @@ def _credentials(req: SimRequest) -> RequestCredentials:
 
 
 def parse_query_string(raw: bytes | str) -> tuple[tuple[str, str], ...]:
+    if not raw:
+        return ()
     text = raw.decode("latin-1") if isinstance(raw, bytes) else raw
     return tuple(parse_qsl(text, keep_blank_values=True))
 

@@ -232,28 +232,27 @@ class CompiledOperation:
                     cookies.setdefault(k, []).append(v)
         validators = self.param_validators
         for plan in self.plans:
-            loc = plan.param.location
+            loc, name = plan.param.location, plan.name
             if loc == "path":
-                source = {k: [v] for k, v in path_values.items()}
+                present, target = name in path_values, parsed.path_params
+                raw = [path_values[name]] if present else []
             elif loc == "query":
-                source = qmulti
+                present, target = self._present(plan, qmulti, query), parsed.query
+                raw = qmulti.get(name, [])
             elif loc == "header":
-                lname = plan.name.lower()
-                source = {lname: [headers[lname]]} if lname in headers else {}
+                lname = name.lower()
+                present, target = lname in headers, parsed.headers
+                raw = [headers[lname]] if present else []
             else:
-                source = cookies
-            key = plan.name.lower() if loc == "header" else plan.name
-            present = (key in source) if loc != "query" else self._present(plan, qmulti, query)
+                present, target = name in cookies, parsed.cookies
+                raw = cookies.get(name, [])
             if not present:
                 if plan.param.required:
-                    problems.append(Problem(loc, plan.name, "", f"required {loc} parameter {plan.name!r} is missing"))
+                    problems.append(Problem(loc, name, "", f"required {loc} parameter {name!r} is missing"))
                 continue
-            value = self._decode(plan, source.get(key, []), query)
-            problems.extend(schema_problems(validators[(loc, plan.name)], value, loc, plan.name))
-            target = {"path": parsed.path_params, "query": parsed.query, "header": parsed.headers}.get(
-                loc, parsed.cookies
-            )
-            target[plan.name] = value
+            value = self._decode(plan, raw, query)
+            problems.extend(schema_problems(validators[(loc, name)], value, loc, name))
+            target[name] = value
         problems.extend(self._parse_body(parsed, headers, body))
         return problems if problems else parsed
 

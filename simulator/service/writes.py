@@ -32,6 +32,7 @@ from simulator.canonical import escape_token
 from simulator.environments.envelopes import ID_NAMES
 from simulator.spec.model import JSONSchema
 from simulator.spec.navigation import array_items, deref, object_properties, primary_type
+from simulator.state.memo import BoundedMemo
 
 Validity = Callable[[JSONSchema, JSONSchema, Any], bool]
 
@@ -40,6 +41,7 @@ _NUM = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 # words that make a field a secret: passwords, secrets, tokens, API and private keys
 _SECRET = re.compile(r"(password|passwd|passphrase|secret|token|apikey|privatekey|clientsecret)$|^(password|secret)")
 _MAX_DEPTH = 8
+_ROOTS = 256  # record schemas whose properties a converter keeps
 
 
 class WriteRefused(ValueError):
@@ -110,10 +112,15 @@ class Converter:
 
     def __init__(self, is_valid: Validity) -> None:
         self.is_valid = is_valid
+        # id(root) -> (root, its properties): holding the root keeps its id unique while kept
+        self._props: BoundedMemo[int, tuple[JSONSchema, dict[str, JSONSchema]]] = BoundedMemo(_ROOTS)
 
     def changes(self, root: JSONSchema, changes: dict[str, Any]) -> dict[str, Any]:
         """Each top-level written field in the stored record schema's type (see the module)."""
-        props = object_properties(root, root)
+        hit = self._props.get(id(root))
+        if hit is None or hit[0] is not root:
+            hit = self._props[id(root)] = (root, object_properties(root, root))
+        props = hit[1]
         out: dict[str, Any] = {}
         for name, value in changes.items():
             if name in props:

@@ -38,9 +38,11 @@ _PROBLEM = [(b"content-type", b"application/problem+json")]
 
 
 def build_app(simulator: Simulator, *, policy: ControlPolicy | None = None, log_requests: bool = False,
-              max_body: int = MAX_BODY) -> Any:
-    """An ASGI 3 application serving ``simulator`` (http and lifespan scopes) and its control API."""
-    control = _LazyControl(simulator, policy or ControlPolicy())
+              max_body: int = MAX_BODY, wrap_control: Callable[[Any], Any] | None = None) -> Any:
+    """An ASGI 3 application serving ``simulator`` (http and lifespan scopes) and its control API
+    (``wrap_control``, when given, wraps the control app: the server's proxy-headers middleware,
+    which only the control API needs, as the simulated API reads no client address or scheme)."""
+    control = _LazyControl(simulator, policy or ControlPolicy(), wrap_control)
     spec_path = _free_spec_path(simulator)
     spec_body: list[bytes] = []
 
@@ -95,8 +97,8 @@ def build_app(simulator: Simulator, *, policy: ControlPolicy | None = None, log_
 class _LazyControl:
     """The FastAPI control app, imported and built on the first ``/_sim`` request."""
 
-    def __init__(self, simulator: Simulator, policy: ControlPolicy) -> None:
-        self.simulator, self.policy = simulator, policy
+    def __init__(self, simulator: Simulator, policy: ControlPolicy, wrap: Callable[[Any], Any] | None) -> None:
+        self.simulator, self.policy, self.wrap = simulator, policy, wrap
         self._app: Any = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -108,6 +110,8 @@ class _LazyControl:
             from .control import build_control_app
 
             self._app = build_control_app(self.simulator, self.policy)
+            if self.wrap is not None:
+                self._app = self.wrap(self._app)
             # FastAPI, pydantic and the app live as long as the server: like the spec at startup,
             # keep the cyclic GC from rescanning them on every full collection
             gc.collect()

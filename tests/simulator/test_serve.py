@@ -139,3 +139,60 @@ def test_access_log_has_one_line_per_request(server_factory: Callable[..., Any])
     session, method, path, status, ms = lines[1].split(" ")
     assert (session, method, path, status) == ("session=logged", "GET", "/api/v3/pet/999", "404")
     assert ms.endswith("ms") and float(ms[:-2]) >= 0
+
+
+def _responses(stream: bytes, methods: list[str]) -> list[tuple[int, dict[str, str], bytes]]:
+    """The raw HTTP/1.1 responses in ``stream``, in order (``100 Continue`` ones skipped)."""
+    out: list[tuple[int, dict[str, str], bytes]] = []
+    while stream:
+        head, _, rest = stream.partition(b"\r\n\r\n")
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        status = int(status_line.split(" ")[1])
+        if status == 100:
+            stream = rest
+            continue
+        headers = dict(line.split(": ", 1) for line in lines)
+        size = 0 if methods[len(out)] == "HEAD" else int(headers["content-length"])
+        out.append((status, headers, rest[:size]))
+        stream = rest[size:]
+    return out
+
+
+def test_pipelined_requests_get_the_in_process_bytes(server_factory: Callable[..., Any]) -> None:
+    """Each response goes out as one write (head held until its body): pipelined requests,
+    HEAD (no body write), ``Expect: 100-continue`` and a chunked body still get every byte the
+    in-process simulator gives, in order."""
+    from simulator.environments.environment import load_environment
+    from simulator.messages import SimRequest
+    from simulator.service.simulator import Simulator
+
+    served = server_factory("petstore")
+    pet = b'{"name":"held","photoUrls":[]}'
+    session = b"x-sim-session: pipelined\r\n"
+    raw = (b"HEAD /api/v3/pet/1 HTTP/1.1\r\nHost: x\r\n" + session + b"\r\n"
+           b"GET /api/v3/pet/1 HTTP/1.1\r\nHost: x\r\n" + session + b"\r\n"
+           b"POST /api/v3/pet HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + session
+           + b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n%s" % (len(pet), pet)
+           + b"POST /api/v3/pet HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + session
+           + b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(pet), pet)
+           + b"DELETE /api/v3/pet/2 HTTP/1.1\r\nHost: x\r\n" + session + b"\r\n"
+           b"GET /api/v3/nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + session + b"\r\n")
+    methods = ["HEAD", "GET", "POST", "POST", "DELETE", "GET"]
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as conn:
+        conn.sendall(raw)
+        stream = b""
+        while chunk := conn.recv(65536):
+            stream += chunk
+    got = _responses(stream, methods)
+    sim = Simulator(load_environment("petstore"))
+    json_headers = (("content-type", "application/json"),)
+    requests = [SimRequest("GET", "/api/v3/pet/1", (), (), b""), SimRequest("GET", "/api/v3/pet/1", (), (), b""),
+                SimRequest("POST", "/api/v3/pet", (), json_headers, pet),
+                SimRequest("POST", "/api/v3/pet", (), json_headers, pet),
+                SimRequest("DELETE", "/api/v3/pet/2", (), (), b""), SimRequest("GET", "/api/v3/nowhere", (), (), b"")]
+    expected = [sim.handle(r, "pipelined") for r in requests]
+    assert [status for status, _, _ in got] == [r.status for r in expected] == [200, 200, 200, 200, 200, 404]
+    assert got[0][2] == b"" and got[0][1]["content-length"] == str(len(expected[0].body))  # HEAD: GET's length
+    for (_, headers, body), want in zip(got[1:], expected[1:], strict=True):
+        assert body == want.body
+        assert headers.get("content-type") == dict(want.headers).get("content-type")
