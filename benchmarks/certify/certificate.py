@@ -177,6 +177,7 @@ def certify_line(line: DatasetLine, provider: SandboxProvider, path: Path | str 
 
 # --- a dataset -----------------------------------------------------------------------------------
 
+
 class CertifyJob:
     """``job(line)``: one line's check, in a worker process or a Ray task. Pickled, it carries
     only the provider's plan (the backend, environment references, the URLs of services the
