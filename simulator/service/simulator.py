@@ -69,7 +69,7 @@ class Simulator:
         self.seed = f"{env.spec.sha256}|{env.seed}"
         self.model: ResourceModel = infer_resources(env.spec, env.overrides)
         self.shaper = Shaper(env.epoch)
-        self.world = World(self.seed, env.fixtures, self.shaper)
+        self.world = World(self.seed, env.fixtures, self.shaper, self.model.resources.values())
         self.handlers = Handlers(self.seed, self.world, self.shaper, env.epoch)
         self.base_path = env.spec.base_path.rstrip("/")
         self.compiled = [CompiledOperation(op) for op in env.spec.operations]

@@ -11,7 +11,7 @@ The state hash is a canonical digest of the overlay and the write counter (see
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -56,10 +56,11 @@ def id_key(value: Any) -> str:
 class World:
     """Seeded fixture records, generated on first use and memoised (deterministic)."""
 
-    def __init__(self, seed: str, fixtures: int, shaper: Shaper) -> None:
+    def __init__(self, seed: str, fixtures: int, shaper: Shaper, resources: Iterable[Resource]) -> None:
         self.seed = seed
         self.fixtures = fixtures
         self.shaper = shaper
+        self._owners = store_owners(resources)
         # bounded: keyed by what clients send; pure, so a forgotten entry comes back the same
         self._base: dict[tuple[str, str], dict[str, Record]] = BoundedMemo()
         self._open: dict[tuple[str, str, str], Record] = BoundedMemo()
@@ -126,6 +127,7 @@ class World:
         hit = self._base.get(key)
         if hit is not None:
             return hit
+        res = self._owners.get(res.store, res)  # a shared store is made from one resource, whoever asks
         records: dict[str, Record] = {}
         for i in range(self.fixtures):
             seed = f"{self.seed}|fixture|{res.store}|{key[1]}|{i}"
@@ -151,9 +153,22 @@ class World:
         key = (res.store, scope_key(scope), id_key(raw_id))
         hit = self._open.get(key)
         if hit is None:
+            res = self._owners.get(res.store, res)  # as in base()
             _, hit = self._make_record(res, scope, f"{self.seed}|open|{key[0]}|{key[1]}|{key[2]}", raw_id)
             self._open[key] = hit
         return hit
+
+
+def store_owners(resources: Iterable[Resource]) -> dict[str, Resource]:
+    """Store name -> the resource its records are generated from: the one the store is named
+    after, else the first by name. Resources sharing a store have the same fields, but not
+    always the same schemas for them (one says ``nullable``), so the choice must not depend on
+    which resource a client reaches first: that made a response depend on the requests
+    earlier samples sent to the same process."""
+    owners: dict[str, Resource] = {}
+    for res in sorted(resources, key=lambda r: (r.name != r.store, r.name)):
+        owners.setdefault(res.store, res)
+    return owners
 
 
 def coerce_like(example: Any, value: str) -> Any:

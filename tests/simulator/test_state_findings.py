@@ -466,3 +466,25 @@ def test_routing_keeps_the_hot_path_deterministic(api: Callable[..., Api]) -> No
             ("POST", "/orgs", {"username": "acme"}), ("GET", "/orgs/acme", None),
             ("PUT", "/user/following/ada", None), ("GET", "/user/following", None))])
     assert runs[0] == runs[1]
+
+
+def _catalogue(version: str, contact: dict[str, Any]) -> dict[str, Any]:
+    return {"get": {"operationId": f"list{version}", "responses": answer("200", {
+        "type": "array", "items": {"type": "object", "properties": {"id": STR, "contact": contact}}})}}
+
+
+SHARED_DIFFERENT_SCHEMAS = spec({"/products": _catalogue("V1", STR),
+                                 "/v2/products": _catalogue("V2", {"type": "string", "format": "email"})})
+
+
+def test_a_shared_store_reads_the_same_whichever_path_a_client_reads_first(api: Callable[..., Api]) -> None:
+    """digitalocean/gitlab/discourse: two paths of one store whose schemas differ (here a format;
+    in discourse a nullable name) got the fixtures of whichever path was read first in the
+    process, so a sample's responses depended on earlier samples (--workers 2 != --workers 1)."""
+    first = api(SHARED_DIFFERENT_SCHEMAS)
+    other_first = api(SHARED_DIFFERENT_SCHEMAS)
+    other_first.call("GET", "/v2/products")
+    for path in ("/products", "/v2/products"):
+        assert first.call("GET", path).body == other_first.call("GET", path).body, path
+    # made from the store's own resource (/products: any string), which a v2 read no longer changes
+    assert not any("@" in item["contact"] for item in first.call("GET", "/products").json())
