@@ -63,6 +63,16 @@ def test_a_kill_between_the_two_commits_is_repaired_on_resume(tmp_path: Path, wh
     assert any("removed 2 trace line(s)" in n for n in notices)
 
 
+def test_traces_left_without_their_data_are_cut_not_appended_to(tmp_path: Path, whole: Path) -> None:
+    """A kill before the data's first commit (or a removed data file) leaves the sidecar alone:
+    the run starts it again rather than appending after trace lines no sample names."""
+    path = tmp_path / "alone.jsonl"
+    traces_path(path).write_bytes(traces_path(whole).read_bytes())  # bad input: traces, no data file
+    generate_dataset(settings(path))
+    assert path.read_bytes() == whole.read_bytes()
+    assert traces_path(path).read_bytes() == traces_path(whole).read_bytes()
+
+
 def test_a_partial_trace_line_is_cut_on_resume(tmp_path: Path, whole: Path) -> None:
     path = tmp_path / "p.jsonl"
     path.write_bytes(b"".join(lines(whole)[:3]))

@@ -87,7 +87,8 @@ def open_existing(path: Path) -> Existing:
     """Read what a previous run left, one line at a time; truncate a trailing partial line and
     make the traces sidecar match the data (:func:`~toolgrad.dataset.lines.repair_traces`)."""
     found = Existing()
-    if not path.exists():
+    if not path.exists():  # the sidecar commits first: a kill before the first data commit leaves traces alone
+        found.dropped_traces = repair_traces(path, [])
         return found
     found.truncated = truncate_partial(path)
     digests: list[str] = []
