@@ -30,7 +30,6 @@ from simulator.containers.images import DEFAULT_BASE, build_args, build_image, p
 from simulator.errors import SimulatorError
 from simulator.sandboxes.backends import services_status, start_services, stop_services
 from simulator.sandboxes.backends.base import Hardening, ServiceEvent, default_image_tag
-from simulator.sandboxes.backends.mounts import env_mount, image_environments
 
 from .shell import console, escape, help_text, say, stdout_console, user_errors
 
@@ -125,6 +124,8 @@ def compose_command(
     """Write a docker-compose file serving ENVS from the simulator image (loopback ports only,
     no capabilities, no privilege gain, memory, process and CPU limits, a sized /tmp). A folder
     or spec file of yours is mounted read-only into its service."""
+    from simulator.sandboxes.backends.mounts import image_environments  # the spec machinery: not at start-up
+
     with user_errors(SimulatorError):
         root = find_project_root(project_dir) if build else None
         # what the image holds by name: the one built from this checkout, or (--no-build) the kit's own
@@ -158,6 +159,8 @@ def compose_command(
 def _mounts(envs: list[str], image_names: set[str], compose_dir: Path) -> tuple[tuple[str, ComposeMount], ...]:
     """The folders to mount, by env: every env the image does not hold by name (an unknown name
     is an error naming what the image ships)."""
+    from simulator.sandboxes.backends.mounts import env_mount
+
     found = ((env, env_mount(env, image_names)) for env in envs)
     return tuple((env, compose_mount(mount, compose_dir)) for env, mount in found if mount is not None)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -29,7 +29,9 @@ from simulator.sandboxes.backends.base import (
     plan_requests,
     service_name,
 )
-from simulator.sandboxes.backends.mounts import EnvMount
+
+if TYPE_CHECKING:  # mounts reads environments (the spec machinery): not at start-up
+    from simulator.sandboxes.backends.mounts import EnvMount
 
 COMPOSE_VERSION = "3.8"
 DEFAULT_PORT_BASE = 8000

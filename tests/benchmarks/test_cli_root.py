@@ -110,8 +110,8 @@ main()
 """
 
 
-def _heavy_imports(args: list[str]) -> tuple[int, list[str]]:
-    code = _IMPORTED_AT_EXIT.format(heavy=_HEAVY, args=args)
+def _heavy_imports(args: list[str], heavy: tuple[str, ...] = _HEAVY) -> tuple[int, list[str]]:
+    code = _IMPORTED_AT_EXIT.format(heavy=heavy, args=args)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     marked = [line.split()[1:] for line in done.stdout.splitlines() if line.startswith("imported:")]
     assert marked, done.stderr
@@ -121,6 +121,9 @@ def _heavy_imports(args: list[str]) -> tuple[int, list[str]]:
 def test_start_up_and_certify_import_no_other_command_s_machinery(dataset_path: Path, tmp_path: Path) -> None:
     assert _heavy_imports(["--help"]) == (0, [])
     assert _heavy_imports(["--version"]) == (0, [])
+    # nor the loop or the process pools, which only the commands that run need
+    at_start = (*_HEAVY, "toolgrad.loop", "multiprocessing", "toolgrad.executors")
+    assert _heavy_imports(["--help"], at_start) == (0, [])
     assert _heavy_imports(["certify", str(dataset_path), "-o", str(tmp_path / "cert.json")]) == (0, [])
     assert (tmp_path / "cert.json").is_file()
     # bad input (no such dataset) still ends in one error line and exit 2, not a traceback

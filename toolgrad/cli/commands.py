@@ -17,7 +17,6 @@ import typer
 
 from simulator.cli.shell import console, escape, help_text, stdout_console, user_errors
 from simulator.errors import EXIT_CODES, SimulatorError
-from toolgrad.executors import default_workers
 from toolgrad.settings import (
     EXPORT_ENV,
     GENERATE_ENV,
@@ -44,6 +43,8 @@ def default_workers_unless_set(given: int | None, variable: str) -> int | None:
     every core by default, the library in process."""
     if given is not None or variable in os.environ:
         return given
+    from toolgrad.executors import default_workers  # multiprocessing et al.: only when a command runs
+
     return default_workers()
 
 

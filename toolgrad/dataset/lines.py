@@ -19,15 +19,17 @@ import hashlib
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from simulator.canonical import sha256_hex, strict_canonical_json
-from toolgrad.loop.sample import SampleOutcome
 from toolgrad.records import Provenance, Sample, Trace, TraceLine
 from toolgrad.settings import ToolgradError, sidecar
-from toolgrad.toolbox import Toolbox
+
+if TYPE_CHECKING:  # readers (certify's start-up) need neither the loop nor the toolbox
+    from toolgrad.loop.sample import SampleOutcome
+    from toolgrad.toolbox import Toolbox
 
 TRACES_SUFFIX = ".traces.jsonl"
 TOOLS_SUFFIX = ".tools.json"
