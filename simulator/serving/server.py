@@ -100,8 +100,11 @@ def _timed_protocol() -> Any:
 
         def on_headers_complete(self) -> None:
             self._deadline = self.loop.time() + body_timeout
+            previous = self.cycle
             super().on_headers_complete()
             cycle = self.cycle  # the new request's (a pipelined one waits for its turn)
+            if cycle is None or cycle is previous:  # no new cycle: an upgrade request uvicorn answers itself
+                return
             held = HeldHeadTransport(self.transport, cycle.on_response)
             cycle.transport = held  # type: ignore[assignment]  # writes and closes, the rest delegated
             cycle.on_response = held
