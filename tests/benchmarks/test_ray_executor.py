@@ -12,6 +12,7 @@ import pytest
 
 from benchmarks.certify.certificate import certificate_bytes, certify_file
 from tests.support.executor_jobs import KillOnce, KillOnceOffline
+from toolgrad.dataset.lines import traces_path
 from toolgrad.dataset.runner import generate_dataset, read_samples
 from toolgrad.executors import ordered_map
 from toolgrad.settings import GenerateSettings
@@ -50,6 +51,7 @@ def test_ray_gives_the_dataset_and_certificate_of_one_process(local_ray: Any, re
     out = tmp_path / "ray.jsonl"
     summary = generate_dataset(offline(out, workers=2, executor="ray"))
     assert summary.new_samples > 0 and out.read_bytes() == reference.read_bytes()
+    assert traces_path(out).read_bytes() == traces_path(reference).read_bytes()
     expected = certificate_bytes(certify_file(reference))
     assert certificate_bytes(certify_file(out, workers=2, executor="ray")) == expected
 

@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.executor_jobs import KillOnceOffline
 from tests.toolgrad.test_dataset import run_cli
+from toolgrad.dataset.lines import tools_path, traces_path
 from toolgrad.dataset.runner import generate_dataset, read_samples
 from toolgrad.executors import WorkerLost
 from toolgrad.settings import GenerateSettings, ToolgradError
@@ -45,6 +46,8 @@ def test_two_workers_write_the_bytes_of_one(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr.decode()
         outputs[workers] = out
     assert sha256(outputs["1"]) == sha256(outputs["2"])
+    for beside in (traces_path, tools_path):  # the sidecars too: a trace out of order would certify nothing
+        assert sha256(beside(outputs["1"])) == sha256(beside(outputs["2"]))
     assert [s.seed for s in read_samples(outputs["2"])] == sorted({s.seed for s in read_samples(outputs["2"])})
     assert summary_without_timings(outputs["1"]) == summary_without_timings(outputs["2"])
 
@@ -55,6 +58,7 @@ def test_concurrency_threads_inside_workers_do_not_change_the_bytes(tmp_path: Pa
     generate_dataset(GenerateSettings(envs=["petstore", "museum"], n=8, seed=3, output=str(mixed),
                                       workers=2, concurrency=3))
     assert one.read_bytes() == mixed.read_bytes()
+    assert traces_path(one).read_bytes() == traces_path(mixed).read_bytes()
 
 
 def test_a_killed_worker_stops_the_run_and_the_same_command_resumes_without_loss(tmp_path: Path) -> None:
