@@ -19,7 +19,7 @@ keeps the file order within each part; each part's trace lines go to its own sid
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -117,21 +117,12 @@ def split_records(records: Sequence[dict[str, Any]], test: float, *, by: SplitBy
     return Split(train_idx, test_idx, len(sizes), len(in_test), target)
 
 
-def read_lines(path: Path) -> list[bytes]:
-    """The dataset's complete non-blank lines, all in memory (:func:`split_file` streams them)."""
-    return list(_lines(path))
-
-
 def _lines(path: Path) -> Iterator[bytes]:
     """The file's complete non-blank lines, one at a time (a trailing partial line is left out,
     as everywhere)."""
     if not path.is_file():
         raise ToolgradError(f"{path}: no such dataset file")
     return (line for _, line in complete_lines(path) if line.strip())
-
-
-def parse_lines(path: Path, lines: Iterable[bytes]) -> list[dict[str, Any]]:
-    return [_parse(path, number, line) for number, line in enumerate(lines, 1)]
 
 
 def _parse(path: Path, number: int, line: bytes) -> dict[str, Any]:
