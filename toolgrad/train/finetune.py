@@ -1,10 +1,10 @@
 """LoRA fine-tuning on the HF export's train split, with transformers' Trainer and peft.
 
-Each row of ``data/train.jsonl`` becomes the (prompt, completion) pairs of
-:func:`~toolgrad.train.server_format.training_examples`; the prompt is tokenised as the server
-tokenises a prompt (special tokens parsed), the completion as generated text (no special
-tokens), and only completion tokens carry loss. Examples longer than ``max_length`` tokens
-are left out and counted. Checkpoints (adapter, optimizer, scheduler and RNG state) go to
+Each row of ``data/train.jsonl`` becomes one example: the whole conversation in the format of
+:mod:`~toolgrad.train.chat_format` (the one ``toolgrad serve-model`` serves), tokenised piece by
+piece as the server tokenises a prompt (special tokens parsed), with loss on what the model says
+in its assistant turns (each call, with the earlier results in view, and the final answer).
+Rows longer than ``max_length`` tokens are left out and counted. Checkpoints (adapter, optimizer, scheduler and RNG state) go to
 ``RUN/checkpoints`` every ``save_steps`` steps and a rerun resumes from the last one; the
 seed fixes the LoRA initialisation, the data order and dropout.
 """
@@ -22,8 +22,9 @@ import orjson
 from toolgrad.dataset.files import write_json_atomic
 from toolgrad.settings import ToolgradError
 
-from .server_format import training_examples
+from .chat_format import training_segments
 
+PRECISIONS = ("auto", "bf16", "fp32")
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -46,6 +47,7 @@ class TrainSettings:
     save_steps: int = 25
     threads: int | None = None  # torch threads; None: torch's default
     probe_examples: int = 4  # loss measured on the first N examples before and after training
+    precision: str = "auto"  # bf16 (autocast), fp32, or auto: bf16 where the hardware has it
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -60,25 +62,27 @@ def train_rows(data: Path, limit: int | None = None) -> list[dict[str, Any]]:
     return rows[:limit] if limit else rows
 
 
-def tokenize_example(tokenizer: Any, example: dict[str, str], max_length: int) -> dict[str, list[int]] | None:
-    """input_ids, attention_mask and labels (-100 on the prompt); None when too long."""
-    prompt = tokenizer(example["prompt"], add_special_tokens=False)["input_ids"]
-    completion = tokenizer(example["completion"], add_special_tokens=False, split_special_tokens=True)["input_ids"]
-    ids = prompt + completion
+def tokenize_row(tokenizer: Any, row: dict[str, Any], max_length: int) -> dict[str, list[int]] | None:
+    """input_ids, attention_mask and labels (-100 outside the assistant turns); None when too long."""
+    ids: list[int] = []
+    labels: list[int] = []
+    for text, generated in training_segments(row):
+        piece = tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids += piece
+        labels += piece if generated else [-100] * len(piece)
     if len(ids) > max_length:
         return None
-    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": [-100] * len(prompt) + completion}
+    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
 
 
 def build_examples(tokenizer: Any, rows: list[dict[str, Any]], max_length: int) -> tuple[list[dict[str, list[int]]], int]:
     kept, dropped = [], 0
     for row in rows:
-        for example in training_examples(row):
-            tokens = tokenize_example(tokenizer, example, max_length)
-            if tokens is None:
-                dropped += 1
-            else:
-                kept.append(tokens)
+        tokens = tokenize_row(tokenizer, row, max_length)
+        if tokens is None:
+            dropped += 1
+        else:
+            kept.append(tokens)
     return kept, dropped
 
 
@@ -95,14 +99,36 @@ def _collator(pad_id: int) -> Callable[[list[dict[str, list[int]]]], dict[str, A
     return collate
 
 
-def mean_loss(model: Any, examples: list[dict[str, list[int]]]) -> float:
-    """Mean completion-token loss over ``examples`` (no gradient, dropout off)."""
+def bf16_supported() -> bool:
+    """Whether bf16 autocast is native here: a CUDA device that has it, or a CPU with AVX512-BF16
+    or AMX (elsewhere the CPU emulates bf16, slower than float32)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return bool(torch.cuda.is_bf16_supported())
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def use_bf16(precision: str) -> bool:
+    if precision not in PRECISIONS:
+        raise ToolgradError(f"--precision {precision!r}: expected {', '.join(PRECISIONS)}")
+    return precision == "bf16" or (precision == "auto" and bf16_supported())
+
+
+def mean_loss(model: Any, examples: list[dict[str, list[int]]], *, bf16: bool = False) -> float:
+    """Mean completion-token loss over ``examples`` (no gradient, dropout off; bf16 autocast
+    when training uses it)."""
     import torch
 
     was_training = model.training
     model.eval()
     total = count = 0.0
-    with torch.no_grad():
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
         for example in examples:
             labels = torch.tensor([example["labels"]])
             n = int((labels[:, 1:] != -100).sum())
@@ -135,7 +161,8 @@ def fine_tune(settings: TrainSettings, *, base_folder: Path, on_log: Callable[[d
         raise ToolgradError(f"no training example fits in --max-length {settings.max_length} tokens")
     model = _lora_model(settings, base_folder)
     checkpoints = run / "checkpoints"
-    args = _training_arguments(settings, checkpoints)
+    bf16 = use_bf16(settings.precision)
+    args = _training_arguments(settings, checkpoints, bf16=bf16)
     log: list[dict[str, Any]] = []
 
     class Record(TrainerCallback):  # type: ignore[misc]
@@ -148,20 +175,20 @@ def fine_tune(settings: TrainSettings, *, base_folder: Path, on_log: Callable[[d
                     on_log(entry)
 
     probe = examples[: settings.probe_examples]
-    loss_before = mean_loss(model, probe) if probe else None
+    loss_before = mean_loss(model, probe, bf16=bf16) if probe else None
     trainer = Trainer(model=model, args=args, train_dataset=examples, data_collator=_collator(tokenizer.pad_token_id or 0),
                       callbacks=[Record()])
     resume = last_checkpoint(checkpoints)
     started = time.monotonic()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    loss_after = mean_loss(model, probe) if probe else None
+    loss_after = mean_loss(model, probe, bf16=bf16) if probe else None
     model.save_pretrained(str(run / "adapter"))
     tokenizer.save_pretrained(str(run / "adapter"))
     summary = {"settings": asdict(settings), "base_folder": str(base_folder), "rows": len(rows),
                "examples": len(examples), "dropped_too_long": dropped, "steps": trainer.state.global_step,
                "resumed_from": resume.name if resume else None, "losses": log,
                "train_loss": float(result.training_loss), "probe_examples": len(probe),
-               "probe_loss_before": loss_before, "probe_loss_after": loss_after, "wall_seconds": round(time.monotonic() - started, 2),
+               "precision": "bf16" if bf16 else "fp32", "probe_loss_before": loss_before, "probe_loss_after": loss_after, "wall_seconds": round(time.monotonic() - started, 2),
                "completion_tokens": sum(sum(1 for t in e["labels"] if t != -100) for e in examples),
                "tokens": sum(len(e["input_ids"]) for e in examples)}
     write_json_atomic(run / "train.json", summary)
@@ -180,9 +207,10 @@ def _lora_model(settings: TrainSettings, base_folder: Path) -> Any:
                                            task_type="CAUSAL_LM"))
 
 
-def _training_arguments(settings: TrainSettings, checkpoints: Path) -> Any:
+def _training_arguments(settings: TrainSettings, checkpoints: Path, *, bf16: bool) -> Any:
     """The trainer's arguments: a linear schedule without warm-up, a loss logged every step, the
-    last two checkpoints kept, seeded data order, the GPU when there is one."""
+    last two checkpoints kept, seeded data order, the GPU when there is one, bf16 autocast when
+    asked (float32 weights either way)."""
     import torch
     from transformers import TrainingArguments
 
@@ -192,4 +220,4 @@ def _training_arguments(settings: TrainSettings, checkpoints: Path) -> Any:
         max_steps=settings.max_steps, learning_rate=settings.learning_rate, lr_scheduler_type="linear",
         warmup_steps=0, logging_steps=1, save_steps=settings.save_steps, save_total_limit=2, seed=settings.seed,
         data_seed=settings.seed, report_to=[], use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
-        remove_unused_columns=False, disable_tqdm=False)
+        remove_unused_columns=False, disable_tqdm=False, bf16=bf16)

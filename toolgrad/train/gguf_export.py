@@ -18,7 +18,7 @@ from pathlib import Path
 
 from toolgrad.settings import ToolgradError
 
-from .server_format import TRAINING_CHAT_TEMPLATE
+from .chat_format import CHAT_TEMPLATE
 
 LLAMA_CPP_VERSION = "0.3.36"
 CONVERTER_ENV = "TOOLGRAD_LLAMA_CPP"
@@ -54,7 +54,7 @@ def merge_adapter(base_folder: Path, adapter: Path, merged: Path) -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(str(partial))
     tokenizer = AutoTokenizer.from_pretrained(str(adapter))
-    tokenizer.chat_template = TRAINING_CHAT_TEMPLATE  # the GGUF then says how it was trained to talk
+    tokenizer.chat_template = CHAT_TEMPLATE  # the GGUF then says how it was trained to talk
     tokenizer.save_pretrained(str(partial))
     shutil.rmtree(merged, ignore_errors=True)
     partial.rename(merged)

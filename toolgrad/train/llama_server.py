@@ -1,4 +1,7 @@
-"""llama-cpp-python's OpenAI-compatible server, with a request's ``max_tokens`` honoured when it
+"""llama-cpp-python's OpenAI-compatible server with two chat formats for tool calls:
+:data:`~toolgrad.train.chat_format.FORMAT_NAME` (``toolgrad-tools``, the format ``toolgrad train``
+teaches: tool results shown, calls in ``<tool_call>`` tags) and the stock
+``chatml-function-calling`` (the floor's), with a request's ``max_tokens`` honoured when it
 carries tools.
 
 llama-cpp-python 0.3's ``chatml-function-calling`` handler passes ``max_tokens=None`` to every
@@ -8,8 +11,7 @@ then holds the one-threaded server for minutes (in CI: 3,545 tokens, 250-300 s f
 past the client's timeout, retried, and again). This launcher registers the same handler under
 the same name with the request's ``max_tokens`` applied to each completion it makes, then runs the
 stock server with the stock flags: ``python -m toolgrad.train.llama_server --model M.gguf
---chat_format chatml-function-calling ...``. The prompts are unchanged, so what
-:mod:`.server_format` renders for training still matches what the server sees.
+--chat_format chatml-function-calling ...``. The prompts are unchanged.
 
 Each completion gets the request's ``max_tokens``, but at least :data:`NAME_TOKENS`: one of them
 is the grammar-bound choice of the next tool's name (at most 64 characters in OpenAI's API), which
@@ -19,7 +21,7 @@ or the arguments of each call, plus the choice of what comes next).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 HANDLER_NAME = "chatml-function-calling"
 NAME_TOKENS = 64  # a tool name is at most 64 characters, so at most 64 tokens
@@ -62,8 +64,12 @@ def main() -> None:
     from llama_cpp import llama_chat_format
     from llama_cpp.server.__main__ import main as serve
 
-    llama_chat_format.LlamaChatCompletionHandlerRegistry().register_chat_completion_handler(
-        HANDLER_NAME, bounded(llama_chat_format.chatml_function_calling), overwrite=True)
+    from .chat_format import FORMAT_NAME, chat_handler
+
+    registry = llama_chat_format.LlamaChatCompletionHandlerRegistry()
+    registry.register_chat_completion_handler(HANDLER_NAME, bounded(llama_chat_format.chatml_function_calling),
+                                              overwrite=True)
+    registry.register_chat_completion_handler(FORMAT_NAME, cast(Any, chat_handler), overwrite=True)
     serve()
 
 

@@ -1,7 +1,7 @@
-"""Serving a GGUF file the way the floor is served: llama-cpp-python's OpenAI-compatible server
-with ``--chat_format chatml-function-calling`` (launched through :mod:`.llama_server`, which makes
-it honour ``max_tokens``), on 127.0.0.1, so ``toolgrad eval`` runs on the fine-tuned model
-unchanged."""
+"""Serving a GGUF file: llama-cpp-python's OpenAI-compatible server on 127.0.0.1, launched through
+:mod:`.llama_server`, with the chat format ``toolgrad train`` teaches (``toolgrad-tools``, the
+default) or the floor's stock ``chatml-function-calling``, so ``toolgrad eval`` runs on the
+fine-tuned model unchanged."""
 
 from __future__ import annotations
 
@@ -19,12 +19,16 @@ import httpx
 
 from toolgrad.settings import ToolgradError
 
+from .chat_format import FORMAT_NAME
+
+CHAT_FORMATS = (FORMAT_NAME, "chatml-function-calling")  # what .llama_server registers
 CONTEXT_TOKENS = 8192  # crm's tool lists need more than the server's default 2048
 
 
-def server_command(model: Path, alias: str, port: int, *, threads: int = 1, n_ctx: int = CONTEXT_TOKENS) -> list[str]:
+def server_command(model: Path, alias: str, port: int, *, threads: int = 1, n_ctx: int = CONTEXT_TOKENS,
+                   chat_format: str = FORMAT_NAME) -> list[str]:
     return [sys.executable, "-m", "toolgrad.train.llama_server", "--model", str(model), "--model_alias", alias,
-            "--chat_format", "chatml-function-calling", "--n_ctx", str(n_ctx), "--n_threads", str(threads),
+            "--chat_format", chat_format, "--n_ctx", str(n_ctx), "--n_threads", str(threads),
             "--n_threads_batch", str(threads), "--logits_all", "False", "--host", "127.0.0.1", "--port", str(port)]
 
 
@@ -36,13 +40,13 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_server(model: Path, alias: str, log_file: Path, *, threads: int = 1, n_ctx: int = CONTEXT_TOKENS,
-                   startup_timeout: float = 180.0) -> Iterator[str]:
+                   chat_format: str = FORMAT_NAME, startup_timeout: float = 180.0) -> Iterator[str]:
     """Start the server, wait until ``/v1/models`` answers, yield its base URL (``.../v1``), and
     stop it (its whole process group) on exit."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
     with log_file.open("wb") as log:
-        process = subprocess.Popen(server_command(model, alias, port, threads=threads, n_ctx=n_ctx),
+        process = subprocess.Popen(server_command(model, alias, port, threads=threads, n_ctx=n_ctx, chat_format=chat_format),
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     try:
