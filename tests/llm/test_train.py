@@ -1,8 +1,9 @@
 """``toolgrad train`` for real (llm tier: the [train] extra, llama.cpp's converter and server):
 two LoRA steps on four samples lower the loss, the adapter merges, llama.cpp's converter writes
-a GGUF, llama-cpp-python's server serves it and answers a tool-call request. Also: the prompt
-the trainer renders is, byte for byte, the one the server renders; TRL's chat-template path
-tokenises an HF-export row."""
+a GGUF, llama-cpp-python's server serves it (chat format ``toolgrad-tools``) and answers a
+tool-call request. Also: the tokens the trainer learns from are, id for id, the ones llama.cpp
+reads from the server's prompt; TRL's chat-template path renders an HF-export row as the
+trainer does."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def trained(hf_export: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_two_steps_lower_the_loss(trained: Path) -> None:
     summary = orjson.loads((trained / "train.json").read_bytes())
-    assert summary["rows"] == 4 and summary["steps"] == 2 and summary["examples"] == 8
+    assert summary["rows"] == 4 and summary["steps"] == 2 and summary["examples"] == 4  # one per row
     losses = [entry["loss"] for entry in summary["losses"]]
     assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
     before, after = summary["probe_loss_before"], summary["probe_loss_after"]
@@ -95,40 +96,34 @@ def test_the_server_serves_the_fine_tuned_model(trained: Path, hf_export: Path, 
     assert call["name"] == name and isinstance(orjson.loads(call["arguments"]), dict)
 
 
-def test_the_trainer_renders_what_the_server_renders(hf_export: Path) -> None:
-    """The server's handler, called with a stand-in model that records the prompt it is given."""
-    from llama_cpp import llama_chat_format
+def test_the_trainer_tokenises_as_the_server_does(trained: Path, hf_export: Path) -> None:
+    """The conversation the trainer learns from, cut into prompt and generated pieces, gives the
+    token ids llama.cpp reads from the rendered text in one piece (the server's prompt)."""
+    from llama_cpp import Llama
+    from transformers import AutoTokenizer
 
-    from toolgrad.train.server_format import render_prompt
+    from toolgrad.train.chat_format import render
+    from toolgrad.train.finetune import tokenize_row
 
-    class Seen(Exception):
-        pass
-
-    class Recorder:
-        verbose = False
-
-        def create_completion(self, prompt: str, **_: Any) -> Any:
-            raise Seen(prompt)
-
+    tokenizer = AutoTokenizer.from_pretrained(str(trained / "merged"))
+    vocab = Llama(model_path=str(trained / "model.gguf"), vocab_only=True, verbose=False)
     for row in rows(hf_export):
-        conversation = [*row["messages"][:2], {"role": "assistant", "content": "", "tool_calls": [
-            {"id": "c0", "type": "function", "function": {"name": row["tools"][0]["function"]["name"],
-                                                          "arguments": '{"a": "it\'s <b>"}'}}]},
-            {"role": "tool", "tool_call_id": "c0", "content": '{"status": 200}'}]
-        for messages in (conversation[:2], conversation):
-            with pytest.raises(Seen) as seen:
-                llama_chat_format.chatml_function_calling(Recorder(), messages=messages, tools=row["tools"],
-                                                          tool_choice="auto")
-            assert seen.value.args[0] == render_prompt(messages, row["tools"])
+        text = render(row["messages"], row["tools"], add_generation_prompt=False)
+        ids = tokenize_row(tokenizer, row, 100_000)
+        assert ids is not None
+        assert vocab.tokenize(text.encode(), add_bos=False, special=True) == ids["input_ids"]
 
 
 def test_trl_chat_template_tokenises_a_row(trained: Path, hf_export: Path) -> None:
     from transformers import AutoTokenizer
     from trl.data_utils import apply_chat_template
 
-    tokenizer = AutoTokenizer.from_pretrained(str(trained / "merged"))  # carries TRAINING_CHAT_TEMPLATE
-    row = rows(hf_export)[0]
-    text = apply_chat_template({"messages": row["messages"]}, tokenizer, tools=row["tools"])["text"]
-    ids = tokenizer(text)["input_ids"]
-    assert row["query"] in text and all(f"functions.{t['function']['name']}:" in text for t in row["tools"])
-    assert len(ids) > 100 and tokenizer.decode(ids) == text
+    from toolgrad.train.chat_format import render
+
+    tokenizer = AutoTokenizer.from_pretrained(str(trained / "merged"))  # carries chat_format.CHAT_TEMPLATE
+    for row in rows(hf_export):
+        text = apply_chat_template({"messages": row["messages"]}, tokenizer, tools=row["tools"])["text"]
+        assert text == render(row["messages"], row["tools"], add_generation_prompt=False)
+        assert row["query"] in text and text.count("<tool_call>") == row["num_calls"]
+        ids = tokenizer(text)["input_ids"]
+        assert len(ids) > 100 and tokenizer.decode(ids) == text

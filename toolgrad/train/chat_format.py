@@ -143,19 +143,51 @@ _SAMPLING = ("temperature", "top_p", "top_k", "min_p", "typical_p", "seed", "pre
              "logit_bias", "logits_processor")
 
 
+def forced_tool(tool_choice: Any, tools: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The offered tool a ``tool_choice`` of ``{"type": "function", "function": {"name": ...}}``
+    names; None for ``auto``, ``required`` (left to the model) and the like."""
+    if not isinstance(tool_choice, dict):
+        return None
+    name = (tool_choice.get("function") or {}).get("name")
+    for tool in tools:
+        if tool.get("function", {}).get("name") == name:
+            return dict(tool["function"])
+    raise ValueError(f"tool_choice names {name!r}, which is not among the tools offered")
+
+
+def _arguments_grammar(parameters: Any) -> Any:
+    """A llama.cpp grammar for a JSON object that fits ``parameters`` (any JSON object when
+    llama.cpp cannot compile that schema)."""
+    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+    schema = parameters if isinstance(parameters, dict) and parameters else {"type": "object"}
+    try:
+        return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+    except Exception:  # llama.cpp's schema converter raises whatever it meets
+        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+
+
 def chat_handler(*, llama: Any, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None,
                  tool_choice: Any = None, max_tokens: int | None = None, stop: Any = None, stream: bool = False,
                  **kwargs: Any) -> dict[str, Any]:
-    """A llama-cpp-python chat completion handler for this format (no streaming)."""
+    """A llama-cpp-python chat completion handler for this format (no streaming). A
+    ``tool_choice`` that names a tool starts the reply with that call and constrains its
+    arguments to the tool's schema; ``"none"`` offers no tools."""
     if stream:
         raise ValueError(f"the {FORMAT_NAME} chat format does not stream; send stream=false")
     offered = [] if tool_choice == "none" else list(tools or [])
-    stops = [END, *([stop] if isinstance(stop, str) else list(stop or []))]
+    forced = forced_tool(tool_choice, offered)
+    prefix = f"{CALL_OPEN}{{\"name\":{json.dumps(forced['name'], ensure_ascii=False)},\"arguments\":" if forced else ""
+    sampling = {k: v for k, v in kwargs.items() if k in _SAMPLING and v is not None}
+    if forced:
+        sampling["grammar"] = _arguments_grammar(forced.get("parameters"))
     completion = llama.create_completion(
-        prompt=render(messages, offered), max_tokens=max_tokens if max_tokens and max_tokens > 0 else DEFAULT_MAX_TOKENS,
-        stop=stops, stream=False, **{k: v for k, v in kwargs.items() if k in _SAMPLING and v is not None})
+        prompt=render(messages, offered) + prefix, stream=False,
+        max_tokens=max_tokens if max_tokens and max_tokens > 0 else DEFAULT_MAX_TOKENS,
+        stop=[END, *([stop] if isinstance(stop, str) else list(stop or []))], **sampling)
     choice = completion["choices"][0]
-    content, calls = parse_reply(choice["text"]) if offered else (choice["text"].strip(), [])
+    text = prefix + choice["text"] + (f"}}{CALL_CLOSE}" if forced else "")
+    content, calls = parse_reply(text) if offered else (text.strip(), [])
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if calls:
         message["tool_calls"] = calls

@@ -94,9 +94,33 @@ def _collator(pad_id: int) -> Callable[[list[dict[str, list[int]]]], dict[str, A
         out: dict[str, Any] = {}
         for key, fill in (("input_ids", pad_id), ("attention_mask", 0), ("labels", -100)):
             out[key] = torch.tensor([b[key] + [fill] * (width - len(b[key])) for b in batch])
+        out["logits_to_keep"] = predicting(out["labels"])
         return out
 
     return collate
+
+
+def predicting(labels: Any) -> Any:
+    """The positions whose next token carries loss (a boolean mask): the only ones whose logits
+    are computed. The vocabulary projection of every other position (most of a conversation is
+    prompt) is skipped, forward and backward."""
+    import torch
+
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = labels[:, 1:] != -100
+    return keep
+
+
+def completion_loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+    """Cross-entropy of the kept logits (:func:`predicting`, flattened in order) against the
+    tokens that follow them: summed over ``num_items_in_batch`` when the trainer gives it (so
+    gradient accumulation weighs every token alike), else the mean."""
+    import torch
+
+    targets = labels[:, 1:][labels[:, 1:] != -100]
+    logits = outputs["logits"] if isinstance(outputs, dict) else outputs.logits
+    loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets, reduction="sum")
+    return loss / (num_items_in_batch if num_items_in_batch is not None else max(int(targets.numel()), 1))
 
 
 def bf16_supported() -> bool:
@@ -132,8 +156,8 @@ def mean_loss(model: Any, examples: list[dict[str, list[int]]], *, bf16: bool = 
         for example in examples:
             labels = torch.tensor([example["labels"]])
             n = int((labels[:, 1:] != -100).sum())
-            out = model(input_ids=torch.tensor([example["input_ids"]]), labels=labels)
-            total += float(out.loss) * n
+            out = model(input_ids=torch.tensor([example["input_ids"]]), logits_to_keep=predicting(labels))
+            total += float(completion_loss(out, labels)) * n
             count += n
     model.train(was_training)
     return total / count if count else float("nan")
@@ -177,7 +201,7 @@ def fine_tune(settings: TrainSettings, *, base_folder: Path, on_log: Callable[[d
     probe = examples[: settings.probe_examples]
     loss_before = mean_loss(model, probe, bf16=bf16) if probe else None
     trainer = Trainer(model=model, args=args, train_dataset=examples, data_collator=_collator(tokenizer.pad_token_id or 0),
-                      callbacks=[Record()])
+                      callbacks=[Record()], compute_loss_func=completion_loss)
     resume = last_checkpoint(checkpoints)
     started = time.monotonic()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
