@@ -130,7 +130,9 @@ def compose_command(
         root = find_project_root(project_dir) if build else None
         # what the image holds by name: the one built from this checkout, or (--no-build) the kit's own
         image_names = image_environments(envs_source(root)) if root else image_environments()
-        mounts = _mounts(envs, image_names, output.parent)
+        # an image of the user's own (--no-build --image X) may hold environments we don't know of:
+        # a name that is no folder here is then left to the image, not refused
+        mounts = _mounts(envs, image_names, output.parent, strict=build or image is None)
         context_rel: str | None = None
         args: dict[str, str] = {}
         if root is not None:
@@ -148,20 +150,27 @@ def compose_command(
         output.parent.mkdir(parents=True, exist_ok=True)
         # a finished file or the old one, never half of one (a kill mid-write)
         partial = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, output)
+        try:
+            partial.write_text(text, encoding="utf-8")
+            os.replace(partial, output)
+        except BaseException as exc:
+            partial.unlink(missing_ok=True)  # no stray temp file beside the compose file
+            if isinstance(exc, OSError):
+                raise SimulatorError(f"cannot write {output}: {exc.strerror or exc}") from exc
+            raise
     console.print(f"wrote {escape(str(output))} (seed {seed})", highlight=False)
     for name, url in service_urls(plan).items():
         console.print(escape(f"  {name}: {url}"), highlight=False)
     console.print(escape(f"start with: docker compose -f {output} up -d"), highlight=False)
 
 
-def _mounts(envs: list[str], image_names: set[str], compose_dir: Path) -> tuple[tuple[str, ComposeMount], ...]:
+def _mounts(envs: list[str], image_names: set[str], compose_dir: Path, *,
+            strict: bool = True) -> tuple[tuple[str, ComposeMount], ...]:
     """The folders to mount, by env: every env the image does not hold by name (an unknown name
-    is an error naming what the image ships)."""
+    is an error naming what the image ships, unless not ``strict``: then it is left to the image)."""
     from simulator.sandboxes.backends.mounts import env_mount
 
-    found = ((env, env_mount(env, image_names)) for env in envs)
+    found = ((env, env_mount(env, image_names, strict=strict)) for env in envs)
     return tuple((env, compose_mount(mount, compose_dir)) for env, mount in found if mount is not None)
 
 

@@ -153,6 +153,32 @@ def test_an_unknown_name_is_refused_listing_the_shipped_ones(tmp_path: Path, mon
     assert not out.exists() and not (tmp_path / "toolgrad-sim-context").exists(), "refused before writing anything"
 
 
+def test_an_image_of_your_own_may_serve_names_we_do_not_know(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--no-build --image X`: X may hold environments this kit does not ship, so a name that is no
+    path here is left to the image (no mount), not refused."""
+    monkeypatch.delenv(ENVS_DIR_VARIABLE, raising=False)
+    out = tmp_path / "docker-compose.yml"
+    result = _compose("petstore", "their-env", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    services = yaml.safe_load(out.read_text())["services"]
+    assert set(services) == {"petstore", "their-env"}
+    assert all("volumes" not in service for service in services.values())
+
+
+def test_a_failed_write_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rename onto the compose file fails: the error is clear and no `.docker-compose.yml.*.tmp` is left."""
+    import os
+
+    def refuse(*_: object) -> None:
+        raise PermissionError("refused by the test")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    result = _compose("petstore", "-o", str(tmp_path / "docker-compose.yml"))
+    assert result.exit_code == 2, result.output
+    assert "cannot write" in result.output and "refused by the test" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_path_docker_cannot_bind_is_refused(tmp_path: Path) -> None:
     """Bad input: a folder whose path holds ':' (docker's separator in a bind)."""
     folder = tmp_path / "my:env"
