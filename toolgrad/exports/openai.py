@@ -66,14 +66,16 @@ def calls_of(sample: Sample) -> list[dict[str, Any]]:
 
 def tool_pool(samples: Iterable[Sample], table: Mapping[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     """Tool name -> OpenAI spec for every tool distractors may be drawn from: the dataset's tool
-    table (schema 3), the specs schema-1 and -2 lines hold, and the tools of the dataset's
+    table (schema 3 and 4), the specs schema-1 and -2 lines hold, and the tools of the dataset's
     environments when they are installed as recorded. ``samples`` is read once, in order."""
     pool: dict[str, dict[str, Any]] = dict(table or {})
     groups: dict[tuple[str, ...], dict[str, dict[str, Any]]] = {}
     for sample in samples:
         for spec in sample.legacy_tool_specs:
             pool.setdefault(tool_name(spec), spec)
-        groups[tuple(sorted(sample.provenance.generator.get("environments", [])))] = sample.provenance.environments
+        # schema 4: a line holds the fingerprints of the environments its chains call
+        groups.setdefault(tuple(sorted(sample.provenance.generator.get("environments", []))), {}).update(
+            sample.provenance.environments)
     for names, fingerprints in sorted(groups.items()):
         try:
             envs = {n: load_environment(n) for n in names}
