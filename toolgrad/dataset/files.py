@@ -154,9 +154,10 @@ def write_lines_atomic(path: str | Path, lines: Iterable[bytes]) -> None:
 
 
 @contextmanager
-def files_atomic(paths: Sequence[str | Path]) -> Iterator[list[BinaryIO]]:
+def files_atomic(paths: Sequence[str | Path], *, skip_empty: bool = False) -> Iterator[list[BinaryIO]]:
     """A temporary file open for writing per path; when the block ends without an error each
-    is fsync-ed and renamed over its path, in the order given (else all are removed)."""
+    is fsync-ed and renamed over its path, in the order given (else all are removed). With
+    ``skip_empty``, a path nothing was written to is left as it was."""
     targets = [Path(p) for p in paths]
     temporaries = [_temporary(p) for p in targets]
     handles: list[BinaryIO] = []
@@ -167,7 +168,8 @@ def files_atomic(paths: Sequence[str | Path]) -> Iterator[list[BinaryIO]]:
         for fh in handles:
             fh.close()
         for tmp, path in zip(temporaries, targets, strict=True):
-            _replace(tmp, path, True)
+            if not skip_empty or tmp.stat().st_size:
+                _replace(tmp, path, True)
     finally:
         for fh in handles:
             fh.close()

@@ -22,8 +22,8 @@ Every choice (distractor tools, which samples become negatives) is drawn from
 Distractors come from the dataset's tool table (``<data>.tools.json``: every tool of its
 environments), from every tool of the dataset's environments when those load by name with the
 recorded spec hash (shipped environments), and from the tools schema-1 and -2 lines hold.
-The ``openai`` and ``calls`` exports read the dataset in two streaming passes (ids and tools,
-then rows), so memory does not grow with its size.
+Every export reads the dataset in two streaming passes (ids and tools, then rows), so memory
+does not grow with its size.
 """
 
 from __future__ import annotations
