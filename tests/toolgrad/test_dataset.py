@@ -16,8 +16,9 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from toolgrad.dataset.lines import encode_sample, read_samples
 from toolgrad.dataset.provenance import git_revision
-from toolgrad.dataset.runner import encode_sample, generate_dataset, read_samples
+from toolgrad.dataset.runner import generate_dataset
 from toolgrad.events import SampleDone
 from toolgrad.loop.policy import Context, StageError
 from toolgrad.policies.offline.policy import OfflinePolicy

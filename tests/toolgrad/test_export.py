@@ -9,7 +9,8 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from toolgrad.dataset.runner import generate_dataset, read_samples
+from toolgrad.dataset.lines import read_samples
+from toolgrad.dataset.runner import generate_dataset
 from toolgrad.exports.openai import export_dataset, tool_name
 from toolgrad.records import Sample
 from toolgrad.settings import ExportSettings, GenerateSettings

@@ -191,15 +191,11 @@ class LineFile:
         self.synced = True
         remove_stale_temporaries(self.path)
 
-    def append(self, line: bytes) -> None:
-        self.add(line)
-        if self.due():
-            self.commit()
-
     def add(self, line: bytes) -> None:
-        """Make ``line`` pending without committing (:class:`LineFiles` decides when)."""
+        """Make ``line`` pending without committing (:class:`LineFiles` decides when: the files
+        of a dataset grow together)."""
         if not line.endswith(b"\n") or b"\n" in line[:-1]:
-            raise ValueError("LineFile.append takes exactly one line ending in a newline")
+            raise ValueError("LineFile.add takes exactly one line ending in a newline")
         self.pending.append(line)
         self.pending_bytes += len(line)
 

@@ -88,11 +88,6 @@ def build_record(outcome: SampleOutcome, provenance: Provenance) -> tuple[Sample
     return Sample.model_validate({**record, "id": sample_id(record)}), trace_line
 
 
-def build_sample(outcome: SampleOutcome, provenance: Provenance) -> Sample:
-    """The dataset record for a successful outcome (its trace line: :func:`build_record`)."""
-    return build_record(outcome, provenance)[0]
-
-
 def record_lines(outcome: SampleOutcome, provenance: Provenance) -> tuple[bytes, bytes]:
     """(the trace line, the dataset line) of a successful outcome: the order a
     :class:`~toolgrad.dataset.files.LineFiles` of (traces, data) takes."""

@@ -52,13 +52,9 @@ from toolgrad.toolbox import Toolbox
 
 from .files import LineFiles, OutputLocked, exclusive_writer, write_bytes_atomic, write_json_atomic
 from .lines import (
-    build_sample,
     complete_lines,
-    encode_sample,
-    read_samples,
     record_lines,
     repair_traces,
-    sample_id,
     tool_table_bytes,
     tools_path,
     traces_path,
@@ -70,8 +66,7 @@ from .seed_order import PolicyFactory, SeedJob, SeedStopped, Workers
 SUMMARY_SUFFIX = ".summary.json"
 SCHEMA_SUFFIX = ".schema.json"
 
-__all__ = ["SCHEMA_SUFFIX", "SUMMARY_SUFFIX", "build_sample", "encode_sample", "generate_dataset", "open_existing",
-           "read_samples", "sample_id", "sole_writer"]
+__all__ = ["SCHEMA_SUFFIX", "SUMMARY_SUFFIX", "generate_dataset", "open_existing", "sole_writer"]
 
 # -- the file -----------------------------------------------------------------------------------
 

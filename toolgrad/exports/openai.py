@@ -145,13 +145,6 @@ def iter_rows(samples: Iterable[Sample], pool: dict[str, dict[str, Any]], negati
             yield openai_record(sample, candidates_for(sample, pool, settings.distractors, settings.seed))
 
 
-def export_rows(samples: list[Sample], settings: ExportSettings,
-                table: Mapping[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """The export's rows for samples in memory (``export_dataset`` streams a file instead)."""
-    negatives = negative_ids(samples, settings.negatives, settings.seed) if settings.format == "calls" else set()
-    return list(iter_rows(samples, tool_pool(samples, table), negatives, settings))
-
-
 def scan_dataset(source: Path) -> tuple[list[str], dict[str, dict[str, Any]]]:
     """The first of an export's two streaming passes: every sample's id (in order) and the
     distractor pool (:func:`tool_pool`)."""
