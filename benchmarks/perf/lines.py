@@ -44,6 +44,7 @@ from simulator.canonical import sha256_hex, strict_canonical_json
 from toolgrad.dataset.lines import read_tool_table, tools_path, trace_digest, traces_path
 from toolgrad.dataset.runner import generate_dataset
 from toolgrad.settings import GenerateSettings
+from toolgrad.toolbox import Toolbox
 
 DEFAULT_ENVS = ("adafruit", "baskets", "crm")
 
@@ -83,10 +84,13 @@ def line_sizes(path: Path) -> dict[str, Any]:
     data = path.read_bytes().splitlines(keepends=True)
     traces = traces_path(path).read_bytes().splitlines(keepends=True)
     records = [orjson.loads(line) for line in data]
-    fingerprints: dict[str, Any] = {}  # every environment of the run that a sample calls
+    box = Toolbox.in_process(records[0]["provenance"]["generator"]["environments"])  # the run's, installed
+    fingerprints = box.fingerprints()  # every environment of the run, called by a sample or not
+    box.close()
     for record in records:
-        fingerprints.update(record["provenance"]["environments"])
-    v3 = [schema_3_record(record, dict(sorted(fingerprints.items()))) for record in records]
+        if any(fingerprints[name] != fp for name, fp in record["provenance"]["environments"].items()):
+            raise SystemExit(f"{path}: a line's fingerprint is not the installed environment's")
+    v3 = [schema_3_record(record, fingerprints) for record in records]
     v2 = [len(schema_2_line(record, trace, table)) for record, trace in zip(v3, traces, strict=True)]
     fields: dict[str, list[int]] = {}
     for record in records:
