@@ -105,6 +105,33 @@ def test_a_perfect_agent_scores_one(dataset_path: Path) -> None:
     assert report.errors["wrong_tool"] == 0 and report.errors["missing_write"] == 0
 
 
+def test_each_line_is_parsed_once_and_each_set_of_environments_checked_once(
+        dataset_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks.evaluate import runner
+
+    parsed: list[int] = []
+    checked: list[tuple[str, ...]] = []
+    real_parse, real_toolbox = runner.parse_sample, SandboxProvider.toolbox_for
+    monkeypatch.setattr(runner, "parse_sample", lambda line, path="": parsed.append(line.line) or real_parse(line, path))
+    monkeypatch.setattr(SandboxProvider, "toolbox_for",
+                        lambda self, fps: checked.append(tuple(sorted(fps))) or real_toolbox(self, fps))
+    dataset = read_dataset(dataset_path)
+    envs = {tuple(sorted(s.provenance.environments)) for s in dataset.samples()}
+    _, events = run(dataset_path, BadAgent())
+    assert len(events) == len(dataset.lines) and sorted(parsed) == [line.line for line in dataset.lines]
+    assert sorted(checked) == sorted(envs)  # once per distinct set, not twice per sample
+
+
+def test_a_line_that_is_not_a_sample_is_named(dataset_path: Path, tmp_path: Path) -> None:
+    from benchmarks.certify.replay import DatasetError
+
+    lines = dataset_path.read_bytes().splitlines(keepends=True)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_bytes(b"".join(lines[:2]) + b'{"seed": 2, "not": "a sample"}\n' + b"".join(lines[3:]))  # bad: line 3
+    with pytest.raises(DatasetError, match=r"broken\.jsonl:3: "):
+        run(broken, BadAgent())
+
+
 def test_a_bad_agent_scores_lower_with_the_right_errors(dataset_path: Path) -> None:
     report, events = run(dataset_path, BadAgent())
     m = report.metrics

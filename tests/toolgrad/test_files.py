@@ -17,6 +17,7 @@ from toolgrad.dataset import files
 from toolgrad.dataset.files import (
     LineFile,
     LineFiles,
+    files_atomic,
     remove_stale_temporaries,
     write_bytes_atomic,
     write_lines_atomic,
@@ -94,6 +95,19 @@ def test_append_refuses_anything_but_one_line_and_loses_nothing(tmp_path: Path, 
         out.append([bad])  # bad: not exactly one newline-terminated line
     out.close()
     assert path.read_bytes() == line(0)
+
+
+def test_files_atomic_can_leave_a_file_nothing_was_written_to_as_it_was(tmp_path: Path) -> None:
+    kept, written, empty = tmp_path / "kept", tmp_path / "written", tmp_path / "empty"
+    kept.write_bytes(b"from before\n")
+    with files_atomic([kept, written, empty], skip_empty=True) as (a, b, _):
+        b.write(b"new\n")
+        assert a is not b
+    assert kept.read_bytes() == b"from before\n" and written.read_bytes() == b"new\n" and not empty.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "written"]  # no temporaries left
+    with files_atomic([kept]) as (a,):
+        pass
+    assert kept.read_bytes() == b""  # without skip_empty, an empty file replaces it
 
 
 def test_stale_temporaries_of_dead_processes_are_removed(tmp_path: Path) -> None:
