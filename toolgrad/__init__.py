@@ -19,7 +19,7 @@ _EXPORTS: dict[str, str] = {
     "ToolgradError": "toolgrad.settings",
     "RunIncomplete": "toolgrad.settings",
     "generate_dataset": "toolgrad.dataset.runner",
-    "read_samples": "toolgrad.dataset.runner",
+    "read_samples": "toolgrad.dataset.lines",
     "export_dataset": "toolgrad.exports.openai",
     "split_file": "toolgrad.exports.split",
     "Sample": "toolgrad.records",
@@ -71,7 +71,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .backends.base import ChatModel, ModelError
     from .backends.openai import OpenAIChat
-    from .dataset.runner import generate_dataset, read_samples
+    from .dataset.lines import read_samples
+    from .dataset.runner import generate_dataset
     from .exports.openai import export_dataset
     from .exports.split import split_file
     from .loop.policy import Policy

@@ -28,8 +28,11 @@ from .json_values import argument_pointer
 # :class:`TraceLine` per sample, same order); the line keeps ``trace_sha256``, the sha256 of that
 # sidecar line (without its newline). Candidate tools are named; their OpenAI specs are stored once,
 # in ``<data>.tools.json``. Version-1 and -2 lines (``trace`` and tool specs inline) are read.
-SCHEMA_VERSION = "3"
-READABLE_VERSIONS = ("1", "2", "3")
+# 4: ``provenance.environments`` holds the fingerprints of the environments the sample's chains
+# call, not of every environment of the run (8 fingerprints were 3.3 KB of a 15.6 KB line); the
+# run's environments stay named in ``provenance.generator["environments"]``. Same fields as 3.
+SCHEMA_VERSION = "4"
+READABLE_VERSIONS = ("1", "2", "3", "4")
 
 
 class _Record(BaseModel):
@@ -111,7 +114,9 @@ class Cost(_Record):
 
 
 class Provenance(_Record):
-    environments: dict[str, dict[str, Any]]  # env name -> fingerprint
+    # env name -> fingerprint: schema 4, of each environment the sample's chains call (what replay
+    # needs); schema 1-3, of every environment of the run
+    environments: dict[str, dict[str, Any]]
     generator: dict[str, Any]  # the generator config (iterations, batch size, proposals, ...)
     llm: str  # "offline" or "openai"
     model: str = ""

@@ -40,7 +40,8 @@ from benchmarks.certify.certificate import certificate_bytes, certify_file
 from simulator.environments.environment import shipped_environments
 from toolgrad.backends.base import ChatModel
 from toolgrad.dataset.files import write_bytes_atomic
-from toolgrad.dataset.runner import generate_dataset, read_samples
+from toolgrad.dataset.lines import read_samples
+from toolgrad.dataset.runner import generate_dataset
 from toolgrad.events import PhaseAdvanced, PhaseEvent, PhaseStarted, SampleDone
 from toolgrad.loop.policy import Policy
 from toolgrad.records import Sample

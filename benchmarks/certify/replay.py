@@ -198,11 +198,15 @@ class DatasetLine:
 MAX_LINE_BYTES = 64 * 1024 * 1024  # one sample; a longer first line is not a dataset
 
 
-def read_lines(path: Path) -> tuple[str, list[DatasetLine]]:
-    """The file's sha256 and its non-blank lines, all in memory (a dataset is read as a
-    :class:`Dataset`, a line at a time); :class:`DatasetError` if it cannot be read."""
-    digest, _ = scan_lines(path)
-    return digest, list(iter_lines(path))
+def read_lines(path: Path) -> list[DatasetLine]:
+    """The file's non-blank lines, all in memory, read in one pass checked as :func:`scan_lines`
+    checks (a dataset is read as a :class:`Dataset`, a line at a time); :class:`DatasetError`
+    if it cannot be read."""
+    with _open_dataset(path) as file:
+        head = _first_line(file, path)
+        return [DatasetLine(number, text.removesuffix("\n"))
+                for number, raw in enumerate(_raw_lines(head, file), start=1)
+                if (text := _text(raw, path, number)).strip()]
 
 
 def scan_lines(path: Path) -> tuple[str, int]:
@@ -347,14 +351,6 @@ class Dataset:
         """Every sample, in file order, one at a time (:class:`DatasetError` names the first bad line)."""
         return (parse_sample(line, self.path) for line in self.lines)
 
-    def parse(self) -> list[Sample]:
-        """Every sample in memory, in file order (for small files; :meth:`samples` streams)."""
-        return list(self.samples())
-
-    def check(self) -> None:
-        """Parse every line once, keeping none (:class:`DatasetError` names the first bad line)."""
-        for _ in self.samples():
-            pass
 
 
 def read_dataset(path: Path) -> Dataset:

@@ -19,7 +19,7 @@ PERF_SCRIPTS: dict[str, tuple[str, str]] = {
     "simulator": ("simulator", "Simulator requests/s and latency against Prism (wrk; --help for its flags)."),
     "generate": ("generate", "Offline generation throughput, samples/s (--help for its flags)."),
     "certify": ("certify", "Certification throughput, replayed steps/s (--help for its flags)."),
-    "lines": ("lines", "Bytes per dataset line (schema 2 vs 3) and certify's peak RSS at two sizes (--help)."),
+    "lines": ("lines", "Bytes per dataset line (schema 2, 3, 4; per field) and certify's peak RSS at two sizes (--help)."),
     "soak": ("soak", "Hours of load on one sandbox: memory, latency, errors (--help for its flags)."),
     "finetune": ("finetune", "Fine-tune on generated data and compare base vs tuned (--help for its flags)."),
 }

@@ -171,7 +171,7 @@ def run_call_item(model: ChatModel, item: CallItem) -> tuple[list[dict[str, Any]
 
 def load_call_items(path: Path) -> list[CallItem]:
     """Items from a dataset (Sample lines) or a bfcl file (toolgrad's export or BFCL's layout)."""
-    _, lines = read_lines(path)
+    lines = read_lines(path)
     if not lines:
         raise DatasetError(f"{path}: no items")
     items = []

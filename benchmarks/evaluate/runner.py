@@ -28,6 +28,7 @@ from benchmarks.certify.replay import (
     resolve_tool,
 )
 from benchmarks.certify.sandboxes import ProviderPlan, SandboxProvider
+from simulator.canonical import canonical_json
 from toolgrad.agent_prompt import AGENT_SYSTEM_PROMPT
 from toolgrad.backends.base import ChatModel, EndpointError, ModelError
 from toolgrad.executors import ordered_map, process_local
@@ -338,6 +339,30 @@ class EvalJob:
         return evaluate_sample(item, toolbox, self.model, self.settings, self.judge)
 
 
+def _check_environments(dataset: Dataset, provider: SandboxProvider) -> dict[bytes, Toolbox]:
+    """Every line's environments checked before the first model call (a streaming pass that
+    reads only each line's provenance; the samples are parsed once, when their trials run):
+    the toolbox of each distinct set of recorded fingerprints, by its canonical JSON."""
+    toolboxes: dict[bytes, Toolbox] = {}
+    for line in dataset.lines:
+        try:
+            record = orjson.loads(line.text)
+            environments = record["provenance"]["environments"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            continue  # not a sample: parsing it for its trials names the line
+        key = canonical_json(environments)
+        if not isinstance(environments, dict) or key in toolboxes:
+            continue
+        toolbox = provider.toolbox_for(environments)
+        if isinstance(toolbox, Divergence):
+            raise EvaluationAborted(
+                f"{dataset.path}:{line.line}: sample {str(record.get('id', ''))[:12]} cannot be evaluated here: "
+                f"{toolbox.field} is {toolbox.got!r}, the record says {toolbox.expected!r}; "
+                "run `toolgrad certify` on the dataset to see every sample's verdict")
+        toolboxes[key] = toolbox
+    return toolboxes
+
+
 def evaluate_dataset(dataset: Dataset, model: Model, provider: SandboxProvider, settings: EvalSettings,
                      *, judge: Model | None = None, workers: int = 1, executor: str = "local",
                      ray_address: str | None = None) -> Iterator[TrialEvent]:
@@ -349,21 +374,16 @@ def evaluate_dataset(dataset: Dataset, model: Model, provider: SandboxProvider, 
     :class:`EvaluationAborted` before any model call when a sample's environment is not the
     recorded one, and when the first trials all fail on the model server.
     """
-    def items() -> Iterator[SampleItem]:  # a line at a time, however large the dataset
+    def items() -> Iterator[SampleItem]:  # a line at a time, however large the dataset; each parsed once
         for index, line in enumerate(dataset.lines):
             yield index, line, parse_sample(line, dataset.path)
 
-    for _, line, sample in items():  # every line checked before the first model call (a streaming pass)
-        toolbox = provider.toolbox_for(sample.provenance.environments)
-        if isinstance(toolbox, Divergence):
-            raise EvaluationAborted(
-                f"{dataset.path}:{line.line}: sample {sample.id[:12]} cannot be evaluated here: "
-                f"{toolbox.field} is {toolbox.got!r}, the record says {toolbox.expected!r}; "
-                "run `toolgrad certify` on the dataset to see every sample's verdict")
+    toolboxes = _check_environments(dataset, provider)
     if executor == "local" and workers <= 1:
         def one(item: SampleItem) -> list[TrialEvent]:
-            toolbox = provider.toolbox_for(item[2].provenance.environments)
-            assert not isinstance(toolbox, Divergence)  # checked above
+            toolbox = toolboxes.get(canonical_json(item[2].provenance.environments)) \
+                or provider.toolbox_for(item[2].provenance.environments)
+            assert not isinstance(toolbox, Divergence)  # every line's environments were checked
             return evaluate_sample(item, toolbox, model, settings, judge)
 
         per_sample = ordered_map(one, items())

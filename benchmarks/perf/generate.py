@@ -30,7 +30,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from simulator.environments.environment import shipped_environments
-from toolgrad.dataset.runner import generate_dataset, read_samples
+from toolgrad.dataset.lines import read_samples
+from toolgrad.dataset.runner import generate_dataset
 from toolgrad.settings import GenerateSettings
 
 

@@ -1,16 +1,19 @@
-"""Lean lines and streaming: median bytes per dataset line before (schema 2) and after (schema 3),
-and the peak RSS of ``toolgrad certify`` at two dataset sizes.
+"""Lean lines and streaming: median bytes per dataset line at schema 2, 3 and 4 (the same
+samples), what a line's bytes are, and the peak RSS of ``toolgrad certify`` at two dataset sizes.
 
     toolgrad bench lines [--env adafruit --env baskets --env crm] [--samples 100]
-        [--sizes 200 1000] [--gb 1.0] [--workdir DIR] [--keep]
+        [--sizes 200 1000] [--gb 1.0] [--workdir DIR] [--lines-only]
 
 What it does, and what the figures are:
 
-1. The offline generator writes ``--samples`` samples over the environments (schema 3: the line,
+1. The offline generator writes ``--samples`` samples over the environments (schema 4: the line,
    its trace line in ``<data>.traces.jsonl``, the tool table in ``<data>.tools.json``).
-2. Bytes per line: the median of the schema-3 lines, and of the same samples written as schema 2
-   wrote them (trace and candidate tools' OpenAI specs inline; built from the same records, the
-   trace lines and the tool table, so both columns describe the same samples).
+2. Bytes per line: the median of the schema-4 lines, and of the same samples written as schema 3
+   wrote them (the fingerprint of every environment of the run in each line) and as schema 2
+   wrote them (also the trace and candidate tools' OpenAI specs inline); built from the same
+   records, the trace lines and the tool table, so the columns describe the same samples. Then
+   the median bytes of each field of a schema-4 line (``"key":value,``), and of each field of
+   its steps and provenance summed over the line.
 3. Larger datasets are made from the generated samples, repeated with distinct seeds (sample
    ``k`` is generated sample ``k mod n`` with seed ``k``; its trace line takes the seed, and
    ``trace_sha256`` and the id are computed again), so every line is a valid, distinct sample
@@ -41,8 +44,17 @@ from simulator.canonical import sha256_hex, strict_canonical_json
 from toolgrad.dataset.lines import read_tool_table, tools_path, trace_digest, traces_path
 from toolgrad.dataset.runner import generate_dataset
 from toolgrad.settings import GenerateSettings
+from toolgrad.toolbox import Toolbox
 
 DEFAULT_ENVS = ("adafruit", "baskets", "crm")
+
+
+def schema_3_record(record: dict[str, Any], fingerprints: dict[str, Any]) -> dict[str, Any]:
+    """The sample as toolgrad wrote it at schema 3: the fingerprint of every environment of the
+    run (``fingerprints``) in its provenance, the id hashed again."""
+    old = {k: v for k, v in record.items() if k != "id"}
+    old.update(schema_version="3", provenance={**record["provenance"], "environments": fingerprints})
+    return {**old, "id": sha256_hex(strict_canonical_json(old))}
 
 
 def schema_2_line(record: dict[str, Any], trace_line: bytes, table: dict[str, Any]) -> bytes:
@@ -53,15 +65,44 @@ def schema_2_line(record: dict[str, Any], trace_line: bytes, table: dict[str, An
     return strict_canonical_json({**old, "id": sha256_hex(strict_canonical_json(old))}) + b"\n"
 
 
-def line_sizes(path: Path) -> dict[str, float]:
-    """Median bytes per line: schema 3, schema 2 (the same samples), the trace line; and the tool table."""
+def _field_bytes(record: dict[str, Any]) -> dict[str, int]:
+    """Bytes of each field of a line (``"key":value,``), and of each field of its steps and of
+    its provenance, summed over the line (``step.response``, ``provenance.environments``, ...)."""
+    sizes = {key: len(strict_canonical_json(value)) + len(key) + 4 for key, value in record.items()}
+    for step in (s for chain in record["chains"] for s in chain["steps"]):
+        for key, value in step.items():
+            sizes[f"step.{key}"] = sizes.get(f"step.{key}", 0) + len(strict_canonical_json(value)) + len(key) + 4
+    for key, value in record["provenance"].items():
+        sizes[f"provenance.{key}"] = len(strict_canonical_json(value)) + len(key) + 4
+    return sizes
+
+
+def line_sizes(path: Path) -> dict[str, Any]:
+    """Median bytes per line: schema 4, 3 and 2 (the same samples), the trace line, each field of
+    a line; and the tool table."""
     table = read_tool_table(path)
     data = path.read_bytes().splitlines(keepends=True)
     traces = traces_path(path).read_bytes().splitlines(keepends=True)
-    old = [len(schema_2_line(orjson.loads(line), trace, table)) for line, trace in zip(data, traces, strict=True)]
-    return {"schema_3": statistics.median(map(len, data)), "schema_2": statistics.median(old),
+    records = [orjson.loads(line) for line in data]
+    box = Toolbox.in_process(records[0]["provenance"]["generator"]["environments"])  # the run's, installed
+    fingerprints = box.fingerprints()  # every environment of the run, called by a sample or not
+    box.close()
+    for record in records:
+        if any(fingerprints[name] != fp for name, fp in record["provenance"]["environments"].items()):
+            raise SystemExit(f"{path}: a line's fingerprint is not the installed environment's")
+    v3 = [schema_3_record(record, fingerprints) for record in records]
+    v2 = [len(schema_2_line(record, trace, table)) for record, trace in zip(v3, traces, strict=True)]
+    fields: dict[str, list[int]] = {}
+    for record in records:
+        for key, size in _field_bytes(record).items():
+            fields.setdefault(key, []).append(size)
+    return {"schema_4": statistics.median(map(len, data)),
+            "schema_3": statistics.median(len(strict_canonical_json(r)) + 1 for r in v3),
+            "schema_2": statistics.median(v2),
             "trace_line": statistics.median(map(len, traces)), "tool_table": tools_path(path).stat().st_size,
-            "samples": len(data)}
+            "samples": len(data),
+            "fields": {key: statistics.median(sizes + [0] * (len(data) - len(sizes)))
+                       for key, sizes in sorted(fields.items())}}
 
 
 def scale(base: Path, out: Path, samples: int | None = None, gigabytes: float | None = None) -> int:
@@ -120,6 +161,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--gb", type=float, default=None, help="also certify a dataset of this many GB (slow)")
     parser.add_argument("--workdir", type=Path, default=None, help="where the datasets go (default: a temporary "
                         "directory, removed afterwards)")
+    parser.add_argument("--lines-only", action="store_true", help="bytes per line only: certify nothing")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args(argv)
     envs = args.env or list(DEFAULT_ENVS)
@@ -132,7 +174,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         generate_dataset(GenerateSettings(envs=envs, n=args.samples, seed=0, output=str(base)))
         sizes = line_sizes(base)
         runs = []
-        targets: list[tuple[str, int | None, float | None]] = [(f"n{n}", n, None) for n in args.sizes]
+        targets: list[tuple[str, int | None, float | None]] = \
+            [] if args.lines_only else [(f"n{n}", n, None) for n in args.sizes]
         if args.gb is not None:
             targets.append((f"gb{args.gb:g}", None, args.gb))
         for label, samples, gigabytes in targets:
@@ -148,10 +191,17 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         return 0
     print(f"bytes per line, median over {sizes['samples']} offline samples ({', '.join(envs)}):")
     print(f"  schema 2 (trace and tool specs inline): {sizes['schema_2']:>9,.0f}")
-    print(f"  schema 3 (lean line):                    {sizes['schema_3']:>9,.0f}"
-          f"   ({sizes['schema_2'] / sizes['schema_3']:.1f}x smaller)")
+    print(f"  schema 3 (every run fingerprint inline): {sizes['schema_3']:>9,.0f}")
+    print(f"  schema 4 (lean line):                    {sizes['schema_4']:>9,.0f}"
+          f"   ({sizes['schema_2'] / sizes['schema_4']:.1f}x smaller than 2, "
+          f"{sizes['schema_3'] / sizes['schema_4']:.2f}x than 3)")
     print(f"  its trace line (<data>.traces.jsonl):    {sizes['trace_line']:>9,.0f}")
     print(f"  tool table, once per dataset:            {sizes['tool_table']:>9,.0f}")
+    print("median bytes of each field of a schema-4 line (steps and provenance: summed over the line):")
+    for key, size in sorted(sizes["fields"].items(), key=lambda kv: (-kv[1], kv[0])):
+        print(f"  {key:<30} {size:>9,.0f}")
+    if not runs:
+        return 0
     print("toolgrad certify, peak RSS of the child process (samples repeated with distinct seeds):")
     print(f"  {'samples':>8} {'MB':>9} {'peak RSS MiB':>13} {'passed':>8} {'wall s':>8}")
     for run in runs:

@@ -24,7 +24,7 @@ from benchmarks.baseline.compare import (
 from benchmarks.baseline.report import render_markdown, write_comparison
 from benchmarks.cli.app import app
 from tests.support import scripted_server as scripted
-from toolgrad.dataset.runner import read_samples
+from toolgrad.dataset.lines import read_samples
 
 ENVS = ["museum", "links"]
 N = 6

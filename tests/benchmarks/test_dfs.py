@@ -17,7 +17,7 @@ from benchmarks.baseline.dfs_offline import OfflineBackend
 from benchmarks.baseline.dfs_search import FINISH, DecisionCounter, Move, Node, Query, Turn, search_sample
 from benchmarks.certify.certificate import certify_file
 from tests.support import scripted_server as scripted
-from toolgrad.dataset.runner import read_samples
+from toolgrad.dataset.lines import read_samples
 from toolgrad.loop.policy import CallFn, named_apis
 from toolgrad.loop.sample import api_names
 from toolgrad.toolbox import Toolbox

@@ -94,7 +94,7 @@ def run(dataset_path: Path, model: Any, **settings: Any) -> Any:
 
 def test_a_perfect_agent_scores_one(dataset_path: Path) -> None:
     dataset = read_dataset(dataset_path)
-    report, events = run(dataset_path, ReplayAgent(dataset.parse()), max_steps=20)
+    report, events = run(dataset_path, ReplayAgent(list(dataset.samples())), max_steps=20)
     m = report.metrics
     assert (m["tool_recall"], m["success_rate"], m["outcome_match"]) == (1.0, 1.0, 1.0)
     assert m["argument_accuracy"] == 1.0 and m["tool_precision"] == 1.0
@@ -103,6 +103,33 @@ def test_a_perfect_agent_scores_one(dataset_path: Path) -> None:
     assert set(report.per_env) == {"petstore", "museum"}
     assert all(e.run.stop == "answered" for e in events)
     assert report.errors["wrong_tool"] == 0 and report.errors["missing_write"] == 0
+
+
+def test_each_line_is_parsed_once_and_each_set_of_environments_checked_once(
+        dataset_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks.evaluate import runner
+
+    parsed: list[int] = []
+    checked: list[tuple[str, ...]] = []
+    real_parse, real_toolbox = runner.parse_sample, SandboxProvider.toolbox_for
+    monkeypatch.setattr(runner, "parse_sample", lambda line, path="": parsed.append(line.line) or real_parse(line, path))
+    monkeypatch.setattr(SandboxProvider, "toolbox_for",
+                        lambda self, fps: checked.append(tuple(sorted(fps))) or real_toolbox(self, fps))
+    dataset = read_dataset(dataset_path)
+    envs = {tuple(sorted(s.provenance.environments)) for s in dataset.samples()}
+    _, events = run(dataset_path, BadAgent())
+    assert len(events) == len(dataset.lines) and sorted(parsed) == [line.line for line in dataset.lines]
+    assert sorted(checked) == sorted(envs)  # once per distinct set, not twice per sample
+
+
+def test_a_line_that_is_not_a_sample_is_named(dataset_path: Path, tmp_path: Path) -> None:
+    from benchmarks.certify.replay import DatasetError
+
+    lines = dataset_path.read_bytes().splitlines(keepends=True)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_bytes(b"".join(lines[:2]) + b'{"seed": 2, "not": "a sample"}\n' + b"".join(lines[3:]))  # bad: line 3
+    with pytest.raises(DatasetError, match=r"broken\.jsonl:3: "):
+        run(broken, BadAgent())
 
 
 def test_a_bad_agent_scores_lower_with_the_right_errors(dataset_path: Path) -> None:
@@ -120,7 +147,7 @@ def test_a_bad_agent_scores_lower_with_the_right_errors(dataset_path: Path) -> N
 
 def test_step_limit_and_pass_hat_k(dataset_path: Path) -> None:
     dataset = read_dataset(dataset_path)
-    report, events = run(dataset_path, ReplayAgent(dataset.parse()), max_steps=1, k=2)
+    report, events = run(dataset_path, ReplayAgent(list(dataset.samples())), max_steps=1, k=2)
     assert all(e.run.stop == "step_limit" for e in events)
     assert report.errors["step_limit"] == len(events) == 2 * len(dataset.lines)
     assert "pass^2" in report.metrics and report.metrics["pass^2"] <= report.metrics["pass^1"]
@@ -133,7 +160,7 @@ def test_an_unreachable_model_stops_the_run(dataset_path: Path) -> None:
 
 def test_reports_render_and_compare(dataset_path: Path, tmp_path: Path) -> None:
     dataset = read_dataset(dataset_path)
-    good, events = run(dataset_path, ReplayAgent(dataset.parse()), max_steps=20)
+    good, events = run(dataset_path, ReplayAgent(list(dataset.samples())), max_steps=20)
     bad, _ = run(dataset_path, BadAgent())
     paths = write_run(tmp_path / "good", good, (trace_record(e) for e in events))
     assert "<svg" in paths["report.html"].read_text() and "<script" not in paths["report.html"].read_text()
@@ -220,7 +247,7 @@ def openai_server() -> Iterator[Any]:
 
 def test_eval_with_the_openai_client_perfect_and_bad_agents(
         dataset_path: Path, tmp_path: Path, openai_server: Any) -> None:
-    samples = read_dataset(dataset_path).parse()
+    samples = list(read_dataset(dataset_path).samples())
     openai_server.reset()
     openai_server.script(replay_handler(samples))
     out = tmp_path / "run"
@@ -281,7 +308,7 @@ def test_eval_exits_1_when_the_endpoint_fails_on_a_trial(dataset_path: Path, tmp
                                                          openai_server: Any) -> None:
     """The server answers the first sample's trial with HTTP 500 on every retry, the others well:
     the report is written, and the exit code and stderr say that a trial measured the server."""
-    samples = read_dataset(dataset_path).parse()[:3]
+    samples = list(read_dataset(dataset_path).samples())[:3]
     perfect = replay_handler(samples)
 
     def flaky(request: dict[str, Any]) -> Any:
@@ -336,7 +363,7 @@ def test_eval_calls_on_the_bfcl_export_with_the_openai_client(
 
 
 def test_a_judge_scores_quality_of_response(dataset_path: Path, openai_server: Any) -> None:
-    samples = read_dataset(dataset_path).parse()
+    samples = list(read_dataset(dataset_path).samples())
     agent = replay_handler(samples)
 
     def handle(request: dict[str, Any]) -> Any:
@@ -362,7 +389,7 @@ def test_outcome_of_a_sample_whose_reference_diverged_is_not_evaluated(dataset_p
     record["chains"][0]["steps"][0]["status"] = 299
     tampered = tmp_path / "tampered.jsonl"
     tampered.write_bytes(orjson.dumps(record) + b"\n" + "".join(lines[1:]).encode())
-    report, _ = run(tampered, ReplayAgent(read_dataset(tampered).parse()), max_steps=20)
+    report, _ = run(tampered, ReplayAgent(list(read_dataset(tampered).samples())), max_steps=20)
     first = report.samples[0]
     assert not first.reference_certified and first.metrics["outcome_match"] is None
     assert all(t.scores["outcome_match"] is None and not t.passed for t in first.trials)
@@ -377,7 +404,7 @@ def test_eval_with_two_workers_writes_the_report_of_one(dataset_path: Path, tmp_
                                                         openai_server: Any) -> None:
     """Samples run in two worker processes, each with its own client to the same server: the
     report and the traces are the bytes of the one-process run."""
-    samples = read_dataset(dataset_path).parse()
+    samples = list(read_dataset(dataset_path).samples())
     openai_server.reset()
     openai_server.script(replay_handler(samples))
     runs = {}

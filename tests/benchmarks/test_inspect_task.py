@@ -126,7 +126,7 @@ def certified(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Samp
                                                       "output": str(path)}))
     certificate = certify_file(path)
     assert certificate.ok and certificate.passed == certificate.sample_count == 4
-    return path, read_dataset(path).parse()
+    return path, list(read_dataset(path).samples())
 
 
 def run_inspect(path: Path, samples: list[Sample], script: Script, log_dir: Path, **options: Any) -> EvalLog:

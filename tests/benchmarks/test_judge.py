@@ -47,7 +47,7 @@ def chat(server: Any, cache: Path, *, replay_only: bool = False, base_url: str =
 
 def test_the_judge_is_a_check_of_its_own_and_replays_without_a_server(
         dataset_path: Path, tmp_path: Path, judge_server: Any) -> None:
-    samples = read_dataset(dataset_path).parse()
+    samples = list(read_dataset(dataset_path).samples())
     judge_server.reset()
     judge_server.script(rejecting(samples[1].query))
     recorded = certify_file(dataset_path, judge=chat(judge_server, tmp_path / "cache"))
@@ -70,7 +70,7 @@ def test_the_judge_is_a_check_of_its_own_and_replays_without_a_server(
 def test_cli_judge_records_replays_and_a_cache_miss_exits_2(
         dataset_path: Path, tmp_path: Path, judge_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    samples = read_dataset(dataset_path).parse()
+    samples = list(read_dataset(dataset_path).samples())
     judge_server.reset()
     judge_server.script(rejecting(samples[0].query))
     first, second = tmp_path / "first.json", tmp_path / "second.json"

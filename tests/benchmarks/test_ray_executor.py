@@ -12,8 +12,8 @@ import pytest
 
 from benchmarks.certify.certificate import certificate_bytes, certify_file
 from tests.support.executor_jobs import KillOnce, KillOnceOffline
-from toolgrad.dataset.lines import traces_path
-from toolgrad.dataset.runner import generate_dataset, read_samples
+from toolgrad.dataset.lines import read_samples, traces_path
+from toolgrad.dataset.runner import generate_dataset
 from toolgrad.executors import ordered_map
 from toolgrad.settings import GenerateSettings
 
@@ -83,7 +83,7 @@ def test_ray_eval_gives_the_report_of_one_process(local_ray: Any, reference: Pat
     from tests.benchmarks.test_evaluate import replay_handler
 
     dataset = read_dataset(reference)
-    scripted_openai.script(replay_handler(dataset.parse()))
+    scripted_openai.script(replay_handler(list(dataset.samples())))
     endpoint = ModelEndpoint(scripted_openai.model, scripted_openai.base_url)
     settings = EvalSettings(k=2, max_steps=20)
     reports = []

@@ -42,8 +42,8 @@ def test_a_first_line_beyond_the_bound_is_refused(tmp_path: Path, monkeypatch: p
 def test_blank_lines_before_the_first_sample_are_fine(dataset_path: Path, tmp_path: Path) -> None:
     padded = tmp_path / "padded.jsonl"
     padded.write_text("\n\n" + dataset_path.read_text())
-    _, lines = read_lines(padded)
-    assert lines[0].line == 3 and len(lines) == len(read_lines(dataset_path)[1])
+    lines = read_lines(padded)
+    assert lines[0].line == 3 and len(lines) == len(read_lines(dataset_path))
 
 
 def test_an_environment_named_by_a_path_is_never_opened(dataset_path: Path, tmp_path: Path) -> None:

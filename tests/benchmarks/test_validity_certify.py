@@ -16,8 +16,9 @@ from benchmarks.certify.certificate import Certificate, SampleVerdict, certify_f
 from benchmarks.certify.replay import record_id
 from benchmarks.cli.app import app
 from simulator.environments.environment import shipped_environments
+from toolgrad.dataset.lines import record_lines
 from toolgrad.dataset.provenance import make_provenance
-from toolgrad.dataset.runner import build_sample, encode_sample, generate_dataset
+from toolgrad.dataset.runner import generate_dataset
 from toolgrad.json_values import leaves
 from toolgrad.loop.policy import Workflow
 from toolgrad.loop.sample import SampleOutcome
@@ -132,7 +133,7 @@ def _two_item_sample(toolbox: Toolbox) -> bytes:
     workflow = Workflow(chains=[Chain(steps=[listed, renamed])], query=query, answer=answer)
     outcome = SampleOutcome(0, workflow, Trace(), Cost(tool_calls=2), [], toolbox.openai_tools([listed.tool]))
     provenance = make_provenance(GenerateSettings(envs=["petstore"]), toolbox, "offline")
-    return encode_sample(build_sample(outcome, provenance))
+    return record_lines(outcome, provenance)[1]
 
 
 def test_a_step_fed_from_two_list_items_fails_coherent(tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ import pytest
 from simulator.canonical import canonical_json
 from simulator.environments.environment import shipped_environments
 from tests.support.openai_fixtures import scripted_openai, scripted_openai_server  # noqa: F401 (fixtures)
-from toolgrad.dataset.runner import generate_dataset, read_samples
+from toolgrad.dataset.lines import read_samples
+from toolgrad.dataset.runner import generate_dataset
 from toolgrad.records import Sample
 from toolgrad.settings import GenerateSettings
 from toolgrad.toolbox import Toolbox

@@ -16,8 +16,9 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from toolgrad.dataset.lines import encode_sample, read_samples
 from toolgrad.dataset.provenance import git_revision
-from toolgrad.dataset.runner import encode_sample, generate_dataset, read_samples
+from toolgrad.dataset.runner import generate_dataset
 from toolgrad.events import SampleDone
 from toolgrad.loop.policy import Context, StageError
 from toolgrad.policies.offline.policy import OfflinePolicy
@@ -59,7 +60,8 @@ def test_lines_are_canonical_and_ids_hash_the_record(tmp_path: Path) -> None:
         body = {k: v for k, v in record.items() if k != "id"}
         assert sample.id == hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
         assert sample.provenance.versions["toolgrad"] and sample.provenance.git_revision == git_revision()
-        assert set(sample.provenance.environments) == {"museum", "petstore"}
+        assert set(sample.provenance.environments) == {step.env for step in sample.steps()}  # schema 4
+        assert sample.provenance.generator["environments"] == ["museum", "petstore"]
         assert sample.provenance.generator["iterations"] == 10
         seeds.append(sample.seed)
     assert seeds == sorted(seeds)
@@ -283,5 +285,5 @@ def test_resuming_a_file_of_another_schema_version_is_refused(tmp_path: Path) ->
     record = orjson.loads(path.read_bytes())
     record["schema_version"] = "2"  # as an older toolgrad wrote it
     path.write_bytes(orjson.dumps(record) + b"\n")
-    with pytest.raises(ToolgradError, match="a schema 2 record; this toolgrad writes schema 3"):
+    with pytest.raises(ToolgradError, match="a schema 2 record; this toolgrad writes schema 4"):
         generate_dataset(settings(path, n=2))

@@ -9,7 +9,8 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from toolgrad.dataset.runner import generate_dataset, read_samples
+from toolgrad.dataset.lines import read_samples
+from toolgrad.dataset.runner import generate_dataset
 from toolgrad.exports.openai import export_dataset, tool_name
 from toolgrad.records import Sample
 from toolgrad.settings import ExportSettings, GenerateSettings
@@ -103,3 +104,50 @@ def test_cli_export(dataset: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["export", str(dataset), "--format", "calls", "-o", str(out), "--seed", "2"])
     assert result.exit_code == 0, result.output
     assert out.exists() and "wrote" in result.output
+
+
+class Lag:
+    """How far a reader ran ahead of what was made from it: ``reader`` wraps a module's
+    ``read_samples`` (each call is a new pass over the file), ``maker`` wraps the function
+    that turns one sample into output. A streaming export makes sample k right after reading
+    it (lag 0); one that read the whole file first makes the first sample N-1 samples late."""
+
+    def __init__(self) -> None:
+        self.read = self.made = 0
+        self.lags: list[int] = []
+
+    def reader(self, real: Any) -> Any:
+        def read_samples(*args: Any, **kwargs: Any) -> Any:
+            self.read = self.made = 0
+            for sample in real(*args, **kwargs):
+                self.read += 1
+                yield sample
+        return read_samples
+
+    def maker(self, real: Any) -> Any:
+        def make(*args: Any, **kwargs: Any) -> Any:
+            self.made += 1
+            self.lags.append(self.read - self.made)
+            return real(*args, **kwargs)
+        return make
+
+
+@pytest.mark.parametrize(("fmt", "module", "maker"), [
+    ("openai", "toolgrad.exports.openai", "openai_record"),
+    ("calls", "toolgrad.exports.openai", "bfcl_record"),
+    ("bfcl", "toolgrad.exports.bfcl", "classify"),
+    ("hf", "toolgrad.exports.hf", "conversation"),
+])
+def test_exports_read_the_dataset_a_line_at_a_time(dataset: Path, samples: list[Sample], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch, fmt: str, module: str,
+                                                   maker: str) -> None:
+    import importlib
+
+    mod = importlib.import_module(module)
+    lag = Lag()
+    monkeypatch.setattr(mod, "read_samples", lag.reader(mod.read_samples))
+    monkeypatch.setattr(mod, maker, lag.maker(getattr(mod, maker)))
+    export_dataset(ExportSettings.model_validate({"input": str(dataset), "format": fmt,
+                                                  "output": str(tmp_path / "out")}))
+    assert len(lag.lags) == len(samples)  # every sample made into output once, each right after it was read
+    assert set(lag.lags) == {0}

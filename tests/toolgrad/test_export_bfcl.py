@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from toolgrad.dataset.runner import encode_sample, generate_dataset, read_samples
+from toolgrad.dataset.lines import encode_sample, read_samples
+from toolgrad.dataset.runner import generate_dataset
 from toolgrad.exports.bfcl import bfcl_function, bfcl_parameter, ground_truth, stated_in_question
 from toolgrad.exports.bfcl_format import check_answer, check_directory, check_question
 from toolgrad.exports.openai import export_dataset

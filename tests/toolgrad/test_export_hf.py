@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from toolgrad.agent_prompt import AGENT_SYSTEM_PROMPT
-from toolgrad.dataset.runner import generate_dataset, read_samples
+from toolgrad.dataset.lines import read_samples
+from toolgrad.dataset.runner import generate_dataset
 from toolgrad.exports.openai import export_dataset
 from toolgrad.exports.split import split_file
 from toolgrad.settings import ExportSettings, GenerateSettings, ToolgradError

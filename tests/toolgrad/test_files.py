@@ -14,7 +14,14 @@ import orjson
 import pytest
 
 from toolgrad.dataset import files
-from toolgrad.dataset.files import LineFile, remove_stale_temporaries, write_bytes_atomic, write_lines_atomic
+from toolgrad.dataset.files import (
+    LineFile,
+    LineFiles,
+    files_atomic,
+    remove_stale_temporaries,
+    write_bytes_atomic,
+    write_lines_atomic,
+)
 
 
 class Clock:
@@ -31,18 +38,19 @@ def line(i: int, size: int = 100) -> bytes:
 
 def test_small_files_commit_every_line_and_large_ones_by_ratio_or_time(tmp_path: Path) -> None:
     path, clock = tmp_path / "d.jsonl", Clock()
-    out = LineFile(path, clock=clock)
-    out.append(line(0))
+    out = LineFiles([path], clock=clock)  # one file, grown as the generator grows it
+    file = out.files[0]
+    out.append([line(0)])
     assert path.read_bytes() == line(0)  # an empty file: the first line commits at once
     for i in range(1, 40):
-        out.append(line(i))
+        out.append([line(i)])
     visible = path.read_bytes()
     assert visible.endswith(b"\n") and len(visible.splitlines()) < 40  # later lines wait for the ratio
-    assert out.pending and out.pending_bytes * files.COPY_RATIO < out.size
+    assert file.pending and file.pending_bytes * files.COPY_RATIO < file.size
     clock.now += files.COMMIT_SECONDS
-    out.append(line(40))
-    assert not out.pending and len(path.read_bytes().splitlines()) == 41  # the time bound commits
-    out.append(line(41))
+    out.append([line(40)])
+    assert not file.pending and len(path.read_bytes().splitlines()) == 41  # the time bound commits
+    out.append([line(41)])
     out.close()
     assert path.read_bytes() == b"".join(line(i) for i in range(42))
     assert not list(tmp_path.glob(".*.tmp"))
@@ -50,23 +58,24 @@ def test_small_files_commit_every_line_and_large_ones_by_ratio_or_time(tmp_path:
 
 def test_copying_costs_at_most_copy_ratio_bytes_per_byte_written(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
-    out = LineFile(path, clock=Clock())
+    out = LineFiles([path], clock=Clock())  # one file, grown as the generator grows it
+    file = out.files[0]
     copied = 0
     for i in range(2000):
-        before = out.commits
-        size = out.size
-        out.append(line(i, 300))
-        copied += size if out.commits > before else 0
+        before = file.commits
+        size = file.size
+        out.append([line(i, 300)])
+        copied += size if file.commits > before else 0
     out.close()
     assert copied <= files.COPY_RATIO * path.stat().st_size
-    assert out.commits < 2000 / 10
+    assert file.commits < 2000 / 10
 
 
 def test_resume_appends_to_what_is_there(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     path.write_bytes(line(0))
-    out = LineFile(path)
-    out.append(line(1))
+    out = LineFiles([path])  # one file, grown as the generator grows it
+    out.append([line(1)])
     out.close()
     assert path.read_bytes() == line(0) + line(1)
 
@@ -80,12 +89,25 @@ def test_close_without_lines_leaves_an_empty_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("bad", [b'{"no": "newline"}', b'{"a": 1}\n{"b": 2}\n'])
 def test_append_refuses_anything_but_one_line_and_loses_nothing(tmp_path: Path, bad: bytes) -> None:
     path = tmp_path / "d.jsonl"
-    out = LineFile(path)
-    out.append(line(0))
+    out = LineFiles([path])  # one file, grown as the generator grows it
+    out.append([line(0)])
     with pytest.raises(ValueError, match="exactly one line"):
-        out.append(bad)  # bad: not exactly one newline-terminated line
+        out.append([bad])  # bad: not exactly one newline-terminated line
     out.close()
     assert path.read_bytes() == line(0)
+
+
+def test_files_atomic_can_leave_a_file_nothing_was_written_to_as_it_was(tmp_path: Path) -> None:
+    kept, written, empty = tmp_path / "kept", tmp_path / "written", tmp_path / "empty"
+    kept.write_bytes(b"from before\n")
+    with files_atomic([kept, written, empty], skip_empty=True) as (a, b, _):
+        b.write(b"new\n")
+        assert a is not b
+    assert kept.read_bytes() == b"from before\n" and written.read_bytes() == b"new\n" and not empty.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "written"]  # no temporaries left
+    with files_atomic([kept]) as (a,):
+        pass
+    assert kept.read_bytes() == b""  # without skip_empty, an empty file replaces it
 
 
 def test_stale_temporaries_of_dead_processes_are_removed(tmp_path: Path) -> None:
@@ -116,12 +138,12 @@ def test_atomic_writes_leave_no_temporaries_and_keep_the_old_content_on_failure(
 
 WRITER = """
 import sys, orjson
-from toolgrad.dataset.files import LineFile
-out = LineFile(sys.argv[1])
+from toolgrad.dataset.files import LineFiles
+out = LineFiles([sys.argv[1]])
 i = int(sys.argv[2])
 print("ready", flush=True)  # imported and open: the kill may come at any moment from here
 while True:
-    out.append(orjson.dumps({"i": i, "pad": "y" * (20000 + i % 7000)}) + b"\\n")
+    out.append([orjson.dumps({"i": i, "pad": "y" * (20000 + i % 7000)}) + b"\\n"])
     i += 1
 """
 

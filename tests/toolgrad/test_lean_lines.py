@@ -1,4 +1,4 @@
-"""Lean lines (schema 3): the trace sidecar and the tool table beside the data, consistent after
+"""Lean lines (schema 3 and 4): the trace sidecar and the tool table beside the data, consistent after
 a kill between the two commits, repaired on resume; older lines still read."""
 
 from __future__ import annotations
@@ -39,7 +39,11 @@ def test_each_line_hashes_its_trace_line_and_names_tools_of_the_table(whole: Pat
     table = read_tool_table(whole)
     for line, trace in zip(data, traces, strict=True):
         record = orjson.loads(line)
-        assert record["schema_version"] == "3" and "trace" not in record
+        assert record["schema_version"] == "4" and "trace" not in record
+        # schema 4: the fingerprints of the environments the chains call, not of every one of the run
+        called = {step["env"] for chain in record["chains"] for step in chain["steps"]}
+        assert set(record["provenance"]["environments"]) == called
+        assert record["provenance"]["generator"]["environments"] == ["museum", "petstore"]
         assert record["trace_sha256"] == hashlib.sha256(trace.removesuffix(b"\n")).hexdigest()
         assert orjson.loads(trace)["seed"] == record["seed"]
         assert all(isinstance(name, str) and name in table for name in record["candidate_tools"])
@@ -128,3 +132,34 @@ def test_schema_2_lines_are_read_with_their_inline_trace_and_tool_specs(whole: P
     assert sample.trace is not None and sample.trace_sha256 == ""
     assert sample.candidate_tools == [spec["function"]["name"] for spec in record["candidate_tools"]]
     assert tool_specs(sample, {}) == record["candidate_tools"]  # inline: no table needed
+
+
+def test_resume_compares_the_fingerprints_every_existing_line_names(tmp_path: Path) -> None:
+    """A line names only the environments it calls: resuming checks the fingerprints of all the
+    lines, not only the first one's."""
+    five = tmp_path / "five.jsonl"
+    generate_dataset(settings(five, n=5))
+    envs = [set(orjson.loads(line)["provenance"]["environments"]) for line in lines(five)]
+    assert envs[0] != set().union(*envs)  # the first line alone does not name every environment
+    late = next(name for name in set().union(*envs) if name not in envs[0])
+    path = tmp_path / "f.jsonl"
+    changed = []
+    for line in lines(five):  # bad input: a later line's fingerprint of one environment changed
+        record = orjson.loads(line)
+        if late in record["provenance"]["environments"]:
+            record["provenance"]["environments"][late]["spec_sha256"] = "0" * 64
+        changed.append(orjson.dumps(record) + b"\n")
+    path.write_bytes(b"".join(changed))
+    traces_path(path).write_bytes(traces_path(five).read_bytes())
+    with pytest.raises(ToolgradError, match=r"other settings \(environments differ\)"):
+        generate_dataset(settings(path, n=6))
+
+
+def test_schema_3_lines_with_every_fingerprint_of_the_run_are_read(whole: Path) -> None:
+    from benchmarks.perf.lines import schema_3_record
+
+    everything = {}
+    for line in lines(whole):
+        everything.update(orjson.loads(line)["provenance"]["environments"])
+    sample = Sample.model_validate(schema_3_record(orjson.loads(lines(whole)[0]), everything))
+    assert sample.schema_version == "3" and set(sample.provenance.environments) == set(everything)

@@ -16,7 +16,8 @@ import orjson
 
 from benchmarks.certify.certificate import certify_file
 from tests.support.scripted_server import Reply, ScriptedOpenAI, json_reply, text_reply, tool_call_reply
-from toolgrad.dataset.runner import generate_dataset, read_samples
+from toolgrad.dataset.lines import read_samples
+from toolgrad.dataset.runner import generate_dataset
 from toolgrad.settings import GenerateSettings
 
 MADE_UP_ID = 987654321

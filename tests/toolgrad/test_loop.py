@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from toolgrad.backends.base import ModelError
-from toolgrad.dataset.runner import build_sample
+from toolgrad.dataset.lines import build_record
 from toolgrad.loop.policy import (
     CallFn,
     Context,
@@ -45,7 +45,7 @@ def result(status: int, body: Any, error: str = "") -> ToolResult:
 
 
 def as_sample(outcome: SampleOutcome) -> Sample:
-    return build_sample(outcome, Provenance(environments={}, generator={"environments": ["petstore"]}, llm="test"))
+    return build_record(outcome, Provenance(environments={}, generator={"environments": ["petstore"]}, llm="test"))[0]
 
 
 # -- the validator ------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ import pytest
 
 from tests.support.executor_jobs import KillOnceOffline
 from tests.toolgrad.test_dataset import run_cli
-from toolgrad.dataset.lines import tools_path, traces_path
-from toolgrad.dataset.runner import generate_dataset, read_samples
+from toolgrad.dataset.lines import read_samples, tools_path, traces_path
+from toolgrad.dataset.runner import generate_dataset
 from toolgrad.executors import WorkerLost
 from toolgrad.settings import GenerateSettings, ToolgradError
 

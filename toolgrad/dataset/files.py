@@ -154,9 +154,10 @@ def write_lines_atomic(path: str | Path, lines: Iterable[bytes]) -> None:
 
 
 @contextmanager
-def files_atomic(paths: Sequence[str | Path]) -> Iterator[list[BinaryIO]]:
+def files_atomic(paths: Sequence[str | Path], *, skip_empty: bool = False) -> Iterator[list[BinaryIO]]:
     """A temporary file open for writing per path; when the block ends without an error each
-    is fsync-ed and renamed over its path, in the order given (else all are removed)."""
+    is fsync-ed and renamed over its path, in the order given (else all are removed). With
+    ``skip_empty``, a path nothing was written to is left as it was."""
     targets = [Path(p) for p in paths]
     temporaries = [_temporary(p) for p in targets]
     handles: list[BinaryIO] = []
@@ -167,7 +168,8 @@ def files_atomic(paths: Sequence[str | Path]) -> Iterator[list[BinaryIO]]:
         for fh in handles:
             fh.close()
         for tmp, path in zip(temporaries, targets, strict=True):
-            _replace(tmp, path, True)
+            if not skip_empty or tmp.stat().st_size:
+                _replace(tmp, path, True)
     finally:
         for fh in handles:
             fh.close()
@@ -189,15 +191,11 @@ class LineFile:
         self.synced = True
         remove_stale_temporaries(self.path)
 
-    def append(self, line: bytes) -> None:
-        self.add(line)
-        if self.due():
-            self.commit()
-
     def add(self, line: bytes) -> None:
-        """Make ``line`` pending without committing (:class:`LineFiles` decides when)."""
+        """Make ``line`` pending without committing (:class:`LineFiles` decides when: the files
+        of a dataset grow together)."""
         if not line.endswith(b"\n") or b"\n" in line[:-1]:
-            raise ValueError("LineFile.append takes exactly one line ending in a newline")
+            raise ValueError("LineFile.add takes exactly one line ending in a newline")
         self.pending.append(line)
         self.pending_bytes += len(line)
 

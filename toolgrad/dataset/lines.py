@@ -71,21 +71,21 @@ def trace_digest(line: bytes) -> str:
 
 def build_record(outcome: SampleOutcome, provenance: Provenance) -> tuple[Sample, bytes]:
     """The dataset record for a successful outcome (``outcome.ok``), its id computed, and its
-    trace line for the sidecar."""
+    trace line for the sidecar. Its provenance names the fingerprints of the environments its
+    chains call (``provenance`` holds the run's)."""
     trace_line = encode_trace(outcome.seed, outcome.trace)
+    called = {step.env for chain in outcome.workflow.chains for step in chain.steps}
     draft = Sample(
         id="", seed=outcome.seed, query=outcome.workflow.query, answer=outcome.workflow.answer,
         chains=outcome.workflow.chains, candidate_tools=list(outcome.candidate_tools),
         trace_sha256=trace_digest(trace_line),
-        provenance=provenance.model_copy(update={"cache_keys": list(outcome.cache_keys)}), cost=outcome.cost,
+        provenance=provenance.model_copy(update={
+            "cache_keys": list(outcome.cache_keys),
+            "environments": {name: fp for name, fp in provenance.environments.items() if name in called}}),
+        cost=outcome.cost,
     )
     record = draft.model_dump(mode="json")
     return Sample.model_validate({**record, "id": sample_id(record)}), trace_line
-
-
-def build_sample(outcome: SampleOutcome, provenance: Provenance) -> Sample:
-    """The dataset record for a successful outcome (its trace line: :func:`build_record`)."""
-    return build_record(outcome, provenance)[0]
 
 
 def record_lines(outcome: SampleOutcome, provenance: Provenance) -> tuple[bytes, bytes]:

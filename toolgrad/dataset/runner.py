@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -51,13 +52,9 @@ from toolgrad.toolbox import Toolbox
 
 from .files import LineFiles, OutputLocked, exclusive_writer, write_bytes_atomic, write_json_atomic
 from .lines import (
-    build_sample,
     complete_lines,
-    encode_sample,
-    read_samples,
     record_lines,
     repair_traces,
-    sample_id,
     tool_table_bytes,
     tools_path,
     traces_path,
@@ -69,8 +66,7 @@ from .seed_order import PolicyFactory, SeedJob, SeedStopped, Workers
 SUMMARY_SUFFIX = ".summary.json"
 SCHEMA_SUFFIX = ".schema.json"
 
-__all__ = ["SCHEMA_SUFFIX", "SUMMARY_SUFFIX", "build_sample", "encode_sample", "generate_dataset", "open_existing",
-           "read_samples", "sample_id", "sole_writer"]
+__all__ = ["SCHEMA_SUFFIX", "SUMMARY_SUFFIX", "generate_dataset", "open_existing", "sole_writer"]
 
 # -- the file -----------------------------------------------------------------------------------
 
@@ -92,6 +88,7 @@ def open_existing(path: Path) -> Existing:
         return found
     found.truncated = truncate_partial(path)
     digests: list[str] = []
+    fingerprints: dict[str, Any] = {}  # a line names only the environments its chains call
     for number, line in complete_lines(path):
         try:
             record = orjson.loads(line)
@@ -102,10 +99,13 @@ def open_existing(path: Path) -> Existing:
             digests.append(str(record["trace_sha256"]))
             if found.first is None:
                 found.first = Provenance.model_validate(record["provenance"])
+            fingerprints.update(record["provenance"]["environments"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ToolgradError(f"{path}:{number}: not a dataset record ({exc}); use a new output file") from exc
     if found.seeds != sorted(found.seeds) or len(set(found.seeds)) != len(found.seeds):
         raise ToolgradError(f"{path}: seeds are not strictly ascending; it was not written by toolgrad generate")
+    if found.first is not None:
+        found.first = found.first.model_copy(update={"environments": fingerprints})
     found.dropped_traces = repair_traces(path, digests)
     return found
 
@@ -329,8 +329,11 @@ def _check_picklable(job: SeedJob) -> None:
 
 
 def _check_compatible(out: Path, found: Provenance, current: Provenance, emit: EventSink) -> None:
-    keys = ("environments", "generator", "llm", "model", "base_url")
+    keys = ("generator", "llm", "model", "base_url")
     differs = [k for k in keys if getattr(found, k) != getattr(current, k)]
+    # the fingerprints of every environment the existing lines call (not every one of the run)
+    if any(current.environments.get(name) != fp for name, fp in found.environments.items()):
+        differs.insert(0, "environments")
     if differs:
         raise ToolgradError(
             f"{out} was generated with other settings ({', '.join(differs)} differ); "

@@ -22,18 +22,19 @@ What goes where:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from toolgrad.dataset.files import write_json_atomic, write_lines_atomic
-from toolgrad.dataset.lines import read_samples, read_tool_table
+from toolgrad.dataset.files import files_atomic, write_json_atomic
+from toolgrad.dataset.lines import read_samples
 from toolgrad.records import Sample
 from toolgrad.settings import ExportSettings, ToolgradError
 from toolgrad.validity.checks import check_solvable
 
-from .openai import candidates_for, negative_ids, tool_pool
+from .openai import candidates_for, negative_ids, scan_dataset
 
 PREFIX = "BFCL_v4_"
 CATEGORIES = ("simple_python", "multiple", "parallel_multiple", "irrelevance")
@@ -177,16 +178,17 @@ def classify(sample: Sample, functions: list[dict[str, Any]], negative: bool) ->
     return ("simple_python" if len(functions) == 1 else "multiple"), ""
 
 
-def bfcl_items(samples: list[Sample], settings: ExportSettings, table: dict[str, dict[str, Any]] | None = None,
-               ) -> tuple[dict[str, list[tuple[dict[str, Any], dict[str, Any] | None]]], dict[str, Any]]:
-    """Per category the (question, possible answer) pairs, and what was left out and why
-    (``table``: the dataset's tool table)."""
-    pool = tool_pool(samples, table)
-    negatives = negative_ids(samples, settings.negatives, settings.seed)
-    items: dict[str, list[tuple[dict[str, Any], dict[str, Any] | None]]] = {c: [] for c in CATEGORIES}
-    left_out: dict[str, int] = {}
-    ids: dict[str, str] = {}
+def bfcl_items(samples: Iterable[Sample], pool: dict[str, dict[str, Any]], negatives: set[str],
+               settings: ExportSettings, manifest: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any],
+                                                                                 dict[str, Any] | None]]:
+    """(category, question, possible answer) for each sample exported, one sample at a time
+    (``pool``: the distractor pool, ``negatives``: the ids of irrelevance negatives); what was
+    left out and why is counted into ``manifest`` as the samples go by."""
+    counts: dict[str, int] = {c: 0 for c in CATEGORIES}
+    left_out: dict[str, int] = manifest["left_out"]
+    ids: dict[str, str] = manifest["sample_ids"]
     for sample in samples:
+        manifest["samples"] += 1
         negative = sample.id in negatives
         tools = candidates_for(sample, pool, settings.distractors, settings.seed, negative=negative)
         functions = [bfcl_function(t) for t in tools]
@@ -201,15 +203,12 @@ def bfcl_items(samples: list[Sample], settings: ExportSettings, table: dict[str,
         if not category:
             left_out[reason] = left_out.get(reason, 0) + 1
             continue
-        item_id = f"{category}_{len(items[category])}"
+        item_id = f"{category}_{counts[category]}"
+        counts[category] += 1
         ids[item_id] = sample.id
-        question = {"id": item_id, "question": _question(sample), "function": functions}
-        items[category].append((question, None if answer is None else {"id": item_id, **answer}))
-    manifest = {"format": "BFCL v4 (bfcl-eval) question and possible-answer files",
-                "counts": {c: len(v) for c, v in items.items() if v}, "left_out": left_out,
-                "samples": len(samples), "sample_ids": ids,
-                "negatives": settings.negatives, "distractors": settings.distractors, "seed": settings.seed}
-    return items, manifest
+        yield category, {"id": item_id, "question": _question(sample), "function": functions}, \
+            None if answer is None else {"id": item_id, **answer}
+    manifest["counts"] = {c: n for c, n in counts.items() if n}
 
 
 def _line(value: dict[str, Any]) -> bytes:
@@ -218,21 +217,30 @@ def _line(value: dict[str, Any]) -> bytes:
 
 def export_bfcl(settings: ExportSettings) -> dict[str, Any]:
     """Write ``OUT/BFCL_v4_<category>.json``, ``OUT/possible_answer/BFCL_v4_<category>.json``
-    and ``OUT/manifest.json`` (returned)."""
+    and ``OUT/manifest.json`` (returned). The dataset is read in two streaming passes (ids and
+    the distractor pool, then the items, written as they come): memory does not grow with its
+    lines."""
     source, out = Path(settings.input), Path(settings.output)
     if not source.is_file():
         raise ToolgradError(f"{source}: no such dataset file")
     if not out.parent.is_dir():
         raise ToolgradError(f"output directory {out.parent} does not exist")
-    items, manifest = bfcl_items(list(read_samples(source)), settings, read_tool_table(source))
+    ids, pool = scan_dataset(source)
+    negatives = negative_ids(ids, settings.negatives, settings.seed)
+    manifest: dict[str, Any] = {"format": "BFCL v4 (bfcl-eval) question and possible-answer files",
+                                "counts": {}, "left_out": {}, "samples": 0, "sample_ids": {},
+                                "negatives": settings.negatives, "distractors": settings.distractors,
+                                "seed": settings.seed}
     (out / "possible_answer").mkdir(parents=True, exist_ok=True)
-    for category, pairs in items.items():
-        if not pairs:
-            continue
-        write_lines_atomic(out / f"{PREFIX}{category}.json", (_line(q) for q, _ in pairs))
-        if category != "irrelevance":
-            write_lines_atomic(out / "possible_answer" / f"{PREFIX}{category}.json",
-                               (_line(a) for _, a in pairs if a is not None))
+    questions = [out / f"{PREFIX}{c}.json" for c in CATEGORIES]
+    answers = [out / "possible_answer" / f"{PREFIX}{c}.json" for c in CATEGORIES if c != "irrelevance"]
+    with files_atomic([*questions, *answers], skip_empty=True) as handles:  # a category with no item: no file
+        question_of = dict(zip(CATEGORIES, handles, strict=False))
+        answer_of = dict(zip([c for c in CATEGORIES if c != "irrelevance"], handles[len(questions):], strict=True))
+        for category, question, answer in bfcl_items(read_samples(source), pool, negatives, settings, manifest):
+            question_of[category].write(_line(question))
+            if answer is not None:
+                answer_of[category].write(_line(answer))
     write_json_atomic(out / "manifest.json", manifest)
     return manifest
 

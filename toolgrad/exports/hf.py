@@ -20,7 +20,8 @@ columns as lists of ``json`` (``datasets.Json``), so tool schemas of any shape s
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -87,18 +88,39 @@ def _licence_id(text: str) -> str:
     return text.split(" ")[0].strip().lower() if text.strip() else "other"
 
 
-def dataset_card(samples: dict[str, list[Sample]], files: dict[str, Path], sources: dict[str, Path],
+@dataclass(slots=True)
+class CardFacts:
+    """What the dataset card says of the samples, gathered while they stream by (:meth:`observe`)."""
+
+    counts: dict[str, int] = field(default_factory=dict)  # split -> rows
+    spec_sha256: dict[str, str] = field(default_factory=dict)  # env -> the first recorded spec sha256
+    generator: dict[str, Any] | None = None  # the first sample's generator config
+    llm: set[str] = field(default_factory=set)
+
+    def observe(self, split: str, samples: Iterable[Sample]) -> Iterator[Sample]:
+        """``samples``, passed on one at a time, noted on the way."""
+        self.counts.setdefault(split, 0)
+        for sample in samples:
+            self.counts[split] += 1
+            for name, fingerprint in sample.provenance.environments.items():
+                self.spec_sha256.setdefault(name, fingerprint.get("spec_sha256", ""))
+            if self.generator is None:
+                self.generator = sample.provenance.generator
+            self.llm.add(sample.provenance.llm)
+            yield sample
+
+
+def dataset_card(facts: CardFacts, files: dict[str, Path], sources: dict[str, Path],
                  certificate: dict[str, Any] | None, settings: ExportSettings) -> str:
     """README.md: YAML metadata the Hub and ``datasets`` read, then a short description."""
-    every = [s for part in samples.values() for s in part]
-    names = sorted({e for s in every for e in s.provenance.environments})
+    names = sorted(facts.spec_sha256)
     licences: dict[str, str] = {}
     for name in names:
         try:
             licences[name] = load_environment(name).licence
         except (SimulatorError, OSError):
             licences[name] = ""
-    generator = every[0].provenance.generator if every else {}
+    generator = facts.generator or {}
     meta: dict[str, Any] = {
         "license": sorted({_licence_id(v) for v in licences.values()}) or ["other"],
         "pretty_name": "toolgrad-kit tool-use conversations",
@@ -108,21 +130,18 @@ def dataset_card(samples: dict[str, list[Sample]], files: dict[str, Path], sourc
         "configs": [{"config_name": "default", "data_files": [
             {"split": name, "path": f"data/{name}.jsonl"} for name in files]}],
         "dataset_info": {"features": FEATURES, "splits": [
-            {"name": name, "num_examples": len(part)} for name, part in samples.items()]},
+            {"name": name, "num_examples": count} for name, count in facts.counts.items()]},
         "toolgrad": {
-            "source_environments": {n: {"licence": licences[n],
-                                        "spec_sha256": next((s.provenance.environments[n].get("spec_sha256", "")
-                                                             for s in every if n in s.provenance.environments), "")}
-                                    for n in names},
+            "source_environments": {n: {"licence": licences[n], "spec_sha256": facts.spec_sha256[n]} for n in names},
             "generator": generator,
-            "llm": sorted({s.provenance.llm for s in every}),
-            "datasets_sha256": {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in sources.items()},
+            "llm": sorted(facts.llm),
+            "datasets_sha256": {name: _file_sha256(path) for name, path in sources.items()},
             "certificate": certificate or {},
             "export": {"distractors": settings.distractors, "seed": settings.seed},
         },
     }
     head = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000)
-    counts = ", ".join(f"{len(part)} {name}" for name, part in samples.items())
+    counts = ", ".join(f"{count} {name}" for name, count in facts.counts.items())
     return (f"---\n{head}---\n\n# toolgrad-kit tool-use conversations\n\n"
             f"{counts} conversations generated answer-first by toolgrad-kit against deterministic "
             f"simulations of {', '.join(names) or 'no environment'}; every chain of tool calls was executed "
@@ -132,6 +151,11 @@ def dataset_card(samples: dict[str, list[Sample]], files: dict[str, Path], sourc
             "distractors). Load with `datasets.load_dataset(\"path/to/this/dir\")`.\n\n"
             "The API specifications belong to their owners under the licences listed in the metadata "
             "(`toolgrad.source_environments`); the data is simulated, not real user data.\n")
+
+
+def _file_sha256(path: Path) -> str:
+    with open(path, "rb") as fh:  # a block at a time: a dataset may not fit in memory
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _certificate_of(path: Path) -> dict[str, Any] | None:
@@ -153,21 +177,22 @@ def export_hf(settings: ExportSettings) -> dict[str, int]:
     sources = split_inputs(source)
     if not out.parent.is_dir():
         raise ToolgradError(f"output directory {out.parent} does not exist")
-    samples = {name: list(read_samples(path)) for name, path in sources.items()}
     table: dict[str, dict[str, Any]] = {}
     for path in sources.values():
         table.update(read_tool_table(path))
-    pool = tool_pool([s for part in samples.values() for s in part], table)
+    facts = CardFacts()  # the first streaming pass: the distractor pool and what the card says
+    pool = tool_pool((s for name, path in sources.items() for s in facts.observe(name, read_samples(path))), table)
     (out / "data").mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
-    for name, part in samples.items():
-        rows = (conversation(s, candidates_for(s, pool, settings.distractors, settings.seed)) for s in part)
+    for name, path in sources.items():  # the second: the rows, a line at a time
+        rows = (conversation(s, candidates_for(s, pool, settings.distractors, settings.seed))
+                for s in read_samples(path))
         files[name] = out / "data" / f"{name}.jsonl"
         write_lines_atomic(files[name], (canonical_json(r) + b"\n" for r in rows))
     origin = source if source.is_file() else source / MANIFEST
     certificate = _certificate_of(source) if source.is_file() else _split_certificate(origin)
-    write_text_atomic(out / "README.md", dataset_card(samples, files, sources, certificate, settings))
-    return {name: len(part) for name, part in samples.items()}
+    write_text_atomic(out / "README.md", dataset_card(facts, files, sources, certificate, settings))
+    return dict(facts.counts)
 
 
 def _split_certificate(manifest: Path) -> dict[str, Any] | None:

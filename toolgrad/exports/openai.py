@@ -22,8 +22,8 @@ Every choice (distractor tools, which samples become negatives) is drawn from
 Distractors come from the dataset's tool table (``<data>.tools.json``: every tool of its
 environments), from every tool of the dataset's environments when those load by name with the
 recorded spec hash (shipped environments), and from the tools schema-1 and -2 lines hold.
-The ``openai`` and ``calls`` exports read the dataset in two streaming passes (ids and tools,
-then rows), so memory does not grow with its size.
+Every export reads the dataset in two streaming passes (ids and tools, then rows), so memory
+does not grow with its size.
 """
 
 from __future__ import annotations
@@ -66,14 +66,16 @@ def calls_of(sample: Sample) -> list[dict[str, Any]]:
 
 def tool_pool(samples: Iterable[Sample], table: Mapping[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     """Tool name -> OpenAI spec for every tool distractors may be drawn from: the dataset's tool
-    table (schema 3), the specs schema-1 and -2 lines hold, and the tools of the dataset's
+    table (schema 3 and 4), the specs schema-1 and -2 lines hold, and the tools of the dataset's
     environments when they are installed as recorded. ``samples`` is read once, in order."""
     pool: dict[str, dict[str, Any]] = dict(table or {})
     groups: dict[tuple[str, ...], dict[str, dict[str, Any]]] = {}
     for sample in samples:
         for spec in sample.legacy_tool_specs:
             pool.setdefault(tool_name(spec), spec)
-        groups[tuple(sorted(sample.provenance.generator.get("environments", [])))] = sample.provenance.environments
+        # schema 4: a line holds the fingerprints of the environments its chains call
+        groups.setdefault(tuple(sorted(sample.provenance.generator.get("environments", []))), {}).update(
+            sample.provenance.environments)
     for names, fingerprints in sorted(groups.items()):
         try:
             envs = {n: load_environment(n) for n in names}
@@ -141,13 +143,6 @@ def iter_rows(samples: Iterable[Sample], pool: dict[str, dict[str, Any]], negati
             yield bfcl_record(sample, tools, negative=neg)
         else:
             yield openai_record(sample, candidates_for(sample, pool, settings.distractors, settings.seed))
-
-
-def export_rows(samples: list[Sample], settings: ExportSettings,
-                table: Mapping[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """The export's rows for samples in memory (``export_dataset`` streams a file instead)."""
-    negatives = negative_ids(samples, settings.negatives, settings.seed) if settings.format == "calls" else set()
-    return list(iter_rows(samples, tool_pool(samples, table), negatives, settings))
 
 
 def scan_dataset(source: Path) -> tuple[list[str], dict[str, dict[str, Any]]]:

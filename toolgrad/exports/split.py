@@ -202,8 +202,9 @@ def _write_parts(source: Path, out: Path, test: set[int]) -> None:
                 handles[part].write(trace)
     table = tools_path(source)
     if table.is_file():
+        tools = table.read_bytes()  # once, for every part
         for name in PARTS:
-            write_bytes_atomic(tools_path(out / f"{name}.jsonl"), table.read_bytes())
+            write_bytes_atomic(tools_path(out / f"{name}.jsonl"), tools)
 
 
 def overlap(train: Sequence[dict[str, Any]], test: Sequence[dict[str, Any]], by: SplitBy) -> set[Any]:
