@@ -30,7 +30,7 @@ is one a person would make (``certify --judge`` asks a model that last question)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,21 +132,26 @@ def _identifiers(item: Any, pointer: str = "", depth: int = 0) -> list[tuple[str
     return out
 
 
-def item_identifiers(items: list[Any], index: int) -> list[tuple[str, Any]]:
+def item_identifiers(items: list[Any], index: int,
+                     wanted: Callable[[Any], bool] | None = None) -> list[tuple[str, Any]]:
     """(pointer inside the item, value) of the identifying values of ``items[index]`` that no
     other item holds at the same place: what a text may name that item by. A scalar item is its
-    own identifier (pointer "")."""
+    own identifier (pointer ""). With ``wanted``, only the values it accepts (asked first, so the
+    other items are looked at only when one is)."""
     item = items[index]
     if not isinstance(item, (dict, list)):
-        return [("", item)]
+        return [("", item)] if wanted is None or wanted(item) else []
+    own = [(at, value) for at, value in _identifiers(item) if wanted is None or wanted(value)]
+    if not own:
+        return []
     others = [dict(_identifiers(other)) for j, other in enumerate(items) if j != index and isinstance(other, dict)]
-    return [(at, value) for at, value in _identifiers(item)
+    return [(at, value) for at, value in own
             if not any(at in other and loosely_equal(other[at], value) for other in others)]
 
 
 def names_item(text: Text, items: list[Any], index: int) -> bool:
     """Whether the text names ``items[index]``: it states one of its :func:`item_identifiers`."""
-    return any(text.states(value) for _, value in item_identifiers(items, index))
+    return bool(item_identifiers(items, index, text.states))
 
 
 def lists_on_path(response: Any, at: str) -> list[tuple[str, list[Any], int]]:

@@ -22,6 +22,7 @@ capitalised words are not checked: without a model a name cannot be told from a 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -37,6 +38,13 @@ _QUOTED = re.compile(
 )
 
 
+# Pure functions of a string, asked again and again for the same strings (every response of a
+# sample is indexed twice, and list responses repeat the same records across samples): remembered,
+# a bounded number of them.
+_MEMO = 1 << 16
+
+
+@functools.lru_cache(maxsize=_MEMO)
 def normal_text(text: str) -> str:
     """Case-folded, whitespace runs as one space, typographic quotes as plain ones."""
     return " ".join(text.translate(_QUOTES).casefold().split())
@@ -48,6 +56,7 @@ def words_of(name: str) -> str:
     return normal_text(re.sub(r"[_\-.]+", " ", spaced))
 
 
+@functools.lru_cache(maxsize=_MEMO)
 def number_of(word: str) -> Decimal | None:
     """The number a word spells (``"1,000"``, ``"37461.0"``, ``"-2"``), else None."""
     if not _NUMBER.match(word):
