@@ -31,7 +31,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -41,9 +41,7 @@ from toolgrad.backends.base import ChatModel
 from toolgrad.dataset.lines import TRACES_SUFFIX, trace_digest
 from toolgrad.executors import ordered_map, process_local
 from toolgrad.records import Sample
-from toolgrad.toolbox import Toolbox
 from toolgrad.validity.checks import duplicate_findings, sample_findings
-from toolgrad.validity.tool_terms import TermsOf, toolbox_terms
 
 from .certificate_record import (
     CERTIFICATE_VERSION,
@@ -71,6 +69,10 @@ from .replay import (
 )
 from .sandboxes import ProviderPlan, SandboxProvider
 from .traces import TracesSidecar
+
+if TYPE_CHECKING:
+    from toolgrad.toolbox import Toolbox
+    from toolgrad.validity.tool_terms import TermsOf
 
 __all__ = ["CERTIFICATE_VERSION", "PASSED", "Certificate", "CheckResult", "CheckedSample", "SampleVerdict",
            "build_certificate", "certificate_bytes", "certificate_text", "certify_file", "certify_line",
@@ -156,6 +158,8 @@ def certify_sample(sample: Sample, line: int, provider: SandboxProvider,
     validity checks against the installed tools (without them, when the sample's environments
     are not installed: no schema exemptions). ``record`` (the JSON object the sample was read
     from) makes the id check cheaper."""
+    from toolgrad.validity.tool_terms import toolbox_terms  # imports the simulator: only where samples replay
+
     replay = replay_sample(sample, line, provider, record)
     box = replay.toolbox
     terms: TermsOf = toolbox_terms(box, lambda step: resolve_tool(box, step)) if box is not None else _no_terms

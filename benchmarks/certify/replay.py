@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 from pydantic import ValidationError
@@ -32,11 +32,13 @@ from simulator.canonical import (
 from simulator.spec.confine import open_regular
 from toolgrad.dataset.lines import traces_path
 from toolgrad.records import Sample, Step
-from toolgrad.toolbox import Toolbox
 
 from .errors import BenchmarkError as BenchmarkError  # where callers have always found them
 from .errors import DatasetError as DatasetError
 from .traces import TracesSidecar
+
+if TYPE_CHECKING:  # reading a dataset needs no simulator (a driver whose workers replay imports none)
+    from toolgrad.toolbox import Toolbox
 
 # --- divergences ---------------------------------------------------------------------------------
 
