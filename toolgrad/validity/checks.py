@@ -117,19 +117,32 @@ def _source_problem(chains: Sequence[Chain], ci: int, si: int, source: ArgumentS
     return ""
 
 
-def _identifiers(item: Any, pointer: str = "", depth: int = 0) -> list[tuple[str, Any]]:
-    """(pointer, value) of the identifying scalars of a list item: strings of 3+ characters and
+def _identifiers(item: Any, keys: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """(keys, value) of the identifying scalars of a list item: strings of 3+ characters and
     numbers other than 0/1, in objects up to :data:`_ID_DEPTH` deep (not inside lists)."""
-    if not isinstance(item, dict) or depth >= _ID_DEPTH:
+    if not isinstance(item, dict) or len(keys) >= _ID_DEPTH:
         return []
-    out: list[tuple[str, Any]] = []
+    out: list[tuple[tuple[str, ...], Any]] = []
     for key, value in item.items():
-        here = f"{pointer}/{escape_token(str(key))}"
+        here = (*keys, str(key))
         if isinstance(value, dict):
-            out.extend(_identifiers(value, here, depth + 1))
+            out.extend(_identifiers(value, here))
         elif _identifying(value):
             out.append((here, value))
     return out
+
+
+def _identifier_at(item: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    """The identifying scalar :func:`_identifiers` finds at ``keys`` in ``item``, else :data:`_NONE`."""
+    node: Any = item
+    for key in keys:
+        if not isinstance(node, dict) or key not in node:
+            return _NONE
+        node = node[key]
+    return node if not isinstance(node, dict) and _identifying(node) else _NONE
+
+
+_NONE = object()
 
 
 def item_identifiers(items: list[Any], index: int,
@@ -141,12 +154,14 @@ def item_identifiers(items: list[Any], index: int,
     item = items[index]
     if not isinstance(item, (dict, list)):
         return [("", item)] if wanted is None or wanted(item) else []
-    own = [(at, value) for at, value in _identifiers(item) if wanted is None or wanted(value)]
+    own = [(keys, value) for keys, value in _identifiers(item) if wanted is None or wanted(value)]
     if not own:
         return []
-    others = [dict(_identifiers(other)) for j, other in enumerate(items) if j != index and isinstance(other, dict)]
-    return [(at, value) for at, value in own
-            if not any(at in other and loosely_equal(other[at], value) for other in others)]
+    others = [other for j, other in enumerate(items) if j != index and isinstance(other, dict)]
+    # each other item is looked up at the identifier's place only (not walked whole): lists are long
+    return [("".join(f"/{escape_token(key)}" for key in keys), value) for keys, value in own
+            if not any((held := _identifier_at(other, keys)) is not _NONE and loosely_equal(held, value)
+                       for other in others)]
 
 
 def names_item(text: Text, items: list[Any], index: int) -> bool:

@@ -107,11 +107,10 @@ class Text:
     normal: str
     numbers: frozenset[Decimal]
 
-    @classmethod
-    def of(cls, text: str) -> Text:
-        normal = normal_text(text)
-        numbers = frozenset(n for w in _words(normal) if (n := number_of(w)) is not None)
-        return cls(normal, numbers)
+    @staticmethod
+    def of(text: str) -> Text:
+        """The prepared text (the same object for a text asked about again soon)."""
+        return _text_of(text)
 
     def states(self, value: Any, key: str = "") -> bool:
         """Whether the text states ``value`` (the module text says how); ``key`` is the property
@@ -137,6 +136,17 @@ class StatedValue:
 
 def answer_values(answer: str) -> list[StatedValue]:
     """The concrete values ``answer`` states, in order of appearance (see the module text)."""
+    return list(_answer_values(answer))
+
+
+@functools.lru_cache(maxsize=256)  # a sample's checks ask for its query and answer more than once
+def _text_of(text: str) -> Text:
+    normal = normal_text(text)
+    return Text(normal, frozenset(n for w in _words(normal) if (n := number_of(w)) is not None))
+
+
+@functools.lru_cache(maxsize=256)
+def _answer_values(answer: str) -> tuple[StatedValue, ...]:
     text = answer.translate(_QUOTES)
     found: list[tuple[int, StatedValue]] = []
     last = 0
@@ -154,7 +164,7 @@ def answer_values(answer: str) -> list[StatedValue]:
                 continue
             if any(c.isdigit() for c in word) or "@" in word or "_" in word.strip("_"):
                 found.append((offset + position, StatedValue(word, False)))
-    return [value for _, value in sorted(found, key=lambda item: item[0])]
+    return tuple(value for _, value in sorted(found, key=lambda item: item[0]))
 
 
 def _words_at(text: str) -> Iterator[tuple[int, str]]:
