@@ -200,3 +200,13 @@ def test_item_identifiers_with_a_filter_are_the_filtered_identifiers() -> None:
     # "dog" is no identifier (both items hold it); Tom's name and owner's e-mail are
     assert item_identifiers(items, 1, stated) == [("/name", "Tom"), ("/owner/email", "bob@example.com")]
     assert item_identifiers(items, 0, stated) == []
+
+
+def test_a_response_index_tells_booleans_from_numbers_however_often_it_sees_them() -> None:
+    from decimal import Decimal
+
+    for _ in range(2):  # the second time from the remembered facts of each scalar
+        index = ResponseIndex.of([{"a": True, "b": 1.5, "c": "1,000", "d": 7, "e": "Sold Out"}])
+        assert index.numbers == {Decimal("1.5"), Decimal("1000"), Decimal("7")}, "True is no number"
+        assert index.booleans == {True} and "sold out" in index.strings
+    assert ResponseIndex.of([{"a": 1}]).numbers == {Decimal(1)} and ResponseIndex.of([{"a": True}]).numbers == set()

@@ -176,6 +176,16 @@ def _words_at(text: str) -> Iterator[tuple[int, str]]:
             yield match.start(), word
 
 
+@functools.lru_cache(maxsize=_MEMO)
+def _string_facts(text: str) -> tuple[str, Decimal | None]:
+    """A response's string as the index holds it: normalised, and the number it spells."""
+    return normal_text(text), number_of(text.strip())
+
+
+# typed: 1, 1.0 and True are equal keys otherwise, and True is no number
+_scalar_number = functools.lru_cache(maxsize=_MEMO, typed=True)(scalar_number)
+
+
 # -- where a stated value occurs ---------------------------------------------------------------
 
 
@@ -209,10 +219,11 @@ class ResponseIndex:
             elif isinstance(item, bool):
                 self.booleans.add(item)
             elif isinstance(item, str):
-                self.strings.add(normal_text(item))
-                if (number := number_of(item.strip())) is not None:
+                normal, number = _string_facts(item)
+                self.strings.add(normal)
+                if number is not None:
                     self.numbers.add(number)
-            elif (number := scalar_number(item)) is not None:
+            elif (number := _scalar_number(item)) is not None:
                 self.numbers.add(number)
 
     def holds(self, value: StatedValue, *, counts: bool = True) -> bool:
