@@ -31,19 +31,17 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from simulator.canonical import canonical_json
 from simulator.errors import SimulatorError
 from toolgrad.backends.base import ChatModel
-from toolgrad.dataset.lines import TRACES_SUFFIX, complete_lines, trace_digest, traces_path
+from toolgrad.dataset.lines import TRACES_SUFFIX, trace_digest
 from toolgrad.executors import ordered_map, process_local
 from toolgrad.records import Sample
-from toolgrad.toolbox import Toolbox
 from toolgrad.validity.checks import duplicate_findings, sample_findings
-from toolgrad.validity.tool_terms import TermsOf, toolbox_terms
 
 from .certificate_record import (
     CERTIFICATE_VERSION,
@@ -70,6 +68,11 @@ from .replay import (
     sample_id,
 )
 from .sandboxes import ProviderPlan, SandboxProvider
+from .traces import TracesSidecar
+
+if TYPE_CHECKING:
+    from toolgrad.toolbox import Toolbox
+    from toolgrad.validity.tool_terms import TermsOf
 
 __all__ = ["CERTIFICATE_VERSION", "PASSED", "Certificate", "CheckResult", "CheckedSample", "SampleVerdict",
            "build_certificate", "certificate_bytes", "certificate_text", "certify_file", "certify_line",
@@ -155,6 +158,8 @@ def certify_sample(sample: Sample, line: int, provider: SandboxProvider,
     validity checks against the installed tools (without them, when the sample's environments
     are not installed: no schema exemptions). ``record`` (the JSON object the sample was read
     from) makes the id check cheaper."""
+    from toolgrad.validity.tool_terms import toolbox_terms  # imports the simulator: only where samples replay
+
     replay = replay_sample(sample, line, provider, record)
     box = replay.toolbox
     terms: TermsOf = toolbox_terms(box, lambda step: resolve_tool(box, step)) if box is not None else _no_terms
@@ -203,19 +208,21 @@ def iter_certify(dataset: Dataset, provider: SandboxProvider, *, workers: int = 
     a bounded window of lines in flight), each with in-process sandboxes of its own or, for the
     HTTP backends, reaching the services this process started; the order and the bytes of every
     result stay the same."""
-    yield from with_trace_checks(_checked(dataset, provider, workers, executor, ray_address),
-                                 traces_path(dataset.path))
+    yield from with_trace_checks(_checked(dataset, provider, workers, executor, ray_address), dataset.traces)
 
 
-def with_trace_checks(checked: Iterable[CheckedSample], sidecar: Path) -> Iterator[CheckedSample]:
+def with_trace_checks(checked: Iterable[CheckedSample], sidecar: TracesSidecar | Path | None) -> Iterator[CheckedSample]:
     """Each item, with the trace check when its sample names a trace line (schema 3) and the
-    sidecar is there: the sidecar's n-th line must hash to the n-th sample's ``trace_sha256``."""
-    lines = complete_lines(sidecar) if sidecar.is_file() else None
+    sidecar is there: the sidecar's n-th line must hash to the n-th sample's ``trace_sha256``.
+    The sidecar is read once, to its end, so its :attr:`~TracesSidecar.sha256` covers what was checked."""
+    if isinstance(sidecar, Path):
+        sidecar = TracesSidecar(sidecar)
+    if sidecar is None or not sidecar.present:
+        yield from checked
+        return
+    lines = sidecar.lines()
     for item in checked:
-        if lines is None:
-            yield item
-            continue
-        _, line = next(lines, (0, None))
+        line = next(lines, None)
         if not item.trace_sha256:
             yield item
             continue
@@ -226,6 +233,8 @@ def with_trace_checks(checked: Iterable[CheckedSample], sidecar: Path) -> Iterat
         item.verdict.checks["trace"] = result
         item.verdict.ok = item.verdict.ok and result.ok
         yield item
+    for _ in lines:  # the rest, so that the digest covers the whole file
+        pass
 
 
 def _checked(dataset: Dataset, provider: SandboxProvider, workers: int, executor: str,

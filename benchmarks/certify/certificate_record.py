@@ -16,7 +16,6 @@ import benchmarks
 import simulator
 import toolgrad
 from simulator.canonical import pretty_json
-from simulator.environments.environment import faker_version
 from toolgrad.validity.checks import CHECKS, Finding
 
 # 2: per-sample results of every check (replay, solvable, grounded, coherent, unique[, judge])
@@ -111,6 +110,9 @@ def certificate_text(certificate: Certificate) -> Iterator[str]:
 
 
 def versions() -> dict[str, str]:
+    # the simulator, only when a certificate is made (not to build the command tree)
+    from simulator.environments.environment import faker_version
+
     return {
         "benchmarks": benchmarks.__version__,
         "faker": faker_version(),

@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 from pydantic import ValidationError
@@ -32,16 +32,13 @@ from simulator.canonical import (
 from simulator.spec.confine import open_regular
 from toolgrad.dataset.lines import traces_path
 from toolgrad.records import Sample, Step
-from toolgrad.toolbox import Toolbox
 
+from .errors import BenchmarkError as BenchmarkError  # where callers have always found them
+from .errors import DatasetError as DatasetError
+from .traces import TracesSidecar
 
-class BenchmarkError(Exception):
-    """Root of the errors benchmarks raise on purpose; the CLI prints them and exits 2."""
-
-
-class DatasetError(BenchmarkError):
-    """A dataset file that cannot be read: missing, or a line that is not a valid sample."""
-
+if TYPE_CHECKING:  # reading a dataset needs no simulator (a driver whose workers replay imports none)
+    from toolgrad.toolbox import Toolbox
 
 # --- divergences ---------------------------------------------------------------------------------
 
@@ -341,7 +338,12 @@ class Dataset:
     sha256: str
     count: int
     limit: int | None = None
-    traces_sha256: str | None = None  # sha256 of <data>.traces.jsonl; None when there is none
+    traces: TracesSidecar | None = None  # <data>.traces.jsonl, read once by the trace check
+
+    @property
+    def traces_sha256(self) -> str | None:
+        """sha256 of <data>.traces.jsonl as the trace check read it; None when there is none."""
+        return None if self.traces is None else self.traces.digest()
 
     @property
     def lines(self) -> DatasetLines:
@@ -354,23 +356,13 @@ class Dataset:
 
 
 def read_dataset(path: Path) -> Dataset:
-    """The dataset's sha256 and line count, and its traces sidecar's sha256 (streaming passes);
-    :class:`DatasetError` when unreadable or empty."""
+    """The dataset's sha256 and line count (a streaming pass), and its traces sidecar, read
+    later, once, by the trace check; :class:`DatasetError` when unreadable or empty."""
     digest, count = scan_lines(path)
     if not count:
         raise DatasetError(f"{path}: the dataset has no samples")
-    return Dataset(path, digest, count, traces_sha256=file_sha256(traces_path(path)))
-
-
-def file_sha256(path: Path) -> str | None:
-    """The sha256 of a regular file, read in blocks; None when there is none."""
-    if not path.is_file():
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+    sidecar = TracesSidecar(traces_path(path))
+    return Dataset(path, digest, count, traces=sidecar if sidecar.present else None)
 
 
 def recorded_env_refs(dataset: Dataset) -> dict[str, str]:

@@ -10,18 +10,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator.canonical import canonical_json
-from simulator.environments.environment import Environment, is_plain_name, load_environment
 from simulator.errors import SimulatorError, UnknownEnvironmentError
-from simulator.sandboxes.backends import running_services
-from simulator.sandboxes.http import HTTPSandbox
-from simulator.sandboxes.inprocess import InProcessSandbox
-from simulator.sandboxes.protocol import Sandbox
-from toolgrad.toolbox import Toolbox
 
 from .replay import BenchmarkError, Divergence, compare_fingerprints
+
+if TYPE_CHECKING:  # the simulator is imported where sandboxes are built: a driver whose workers replay needs none
+    from simulator.environments.environment import Environment
+    from simulator.sandboxes.protocol import Sandbox
+    from toolgrad.toolbox import Toolbox
 
 BACKENDS = ("inprocess", "local", "docker")
 EnvKey = tuple[str, int | None]  # (environment name, seed)
@@ -87,6 +86,8 @@ class SandboxProvider:
 
     def environment(self, key: EnvKey) -> Environment:
         """The installed environment for (name, seed); SimulatorError when there is none."""
+        from simulator.environments.environment import is_plain_name, load_environment
+
         found = self._environments.get(key)
         if found is None:
             name, seed = key
@@ -104,6 +105,10 @@ class SandboxProvider:
                          key=lambda k: (k[0], -1 if k[1] is None else k[1]))
         if not missing:
             return
+        from simulator.sandboxes.backends import running_services
+        from simulator.sandboxes.http import HTTPSandbox
+        from simulator.sandboxes.inprocess import InProcessSandbox
+
         if self.backend == "inprocess":
             for key in missing:
                 self._sandboxes[key] = InProcessSandbox(self.environment(key))
@@ -127,6 +132,9 @@ class SandboxProvider:
     def toolbox_for(self, fingerprints: dict[str, dict[str, Any]]) -> Toolbox | Divergence:
         """A toolbox over the sample's environments, or the first reason it cannot be trusted:
         an environment that is not installed, or a fingerprint that differs from the installed one."""
+        from simulator.environments.environment import is_plain_name
+        from toolgrad.toolbox import Toolbox
+
         keys: list[EnvKey] = []
         for name in sorted(fingerprints):
             seed = fingerprints[name].get("seed")

@@ -26,6 +26,7 @@ hot paths may hold the compiled object and call :meth:`CompiledSchema.generate` 
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 from collections import OrderedDict
 from typing import Any
@@ -52,6 +53,7 @@ DEFAULT_EPOCH = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
 _ATTEMPTS = 5
 _CACHE_SIZE = 256
 _VALUE_MEMO_SIZE = 4096  # ~3 KB each on average (1,000 certified samples): ~12 MB
+_MEMO_TOKENS = itertools.count()
 
 
 class CompiledSchema:
@@ -64,6 +66,9 @@ class CompiledSchema:
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
         self._plan = SchemaPlan(schema)
+        # names this object in the value memo without holding it: a number never reused in the
+        # process, so an evicted schema is freed and its leftover entries match no other schema
+        self._memo_token = next(_MEMO_TOKENS)
 
     def is_valid(self, value: Any) -> bool:
         """Whether ``value`` validates against the schema (formats checked)."""
@@ -83,8 +88,9 @@ class CompiledSchema:
             epoch = epoch.replace(tzinfo=datetime.UTC)
         # the value is a pure function of these (see the module docstring): a replayed request
         # asks for the same value again, so it is remembered (bounded; a forgotten one comes back
-        # the same). The key holds this object, so no other schema can ever share its entries.
-        key = (self, str(seed), name, epoch.isoformat(), complete)
+        # the same). The key names this object by its token, so no other schema can ever share
+        # its entries, and the memo does not keep an evicted schema alive.
+        key = (self._memo_token, str(seed), name, epoch.isoformat(), complete)
         with GENERATION_LOCK:
             hit = _VALUES.get(key, _MISSING)
             if hit is not _MISSING:
@@ -116,8 +122,8 @@ class CompiledSchema:
 
 
 _MISSING = object()
-# (compiled schema, seed, name, epoch, complete) -> value, least recently used first
-_VALUES: OrderedDict[tuple[CompiledSchema, str, str | None, str, bool], Any] = OrderedDict()
+# (compiled schema's token, seed, name, epoch, complete) -> value, least recently used first
+_VALUES: OrderedDict[tuple[int, str, str | None, str, bool], Any] = OrderedDict()
 
 
 def _fresh(value: Any) -> Any:

@@ -148,7 +148,9 @@ class Simulator:
         parameter values (a dict of its own)."""
         hit = self._routes.get((path, method), _UNSEEN)
         if hit is _UNSEEN:
-            hit = self._routes[(path, method)] = self._find_route(path, method)
+            hit = self._find_route(path, method)
+            if hit is not None:  # a miss (a 404) is not kept: any client path would take a slot
+                self._routes[(path, method)] = hit
         return None if hit is None else (hit[0], dict(hit[1]))
 
     def _find_route(self, path: str, method: str) -> tuple[list[CompiledOperation], dict[str, str]] | None:

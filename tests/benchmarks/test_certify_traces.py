@@ -66,6 +66,34 @@ def test_the_certificate_records_the_sidecar_sha256(dataset_path: Path) -> None:
     assert cert.dataset_sha256 == hashlib.sha256(dataset_path.read_bytes()).hexdigest()
 
 
+def test_the_sidecar_is_read_once_and_a_change_between_reads_is_an_error(dataset_path: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks.certify.certificate import iter_certify
+    from benchmarks.certify.sandboxes import SandboxProvider
+    from benchmarks.certify.traces import TracesSidecar
+
+    path = copy_dataset(dataset_path, tmp_path / "d.jsonl")
+    original = hashlib.sha256(traces_path(path).read_bytes()).hexdigest()
+    opened: list[Path] = []
+    real_lines = TracesSidecar.lines
+
+    def counting(self: TracesSidecar) -> Iterator[bytes]:
+        opened.append(self.path)
+        return real_lines(self)
+
+    monkeypatch.setattr(TracesSidecar, "lines", counting)
+    dataset = replay.read_dataset(path)
+    with SandboxProvider() as provider:
+        checked = list(iter_certify(dataset, provider))
+    assert all(c.verdict.checks["trace"].ok for c in checked)
+    # the digest the certificate records is the one of the read the checks used: no second read
+    assert dataset.traces_sha256 == original and opened == [traces_path(path)]
+    # bad input: the sidecar rewritten while the dataset is certified again
+    traces_path(path).write_bytes(traces_path(path).read_bytes() + b"{}\n")
+    with SandboxProvider() as provider, pytest.raises(replay.DatasetError, match="changed"):
+        list(iter_certify(dataset, provider))
+
+
 def test_a_schema_2_dataset_still_certifies(dataset_path: Path, tmp_path: Path) -> None:
     table = read_tool_table(dataset_path)
     traces = traces_path(dataset_path).read_bytes().splitlines()

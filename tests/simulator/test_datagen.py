@@ -794,6 +794,23 @@ def test_a_remembered_value_is_the_value_computed_afresh_and_the_caller_owns_it(
                       sort_keys=True) == expected
 
 
+def test_the_value_memo_does_not_keep_a_compiled_schema_alive() -> None:
+    import gc
+    import weakref
+
+    import simulator.datagen.generate as datagen
+
+    compiled = datagen.CompiledSchema({"type": "object", "properties": {"n": {"type": "integer"}}})
+    first = compiled.generate("alive")
+    assert compiled.generate("alive") == first, "remembered while the schema lives"
+    ref = weakref.ref(compiled)
+    del compiled
+    gc.collect()
+    assert ref() is None, "the memo's entries for it do not hold the compiled schema"
+    again = datagen.CompiledSchema({"type": "object", "properties": {"n": {"type": "integer"}}})
+    assert again.generate("alive") == first, "a new compiled object computes the same value"
+
+
 # --- real specs ------------------------------------------------------------------------------------------
 
 # Schemas in the corpus for which no valid value exists at all (checked by hand), with why;

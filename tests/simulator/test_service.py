@@ -88,6 +88,15 @@ def test_unknown_path_is_404(sim: Simulator) -> None:
     assert body["title"] == "Not Found" and "/no/such/path" in body["detail"]
 
 
+def test_paths_that_route_nowhere_are_not_remembered(sim: Simulator) -> None:
+    # bad input: paths no operation has; a client choosing them must not fill the route memo
+    for i in range(50):
+        assert get(sim, f"/no-such-thing/{i}").status == 404
+    assert sim._routes == {}, "a 404 takes no slot of the route memo"
+    assert get(sim, "/pet/1").status == 200
+    assert list(sim._routes) == [("/pet/1", "GET")], "a path that routes is remembered"
+
+
 def test_wrong_method_is_405_with_allow(sim: Simulator) -> None:
     response = sim.handle(SimRequest("PATCH", "/pet/1"))  # bad input: PATCH on /pet/{petId}
     assert response.status == 405

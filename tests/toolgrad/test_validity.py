@@ -14,6 +14,7 @@ from toolgrad.validity.checks import (
     check_solvable,
     duplicate_findings,
     exemption,
+    item_identifiers,
     names_item,
     sample_findings,
 )
@@ -184,3 +185,28 @@ def test_unique_names_the_line_a_repeated_id_or_seed_repeats() -> None:
     assert set(found) == {3, 4}
     assert (found[3].at, found[3].reason) == ("id", "the same id as line 1")
     assert (found[4].at, found[4].value, found[4].reason) == ("seed", 1, "the same seed as line 2")
+
+
+def test_item_identifiers_with_a_filter_are_the_filtered_identifiers() -> None:
+    items: list[Any] = [
+        {"id": 101, "name": "Rex", "kind": "dog", "owner": {"email": "ann@example.com"}},
+        {"id": 102, "name": "Tom", "kind": "dog", "owner": {"email": "bob@example.com"}},
+        "a scalar item",
+    ]
+    stated = Text.of("the dog Tom of bob@example.com").states
+    for index in range(len(items)):
+        every = item_identifiers(items, index)
+        assert item_identifiers(items, index, stated) == [(at, v) for at, v in every if stated(v)]
+    # "dog" is no identifier (both items hold it); Tom's name and owner's e-mail are
+    assert item_identifiers(items, 1, stated) == [("/name", "Tom"), ("/owner/email", "bob@example.com")]
+    assert item_identifiers(items, 0, stated) == []
+
+
+def test_a_response_index_tells_booleans_from_numbers_however_often_it_sees_them() -> None:
+    from decimal import Decimal
+
+    for _ in range(2):  # the second time from the remembered facts of each scalar
+        index = ResponseIndex.of([{"a": True, "b": 1.5, "c": "1,000", "d": 7, "e": "Sold Out"}])
+        assert index.numbers == {Decimal("1.5"), Decimal("1000"), Decimal("7")}, "True is no number"
+        assert index.booleans == {True} and "sold out" in index.strings
+    assert ResponseIndex.of([{"a": 1}]).numbers == {Decimal(1)} and ResponseIndex.of([{"a": True}]).numbers == set()

@@ -30,7 +30,7 @@ is one a person would make (``certify --judge`` asks a model that last question)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,36 +117,56 @@ def _source_problem(chains: Sequence[Chain], ci: int, si: int, source: ArgumentS
     return ""
 
 
-def _identifiers(item: Any, pointer: str = "", depth: int = 0) -> list[tuple[str, Any]]:
-    """(pointer, value) of the identifying scalars of a list item: strings of 3+ characters and
+def _identifiers(item: Any, keys: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """(keys, value) of the identifying scalars of a list item: strings of 3+ characters and
     numbers other than 0/1, in objects up to :data:`_ID_DEPTH` deep (not inside lists)."""
-    if not isinstance(item, dict) or depth >= _ID_DEPTH:
+    if not isinstance(item, dict) or len(keys) >= _ID_DEPTH:
         return []
-    out: list[tuple[str, Any]] = []
+    out: list[tuple[tuple[str, ...], Any]] = []
     for key, value in item.items():
-        here = f"{pointer}/{escape_token(str(key))}"
+        here = (*keys, str(key))
         if isinstance(value, dict):
-            out.extend(_identifiers(value, here, depth + 1))
+            out.extend(_identifiers(value, here))
         elif _identifying(value):
             out.append((here, value))
     return out
 
 
-def item_identifiers(items: list[Any], index: int) -> list[tuple[str, Any]]:
+def _identifier_at(item: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    """The identifying scalar :func:`_identifiers` finds at ``keys`` in ``item``, else :data:`_NONE`."""
+    node: Any = item
+    for key in keys:
+        if not isinstance(node, dict) or key not in node:
+            return _NONE
+        node = node[key]
+    return node if not isinstance(node, dict) and _identifying(node) else _NONE
+
+
+_NONE = object()
+
+
+def item_identifiers(items: list[Any], index: int,
+                     wanted: Callable[[Any], bool] | None = None) -> list[tuple[str, Any]]:
     """(pointer inside the item, value) of the identifying values of ``items[index]`` that no
     other item holds at the same place: what a text may name that item by. A scalar item is its
-    own identifier (pointer "")."""
+    own identifier (pointer ""). With ``wanted``, only the values it accepts (asked first, so the
+    other items are looked at only when one is)."""
     item = items[index]
     if not isinstance(item, (dict, list)):
-        return [("", item)]
-    others = [dict(_identifiers(other)) for j, other in enumerate(items) if j != index and isinstance(other, dict)]
-    return [(at, value) for at, value in _identifiers(item)
-            if not any(at in other and loosely_equal(other[at], value) for other in others)]
+        return [("", item)] if wanted is None or wanted(item) else []
+    own = [(keys, value) for keys, value in _identifiers(item) if wanted is None or wanted(value)]
+    if not own:
+        return []
+    others = [other for j, other in enumerate(items) if j != index and isinstance(other, dict)]
+    # each other item is looked up at the identifier's place only (not walked whole): lists are long
+    return [("".join(f"/{escape_token(key)}" for key in keys), value) for keys, value in own
+            if not any((held := _identifier_at(other, keys)) is not _NONE and loosely_equal(held, value)
+                       for other in others)]
 
 
 def names_item(text: Text, items: list[Any], index: int) -> bool:
     """Whether the text names ``items[index]``: it states one of its :func:`item_identifiers`."""
-    return any(text.states(value) for _, value in item_identifiers(items, index))
+    return bool(item_identifiers(items, index, text.states))
 
 
 def lists_on_path(response: Any, at: str) -> list[tuple[str, list[Any], int]]:

@@ -22,6 +22,7 @@ capitalised words are not checked: without a model a name cannot be told from a 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -37,6 +38,13 @@ _QUOTED = re.compile(
 )
 
 
+# Pure functions of a string, asked again and again for the same strings (every response of a
+# sample is indexed twice, and list responses repeat the same records across samples): remembered,
+# a bounded number of them.
+_MEMO = 1 << 16
+
+
+@functools.lru_cache(maxsize=_MEMO)
 def normal_text(text: str) -> str:
     """Case-folded, whitespace runs as one space, typographic quotes as plain ones."""
     return " ".join(text.translate(_QUOTES).casefold().split())
@@ -48,6 +56,7 @@ def words_of(name: str) -> str:
     return normal_text(re.sub(r"[_\-.]+", " ", spaced))
 
 
+@functools.lru_cache(maxsize=_MEMO)
 def number_of(word: str) -> Decimal | None:
     """The number a word spells (``"1,000"``, ``"37461.0"``, ``"-2"``), else None."""
     if not _NUMBER.match(word):
@@ -98,11 +107,10 @@ class Text:
     normal: str
     numbers: frozenset[Decimal]
 
-    @classmethod
-    def of(cls, text: str) -> Text:
-        normal = normal_text(text)
-        numbers = frozenset(n for w in _words(normal) if (n := number_of(w)) is not None)
-        return cls(normal, numbers)
+    @staticmethod
+    def of(text: str) -> Text:
+        """The prepared text (the same object for a text asked about again soon)."""
+        return _text_of(text)
 
     def states(self, value: Any, key: str = "") -> bool:
         """Whether the text states ``value`` (the module text says how); ``key`` is the property
@@ -128,6 +136,17 @@ class StatedValue:
 
 def answer_values(answer: str) -> list[StatedValue]:
     """The concrete values ``answer`` states, in order of appearance (see the module text)."""
+    return list(_answer_values(answer))
+
+
+@functools.lru_cache(maxsize=256)  # a sample's checks ask for its query and answer more than once
+def _text_of(text: str) -> Text:
+    normal = normal_text(text)
+    return Text(normal, frozenset(n for w in _words(normal) if (n := number_of(w)) is not None))
+
+
+@functools.lru_cache(maxsize=256)
+def _answer_values(answer: str) -> tuple[StatedValue, ...]:
     text = answer.translate(_QUOTES)
     found: list[tuple[int, StatedValue]] = []
     last = 0
@@ -145,7 +164,7 @@ def answer_values(answer: str) -> list[StatedValue]:
                 continue
             if any(c.isdigit() for c in word) or "@" in word or "_" in word.strip("_"):
                 found.append((offset + position, StatedValue(word, False)))
-    return [value for _, value in sorted(found, key=lambda item: item[0])]
+    return tuple(value for _, value in sorted(found, key=lambda item: item[0]))
 
 
 def _words_at(text: str) -> Iterator[tuple[int, str]]:
@@ -155,6 +174,16 @@ def _words_at(text: str) -> Iterator[tuple[int, str]]:
         word = match.group().strip(_WORD_EDGE + ".")
         if word:
             yield match.start(), word
+
+
+@functools.lru_cache(maxsize=_MEMO)
+def _string_facts(text: str) -> tuple[str, Decimal | None]:
+    """A response's string as the index holds it: normalised, and the number it spells."""
+    return normal_text(text), number_of(text.strip())
+
+
+# typed: 1, 1.0 and True are equal keys otherwise, and True is no number
+_scalar_number = functools.lru_cache(maxsize=_MEMO, typed=True)(scalar_number)
 
 
 # -- where a stated value occurs ---------------------------------------------------------------
@@ -190,10 +219,11 @@ class ResponseIndex:
             elif isinstance(item, bool):
                 self.booleans.add(item)
             elif isinstance(item, str):
-                self.strings.add(normal_text(item))
-                if (number := number_of(item.strip())) is not None:
+                normal, number = _string_facts(item)
+                self.strings.add(normal)
+                if number is not None:
                     self.numbers.add(number)
-            elif (number := scalar_number(item)) is not None:
+            elif (number := _scalar_number(item)) is not None:
                 self.numbers.add(number)
 
     def holds(self, value: StatedValue, *, counts: bool = True) -> bool:

@@ -13,13 +13,15 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator.canonical import pointer_tokens
 from simulator.spec.model import JSONSchema, Spec
 from toolgrad.json_values import loosely_equal
 from toolgrad.records import Step
-from toolgrad.toolbox import BoundTool, Toolbox
+
+if TYPE_CHECKING:  # the checks run where a toolbox is already built; importing one costs the whole simulator
+    from toolgrad.toolbox import BoundTool, Toolbox
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _COMBINATORS = ("allOf", "anyOf", "oneOf")
