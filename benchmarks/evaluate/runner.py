@@ -12,7 +12,6 @@ makes the on-disk report. ``toolgrad eval-calls`` (single-turn call lists, BFCL-
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -30,7 +29,7 @@ from benchmarks.certify.replay import (
 from benchmarks.certify.sandboxes import ProviderPlan, SandboxProvider
 from toolgrad.agent_prompt import AGENT_SYSTEM_PROMPT
 from toolgrad.backends.base import ChatModel, EndpointError, ModelError
-from toolgrad.executors import ordered_map, process_local
+from toolgrad.executors import in_process, ordered_map, pickle_problem, process_local
 from toolgrad.records import Sample
 from toolgrad.toolbox import Toolbox
 
@@ -360,7 +359,7 @@ def evaluate_dataset(dataset: Dataset, model: Model, provider: SandboxProvider, 
                 f"{dataset.path}:{line.line}: sample {sample.id[:12]} cannot be evaluated here: "
                 f"{toolbox.field} is {toolbox.got!r}, the record says {toolbox.expected!r}; "
                 "run `toolgrad certify` on the dataset to see every sample's verdict")
-    if executor == "local" and workers <= 1:
+    if in_process(workers, executor):
         def one(item: SampleItem) -> list[TrialEvent]:
             toolbox = provider.toolbox_for(item[2].provenance.environments)
             assert not isinstance(toolbox, Divergence)  # checked above
@@ -369,11 +368,10 @@ def evaluate_dataset(dataset: Dataset, model: Model, provider: SandboxProvider, 
         per_sample = ordered_map(one, items())
     else:
         job = EvalJob(provider.plan(), model, judge, settings)
-        try:
-            pickle.dumps(job)
-        except Exception as exc:
+        problem = pickle_problem(job)
+        if problem is not None:
             raise BenchmarkError(f"--workers > 1 and --executor ray need the models as ModelEndpoint settings "
-                                 f"(a connected client cannot be sent to another process): {exc}") from None
+                                 f"(a connected client cannot be sent to another process): {problem}")
         per_sample = ordered_map(job, items(), workers=workers, executor=executor, ray_address=ray_address)
     yield from _stop_on_a_dead_endpoint(event for events in per_sample for event in events)
 

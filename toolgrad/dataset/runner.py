@@ -30,7 +30,6 @@ What a caller may rely on:
 
 from __future__ import annotations
 
-import pickle
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,7 +41,7 @@ import orjson
 from simulator.environments.environment import shipped_environments
 from toolgrad.backends.base import EndpointError
 from toolgrad.events import EventSink, Notice, RunFinished, RunStarted, SampleDone
-from toolgrad.executors import WorkerLost, check_placement, ordered_map
+from toolgrad.executors import WorkerLost, check_placement, in_process, ordered_map, pickle_problem
 from toolgrad.loop.policy import Policy
 from toolgrad.loop.sample import SampleOutcome
 from toolgrad.records import SCHEMA_VERSION, Provenance, RunSummary, Sample
@@ -209,7 +208,7 @@ def _generate_locked(
     check_placement(settings.workers, settings.executor, settings.ray_address)
     job = SeedJob(refs, factory, config, Workers(refs, first_box))
     workers = min(settings.workers, max(1, len(plan.pending)))
-    if workers > 1 or settings.executor != "local":
+    if not in_process(workers, settings.executor):
         _check_picklable(job)
     outcomes = ordered_map(job, plan.pending, workers=workers, executor=settings.executor,
                            ray_address=settings.ray_address, threads=settings.concurrency)
@@ -321,11 +320,10 @@ def _sample_lines(outcome: SampleOutcome, provenance: Provenance) -> tuple[tuple
 def _check_picklable(job: SeedJob) -> None:
     """Worker processes and Ray tasks get the job pickled: its policy factory must be a top-level
     class or function (a lambda or a closure is not)."""
-    try:
-        pickle.dumps(job)
-    except Exception as exc:
+    problem = pickle_problem(job)
+    if problem is not None:
         raise ToolgradError(f"--workers > 1 and --executor ray run seeds in other processes, so the policy "
-                            f"factory must be picklable (a top-level class or function): {exc}; use workers=1") from None
+                            f"factory must be picklable (a top-level class or function): {problem}; use workers=1")
 
 
 def _check_compatible(out: Path, found: Provenance, current: Provenance, emit: EventSink) -> None:
