@@ -117,19 +117,32 @@ def _source_problem(chains: Sequence[Chain], ci: int, si: int, source: ArgumentS
     return ""
 
 
-def _identifiers(item: Any, pointer: str = "", depth: int = 0) -> list[tuple[str, Any]]:
-    """(pointer, value) of the identifying scalars of a list item: strings of 3+ characters and
-    numbers other than 0/1, in objects up to :data:`_ID_DEPTH` deep (not inside lists)."""
+def _identifiers(item: Any, pointer: str = "", depth: int = 0,
+                 keys: tuple[str, ...] = ()) -> list[tuple[str, tuple[str, ...], Any]]:
+    """(pointer, its keys, value) of the identifying scalars of a list item: strings of 3+
+    characters and numbers other than 0/1, in objects up to :data:`_ID_DEPTH` deep (not inside
+    lists)."""
     if not isinstance(item, dict) or depth >= _ID_DEPTH:
         return []
-    out: list[tuple[str, Any]] = []
+    out: list[tuple[str, tuple[str, ...], Any]] = []
     for key, value in item.items():
         here = f"{pointer}/{escape_token(str(key))}"
         if isinstance(value, dict):
-            out.extend(_identifiers(value, here, depth + 1))
+            out.extend(_identifiers(value, here, depth + 1, (*keys, key)))
         elif _identifying(value):
-            out.append((here, value))
+            out.append((here, (*keys, key), value))
     return out
+
+
+def _holds_identifier(item: dict[str, Any], keys: tuple[str, ...], value: Any) -> bool:
+    """Whether ``item`` holds ``value`` as an identifier at ``keys`` (what :func:`_identifiers`
+    of the item would list there), looked up rather than listing all of them."""
+    node: Any = item
+    for key in keys:
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return not isinstance(node, dict) and _identifying(node) and loosely_equal(node, value)
 
 
 def item_identifiers(items: list[Any], index: int) -> list[tuple[str, Any]]:
@@ -139,9 +152,9 @@ def item_identifiers(items: list[Any], index: int) -> list[tuple[str, Any]]:
     item = items[index]
     if not isinstance(item, (dict, list)):
         return [("", item)]
-    others = [dict(_identifiers(other)) for j, other in enumerate(items) if j != index and isinstance(other, dict)]
-    return [(at, value) for at, value in _identifiers(item)
-            if not any(at in other and loosely_equal(other[at], value) for other in others)]
+    others = [other for j, other in enumerate(items) if j != index and isinstance(other, dict)]
+    return [(at, value) for at, keys, value in _identifiers(item)
+            if not any(_holds_identifier(other, keys, value) for other in others)]
 
 
 def names_item(text: Text, items: list[Any], index: int) -> bool:
