@@ -61,6 +61,27 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def workers_or_all_cores(given: int | None) -> int:
+    """The commands' ``--workers``: as given, else every core (:func:`default_workers`); the
+    library's own default is 1, in process."""
+    return default_workers() if given is None else given
+
+
+def in_process(workers: int, executor: str) -> bool:
+    """Whether :func:`ordered_map` runs the items in this process (``fn`` need not be picklable
+    and may share this process's state: a connected client, a sandbox, a closure)."""
+    return executor == "local" and workers <= 1
+
+
+def pickle_problem(value: Any) -> Exception | None:
+    """Why ``value`` cannot be sent to another process (a pickling round trip fails), or None."""
+    try:
+        pickle.loads(pickle.dumps(value))
+    except Exception as exc:
+        return exc
+    return None
+
+
 def check_placement(workers: int, executor: str, ray_address: str | None = None) -> None:
     """:class:`ToolgradError` (exit 2) for settings no executor can run."""
     if executor not in EXECUTORS:
@@ -104,13 +125,9 @@ class _Chunk(Generic[R]):
 
 def _portable(error: BaseException | None) -> BaseException | None:
     """``error`` if it survives pickling as itself, else a :class:`WorkerFailed` with its text."""
-    if error is None:
-        return None
-    try:
-        pickle.loads(pickle.dumps(error))
-    except Exception:
-        return WorkerFailed(f"{type(error).__name__}: {error}")
-    return error
+    if error is None or pickle_problem(error) is None:
+        return error
+    return WorkerFailed(f"{type(error).__name__}: {error}")
 
 
 def run_chunk(fn: Callable[[T], R], chunk: list[T], threads: int = 1) -> _Chunk[R]:
@@ -153,7 +170,7 @@ def ordered_map(
     the iterator early cancels what has not started.
     """
     check_placement(workers, executor, ray_address)
-    if executor == "local" and workers <= 1:
+    if in_process(workers, executor):
         chunks = _chunks(iter(items), max(1, chunksize))
         if threads <= 1:
             for chunk in chunks:

@@ -49,9 +49,9 @@ def _workers_opt(variable: str, what: str) -> Any:
 
 def _placement(workers: int | None, executor: str, ray_address: str | None) -> dict[str, Any]:
     """``--workers`` (the core count when not given), ``--executor``, ``--ray-address``, checked."""
-    from toolgrad.executors import check_placement, default_workers
+    from toolgrad.executors import check_placement, workers_or_all_cores
 
-    chosen = default_workers() if workers is None else workers
+    chosen = workers_or_all_cores(workers)
     check_placement(chosen, executor, ray_address)
     return {"workers": chosen, "executor": executor, "ray_address": ray_address}
 
@@ -305,6 +305,7 @@ def eval_command(
         write_run,
     )
     from benchmarks.evaluate.runner import EvalSettings, ModelEndpoint, evaluate_dataset
+    from toolgrad.executors import in_process
 
     settings = EvalSettings(k=k, max_steps=max_steps, temperature=temperature, max_tokens=max_tokens)
     with user_errors(*_USER_ERRORS):
@@ -314,9 +315,9 @@ def eval_command(
             dataset = replace(dataset, limit=limit)
         chat = _chat_model(model, base_url)
         judge_chat = _chat_model(judge, judge_base_url or base_url) if judge else None
-        in_process = placement["workers"] <= 1 and executor == "local"  # else each worker connects its own
-        model_arg = chat if in_process else ModelEndpoint(model, base_url)
-        judge_arg = judge_chat if in_process or not judge else ModelEndpoint(judge, judge_base_url or base_url)
+        here = in_process(placement["workers"], executor)  # else each worker connects its own
+        model_arg = chat if here else ModelEndpoint(model, base_url)
+        judge_arg = judge_chat if here or not judge else ModelEndpoint(judge, judge_base_url or base_url)
         events = []
         with contextlib.ExitStack() as stack:
             for opened in (chat, judge_chat):

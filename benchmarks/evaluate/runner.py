@@ -12,7 +12,6 @@ makes the on-disk report. ``toolgrad eval-calls`` (single-turn call lists, BFCL-
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -31,7 +30,7 @@ from benchmarks.certify.sandboxes import ProviderPlan, SandboxProvider
 from simulator.canonical import canonical_json
 from toolgrad.agent_prompt import AGENT_SYSTEM_PROMPT
 from toolgrad.backends.base import ChatModel, EndpointError, ModelError
-from toolgrad.executors import ordered_map, process_local
+from toolgrad.executors import in_process, ordered_map, pickle_problem, process_local
 from toolgrad.records import Sample
 from toolgrad.toolbox import Toolbox
 
@@ -379,7 +378,7 @@ def evaluate_dataset(dataset: Dataset, model: Model, provider: SandboxProvider, 
             yield index, line, parse_sample(line, dataset.path)
 
     toolboxes = _check_environments(dataset, provider)
-    if executor == "local" and workers <= 1:
+    if in_process(workers, executor):
         def one(item: SampleItem) -> list[TrialEvent]:
             toolbox = toolboxes.get(canonical_json(item[2].provenance.environments)) \
                 or provider.toolbox_for(item[2].provenance.environments)
@@ -389,11 +388,10 @@ def evaluate_dataset(dataset: Dataset, model: Model, provider: SandboxProvider, 
         per_sample = ordered_map(one, items())
     else:
         job = EvalJob(provider.plan(), model, judge, settings)
-        try:
-            pickle.dumps(job)
-        except Exception as exc:
+        problem = pickle_problem(job)
+        if problem is not None:
             raise BenchmarkError(f"--workers > 1 and --executor ray need the models as ModelEndpoint settings "
-                                 f"(a connected client cannot be sent to another process): {exc}") from None
+                                 f"(a connected client cannot be sent to another process): {problem}")
         per_sample = ordered_map(job, items(), workers=workers, executor=executor, ray_address=ray_address)
     yield from _stop_on_a_dead_endpoint(event for events in per_sample for event in events)
 

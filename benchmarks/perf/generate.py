@@ -2,7 +2,7 @@
 sample, per shipped environment (and over all of them together).
 
     toolgrad bench generate [--n 100] [--runs 3] [--env petstore ...]
-                            [--concurrency 1] [--profile] [--workers 1,2]
+                            [--concurrency 1] [--profile] [--workers 1,2 [--baseline REV]]
 
 Each run writes a fresh dataset to a temporary directory; the time covers the whole
 ``generate_dataset`` call (toolbox start-up included). ``--profile`` adds a cProfile listing
@@ -10,7 +10,11 @@ of the top functions (cumulative and own time) of one run over all environments.
 ``--workers 1,2`` instead times the whole command (``toolgrad generate --workers W``, as a
 user runs it: interpreter start-up and imports included) for each number of workers, the runs
 interleaved so that a noisy machine slows each alike, and prints the medians side by side with
-their ratio to the first; it also checks that every run wrote the same bytes.
+their ratio to the first; it also checks that every run wrote the same bytes (the dataset, its
+trace sidecar and its tool table). With ``--baseline REV`` the code of git revision ``REV`` (its
+files on ``PYTHONPATH``, as ``toolgrad bench certify --whole-command --baseline`` does) runs the
+same commands, alternating with this checkout's, and each figure gets its ratio to the
+baseline's (the bytes are compared per code: a record names the git revision that wrote it).
 """
 
 from __future__ import annotations
@@ -20,17 +24,18 @@ import cProfile
 import hashlib
 import io
 import json
+import os
 import pstats
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmarks.perf.certify_command import REPO_ROOT, Code, checkout
 from simulator.environments.environment import shipped_environments
-from toolgrad.dataset.lines import read_samples
+from toolgrad.dataset.lines import read_samples, tools_path, traces_path
 from toolgrad.dataset.runner import generate_dataset
 from toolgrad.settings import GenerateSettings
 
@@ -64,40 +69,59 @@ def profile(envs: list[str], n: int, seed: int, top: int) -> str:
     return text.getvalue()
 
 
-def whole_command(envs: list[str], n: int, seed: int, workers: int, concurrency: int) -> tuple[float, float, str]:
-    """One ``toolgrad generate --workers W`` run in a fresh interpreter: (samples/s of the whole
-    command, samples/s inside the run as its summary says, the dataset's sha256)."""
+def whole_command(envs: list[str], n: int, seed: int, workers: int, concurrency: int,
+                  code: Code) -> tuple[float, float, str]:
+    """One ``toolgrad generate --workers W`` run of ``code`` in a fresh interpreter: (samples/s of the whole command, samples/s inside the run as its summary says,
+    the sha256 of the dataset, its trace sidecar and its tool table)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.jsonl"
-        command = [sys.executable, "-m", "benchmarks.cli.app", "--quiet", "generate", *(f"--env={e}" for e in envs),
-                   "--n", str(n), "--seed", str(seed), "--workers", str(workers), "--concurrency", str(concurrency),
-                   "--json", "-o", str(out)]
+        args = ["--quiet", "generate", *(f"--env={e}" for e in envs), "--n", str(n), "--seed", str(seed),
+                "--workers", str(workers), "--concurrency", str(concurrency), "--json", "-o", str(out)]
         start = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, check=False)
+        done = subprocess.run(code.command(*args), capture_output=True, check=False, cwd=tmp, env=code.env())
         wall = time.perf_counter() - start
         if done.returncode != 0:
             raise SystemExit(f"toolgrad generate --workers {workers} failed: {done.stderr.decode()[-2000:]}")
         summary = json.loads(done.stdout)
-        digest = hashlib.sha256(out.read_bytes()).hexdigest()
-    return summary["new_samples"] / wall, summary["samples_per_second"], digest
+        digest = hashlib.sha256()
+        for path in (out, traces_path(out), tools_path(out)):
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return summary["new_samples"] / wall, summary["samples_per_second"], digest.hexdigest()
 
 
-def compare_workers(envs: list[str], n: int, runs: int, seed: int, counts: list[int], concurrency: int) -> None:
-    """The whole command per number of workers, side by side (medians of interleaved runs)."""
-    results: dict[int, list[tuple[float, float, str]]] = {w: [] for w in counts}
-    for _ in range(runs):
-        for workers in counts:
-            results[workers].append(whole_command(envs, n, seed, workers, concurrency))
+def compare_workers(envs: list[str], n: int, runs: int, seed: int, counts: list[int], concurrency: int,
+                    baseline: str | None = None) -> None:
+    """The whole command per number of workers (and per code, with a baseline), side by side:
+    medians of interleaved runs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        codes = [Code("this checkout", REPO_ROOT), *([Code(baseline[:14], checkout(baseline, Path(tmp)))]
+                                                      if baseline else [])]
+        results: dict[tuple[int, int], list[tuple[float, float, str]]] = {}
+        load = os.getloadavg()[0]
+        for _ in range(runs):
+            for workers in counts:
+                for i, code in enumerate(codes):
+                    results.setdefault((i, workers), []).append(
+                        whole_command(envs, n, seed, workers, concurrency, code))
     print(f"whole command `toolgrad generate --workers W`, offline, {len(envs)} environment(s), n={n}, "
-          f"median of {runs} interleaved runs, seed {seed}")
-    print(f"{'workers':<9}{'samples/s (command)':>21}{'samples/s (in run)':>20}{'ratio to ' + str(counts[0]):>13}")
-    base = statistics.median(r[0] for r in results[counts[0]])
-    for workers in counts:
-        whole = statistics.median(r[0] for r in results[workers])
-        inside = statistics.median(r[1] for r in results[workers])
-        print(f"{workers:<9}{whole:>21.1f}{inside:>20.1f}{whole / base:>13.2f}")
-    digests = {r[2] for rs in results.values() for r in rs}
-    print("same bytes for every number of workers" if len(digests) == 1 else f"DIFFERENT BYTES: {sorted(digests)}")
+          f"median of {runs} interleaved runs, seed {seed}; load average {load:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores")
+    header = f"{'code':<16}{'workers':<9}{'samples/s (command)':>21}{'samples/s (in run)':>20}"
+    print(header + f"{'ratio to ' + str(counts[0]):>13}" + (f"{'ratio to baseline':>19}" if baseline else ""))
+    for i, code in enumerate(codes):
+        first = statistics.median(r[0] for r in results[(i, counts[0])])
+        for workers in counts:
+            whole = statistics.median(r[0] for r in results[(i, workers)])
+            inside = statistics.median(r[1] for r in results[(i, workers)])
+            row = f"{code.label:<16}{workers:<9}{whole:>21.1f}{inside:>20.1f}"
+            row += f"{whole / first:>13.2f}"
+            if baseline:
+                row += f"{whole / statistics.median(r[0] for r in results[(len(codes) - 1, workers)]):>19.2f}"
+            print(row)
+    for i, code in enumerate(codes):  # not across codes: the records name their git revision
+        digests = {r[2] for w in counts for r in results[(i, w)]}
+        same = "same bytes for every number of workers" if len(digests) == 1 else f"DIFFERENT BYTES: {sorted(digests)}"
+        print(f"{code.label}: {same}")
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
@@ -110,11 +134,15 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--workers", default=None, help="e.g. 1,2: time the whole command per number of workers")
+    parser.add_argument("--baseline", default=None, metavar="REV",
+                        help="with --workers: also time git revision REV's code, alternating, and give ratios to it")
     args = parser.parse_args(argv)
     envs = args.env or shipped_environments()
+    if args.baseline and not args.workers:
+        parser.error("--baseline needs --workers")
     if args.workers:
         counts = [int(w) for w in args.workers.split(",") if w.strip()]
-        compare_workers(envs, args.n, args.runs, args.seed, counts, args.concurrency)
+        compare_workers(envs, args.n, args.runs, args.seed, counts, args.concurrency, args.baseline)
         return
     print(f"offline generation, n={args.n} per run, median of {args.runs} runs, seed {args.seed}, "
           f"concurrency {args.concurrency}")

@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 
 from tests.support.executor_jobs import FailAt, KillOnce, pid_of, raise_unpicklable, square, thread_name
-from toolgrad.executors import WorkerFailed, WorkerLost, check_placement, default_workers, ordered_map
+from toolgrad.executors import (
+    WorkerFailed,
+    WorkerLost,
+    check_placement,
+    default_workers,
+    in_process,
+    ordered_map,
+    pickle_problem,
+    workers_or_all_cores,
+)
 from toolgrad.settings import ToolgradError
 
 PLACEMENTS = [{"workers": 1}, {"workers": 1, "threads": 3}, {"workers": 2}, {"workers": 2, "chunksize": 3},
@@ -79,6 +88,13 @@ def test_placements_no_executor_can_run_are_refused() -> None:
     with pytest.raises(ToolgradError, match="--workers 0"):
         list(ordered_map(square, [1], workers=0))
     assert default_workers() >= 1
+
+
+def test_one_rule_says_where_work_runs_and_what_can_be_sent() -> None:
+    assert in_process(1, "local") and not in_process(2, "local") and not in_process(1, "ray")
+    assert workers_or_all_cores(3) == 3 and workers_or_all_cores(None) == default_workers()
+    assert pickle_problem(square) is None
+    assert pickle_problem(lambda x: x) is not None  # a lambda cannot go to another process
 
 
 def test_ray_without_the_extra_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -43,9 +43,9 @@ def default_workers_unless_set(given: int | None, variable: str) -> int | None:
     every core by default, the library in process."""
     if given is not None or variable in os.environ:
         return given
-    from toolgrad.executors import default_workers  # multiprocessing et al.: only when a command runs
+    from toolgrad.executors import workers_or_all_cores  # multiprocessing et al.: only when a command runs
 
-    return default_workers()
+    return workers_or_all_cores(given)
 
 
 def _gen(field: str, text: str, shown: Any = None) -> str:

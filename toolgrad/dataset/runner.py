@@ -30,7 +30,6 @@ What a caller may rely on:
 
 from __future__ import annotations
 
-import pickle
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,9 +42,8 @@ import orjson
 from simulator.environments.environment import shipped_environments
 from toolgrad.backends.base import EndpointError
 from toolgrad.events import EventSink, Notice, RunFinished, RunStarted, SampleDone
-from toolgrad.executors import WorkerLost, check_placement, ordered_map
+from toolgrad.executors import WorkerLost, check_placement, in_process, ordered_map, pickle_problem
 from toolgrad.loop.policy import Policy
-from toolgrad.loop.sample import SampleOutcome
 from toolgrad.records import SCHEMA_VERSION, Provenance, RunSummary, Sample
 from toolgrad.settings import GenerateSettings, RunIncomplete, ToolgradError, sidecar
 from toolgrad.toolbox import Toolbox
@@ -53,7 +51,6 @@ from toolgrad.toolbox import Toolbox
 from .files import LineFiles, OutputLocked, exclusive_writer, write_bytes_atomic, write_json_atomic
 from .lines import (
     complete_lines,
-    record_lines,
     repair_traces,
     tool_table_bytes,
     tools_path,
@@ -61,7 +58,7 @@ from .lines import (
     truncate_partial,
 )
 from .provenance import make_provenance
-from .seed_order import PolicyFactory, SeedJob, SeedStopped, Workers
+from .seed_order import PolicyFactory, SeedJob, SeedLines, SeedStopped, Workers
 
 SUMMARY_SUFFIX = ".summary.json"
 SCHEMA_SUFFIX = ".schema.json"
@@ -207,9 +204,9 @@ def _generate_locked(
                     len(plan.requested) - len(plan.pending) - len(plan.skipped), sorted(first_box.environments)))
 
     check_placement(settings.workers, settings.executor, settings.ray_address)
-    job = SeedJob(refs, factory, config, Workers(refs, first_box))
+    job = SeedJob(refs, factory, config, provenance, Workers(refs, first_box))
     workers = min(settings.workers, max(1, len(plan.pending)))
-    if workers > 1 or settings.executor != "local":
+    if not in_process(workers, settings.executor):
         _check_picklable(job)
     outcomes = ordered_map(job, plan.pending, workers=workers, executor=settings.executor,
                            ray_address=settings.ray_address, threads=settings.concurrency)
@@ -217,7 +214,7 @@ def _generate_locked(
     writer = LineFiles([traces_path(out), out])  # the sidecar first: see LineFiles
     stopped: SeedStopped | None = None
     try:
-        _write_outcomes(outcomes, writer, provenance, tally, emit)
+        _write_outcomes(outcomes, writer, tally, emit)
     except SeedStopped as exc:
         stopped = exc
     except WorkerLost as exc:
@@ -288,44 +285,29 @@ class _Tally:
     traffic: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("model_requests", "cache_hits"), 0))
 
 
-def _write_outcomes(
-    outcomes: Iterator[SampleOutcome], writer: LineFiles, provenance: Provenance, tally: _Tally, emit: EventSink,
-) -> None:
-    """Appends each successful outcome's line (in the order given), counting into ``tally``."""
+def _write_outcomes(outcomes: Iterator[SeedLines], writer: LineFiles, tally: _Tally, emit: EventSink) -> None:
+    """Appends each successful outcome's lines (in the order given), counting into ``tally``."""
     for outcome in outcomes:
         for key in tally.totals:
             tally.totals[key] += getattr(outcome.cost, key)
         for key in tally.traffic:
             tally.traffic[key] += getattr(outcome, key)
-        lines, error = _sample_lines(outcome, provenance)
-        if lines:
-            writer.append(lines)
+        if outcome.lines:
+            writer.append(outcome.lines)
             tally.written += 1
         else:
             tally.failed.append(outcome.seed)
-        emit(SampleDone(outcome.seed, bool(lines), outcome.calls(), outcome.cost.model_calls,
-                        outcome.cost.prompt_tokens, outcome.cost.completion_tokens, error))
-
-
-def _sample_lines(outcome: SampleOutcome, provenance: Provenance) -> tuple[tuple[bytes, bytes] | None, str]:
-    """The outcome's (trace line, dataset line), or None and why it is not written."""
-    if not outcome.ok:
-        errors = [it.error for it in outcome.trace.iterations if it.error]
-        return None, errors[-1] if errors else "no successful update"
-    try:
-        return record_lines(outcome, provenance), ""
-    except TypeError as exc:  # e.g. an integer wider than 64 bits: orjson refuses it
-        return None, f"the record cannot be written as canonical JSON: {exc}"
+        emit(SampleDone(outcome.seed, bool(outcome.lines), outcome.calls, outcome.cost.model_calls,
+                        outcome.cost.prompt_tokens, outcome.cost.completion_tokens, outcome.error))
 
 
 def _check_picklable(job: SeedJob) -> None:
     """Worker processes and Ray tasks get the job pickled: its policy factory must be a top-level
     class or function (a lambda or a closure is not)."""
-    try:
-        pickle.dumps(job)
-    except Exception as exc:
+    problem = pickle_problem(job)
+    if problem is not None:
         raise ToolgradError(f"--workers > 1 and --executor ray run seeds in other processes, so the policy "
-                            f"factory must be picklable (a top-level class or function): {exc}; use workers=1") from None
+                            f"factory must be picklable (a top-level class or function): {problem}; use workers=1")
 
 
 def _check_compatible(out: Path, found: Provenance, current: Provenance, emit: EventSink) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol
 
 from toolgrad.records import Chain, Cost, Proposal, Selection, Step
@@ -123,7 +124,7 @@ def named_apis(text: str, names: Iterable[str]) -> list[str]:
     lowered = _separators(text.lower())
     hits = []
     for name in names:
-        n = _separators(name.lower())
+        n = _name_token(name)
         start = lowered.find(n)
         while start != -1:
             before = lowered[start - 1] if start else " "
@@ -138,6 +139,11 @@ def named_apis(text: str, names: Iterable[str]) -> list[str]:
 
 def _separators(text: str) -> str:
     return re.sub(r"[_\-.]+", "_", text)
+
+
+@lru_cache(maxsize=1 << 16)  # the same few hundred API names, checked against every query
+def _name_token(name: str) -> str:
+    return _separators(name.lower())
 
 
 def query_problem(query: str, answer: str, names: Iterable[str]) -> str:

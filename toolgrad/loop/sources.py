@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from typing import Any
 
 from simulator.canonical import escape_token, lookup_pointer, pointer_tokens
@@ -40,6 +41,7 @@ EarlierStep = tuple[int, int, Any]  # (chain, step, response body)
 Claim = tuple[int, int, str]  # (chain, step, pointer into that step's response)
 
 
+@lru_cache(maxsize=1 << 16)  # argument and field names, compared again for every leaf
 def _norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 

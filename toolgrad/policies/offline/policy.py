@@ -131,13 +131,14 @@ class OfflinePolicy:
             if not first.callable_with(keys0):
                 continue
             tools, score = [first], base[first.name]
+            in_plan_ids = {id(first)}
             keys = set(keys0 | first.produces)
             while len(tools) < room and tools[-1].kind != "delete":
                 in_plan = frozenset().union(*(t.produces for t in tools))
                 produced = in_plan - keys0
                 best: tuple[float, str, ToolInfo] | None = None
                 for nxt in infos:
-                    if any(nxt is t for t in tools) or not nxt.callable_with(keys):
+                    if id(nxt) in in_plan_ids or not nxt.callable_with(keys):
                         continue
                     consumes = nxt.fed_by(produced) or (
                         nxt.resource is not None
@@ -154,6 +155,7 @@ class OfflinePolicy:
                 if best is None:
                     break
                 tools.append(best[2])
+                in_plan_ids.add(id(best[2]))
                 score += best[0]
                 keys |= best[2].produces
             plans.append((score, stable_hash(ctx.seed, ctx.iteration, [t.name for t in tools]), tools))

@@ -109,6 +109,7 @@ def norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
+@lru_cache(maxsize=1 << 16)  # field names, phrased again for every step that shows them
 def as_words(name: str) -> str:
     """``petId`` -> "pet ID", ``feed_key`` -> "feed key"."""
     text = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name).replace("_", " ").replace("-", " ")
