@@ -39,7 +39,7 @@ from simulator.canonical import canonical_json
 from simulator.errors import SimulatorError
 from toolgrad.backends.base import ChatModel
 from toolgrad.dataset.lines import TRACES_SUFFIX, trace_digest
-from toolgrad.executors import ordered_map, process_local
+from toolgrad.executors import in_process, ordered_map, process_local
 from toolgrad.records import Sample
 from toolgrad.validity.checks import duplicate_findings, sample_findings
 
@@ -239,7 +239,7 @@ def with_trace_checks(checked: Iterable[CheckedSample], sidecar: TracesSidecar |
 
 def _checked(dataset: Dataset, provider: SandboxProvider, workers: int, executor: str,
              ray_address: str | None) -> Iterator[CheckedSample]:
-    if executor == "local" and workers <= 1:
+    if in_process(workers, executor):
         yield from ordered_map(lambda line: certify_line(line, provider, dataset.path), dataset.lines)
         return
     if provider.backend != "inprocess":  # start every service once, here; workers reach them by URL
