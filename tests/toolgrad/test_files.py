@@ -82,19 +82,20 @@ def test_the_time_rule_waits_longer_when_a_commit_is_slow(tmp_path: Path, monkey
         return copy(src, dst)
 
     monkeypatch.setattr(files.shutil, "copyfile", slow_copy)
-    out = LineFile(path, clock=clock)
-    out.append(line(0, 5000))
-    out.append(line(1, 5000))  # copies the first line: this commit takes 0.2 s
+    writer = LineFiles([path], clock=clock)
+    (out,) = writer.files
+    writer.append([line(0, 5000)])
+    writer.append([line(1, 5000)])  # copies the first line: this commit takes 0.2 s
     assert out.last_cost == pytest.approx(0.2) and not out.pending
-    out.append(line(2))
+    writer.append([line(2)])
     clock.now += files.COMMIT_SECONDS
-    out.append(line(3))
+    writer.append([line(3)])
     assert out.pending  # 1 s after a 0.2 s commit: not yet
     clock.now += files.COPY_SHARE * 0.2 - files.COMMIT_SECONDS
-    out.append(line(4))
+    writer.append([line(4)])
     assert not out.pending and path.read_bytes() == b"".join(line(i, 5000) for i in range(2)) + b"".join(
         line(i) for i in range(2, 5))
-    out.close()
+    writer.close()
 
 
 def test_resume_appends_to_what_is_there(tmp_path: Path) -> None:
