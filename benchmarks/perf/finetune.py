@@ -28,9 +28,8 @@ from pathlib import Path
 
 import orjson
 
-from simulator.canonical import strict_canonical_json
 from toolgrad.dataset.files import write_bytes_atomic
-from toolgrad.dataset.lines import read_tool_table, tools_path, traces_path
+from toolgrad.dataset.lines import encode_tool_table, read_tool_table, tools_path, traces_path
 from toolgrad.train.base_model import hf_folder, resolve_base
 from toolgrad.train.gguf_export import convert_to_gguf
 from toolgrad.train.serve import running_server
@@ -62,12 +61,12 @@ def stage(name: str, timings: dict[str, float], wall: float) -> None:
 def join(parts: list[Path], data: Path) -> None:
     """Datasets made one environment at a time, as one: lines and trace lines in order, the tool
     tables merged (tool names carry their environment, so they never clash)."""
-    table: dict[str, object] = {}
+    table: dict[str, dict[str, object]] = {}
     for part in parts:
         table.update(read_tool_table(part))
     for target, source in ((data, lambda p: p), (traces_path(data), traces_path)):
         write_bytes_atomic(target, b"".join(source(p).read_bytes() for p in parts))
-    write_bytes_atomic(tools_path(data), strict_canonical_json(dict(sorted(table.items()))) + b"\n")
+    write_bytes_atomic(tools_path(data), encode_tool_table(table))
 
 
 def generate(out: Path, envs: list[str], n: int, seed: int, timings: dict[str, float]) -> Path:

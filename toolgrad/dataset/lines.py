@@ -97,7 +97,12 @@ def record_lines(outcome: SampleOutcome, provenance: Provenance) -> tuple[bytes,
 
 def tool_table_bytes(toolbox: Toolbox) -> bytes:
     """The tool table of the toolbox's environments, as ``<data>.tools.json`` holds it."""
-    return strict_canonical_json({name: toolbox.tools[name].openai() for name in sorted(toolbox.tools)}) + b"\n"
+    return encode_tool_table({name: toolbox.tools[name].openai() for name in toolbox.tools})
+
+
+def encode_tool_table(table: Mapping[str, dict[str, Any]]) -> bytes:
+    """``<data>.tools.json``'s bytes for a table of qualified tool name -> OpenAI tool spec."""
+    return strict_canonical_json(dict(table)) + b"\n"
 
 
 # -- reading ------------------------------------------------------------------------------------
