@@ -17,6 +17,8 @@ from simulator.cli.shell import fail as _fail
 from simulator.errors import install_hint
 from toolgrad.settings import ToolgradError
 
+from .chat_format import FORMAT_NAME
+
 
 def _need_extra() -> None:
     missing = []
@@ -92,7 +94,7 @@ def serve_model(
     port: int = typer.Option(8080, "--port"),
     threads: int = typer.Option(1, "--threads", min=1),
     n_ctx: int = typer.Option(8192, "--n-ctx", min=512),
-    chat_format: str = typer.Option("toolgrad-tools", "--chat-format",
+    chat_format: str = typer.Option(FORMAT_NAME, "--chat-format",
                                     help="toolgrad-tools (what `toolgrad train` teaches: tool results shown) or "
                                          "chatml-function-calling (llama-cpp-python's stock format, the floor's)"),
 ) -> None:
