@@ -13,13 +13,16 @@ they do not know (``pattern``, ``oneOf``, ``uniqueItems``, ``multipleOf``...) is
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any
 
+from .containers import ELIDED
 from .keyword_sets import ANNOTATIONS
 from .merge import RESIDUAL
 from .numbers import bounds, multiples
 from .plan import GenerationError, Schema, SchemaPlan
+from .walk import BUDGET
 
 _NODE_KEYS = ANNOTATIONS | {
     "type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems",
@@ -42,6 +45,88 @@ reached under ``minLength`` <= 3 and no ``maxLength`` (a test checks each maker'
 _MAX_NESTING = 32  # well inside the walk's hard depth limit
 _COMPOSITION = ("oneOf", "anyOf", "not", "if", RESIDUAL, "dependentSchemas")
 _VALUE_KEYS = ("enum", "const", "example", "examples", "default")
+_PLAIN_ROOT_KEYS = ANNOTATIONS | {"type", "properties", "required", "additionalProperties"}
+
+
+class RootElision:
+    """For one compiled schema: which root properties the walk may skip, and how to check a
+    value that has them :data:`~simulator.datagen.containers.ELIDED`."""
+
+    def __init__(self, plan: SchemaPlan, schema: Schema) -> None:
+        self._plan = plan
+        self._schema = schema
+        self._costs: dict[int, int | None] = {}
+        self._free: dict[int, bool] = {}
+        self._elisions: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def elidable(self, wanted: Iterable[str]) -> tuple[str, ...]:
+        """The root properties among ``wanted`` that the walk can leave out, changing nothing
+        else: the root is a plain object (properties, required, a boolean additionalProperties,
+        one type), each property's walk is exact, and the composition steps they skip cannot
+        matter: none, or the rest of the root takes none."""
+        key = tuple(sorted(set(wanted)))
+        found = self._elisions.get(key)
+        if found is None:
+            found = self._elisions[key] = self._find(key) if key else ()
+        return found
+
+    def _find(self, wanted: tuple[str, ...]) -> tuple[str, ...]:
+        properties = self._root_properties()
+        if properties is None:
+            return ()
+        plan = self._plan
+        costs = {key: exact_cost(plan, properties[key], self._costs) for key in wanted if key in properties}
+        free = [key for key, cost in costs.items() if cost == 0]
+        spending = [key for key, cost in costs.items() if cost]  # None (not exact) is left out
+        if spending and (
+            sum(costs[key] or 0 for key in spending) > BUDGET
+            or not all(composition_free(plan, sub, self._free) for key, sub in properties.items()
+                       if key not in spending)
+        ):
+            spending = []
+        return tuple(sorted(free + spending))
+
+    def _root_properties(self) -> dict[str, Any] | None:
+        """The root's properties when the root is a plain object, else None."""
+        plan = self._plan
+        try:
+            root = plan.resolve(self._schema)
+        except GenerationError:
+            return None
+        if (
+            not isinstance(root, dict)
+            or not all(word in _PLAIN_ROOT_KEYS or word.startswith("x-") for word in root)
+            or plan.types(root) != ("object",)
+            or not isinstance(root.get("properties"), dict)
+            or not isinstance(root.get("additionalProperties", True), bool)
+        ):
+            return None
+        properties: dict[str, Any] = root["properties"]
+        return properties
+
+    def checked(self, value: Any) -> tuple[Any, Any]:
+        """(validator, value to check) for ``value``: the root's validator and the value, or,
+        when it has elided members (each exact, so valid where the walk gives it), a validator
+        of the root without those properties and the value without them."""
+        plan = self._plan
+        if not (isinstance(value, dict) and any(item is ELIDED for item in value.values())):
+            return plan.validator, value
+        skipped = tuple(sorted(key for key, item in value.items() if item is ELIDED))
+        properties = self._root_properties()
+        if properties is None or any(key not in properties or exact_cost(plan, properties[key], self._costs) is None
+                                     for key in skipped):
+            raise ValueError(f"{', '.join(skipped)}: not properties the walk could have skipped")
+
+        def without() -> Schema:
+            root = plan.resolve(self._schema)
+            assert isinstance(root, dict)  # a plain object, as _root_properties found
+            rest = {**root, "properties": {k: v for k, v in root["properties"].items() if k not in skipped}}
+            if "required" in root:
+                rest["required"] = [k for k in root["required"] if k not in skipped]
+            return rest
+
+        validator = plan.validator_for(plan.derived(("elide", *skipped), without))
+        return validator, {k: v for k, v in value.items() if v is not ELIDED}
 
 
 def exact_cost(plan: SchemaPlan, schema: Schema, memo: dict[int, int | None]) -> int | None:

@@ -35,11 +35,10 @@ from typing import Any
 from simulator.canonical import json_bytes
 
 from .containers import ELIDED, MAX_DEPTH
-from .exactness import composition_free, exact_cost
-from .keyword_sets import ANNOTATIONS
+from .exactness import RootElision
 from .plan import GenerationError, Schema, SchemaPlan
 from .values import GENERATION_LOCK
-from .walk import BUDGET, Generation
+from .walk import Generation
 
 __all__ = [
     "DEFAULT_EPOCH",
@@ -73,13 +72,15 @@ class CompiledSchema:
         # names this object in the value memo without holding it: a number never reused in the
         # process, so an evicted schema is freed and its leftover entries match no other schema
         self._memo_token = next(_MEMO_TOKENS)
-        self._costs: dict[int, int | None] = {}  # exactness memos (see _elidable)
-        self._free: dict[int, bool] = {}
-        self._elisions: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._elision = RootElision(self._plan, schema)
 
     def is_valid(self, value: Any) -> bool:
-        """Whether ``value`` validates against the schema (formats checked)."""
-        return bool(self._plan.validator.is_valid(value))
+        """Whether ``value`` validates against the schema (formats checked). Top-level
+        :data:`ELIDED` members (of a value from ``generate(elide=...)``, changed since only
+        elsewhere) stand for the values the walk gives them, which are valid: the rest is
+        checked against the schema without those properties."""
+        validator, checked = self._elision.checked(value)
+        return bool(validator.is_valid(checked))
 
     def generate(
         self,
@@ -100,7 +101,7 @@ class CompiledSchema:
         if epoch.tzinfo is None:
             epoch = epoch.replace(tzinfo=datetime.UTC)
         with GENERATION_LOCK:
-            skipped = self._elidable(elide)
+            skipped = self._elision.elidable(elide)
             # the value is a pure function of these (see the module docstring): a replayed
             # request asks for the same value again, so it is remembered (bounded; a forgotten
             # one comes back the same). The key names this object by its token, so no other
@@ -110,63 +111,18 @@ class CompiledSchema:
             if hit is not _MISSING:
                 _VALUES.move_to_end(key)
                 return _fresh(hit)
-            value = self._generate(seed, name, epoch, complete, frozenset(skipped))
+            try:
+                value = self._generate(seed, name, epoch, complete, frozenset(skipped))
+            except GenerationError:
+                if not skipped:
+                    raise
+                # the same attempts fail without elision, but the reason is worded from the whole
+                # value's validator: walk again whole, for the very error a caller would get
+                value = self._generate(seed, name, epoch, complete)
             _VALUES[key] = value
             while len(_VALUES) > _VALUE_MEMO_SIZE:
                 _VALUES.popitem(last=False)
             return _fresh(value)
-
-    def _elidable(self, wanted: Iterable[str]) -> tuple[str, ...]:
-        """The root properties among ``wanted`` that the walk can leave out, changing nothing
-        else (:mod:`.exactness`): the root is a plain object (properties, required, a boolean
-        additionalProperties, one type), each property's walk is exact, and the composition
-        steps they skip cannot matter: none, or the rest of the root takes none."""
-        key = tuple(sorted(set(wanted)))
-        found = self._elisions.get(key)
-        if found is None:
-            found = self._elisions[key] = self._find_elidable(key) if key else ()
-        return found
-
-    def _find_elidable(self, wanted: tuple[str, ...]) -> tuple[str, ...]:
-        plan = self._plan
-        try:
-            root = plan.resolve(self.schema)
-        except GenerationError:
-            return ()
-        if (
-            not isinstance(root, dict)
-            or not all(word in _PLAIN_ROOT_KEYS or word.startswith("x-") for word in root)
-            or plan.types(root) != ("object",)
-            or not isinstance(root.get("properties"), dict)
-            or not isinstance(root.get("additionalProperties", True), bool)
-        ):
-            return ()
-        properties = root["properties"]
-        costs = {key: exact_cost(plan, properties[key], self._costs) for key in wanted if key in properties}
-        free = [key for key, cost in costs.items() if cost == 0]
-        spending = [key for key, cost in costs.items() if cost]  # None (not exact) is left out
-        if spending and (
-            sum(costs[key] or 0 for key in spending) > BUDGET
-            or not all(composition_free(plan, sub, self._free) for key, sub in properties.items()
-                       if key not in spending)
-        ):
-            spending = []
-        return tuple(sorted(free + spending))
-
-    def _rest_validator(self, skipped: frozenset[str]) -> Any:
-        """A validator for the root without the ``skipped`` properties (exact, so valid anyway)."""
-        plan = self._plan
-
-        def without() -> Schema:
-            root = plan.resolve(self.schema)
-            assert isinstance(root, dict)  # _elidable said so
-            rest = dict(root)
-            rest["properties"] = {k: v for k, v in root["properties"].items() if k not in skipped}
-            if "required" in root:
-                rest["required"] = [k for k in root["required"] if k not in skipped]
-            return rest
-
-        return plan.validator_for(plan.derived(("elide", *sorted(skipped)), without))
 
     def _generate(self, seed: str, name: str | None, epoch: datetime.datetime, complete: bool,
                   skipped: frozenset[str] = frozenset()) -> Any:
@@ -183,22 +139,15 @@ class CompiledSchema:
                     raise
                 reason = str(error)
                 continue
-            validator = self._plan.validator
-            if isinstance(value, dict) and any(item is ELIDED for item in value.values()):
-                validator = self._rest_validator(skipped)
-                value_checked = {k: v for k, v in value.items() if v is not ELIDED}
-            else:
-                value_checked = value
-            if validator.is_valid(value_checked):
+            if self.is_valid(value):
                 return value
-            reason = _first_error(validator, value_checked)
+            reason = _first_error(*self._elision.checked(value))
         raise GenerationError(f"no valid value after {_ATTEMPTS} attempts (seed {seed!r}): {reason}")
 
 
 _MISSING = object()
 # (compiled schema's token, seed, name, epoch, complete, elided keys) -> value, least recently used first
 _VALUES: OrderedDict[tuple[int, str, str | None, str, bool, tuple[str, ...]], Any] = OrderedDict()
-_PLAIN_ROOT_KEYS = ANNOTATIONS | {"type", "properties", "required", "additionalProperties"}
 
 
 def _fresh(value: Any) -> Any:
