@@ -8,7 +8,7 @@ schemas: every body the simulator sends has been through it and validates.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import orjson
@@ -57,9 +57,16 @@ class Shaper:
         """``schema`` (inside ``root``) compiled for generation, once per schema node."""
         return _per_node(self._generators, root, schema, compile_generator)
 
-    def generate(self, root: JSONSchema, schema: JSONSchema, seed: str, name: str | None = None) -> Any:
-        # records and response bodies are full representations: every top-level property
-        return self.generator(root, schema).generate(seed, name=name, epoch=self.epoch, complete=True)
+    def generate(self, root: JSONSchema, schema: JSONSchema, seed: str, name: str | None = None, *,
+                 elide: Iterable[str] = ()) -> Any:
+        """A full representation (every top-level property) for ``seed``; with ``elide``, the
+        properties the generator can skip come back ELIDED (``CompiledSchema.generate``)."""
+        return self.generator(root, schema).generate(seed, name=name, epoch=self.epoch, complete=True, elide=elide)
+
+    def generated_valid(self, root: JSONSchema, schema: JSONSchema, value: Any) -> bool:
+        """:meth:`is_valid` for a value from :meth:`generate` that may have ELIDED members (they
+        count as the valid values the generator gives them; ``CompiledSchema.is_valid``)."""
+        return self.generator(root, schema).is_valid(value)
 
     def conform(
         self,
@@ -168,7 +175,7 @@ class Shaper:
         # a kept list or object (a list wrapper's records) replaces a generated value that costs
         # as much as the records: the generator skips it where that changes nothing else
         elide = [prop for prop, value in kept.items() if isinstance(value, (dict, list))] if kept else []
-        base = self.generator(root, schema).generate(seed, name=name, epoch=self.epoch, complete=True, elide=elide)
+        base = self.generate(root, schema, seed, name, elide=elide)
         if not isinstance(base, dict):
             return base
         result = dict(base)
