@@ -105,14 +105,15 @@ class SandboxProvider:
                          key=lambda k: (k[0], -1 if k[1] is None else k[1]))
         if not missing:
             return
-        from simulator.sandboxes.backends import running_services
-        from simulator.sandboxes.http import HTTPSandbox
-        from simulator.sandboxes.inprocess import InProcessSandbox
+        if self.backend == "inprocess":  # the HTTP client and the backends are not imported for it
+            from simulator.sandboxes.inprocess import InProcessSandbox
 
-        if self.backend == "inprocess":
             for key in missing:
                 self._sandboxes[key] = InProcessSandbox(self.environment(key))
             return
+        from simulator.sandboxes.backends import running_services
+        from simulator.sandboxes.http import HTTPSandbox
+
         to_start: dict[int | None, list[str]] = {}
         for key in missing:
             if key in self.urls:

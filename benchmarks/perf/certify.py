@@ -2,7 +2,7 @@
 
     toolgrad bench certify [--samples 200] [--repeats 5] [--workers 1]
         [--env petstore --env museum] [--data existing.jsonl]
-    toolgrad bench certify --whole-command [--repeats 3] [--baseline REV] ...
+    toolgrad bench certify --whole-command [--repeats 3] [--baseline REV] [--workers N] ...
 
 ``--whole-command`` times ``toolgrad certify`` as a user runs it instead, a fresh process per run,
 against git revision ``--baseline`` side by side (:mod:`benchmarks.perf.certify_command`).
@@ -197,7 +197,9 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="in process: replay workers (default 1); --whole-command: certify's --workers "
+                             "(default: certify's own)")
     parser.add_argument("--env", action="append", dest="envs")
     parser.add_argument("--data", type=Path)
     parser.add_argument("--synthetic", action="store_true", help="synthesise instead of generating")
@@ -219,13 +221,15 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         if args.whole_command:
             from .certify_command import run
 
-            return run(path, origin, repeats=args.repeats, startup_runs=args.startup_runs, baseline=args.baseline)
-        walls, cpus, steps, certificate = time_certify(path, workers=args.workers, repeats=args.repeats)
+            return run(path, origin, repeats=args.repeats, startup_runs=args.startup_runs, baseline=args.baseline,
+                       workers=args.workers)
+        workers = args.workers or 1
+        walls, cpus, steps, certificate = time_certify(path, workers=workers, repeats=args.repeats)
     wall, cpu = statistics.median(walls), statistics.median(cpus)
     cert = orjson.loads(certificate)
     print(f"dataset: {cert['sample_count']} samples, {cert['step_count']} steps ({origin}), seed 0")
     print(f"pass rate: {cert['pass_rate']:.3f}")
-    print(f"workers: {args.workers}, repeats: {args.repeats}, median {wall:.3f}s wall, {cpu:.3f}s CPU per run; "
+    print(f"workers: {workers}, repeats: {args.repeats}, median {wall:.3f}s wall, {cpu:.3f}s CPU per run; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"median steps/s: {steps / wall:.0f} (wall clock)")
     print(f"median steps per CPU second: {steps / cpu:.0f}")

@@ -67,9 +67,10 @@ def _timed(code: Code, args: Sequence[str], cwd: Path) -> tuple[float, float]:
     return wall, used
 
 
-def certify_once(code: Code, data: Path, work: Path) -> None:
+def certify_once(code: Code, data: Path, work: Path, workers: int | None = None) -> None:
     target = work / f"certificate-{code.label}.json"
-    wall, cpu = _timed(code, ["--quiet", "certify", str(data), "-o", str(target)], work)
+    extra = ["--workers", str(workers)] if workers is not None else []
+    wall, cpu = _timed(code, ["--quiet", "certify", str(data), "-o", str(target), *extra], work)
     code.walls.append(wall)
     code.cpus.append(cpu)
     code.certificates.add(hashlib.sha256(target.read_bytes()).hexdigest())
@@ -96,9 +97,10 @@ def step_count(certificate: Path) -> tuple[int, int]:
     return int(cert["sample_count"]), int(cert["step_count"])
 
 
-def report(codes: list[Code], steps: int, samples: int, origin: str, repeats: int) -> None:
+def report(codes: list[Code], steps: int, samples: int, origin: str, repeats: int, workers: int | None = None) -> None:
     print(f"dataset: {samples} samples, {steps} steps ({origin})")
-    print(f"whole command `toolgrad certify DATA`, median of {repeats} runs each, alternating; "
+    flag = f" --workers {workers}" if workers is not None else ""
+    print(f"whole command `toolgrad certify DATA{flag}`, median of {repeats} runs each, alternating; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     header = f"{'':28}" + "".join(f"{c.label:>16}" for c in codes)
     if len(codes) == 2:
@@ -125,24 +127,26 @@ def report(codes: list[Code], steps: int, samples: int, origin: str, repeats: in
               f"(sha256 {', '.join(sorted(codes[0].certificates | codes[1].certificates))[:200]})")
 
 
-def run(data: Path, origin: str, *, repeats: int, startup_runs: int, baseline: str | None) -> int:
+def run(data: Path, origin: str, *, repeats: int, startup_runs: int, baseline: str | None,
+        workers: int | None = None) -> int:
+    """Time both codes; ``workers`` is passed as ``certify --workers`` (None: its default)."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         codes = [Code("this checkout", REPO_ROOT)]
         if baseline is not None:
             codes.append(Code(baseline[:14], checkout(baseline, work)))
         for code in codes:  # warm the file cache and the interpreters' bytecode caches
-            certify_once(code, data, work)
+            certify_once(code, data, work, workers)
             code.walls.clear()
             code.cpus.clear()
         for _ in range(repeats):
             for code in codes:
-                certify_once(code, data, work)
+                certify_once(code, data, work, workers)
         for _ in range(startup_runs):
             for code in codes:
                 startup_once(code, work)
         samples, steps = step_count(work / "certificate-this checkout.json")
-    report(codes, steps, samples, origin, repeats)
+    report(codes, steps, samples, origin, repeats, workers)
     if len(codes) == 2 and codes[0].certificates != codes[1].certificates:
         return 1
     return 0

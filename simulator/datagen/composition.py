@@ -51,10 +51,7 @@ class CompositionValues(ContainerValues):
         return isinstance(node, dict) and (self.plan.types(node) == ("null",) or node.get("const", 0) is None)
 
     def merged_branch(self, node: dict[str, Any], keyword: str, index: int) -> Schema:
-        plan = self.plan
-        rest = plan.derived((id(node), keyword), lambda: {k: v for k, v in node.items() if k != keyword})
-        branch = node[keyword][index]
-        return plan.derived((id(node), keyword, index), lambda: plan.merge(rest, plan.resolve(branch)))
+        return self.plan.merged_branch(node, keyword, index)
 
     def one_of(self, node: dict[str, Any], path: str, name: str | None, depth: int) -> Any:
         branches = node["oneOf"]

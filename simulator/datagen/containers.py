@@ -22,6 +22,20 @@ from .values import words
 MAX_DEPTH = 4
 """From this nesting depth on, optional properties are left out and arrays are as short as allowed."""
 
+
+class _Elided:
+    """The type of :data:`ELIDED`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ELIDED"
+
+
+ELIDED = _Elided()
+"""Stands for a top-level property the walk was asked to skip (``CompiledSchema.generate``'s
+``elide``): its key keeps its place, the caller puts the value in."""
+
 # The four 64-bit draws of a node's digest, each kept for one kind of decision so that the
 # decisions at a node stay independent of each other.
 EXAMPLE_SLOT, PICK_SLOT, CHANCE_SLOT, PRESENT_SLOT = range(4)
@@ -74,6 +88,7 @@ class ContainerValues:
     __slots__ = ()
     plan: SchemaPlan
     fill_path: str | None
+    elided: frozenset[str]
 
     # provided by Generation
     def generate(self, schema: Schema, path: str, name: str | None, depth: int) -> Any:
@@ -194,6 +209,9 @@ class ContainerValues:
         result: dict[str, Any] = {}
 
         def put(key: str, schema: Any) -> None:
+            if not path and key in self.elided:  # the root's property the caller replaces
+                result[key] = ELIDED
+                return
             matching = [patterns[p] for p in patterns if search_pattern(p, key)]
             if matching:
                 schema = plan.derived(

@@ -29,17 +29,20 @@ import datetime
 import itertools
 import json
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 from simulator.canonical import json_bytes
 
-from .containers import MAX_DEPTH
+from .containers import ELIDED, MAX_DEPTH
+from .exactness import RootElision
 from .plan import GenerationError, Schema, SchemaPlan
 from .values import GENERATION_LOCK
 from .walk import Generation
 
 __all__ = [
     "DEFAULT_EPOCH",
+    "ELIDED",
     "MAX_DEPTH",
     "CompiledSchema",
     "GenerationError",
@@ -69,10 +72,15 @@ class CompiledSchema:
         # names this object in the value memo without holding it: a number never reused in the
         # process, so an evicted schema is freed and its leftover entries match no other schema
         self._memo_token = next(_MEMO_TOKENS)
+        self._elision = RootElision(self._plan, schema)
 
     def is_valid(self, value: Any) -> bool:
-        """Whether ``value`` validates against the schema (formats checked)."""
-        return bool(self._plan.validator.is_valid(value))
+        """Whether ``value`` validates against the schema (formats checked). Top-level
+        :data:`ELIDED` members (of a value from ``generate(elide=...)``, changed since only
+        elsewhere) stand for the values the walk gives them, which are valid: the rest is
+        checked against the schema without those properties."""
+        validator, checked = self._elision.checked(value)
+        return bool(validator.is_valid(checked))
 
     def generate(
         self,
@@ -81,33 +89,49 @@ class CompiledSchema:
         name: str | None = None,
         epoch: datetime.datetime = DEFAULT_EPOCH,
         complete: bool = False,
+        elide: Iterable[str] = (),
     ) -> Any:
         """A valid value for ``seed``; see :func:`generate_value`. The caller owns the value
-        (a fresh copy: mutating it changes no later result)."""
+        (a fresh copy: mutating it changes no later result).
+
+        ``elide`` names top-level properties whose values the caller will replace: each one
+        the walk can skip without changing anything else (:mod:`simulator.datagen.exactness`)
+        comes back as :data:`ELIDED`, in its place among the keys; every other key has the value
+        it has without ``elide``. A caller that passes ``elide`` must replace every ``ELIDED``."""
         if epoch.tzinfo is None:
             epoch = epoch.replace(tzinfo=datetime.UTC)
-        # the value is a pure function of these (see the module docstring): a replayed request
-        # asks for the same value again, so it is remembered (bounded; a forgotten one comes back
-        # the same). The key names this object by its token, so no other schema can ever share
-        # its entries, and the memo does not keep an evicted schema alive.
-        key = (self._memo_token, str(seed), name, epoch.isoformat(), complete)
         with GENERATION_LOCK:
+            skipped = self._elision.elidable(elide)
+            # the value is a pure function of these (see the module docstring): a replayed
+            # request asks for the same value again, so it is remembered (bounded; a forgotten
+            # one comes back the same). The key names this object by its token, so no other
+            # schema can ever share its entries, and the memo does not keep an evicted schema alive.
+            key = (self._memo_token, str(seed), name, epoch.isoformat(), complete, skipped)
             hit = _VALUES.get(key, _MISSING)
             if hit is not _MISSING:
                 _VALUES.move_to_end(key)
                 return _fresh(hit)
-            value = self._generate(seed, name, epoch, complete)
+            try:
+                value = self._generate(seed, name, epoch, complete, frozenset(skipped))
+            except GenerationError:
+                if not skipped:
+                    raise
+                # the same attempts fail without elision, but the reason is worded from the whole
+                # value's validator: walk again whole, for the very error a caller would get
+                value = self._generate(seed, name, epoch, complete)
             _VALUES[key] = value
             while len(_VALUES) > _VALUE_MEMO_SIZE:
                 _VALUES.popitem(last=False)
             return _fresh(value)
 
-    def _generate(self, seed: str, name: str | None, epoch: datetime.datetime, complete: bool) -> Any:
+    def _generate(self, seed: str, name: str | None, epoch: datetime.datetime, complete: bool,
+                  skipped: frozenset[str] = frozenset()) -> Any:
         reason = "no attempt was made"
         for attempt in range(_ATTEMPTS):
             run = Generation(self._plan, f"{seed}#{attempt}" if attempt else str(seed), epoch)
             if complete:
                 run.fill_path = ""  # the root object: every property, not a random selection
+            run.elided = skipped
             try:
                 value = run.generate(self.schema, "", name, 0)
             except GenerationError as error:
@@ -115,15 +139,15 @@ class CompiledSchema:
                     raise
                 reason = str(error)
                 continue
-            if self._plan.validator.is_valid(value):
+            if self.is_valid(value):
                 return value
-            reason = _first_error(self._plan.validator, value)
+            reason = _first_error(*self._elision.checked(value))
         raise GenerationError(f"no valid value after {_ATTEMPTS} attempts (seed {seed!r}): {reason}")
 
 
 _MISSING = object()
-# (compiled schema's token, seed, name, epoch, complete) -> value, least recently used first
-_VALUES: OrderedDict[tuple[int, str, str | None, str, bool], Any] = OrderedDict()
+# (compiled schema's token, seed, name, epoch, complete, elided keys) -> value, least recently used first
+_VALUES: OrderedDict[tuple[int, str, str | None, str, bool, tuple[str, ...]], Any] = OrderedDict()
 
 
 def _fresh(value: Any) -> Any:

@@ -19,7 +19,7 @@ def _exact(value: Any) -> Fraction:
     return Fraction(str(value)) if isinstance(value, float) else Fraction(value)
 
 
-def _bounds(node: dict[str, Any]) -> tuple[Fraction | None, bool, Fraction | None, bool]:
+def bounds(node: dict[str, Any]) -> tuple[Fraction | None, bool, Fraction | None, bool]:
     """(low, low is exclusive, high, high is exclusive) from the four 2020-12 bound keywords."""
     low: Fraction | None = None
     high: Fraction | None = None
@@ -48,7 +48,7 @@ def _bounds(node: dict[str, Any]) -> tuple[Fraction | None, bool, Fraction | Non
 _FORMAT_LIMITS = {"int32": 2**31 - 1, "int64": 2**63 - 1}
 
 
-def _multiples(
+def multiples(
     unit: Fraction, low: Fraction | None, low_open: bool, high: Fraction | None, high_open: bool
 ) -> tuple[int | None, int | None]:
     """The range of k with k * unit inside the bounds (None = unbounded on that side)."""
@@ -66,7 +66,7 @@ def _multiples(
 
 def number_in_range(node: dict[str, Any], rng: Random, integer: bool, path: str) -> int | float:
     """A number within the node's bounds and ``multipleOf``, preferring the window 1..1000."""
-    low, low_open, high, high_open = _bounds(node)
+    low, low_open, high, high_open = bounds(node)
     raw_step = node.get("multipleOf")
     step = _exact(raw_step) if isinstance(raw_step, int | float) and not isinstance(raw_step, bool) else None
     if step is not None and step <= 0:
@@ -79,7 +79,7 @@ def number_in_range(node: dict[str, Any], rng: Random, integer: bool, path: str)
     else:
         units = [Fraction(1, 100), Fraction(1, 10**6), Fraction(1, 10**12)]
     for unit in units:
-        k_low, k_high = _multiples(unit, low, low_open, high, high_open)
+        k_low, k_high = multiples(unit, low, low_open, high, high_open)
         if k_low is None or k_high is None or k_low <= k_high:
             break
     else:

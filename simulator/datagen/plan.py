@@ -170,6 +170,13 @@ class SchemaPlan:
             found = self._derived[key] = self.keep(build())
         return found
 
+    def merged_branch(self, node: dict[str, Any], keyword: str, index: int) -> Schema:
+        """Branch ``index`` of ``node[keyword]`` (``oneOf``/``anyOf``) merged with the rest of
+        the node, built once."""
+        rest = self.derived((id(node), keyword), lambda: {k: v for k, v in node.items() if k != keyword})
+        branch = node[keyword][index]
+        return self.derived((id(node), keyword, index), lambda: self.merge(rest, self.resolve(branch)))
+
     def merge(self, a: Schema, b: Schema) -> Schema:
         """The conjunction of two resolved nodes; ``False`` when they contradict outright."""
         return merge_nodes(a, b)

@@ -37,7 +37,7 @@ from .values import FORMAT_MAKERS, SeededRandom, plain_text
 
 _HARD_DEPTH = 48
 _MAX_NESTING = 16
-_BUDGET = 5000  # composition steps per attempt: bounds backtracking over oneOf/anyOf branches
+BUDGET = 5000  # composition steps per attempt: bounds backtracking over oneOf/anyOf branches
 _EXAMPLE_CHANCE = 0.3
 
 _DRAWS = struct.Struct(">4Q")
@@ -57,7 +57,7 @@ class Generation(CompositionValues):
     attempt number and the local retry when there is one.
     """
 
-    __slots__ = ("_last", "budget", "epoch", "fill_path", "nesting", "plan", "prefix")
+    __slots__ = ("_last", "budget", "elided", "epoch", "fill_path", "nesting", "plan", "prefix")
 
     def __init__(self, plan: SchemaPlan, prefix: str, epoch: datetime.datetime) -> None:
         self.plan = plan
@@ -65,8 +65,9 @@ class Generation(CompositionValues):
         self.epoch = epoch
         self._last: tuple[str, str, tuple[int, ...]] = ("", "", ())
         self.fill_path: str | None = None
+        self.elided: frozenset[str] = frozenset()  # root properties left out (see generate's elide)
         self.nesting = 0  # composition (oneOf/anyOf/if) levels entered without going deeper in the value
-        self.budget = _BUDGET
+        self.budget = BUDGET
 
     # --- randomness -----------------------------------------------------------------------
 
@@ -153,7 +154,7 @@ class Generation(CompositionValues):
             )
         self.budget -= 1
         if self.budget < 0:
-            raise OutOfBudget(f"at {path or '/'}: gave up after {_BUDGET} oneOf/anyOf/if attempts")
+            raise OutOfBudget(f"at {path or '/'}: gave up after {BUDGET} oneOf/anyOf/if attempts")
         self.nesting += 1
         try:
             yield

@@ -310,7 +310,7 @@ class Handlers:
             raw = session.next_integer_id(self.world, res, scope)
             hint = self.identify(res, hint, raw)
         else:
-            raw = self.world.new_id(res, seed, lambda key: session.get(self.world, res, scope, key) is not None)
+            raw = self.world.new_id(res, seed, lambda key: session.has(self.world, res, scope, key))
             hint = self.identify(res, hint, raw)
         record = self._store(session, res, hint, written, seed, _CREATED + _UPDATED)
         key = id_key(record.get(res.id_field, raw) if res.id_field else raw)

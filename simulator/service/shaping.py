@@ -8,7 +8,7 @@ schemas: every body the simulator sends has been through it and validates.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import orjson
@@ -31,6 +31,7 @@ from .writes import is_secret_name
 
 _MAX_DEPTH = 6
 T = TypeVar("T")
+_UNFIT = object()  # a hinted value that does not fit its property's schema
 _PLANS = 4096  # schema nodes per shaper whose compiled forms are kept (each holds its node alive)
 
 
@@ -56,9 +57,16 @@ class Shaper:
         """``schema`` (inside ``root``) compiled for generation, once per schema node."""
         return _per_node(self._generators, root, schema, compile_generator)
 
-    def generate(self, root: JSONSchema, schema: JSONSchema, seed: str, name: str | None = None) -> Any:
-        # records and response bodies are full representations: every top-level property
-        return self.generator(root, schema).generate(seed, name=name, epoch=self.epoch, complete=True)
+    def generate(self, root: JSONSchema, schema: JSONSchema, seed: str, name: str | None = None, *,
+                 elide: Iterable[str] = ()) -> Any:
+        """A full representation (every top-level property) for ``seed``; with ``elide``, the
+        properties the generator can skip come back ELIDED (``CompiledSchema.generate``)."""
+        return self.generator(root, schema).generate(seed, name=name, epoch=self.epoch, complete=True, elide=elide)
+
+    def generated_valid(self, root: JSONSchema, schema: JSONSchema, value: Any) -> bool:
+        """:meth:`is_valid` for a value from :meth:`generate` that may have ELIDED members (they
+        count as the valid values the generator gives them; ``CompiledSchema.is_valid``)."""
+        return self.generator(root, schema).is_valid(value)
 
     def conform(
         self,
@@ -161,18 +169,21 @@ class Shaper:
     def _conform_object(self, root: JSONSchema, schema: JSONSchema, resolved: JSONSchema, hint: Any, seed: str,
                         inputs: dict[str, Any] | None, name: str | None, keep_extra: bool, depth: int) -> Any:
         """Generated properties, each replaced by the hinted (or input) value where that fits."""
-        base = self.generate(root, schema, seed, name)
+        props = object_properties(root, resolved)
+        hint_dict = hint if isinstance(hint, dict) else {}
+        kept = self._fitting_hints(root, props, hint_dict, seed, depth)
+        # a kept list or object (a list wrapper's records) replaces a generated value that costs
+        # as much as the records: the generator skips it where that changes nothing else
+        elide = [prop for prop, value in kept.items() if isinstance(value, (dict, list))] if kept else []
+        base = self.generate(root, schema, seed, name, elide=elide)
         if not isinstance(base, dict):
             return base
-        props = object_properties(root, resolved)
         result = dict(base)
-        hint_dict = hint if isinstance(hint, dict) else {}
         for prop, prop_schema in props.items():
             if prop in hint_dict:
-                value = hint_dict[prop]
-                if isinstance(value, (dict, list)):
-                    value = self._conform(root, prop_schema, value, f"{seed}/{prop}", name=prop, depth=depth + 1)
-                if self.is_valid(root, prop_schema, value):
+                value = kept.get(prop, _UNFIT) if kept is not None else \
+                    self._fitting_hint(root, prop, prop_schema, hint_dict[prop], seed, depth)
+                if value is not _UNFIT:
                     result[prop] = value
             elif inputs and prop in inputs and self.is_valid(root, prop_schema, inputs[prop]):
                 result[prop] = inputs[prop]
@@ -186,7 +197,28 @@ class Shaper:
                     result.setdefault(key, value)
         if self.is_valid(root, schema, result):
             return result
+        if elide:  # the fallback starts from the whole generated value
+            base = self.generate(root, schema, seed, name)
         return self._echoed_scalars(root, schema, base, props, hint_dict)
+
+    def _fitting_hints(self, root: JSONSchema, props: dict[str, Any], hint: dict[str, Any], seed: str,
+                       depth: int) -> dict[str, Any] | None:
+        """The hinted members that fit their property schemas (conformed where they are lists or
+        objects), worked out before the generated value they replace; None when one of them
+        fails, so that the caller takes its steps in their first order and fails where it did."""
+        try:
+            fitting = ((prop, self._fitting_hint(root, prop, prop_schema, hint[prop], seed, depth))
+                       for prop, prop_schema in props.items() if prop in hint)
+            return {prop: value for prop, value in fitting if value is not _UNFIT}
+        except Exception:  # raised again, in its first order, by the caller's own steps
+            return None
+
+    def _fitting_hint(self, root: JSONSchema, prop: str, prop_schema: JSONSchema, value: Any, seed: str,
+                      depth: int) -> Any:
+        """The hinted ``value`` of ``prop`` (conformed if a list or object) if it fits, else ``_UNFIT``."""
+        if isinstance(value, (dict, list)):
+            value = self._conform(root, prop_schema, value, f"{seed}/{prop}", name=prop, depth=depth + 1)
+        return value if self.is_valid(root, prop_schema, value) else _UNFIT
 
     def _echoed_scalars(self, root: JSONSchema, schema: JSONSchema, base: dict[str, Any], props: dict[str, Any],
                         hint: dict[str, Any]) -> dict[str, Any]:

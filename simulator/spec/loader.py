@@ -19,7 +19,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import yaml
 
@@ -265,6 +264,8 @@ class _DocumentReader:
         if is_remote(target):
             if not self.allow_remote:
                 raise RemoteRefRefused(target, f"remote $ref to {target!r} refused")
+            import httpx  # only remote $refs need it: every command that loads a spec would pay the import
+
             try:
                 response = httpx.get(target, timeout=REMOTE_TIMEOUT_S, follow_redirects=True)
                 response.raise_for_status()

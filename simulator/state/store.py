@@ -21,6 +21,7 @@ from simulator.errors import SessionFull
 from simulator.spec.model import JSONSchema
 from simulator.spec.navigation import object_properties
 
+from .fixtures import coerce_like, fixture_key, id_key
 from .journal import Journal
 from .memo import BoundedMemo
 
@@ -32,7 +33,12 @@ class Shaper(Protocol):
     :class:`simulator.service.shaping.Shaper` is one): the state sits below the service, so it
     names the ability, not the class."""
 
-    def generate(self, root: JSONSchema, schema: JSONSchema, seed: str, name: str | None = None) -> Any: ...
+    def generate(self, root: JSONSchema, schema: JSONSchema, seed: str, name: str | None = None, *,
+                 elide: Iterable[str] = ()) -> Any: ...
+
+    def generated_valid(self, root: JSONSchema, schema: JSONSchema, value: Any) -> bool: ...
+
+    def has_hidden(self, root: JSONSchema, schema: JSONSchema, secrets: bool) -> bool: ...
 
     def conform(self, root: JSONSchema, schema: JSONSchema, hint: Any, seed: str, *, name: str | None = None) -> Any: ...
 
@@ -42,15 +48,6 @@ _ID_ATTEMPTS = 20
 
 def scope_key(values: tuple[str, ...]) -> str:
     return "/".join(quote(v, safe="") for v in values)
-
-
-def id_key(value: Any) -> str:
-    """The text a record is keyed by: the value as a path would carry it (``22562.0`` -> ``22562``)."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 class World:
@@ -65,31 +62,39 @@ class World:
         self._base: dict[tuple[str, str], dict[str, Record]] = BoundedMemo()
         self._open: dict[tuple[str, str, str], Record] = BoundedMemo()
         self._positions: dict[tuple[str, str], dict[str, int]] = BoundedMemo()
+        self._keys: dict[tuple[str, str], dict[str, int]] = BoundedMemo()
 
     def _make_record(self, res: Resource, scope: tuple[str, ...], seed: str, id_value: Any | None) -> tuple[str, Record]:
         schema = res.schema or {"type": "object"}
         record = self.shaper.generate(schema, schema, seed, name=res.store)
         if not isinstance(record, dict):
             record = {}
+        hint, id_value = self.fixture_hint(res, scope, record, seed, id_value)
+        record = self.shaper.conform(schema, schema, hint, seed, name=res.store)
+        return self.key_of(res, record, seed, id_value), record
+
+    def fixture_hint(self, res: Resource, scope: tuple[str, ...], record: Record, seed: str,
+                     id_value: Any | None) -> tuple[Record, Any | None]:
+        """(the generated ``record`` with its parent fields and id set, the id value) for
+        :meth:`_make_record` to conform (:mod:`.fixtures` asks it with the rest skipped)."""
         hint = dict(record)
-        props = object_properties(schema, schema)
+        props = object_properties(res.schema, res.schema) if res.schema else {}
         for param, value in zip(res.scope_params, scope, strict=False):
             if param in props:  # a record names its parent: /users/{username}/repos -> owner field
                 hint[param] = coerce_like(record.get(param), value)
         if res.id_field in props and id_value is None and (
-                res.id_field not in hint or not self._addressable(res, hint[res.id_field])):
+                res.id_field not in hint or not self.addressable(res, hint[res.id_field])):
             # an optional id the generator left out, or one the item path could not carry
             id_value = self.new_id(res, seed)
         if res.id_field and id_value is not None:
             hint[res.id_field] = id_value
-        record = self.shaper.conform(schema, schema, hint, seed, name=res.store)
+        return hint, id_value
+
+    def key_of(self, res: Resource, record: Record, seed: str, id_value: Any | None) -> str:
+        """The key a made fixture ``record`` is stored under."""
         if res.id_field and res.id_field in record:
-            key_value = record[res.id_field]
-        elif id_value is not None:
-            key_value = id_value
-        else:
-            key_value = self.new_id(res, seed)
-        return id_key(key_value), record
+            return id_key(record[res.id_field])
+        return id_key(id_value if id_value is not None else self.new_id(res, seed))
 
     def new_id(self, res: Resource, seed: str, taken: Callable[[str], bool] = lambda key: False) -> Any:
         """A fresh id value of the resource's id type whose key ``taken`` rejects not (the
@@ -102,7 +107,7 @@ class World:
                 return value
         return value
 
-    def _addressable(self, res: Resource, value: Any) -> bool:
+    def addressable(self, res: Resource, value: Any) -> bool:
         """Whether the item path's parameter schema admits ``value`` (as the text a path carries)."""
         if res.id_schema is None or isinstance(value, (dict, list)):
             return True
@@ -145,7 +150,32 @@ class World:
         key = (res.store, scope_key(scope))
         hit = self._positions.get(key)
         if hit is None:
-            hit = self._positions[key] = {k: i for i, k in enumerate(self.base(res, scope))}
+            hit = self._positions[key] = {k: i for i, k in enumerate(self.keys(res, scope))}
+        return hit
+
+    def keys(self, res: Resource, scope: tuple[str, ...]) -> dict[str, int] | dict[str, Record]:
+        """The fixtures' keys, in :meth:`base` order (as a dict's keys), without generating the
+        records whole where their id fields alone tell (:mod:`.fixtures`)."""
+        key = (res.store, scope_key(scope))
+        made = self._base.get(key)
+        if made is not None:
+            return made
+        hit = self._keys.get(key)
+        if hit is None:
+            res = self._owners.get(res.store, res)  # as in base()
+            found: dict[str, int] = {}
+            for i in range(self.fixtures):
+                seed = f"{self.seed}|fixture|{res.store}|{key[1]}|{i}"
+                id_value: Any = i + 1 if res.id_type == "integer" else None
+                for attempt in range(_ID_ATTEMPTS):  # as base() dedupes
+                    attempt_seed = f"{seed}|{attempt}"
+                    k = fixture_key(self, res, scope, attempt_seed, id_value)
+                    if k is None:
+                        k = self._make_record(res, scope, attempt_seed, id_value)[0]
+                    if k not in found:
+                        found[k] = i
+                        break
+            hit = self._keys[key] = found
         return hit
 
     def open_record(self, res: Resource, scope: tuple[str, ...], raw_id: Any) -> Record:
@@ -169,23 +199,6 @@ def store_owners(resources: Iterable[Resource]) -> dict[str, Resource]:
     for res in sorted(resources, key=lambda r: (r.name != r.store, r.name)):
         owners.setdefault(res.store, res)
     return owners
-
-
-def coerce_like(example: Any, value: str) -> Any:
-    """A path value as the type of an example field value (``"12"`` -> 12 next to an int)."""
-    if isinstance(example, bool):
-        return value == "true"
-    if isinstance(example, int):
-        try:
-            return int(value)
-        except ValueError:
-            return value
-    if isinstance(example, float):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
 
 
 class FieldIndex:
@@ -357,6 +370,13 @@ class Session:
             return changes[key]
         return world.base(res, scope).get(key)
 
+    def has(self, world: World, res: Resource, scope: tuple[str, ...], key: str) -> bool:
+        """Whether :meth:`get` finds a record (without making the fixtures whole to tell)."""
+        changes = self.overlay.get(res.store, {}).get(scope_key(scope), {})
+        if key in changes:
+            return changes[key] is not None
+        return key in world.keys(res, scope)
+
     def put(self, res: Resource, scope: tuple[str, ...], key: str, record: Record | None) -> None:
         """Store a record (None: deleted); :class:`SessionFull`, before any change, when the
         session's records would exceed ``record_limit`` bytes."""
@@ -384,7 +404,7 @@ class Session:
     def next_integer_id(self, world: World, res: Resource, scope: tuple[str, ...]) -> int:
         slot = (res.store, scope_key(scope))
         if slot not in self._max_int:
-            keys = [*world.base(res, scope), *self.overlay.get(res.store, {}).get(slot[1], {})]
+            keys = [*world.keys(res, scope), *self.overlay.get(res.store, {}).get(slot[1], {})]
             self._max_int[slot] = max((int(k) for k in keys if _is_int(k)), default=0)
         return self._max_int[slot] + 1
 

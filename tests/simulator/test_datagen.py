@@ -64,6 +64,7 @@ def test_public_api_and_error_hierarchy() -> None:
     assert sorted(datagen.__all__) == sorted(
         [
             "DEFAULT_EPOCH",
+            "ELIDED",
             "MAX_DEPTH",
             "CompiledSchema",
             "GenerationError",

@@ -209,22 +209,24 @@ class ResponseIndex:
 
     def add(self, node: Any) -> None:
         stack = [node]
+        pop, extend = stack.pop, stack.extend
+        strings, numbers = self.strings, self.numbers
         while stack:
-            item = stack.pop()
-            if isinstance(item, dict):
-                stack.extend(item.values())
+            item = pop()
+            if isinstance(item, str):  # the most common leaf first (no str is a dict, list or bool)
+                normal, number = _string_facts(item)
+                strings.add(normal)
+                if number is not None:
+                    numbers.add(number)
+            elif isinstance(item, dict):
+                extend(item.values())
             elif isinstance(item, list):
                 self.lengths.add(len(item))
-                stack.extend(item)
+                extend(item)
             elif isinstance(item, bool):
                 self.booleans.add(item)
-            elif isinstance(item, str):
-                normal, number = _string_facts(item)
-                self.strings.add(normal)
-                if number is not None:
-                    self.numbers.add(number)
             elif (number := _scalar_number(item)) is not None:
-                self.numbers.add(number)
+                numbers.add(number)
 
     def holds(self, value: StatedValue, *, counts: bool = True) -> bool:
         """Whether a stated value occurs: equal to a scalar (numbers by value), inside a string
