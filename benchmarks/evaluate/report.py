@@ -84,6 +84,19 @@ def not_evaluated_note(report: EvalReport, label: str) -> str | None:
             "`toolgrad certify` names them)")
 
 
+def writes_note(report: EvalReport, label: str) -> str | None:
+    """How many samples' references change state: outcome match says little about the others
+    (1.0 unless the model wrote what it should not have)."""
+    known = [s.reference_writes for s in report.samples if s.reference_writes is not None]
+    if not known:
+        return None
+    writing = sum(known)
+    if writing == len(known):
+        return None
+    return (f"{label}: the reference changes state in {writing} of {len(known)} samples; in the others "
+            "outcome match is 1.0 unless the model wrote what it should not have")
+
+
 def _outcome_cell(sample: SampleResult) -> str:
     value = sample.metrics.get("outcome_match")
     return "not evaluated" if value is None and not sample.reference_certified else _fmt(value)
@@ -120,6 +133,7 @@ class SampleResult(_Record):
     envs: list[str]
     reference_tools: list[str]
     reference_certified: bool  # the reference replay gave the recorded statuses and state hashes
+    reference_writes: bool | None = None  # a reference call changed state (None: a report from before this field)
     metrics: dict[str, float | None]  # mean over trials
     trials: list[TrialRecord]
 
@@ -162,6 +176,7 @@ def build_report(dataset: Dataset, events: Sequence[TrialEvent], *, model: str, 
             line=first.line, id=first.sample.id, seed=first.sample.seed, envs=list(envs),
             reference_tools=sorted({c.tool for c in first.reference.calls}),
             reference_certified=first.reference_divergence is None,
+            reference_writes=any(c.wrote for c in first.reference.calls),
             metrics={name: ss.metric(name) for name in SCORE_FIELDS},
             trials=[TrialRecord(trial=t.trial, stop=t.run.stop, calls=len(t.run.calls), passed=t.score.passed,
                                 scores={name: getattr(t.score, name) for name in SCORE_FIELDS},
@@ -229,7 +244,8 @@ def render_markdown(reports: Sequence[EvalReport]) -> str:
         ["metric", *labels], [[name, *(with_interval(_fmt(r.metrics.get(key), key), span.get(key))
                                        for r, span in zip(reports, spans, strict=True))]
                               for key, name in rows.items()])]
-    notes = [note for r, label in zip(reports, labels, strict=True) if (note := not_evaluated_note(r, label))]
+    notes = [note for r, label in zip(reports, labels, strict=True)
+             for note in (not_evaluated_note(r, label), writes_note(r, label)) if note]
     out += ["", *(f"- {note}" for note in notes)] if notes else []
     for other in reports[1:]:
         if comparable(reports[0], other):
@@ -359,8 +375,9 @@ def render_html(reports: Sequence[EvalReport]) -> str:
                                       for r, span in zip(reports, spans, strict=True))]
                              for k, name in _headline_all(reports)]))
     for r, label in zip(reports, labels, strict=True):
-        if note := not_evaluated_note(r, label):
-            body.append(f"<p class=muted>{html.escape(note)}</p>")
+        for note in (not_evaluated_note(r, label), writes_note(r, label)):
+            if note:
+                body.append(f"<p class=muted>{html.escape(note)}</p>")
     for other in reports[1:]:
         if comparable(reports[0], other):
             header, table = paired_table(reports[0], other)

@@ -89,7 +89,9 @@ def evaluate(label: str, gguf: Path, test: Path, out: Path, limit: int | None, t
     run = out / "eval" / label
     started = time.monotonic()
     with running_server(gguf, label, out / f"server-{label}.log") as base_url:
-        args = ["eval", str(test), "--model", label, "--base-url", base_url, "-o", str(run)]
+        # one worker: the server has one slot, and two conversations taking turns on it make it
+        # read each one's whole prompt again at every turn (its cache holds one conversation)
+        args = ["eval", str(test), "--model", label, "--base-url", base_url, "-o", str(run), "--workers", "1"]
         toolgrad(*args, *(["--limit", str(limit)] if limit else []))
     stage(f"serve + eval {label}", timings, time.monotonic() - started)
     return run

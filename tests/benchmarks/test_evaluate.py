@@ -418,3 +418,21 @@ def test_eval_with_two_workers_writes_the_report_of_one(dataset_path: Path, tmp_
     for name in ("report.json", "traces.jsonl", "report.md"):
         assert (runs["1"] / name).read_bytes() == (runs["2"] / name).read_bytes(), name
     assert json.loads((runs["2"] / "report.json").read_text())["metrics"]["success_rate"] == 1.0
+
+
+def test_the_report_says_how_many_references_change_state(dataset_path: Path) -> None:
+    """Outcome match of a read-only sample is 1.0 whenever the model wrote nothing: the report
+    counts the samples whose reference writes, so a 1.000 over read-only samples reads as such."""
+    dataset = read_dataset(dataset_path)
+    report, events = run(dataset_path, ReplayAgent(list(dataset.samples())), max_steps=20)
+    writes = [any(c.wrote for c in e.reference.calls) for e in events]
+    assert all(writes), writes  # every sample of this fixture writes: no note
+    assert [s.reference_writes for s in report.samples] == writes
+    assert "the reference changes state in" not in render_markdown([report])
+    # one read-only sample: the report counts it
+    samples = [s.model_copy(update={"reference_writes": i != 0}) for i, s in enumerate(report.samples)]
+    text = render_markdown([report.model_copy(update={"samples": samples})])
+    assert f"the reference changes state in {len(samples) - 1} of {len(samples)} samples" in text
+    # a report written before the field existed says nothing either way
+    old = [s.model_copy(update={"reference_writes": None}) for s in report.samples]
+    assert "the reference changes state in" not in render_markdown([report.model_copy(update={"samples": old})])

