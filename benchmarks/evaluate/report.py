@@ -93,7 +93,8 @@ def writes_note(report: EvalReport, label: str) -> str | None:
     writing = sum(known)
     if writing == len(known):
         return None
-    return (f"{label}: the reference changes state in {writing} of {len(known)} samples; in the others "
+    rest = "in the others" if writing else "so"
+    return (f"{label}: the reference changes state in {writing} of {len(known)} samples; {rest} "
             "outcome match is 1.0 unless the model wrote what it should not have")
 
 

@@ -432,7 +432,10 @@ def test_the_report_says_how_many_references_change_state(dataset_path: Path) ->
     # one read-only sample: the report counts it
     samples = [s.model_copy(update={"reference_writes": i != 0}) for i, s in enumerate(report.samples)]
     text = render_markdown([report.model_copy(update={"samples": samples})])
-    assert f"the reference changes state in {len(samples) - 1} of {len(samples)} samples" in text
+    assert f"the reference changes state in {len(samples) - 1} of {len(samples)} samples; in the others" in text
+    none = [s.model_copy(update={"reference_writes": False}) for s in report.samples]
+    text = render_markdown([report.model_copy(update={"samples": none})])
+    assert f"the reference changes state in 0 of {len(none)} samples; so outcome match is 1.0 unless" in text
     # a report written before the field existed says nothing either way
     old = [s.model_copy(update={"reference_writes": None}) for s in report.samples]
     assert "the reference changes state in" not in render_markdown([report.model_copy(update={"samples": old})])
