@@ -1,13 +1,15 @@
 """The call grammar the ``toolgrad-tools`` server holds a model's calls to
 (toolgrad.train.call_grammar), compiled by the real llama.cpp for every shipped environment's
 tools: what the model writes under it parses as a call of an offered tool with every required
-argument (llm tier: llama-cpp-python and SmolLM2-135M-Instruct)."""
+argument; and llama.cpp reads the grammar of every spec of the corpus (../shared/specs, when
+present) without rejecting or crashing (llm tier: llama-cpp-python and SmolLM2-135M-Instruct)."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +19,7 @@ from toolgrad.train.chat_format import CALL_OPEN, START, render
 
 pytestmark = pytest.mark.llm
 PROMPT_CHARS = 8000  # about 2,500 tokens
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "specs"
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +49,7 @@ def test_every_shipped_environments_calls_compile_and_bind(llama: object) -> Non
         if len(prompt) > PROMPT_CHARS:  # a long tool list: the grammar alone says what may be called
             prompt = f"{START}user\nCall one tool.<|im_end|>\n{START}assistant\n{CALL_OPEN}"
         completion = llama.create_completion(  # type: ignore[attr-defined]
-            prompt=prompt, max_tokens=300, temperature=0.0, grammar=call_grammar(tools))
+            prompt=prompt, max_tokens=300, temperature=0.0, grammar=call_grammar(tools, llama))
         choice = completion["choices"][0]
         if choice["finish_reason"] != "stop":  # cut inside a long string: nothing to check
             continue
@@ -57,3 +60,22 @@ def test_every_shipped_environments_calls_compile_and_bind(llama: object) -> Non
         missing = set(offered[call["name"]].get("required", [])) - set(call["arguments"])
         assert not missing, f"{env}: the grammar let {call['name']} go without {sorted(missing)}"
     assert finished >= len(envs) // 2, f"only {finished} of {len(envs)} calls finished within 300 tokens"
+
+
+def test_llama_cpp_reads_the_call_grammar_of_every_corpus_spec(llama: object) -> None:
+    """Specs from the wild (1Password's ``[\\d]`` patterns, Adyen's and GitHub's hundreds of
+    tools) once gave grammars llama.cpp rejected, and one that crashed it: each must now load and
+    bind the first tokens of a call."""
+    from simulator.spec.loader import load_spec
+    from toolgrad.train.call_grammar import call_gbnf, call_grammar
+
+    specs = sorted(p for p in CORPUS.glob("*") if p.suffix in (".json", ".yaml")) if CORPUS.is_dir() else []
+    if not specs:
+        pytest.skip(f"no spec corpus at {CORPUS}")
+    for path in specs:
+        tools = [tool.openai() for tool in tools_for(load_spec(path))]
+        grammar = call_grammar(tools, llama)
+        assert grammar._grammar == call_gbnf(tools), f"{path.name}: llama.cpp rejected the call grammar"
+        completion = llama.create_completion(prompt=CALL_OPEN, max_tokens=4, temperature=0.0,  # type: ignore[attr-defined]
+                                             grammar=grammar)
+        assert completion["choices"][0]["text"].lstrip().startswith('{'), path.name

@@ -109,7 +109,7 @@ def grammars(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """The tool names each call grammar was built for (llama.cpp itself is the llm tier's)."""
     built: list[list[str]] = []
 
-    def fake(tools: list[dict[str, Any]]) -> str:
+    def fake(tools: list[dict[str, Any]], llama: Any = None) -> str:
         built.append([t["function"]["name"] for t in tools])
         return f"grammar {len(built)}"
 
@@ -163,3 +163,22 @@ def test_bad_requests_are_refused() -> None:
     assert forced_tool("auto", TOOLS) is None and forced_tool("required", TOOLS) is None
     assert forced_tool({"type": "function", "function": {"name": "pets__get"}}, TOOLS)["name"] == "pets__get"
     assert FORMAT_NAME == "toolgrad-tools"
+
+
+def test_the_call_grammar_holds_the_top_level_of_each_tools_arguments() -> None:
+    """What the grammar keeps of a tool's parameters: its keys, the required ones, scalar types
+    and enums; nested schemas, patterns and formats are left to the sandbox."""
+    from toolgrad.train.call_grammar import ANY_OBJECT, _parameters
+
+    tool = {"type": "function", "function": {"name": "pets__add", "parameters": {
+        "type": "object", "required": ["name", "ghost"], "properties": {
+            "name": {"type": "string", "pattern": "^[\\d]+$", "format": "uuid"},
+            "age": {"type": "integer", "minimum": 0}, "kind": {"type": "string", "enum": ["cat", "dog"]},
+            "tags": {"type": "array", "items": {"type": "string"}}, "owner": {"type": "object"},
+            "either": {"type": ["string", "null"]}}}}}
+    assert _parameters(tool) == {"type": "object", "required": ["name"], "properties": {
+        "name": {"type": "string"}, "age": {"type": "integer"}, "kind": {"enum": ["cat", "dog"]},
+        "tags": {}, "owner": {}, "either": {}}}
+    # bad input: parameters that are no object schema take any JSON object
+    for parameters in (None, [], {"type": "object"}, {"properties": "name"}):
+        assert _parameters({"function": {"name": "x", "parameters": parameters}}) == ANY_OBJECT

@@ -177,7 +177,7 @@ def _turn(llama: Any, prompt: str, tools: Sequence[dict[str, Any]], must_call: b
         from .call_grammar import call_grammar
 
         piece, completion = _complete(llama, prompt + text + CALL_OPEN, max_tokens, stop=[],
-                                      grammar=call_grammar(tools), **sampling)
+                                      grammar=call_grammar(tools, llama), **sampling)
         completions.append(completion)
         return text + CALL_OPEN + piece + CALL_CLOSE, completions
     piece, completion = _complete(llama, prompt, max_tokens, stop=stop, **sampling)
