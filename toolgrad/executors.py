@@ -261,14 +261,17 @@ def _exit_with(driver: int) -> None:
 def _start_context(fn: Callable[..., Any]) -> Any:
     """How worker processes start: from a fork server that imported ``fn``'s module once (a fork
     of a single-threaded process, so no lock of this process's threads is copied held), or
-    spawned where there is no fork server (macOS, Windows)."""
+    spawned where there is no fork server (macOS, Windows). The server imports the modules
+    named by ``fn.worker_modules`` too, if it has that (the ones ``fn`` imports when it first
+    runs), so that workers do not each import them."""
     import multiprocessing
 
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     module = getattr(fn, "__module__", None)  # a function's, or an instance's class's
-    context.set_forkserver_preload(["__main__", "toolgrad.executors", *([module] if module else [])])
+    preload = ["__main__", "toolgrad.executors", *([module] if module else []), *getattr(fn, "worker_modules", ())]
+    context.set_forkserver_preload(preload)
     return context
 
 

@@ -191,6 +191,11 @@ class CertifyJob:
     def __init__(self, plan: ProviderPlan, path: Path | str) -> None:
         self.plan, self.path = plan, str(path)
 
+    @property
+    def worker_modules(self) -> tuple[str, ...]:
+        """Imported once by the fork server, not by every worker (:func:`toolgrad.executors.ordered_map`)."""
+        return self.plan.modules
+
     def __call__(self, line: DatasetLine) -> CheckedSample:
         provider = process_local(("certify-provider", self.plan), lambda: SandboxProvider.from_plan(self.plan))
         return certify_line(line, provider, self.path)

@@ -35,6 +35,12 @@ class ProviderPlan:
     urls: tuple[tuple[EnvKey, str], ...] = ()
     tokens: tuple[tuple[EnvKey, str], ...] = ()  # control API admin tokens of services that need one
 
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """The modules the sandboxes are built from (imported lazily by :class:`SandboxProvider`)."""
+        sandbox = "simulator.sandboxes.inprocess" if self.backend == "inprocess" else "simulator.sandboxes.http"
+        return ("simulator.environments.environment", sandbox, "toolgrad.toolbox")
+
 
 class SandboxProvider:
     """Toolboxes for samples, built from each sample's recorded environment fingerprints.

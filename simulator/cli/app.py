@@ -7,7 +7,9 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+import typer.main
 from rich.table import Table
+from typer.core import TyperGroup
 
 from simulator.errors import SimulatorError
 
@@ -15,7 +17,29 @@ from .mcp import mcp_app
 from .serve import serve_command
 from .shell import escape, print_error, stdout_console, user_errors
 
-sim_app = typer.Typer(help="Serve OpenAPI specs as deterministic, stateful mock services.", no_args_is_help=True)
+# the container and sandbox-manager commands, defined in .sandbox; kept in step by tests/simulator/test_cli_shell.py
+SANDBOX_COMMANDS = ("image", "compose", "up", "down", "status")
+
+
+class _SimCommands(TyperGroup):
+    """``toolgrad sim``'s commands; those of :mod:`.sandbox` are built when one is named or the
+    commands are listed, not with every ``toolgrad`` command (their modules, YAML and the
+    service backends among them, take tens of milliseconds to import)."""
+
+    def list_commands(self, ctx: Any) -> list[str]:  # typer's own click types: Any, not the click package's
+        return [*super().list_commands(ctx), *(name for name in SANDBOX_COMMANDS if name not in self.commands)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in SANDBOX_COMMANDS and cmd_name not in self.commands:
+            from .sandbox import sandbox_app
+
+            for name, command in typer.main.get_group(sandbox_app).commands.items():
+                self.add_command(command, name)
+        return super().get_command(ctx, cmd_name)
+
+
+sim_app = typer.Typer(cls=_SimCommands, help="Serve OpenAPI specs as deterministic, stateful mock services.",
+                      no_args_is_help=True)
 
 
 def check_one(ref: str) -> dict[str, Any]:
@@ -108,10 +132,3 @@ def tools(
 
 
 sim_app.add_typer(mcp_app)  # `toolgrad sim mcp` (the SDK is imported only when it runs)
-
-try:  # the container and sandbox-manager commands (image, compose, up, down, status)
-    from .sandbox import sandbox_app
-
-    sim_app.add_typer(sandbox_app)
-except ImportError:  # pragma: no cover - only while that module is being written
-    pass

@@ -33,6 +33,9 @@ _MAX_DEPTH = 6
 T = TypeVar("T")
 _UNFIT = object()  # a hinted value that does not fit its property's schema
 _PLANS = 4096  # schema nodes per shaper whose compiled forms are kept (each holds its node alive)
+# an object schema made of these alone is valid for an object when each member is valid for its
+# property's schema and the rest (required names, other members) is: members can be left out
+_PLAIN_OBJECT = frozenset({"type", "properties", "required", "additionalProperties", "title", "description"})
 
 
 class Shaper:
@@ -45,6 +48,9 @@ class Shaper:
         self._generators: dict[tuple[int, int], tuple[JSONSchema, JSONSchema, CompiledSchema]] = BoundedMemo(_PLANS)
         # (id(root), id(schema)) -> (root, schema, (has writeOnly members, has secret-named members))
         self._write_only: dict[tuple[int, int], tuple[JSONSchema, JSONSchema, tuple[bool, bool]]] = BoundedMemo(
+            _PLANS)
+        # (id(root), id(schema), members) -> (root, schema, validator of the other members)
+        self._partial: dict[tuple[int, int, tuple[str, ...]], tuple[JSONSchema, JSONSchema, Any]] = BoundedMemo(
             _PLANS)
 
     def validator(self, root: JSONSchema, schema: JSONSchema) -> Any:
@@ -86,7 +92,7 @@ class Shaper:
         the schemas are response schemas, and a response must not carry them. With
         ``hide_secrets`` (record responses), members named as secrets
         (:func:`~simulator.service.writes.is_secret_name`) are left out too, where the schema allows."""
-        value = self._conform(root, schema, hint, seed, inputs=inputs, name=name, keep_extra=keep_extra)
+        value = self._conform(root, schema, hint, seed, inputs=inputs, name=name, keep_extra=keep_extra)[0]
         if self.has_hidden(root, schema, hide_secrets):
             value = self.without_hidden(root, schema, value, hide_secrets)
         return value
@@ -135,28 +141,31 @@ class Shaper:
         name: str | None = None,
         keep_extra: bool = False,
         depth: int = 0,
-    ) -> Any:
-        if hint is not None and (not inputs or not isinstance(hint, dict)) and self.is_valid(root, schema, hint):
-            return hint
+    ) -> tuple[Any, bool]:
+        """The conformed value, and whether it is known to validate against ``schema`` (then
+        callers need not check it again: a list body's records are checked once, not four times)."""
         resolved = deref(root, schema)
+        if (hint is not None and (not inputs or not isinstance(hint, dict)) and not _lacks_required(resolved, hint)
+                and self.is_valid(root, schema, hint)):
+            return hint, True
         ptype = primary_type(root, resolved)
         if depth > _MAX_DEPTH or ptype not in ("object", "array"):
-            return self.generate(root, schema, seed, name)
+            return self.generate(root, schema, seed, name), False
         if ptype == "array":
             return self._conform_array(root, schema, resolved, hint, seed, name, depth)
         return self._conform_object(root, schema, resolved, hint, seed, inputs, name, keep_extra, depth)
 
     def _conform_array(self, root: JSONSchema, schema: JSONSchema, resolved: JSONSchema, hint: Any, seed: str,
-                       name: str | None, depth: int) -> Any:
+                       name: str | None, depth: int) -> tuple[Any, bool]:
         """Each hinted item conformed in turn, within ``maxItems``, topped up to ``minItems``."""
         # the generated array is needed only to top up or to replace an invalid result: not
         # generated otherwise (a list response's hinted records usually make it valid as it is)
         if not isinstance(hint, list):
-            return self.generate(root, schema, seed, name)
+            return self.generate(root, schema, seed, name), False
         items = array_items(root, resolved) or {}
         limit = resolved.get("maxItems")
         values = [
-            self._conform(root, items, h, f"{seed}/{i}", depth=depth + 1)
+            self._conform(root, items, h, f"{seed}/{i}", depth=depth + 1)[0]
             for i, h in enumerate(hint[:limit] if isinstance(limit, int) else hint)
         ]
         minimum = resolved.get("minItems", 0)
@@ -164,10 +173,13 @@ class Shaper:
             base = self.generate(root, schema, seed, name)
             if isinstance(base, list):
                 values += base[len(values) : minimum]
-        return values if self.is_valid(root, schema, values) else self.generate(root, schema, seed, name)
+        if self.is_valid(root, schema, values):
+            return values, True
+        return self.generate(root, schema, seed, name), False
 
     def _conform_object(self, root: JSONSchema, schema: JSONSchema, resolved: JSONSchema, hint: Any, seed: str,
-                        inputs: dict[str, Any] | None, name: str | None, keep_extra: bool, depth: int) -> Any:
+                        inputs: dict[str, Any] | None, name: str | None, keep_extra: bool,
+                        depth: int) -> tuple[Any, bool]:
         """Generated properties, each replaced by the hinted (or input) value where that fits."""
         props = object_properties(root, resolved)
         hint_dict = hint if isinstance(hint, dict) else {}
@@ -177,7 +189,7 @@ class Shaper:
         elide = [prop for prop, value in kept.items() if isinstance(value, (dict, list))] if kept else []
         base = self.generate(root, schema, seed, name, elide=elide)
         if not isinstance(base, dict):
-            return base
+            return base, False
         result = dict(base)
         for prop, prop_schema in props.items():
             if prop in hint_dict:
@@ -190,16 +202,33 @@ class Shaper:
             elif inputs and isinstance(result.get(prop), dict):
                 result[prop] = self._conform(
                     root, prop_schema, result[prop], f"{seed}/{prop}", inputs=inputs, name=prop, depth=depth + 1
-                )
+                )[0]
         if keep_extra and resolved.get("additionalProperties", True) is not False:
             for key, value in hint_dict.items():
                 if key not in props:
                     result.setdefault(key, value)
-        if self.is_valid(root, schema, result):
-            return result
+        if self._valid_besides(root, schema, resolved, result, elide):
+            return result, True
         if elide:  # the fallback starts from the whole generated value
             base = self.generate(root, schema, seed, name)
-        return self._echoed_scalars(root, schema, base, props, hint_dict)
+        return self._echoed_scalars(root, schema, base, props, hint_dict), False
+
+    def _valid_besides(self, root: JSONSchema, schema: JSONSchema, resolved: JSONSchema, value: dict[str, Any],
+                       checked: list[str]) -> bool:
+        """:meth:`is_valid` for an object whose members ``checked`` were each found valid for their
+        property schemas (a list body's records): with a plain object schema, whose verdict is
+        the members' verdicts together, those are not checked again."""
+        if not checked or not _PLAIN_OBJECT.issuperset(resolved) or not _just_ref(root, schema, resolved):
+            return self.is_valid(root, schema, value)
+        key = (id(root), id(schema), tuple(checked))
+        hit = self._partial.get(key)
+        if hit is None:
+            rest = {**resolved, "properties": {k: v for k, v in resolved.get("properties", {}).items()
+                                               if k not in checked}}
+            if isinstance(resolved.get("required"), list):
+                rest["required"] = [k for k in resolved["required"] if k not in checked]
+            hit = self._partial[key] = (root, schema, compile_schema(sub_schema(root, rest)))
+        return bool(hit[2].is_valid({k: v for k, v in value.items() if k not in checked}))
 
     def _fitting_hints(self, root: JSONSchema, props: dict[str, Any], hint: dict[str, Any], seed: str,
                        depth: int) -> dict[str, Any] | None:
@@ -217,7 +246,9 @@ class Shaper:
                       depth: int) -> Any:
         """The hinted ``value`` of ``prop`` (conformed if a list or object) if it fits, else ``_UNFIT``."""
         if isinstance(value, (dict, list)):
-            value = self._conform(root, prop_schema, value, f"{seed}/{prop}", name=prop, depth=depth + 1)
+            value, valid = self._conform(root, prop_schema, value, f"{seed}/{prop}", name=prop, depth=depth + 1)
+            if valid:
+                return value
         return value if self.is_valid(root, prop_schema, value) else _UNFIT
 
     def _echoed_scalars(self, root: JSONSchema, schema: JSONSchema, base: dict[str, Any], props: dict[str, Any],
@@ -241,6 +272,20 @@ def _per_node(cache: dict[tuple[int, int], tuple[JSONSchema, JSONSchema, T]], ro
     if hit is None:
         hit = cache[key] = (root, schema, compile_node(sub_schema(root, schema)))
     return hit[2]
+
+
+def _just_ref(root: JSONSchema, schema: JSONSchema, resolved: JSONSchema) -> bool:
+    """Whether validating against ``schema`` is validating against ``resolved``: it is that node,
+    or a bare ``$ref`` to it (with the definitions of ``root``, when it is the root)."""
+    return schema is resolved or set(schema) == {"$ref"} or (schema is root and set(schema) == {"$ref", "$defs"})
+
+
+def _lacks_required(schema: JSONSchema, value: Any) -> bool:
+    """Whether ``value`` is an object missing a property that ``schema`` (ref-free) requires at its
+    top level: then it cannot validate, and checking its members (a list body's records) is waste."""
+    required = schema.get("required")
+    return isinstance(value, dict) and isinstance(required, list) and any(
+        isinstance(name, str) and name not in value for name in required)
 
 
 def _property_names(schema_json: bytes) -> list[str]:

@@ -122,3 +122,21 @@ def test_tool_descriptions_say_summary_and_description_once() -> None:
     described = {t["function"]["name"]: t["function"]["description"] for t in listing}
     assert described["petstore__updatePet"] == "Update an existing pet by Id."
     assert all(".." not in text and text == text.strip() for text in described.values())
+
+
+def test_the_sandbox_commands_load_when_named_not_with_every_command() -> None:
+    # a fresh interpreter: building the whole `toolgrad` command tree leaves simulator.cli.sandbox unimported
+    script = ("import sys, typer.main; from benchmarks.cli.app import app; typer.main.get_group(app); "
+              "print('simulator.cli.sandbox' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+    from simulator.cli.app import SANDBOX_COMMANDS
+    from simulator.cli.sandbox import sandbox_app
+
+    assert set(SANDBOX_COMMANDS) == set(typer.main.get_group(sandbox_app).commands)  # the list names them all
+    listing = CliRunner().invoke(sim_app, ["--help"], env={"COLUMNS": "200"}).output
+    assert all(f" {name} " in listing for name in ("check", "tools", *SANDBOX_COMMANDS)), listing
+    usage = CliRunner().invoke(sim_app, ["status", "--help"], env={"COLUMNS": "200"})
+    assert usage.exit_code == 0 and "status [OPTIONS]" in usage.output, usage.output

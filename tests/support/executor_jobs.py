@@ -97,3 +97,20 @@ class RecordPidThenSleep:
         (Path(self.folder) / f"{os.getpid()}.pid").write_text(str(x))
         time.sleep(60)
         return x
+
+
+class ImportedBefore:
+    """``job(_)``: whether ``module`` was imported in this worker before the job ran; it names
+    ``module`` as one of its ``worker_modules`` when ``preload`` is set."""
+
+    def __init__(self, module: str, preload: bool) -> None:
+        self.module, self.preload = module, preload
+
+    @property
+    def worker_modules(self) -> tuple[str, ...]:
+        return (self.module,) if self.preload else ()
+
+    def __call__(self, _: int) -> bool:
+        import sys
+
+        return self.module in sys.modules

@@ -4,6 +4,8 @@ killed worker process surfacing as WorkerLost (never a hang), on every local pla
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +36,18 @@ def test_results_come_back_in_input_order(placement: dict[str, int]) -> None:
 def test_workers_are_other_processes_and_one_worker_is_this_one() -> None:
     assert set(ordered_map(pid_of, range(4), workers=1)) == {os.getpid()}
     assert os.getpid() not in set(ordered_map(pid_of, range(8), workers=2))
+
+
+@pytest.mark.parametrize("preload", [True, False])
+def test_workers_start_with_the_modules_a_job_names_already_imported(preload: bool) -> None:
+    # tabnanny: a module nothing of ours imports, so only the fork server's preload brings it in;
+    # a fresh interpreter each time, since a process keeps the fork server it started first
+    script = ("from tests.support.executor_jobs import ImportedBefore; from toolgrad.executors import ordered_map; "
+              f"print(sorted(set(ordered_map(ImportedBefore('tabnanny', {preload}), range(4), workers=2))))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"[{preload}]"
 
 
 def test_threads_run_inside_each_worker_process() -> None:
