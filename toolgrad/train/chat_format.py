@@ -188,7 +188,8 @@ def chat_handler(*, llama: Any, messages: Sequence[dict[str, Any]], tools: Seque
                  tool_choice: Any = None, max_tokens: int | None = None, stop: Any = None, stream: bool = False,
                  **kwargs: Any) -> dict[str, Any]:
     """A llama-cpp-python chat completion handler for this format (no streaming). A call the
-    model opens is held to the offered tools' schemas; a ``tool_choice`` that names a tool starts
+    model opens is held to the offered tools (a tool's name, its required arguments, their scalar
+    types: :mod:`.call_grammar`); a ``tool_choice`` that names a tool starts
     the reply with a call of that tool, ``"required"`` with a call of any offered tool, and
     ``"none"`` offers no tools."""
     if stream:
