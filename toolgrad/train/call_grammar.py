@@ -119,10 +119,10 @@ def call_gbnf(tools: Sequence[dict[str, Any]], accepts: Callable[[str], bool] | 
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(gbnf: str) -> Any:
+def _compiled(tools_json: str, accepts: Callable[[str], bool] | None) -> Any:
     from llama_cpp.llama_grammar import LlamaGrammar
 
-    return LlamaGrammar.from_string(gbnf, verbose=False)
+    return LlamaGrammar.from_string(call_gbnf(json.loads(tools_json), accepts), verbose=False)
 
 
 def _llama_accepts(vocab: Any) -> Callable[[str], bool]:
@@ -147,7 +147,8 @@ _ACCEPTS: dict[int, Callable[[str], bool]] = {}
 
 def call_grammar(tools: Sequence[dict[str, Any]], llama: Any = None) -> Any:
     """A ``llama_cpp.LlamaGrammar`` for :func:`call_gbnf`, checked against ``llama``'s grammar
-    parser (a ``llama_cpp.Llama``) and compiled once per set of tools."""
+    parser (a ``llama_cpp.Llama``), built once per set of tools (a conversation sends the same
+    tools with every turn; 845 tools take about 75 ms to build)."""
     model = getattr(llama, "_model", None)
     vocab = getattr(model, "vocab", None)
     accepts = None
@@ -155,4 +156,4 @@ def call_grammar(tools: Sequence[dict[str, Any]], llama: Any = None) -> Any:
         accepts = _ACCEPTS.get(id(model))
         if accepts is None:
             accepts = _ACCEPTS[id(model)] = _llama_accepts(vocab)
-    return _compiled(call_gbnf(tools, accepts))
+    return _compiled(json.dumps(list(tools), sort_keys=True), accepts)
