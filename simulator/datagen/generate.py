@@ -28,9 +28,12 @@ from __future__ import annotations
 import datetime
 import itertools
 import json
+import re
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
+
+import orjson
 
 from simulator.canonical import json_bytes
 
@@ -57,6 +60,7 @@ _ATTEMPTS = 5
 _CACHE_SIZE = 256
 _VALUE_MEMO_SIZE = 4096  # ~3 KB each on average (1,000 certified samples): ~12 MB
 _MEMO_TOKENS = itertools.count()
+_LONG_DIGITS = re.compile(rb"\d{19}")
 
 
 class CompiledSchema:
@@ -183,11 +187,23 @@ def compile_schema(schema: Schema) -> CompiledSchema:
         if compiled is not None:
             _COMPILED.move_to_end(key)
             return compiled
-        compiled = CompiledSchema(json.loads(key))
+        compiled = CompiledSchema(_private_copy(key))
         _COMPILED[key] = compiled
         if len(_COMPILED) > _CACHE_SIZE:
             _COMPILED.popitem(last=False)
         return compiled
+
+
+def _private_copy(text: bytes) -> Schema:
+    """The schema back from its JSON text, as the standard library reads it: orjson gives the
+    same values, save that it reads an integer past 64 bits as a float (so any run of 19
+    digits goes to the standard library) and refuses NaN and Infinity."""
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
 
 
 def generate_value(

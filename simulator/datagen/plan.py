@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 from urllib.parse import unquote
 
 import jsonschema_rs
+import orjson
 
 from simulator.canonical import PointerError, json_bytes, resolve_tokens, unescape_token
 from simulator.errors import SimulatorError
@@ -79,6 +81,38 @@ def _pointer_tokens(ref: str) -> list[str]:
             retryable=False,
         )
     return [unescape_token(unquote(token)) for token in ref[2:].split("/")]
+
+
+_SHARED_SIZE = 8192
+_SHARED: dict[bytes, Any] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_validator(body: Any) -> Any:
+    """``jsonschema_rs.validator_for(body)`` (formats checked), None if it can't be built; one
+    per JSON text in the process: plans of one spec's nodes repeat the same sub-schemas (on
+    stripe, nine compiles in ten were of a text compiled before), and a validator is a pure
+    function of its schema's text that never changes. Bounded: the oldest are forgotten."""
+    try:
+        key = orjson.dumps(body)
+    except TypeError:  # what only the fallbacks of json_bytes write (a non-string key) is compiled as it is
+        return _compiled_validator(body)
+    with _SHARED_LOCK:
+        if key in _SHARED:
+            return _SHARED[key]
+    validator = _compiled_validator(body)
+    with _SHARED_LOCK:
+        _SHARED[key] = validator
+        while len(_SHARED) > _SHARED_SIZE:
+            del _SHARED[next(iter(_SHARED))]
+    return validator
+
+
+def _compiled_validator(body: Any) -> Any:
+    try:
+        return jsonschema_rs.validator_for(body, validate_formats=True)
+    except (ValueError, jsonschema_rs.ValidationError):
+        return None
 
 
 class SchemaPlan:
@@ -221,10 +255,7 @@ class SchemaPlan:
         refs = list(iter_refs(body))
         if refs:
             body = {"allOf": [body], "$defs": self._closure(refs)}
-        try:
-            validator = jsonschema_rs.validator_for(body, validate_formats=True)
-        except (ValueError, jsonschema_rs.ValidationError):
-            validator = None
+        validator = shared_validator(body)
         self._validators[self.pin(schema)] = validator
         return validator
 

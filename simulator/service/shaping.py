@@ -22,10 +22,10 @@ from simulator.spec.navigation import (
     object_properties,
     primary_type,
     required_properties,
-    sub_schema,
 )
 from simulator.state.memo import BoundedMemo
 
+from .bundling import Bundler
 from .validation import compile_schema
 from .writes import is_secret_name
 
@@ -52,16 +52,31 @@ class Shaper:
         # (id(root), id(schema), members) -> (root, schema, validator of the other members)
         self._partial: dict[tuple[int, int, tuple[str, ...]], tuple[JSONSchema, JSONSchema, Any]] = BoundedMemo(
             _PLANS)
+        # a node compiles with the $defs it reaches, not its root's hundreds (bundling.py), and
+        # once per distinct text: a spec repeats its nodes (4 in 5 compiles on stripe were repeats)
+        self._bundler = Bundler()
+        self._compiled: dict[bytes, Any] = BoundedMemo(_PLANS)
+        # id(a $defs entry) -> (the entry, has_hidden's flags for its text): roots share entries
+        self._def_hidden: dict[int, tuple[Any, tuple[bool, bool]]] = BoundedMemo(_PLANS * 4)
 
     def validator(self, root: JSONSchema, schema: JSONSchema) -> Any:
-        return _per_node(self._validators, root, schema, compile_schema)
+        return self._per_node(self._validators, root, schema, self._compile_validator)
 
     def is_valid(self, root: JSONSchema, schema: JSONSchema, value: Any) -> bool:
         return bool(self.validator(root, schema).is_valid(value))
 
     def generator(self, root: JSONSchema, schema: JSONSchema) -> CompiledSchema:
         """``schema`` (inside ``root``) compiled for generation, once per schema node."""
-        return _per_node(self._generators, root, schema, compile_generator)
+        return self._per_node(self._generators, root, schema, compile_generator)
+
+    def _per_node(self, cache: dict[tuple[int, int], tuple[JSONSchema, JSONSchema, T]], root: JSONSchema,
+                  schema: JSONSchema, compile_node: Callable[[JSONSchema], T]) -> T:
+        """``compile_node`` of ``schema`` made self-contained, once per (root, schema) node."""
+        key = (id(root), id(schema))
+        hit = cache.get(key)
+        if hit is None:
+            hit = cache[key] = (root, schema, compile_node(self._bundler.self_contained(root, schema)))
+        return hit[2]
 
     def generate(self, root: JSONSchema, schema: JSONSchema, seed: str, name: str | None = None, *,
                  elide: Iterable[str] = ()) -> Any:
@@ -97,15 +112,53 @@ class Shaper:
             value = self.without_hidden(root, schema, value, hide_secrets)
         return value
 
+    def _compile_validator(self, document: JSONSchema) -> Any:
+        """``compile_schema(document)``, shared by documents of the same JSON text (a validator
+        is a pure function of its schema's text, and never changes)."""
+        try:
+            text = orjson.dumps(document)
+        except orjson.JSONEncodeError:  # an integer past 64 bits: compiled on its own
+            return compile_schema(document)
+        hit = self._compiled.get(text)
+        if hit is None:
+            hit = self._compiled[text] = compile_schema(document)
+        return hit
+
     def has_hidden(self, root: JSONSchema, schema: JSONSchema, secrets: bool) -> bool:
         """Whether ``schema`` has a ``writeOnly`` member (or, with ``secrets``, a secret one)."""
         key = (id(root), id(schema))
         hit = self._write_only.get(key)
         if hit is None:
-            text = orjson.dumps(sub_schema(root, schema))
-            hit = (root, schema, (b'"writeOnly":true' in text, any(is_secret_name(n) for n in _property_names(text))))
-            self._write_only[key] = hit
+            # of the text of sub_schema(root, schema), a part at a time: the node's own members,
+            # then each $defs entry (no match spans two members of an object's text)
+            flags = self._hidden_flags(schema)
+            if "$defs" not in schema and "$defs" in root:
+                flags = _either(flags, self._defs_flags(root["$defs"]))
+            hit = self._write_only[key] = (root, schema, flags)
         return hit[2][0] or (secrets and hit[2][1])
+
+    def _hidden_flags(self, value: Any) -> tuple[bool, bool]:
+        """(a ``writeOnly: true`` in ``value``'s JSON text, a secret-named property declared in it)."""
+        if isinstance(value, dict) and "$defs" in value:
+            rest = {key: member for key, member in value.items() if key != "$defs"}
+            return _either(_text_flags(rest), self._defs_flags(value["$defs"]))
+        return _text_flags(value)
+
+    def _defs_flags(self, defs: Any) -> tuple[bool, bool]:
+        """:meth:`_hidden_flags` of a ``$defs`` object, one memoised entry at a time."""
+        if not isinstance(defs, dict):
+            return _text_flags(defs)
+        # the object's own text: a definition named writeOnly that is `true`; _property_names
+        # reads a definition named properties as a properties object
+        names = defs.get("properties")
+        flags = (defs.get("writeOnly") is True,
+                 isinstance(names, dict) and any(is_secret_name(name) for name in names))
+        for definition in defs.values():
+            hit = self._def_hidden.get(id(definition))
+            if hit is None:
+                hit = self._def_hidden[id(definition)] = (definition, _text_flags(definition))
+            flags = _either(flags, hit[1])
+        return flags
 
     def without_hidden(self, root: JSONSchema, schema: JSONSchema, value: Any, secrets: bool, depth: int = 0) -> Any:
         """``value`` with every property whose schema is ``writeOnly`` removed, at any depth, and
@@ -227,7 +280,7 @@ class Shaper:
                                                if k not in checked}}
             if isinstance(resolved.get("required"), list):
                 rest["required"] = [k for k in resolved["required"] if k not in checked]
-            hit = self._partial[key] = (root, schema, compile_schema(sub_schema(root, rest)))
+            hit = self._partial[key] = (root, schema, self._compile_validator(self._bundler.self_contained(root, rest)))
         return bool(hit[2].is_valid({k: v for k, v in value.items() if k not in checked}))
 
     def _fitting_hints(self, root: JSONSchema, props: dict[str, Any], hint: dict[str, Any], seed: str,
@@ -264,16 +317,6 @@ class Shaper:
                     minimal = trial
         return minimal
 
-def _per_node(cache: dict[tuple[int, int], tuple[JSONSchema, JSONSchema, T]], root: JSONSchema,
-              schema: JSONSchema, compile_node: Callable[[JSONSchema], T]) -> T:
-    """``compile_node`` of ``schema`` made self-contained, once per (root, schema) node."""
-    key = (id(root), id(schema))
-    hit = cache.get(key)
-    if hit is None:
-        hit = cache[key] = (root, schema, compile_node(sub_schema(root, schema)))
-    return hit[2]
-
-
 def _just_ref(root: JSONSchema, schema: JSONSchema, resolved: JSONSchema) -> bool:
     """Whether validating against ``schema`` is validating against ``resolved``: it is that node,
     or a bare ``$ref`` to it (with the definitions of ``root``, when it is the root)."""
@@ -286,6 +329,16 @@ def _lacks_required(schema: JSONSchema, value: Any) -> bool:
     required = schema.get("required")
     return isinstance(value, dict) and isinstance(required, list) and any(
         isinstance(name, str) and name not in value for name in required)
+
+
+def _text_flags(value: Any) -> tuple[bool, bool]:
+    """(a ``writeOnly: true`` in ``value``'s JSON text, a secret-named property declared in it)."""
+    text = orjson.dumps(value)
+    return b'"writeOnly":true' in text, any(is_secret_name(n) for n in _property_names(text))
+
+
+def _either(a: tuple[bool, bool], b: tuple[bool, bool]) -> tuple[bool, bool]:
+    return a[0] or b[0], a[1] or b[1]
 
 
 def _property_names(schema_json: bytes) -> list[str]:
