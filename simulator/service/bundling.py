@@ -87,8 +87,8 @@ class Bundler:
 
     def self_contained(self, root: JSONSchema, schema: JSONSchema) -> JSONSchema:
         defs = root.get("$defs")
-        if "$defs" in schema or not isinstance(defs, dict) or not self._safe_defs(defs):
-            return sub_schema(root, schema)
+        if not isinstance(defs, dict) or "$defs" in schema or not self._safe_defs(defs):
+            return sub_schema(root, schema)  # (in sub_schema's order: a root without $defs takes any schema)
         pending = reached_defs(schema)
         if pending is None:
             return sub_schema(root, schema)

@@ -132,7 +132,7 @@ class Shaper:
             # of the text of sub_schema(root, schema), a part at a time: the node's own members,
             # then each $defs entry (no match spans two members of an object's text)
             flags = self._hidden_flags(schema)
-            if "$defs" not in schema and "$defs" in root:
+            if "$defs" in root and "$defs" not in schema:  # sub_schema's test, in its order
                 flags = _either(flags, self._defs_flags(root["$defs"]))
             hit = self._write_only[key] = (root, schema, flags)
         return hit[2][0] or (secrets and hit[2][1])
