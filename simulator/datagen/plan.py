@@ -13,6 +13,7 @@ validator accepts exactly the values of the conjunction.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import threading
@@ -93,8 +94,8 @@ def shared_validator(body: Any) -> Any:
     per JSON text in the process: plans of one spec's nodes repeat the same sub-schemas (on
     stripe, nine compiles in ten were of a text compiled before), and a validator is a pure
     function of its schema's text that never changes. Bounded: the oldest are forgotten."""
-    try:
-        key = orjson.dumps(body)
+    try:  # keyed by the text's digest: a definition's closure may be 600 KB
+        key = hashlib.sha256(orjson.dumps(body)).digest()
     except TypeError:  # what only the fallbacks of json_bytes write (a non-string key) is compiled as it is
         return _compiled_validator(body)
     with _SHARED_LOCK:

@@ -8,6 +8,7 @@ schemas: every body the simulator sends has been through it and validates.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -115,9 +116,9 @@ class Shaper:
     def _compile_validator(self, document: JSONSchema) -> Any:
         """``compile_schema(document)``, shared by documents of the same JSON text (a validator
         is a pure function of its schema's text, and never changes)."""
-        try:
-            text = orjson.dumps(document)
-        except orjson.JSONEncodeError:  # an integer past 64 bits: compiled on its own
+        try:  # keyed by the text's digest: a root's text may be 600 KB
+            text = hashlib.sha256(orjson.dumps(document)).digest()
+        except orjson.JSONEncodeError:  # an integer past 64 bits, a non-string key: compiled on its own
             return compile_schema(document)
         hit = self._compiled.get(text)
         if hit is None:
