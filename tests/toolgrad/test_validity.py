@@ -210,3 +210,35 @@ def test_a_response_index_tells_booleans_from_numbers_however_often_it_sees_them
         assert index.numbers == {Decimal("1.5"), Decimal("1000"), Decimal("7")}, "True is no number"
         assert index.booleans == {True} and "sold out" in index.strings
     assert ResponseIndex.of([{"a": 1}]).numbers == {Decimal(1)} and ResponseIndex.of([{"a": True}]).numbers == set()
+
+
+def test_a_text_states_an_int_or_a_string_as_the_general_rule_does_asked_once_or_again() -> None:
+    from decimal import Decimal
+
+    from toolgrad.validity.statements import contains_phrase, normal_text, scalar_number
+
+    text = Text.of("order 12 of -3 items, 1,000 units, 2.0 kg, 10000000000000000000 stars; status sold")
+    # the rule: the value's number among the text's numbers, or a string as a phrase of the text
+    for value in (12, -3, 1000, 2, 10000000000000000000, 0, 13, "12", " 1000 ", "2", "sold", "Sold", "old",
+                  "2.0 kg", "kg", ""):
+        number = scalar_number(value)
+        rule = (number is not None and number in text.numbers) or (
+            isinstance(value, str) and contains_phrase(text.normal, normal_text(value)))
+        for _ in range(2):  # the second answer comes from what the text remembers
+            assert text.states(value) is rule, f"{value!r}: stated {rule}"
+    assert Decimal(2) in text.numbers and text.states(2) and not text.states(True, "")
+
+
+def test_a_response_index_holds_ints_as_their_numbers_and_reads_subclasses_as_their_json_types() -> None:
+    from decimal import Decimal
+
+    class Name(str):
+        pass
+
+    index = ResponseIndex.of([{"n": 12, "none": None, "f": 2.50, "big": 10**19, "colour": Name("Red Fox"),
+                               "more": [None, False, -4]}])
+    assert index.numbers == {Decimal(12), Decimal("2.5"), Decimal(10**19), Decimal(-4)}
+    assert index.booleans == {False} and index.lengths == {3} and "red fox" in index.strings
+    held = {v.text: index.holds(v) for v in answer_values("'12.0' '-4' '2.5' 'red fox' '10000000000000000000' '13'")}
+    assert held == {"12.0": True, "-4": True, "2.5": True, "red fox": True, "10000000000000000000": True,
+                    "13": False}

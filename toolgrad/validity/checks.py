@@ -117,18 +117,19 @@ def _source_problem(chains: Sequence[Chain], ci: int, si: int, source: ArgumentS
     return ""
 
 
-def _identifiers(item: Any, keys: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+def _identifiers(item: Any, keys: tuple[str, ...] = (),
+                 wanted: Callable[[Any], bool] | None = None) -> list[tuple[tuple[str, ...], Any]]:
     """(keys, value) of the identifying scalars of a list item: strings of 3+ characters and
-    numbers other than 0/1, in objects up to :data:`_ID_DEPTH` deep (not inside lists)."""
+    numbers other than 0/1, in objects up to :data:`_ID_DEPTH` deep (not inside lists); with
+    ``wanted``, only those it accepts (asked in the same order)."""
     if not isinstance(item, dict) or len(keys) >= _ID_DEPTH:
         return []
     out: list[tuple[tuple[str, ...], Any]] = []
     for key, value in item.items():
-        here = (*keys, str(key))
         if isinstance(value, dict):
-            out.extend(_identifiers(value, here))
-        elif _identifying(value):
-            out.append((here, value))
+            out.extend(_identifiers(value, (*keys, str(key)), wanted))
+        elif _identifying(value) and (wanted is None or wanted(value)):
+            out.append(((*keys, str(key)), value))
     return out
 
 
@@ -154,7 +155,7 @@ def item_identifiers(items: list[Any], index: int,
     item = items[index]
     if not isinstance(item, (dict, list)):
         return [("", item)] if wanted is None or wanted(item) else []
-    own = [(keys, value) for keys, value in _identifiers(item) if wanted is None or wanted(value)]
+    own = _identifiers(item, (), wanted)
     if not own:
         return []
     others = [other for j, other in enumerate(items) if j != index and isinstance(other, dict)]
