@@ -242,3 +242,14 @@ def test_a_response_index_holds_ints_as_their_numbers_and_reads_subclasses_as_th
     held = {v.text: index.holds(v) for v in answer_values("'12.0' '-4' '2.5' 'red fox' '10000000000000000000' '13'")}
     assert held == {"12.0": True, "-4": True, "2.5": True, "red fox": True, "10000000000000000000": True,
                     "13": False}
+
+
+def test_a_check_asks_whether_the_query_names_a_list_item_once_and_gets_names_item_s_answer() -> None:
+    from toolgrad.validity.checks import _ItemNames
+
+    same_pets = [dict(p) for p in PETS]  # equal lists, other objects: asked about separately
+    for query in ("the pet called Fido", "the pet called Rex", "the pending one", "the 1st item"):
+        names = _ItemNames(Text.of(query))
+        for items in (PETS, same_pets, PETS):
+            assert [names.names(items, i) for i in range(len(items))] == [
+                names_item(Text.of(query), items, i) for i in range(len(items))], query

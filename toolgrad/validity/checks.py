@@ -170,6 +170,25 @@ def names_item(text: Text, items: list[Any], index: int) -> bool:
     return bool(item_identifiers(items, index, text.states))
 
 
+class _ItemNames:
+    """:func:`names_item` for one check of one sample, each (list, index) asked once (a step
+    takes several values from one item; solvable asks for every one of them). The lists are
+    the sample's responses, alive while the check runs, so their ids tell them apart."""
+
+    __slots__ = ("_known", "text")
+
+    def __init__(self, text: Text) -> None:
+        self.text = text
+        self._known: dict[tuple[int, int], bool] = {}
+
+    def names(self, items: list[Any], index: int) -> bool:
+        key = (id(items), index)
+        named = self._known.get(key)
+        if named is None:
+            named = self._known[key] = names_item(self.text, items, index)
+        return named
+
+
 def lists_on_path(response: Any, at: str) -> list[tuple[str, list[Any], int]]:
     """(list pointer, list, index) for every list that pointer ``at`` goes through."""
     out: list[tuple[str, list[Any], int]] = []
@@ -186,34 +205,34 @@ def lists_on_path(response: Any, at: str) -> list[tuple[str, list[Any], int]]:
     return out
 
 
-def _unnamed_item(chains: Sequence[Chain], text: Text, source: ArgumentSource, at: str) -> str:
+def _unnamed_item(chains: Sequence[Chain], names: _ItemNames, source: ArgumentSource, at: str) -> str:
     response = chains[source.chain].steps[source.step].response
     for list_at, items, index in lists_on_path(response, at):
-        if len(items) > 1 and not names_item(text, items, index):
+        if len(items) > 1 and not names.names(items, index):
             return (f"it is taken from item {index + 1} of the {len(items)}-item list at {list_at or '/'!r} "
                     f"of chain {source.chain} step {source.step}, which the query does not name")
     return ""
 
 
-def _leaf_problem(chains: Sequence[Chain], text: Text, terms: ToolTerms | None, ci: int, si: int,
+def _leaf_problem(chains: Sequence[Chain], names: _ItemNames, terms: ToolTerms | None, ci: int, si: int,
                   pointer: str, value: Any) -> str:
-    if exemption(terms, pointer, value) or text.states(value, leaf_key(pointer)):
+    if exemption(terms, pointer, value) or names.text.states(value, leaf_key(pointer)):
         return ""
     step = chains[ci].steps[si]
     found = source_of(step, pointer)
     if found is None:
         return "neither stated in the query nor taken from an earlier response"
     source, at = found
-    return _source_problem(chains, ci, si, source, at, value) or _unnamed_item(chains, text, source, at)
+    return _source_problem(chains, ci, si, source, at, value) or _unnamed_item(chains, names, source, at)
 
 
 def check_solvable(chains: Sequence[Chain], query: str, terms: TermsOf) -> Finding | None:
     """The first argument value a user of ``query`` could not know (see the module text)."""
-    text = Text.of(query)
+    names = _ItemNames(Text.of(query))
     for ci, si, step in _located(chains):
         tool = terms(step)
         for pointer, value in leaves(step.arguments):
-            reason = _leaf_problem(chains, text, tool, ci, si, pointer, value)
+            reason = _leaf_problem(chains, names, tool, ci, si, pointer, value)
             if reason:
                 return Finding("solvable", reason, ci, si, pointer, value)
     return None
@@ -237,6 +256,7 @@ def check_grounded(chains: Sequence[Chain], answer: str) -> Finding | None:
 
 
 def _mixed_items(chains: Sequence[Chain], text: Text) -> Finding | None:
+    names = _ItemNames(text)
     for ci, si, step in _located(chains):
         picked: dict[tuple[int, int, str], dict[int, str]] = {}  # list -> item index -> argument pointer
         for pointer, value in leaves(step.arguments):
@@ -253,7 +273,7 @@ def _mixed_items(chains: Sequence[Chain], text: Text) -> Finding | None:
             if len(by_index) < 2:
                 continue
             _, items = lookup_pointer(chains[c].steps[s].response, list_at)
-            unnamed = sorted(i for i in by_index if not names_item(text, items, i))
+            unnamed = sorted(i for i in by_index if not names.names(items, i))
             if unnamed:
                 return Finding(
                     "coherent",
