@@ -253,3 +253,18 @@ def test_a_check_asks_whether_the_query_names_a_list_item_once_and_gets_names_it
         for items in (PETS, same_pets, PETS):
             assert [names.names(items, i) for i in range(len(items))] == [
                 names_item(Text.of(query), items, i) for i in range(len(items))], query
+
+
+def test_the_first_unheld_value_is_the_first_one_a_response_index_does_not_hold() -> None:
+    from toolgrad.validity.statements import first_unheld
+
+    responses = [PETS, {"note": "Rex sleeps at 12 Main Street", "price": 7.5, "tags": ["a", "b", "c"],
+                        "Name": "Ann Lee", "flag": True, "none": None, "big": 2**70}]
+    statuses = [201, 200]
+    index = ResponseIndex.of(responses, statuses)
+    answers = ["'rex' 'Main Street' 7.50 3 201 'Ann Lee' 'ann lee' 'true'",  # each held, some only once normalised
+               "'Ann Lee' 'Whiskers' 99", "'Street 12' 'rex'", "1180591620717411303424 'ANN  LEE' 'false'", ""]
+    for answer in answers:
+        values = answer_values(answer)
+        expected = next((v for v in values if not index.holds(v)), None)
+        assert first_unheld(responses, statuses, values) == expected, answer

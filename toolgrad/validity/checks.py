@@ -44,7 +44,7 @@ from toolgrad.json_values import (
 )
 from toolgrad.records import ArgumentSource, Chain, Step
 
-from .statements import ResponseIndex, Text, answer_values
+from .statements import ResponseIndex, Text, answer_values, first_unheld
 from .tool_terms import TermsOf, ToolTerms
 
 CHECKS = ("replay", "solvable", "grounded", "coherent", "unique")
@@ -244,11 +244,10 @@ def check_solvable(chains: Sequence[Chain], query: str, terms: TermsOf) -> Findi
 def check_grounded(chains: Sequence[Chain], answer: str) -> Finding | None:
     """The first concrete value of the answer that no response of the chain holds."""
     steps = [s for _, _, s in _located(chains)]
-    index = ResponseIndex.of((s.response for s in steps), (s.status for s in steps))
-    for value in answer_values(answer):
-        if not index.holds(value):
-            return Finding("grounded", "the answer states a value that no response of the chain holds",
-                           at="answer", value=value.text)
+    value = first_unheld([s.response for s in steps], [s.status for s in steps], answer_values(answer))
+    if value is not None:
+        return Finding("grounded", "the answer states a value that no response of the chain holds",
+                       at="answer", value=value.text)
     return None
 
 

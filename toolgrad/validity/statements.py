@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -278,3 +278,52 @@ class ResponseIndex:
         if normal in ("true", "false") and (normal == "true") in self.booleans:
             return True
         return any(contains_phrase(s, normal) for s in self.strings if len(s) > len(normal))
+
+
+def first_unheld(responses: Sequence[Any], statuses: Sequence[int],
+                 values: Iterable[StatedValue]) -> StatedValue | None:
+    """The first of ``values`` that the responses (and the statuses) do not hold, by
+    :meth:`ResponseIndex.holds`; None when they hold every one.
+
+    Most stated values are a response's string as written or a number it holds, so the
+    responses are first looked at as written (no string normalised); the index, which
+    normalises every string, is built only for a value that look does not find."""
+    verbatim, numbers, lengths = _verbatim(responses)
+    numbers.update(statuses)
+    index: ResponseIndex | None = None
+    for value in values:
+        normal = normal_text(value.text)
+        number = number_of(normal)
+        if number is not None and (number in numbers or (
+                number == number.to_integral_value() and int(number) in lengths)):
+            continue  # a number or a list length: what the index holds too
+        if value.text in verbatim or (normal in verbatim and normal_text(normal) == normal):
+            continue  # a string whose normal form is the value's
+        if index is None:
+            index = ResponseIndex.of(responses, statuses)
+        if not index.holds(value):
+            return value
+    return None
+
+
+def _verbatim(responses: Iterable[Any]) -> tuple[set[str], set[Decimal | int], set[int]]:
+    """The strings of the responses as written, their ints and floats as numbers, their lists' lengths."""
+    strings: set[str] = set()
+    numbers: set[Decimal | int] = set()
+    lengths: set[int] = set()
+    stack = list(responses)
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str:
+            strings.add(item)
+        elif kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            lengths.add(len(item))
+            stack.extend(item)
+        elif kind is int:
+            numbers.add(item)
+        elif kind is float and (number := _scalar_number(item)) is not None:
+            numbers.add(number)
+    return strings, numbers, lengths
