@@ -5,8 +5,7 @@ argument: the normalised key, the parent key + key, and the resource whose recor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from simulator.canonical import escape_token
 from simulator.environments.resources import _WRAPPER_KEYS, Resource
@@ -16,8 +15,10 @@ from .catalog import ToolInfo
 from .text import norm
 
 
-@dataclass(frozen=True, slots=True)
-class Fact:
+class Fact(NamedTuple):
+    """One value seen (a tuple: facts are made by the thousand per sample, and a frozen
+    dataclass costs several times more to build)."""
+
     value: Any
     key: str  # the property holding it (the argument name for a value the step was given)
     norm: str  # normalised key
@@ -28,6 +29,11 @@ class Fact:
     record_of: str | None  # resource whose record (at record level) holds the value
     record: str  # pointer of the enclosing record ("args" for given values, "-" for none)
     call: int | None = None  # position in the running execution (a step not yet in the workflow)
+
+
+# What the walk of a response finds, before the step's position is known:
+# (value, key, norm, parent_norm, pointer, record_of, record).
+Walked = list[tuple[Any, str, str, str, str, str | None, str]]
 
 
 def _record_roots(body: Any, res: Resource | None) -> set[str]:
@@ -45,14 +51,14 @@ def _record_roots(body: Any, res: Resource | None) -> set[str]:
     return {p for p, r in roots if isinstance(r, dict)}
 
 
-def facts_of(
-    step: Step, info: ToolInfo | None, order: int, place: tuple[int, int] | None, call: int | None = None
-) -> list[Fact]:
-    """The scalar values of a step's response (a bounded walk) and of its arguments."""
-    res = info.resource if info else None
-    roots = _record_roots(step.response, res) if res else set()
-    facts: list[Fact] = []
+def walk_response(response: Any, res: Resource | None) -> Walked:
+    """The scalar values of a response (a bounded walk: 4,000 nodes, depth 5, 25 items a
+    list), each with where it sits; a pure function of the response and the tool's resource,
+    so a policy may keep it for a response it meets again."""
+    roots = _record_roots(response, res) if res else set()
+    found: Walked = []
     budget = [4000]
+    res_name = res.name if res is not None else None
 
     def walk(node: Any, ptr: str, key: str, parent: str, record: str, depth: int) -> None:
         if budget[0] <= 0 or depth > 5:
@@ -66,40 +72,28 @@ def facts_of(
             for i, v in enumerate(node[:25]):
                 walk(v, f"{ptr}/{i}", key, parent, record, depth + 1)
         elif node is not None and not isinstance(node, bool):
-            at_record = res is not None and record != "-" and ptr == f"{record}/{escape_token(key)}"
-            facts.append(
-                Fact(
-                    node,
-                    key,
-                    norm(key),
-                    norm(parent + key) if parent else "",
-                    ptr,
-                    order,
-                    place,
-                    res.name if (at_record and res) else None,
-                    record,
-                    call,
-                )
-            )
+            at_record = res_name is not None and record != "-" and ptr == f"{record}/{escape_token(key)}"
+            found.append((node, key, norm(key), norm(parent + key) if parent else "", ptr,
+                          res_name if at_record else None, record))
 
-    walk(step.response, "", "", "", "-", 0)
+    walk(response, "", "", "", "-", 0)
+    return found
+
+
+def facts_of(
+    step: Step, info: ToolInfo | None, order: int, place: tuple[int, int] | None, call: int | None = None,
+    walked: Walked | None = None,
+) -> list[Fact]:
+    """The scalar values of a step's response (:func:`walk_response`, or ``walked`` when the
+    caller has it) and of its arguments."""
+    if walked is None:
+        walked = walk_response(step.response, info.resource if info else None)
+    facts = [Fact(v, k, n, pn, p, order, place, ro, r, call) for v, k, n, pn, p, ro, r in walked]
     for name, value in step.arguments.items():
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             spec = info.arg(name) if info else None
-            facts.append(
-                Fact(
-                    value,
-                    name,
-                    norm(name),
-                    "",
-                    None,
-                    order,
-                    place,
-                    spec.refers_to if spec else None,
-                    "args",
-                    call,
-                )
-            )
+            facts.append(Fact(value, name, norm(name), "", None, order, place,
+                              spec.refers_to if spec else None, "args", call))
     return facts
 
 
@@ -119,6 +113,15 @@ class Facts:
                 self.by_parent.setdefault(f.parent_norm, []).append(f)
             if f.record_of:
                 self.by_record.setdefault(f.record_of, []).append(f)
+
+    def copy(self) -> Facts:
+        """An independent copy: adding to it leaves this one as it is."""
+        other = Facts()
+        other.by_norm = {k: v.copy() for k, v in self.by_norm.items()}
+        other.by_parent = {k: v.copy() for k, v in self.by_parent.items()}
+        other.by_record = {k: v.copy() for k, v in self.by_record.items()}
+        other.deleted = set(self.deleted)
+        return other
 
     def keys(self) -> set[str]:
         keys = {f"field:{k}" for k in self.by_norm} | {f"field:{k}" for k in self.by_parent}

@@ -57,11 +57,11 @@ from toolgrad.loop.stages import THIS_EXECUTION
 from toolgrad.loop.validator import failure_reason
 from toolgrad.records import Cost, Proposal, Selection, Step
 from toolgrad.sampling import stable_hash, stable_int, stable_ranks
-from toolgrad.toolbox import Toolbox
+from toolgrad.toolbox import Toolbox, ToolResult
 from toolgrad.validity.tool_terms import toolbox_terms
 
 from .catalog import ArgSpec, ToolInfo, tool_info
-from .facts import Fact, Facts, facts_of
+from .facts import Fact, Facts, Walked, facts_of, walk_response
 from .query import query_and_answer
 from .text import instruction
 from .values import coerce, fits, minimal, plausible
@@ -80,6 +80,8 @@ class OfflinePolicy:
         self.target_calls = target_calls
         self._step_facts: dict[tuple[int, int, int, int], tuple[Step, list[Fact]]] = {}
         self._failures: dict[str, int] = {}  # tool -> calls the validator failed in this sample
+        self._workflow_facts: tuple[list[tuple[int, int, Step]], Facts] | None = None
+        self._walks: dict[tuple[int, str], tuple[Any, Walked]] = {}  # responses held: ids stay theirs
 
     def cost(self) -> Cost:
         return Cost()
@@ -96,14 +98,24 @@ class OfflinePolicy:
         return MIN_CALLS + stable_int("offline-target", seed) % (MAX_CALLS - MIN_CALLS + 1)
 
     def _facts(self, workflow: Workflow) -> Facts:
+        """The workflow's facts, read only: built again only when its steps change (propose
+        and every execution of an iteration see the same workflow; :meth:`execute` adds to a
+        copy)."""
+        steps = workflow.steps()
+        known = self._workflow_facts
+        if known is not None and len(known[0]) == len(steps) and all(
+            a[2] is b[2] and a[:2] == b[:2] for a, b in zip(known[0], steps, strict=True)
+        ):
+            return known[1]
         facts = Facts()
-        for order, (ci, si, step) in enumerate(workflow.steps()):
+        for order, (ci, si, step) in enumerate(steps):
             key = (id(step), order, ci, si)
             hit = self._step_facts.get(key)
-            if hit is None or hit[0] is not step:
-                hit = self._step_facts[key] = (step, facts_of(step, self.info(step.tool), order, (ci, si)))
-            facts.add(hit[1])
             info = self.info(step.tool)
+            if hit is None or hit[0] is not step:
+                walked = self._walked(step.response, info)
+                hit = self._step_facts[key] = (step, facts_of(step, info, order, (ci, si), walked=walked))
+            facts.add(hit[1])
             if (
                 info
                 and info.kind == "delete"
@@ -112,7 +124,17 @@ class OfflinePolicy:
                 and (info.address.name in step.arguments)
             ):
                 facts.deleted.add((info.resource.name, str(step.arguments[info.address.name])))
+        self._workflow_facts = (steps, facts)
         return facts
+
+    def _walked(self, response: Any, info: ToolInfo | None) -> Walked:
+        """:func:`~toolgrad.policies.offline.facts.walk_response` once per response: a step
+        placed in the workflow holds the very body its execution walked."""
+        key = (id(response), info.name if info else "")
+        hit = self._walks.get(key)
+        if hit is None or hit[0] is not response:
+            hit = self._walks[key] = (response, walk_response(response, info.resource if info else None))
+        return hit[1]
 
     # -- propose --------------------------------------------------------------------------------
 
@@ -187,13 +209,17 @@ class OfflinePolicy:
     # -- execute --------------------------------------------------------------------------------
 
     def execute(self, ctx: Context, proposal: Proposal, call: CallFn) -> list[ExecutedCall]:
-        facts = self._facts(ctx.workflow)
+        facts = self._facts(ctx.workflow).copy()
         order = len(ctx.workflow.steps())
         out: list[ExecutedCall] = []
+        unread: tuple[ToolResult, ToolInfo, int] | None = None  # the last call: its facts only if a call follows
         for index, name in enumerate(proposal.tools[: ctx.max_agent_steps]):
             info = self.info(name)
             if info is None:
                 raise StageError("execute", f"unknown tool {name!r}")
+            if unread is not None:
+                facts.add(self._call_facts(*unread, order))
+                unread = None
             salt = (ctx.seed, ctx.iteration, proposal.tools, index)
             arguments, sources = self._fill(info, facts, salt)
             result = call(name, arguments)
@@ -201,19 +227,16 @@ class OfflinePolicy:
             if failure_reason(result):
                 self._failures[name] = self._failures.get(name, 0) + 1
                 break
-            step = Step(
-                env=info.env,
-                tool=name,
-                operation_id=info.name,
-                arguments=result.arguments,
-                status=result.status,
-                response=result.body,
-                state_hash=result.state_hash,
-            )
-            facts.add(facts_of(step, info, order + index, None, index))
+            unread = (result, info, index)
             if info.kind == "delete" and info.resource and info.address and info.address.name in arguments:
                 facts.deleted.add((info.resource.name, str(arguments[info.address.name])))
         return out
+
+    def _call_facts(self, result: ToolResult, info: ToolInfo, index: int, order: int) -> list[Fact]:
+        """The facts of the execution's ``index``-th call, for the calls after it."""
+        step = Step(env=info.env, tool=result.tool, operation_id=info.name, arguments=result.arguments,
+                    status=result.status, response=result.body, state_hash=result.state_hash)
+        return facts_of(step, info, order + index, None, index, walked=self._walked(result.body, info))
 
     def _fill(
         self, info: ToolInfo, facts: Facts, salt: tuple[Any, ...]

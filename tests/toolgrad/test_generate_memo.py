@@ -1,0 +1,100 @@
+"""What generation keeps instead of working out again gives what working it out again gives:
+the offline policy's facts per workflow and per response, the inlined scalar index of a
+response, and the writer's commits (issue 14: the same bytes, faster)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from toolgrad.loop.sample import GeneratorConfig, run_sample
+from toolgrad.loop.sources import _MAX_WALK, ScalarIndex, _lookup_keys, _walk
+from toolgrad.policies.offline.facts import Facts, facts_of, walk_response
+from toolgrad.policies.offline.policy import OfflinePolicy
+from toolgrad.records import Step
+from toolgrad.toolbox import Toolbox
+
+
+def _reference_hits(body: Any) -> dict[tuple[str, Any], list[tuple[str, int, str, int, Any]]]:
+    """The index as the generic walk builds it (what ScalarIndex inlines)."""
+    hits: dict[tuple[str, Any], list[tuple[str, int, str, int, Any]]] = {}
+    for order, (ptr, depth, key, scalar) in enumerate(_walk(body, _MAX_WALK)):
+        for lookup in _lookup_keys(scalar)[:1]:
+            hits.setdefault(lookup, []).append((ptr, depth, key, order, scalar))
+    return hits
+
+
+@pytest.mark.parametrize("body", [
+    None, "text", 7, 2.5, True, [],
+    # keys that need escaping, None and booleans (counted in document order, never indexed),
+    # numeric strings, ints and floats, lists inside lists
+    {"a/b": {"c~d": 5, "id": "12", "flag": False, "none": None}, "items": [[1, "x"], {"id": 7.0}]},
+    [{"id": i, "tags": ["t", i]} for i in range(5)],
+])
+def test_the_scalar_index_is_the_generic_walk(body: Any) -> None:
+    assert ScalarIndex(body).hits == _reference_hits(body)
+
+
+def test_the_scalar_index_stops_where_the_walk_does_on_a_large_body() -> None:
+    # the level of the inner lists alone holds 24,000 nodes: past the walk's budget of 20,000,
+    # so their items (the level below) are never reached, while the ids above them are
+    body = [{"id": i, "values": [[f"v{j}"] for j in range(30)]} for i in range(800)]
+    index = ScalarIndex(body)
+    assert index.hits == _reference_hits(body)
+    assert ("n", 799.0) in index.hits and ("s", "v29") not in index.hits
+
+
+def test_facts_from_a_kept_walk_equal_a_fresh_walk() -> None:
+    box = Toolbox.in_process(["petstore"])
+    policy = OfflinePolicy(box)
+    name = next(n for n in box.names() if (info := policy.info(n)) is not None and info.resource)
+    info = policy.info(name)
+    assert info is not None
+    response = {"id": 3, "name": "rex", "tags": [{"id": 1, "name": "t"}], "category": None}
+    step = Step(env=info.env, tool=name, operation_id=info.name, arguments={"petId": 3, "flag": True},
+                status=200, response=response, state_hash="h")
+    walked = walk_response(response, info.resource)
+    assert facts_of(step, info, 4, (1, 2), walked=walked) == facts_of(step, info, 4, (1, 2))
+    assert facts_of(step, info, 4, None, 0, walked=walked) == facts_of(step, info, 4, None, 0)
+
+
+def test_a_copy_of_facts_is_independent() -> None:
+    box = Toolbox.in_process(["petstore"])
+    policy = OfflinePolicy(box)
+    name = next(n for n in box.names() if policy.info(n) is not None)
+    step = Step(env="petstore", tool=name, operation_id=name, arguments={}, status=200,
+                response={"id": 9, "name": "rex"}, state_hash="h")
+    facts = Facts()
+    facts.add(facts_of(step, policy.info(name), 0, (0, 0)))
+    before = (dict(facts.by_norm), {k: list(v) for k, v in facts.by_norm.items()}, set(facts.deleted))
+    other = facts.copy()
+    other.add(facts_of(step, policy.info(name), 1, None, 0))
+    other.deleted.add(("pet", "9"))
+    assert {k: list(v) for k, v in facts.by_norm.items()} == before[1]
+    assert facts.deleted == before[2]
+    assert len(other.by_norm["id"]) == 2 * len(facts.by_norm["id"])
+
+
+class _Forgetful(OfflinePolicy):
+    """The offline policy working every fact out again each time it needs it."""
+
+    def _facts(self, workflow: Any) -> Facts:
+        self._workflow_facts = None
+        self._step_facts.clear()
+        self._walks.clear()
+        return super()._facts(workflow)
+
+    def _walked(self, response: Any, info: Any) -> Any:
+        return walk_response(response, info.resource if info else None)
+
+
+@pytest.mark.parametrize(("envs", "seed"), [(["petstore"], 3), (["adafruit", "crm"], 8), (["baskets"], 21)])
+def test_kept_facts_give_the_same_sample_as_fresh_ones(envs: list[str], seed: int) -> None:
+    box = Toolbox.in_process(envs)
+    config = GeneratorConfig(iterations=6)
+    kept = run_sample(box, OfflinePolicy(box), seed, config)
+    fresh = run_sample(box, _Forgetful(box), seed, config)
+    assert kept.ok and kept.calls() >= 2
+    assert kept.trace == fresh.trace
+    assert kept.workflow == fresh.workflow
