@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
+from toolgrad.dataset.lines import build_record, encode_sample, record_lines
 from toolgrad.loop.sample import GeneratorConfig, run_sample
 from toolgrad.loop.sources import _MAX_WALK, ScalarIndex, _lookup_keys, _walk
 from toolgrad.policies.offline.facts import Facts, facts_of, walk_response
 from toolgrad.policies.offline.policy import OfflinePolicy
-from toolgrad.records import Step
+from toolgrad.records import Provenance, Step
+from toolgrad.sampling import stable_ranks, stable_shuffle
 from toolgrad.toolbox import Toolbox
 
 
@@ -98,3 +100,29 @@ def test_kept_facts_give_the_same_sample_as_fresh_ones(envs: list[str], seed: in
     assert kept.ok and kept.calls() >= 2
     assert kept.trace == fresh.trace
     assert kept.workflow == fresh.workflow
+
+
+def test_a_dataset_line_is_the_encoded_validated_record() -> None:
+    """record_lines writes the dumped record itself; reading it back as a Sample and encoding
+    that (what the line must equal) gives the same bytes."""
+    box = Toolbox.in_process(["petstore", "museum"])
+    provenance = Provenance(environments=box.fingerprints(), generator={"environments": ["museum", "petstore"]},
+                            llm="offline")
+    written = 0
+    for seed in (0, 1, 2):
+        outcome = run_sample(box, OfflinePolicy(box), seed, GeneratorConfig(iterations=5))
+        if not outcome.ok:
+            continue
+        trace_line, data_line = record_lines(outcome, provenance)
+        sample, expected_trace = build_record(outcome, provenance)
+        assert (trace_line, data_line) == (expected_trace, encode_sample(sample))
+        written += 1
+    assert written >= 2
+
+
+@pytest.mark.parametrize("items", [[], ["a"], ["b", "a", "b", "c", "a"], [3, "3", 1, 2, 2, 10]])
+def test_a_stable_shuffle_sorts_by_rank_then_key_then_position(items: list[Any]) -> None:
+    keys = [str(item) for item in items]
+    ranks = stable_ranks(keys, "parts", 7)
+    expected = [items[i] for i in sorted(range(len(items)), key=lambda i: (ranks[keys[i]], keys[i]))]
+    assert stable_shuffle(items, "parts", 7) == expected

@@ -31,6 +31,8 @@ class Fact(NamedTuple):
     call: int | None = None  # position in the running execution (a step not yet in the workflow)
 
 
+_new_tuple: Any = tuple.__new__
+
 # What the walk of a response finds, before the step's position is known:
 # (value, key, norm, parent_norm, pointer, record_of, record).
 Walked = list[tuple[Any, str, str, str, str, str | None, str]]
@@ -88,7 +90,8 @@ def facts_of(
     caller has it) and of its arguments."""
     if walked is None:
         walked = walk_response(step.response, info.resource if info else None)
-    facts = [Fact(v, k, n, pn, p, order, place, ro, r, call) for v, k, n, pn, p, ro, r in walked]
+    make = _new_tuple  # tuple.__new__ straight: Fact(...) runs a Python-level __new__ per fact
+    facts = [make(Fact, (v, k, n, pn, p, order, place, ro, r, call)) for v, k, n, pn, p, ro, r in walked]
     for name, value in step.arguments.items():
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             spec = info.arg(name) if info else None
