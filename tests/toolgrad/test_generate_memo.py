@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 
+from simulator.datagen.generate import compile_schema
+from simulator.environments.environment import shipped_environments
 from toolgrad.dataset.lines import build_record, encode_sample, record_lines
 from toolgrad.loop.sample import GeneratorConfig, run_sample
 from toolgrad.loop.sources import _MAX_WALK, ScalarIndex, _lookup_keys, _walk
+from toolgrad.policies.offline import values as offline_values
 from toolgrad.policies.offline.facts import Facts, facts_of, walk_response
 from toolgrad.policies.offline.policy import OfflinePolicy
 from toolgrad.records import Provenance, Step
@@ -126,3 +129,32 @@ def test_a_stable_shuffle_sorts_by_rank_then_key_then_position(items: list[Any])
     ranks = stable_ranks(keys, "parts", 7)
     expected = [items[i] for i in sorted(range(len(items)), key=lambda i: (ranks[keys[i]], keys[i]))]
     assert stable_shuffle(items, "parts", 7) == expected
+
+
+def _minimal_whole(schema: Any, salt: tuple[Any, ...], name: str | None) -> Any:
+    """minimal() as it was: the whole value generated, then pruned."""
+    value = offline_values.generate(schema, salt, name)
+    if not isinstance(value, (dict, list)):
+        return value
+    pruned = offline_values._prune(schema, schema, value)
+    return pruned if compile_schema(schema).is_valid(pruned) else value
+
+
+def test_a_minimal_value_is_the_pruned_whole_value_on_every_shipped_body() -> None:
+    """minimal() skips generating the optional top-level properties it prunes; every body and
+    argument schema of the shipped environments gives what pruning the whole value gives."""
+    box = Toolbox.in_process(shipped_environments())
+    policy = OfflinePolicy(box)
+    checked = skipped = 0
+    for name in box.names():
+        info = policy.info(name)
+        assert info is not None
+        schemas = [(a.schema, a.name) for a in info.args]
+        if info.body_schema is not None:
+            schemas.append((info.body_schema, info.resource.name if info.resource else None))
+        for schema, label in schemas:
+            for salt in ((0, 1, name), (5, 3, name, "body")):
+                assert offline_values.minimal(schema, salt, label) == _minimal_whole(schema, salt, label)
+                checked += 1
+            skipped += bool(compile_schema(schema)._elision.elidable(offline_values._optional_properties(schema)))
+    assert checked > 500 and skipped > 20  # bodies whose optional fields were really left out
