@@ -14,7 +14,7 @@ from toolgrad.dataset.lines import build_record, encode_sample, record_lines
 from toolgrad.loop.sample import GeneratorConfig, run_sample
 from toolgrad.loop.sources import _MAX_WALK, ScalarIndex, _lookup_keys, _walk
 from toolgrad.policies.offline import values as offline_values
-from toolgrad.policies.offline.facts import Facts, facts_of, walk_response
+from toolgrad.policies.offline.facts import Fact, Facts, facts_of, step_facts, walk_response
 from toolgrad.policies.offline.policy import OfflinePolicy
 from toolgrad.records import Provenance, Step
 from toolgrad.sampling import stable_ranks, stable_shuffle
@@ -50,18 +50,51 @@ def test_the_scalar_index_stops_where_the_walk_does_on_a_large_body() -> None:
     assert ("n", 799.0) in index.hits and ("s", "v29") not in index.hits
 
 
-def test_facts_from_a_kept_walk_equal_a_fresh_walk() -> None:
-    box = Toolbox.in_process(["petstore"])
+def _reference_index(steps: list[list[Fact]], deleted: set[tuple[str, str]]) -> tuple[dict[str, Any], set[str]]:
+    """The facts indexed one by one, as the policy indexed them before they were grouped per step."""
+    by: dict[str, dict[str, list[Fact]]] = {"norm": {}, "parent": {}, "record": {}}
+    for facts in steps:
+        for f in facts:
+            by["norm"].setdefault(f.norm, []).append(f)
+            if f.parent_norm:
+                by["parent"].setdefault(f.parent_norm, []).append(f)
+            if f.record_of:
+                by["record"].setdefault(f.record_of, []).append(f)
+    keys = {f"field:{k}" for k in by["norm"]} | {f"field:{k}" for k in by["parent"]}
+    keys |= {f"record:{res}" for res, fs in by["record"].items() if any((res, str(f.value)) not in deleted for f in fs)}
+    return by, keys
+
+
+def test_facts_grouped_per_step_look_up_what_facts_indexed_one_by_one() -> None:
+    box = Toolbox.in_process(["petstore", "crm"])
+    outcome = run_sample(box, OfflinePolicy(box), 4, GeneratorConfig(iterations=8))
     policy = OfflinePolicy(box)
-    name = next(n for n in box.names() if (info := policy.info(n)) is not None and info.resource)
-    info = policy.info(name)
-    assert info is not None
-    response = {"id": 3, "name": "rex", "tags": [{"id": 1, "name": "t"}], "category": None}
-    step = Step(env=info.env, tool=name, operation_id=info.name, arguments={"petId": 3, "flag": True},
-                status=200, response=response, state_hash="h")
-    walked = walk_response(response, info.resource)
-    assert facts_of(step, info, 4, (1, 2), walked=walked) == facts_of(step, info, 4, (1, 2))
-    assert facts_of(step, info, 4, None, 0, walked=walked) == facts_of(step, info, 4, None, 0)
+    steps = [(s, policy.info(s.tool)) for _, _, s in outcome.workflow.steps()]
+    steps += [(step, policy.info(step.tool)) for it in outcome.trace.iterations for e in it.executions
+              for step in e.steps]
+    assert len(steps) > 8
+    facts, flat = Facts(), []
+    for order, (step, info) in enumerate(steps):
+        place = (order, 0) if order % 2 else None
+        walk = walk_response(step.response, info.resource if info else None)
+        grouped = step_facts(step, info, order, place, None if place else order, walk=walk)
+        assert grouped.all() == facts_of(step, info, order, place, None if place else order)
+        facts.add(grouped)
+        flat.append(grouped.all())
+    by, keys = _reference_index(flat, facts.deleted)
+    assert facts.keys() == keys and by["record"]
+    # every value of one resource's records deleted: that resource is no longer a planning key
+    res, gone = next(iter(by["record"].items()))
+    facts.deleted |= {(res, str(f.value)) for f in gone}
+    by, keys = _reference_index(flat, facts.deleted)
+    assert facts.keys() == keys and f"record:{res}" not in keys
+    for norm_key, expected in by["norm"].items():
+        assert facts.with_norm(norm_key) == expected
+    for parent, expected in by["parent"].items():
+        assert facts.with_parent(parent) == expected
+    for res, expected in by["record"].items():
+        assert facts.of_record(res) == expected
+    assert facts.with_norm("no-such-key") == [] and facts.of_record("no-such-resource") == []
 
 
 def test_a_copy_of_facts_is_independent() -> None:
@@ -71,14 +104,13 @@ def test_a_copy_of_facts_is_independent() -> None:
     step = Step(env="petstore", tool=name, operation_id=name, arguments={}, status=200,
                 response={"id": 9, "name": "rex"}, state_hash="h")
     facts = Facts()
-    facts.add(facts_of(step, policy.info(name), 0, (0, 0)))
-    before = (dict(facts.by_norm), {k: list(v) for k, v in facts.by_norm.items()}, set(facts.deleted))
+    facts.add(step_facts(step, policy.info(name), 0, (0, 0)))
+    before = (facts.with_norm("id"), facts.keys())
     other = facts.copy()
-    other.add(facts_of(step, policy.info(name), 1, None, 0))
+    other.add(step_facts(step, policy.info(name), 1, None, 0))
     other.deleted.add(("pet", "9"))
-    assert {k: list(v) for k, v in facts.by_norm.items()} == before[1]
-    assert facts.deleted == before[2]
-    assert len(other.by_norm["id"]) == 2 * len(facts.by_norm["id"])
+    assert (facts.with_norm("id"), facts.keys()) == before and not facts.deleted
+    assert len(other.with_norm("id")) == 2 * len(facts.with_norm("id")) == 2
 
 
 class _Forgetful(OfflinePolicy):

@@ -5,6 +5,7 @@ argument: the normalised key, the parent key + key, and the resource whose recor
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from simulator.canonical import escape_token
@@ -35,7 +36,32 @@ _new_tuple: Any = tuple.__new__
 
 # What the walk of a response finds, before the step's position is known:
 # (value, key, norm, parent_norm, pointer, record_of, record).
-Walked = list[tuple[Any, str, str, str, str, str | None, str]]
+Proto = tuple[Any, str, str, str, str, str | None, str]
+
+
+class Walk:
+    """The scalar values of one response, grouped by what looks them up (each group in
+    document order); a pure function of the response and the tool's resource."""
+
+    __slots__ = ("by_norm", "by_parent", "by_record", "protos")
+
+    def __init__(self) -> None:
+        self.protos: list[Proto] = []  # document order
+        self.by_norm: dict[str, list[Proto]] = {}
+        self.by_parent: dict[str, list[Proto]] = {}
+        self.by_record: dict[str, list[Proto]] = {}
+
+    def add(self, proto: Proto) -> None:
+        self.protos.append(proto)
+        found = self.by_norm.get(proto[2])
+        if found is None:
+            self.by_norm[proto[2]] = [proto]
+        else:
+            found.append(proto)
+        if proto[3]:
+            self.by_parent.setdefault(proto[3], []).append(proto)
+        if proto[5]:
+            self.by_record.setdefault(proto[5], []).append(proto)
 
 
 def _record_roots(body: Any, res: Resource | None) -> set[str]:
@@ -53,12 +79,12 @@ def _record_roots(body: Any, res: Resource | None) -> set[str]:
     return {p for p, r in roots if isinstance(r, dict)}
 
 
-def walk_response(response: Any, res: Resource | None) -> Walked:
+def walk_response(response: Any, res: Resource | None) -> Walk:
     """The scalar values of a response (a bounded walk: 4,000 nodes, depth 5, 25 items a
     list), each with where it sits; a pure function of the response and the tool's resource,
     so a policy may keep it for a response it meets again."""
     roots = _record_roots(response, res) if res else set()
-    found: Walked = []
+    found = Walk()
     budget = [4000]
     res_name = res.name if res is not None else None
 
@@ -75,60 +101,128 @@ def walk_response(response: Any, res: Resource | None) -> Walked:
                 walk(v, f"{ptr}/{i}", key, parent, record, depth + 1)
         elif node is not None and not isinstance(node, bool):
             at_record = res_name is not None and record != "-" and ptr == f"{record}/{escape_token(key)}"
-            found.append((node, key, norm(key), norm(parent + key) if parent else "", ptr,
-                          res_name if at_record else None, record))
+            found.add((node, key, norm(key), norm(parent + key) if parent else "", ptr,
+                       res_name if at_record else None, record))
 
     walk(response, "", "", "", "-", 0)
     return found
 
 
-def facts_of(
+@dataclass(frozen=True, slots=True)
+class StepFacts:
+    """One step's facts: its response's :class:`Walk`, stamped with the step's position only
+    when looked up, and the values it was given (few, stamped already)."""
+
+    walk: Walk
+    order: int
+    place: tuple[int, int] | None
+    call: int | None
+    given: tuple[Fact, ...]
+
+    def with_norm(self, norm_key: str) -> list[Fact]:
+        return self._stamped(self.walk.by_norm.get(norm_key, ())) + [f for f in self.given if f.norm == norm_key]
+
+    def with_parent(self, parent_norm: str) -> list[Fact]:
+        return self._stamped(self.walk.by_parent.get(parent_norm, ()))  # given values have no parent
+
+    def of_record(self, resource: str) -> list[Fact]:
+        return self._stamped(self.walk.by_record.get(resource, ())) + [
+            f for f in self.given if f.record_of == resource]
+
+    def norms(self) -> set[str]:
+        return {*self.walk.by_norm, *(f.norm for f in self.given)}
+
+    def records(self) -> set[str]:
+        return {*self.walk.by_record, *(f.record_of for f in self.given if f.record_of)}
+
+    def all(self) -> list[Fact]:
+        """Every fact, in the order :func:`facts_of` lists them (document order, then given)."""
+        return self._stamped(self.walk.protos) + list(self.given)
+
+    def _stamped(self, protos: Any) -> list[Fact]:
+        make, order, place, call = _new_tuple, self.order, self.place, self.call
+        # tuple.__new__ straight: Fact(...) runs a Python-level __new__ per fact
+        return [make(Fact, (v, k, n, pn, p, order, place, ro, r, call)) for v, k, n, pn, p, ro, r in protos]
+
+
+def step_facts(
     step: Step, info: ToolInfo | None, order: int, place: tuple[int, int] | None, call: int | None = None,
-    walked: Walked | None = None,
-) -> list[Fact]:
-    """The scalar values of a step's response (:func:`walk_response`, or ``walked`` when the
+    walk: Walk | None = None,
+) -> StepFacts:
+    """The scalar values of a step's response (:func:`walk_response`, or ``walk`` when the
     caller has it) and of its arguments."""
-    if walked is None:
-        walked = walk_response(step.response, info.resource if info else None)
-    make = _new_tuple  # tuple.__new__ straight: Fact(...) runs a Python-level __new__ per fact
-    facts = [make(Fact, (v, k, n, pn, p, order, place, ro, r, call)) for v, k, n, pn, p, ro, r in walked]
+    if walk is None:
+        walk = walk_response(step.response, info.resource if info else None)
+    given = []
     for name, value in step.arguments.items():
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             spec = info.arg(name) if info else None
-            facts.append(Fact(value, name, norm(name), "", None, order, place,
+            given.append(Fact(value, name, norm(name), "", None, order, place,
                               spec.refers_to if spec else None, "args", call))
-    return facts
+    return StepFacts(walk, order, place, call, tuple(given))
+
+
+def facts_of(
+    step: Step, info: ToolInfo | None, order: int, place: tuple[int, int] | None, call: int | None = None,
+) -> list[Fact]:
+    """Every fact of a step (:meth:`StepFacts.all`)."""
+    return step_facts(step, info, order, place, call).all()
 
 
 class Facts:
-    """Facts indexed by what may look them up."""
+    """The facts of a workflow's steps, looked up by normalised key, by parent + key, and by
+    the resource whose record holds them; each list in the order the steps were added, a
+    step's values in document order, then the values it was given."""
 
     def __init__(self) -> None:
-        self.by_norm: dict[str, list[Fact]] = {}
-        self.by_parent: dict[str, list[Fact]] = {}
-        self.by_record: dict[str, list[Fact]] = {}
+        self.steps: list[StepFacts] = []
         self.deleted: set[tuple[str, str]] = set()
+        self._memo: dict[tuple[int, str], list[Fact]] = {}
 
-    def add(self, facts: list[Fact]) -> None:
-        for f in facts:
-            self.by_norm.setdefault(f.norm, []).append(f)
-            if f.parent_norm:
-                self.by_parent.setdefault(f.parent_norm, []).append(f)
-            if f.record_of:
-                self.by_record.setdefault(f.record_of, []).append(f)
+    def add(self, step: StepFacts) -> None:
+        self.steps.append(step)
+        self._memo.clear()
 
     def copy(self) -> Facts:
         """An independent copy: adding to it leaves this one as it is."""
         other = Facts()
-        other.by_norm = {k: v.copy() for k, v in self.by_norm.items()}
-        other.by_parent = {k: v.copy() for k, v in self.by_parent.items()}
-        other.by_record = {k: v.copy() for k, v in self.by_record.items()}
+        other.steps = list(self.steps)
         other.deleted = set(self.deleted)
+        other._memo = dict(self._memo)
         return other
 
+    def with_norm(self, norm_key: str) -> list[Fact]:
+        return self._lookup(0, norm_key)
+
+    def with_parent(self, parent_norm: str) -> list[Fact]:
+        return self._lookup(1, parent_norm)
+
+    def of_record(self, resource: str) -> list[Fact]:
+        return self._lookup(2, resource)
+
+    def _lookup(self, kind: int, key: str) -> list[Fact]:
+        found = self._memo.get((kind, key))
+        if found is None:
+            found = []
+            for step in self.steps:
+                if kind == 0:
+                    found += step.with_norm(key)
+                elif kind == 1:
+                    found += step.with_parent(key)
+                else:
+                    found += step.of_record(key)
+            self._memo[(kind, key)] = found
+        return found  # shared: callers only read it
+
     def keys(self) -> set[str]:
-        keys = {f"field:{k}" for k in self.by_norm} | {f"field:{k}" for k in self.by_parent}
-        for res, facts in self.by_record.items():
-            if any((res, str(f.value)) not in self.deleted for f in facts):
+        norms: set[str] = set()
+        records: set[str] = set()
+        for step in self.steps:
+            norms |= step.norms()
+            norms.update(step.walk.by_parent)
+            records |= step.records()
+        keys = {f"field:{k}" for k in norms}
+        for res in records:
+            if any((res, str(f.value)) not in self.deleted for f in self.of_record(res)):
                 keys.add(f"record:{res}")
         return keys

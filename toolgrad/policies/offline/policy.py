@@ -61,7 +61,7 @@ from toolgrad.toolbox import Toolbox, ToolResult
 from toolgrad.validity.tool_terms import toolbox_terms
 
 from .catalog import ArgSpec, ToolInfo, tool_info
-from .facts import Fact, Facts, Walked, facts_of, walk_response
+from .facts import Fact, Facts, StepFacts, Walk, step_facts, walk_response
 from .query import query_and_answer
 from .text import instruction
 from .values import coerce, fits, minimal, plausible
@@ -78,10 +78,10 @@ class OfflinePolicy:
     def __init__(self, toolbox: Toolbox, *, target_calls: int | None = None) -> None:
         self.toolbox = toolbox
         self.target_calls = target_calls
-        self._step_facts: dict[tuple[int, int, int, int], tuple[Step, list[Fact]]] = {}
+        self._step_facts: dict[tuple[int, int, int, int], tuple[Step, StepFacts]] = {}
         self._failures: dict[str, int] = {}  # tool -> calls the validator failed in this sample
         self._workflow_facts: tuple[list[tuple[int, int, Step]], Facts] | None = None
-        self._walks: dict[tuple[int, str], tuple[Any, Walked]] = {}  # responses held: ids stay theirs
+        self._walks: dict[tuple[int, str], tuple[Any, Walk]] = {}  # responses held: ids stay theirs
 
     def cost(self) -> Cost:
         return Cost()
@@ -114,7 +114,7 @@ class OfflinePolicy:
             info = self.info(step.tool)
             if hit is None or hit[0] is not step:
                 walked = self._walked(step.response, info)
-                hit = self._step_facts[key] = (step, facts_of(step, info, order, (ci, si), walked=walked))
+                hit = self._step_facts[key] = (step, step_facts(step, info, order, (ci, si), walk=walked))
             facts.add(hit[1])
             if (
                 info
@@ -127,7 +127,7 @@ class OfflinePolicy:
         self._workflow_facts = (steps, facts)
         return facts
 
-    def _walked(self, response: Any, info: ToolInfo | None) -> Walked:
+    def _walked(self, response: Any, info: ToolInfo | None) -> Walk:
         """:func:`~toolgrad.policies.offline.facts.walk_response` once per response: a step
         placed in the workflow holds the very body its execution walked."""
         key = (id(response), info.name if info else "")
@@ -232,11 +232,11 @@ class OfflinePolicy:
                 facts.deleted.add((info.resource.name, str(arguments[info.address.name])))
         return out
 
-    def _call_facts(self, result: ToolResult, info: ToolInfo, index: int, order: int) -> list[Fact]:
+    def _call_facts(self, result: ToolResult, info: ToolInfo, index: int, order: int) -> StepFacts:
         """The facts of the execution's ``index``-th call, for the calls after it."""
         step = Step(env=info.env, tool=result.tool, operation_id=info.name, arguments=result.arguments,
                     status=result.status, response=result.body, state_hash=result.state_hash)
-        return facts_of(step, info, order + index, None, index, walked=self._walked(result.body, info))
+        return step_facts(step, info, order + index, None, index, walk=self._walked(result.body, info))
 
     def _fill(
         self, info: ToolInfo, facts: Facts, salt: tuple[Any, ...]
@@ -313,7 +313,7 @@ class OfflinePolicy:
                     100,
                     [
                         f
-                        for f in facts.by_record.get(arg.refers_to, ())
+                        for f in facts.of_record(arg.refers_to)
                         if f.key == arg.id_field or (f.record == "args" and f.norm == arg.norm)
                     ],
                 )
@@ -323,14 +323,14 @@ class OfflinePolicy:
                     99,
                     [
                         f
-                        for f in facts.by_norm.get(arg.norm, ())
+                        for f in facts.with_norm(arg.norm)
                         if f.record == "args" and f.record_of == arg.refers_to
                     ],
                 )
             )
-        tiers.append((90, facts.by_parent.get(arg.norm, [])))
-        tiers.append((85, [f for f in facts.by_norm.get(arg.norm, ()) if f.record_of]))
-        tiers.append((80, facts.by_norm.get(arg.norm, [])))
+        tiers.append((90, facts.with_parent(arg.norm)))
+        tiers.append((85, [f for f in facts.with_norm(arg.norm) if f.record_of]))
+        tiers.append((80, facts.with_norm(arg.norm)))
         pools = []
         for _, candidates in tiers:
             pool = [
