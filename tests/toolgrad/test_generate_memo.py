@@ -14,7 +14,7 @@ from toolgrad.dataset.lines import build_record, encode_sample, record_lines
 from toolgrad.loop.sample import GeneratorConfig, run_sample
 from toolgrad.loop.sources import _MAX_WALK, ScalarIndex, _lookup_keys, _walk
 from toolgrad.policies.offline import values as offline_values
-from toolgrad.policies.offline.facts import Fact, Facts, facts_of, step_facts, walk_response
+from toolgrad.policies.offline.facts import Fact, Facts, SampleFacts, facts_of, step_facts, walk_response
 from toolgrad.policies.offline.policy import OfflinePolicy
 from toolgrad.records import Provenance, Step
 from toolgrad.sampling import stable_ranks, stable_shuffle
@@ -113,16 +113,16 @@ def test_a_copy_of_facts_is_independent() -> None:
     assert len(other.with_norm("id")) == 2 * len(facts.with_norm("id")) == 2
 
 
-class _Forgetful(OfflinePolicy):
-    """The offline policy working every fact out again each time it needs it."""
+class _Forgetful(SampleFacts):
+    """Every fact worked out again each time it is needed."""
 
-    def _facts(self, workflow: Any) -> Facts:
-        self._workflow_facts = None
-        self._step_facts.clear()
+    def of_workflow(self, workflow: Any) -> Facts:
+        self._workflow = None
+        self._steps.clear()
         self._walks.clear()
-        return super()._facts(workflow)
+        return super().of_workflow(workflow)
 
-    def _walked(self, response: Any, info: Any) -> Any:
+    def walk(self, response: Any, info: Any) -> Any:
         return walk_response(response, info.resource if info else None)
 
 
@@ -131,7 +131,9 @@ def test_kept_facts_give_the_same_sample_as_fresh_ones(envs: list[str], seed: in
     box = Toolbox.in_process(envs)
     config = GeneratorConfig(iterations=6)
     kept = run_sample(box, OfflinePolicy(box), seed, config)
-    fresh = run_sample(box, _Forgetful(box), seed, config)
+    forgetful = OfflinePolicy(box)
+    forgetful.facts = _Forgetful(forgetful.info)
+    fresh = run_sample(box, forgetful, seed, config)
     assert kept.ok and kept.calls() >= 2
     assert kept.trace == fresh.trace
     assert kept.workflow == fresh.workflow

@@ -5,12 +5,15 @@ argument: the normalised key, the parent key + key, and the resource whose recor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from simulator.canonical import escape_token
 from simulator.environments.resources import _WRAPPER_KEYS, Resource
+from toolgrad.loop.policy import Workflow
 from toolgrad.records import Step
+from toolgrad.toolbox import ToolResult
 
 from .catalog import ToolInfo
 from .text import norm
@@ -226,3 +229,54 @@ class Facts:
             if any((res, str(f.value)) not in self.deleted for f in self.of_record(res)):
                 keys.add(f"record:{res}")
         return keys
+
+
+class SampleFacts:
+    """The facts a policy keeps over one sample: each response walked once (a step placed in
+    the workflow holds the very body its execution walked), each workflow step's facts made
+    once, and the workflow's :class:`Facts` built again only when its steps change (propose and
+    every execution of an iteration see the same workflow; an execution adds to a copy)."""
+
+    def __init__(self, info: Callable[[str], ToolInfo | None]) -> None:
+        self.info = info
+        self._steps: dict[tuple[int, int, int, int], tuple[Step, StepFacts]] = {}
+        self._workflow: tuple[list[tuple[int, int, Step]], Facts] | None = None
+        self._walks: dict[tuple[int, str], tuple[Any, Walk]] = {}  # responses held: ids stay theirs
+
+    def of_workflow(self, workflow: Workflow) -> Facts:
+        """The workflow's facts, with the records its deletes removed; read only."""
+        steps = workflow.steps()
+        known = self._workflow
+        if known is not None and len(known[0]) == len(steps) and all(
+            a[2] is b[2] and a[:2] == b[:2] for a, b in zip(known[0], steps, strict=True)
+        ):
+            return known[1]
+        facts = Facts()
+        for order, (ci, si, step) in enumerate(steps):
+            key = (id(step), order, ci, si)
+            hit = self._steps.get(key)
+            info = self.info(step.tool)
+            if hit is None or hit[0] is not step:
+                made = step_facts(step, info, order, (ci, si), walk=self.walk(step.response, info))
+                hit = self._steps[key] = (step, made)
+            facts.add(hit[1])
+            if info and info.kind == "delete" and info.resource and info.address and (
+                info.address.name in step.arguments
+            ):
+                facts.deleted.add((info.resource.name, str(step.arguments[info.address.name])))
+        self._workflow = (steps, facts)
+        return facts
+
+    def walk(self, response: Any, info: ToolInfo | None) -> Walk:
+        """:func:`walk_response`, once per response."""
+        key = (id(response), info.name if info else "")
+        hit = self._walks.get(key)
+        if hit is None or hit[0] is not response:
+            hit = self._walks[key] = (response, walk_response(response, info.resource if info else None))
+        return hit[1]
+
+    def of_call(self, result: ToolResult, info: ToolInfo, index: int, order: int) -> StepFacts:
+        """The facts of a running execution's ``index``-th call, for the calls after it."""
+        step = Step(env=info.env, tool=result.tool, operation_id=info.name, arguments=result.arguments,
+                    status=result.status, response=result.body, state_hash=result.state_hash)
+        return step_facts(step, info, order + index, None, index, walk=self.walk(result.body, info))

@@ -61,7 +61,7 @@ from toolgrad.toolbox import Toolbox, ToolResult
 from toolgrad.validity.tool_terms import toolbox_terms
 
 from .catalog import ArgSpec, ToolInfo, tool_info
-from .facts import Fact, Facts, StepFacts, Walk, step_facts, walk_response
+from .facts import Fact, Facts, SampleFacts
 from .query import query_and_answer
 from .text import instruction
 from .values import coerce, fits, minimal, plausible
@@ -78,10 +78,8 @@ class OfflinePolicy:
     def __init__(self, toolbox: Toolbox, *, target_calls: int | None = None) -> None:
         self.toolbox = toolbox
         self.target_calls = target_calls
-        self._step_facts: dict[tuple[int, int, int, int], tuple[Step, StepFacts]] = {}
         self._failures: dict[str, int] = {}  # tool -> calls the validator failed in this sample
-        self._workflow_facts: tuple[list[tuple[int, int, Step]], Facts] | None = None
-        self._walks: dict[tuple[int, str], tuple[Any, Walk]] = {}  # responses held: ids stay theirs
+        self.facts = SampleFacts(self.info)
 
     def cost(self) -> Cost:
         return Cost()
@@ -97,45 +95,6 @@ class OfflinePolicy:
             return self.target_calls
         return MIN_CALLS + stable_int("offline-target", seed) % (MAX_CALLS - MIN_CALLS + 1)
 
-    def _facts(self, workflow: Workflow) -> Facts:
-        """The workflow's facts, read only: built again only when its steps change (propose
-        and every execution of an iteration see the same workflow; :meth:`execute` adds to a
-        copy)."""
-        steps = workflow.steps()
-        known = self._workflow_facts
-        if known is not None and len(known[0]) == len(steps) and all(
-            a[2] is b[2] and a[:2] == b[:2] for a, b in zip(known[0], steps, strict=True)
-        ):
-            return known[1]
-        facts = Facts()
-        for order, (ci, si, step) in enumerate(steps):
-            key = (id(step), order, ci, si)
-            hit = self._step_facts.get(key)
-            info = self.info(step.tool)
-            if hit is None or hit[0] is not step:
-                walked = self._walked(step.response, info)
-                hit = self._step_facts[key] = (step, step_facts(step, info, order, (ci, si), walk=walked))
-            facts.add(hit[1])
-            if (
-                info
-                and info.kind == "delete"
-                and info.resource
-                and info.address
-                and (info.address.name in step.arguments)
-            ):
-                facts.deleted.add((info.resource.name, str(step.arguments[info.address.name])))
-        self._workflow_facts = (steps, facts)
-        return facts
-
-    def _walked(self, response: Any, info: ToolInfo | None) -> Walk:
-        """:func:`~toolgrad.policies.offline.facts.walk_response` once per response: a step
-        placed in the workflow holds the very body its execution walked."""
-        key = (id(response), info.name if info else "")
-        hit = self._walks.get(key)
-        if hit is None or hit[0] is not response:
-            hit = self._walks[key] = (response, walk_response(response, info.resource if info else None))
-        return hit[1]
-
     # -- propose --------------------------------------------------------------------------------
 
     def propose(self, ctx: Context) -> list[Proposal]:
@@ -143,12 +102,17 @@ class OfflinePolicy:
         room = min(self.target(ctx.seed) - done, ctx.max_agent_steps, 3)
         if room <= 0:
             raise StageError("propose", f"the workflow is complete ({done} calls)")
-        keys0 = frozenset(self._facts(ctx.workflow).keys())
+        keys0 = frozenset(self.facts.of_workflow(ctx.workflow).keys())
         used = {s.tool for _, _, s in ctx.workflow.steps()}
         infos = [i for i in (self.info(b.name) for b in ctx.batch) if i is not None]
         rank = stable_ranks([i.name for i in infos], ctx.seed, ctx.iteration)
         base = {i.name: self._score(i, keys0, frozenset(), used) for i in infos}
         plans: list[tuple[float, str, list[ToolInfo]]] = []
+        # what the search below asks of every tool, read once per proposal round
+        # (info, must_feed, its record key, feeds an argument from its own record key, feed keys, base, rank)
+        table = [(i, i.must_feed, f"record:{i.resource.name}" if i.resource is not None else None,
+                  i.resource is not None and i.address is not None, i.feed_keys, base[i.name], rank[i.name])
+                 for i in infos]
         for first in infos:
             if not first.callable_with(keys0):
                 continue
@@ -156,24 +120,7 @@ class OfflinePolicy:
             in_plan_ids = {id(first)}
             keys = set(keys0 | first.produces)
             while len(tools) < room and tools[-1].kind != "delete":
-                in_plan = frozenset().union(*(t.produces for t in tools))
-                produced = in_plan - keys0
-                best: tuple[float, str, ToolInfo] | None = None
-                for nxt in infos:
-                    if id(nxt) in in_plan_ids or not nxt.callable_with(keys):
-                        continue
-                    consumes = nxt.fed_by(produced) or (
-                        nxt.resource is not None
-                        and nxt.address is not None
-                        and f"record:{nxt.resource.name}" in in_plan
-                    )
-                    if not consumes:
-                        continue  # a later tool must consume what the earlier ones produce
-                    candidate = (base[nxt.name] + 1.5 * nxt.fed_by(produced), rank[nxt.name], nxt)
-                    if candidate[0] <= 0:
-                        continue  # not worth risking the proposal for
-                    if best is None or candidate[:2] > best[:2]:
-                        best = candidate
+                best = self._next_tool(table, tools, in_plan_ids, keys, keys0)
                 if best is None:
                     break
                 tools.append(best[2])
@@ -192,6 +139,30 @@ class OfflinePolicy:
                 break
         return [Proposal(instruction=instruction(tools), tools=[t.name for t in tools]) for tools in chosen]
 
+    @staticmethod
+    def _next_tool(
+        table: list[tuple[ToolInfo, bool, str | None, bool, frozenset[str], float, str]],
+        tools: list[ToolInfo], in_plan_ids: set[int], keys: set[str], keys0: frozenset[str],
+    ) -> tuple[float, str, ToolInfo] | None:
+        """The best tool to add to the plan ``tools``: one callable with ``keys`` that consumes
+        what the plan produces (an argument fed from it, or the record it addresses), by
+        (score, rank); None when no such tool is worth it."""
+        in_plan = frozenset().union(*(t.produces for t in tools))
+        produced = in_plan - keys0
+        best: tuple[float, str, ToolInfo] | None = None
+        for nxt, must_feed, record_key, addresses, feed_keys, base, rank in table:
+            if id(nxt) in in_plan_ids or (must_feed and (record_key is None or record_key not in keys)):
+                continue  # in the plan already, or not callable (ToolInfo.callable_with)
+            fed = 0 if feed_keys.isdisjoint(produced) else nxt.fed_by(produced)
+            if not (fed or (addresses and record_key in in_plan)):
+                continue  # a later tool must consume what the earlier ones produce
+            candidate = (base + 1.5 * fed, rank, nxt)
+            if candidate[0] <= 0:
+                continue  # not worth risking the proposal for
+            if best is None or candidate[:2] > best[:2]:
+                best = candidate
+        return best
+
     def _score(
         self, info: ToolInfo, keys0: frozenset[str], produced: frozenset[str], used: set[str]
     ) -> float:
@@ -209,7 +180,7 @@ class OfflinePolicy:
     # -- execute --------------------------------------------------------------------------------
 
     def execute(self, ctx: Context, proposal: Proposal, call: CallFn) -> list[ExecutedCall]:
-        facts = self._facts(ctx.workflow).copy()
+        facts = self.facts.of_workflow(ctx.workflow).copy()
         order = len(ctx.workflow.steps())
         out: list[ExecutedCall] = []
         unread: tuple[ToolResult, ToolInfo, int] | None = None  # the last call: its facts only if a call follows
@@ -218,7 +189,7 @@ class OfflinePolicy:
             if info is None:
                 raise StageError("execute", f"unknown tool {name!r}")
             if unread is not None:
-                facts.add(self._call_facts(*unread, order))
+                facts.add(self.facts.of_call(*unread, order))
                 unread = None
             salt = (ctx.seed, ctx.iteration, proposal.tools, index)
             arguments, sources = self._fill(info, facts, salt)
@@ -231,12 +202,6 @@ class OfflinePolicy:
             if info.kind == "delete" and info.resource and info.address and info.address.name in arguments:
                 facts.deleted.add((info.resource.name, str(arguments[info.address.name])))
         return out
-
-    def _call_facts(self, result: ToolResult, info: ToolInfo, index: int, order: int) -> StepFacts:
-        """The facts of the execution's ``index``-th call, for the calls after it."""
-        step = Step(env=info.env, tool=result.tool, operation_id=info.name, arguments=result.arguments,
-                    status=result.status, response=result.body, state_hash=result.state_hash)
-        return step_facts(step, info, order + index, None, index, walk=self._walked(result.body, info))
 
     def _fill(
         self, info: ToolInfo, facts: Facts, salt: tuple[Any, ...]
