@@ -8,14 +8,24 @@ from typing import Any
 
 import pytest
 
+from simulator.canonical import escape_token
 from simulator.datagen.generate import compile_schema
 from simulator.environments.environment import shipped_environments
 from toolgrad.dataset.lines import build_record, encode_sample, record_lines
 from toolgrad.loop.sample import GeneratorConfig, run_sample
 from toolgrad.loop.sources import _MAX_WALK, ScalarIndex, _lookup_keys, _walk
 from toolgrad.policies.offline import values as offline_values
-from toolgrad.policies.offline.facts import Fact, Facts, SampleFacts, facts_of, step_facts, walk_response
+from toolgrad.policies.offline.facts import (
+    Fact,
+    Facts,
+    SampleFacts,
+    _record_roots,
+    facts_of,
+    step_facts,
+    walk_response,
+)
 from toolgrad.policies.offline.policy import OfflinePolicy
+from toolgrad.policies.offline.text import norm
 from toolgrad.records import Provenance, Step
 from toolgrad.sampling import stable_ranks, stable_shuffle
 from toolgrad.toolbox import Toolbox
@@ -48,6 +58,60 @@ def test_the_scalar_index_stops_where_the_walk_does_on_a_large_body() -> None:
     index = ScalarIndex(body)
     assert index.hits == _reference_hits(body)
     assert ("n", 799.0) in index.hits and ("s", "v29") not in index.hits
+
+
+def _reference_walk(response: Any, res: Any) -> list[tuple[Any, ...]]:
+    """The walk of a response as one recursive call per node (what walk_response inlines)."""
+    roots = _record_roots(response, res) if res else set()
+    found: list[tuple[Any, ...]] = []
+    budget = [4000]
+
+    def walk(node: Any, ptr: str, key: str, parent: str, record: str, depth: int) -> None:
+        if budget[0] <= 0 or depth > 5:
+            return
+        budget[0] -= 1
+        if isinstance(node, dict):
+            rec = ptr if ptr in roots else record
+            for k, v in node.items():
+                walk(v, f"{ptr}/{escape_token(str(k))}", str(k), key, rec, depth + 1)
+        elif isinstance(node, list):
+            for i, v in enumerate(node[:25]):
+                walk(v, f"{ptr}/{i}", key, parent, record, depth + 1)
+        elif node is not None and not isinstance(node, bool):
+            at_record = res is not None and record != "-" and ptr == f"{record}/{escape_token(key)}"
+            found.append((node, key, norm(key), norm(parent + key) if parent else "", ptr,
+                          res.name if at_record else None, record))
+
+    walk(response, "", "", "", "-", 0)
+    return found
+
+
+def _bodies() -> list[Any]:
+    deep: Any = {"id": 1}
+    for level in range(8):
+        deep = {"id": level, "name": f"n{level}", "inner": deep, "items": [deep, 3, None]}
+    return [
+        None, 4, "text", True, [], {}, [1, "a", None, False, 2.5],
+        {"data": [{"id": i, "name": f"p{i}", "tags": [{"id": 9, "name": "t"}], "a/b": {"c~d": i}}
+                  for i in range(40)], "meta": {"total": 40, "page": 1}},
+        {"id": 7, "pet": {"id": 8, "name": "x"}, "result": [{"id": 1}], "item": {"k": "v"}},
+        deep,
+        [{"id": i, "values": [[f"v{j}", j] for j in range(30)]} for i in range(200)],  # past the budget
+    ]
+
+
+@pytest.mark.parametrize("env", ["petstore", "crm", "adafruit"])
+def test_the_inlined_walk_is_the_recursive_one(env: str) -> None:
+    box = Toolbox.in_process([env])
+    policy = OfflinePolicy(box)
+    resources = [None, *{i.resource.name: i.resource for n in box.names()
+                         if (i := policy.info(n)) is not None and i.resource}.values()]
+    outcome = run_sample(box, OfflinePolicy(box), 2, GeneratorConfig(iterations=6))
+    responses = [s.response for it in outcome.trace.iterations for e in it.executions for s in e.steps]
+    assert len(responses) > 3
+    for body in [*_bodies(), *responses]:
+        for res in resources:
+            assert walk_response(body, res).protos == _reference_walk(body, res)
 
 
 def _reference_index(steps: list[list[Fact]], deleted: set[tuple[str, str]]) -> tuple[dict[str, Any], set[str]]:

@@ -88,26 +88,45 @@ def walk_response(response: Any, res: Resource | None) -> Walk:
     so a policy may keep it for a response it meets again."""
     roots = _record_roots(response, res) if res else set()
     found = Walk()
-    budget = [4000]
+    add = found.add
+    budget = 4000
     res_name = res.name if res is not None else None
 
-    def walk(node: Any, ptr: str, key: str, parent: str, record: str, depth: int) -> None:
-        if budget[0] <= 0 or depth > 5:
+    # A container's children are walked in its loop (scalars, most of a body, without a call of
+    # their own). A scalar directly in a record object is at record level; one in a list never is.
+    def visit(node: Any, ptr: str, key: str, parent: str, record: str, depth: int) -> None:
+        nonlocal budget
+        if depth >= 5:  # its children would lie deeper than 5
             return
-        budget[0] -= 1
         if isinstance(node, dict):
             rec = ptr if ptr in roots else record
+            at = res_name if rec == ptr else None  # rec == ptr: this object is a record root
             for k, v in node.items():
-                walk(v, f"{ptr}/{escape_token(str(k))}", str(k), key, rec, depth + 1)
-        elif isinstance(node, list):
+                if budget <= 0:
+                    return
+                budget -= 1
+                ks = str(k)
+                child = f"{ptr}/{escape_token(ks)}"
+                if isinstance(v, (dict, list)):
+                    visit(v, child, ks, key, rec, depth + 1)
+                elif v is not None and not isinstance(v, bool):
+                    add((v, ks, norm(ks), norm(key + ks) if key else "", child, at, rec))
+        else:
             for i, v in enumerate(node[:25]):
-                walk(v, f"{ptr}/{i}", key, parent, record, depth + 1)
-        elif node is not None and not isinstance(node, bool):
-            at_record = res_name is not None and record != "-" and ptr == f"{record}/{escape_token(key)}"
-            found.add((node, key, norm(key), norm(parent + key) if parent else "", ptr,
-                       res_name if at_record else None, record))
+                if budget <= 0:
+                    return
+                budget -= 1
+                child = f"{ptr}/{i}"
+                if isinstance(v, (dict, list)):
+                    visit(v, child, key, parent, record, depth + 1)
+                elif v is not None and not isinstance(v, bool):
+                    add((v, key, norm(key), norm(parent + key) if parent else "", child, None, record))
 
-    walk(response, "", "", "", "-", 0)
+    budget -= 1
+    if isinstance(response, (dict, list)):
+        visit(response, "", "", "", "-", 0)
+    elif response is not None and not isinstance(response, bool):
+        add((response, "", norm(""), "", "", None, "-"))
     return found
 
 
