@@ -11,6 +11,7 @@ import pytest
 from simulator.canonical import escape_token
 from simulator.datagen.generate import compile_schema
 from simulator.environments.environment import shipped_environments
+from simulator.spec.navigation import deref, primary_type
 from toolgrad.dataset.lines import build_record, encode_sample, record_lines
 from toolgrad.loop.sample import GeneratorConfig, run_sample
 from toolgrad.loop.sources import _MAX_WALK, ScalarIndex, _lookup_keys, _walk
@@ -27,7 +28,7 @@ from toolgrad.policies.offline.facts import (
 from toolgrad.policies.offline.policy import OfflinePolicy
 from toolgrad.policies.offline.text import norm
 from toolgrad.records import Provenance, Step
-from toolgrad.sampling import stable_ranks, stable_shuffle
+from toolgrad.sampling import stable_hash, stable_ranks, stable_shuffle
 from toolgrad.toolbox import Toolbox
 
 
@@ -256,3 +257,36 @@ def test_a_minimal_value_is_the_pruned_whole_value_on_every_shipped_body() -> No
                 checked += 1
             skipped += bool(compile_schema(schema)._elision.elidable(offline_values._optional_properties(schema)))
     assert checked > 500 and skipped > 20  # bodies whose optional fields were really left out
+
+
+@pytest.mark.parametrize("value", ["abc", "12", "-3", "", 0, 1, 7, -2, 1.0, 2.5, 10**20, True, False])
+def test_a_scalar_hash_is_the_stable_hash_of_the_value(value: Any) -> None:
+    # 1, 1.0 and True are equal in Python but not in JSON: the cache must keep them apart
+    assert offline_values.scalar_hash(value) == stable_hash(value)
+    assert offline_values.scalar_hash(value) == stable_hash(value)  # again, from the cache
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "integer"}, {"type": "number"}, {"type": "string"}, {"type": "boolean"}, {"type": "object"},
+    {"enum": ["a", "b", 3]}, {"type": "string", "enum": ["x", "12"]}, {}, {"type": ["null", "integer"]},
+    {"$ref": "#/$defs/id", "$defs": {"id": {"type": "integer"}}},
+])
+def test_a_fitter_answers_what_fits_answers(schema: dict[str, Any]) -> None:
+    def reference(value: Any) -> bool:  # fits() as it was, reading the schema per value
+        node = deref(schema, schema)
+        enum = node.get("enum")
+        if isinstance(enum, list) and value not in enum and str(value) not in [str(e) for e in enum]:
+            return False
+        kind = primary_type(schema, node) or "string"
+        if kind == "integer":
+            return (isinstance(value, int) and not isinstance(value, bool)) or (
+                isinstance(value, str) and value.lstrip("-").isdigit())
+        if kind == "number":
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind == "string":
+            return isinstance(value, (str, int)) and not isinstance(value, bool)
+        return kind not in ("object", "array", "boolean")
+
+    fit = offline_values.fitter(schema)
+    for value in ["a", "x", "12", "-4", "3", 3, 12, 2.5, True, "", 0]:
+        assert fit(value) == reference(value) == offline_values.fits(value, schema)

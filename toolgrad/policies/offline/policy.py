@@ -64,7 +64,7 @@ from .catalog import ArgSpec, ToolInfo, tool_info
 from .facts import Fact, Facts, SampleFacts
 from .query import query_and_answer
 from .text import instruction
-from .values import coerce, fits, minimal, plausible
+from .values import coerce, fitter, minimal, plausible, scalar_hash
 
 MIN_CALLS, MAX_CALLS = 3, 6
 _SHORT_TEXT = 40  # characters of a generated optional text worth stating in a query
@@ -297,11 +297,12 @@ class OfflinePolicy:
         tiers.append((85, [f for f in facts.with_norm(arg.norm) if f.record_of]))
         tiers.append((80, facts.with_norm(arg.norm)))
         pools = []
+        fit = fitter(arg.schema)
         for _, candidates in tiers:
             pool = [
                 f
                 for f in candidates
-                if fits(f.value, arg.schema)
+                if fit(f.value)
                 and not (arg.refers_to and (arg.refers_to, str(f.value)) in facts.deleted)
             ]
             if pool:
@@ -317,7 +318,7 @@ class OfflinePolicy:
             pool = [f for f in pools[0] if f.order == latest]
         values: dict[str, Fact] = {}
         for f in pool:
-            values.setdefault(stable_hash(f.value), f)
+            values.setdefault(scalar_hash(f.value), f)
         ranked = [values[k] for k in sorted(values)]
         return ranked[stable_int(*salt, arg.name) % len(ranked)]
 

@@ -6,6 +6,8 @@ drawn from a stable hash of the caller's salt.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from simulator.datagen.generate import compile_schema, generate_value
@@ -17,20 +19,43 @@ from .catalog import ArgSpec
 
 
 def fits(value: Any, schema: JSONSchema) -> bool:
+    return fitter(schema)(value)
+
+
+def fitter(schema: JSONSchema) -> Callable[[Any], bool]:
+    """``fits(value, schema)`` as a function of the value: the schema read once, for an
+    argument whose candidates are many (every id of every list item seen)."""
     node = deref(schema, schema)
     enum = node.get("enum")
-    if isinstance(enum, list) and value not in enum and str(value) not in [str(e) for e in enum]:
-        return False
+    members: list[Any] = enum if isinstance(enum, list) else []
+    enum_text = [str(e) for e in members] if isinstance(enum, list) else None
     kind = primary_type(schema, node) or "string"
-    if kind == "integer":
-        return (isinstance(value, int) and not isinstance(value, bool)) or (
-            isinstance(value, str) and value.lstrip("-").isdigit()
-        )
-    if kind == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind == "string":
-        return isinstance(value, (str, int)) and not isinstance(value, bool)
-    return kind not in ("object", "array", "boolean")
+
+    def check(value: Any) -> bool:
+        if enum_text is not None and value not in members and str(value) not in enum_text:
+            return False
+        if kind == "integer":
+            return (isinstance(value, int) and not isinstance(value, bool)) or (
+                isinstance(value, str) and value.lstrip("-").isdigit()
+            )
+        if kind == "number":
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind == "string":
+            return isinstance(value, (str, int)) and not isinstance(value, bool)
+        return kind not in ("object", "array", "boolean")
+
+    return check
+
+
+def scalar_hash(value: Any) -> str:
+    """``stable_hash(value)`` of a fact's value (a string or a number), remembered: the same ids
+    and names are ranked again for every argument they might feed."""
+    return _scalar_hash(type(value).__name__, value)
+
+
+@lru_cache(maxsize=1 << 16)
+def _scalar_hash(kind: str, value: Any) -> str:  # the type in the key: 1, 1.0 and True hash apart
+    return stable_hash(value)
 
 
 def coerce(value: Any, schema: JSONSchema) -> Any:
