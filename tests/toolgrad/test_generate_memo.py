@@ -191,15 +191,22 @@ class _Forgetful(SampleFacts):
         return walk_response(response, info.resource if info else None)
 
 
+class _Unwritten(dict):  # type: ignore[type-arg]
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+
 @pytest.mark.parametrize(("envs", "seed"), [(["petstore"], 3), (["adafruit", "crm"], 8), (["baskets"], 21)])
-def test_kept_facts_give_the_same_sample_as_fresh_ones(envs: list[str], seed: int) -> None:
+def test_kept_facts_and_wording_give_the_same_sample_as_fresh_ones(envs: list[str], seed: int) -> None:
     box = Toolbox.in_process(envs)
     config = GeneratorConfig(iterations=6)
     kept = run_sample(box, OfflinePolicy(box), seed, config)
     forgetful = OfflinePolicy(box)
     forgetful.facts = _Forgetful(forgetful.info)
+    forgetful._worded = _Unwritten()  # every step worded again at every update
     fresh = run_sample(box, forgetful, seed, config)
     assert kept.ok and kept.calls() >= 2
+    assert sum(1 for it in kept.trace.iterations if it.query) >= 2  # several updates worded the steps
     assert kept.trace == fresh.trace
     assert kept.workflow == fresh.workflow
 

@@ -62,7 +62,7 @@ from toolgrad.validity.tool_terms import toolbox_terms
 
 from .catalog import ArgSpec, ToolInfo, tool_info
 from .facts import Fact, Facts, SampleFacts
-from .query import query_and_answer
+from .query import Worded, query_and_answer
 from .text import instruction
 from .values import coerce, fitter, minimal, plausible, scalar_hash
 
@@ -80,6 +80,7 @@ class OfflinePolicy:
         self.target_calls = target_calls
         self._failures: dict[str, int] = {}  # tool -> calls the validator failed in this sample
         self.facts = SampleFacts(self.info)
+        self._worded: Worded = {}  # each step's clause and finding, over the sample's updates
 
     def cost(self) -> Cost:
         return Cost()
@@ -367,4 +368,4 @@ class OfflinePolicy:
     # -- update ---------------------------------------------------------------------------------
 
     def update(self, ctx: Context, selection: Selection, workflow: Workflow) -> tuple[str, str]:
-        return query_and_answer(workflow, self.info, toolbox_terms(self.toolbox))
+        return query_and_answer(workflow, self.info, toolbox_terms(self.toolbox), self._worded)
