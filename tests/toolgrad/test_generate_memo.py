@@ -297,3 +297,14 @@ def test_a_fitter_answers_what_fits_answers(schema: dict[str, Any]) -> None:
     fit = offline_values.fitter(schema)
     for value in ["a", "x", "12", "-4", "3", 3, 12, 2.5, True, "", 0]:
         assert fit(value) == reference(value) == offline_values.fits(value, schema)
+
+
+def test_a_body_that_may_not_hold_a_value_has_no_pointer_to_it() -> None:
+    """detect() skips a response whose index has none of a value's look-up keys: find() agrees."""
+    body = {"data": [{"id": 12, "name": "rex", "ratio": 2.5, "code": "12"}], "count": 3}
+    index = ScalarIndex(body)
+    for value in [12, "12", 12.0, "rex", 2.5, "2.5", 3, "3", 99, "nobody", 7.5, True, None]:
+        if not index.may_hold(value):
+            assert index.find("id", value) is None
+        else:
+            assert value in (12, "12", 12.0, "rex", 2.5, 3, "3")  # what the body holds, loosely

@@ -54,6 +54,7 @@ def names_related(argument: str, key: str) -> bool:
     return a == k or (a.endswith(k) and k in ("id", "key", "name", "uuid", "slug")) or k.endswith(a)
 
 
+@lru_cache(maxsize=1 << 16)  # the pointers of a sample's sources, read again for every later argument
 def list_item(pointer: str) -> str | None:
     """The pointer of the first list item a response pointer goes through
     (``/data/3/company_id`` -> ``/data/3``), or None when it goes through no list."""
@@ -141,6 +142,10 @@ class ScalarIndex:
             level = nxt
             depth += 1
 
+    def may_hold(self, value: Any) -> bool:
+        """Whether some scalar shares a look-up key with ``value`` (else :meth:`find` is None)."""
+        return any(lookup in self.hits for lookup in _lookup_keys(value))
+
     def find(self, argument: str, value: Any, anchors: frozenset[str] = frozenset()) -> str | None:
         """The best pointer to ``value``: inside an ``anchors`` list item first, then under a
         related key, then the shallowest, then the first in document order."""
@@ -202,9 +207,12 @@ class SourceFinder:
             if pointer in sources or _covered(pointer, sources) or not is_nontrivial(value):
                 continue
             for chain, step, body in reversed(earlier):
+                index = self.index(body)
+                if not index.may_hold(value):
+                    continue  # find() would give None: no scalar with one of its look-up keys
                 anchors = frozenset(item for s in sources.values() if (s.chain, s.step) == (chain, step)
                                     for item in [list_item(s.pointer)] if item is not None)
-                found_at = self.index(body).find(leaf_key(pointer), value, anchors)
+                found_at = index.find(leaf_key(pointer), value, anchors)
                 if found_at is not None:
                     sources[pointer] = ArgumentSource(chain=chain, step=step, pointer=found_at)
                     break
