@@ -13,7 +13,8 @@ from simulator.datagen.generate import compile_schema
 from simulator.environments.environment import shipped_environments
 from simulator.spec.navigation import deref, primary_type
 from toolgrad.dataset.lines import build_record, encode_sample, record_lines
-from toolgrad.loop.sample import GeneratorConfig, run_sample
+from toolgrad.loop.policy import forbidden_names
+from toolgrad.loop.sample import GeneratorConfig, api_names, draw_batch, run_sample
 from toolgrad.loop.sources import _MAX_WALK, ScalarIndex, _lookup_keys, _walk
 from toolgrad.policies.offline import values as offline_values
 from toolgrad.policies.offline.facts import (
@@ -28,7 +29,7 @@ from toolgrad.policies.offline.facts import (
 from toolgrad.policies.offline.policy import OfflinePolicy
 from toolgrad.policies.offline.text import norm
 from toolgrad.records import Provenance, Step
-from toolgrad.sampling import stable_hash, stable_ranks, stable_shuffle
+from toolgrad.sampling import stable_hash, stable_ranks, stable_sample, stable_shuffle
 from toolgrad.toolbox import Toolbox
 
 
@@ -308,3 +309,19 @@ def test_a_body_that_may_not_hold_a_value_has_no_pointer_to_it() -> None:
             assert index.find("id", value) is None
         else:
             assert value in (12, "12", 12.0, "rex", 2.5, 3, "3")  # what the body holds, loosely
+
+
+def test_a_batch_is_the_stable_sample_of_the_sorted_names() -> None:
+    box = Toolbox.in_process(["adafruit", "crm"])
+    names = box.names()
+    for seed, iteration, size in [(0, 0, 50), (3, 9, 8), (11, 2, 1000), (5, 1, 0)]:
+        assert draw_batch(names, size, seed, iteration) == stable_sample(sorted(names), size, "batch", seed, iteration)
+
+
+def test_api_names_are_worked_out_once_per_toolbox_and_equal_a_fresh_list() -> None:
+    box = Toolbox.in_process(["petstore", "museum"])
+    first = api_names(box)
+    assert first == forbidden_names((b.name, b.tool.operation_id) for b in box.tools.values())
+    assert api_names(box) is first  # kept
+    other = Toolbox.in_process(["petstore"])
+    assert api_names(other) != first  # another toolbox, its own tools
