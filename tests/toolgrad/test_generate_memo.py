@@ -9,8 +9,6 @@ from typing import Any
 import pytest
 
 from simulator.canonical import escape_token
-from simulator.datagen.generate import compile_schema
-from simulator.environments.environment import shipped_environments
 from simulator.spec.navigation import deref, primary_type
 from toolgrad.dataset.lines import build_record, encode_sample, record_lines
 from toolgrad.loop.policy import forbidden_names
@@ -236,35 +234,6 @@ def test_a_stable_shuffle_sorts_by_rank_then_key_then_position(items: list[Any])
     ranks = stable_ranks(keys, "parts", 7)
     expected = [items[i] for i in sorted(range(len(items)), key=lambda i: (ranks[keys[i]], keys[i]))]
     assert stable_shuffle(items, "parts", 7) == expected
-
-
-def _minimal_whole(schema: Any, salt: tuple[Any, ...], name: str | None) -> Any:
-    """minimal() as it was: the whole value generated, then pruned."""
-    value = offline_values.generate(schema, salt, name)
-    if not isinstance(value, (dict, list)):
-        return value
-    pruned = offline_values._prune(schema, schema, value)
-    return pruned if compile_schema(schema).is_valid(pruned) else value
-
-
-def test_a_minimal_value_is_the_pruned_whole_value_on_every_shipped_body() -> None:
-    """minimal() skips generating the optional top-level properties it prunes; every body and
-    argument schema of the shipped environments gives what pruning the whole value gives."""
-    box = Toolbox.in_process(shipped_environments())
-    policy = OfflinePolicy(box)
-    checked = skipped = 0
-    for name in box.names():
-        info = policy.info(name)
-        assert info is not None
-        schemas = [(a.schema, a.name) for a in info.args]
-        if info.body_schema is not None:
-            schemas.append((info.body_schema, info.resource.name if info.resource else None))
-        for schema, label in schemas:
-            for salt in ((0, 1, name), (5, 3, name, "body")):
-                assert offline_values.minimal(schema, salt, label) == _minimal_whole(schema, salt, label)
-                checked += 1
-            skipped += bool(compile_schema(schema)._elision.elidable(offline_values._optional_properties(schema)))
-    assert checked > 500 and skipped > 20  # bodies whose optional fields were really left out
 
 
 @pytest.mark.parametrize("value", ["abc", "12", "-3", "", 0, 1, 7, -2, 1.0, 2.5, 10**20, True, False])

@@ -77,34 +77,12 @@ def generate(schema: JSONSchema, salt: tuple[Any, ...], name: str | None) -> Any
 def minimal(schema: JSONSchema, salt: tuple[Any, ...], name: str | None) -> Any:
     """A generated value with only what the schema requires: objects keep their required
     properties, lists their first ``minItems`` items (at least one), recursively; the full
-    generated value when the pruned one does not validate.
-
-    The optional top-level properties that pruning drops are not generated at all where the
-    walk can skip them without changing any other value (``CompiledSchema.generate(elide=...)``):
-    the result is the same, only cheaper."""
-    optional = _optional_properties(schema)
-    if not optional:
-        value = generate(schema, salt, name)
-    else:
-        try:
-            value = compile_schema(schema).generate(stable_hash("offline", *salt), name=name, elide=optional)
-        except ValueError:
-            return None
+    generated value when the pruned one does not validate."""
+    value = generate(schema, salt, name)
     if not isinstance(value, (dict, list)):
         return value
     pruned = _prune(schema, schema, value)
-    if compile_schema(schema).is_valid(pruned):
-        return pruned
-    return generate(schema, salt, name) if optional else value  # the whole value, elided members made
-
-
-def _optional_properties(schema: JSONSchema) -> list[str]:
-    """The top-level properties :func:`_prune` drops (not required)."""
-    node = deref(schema, schema)
-    if not isinstance(node, dict) or not isinstance(node.get("properties"), dict):
-        return []
-    required = set(required_properties(schema, node))
-    return [k for k in object_properties(schema, node) if k not in required]
+    return pruned if compile_schema(schema).is_valid(pruned) else value
 
 
 def _prune(root: JSONSchema, node: Any, value: Any) -> Any:
