@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from simulator.canonical import escape_token
+from simulator.datagen.generate import generate_value
 from simulator.spec.navigation import deref, primary_type
 from toolgrad.dataset.lines import build_record, encode_sample, record_lines
 from toolgrad.loop.policy import forbidden_names
@@ -294,3 +295,17 @@ def test_api_names_are_worked_out_once_per_toolbox_and_equal_a_fresh_list() -> N
     assert api_names(box) is first  # kept
     other = Toolbox.in_process(["petstore"])
     assert api_names(other) != first  # another toolbox, its own tools
+
+
+def test_a_generated_value_is_generate_value_of_the_same_schema_and_seed() -> None:
+    """values.generate compiles a schema once per schema object, not per call by its JSON text."""
+    box = Toolbox.in_process(["crm", "petstore"])
+    policy = OfflinePolicy(box)
+    schemas = [a.schema for n in box.names() if (i := policy.info(n)) is not None for a in i.args][:60]
+    assert schemas
+    for k, schema in enumerate(schemas):
+        salt = (k, "arg")
+        expected = generate_value(schema, stable_hash("offline", *salt), name="x")
+        assert offline_values.generate(schema, salt, "x") == expected
+        assert offline_values.generate(schema, salt, "x") == expected  # from the kept compiled schema
+    assert offline_values.generate({"type": "integer", "minimum": 5, "maximum": 1}, (0,), None) is None
