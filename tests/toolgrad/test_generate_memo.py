@@ -309,3 +309,28 @@ def test_a_generated_value_is_generate_value_of_the_same_schema_and_seed() -> No
         assert offline_values.generate(schema, salt, "x") == expected
         assert offline_values.generate(schema, salt, "x") == expected  # from the kept compiled schema
     assert offline_values.generate({"type": "integer", "minimum": 5, "maximum": 1}, (0,), None) is None
+
+
+def test_looked_up_facts_grow_with_the_steps_added_after_and_copies_keep_theirs() -> None:
+    box = Toolbox.in_process(["petstore", "crm"])
+    outcome = run_sample(box, OfflinePolicy(box), 6, GeneratorConfig(iterations=8))
+    policy = OfflinePolicy(box)
+    made = [step_facts(step, policy.info(step.tool), order, None, order)
+            for order, step in enumerate(s for it in outcome.trace.iterations for e in it.executions
+                                         for s in e.steps)]
+    assert len(made) > 6
+    norms = sorted({n for m in made for n in m.norms()})[:12]
+    facts, added = Facts(), []
+    copies: list[tuple[Facts, int]] = []
+    for k, grouped in enumerate(made):
+        facts.add(grouped)
+        added.append(grouped.all())
+        by, _ = _reference_index(added, set())
+        for n in norms:  # asked after every step: each entry extended by the new step only
+            assert facts.with_norm(n) == by["norm"].get(n, [])
+        if k % 3 == 0:
+            copies.append((facts.copy(), k + 1))
+    for copy, count in copies:  # a copy made earlier still sees only the steps it had
+        by, _ = _reference_index(added[:count], set())
+        for n in norms:
+            assert copy.with_norm(n) == by["norm"].get(n, [])

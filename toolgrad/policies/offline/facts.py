@@ -199,11 +199,12 @@ class Facts:
     def __init__(self) -> None:
         self.steps: list[StepFacts] = []
         self.deleted: set[tuple[str, str]] = set()
-        self._memo: dict[tuple[int, str], list[Fact]] = {}
+        # (kind, key) -> (steps covered, their facts): a step added extends an entry when next
+        # asked; an entry's list is never changed in place (a copy shares it)
+        self._memo: dict[tuple[int, str], tuple[int, list[Fact]]] = {}
 
     def add(self, step: StepFacts) -> None:
         self.steps.append(step)
-        self._memo.clear()
 
     def copy(self) -> Facts:
         """An independent copy: adding to it leaves this one as it is."""
@@ -223,17 +224,18 @@ class Facts:
         return self._lookup(2, resource)
 
     def _lookup(self, kind: int, key: str) -> list[Fact]:
-        found = self._memo.get((kind, key))
-        if found is None:
-            found = []
-            for step in self.steps:
+        covered, found = self._memo.get((kind, key), (0, []))
+        if covered < len(self.steps):
+            more: list[Fact] = []
+            for step in self.steps[covered:]:
                 if kind == 0:
-                    found += step.with_norm(key)
+                    more += step.with_norm(key)
                 elif kind == 1:
-                    found += step.with_parent(key)
+                    more += step.with_parent(key)
                 else:
-                    found += step.of_record(key)
-            self._memo[(kind, key)] = found
+                    more += step.of_record(key)
+            found = found + more if found else more
+            self._memo[(kind, key)] = (len(self.steps), found)
         return found  # shared: callers only read it
 
     def keys(self) -> set[str]:
