@@ -72,7 +72,32 @@ def canonical_sha256(value: Any) -> str:
 def pretty_json(value: Any) -> str:
     """Sorted keys, two-space indent, non-ASCII as is, a final newline: the text of the reports
     and certificates people read (the standard library's format, kept byte for byte)."""
+    if _orjson_writes_it_alike(value):  # the standard library indents in Python: 20x slower
+        try:
+            return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
+        except TypeError:  # integers beyond 64 bits, lone surrogates
+            pass
     return json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+_ALIKE = frozenset({dict, list, str, int, bool, type(None)})
+
+
+def _orjson_writes_it_alike(value: Any) -> bool:
+    """Whether ``value`` holds only the types whose indented, sorted JSON orjson writes as the
+    standard library does (what it writes at all): every float is written otherwise (``1e-07``
+    against ``1e-7``), and subclasses and other types are left to the standard library."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind not in _ALIKE:
+            return False
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+    return True
 
 
 # --- JSON Pointer (RFC 6901) ----------------------------------------------------------------------

@@ -47,8 +47,9 @@ def stable_shuffle(items: Sequence[T], *parts: Any, key: Any = str) -> list[T]:
     """``items`` in an order drawn from ``parts``; each item's place depends only on its own key."""
     keys = [str(key(item)) for item in items]
     ranks = stable_ranks(keys, *parts)
-    order = sorted(range(len(items)), key=lambda i: (ranks[keys[i]], keys[i]))
-    return [items[i] for i in order]
+    # (rank, key, position) tuples compare in C; the position breaks ties as a stable sort would
+    order = sorted(zip([ranks[k] for k in keys], keys, range(len(keys)), strict=True))
+    return [items[i] for _, _, i in order]
 
 
 def stable_sample(items: Sequence[T], k: int, *parts: Any, key: Any = str) -> list[T]:

@@ -1,48 +1,27 @@
-"""The ``toolgrad`` console script: every package's commands under one root.
+"""The ``toolgrad`` console script: :func:`main` builds the command tree
+(:mod:`benchmarks.cli.tree`) and runs it.
 
-It lives in the top layer because it composes all three packages (see ARCHITECTURE.md).
-Start-up is part of every command's time, so this module and the command modules it registers
-import only what building the command tree needs; each command imports its machinery (the
-simulator, the DFS baseline, scipy, the model backend) when it runs.
+Importing this module costs next to nothing: a worker process that starts from the console
+script (a fork server runs the script's module once, or each worker does under ``python -m``)
+imports this module again, and needs none of the command tree. ``app`` is the tree, built on
+first use.
 """
 
 from __future__ import annotations
 
 import sys
-from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Any
 
-import typer
+if TYPE_CHECKING:
+    import typer
 
-from simulator.cli.app import sim_app
-from simulator.cli.shell import console, escape, print_error, set_quiet, set_verbose
-from simulator.errors import EXIT_CODES, SimulatorError
-from toolgrad.backends.base import ModelError
-from toolgrad.cli.commands import register as register_toolgrad
-from toolgrad.dataset.files import write_bytes_atomic
-from toolgrad.settings import ToolgradError
-
-from .commands import register
-from .compare import bench_app
-from .compare import register as register_compare
-from .perf import register as register_perf
-
-app = typer.Typer(
-    help="Answer-first tool-use data (ToolGrad) on deterministic OpenAPI sandboxes.",
-    epilog=EXIT_CODES,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-app.add_typer(sim_app, name="sim")
-register(app)
-register_toolgrad(app)
-register_compare(app)
-register_perf(bench_app)
+__all__ = ["command_tree", "kit_version", "main", "user_error_types"]  # and `app`, built on first use
 
 
 def kit_version() -> str:
     """The installed distribution's version (the package's own when run from a bare checkout)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("toolgrad-kit")
     except PackageNotFoundError:  # pragma: no cover - a checkout on sys.path without an install
@@ -51,61 +30,27 @@ def kit_version() -> str:
         return __version__
 
 
-def _print_version(value: bool) -> None:
-    if value:
-        typer.echo(f"toolgrad-kit {kit_version()}")
-        raise typer.Exit(0)
+def command_tree() -> typer.Typer:
+    """The root :class:`typer.Typer` with every package's commands (built once, on first use)."""
+    from .tree import app as tree
+
+    return tree
 
 
-@app.callback()
-def root(
-    _version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
-                                           help="Print the kit's version and exit.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, notices or summaries on "
-                                        "stderr (errors still print; results on stdout unchanged).")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", help="Log at INFO on stderr (what each step is doing).")]
-    = False,
-) -> None:
-    """Answer-first tool-use data (ToolGrad) on deterministic OpenAPI sandboxes."""
-    set_quiet(quiet)
-    set_verbose(verbose)
-
-@app.command(epilog=EXIT_CODES)
-def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the dataset and certificate.")] = Path(
-        "out/demo"),
-    n: Annotated[int, typer.Option(min=1, help="Samples to generate.")] = 24,
-    seed: Annotated[int, typer.Option(help="First sample seed.")] = 0,
-) -> None:
-    """The quick start's job: generate a dataset with the offline policy on every shipped
-    environment, certify it (re-execution and the validity checks), and say where both are (no
-    key, no network)."""
-    from benchmarks.certify.certificate import certificate_bytes, certify_file
-    from toolgrad.dataset.runner import generate_dataset
-    from toolgrad.settings import GenerateSettings
-
-    out.mkdir(parents=True, exist_ok=True)
-    data = out / "data.jsonl"
-    console.print(f"generating {n} samples (seed {seed}, offline policy, every shipped environment) ...")
-    summary = generate_dataset(GenerateSettings(n=n, seed=seed, output=str(data)))
-    console.print(f"  {summary.samples} samples in {escape(str(data))} ({summary.samples_per_second:.1f} samples/s, "
-                  f"{summary.tool_calls} tool calls, failed seeds: {summary.failed_seeds or 'none'})")
-    console.print("certifying: re-execution on fresh sandboxes and the validity checks ...")
-    certificate = certify_file(data)
-    cert_path = out / "certificate.json"
-    write_bytes_atomic(cert_path, certificate_bytes(certificate))
-    console.print(f"  pass rate {certificate.pass_rate:.1%}: {certificate.passed}/{certificate.sample_count} "
-                  f"samples, {certificate.step_count} steps replayed; passed per check: "
-                  + ", ".join(f"{name} {passed}" for name, passed in certificate.checks.items()))
-    typer.echo(f"dataset:     {data}")
-    typer.echo(f"certificate: {cert_path}")
-    raise typer.Exit(0 if certificate.ok else 1)
+def __getattr__(name: str) -> Any:
+    if name == "app":  # ``from benchmarks.cli.app import app``, as before the tree moved
+        return command_tree()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def user_error_types() -> tuple[type[Exception], ...]:
     """One root error per package: the errors a user can act on. The benchmarks' root lives
     with replay, which only the commands that replay import: when that module was never
     imported, no error of its kind can have been raised, so it is not imported for this."""
+    from simulator.errors import SimulatorError
+    from toolgrad.backends.base import ModelError
+    from toolgrad.settings import ToolgradError
+
     types: tuple[type[Exception], ...] = (SimulatorError, ToolgradError, ModelError)
     replay = sys.modules.get("benchmarks.certify.replay")
     return (*types, replay.BenchmarkError) if replay is not None else types
@@ -114,11 +59,14 @@ def user_error_types() -> tuple[type[Exception], ...]:
 def main() -> None:
     """Run the CLI. Usage errors exit 2 (click's standalone handling); errors a user can act on
     print one message and exit 2, never a traceback."""
+    tree = command_tree()
     try:
-        app(prog_name="toolgrad")
+        tree(prog_name="toolgrad")
     except Exception as exc:
         if not isinstance(exc, user_error_types()):
             raise
+        from simulator.cli.shell import print_error
+
         print_error(str(exc))
         sys.exit(getattr(exc, "exit_code", 2))
 

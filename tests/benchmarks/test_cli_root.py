@@ -23,6 +23,23 @@ def test_version_prints_the_installed_kit_version() -> None:
     assert kit_version()[0].isdigit()
 
 
+def test_the_console_script_s_module_builds_no_command_tree_when_imported() -> None:
+    # a worker process of `certify --workers N` runs the console script's module again (the fork
+    # server once for the `toolgrad` script, each worker under `python -m benchmarks.cli.app`):
+    # it must not pay for typer, rich or the command tree, which only the driver uses
+    code = ("import sys, benchmarks.cli.app; "
+            "print(*sorted(m for m in ('typer', 'rich', 'pydantic', 'benchmarks.cli.tree', "
+            "'toolgrad.cli.commands') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
+    # and the tree is still there for whoever asks for it by its old name
+    from benchmarks.cli import app as module
+    from benchmarks.cli.tree import app as tree
+
+    assert module.app is tree and app is tree
+
+
 def test_python_dash_m_toolgrad_runs_the_same_app() -> None:
     done = subprocess.run([sys.executable, "-m", "toolgrad", "--version"], capture_output=True, text=True,
                           timeout=120)

@@ -15,7 +15,7 @@ import pytest
 
 from simulator.environments.environment import load_environment, shipped_environments
 from simulator.tools import tools_for
-from toolgrad.train.chat_format import CALL_OPEN, START, render
+from toolgrad.train.chat_format import CALL_CLOSE, CALL_OPEN, END, START, render
 
 pytestmark = pytest.mark.llm
 PROMPT_CHARS = 8000  # about 2,500 tokens
@@ -60,6 +60,33 @@ def test_every_shipped_environments_calls_compile_and_bind(llama: object) -> Non
         missing = set(offered[call["name"]].get("required", [])) - set(call["arguments"])
         assert not missing, f"{env}: the grammar let {call['name']} go without {sorted(missing)}"
     assert finished >= len(envs) // 2, f"only {finished} of {len(envs)} calls finished within 300 tokens"
+
+
+def test_the_grammar_not_the_model_supplies_required_arguments(llama: object) -> None:
+    """A prompt whose every earlier turn calls ``get_item`` with no arguments (a bad example to
+    copy): unconstrained, the model copies it (the control, so the test shows the grammar at
+    work, not a model that happened to write the keys); under the grammar, the same greedy
+    completion must name both required arguments, each of its type."""
+    from toolgrad.train.call_grammar import call_grammar
+
+    tool = {"type": "function", "function": {"name": "get_item", "description": "Get an item.", "parameters": {
+        "type": "object", "required": ["item_id", "mode"],
+        "properties": {"item_id": {"type": "integer"}, "mode": {"type": "string", "enum": ["full", "brief"]}}}}}
+    empty_call = f'{CALL_OPEN}\n{{"name": "get_item", "arguments": {{}}}}\n{CALL_CLOSE}'
+    turn = f"{START}user\nGet the item.{END}\n{START}assistant\n"
+    prompt = f"{turn}{empty_call}{END}\n" * 3 + f"{turn}{CALL_OPEN}\n"
+
+    def complete(grammar: object) -> dict:
+        text = llama.create_completion(  # type: ignore[attr-defined]
+            prompt=prompt, max_tokens=60, temperature=0.0, grammar=grammar, stop=[CALL_CLOSE])["choices"][0]["text"]
+        return json.loads(text)
+
+    free = complete(None)
+    assert free["arguments"] == {}, f"control: the model should copy the argument-less calls, wrote {free}"
+    held = complete(call_grammar([tool], llama))
+    assert held["name"] == "get_item"
+    assert isinstance(held["arguments"].get("item_id"), int), held
+    assert held["arguments"].get("mode") in ("full", "brief"), held
 
 
 def test_llama_cpp_reads_the_call_grammar_of_every_corpus_spec(llama: object) -> None:

@@ -4,8 +4,11 @@ values by (RFC 6901), and the strict equality replay compares by."""
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator.canonical import (
     MISSING,
@@ -186,3 +189,26 @@ def test_first_difference_names_the_first_differing_pointer_in_sorted_order() ->
     # stricter than same_value: the bytes differ, so replay reports 1 against 1.0
     assert first_difference({"x": 1}, {"x": 1.0}) == ("/x", 1, 1.0) and same_value({"x": 1}, {"x": 1.0})
     assert first_difference({"x": [1]}, {"x": [1]}) is None
+
+
+_JSON_WITHOUT_FLOATS = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4), max_leaves=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON_WITHOUT_FLOATS)
+def test_pretty_json_is_the_standard_library_s_text_whichever_writer_writes_it(value: object) -> None:
+    # orjson writes what it can (no floats, no subclasses; not beyond 64-bit integers or lone
+    # surrogates): the same bytes as json.dumps(sort_keys=True, indent=2, ensure_ascii=False)
+    assert pretty_json(value) == json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def test_pretty_json_leaves_floats_and_subclasses_to_the_standard_library() -> None:
+    class Name(str):
+        pass
+
+    assert pretty_json({"a": 1e16, "b": [1e-07, 0.5]}) == '{\n  "a": 1e+16,\n  "b": [\n    1e-07,\n    0.5\n  ]\n}\n'
+    assert pretty_json({"k": Name("v"), "s": "\ud800", "n": 2**64}) == (
+        '{\n  "k": "v",\n  "n": 18446744073709551616,\n  "s": "\ud800"\n}\n')
+    assert pretty_json({}) == "{}\n" and pretty_json([]) == "[]\n"

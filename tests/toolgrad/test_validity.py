@@ -210,3 +210,61 @@ def test_a_response_index_tells_booleans_from_numbers_however_often_it_sees_them
         assert index.numbers == {Decimal("1.5"), Decimal("1000"), Decimal("7")}, "True is no number"
         assert index.booleans == {True} and "sold out" in index.strings
     assert ResponseIndex.of([{"a": 1}]).numbers == {Decimal(1)} and ResponseIndex.of([{"a": True}]).numbers == set()
+
+
+def test_a_text_states_an_int_or_a_string_as_the_general_rule_does_asked_once_or_again() -> None:
+    from decimal import Decimal
+
+    from toolgrad.validity.statements import contains_phrase, normal_text, scalar_number
+
+    text = Text.of("order 12 of -3 items, 1,000 units, 2.0 kg, 10000000000000000000 stars; status sold")
+    # the rule: the value's number among the text's numbers, or a string as a phrase of the text
+    for value in (12, -3, 1000, 2, 10000000000000000000, 0, 13, "12", " 1000 ", "2", "sold", "Sold", "old",
+                  "2.0 kg", "kg", ""):
+        number = scalar_number(value)
+        rule = (number is not None and number in text.numbers) or (
+            isinstance(value, str) and contains_phrase(text.normal, normal_text(value)))
+        for _ in range(2):  # the second answer comes from what the text remembers
+            assert text.states(value) is rule, f"{value!r}: stated {rule}"
+    assert Decimal(2) in text.numbers and text.states(2) and not text.states(True, "")
+
+
+def test_a_response_index_holds_ints_as_their_numbers_and_reads_subclasses_as_their_json_types() -> None:
+    from decimal import Decimal
+
+    class Name(str):
+        pass
+
+    index = ResponseIndex.of([{"n": 12, "none": None, "f": 2.50, "big": 10**19, "colour": Name("Red Fox"),
+                               "more": [None, False, -4]}])
+    assert index.numbers == {Decimal(12), Decimal("2.5"), Decimal(10**19), Decimal(-4)}
+    assert index.booleans == {False} and index.lengths == {3} and "red fox" in index.strings
+    held = {v.text: index.holds(v) for v in answer_values("'12.0' '-4' '2.5' 'red fox' '10000000000000000000' '13'")}
+    assert held == {"12.0": True, "-4": True, "2.5": True, "red fox": True, "10000000000000000000": True,
+                    "13": False}
+
+
+def test_a_check_asks_whether_the_query_names_a_list_item_once_and_gets_names_item_s_answer() -> None:
+    from toolgrad.validity.checks import _ItemNames
+
+    same_pets = [dict(p) for p in PETS]  # equal lists, other objects: asked about separately
+    for query in ("the pet called Fido", "the pet called Rex", "the pending one", "the 1st item"):
+        names = _ItemNames(Text.of(query))
+        for items in (PETS, same_pets, PETS):
+            assert [names.names(items, i) for i in range(len(items))] == [
+                names_item(Text.of(query), items, i) for i in range(len(items))], query
+
+
+def test_the_first_unheld_value_is_the_first_one_a_response_index_does_not_hold() -> None:
+    from toolgrad.validity.statements import first_unheld
+
+    responses = [PETS, {"note": "Rex sleeps at 12 Main Street", "price": 7.5, "tags": ["a", "b", "c"],
+                        "Name": "Ann Lee", "flag": True, "none": None, "big": 2**70}]
+    statuses = [201, 200]
+    index = ResponseIndex.of(responses, statuses)
+    answers = ["'rex' 'Main Street' 7.50 3 201 'Ann Lee' 'ann lee' 'true'",  # each held, some only once normalised
+               "'Ann Lee' 'Whiskers' 99", "'Street 12' 'rex'", "1180591620717411303424 'ANN  LEE' 'false'", ""]
+    for answer in answers:
+        values = answer_values(answer)
+        expected = next((v for v in values if not index.holds(v)), None)
+        assert first_unheld(responses, statuses, values) == expected, answer

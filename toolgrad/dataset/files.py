@@ -36,7 +36,8 @@ import orjson
 
 COPY_RATIO = 2  # a commit copies the file: at 16 a 25 MB dataset cost 0.5 s of copies, at 2 0.2 s
 COMMIT_SECONDS = 1.0
-COPY_SHARE = 20  # the time rule spends at most 1/COPY_SHARE of the run copying
+COPY_SHARE = 100  # the time rule spends at most 1/COPY_SHARE of the run copying (at 20, 3-5% of an offline
+# generation went to copies: its 18 MB trace sidecar costs 30 ms a copy, once a second)
 FSYNC_EVERY = 64  # commits between fsyncs (and always at close): a power loss costs at most these
 
 

@@ -73,6 +73,12 @@ def build_record(outcome: SampleOutcome, provenance: Provenance) -> tuple[Sample
     """The dataset record for a successful outcome (``outcome.ok``), its id computed, and its
     trace line for the sidecar. Its provenance names the fingerprints of the environments its
     chains call (``provenance`` holds the run's)."""
+    record, trace_line = _record_json(outcome, provenance)
+    return Sample.model_validate(record), trace_line
+
+
+def _record_json(outcome: SampleOutcome, provenance: Provenance) -> tuple[dict[str, Any], bytes]:
+    """:func:`build_record`'s record as JSON (``model_dump(mode="json")``, its id in), and the trace line."""
     trace_line = encode_trace(outcome.seed, outcome.trace)
     called = {step.env for chain in outcome.workflow.chains for step in chain.steps}
     draft = Sample(
@@ -85,14 +91,17 @@ def build_record(outcome: SampleOutcome, provenance: Provenance) -> tuple[Sample
         cost=outcome.cost,
     )
     record = draft.model_dump(mode="json")
-    return Sample.model_validate({**record, "id": sample_id(record)}), trace_line
+    return {**record, "id": sample_id(record)}, trace_line
 
 
 def record_lines(outcome: SampleOutcome, provenance: Provenance) -> tuple[bytes, bytes]:
     """(the trace line, the dataset line) of a successful outcome: the order a
-    :class:`~toolgrad.dataset.files.LineFiles` of (traces, data) takes."""
-    sample, trace_line = build_record(outcome, provenance)
-    return trace_line, encode_sample(sample)
+    :class:`~toolgrad.dataset.files.LineFiles` of (traces, data) takes. The line is
+    :func:`encode_sample` of :func:`build_record`'s sample, written from the dumped record
+    itself (a record read back from its own dump dumps the same JSON; validating it again only
+    cost time)."""
+    record, trace_line = _record_json(outcome, provenance)
+    return trace_line, strict_canonical_json(record) + b"\n"
 
 
 def tool_table_bytes(toolbox: Toolbox) -> bytes:

@@ -32,12 +32,14 @@ What a caller may rely on:
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from toolgrad.records import Cost, Iteration, Trace
-from toolgrad.sampling import stable_sample
+from toolgrad.sampling import stable_ranks
 from toolgrad.toolbox import Toolbox
 from toolgrad.validity.checks import validity_problem
 from toolgrad.validity.tool_terms import TermsOf, toolbox_terms
@@ -89,8 +91,22 @@ class SampleOutcome:
 
 
 def api_names(toolbox: Toolbox) -> list[str]:
-    """Names a query must not contain, over every tool of ``toolbox`` (see :func:`forbidden_names`)."""
-    return forbidden_names((bound.name, bound.tool.operation_id) for bound in toolbox.tools.values())
+    """Names a query must not contain, over every tool of ``toolbox`` (see :func:`forbidden_names`);
+    worked out once per toolbox and set of tools (every sample asks again). The list is shared:
+    read it, do not change it."""
+    tools = tuple((bound.name, bound.tool.operation_id) for bound in toolbox.tools.values())
+    with _API_NAMES_LOCK:
+        known = _API_NAMES.get(toolbox)
+    if known is None or known[0] != tools:
+        known = (tools, forbidden_names(tools))
+        with _API_NAMES_LOCK:
+            _API_NAMES[toolbox] = known
+    return known[1]
+
+
+_API_NAMES: weakref.WeakKeyDictionary[Toolbox, tuple[tuple[tuple[str, str], ...], list[str]]] = (
+    weakref.WeakKeyDictionary())
+_API_NAMES_LOCK = threading.Lock()
 
 
 # -- the loop -------------------------------------------------------------------------------
@@ -98,7 +114,11 @@ def api_names(toolbox: Toolbox) -> list[str]:
 
 def draw_batch(names: list[str], size: int, seed: int, iteration: int) -> list[str]:
     """The iteration's mini-batch: ``size`` tools (all when fewer), drawn from (seed, iteration)."""
-    return stable_sample(sorted(names), size, "batch", seed, iteration)
+    ordered = sorted(names)
+    # stable_sample(ordered, size, "batch", seed, iteration), for names (strings, each its own
+    # key): sorted by (rank, name), the order stable_shuffle gives
+    ranks = stable_ranks(ordered, "batch", seed, iteration)
+    return [name for _, name in sorted(zip([ranks[n] for n in ordered], ordered, strict=True))][: max(size, 0)]
 
 
 def candidate_tools(toolbox: Toolbox, workflow: Workflow) -> list[str]:

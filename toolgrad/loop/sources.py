@@ -54,6 +54,7 @@ def names_related(argument: str, key: str) -> bool:
     return a == k or (a.endswith(k) and k in ("id", "key", "name", "uuid", "slug")) or k.endswith(a)
 
 
+@lru_cache(maxsize=1 << 16)  # the pointers of a sample's sources, read again for every later argument
 def list_item(pointer: str) -> str | None:
     """The pointer of the first list item a response pointer goes through
     (``/data/3/company_id`` -> ``/data/3``), or None when it goes through no list."""
@@ -96,14 +97,54 @@ def _lookup_keys(value: Any) -> list[tuple[str, Any]]:
     return []
 
 
+def _first_lookup_key(value: Any) -> tuple[str, Any] | None:
+    """``_lookup_keys(value)[0]`` (None when it has none), without building the list."""
+    if isinstance(value, str):
+        return ("s", value)
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return ("n", float(value))
+    if isinstance(value, float):
+        return ("n", value)
+    return None
+
+
 class ScalarIndex:
     """Every scalar of a response by value, to find where an argument's value came from."""
 
     def __init__(self, body: Any) -> None:
-        self.hits: dict[tuple[str, Any], list[tuple[str, int, str, int, Any]]] = {}
-        for order, (ptr, depth, key, scalar) in enumerate(_walk(body, _MAX_WALK)):
-            for lookup in _lookup_keys(scalar)[:1]:
-                self.hits.setdefault(lookup, []).append((ptr, depth, key, order, scalar))
+        # the walk of :func:`_walk` (the same pointers, depths, keys and document order), inlined:
+        # every response a sample sees is indexed, so this is the loop's busiest walk
+        hits: dict[tuple[str, Any], list[tuple[str, int, str, int, Any]]] = {}
+        self.hits = hits
+        level: list[tuple[str, str, Any]] = [("", "", body)]
+        budget, depth, order = _MAX_WALK, 0, 0
+        while level and budget > 0:
+            nxt: list[tuple[str, str, Any]] = []
+            for ptr, key, value in level:
+                budget -= 1
+                if isinstance(value, dict):
+                    for k, v in value.items():
+                        k = str(k)
+                        nxt.append((f"{ptr}/{escape_token(k)}", k, v))
+                elif isinstance(value, list):
+                    nxt.extend((f"{ptr}/{i}", key, v) for i, v in enumerate(value))
+                else:
+                    lookup = _first_lookup_key(value)
+                    if lookup is not None:
+                        found = hits.get(lookup)
+                        if found is None:
+                            hits[lookup] = [(ptr, depth, key, order, value)]
+                        else:
+                            found.append((ptr, depth, key, order, value))
+                    order += 1
+            level = nxt
+            depth += 1
+
+    def may_hold(self, value: Any) -> bool:
+        """Whether some scalar shares a look-up key with ``value`` (else :meth:`find` is None)."""
+        return any(lookup in self.hits for lookup in _lookup_keys(value))
 
     def find(self, argument: str, value: Any, anchors: frozenset[str] = frozenset()) -> str | None:
         """The best pointer to ``value``: inside an ``anchors`` list item first, then under a
@@ -166,9 +207,12 @@ class SourceFinder:
             if pointer in sources or _covered(pointer, sources) or not is_nontrivial(value):
                 continue
             for chain, step, body in reversed(earlier):
+                index = self.index(body)
+                if not index.may_hold(value):
+                    continue  # find() would give None: no scalar with one of its look-up keys
                 anchors = frozenset(item for s in sources.values() if (s.chain, s.step) == (chain, step)
                                     for item in [list_item(s.pointer)] if item is not None)
-                found_at = self.index(body).find(leaf_key(pointer), value, anchors)
+                found_at = index.find(leaf_key(pointer), value, anchors)
                 if found_at is not None:
                     sources[pointer] = ArgumentSource(chain=chain, step=step, pointer=found_at)
                     break

@@ -44,7 +44,7 @@ from toolgrad.json_values import (
 )
 from toolgrad.records import ArgumentSource, Chain, Step
 
-from .statements import ResponseIndex, Text, answer_values
+from .statements import ResponseIndex, Text, answer_values, first_unheld
 from .tool_terms import TermsOf, ToolTerms
 
 CHECKS = ("replay", "solvable", "grounded", "coherent", "unique")
@@ -117,18 +117,19 @@ def _source_problem(chains: Sequence[Chain], ci: int, si: int, source: ArgumentS
     return ""
 
 
-def _identifiers(item: Any, keys: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+def _identifiers(item: Any, keys: tuple[str, ...] = (),
+                 wanted: Callable[[Any], bool] | None = None) -> list[tuple[tuple[str, ...], Any]]:
     """(keys, value) of the identifying scalars of a list item: strings of 3+ characters and
-    numbers other than 0/1, in objects up to :data:`_ID_DEPTH` deep (not inside lists)."""
+    numbers other than 0/1, in objects up to :data:`_ID_DEPTH` deep (not inside lists); with
+    ``wanted``, only those it accepts (asked in the same order)."""
     if not isinstance(item, dict) or len(keys) >= _ID_DEPTH:
         return []
     out: list[tuple[tuple[str, ...], Any]] = []
     for key, value in item.items():
-        here = (*keys, str(key))
         if isinstance(value, dict):
-            out.extend(_identifiers(value, here))
-        elif _identifying(value):
-            out.append((here, value))
+            out.extend(_identifiers(value, (*keys, str(key)), wanted))
+        elif _identifying(value) and (wanted is None or wanted(value)):
+            out.append(((*keys, str(key)), value))
     return out
 
 
@@ -154,7 +155,7 @@ def item_identifiers(items: list[Any], index: int,
     item = items[index]
     if not isinstance(item, (dict, list)):
         return [("", item)] if wanted is None or wanted(item) else []
-    own = [(keys, value) for keys, value in _identifiers(item) if wanted is None or wanted(value)]
+    own = _identifiers(item, (), wanted)
     if not own:
         return []
     others = [other for j, other in enumerate(items) if j != index and isinstance(other, dict)]
@@ -167,6 +168,25 @@ def item_identifiers(items: list[Any], index: int,
 def names_item(text: Text, items: list[Any], index: int) -> bool:
     """Whether the text names ``items[index]``: it states one of its :func:`item_identifiers`."""
     return bool(item_identifiers(items, index, text.states))
+
+
+class _ItemNames:
+    """:func:`names_item` for one check of one sample, each (list, index) asked once (a step
+    takes several values from one item; solvable asks for every one of them). The lists are
+    the sample's responses, alive while the check runs, so their ids tell them apart."""
+
+    __slots__ = ("_known", "text")
+
+    def __init__(self, text: Text) -> None:
+        self.text = text
+        self._known: dict[tuple[int, int], bool] = {}
+
+    def names(self, items: list[Any], index: int) -> bool:
+        key = (id(items), index)
+        named = self._known.get(key)
+        if named is None:
+            named = self._known[key] = names_item(self.text, items, index)
+        return named
 
 
 def lists_on_path(response: Any, at: str) -> list[tuple[str, list[Any], int]]:
@@ -185,34 +205,34 @@ def lists_on_path(response: Any, at: str) -> list[tuple[str, list[Any], int]]:
     return out
 
 
-def _unnamed_item(chains: Sequence[Chain], text: Text, source: ArgumentSource, at: str) -> str:
+def _unnamed_item(chains: Sequence[Chain], names: _ItemNames, source: ArgumentSource, at: str) -> str:
     response = chains[source.chain].steps[source.step].response
     for list_at, items, index in lists_on_path(response, at):
-        if len(items) > 1 and not names_item(text, items, index):
+        if len(items) > 1 and not names.names(items, index):
             return (f"it is taken from item {index + 1} of the {len(items)}-item list at {list_at or '/'!r} "
                     f"of chain {source.chain} step {source.step}, which the query does not name")
     return ""
 
 
-def _leaf_problem(chains: Sequence[Chain], text: Text, terms: ToolTerms | None, ci: int, si: int,
+def _leaf_problem(chains: Sequence[Chain], names: _ItemNames, terms: ToolTerms | None, ci: int, si: int,
                   pointer: str, value: Any) -> str:
-    if exemption(terms, pointer, value) or text.states(value, leaf_key(pointer)):
+    if exemption(terms, pointer, value) or names.text.states(value, leaf_key(pointer)):
         return ""
     step = chains[ci].steps[si]
     found = source_of(step, pointer)
     if found is None:
         return "neither stated in the query nor taken from an earlier response"
     source, at = found
-    return _source_problem(chains, ci, si, source, at, value) or _unnamed_item(chains, text, source, at)
+    return _source_problem(chains, ci, si, source, at, value) or _unnamed_item(chains, names, source, at)
 
 
 def check_solvable(chains: Sequence[Chain], query: str, terms: TermsOf) -> Finding | None:
     """The first argument value a user of ``query`` could not know (see the module text)."""
-    text = Text.of(query)
+    names = _ItemNames(Text.of(query))
     for ci, si, step in _located(chains):
         tool = terms(step)
         for pointer, value in leaves(step.arguments):
-            reason = _leaf_problem(chains, text, tool, ci, si, pointer, value)
+            reason = _leaf_problem(chains, names, tool, ci, si, pointer, value)
             if reason:
                 return Finding("solvable", reason, ci, si, pointer, value)
     return None
@@ -224,11 +244,10 @@ def check_solvable(chains: Sequence[Chain], query: str, terms: TermsOf) -> Findi
 def check_grounded(chains: Sequence[Chain], answer: str) -> Finding | None:
     """The first concrete value of the answer that no response of the chain holds."""
     steps = [s for _, _, s in _located(chains)]
-    index = ResponseIndex.of((s.response for s in steps), (s.status for s in steps))
-    for value in answer_values(answer):
-        if not index.holds(value):
-            return Finding("grounded", "the answer states a value that no response of the chain holds",
-                           at="answer", value=value.text)
+    value = first_unheld([s.response for s in steps], [s.status for s in steps], answer_values(answer))
+    if value is not None:
+        return Finding("grounded", "the answer states a value that no response of the chain holds",
+                       at="answer", value=value.text)
     return None
 
 
@@ -236,6 +255,7 @@ def check_grounded(chains: Sequence[Chain], answer: str) -> Finding | None:
 
 
 def _mixed_items(chains: Sequence[Chain], text: Text) -> Finding | None:
+    names = _ItemNames(text)
     for ci, si, step in _located(chains):
         picked: dict[tuple[int, int, str], dict[int, str]] = {}  # list -> item index -> argument pointer
         for pointer, value in leaves(step.arguments):
@@ -252,7 +272,7 @@ def _mixed_items(chains: Sequence[Chain], text: Text) -> Finding | None:
             if len(by_index) < 2:
                 continue
             _, items = lookup_pointer(chains[c].steps[s].response, list_at)
-            unnamed = sorted(i for i in by_index if not names_item(text, items, i))
+            unnamed = sorted(i for i in by_index if not names.names(items, i))
             if unnamed:
                 return Finding(
                     "coherent",

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -106,6 +106,9 @@ class Text:
 
     normal: str
     numbers: frozenset[Decimal]
+    # string value -> whether the text states it: the checks ask about the same values again
+    # (each leaf by solvable and coherent, each list item's identifiers for every leaf taken from it)
+    _strings: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     @staticmethod
     def of(text: str) -> Text:
@@ -115,6 +118,16 @@ class Text:
     def states(self, value: Any, key: str = "") -> bool:
         """Whether the text states ``value`` (the module text says how); ``key`` is the property
         that holds a boolean."""
+        kind = type(value)
+        if kind is str:  # the common cases first; the same answers as the general path below
+            stated = self._strings.get(value)
+            if stated is None:
+                number = number_of(value.strip())
+                stated = self._strings[value] = (number is not None and number in self.numbers) or contains_phrase(
+                    self.normal, normal_text(value))
+            return stated
+        if kind is int:  # an int is in the set exactly when Decimal(str(it)) is (numbers hash and compare by value)
+            return value in self.numbers
         if isinstance(value, bool):
             return bool(key) and contains_phrase(self.normal, words_of(key))
         number = scalar_number(value)
@@ -195,7 +208,8 @@ class ResponseIndex:
     ask whether a value an answer states occurs among them."""
 
     strings: set[str] = field(default_factory=set)  # normalised string scalars
-    numbers: set[Decimal] = field(default_factory=set)  # numeric scalars and numeric strings
+    # numeric scalars and numeric strings (an int as itself: equal to its Decimal, with the same hash)
+    numbers: set[Decimal | int] = field(default_factory=set)
     lengths: set[int] = field(default_factory=set)  # len() of every list
     booleans: set[bool] = field(default_factory=set)
 
@@ -210,23 +224,43 @@ class ResponseIndex:
     def add(self, node: Any) -> None:
         stack = [node]
         pop, extend = stack.pop, stack.extend
-        strings, numbers = self.strings, self.numbers
+        strings, numbers, lengths = self.strings, self.numbers, self.lengths
         while stack:
             item = pop()
-            if isinstance(item, str):  # the most common leaf first (no str is a dict, list or bool)
+            kind = type(item)  # parsed JSON holds exactly these types: told apart by identity, the commonest first
+            if kind is str:
                 normal, number = _string_facts(item)
                 strings.add(normal)
                 if number is not None:
                     numbers.add(number)
-            elif isinstance(item, dict):
+            elif kind is dict:
                 extend(item.values())
-            elif isinstance(item, list):
-                self.lengths.add(len(item))
+            elif kind is list:
+                lengths.add(len(item))
                 extend(item)
-            elif isinstance(item, bool):
-                self.booleans.add(item)
-            elif (number := _scalar_number(item)) is not None:
-                numbers.add(number)
+            elif kind is int:  # held as itself: it equals, and hashes as, Decimal(str(item))
+                numbers.add(item)
+            elif item is None:
+                continue
+            else:
+                self._add_other(item, stack)
+
+    def _add_other(self, item: Any, stack: list[Any]) -> None:
+        """A boolean, a float, or a value of a subclass of a JSON type (as that type)."""
+        if isinstance(item, bool):
+            self.booleans.add(item)
+        elif isinstance(item, str):
+            normal, number = _string_facts(item)
+            self.strings.add(normal)
+            if number is not None:
+                self.numbers.add(number)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            self.lengths.add(len(item))
+            stack.extend(item)
+        elif (number := _scalar_number(item)) is not None:
+            self.numbers.add(number)
 
     def holds(self, value: StatedValue, *, counts: bool = True) -> bool:
         """Whether a stated value occurs: equal to a scalar (numbers by value), inside a string
@@ -244,3 +278,52 @@ class ResponseIndex:
         if normal in ("true", "false") and (normal == "true") in self.booleans:
             return True
         return any(contains_phrase(s, normal) for s in self.strings if len(s) > len(normal))
+
+
+def first_unheld(responses: Sequence[Any], statuses: Sequence[int],
+                 values: Iterable[StatedValue]) -> StatedValue | None:
+    """The first of ``values`` that the responses (and the statuses) do not hold, by
+    :meth:`ResponseIndex.holds`; None when they hold every one.
+
+    Most stated values are a response's string as written or a number it holds, so the
+    responses are first looked at as written (no string normalised); the index, which
+    normalises every string, is built only for a value that look does not find."""
+    verbatim, numbers, lengths = _verbatim(responses)
+    numbers.update(statuses)
+    index: ResponseIndex | None = None
+    for value in values:
+        normal = normal_text(value.text)
+        number = number_of(normal)
+        if number is not None and (number in numbers or (
+                number == number.to_integral_value() and int(number) in lengths)):
+            continue  # a number or a list length: what the index holds too
+        if value.text in verbatim or (normal in verbatim and normal_text(normal) == normal):
+            continue  # a string whose normal form is the value's
+        if index is None:
+            index = ResponseIndex.of(responses, statuses)
+        if not index.holds(value):
+            return value
+    return None
+
+
+def _verbatim(responses: Iterable[Any]) -> tuple[set[str], set[Decimal | int], set[int]]:
+    """The strings of the responses as written, their ints and floats as numbers, their lists' lengths."""
+    strings: set[str] = set()
+    numbers: set[Decimal | int] = set()
+    lengths: set[int] = set()
+    stack = list(responses)
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str:
+            strings.add(item)
+        elif kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            lengths.add(len(item))
+            stack.extend(item)
+        elif kind is int:
+            numbers.add(item)
+        elif kind is float and (number := _scalar_number(item)) is not None:
+            numbers.add(number)
+    return strings, numbers, lengths

@@ -57,14 +57,14 @@ from toolgrad.loop.stages import THIS_EXECUTION
 from toolgrad.loop.validator import failure_reason
 from toolgrad.records import Cost, Proposal, Selection, Step
 from toolgrad.sampling import stable_hash, stable_int, stable_ranks
-from toolgrad.toolbox import Toolbox
+from toolgrad.toolbox import Toolbox, ToolResult
 from toolgrad.validity.tool_terms import toolbox_terms
 
 from .catalog import ArgSpec, ToolInfo, tool_info
-from .facts import Fact, Facts, facts_of
-from .query import query_and_answer
+from .facts import Fact, Facts, SampleFacts
+from .query import Worded, query_and_answer
 from .text import instruction
-from .values import coerce, fits, minimal, plausible
+from .values import coerce, fitter, minimal, plausible, scalar_hash
 
 MIN_CALLS, MAX_CALLS = 3, 6
 _SHORT_TEXT = 40  # characters of a generated optional text worth stating in a query
@@ -78,8 +78,9 @@ class OfflinePolicy:
     def __init__(self, toolbox: Toolbox, *, target_calls: int | None = None) -> None:
         self.toolbox = toolbox
         self.target_calls = target_calls
-        self._step_facts: dict[tuple[int, int, int, int], tuple[Step, list[Fact]]] = {}
         self._failures: dict[str, int] = {}  # tool -> calls the validator failed in this sample
+        self.facts = SampleFacts(self.info)
+        self._worded: Worded = {}  # each step's clause and finding, over the sample's updates
 
     def cost(self) -> Cost:
         return Cost()
@@ -95,25 +96,6 @@ class OfflinePolicy:
             return self.target_calls
         return MIN_CALLS + stable_int("offline-target", seed) % (MAX_CALLS - MIN_CALLS + 1)
 
-    def _facts(self, workflow: Workflow) -> Facts:
-        facts = Facts()
-        for order, (ci, si, step) in enumerate(workflow.steps()):
-            key = (id(step), order, ci, si)
-            hit = self._step_facts.get(key)
-            if hit is None or hit[0] is not step:
-                hit = self._step_facts[key] = (step, facts_of(step, self.info(step.tool), order, (ci, si)))
-            facts.add(hit[1])
-            info = self.info(step.tool)
-            if (
-                info
-                and info.kind == "delete"
-                and info.resource
-                and info.address
-                and (info.address.name in step.arguments)
-            ):
-                facts.deleted.add((info.resource.name, str(step.arguments[info.address.name])))
-        return facts
-
     # -- propose --------------------------------------------------------------------------------
 
     def propose(self, ctx: Context) -> list[Proposal]:
@@ -121,12 +103,17 @@ class OfflinePolicy:
         room = min(self.target(ctx.seed) - done, ctx.max_agent_steps, 3)
         if room <= 0:
             raise StageError("propose", f"the workflow is complete ({done} calls)")
-        keys0 = frozenset(self._facts(ctx.workflow).keys())
+        keys0 = frozenset(self.facts.of_workflow(ctx.workflow).keys())
         used = {s.tool for _, _, s in ctx.workflow.steps()}
         infos = [i for i in (self.info(b.name) for b in ctx.batch) if i is not None]
         rank = stable_ranks([i.name for i in infos], ctx.seed, ctx.iteration)
         base = {i.name: self._score(i, keys0, frozenset(), used) for i in infos}
         plans: list[tuple[float, str, list[ToolInfo]]] = []
+        # what the search below asks of every tool, read once per proposal round
+        # (info, must_feed, its record key, feeds an argument from its own record key, feed keys, base, rank)
+        table = [(i, i.must_feed, f"record:{i.resource.name}" if i.resource is not None else None,
+                  i.resource is not None and i.address is not None, i.feed_keys, base[i.name], rank[i.name])
+                 for i in infos]
         for first in infos:
             if not first.callable_with(keys0):
                 continue
@@ -134,24 +121,7 @@ class OfflinePolicy:
             in_plan_ids = {id(first)}
             keys = set(keys0 | first.produces)
             while len(tools) < room and tools[-1].kind != "delete":
-                in_plan = frozenset().union(*(t.produces for t in tools))
-                produced = in_plan - keys0
-                best: tuple[float, str, ToolInfo] | None = None
-                for nxt in infos:
-                    if id(nxt) in in_plan_ids or not nxt.callable_with(keys):
-                        continue
-                    consumes = nxt.fed_by(produced) or (
-                        nxt.resource is not None
-                        and nxt.address is not None
-                        and f"record:{nxt.resource.name}" in in_plan
-                    )
-                    if not consumes:
-                        continue  # a later tool must consume what the earlier ones produce
-                    candidate = (base[nxt.name] + 1.5 * nxt.fed_by(produced), rank[nxt.name], nxt)
-                    if candidate[0] <= 0:
-                        continue  # not worth risking the proposal for
-                    if best is None or candidate[:2] > best[:2]:
-                        best = candidate
+                best = self._next_tool(table, tools, in_plan_ids, keys, keys0)
                 if best is None:
                     break
                 tools.append(best[2])
@@ -170,6 +140,30 @@ class OfflinePolicy:
                 break
         return [Proposal(instruction=instruction(tools), tools=[t.name for t in tools]) for tools in chosen]
 
+    @staticmethod
+    def _next_tool(
+        table: list[tuple[ToolInfo, bool, str | None, bool, frozenset[str], float, str]],
+        tools: list[ToolInfo], in_plan_ids: set[int], keys: set[str], keys0: frozenset[str],
+    ) -> tuple[float, str, ToolInfo] | None:
+        """The best tool to add to the plan ``tools``: one callable with ``keys`` that consumes
+        what the plan produces (an argument fed from it, or the record it addresses), by
+        (score, rank); None when no such tool is worth it."""
+        in_plan = frozenset().union(*(t.produces for t in tools))
+        produced = in_plan - keys0
+        best: tuple[float, str, ToolInfo] | None = None
+        for nxt, must_feed, record_key, addresses, feed_keys, base, rank in table:
+            if id(nxt) in in_plan_ids or (must_feed and (record_key is None or record_key not in keys)):
+                continue  # in the plan already, or not callable (ToolInfo.callable_with)
+            fed = 0 if feed_keys.isdisjoint(produced) else nxt.fed_by(produced)
+            if not (fed or (addresses and record_key in in_plan)):
+                continue  # a later tool must consume what the earlier ones produce
+            candidate = (base + 1.5 * fed, rank, nxt)
+            if candidate[0] <= 0:
+                continue  # not worth risking the proposal for
+            if best is None or candidate[:2] > best[:2]:
+                best = candidate
+        return best
+
     def _score(
         self, info: ToolInfo, keys0: frozenset[str], produced: frozenset[str], used: set[str]
     ) -> float:
@@ -187,13 +181,17 @@ class OfflinePolicy:
     # -- execute --------------------------------------------------------------------------------
 
     def execute(self, ctx: Context, proposal: Proposal, call: CallFn) -> list[ExecutedCall]:
-        facts = self._facts(ctx.workflow)
+        facts = self.facts.of_workflow(ctx.workflow).copy()
         order = len(ctx.workflow.steps())
         out: list[ExecutedCall] = []
+        unread: tuple[ToolResult, ToolInfo, int] | None = None  # the last call: its facts only if a call follows
         for index, name in enumerate(proposal.tools[: ctx.max_agent_steps]):
             info = self.info(name)
             if info is None:
                 raise StageError("execute", f"unknown tool {name!r}")
+            if unread is not None:
+                facts.add(self.facts.of_call(*unread, order))
+                unread = None
             salt = (ctx.seed, ctx.iteration, proposal.tools, index)
             arguments, sources = self._fill(info, facts, salt)
             result = call(name, arguments)
@@ -201,16 +199,7 @@ class OfflinePolicy:
             if failure_reason(result):
                 self._failures[name] = self._failures.get(name, 0) + 1
                 break
-            step = Step(
-                env=info.env,
-                tool=name,
-                operation_id=info.name,
-                arguments=result.arguments,
-                status=result.status,
-                response=result.body,
-                state_hash=result.state_hash,
-            )
-            facts.add(facts_of(step, info, order + index, None, index))
+            unread = (result, info, index)
             if info.kind == "delete" and info.resource and info.address and info.address.name in arguments:
                 facts.deleted.add((info.resource.name, str(arguments[info.address.name])))
         return out
@@ -290,7 +279,7 @@ class OfflinePolicy:
                     100,
                     [
                         f
-                        for f in facts.by_record.get(arg.refers_to, ())
+                        for f in facts.of_record(arg.refers_to)
                         if f.key == arg.id_field or (f.record == "args" and f.norm == arg.norm)
                     ],
                 )
@@ -300,20 +289,21 @@ class OfflinePolicy:
                     99,
                     [
                         f
-                        for f in facts.by_norm.get(arg.norm, ())
+                        for f in facts.with_norm(arg.norm)
                         if f.record == "args" and f.record_of == arg.refers_to
                     ],
                 )
             )
-        tiers.append((90, facts.by_parent.get(arg.norm, [])))
-        tiers.append((85, [f for f in facts.by_norm.get(arg.norm, ()) if f.record_of]))
-        tiers.append((80, facts.by_norm.get(arg.norm, [])))
+        tiers.append((90, facts.with_parent(arg.norm)))
+        tiers.append((85, [f for f in facts.with_norm(arg.norm) if f.record_of]))
+        tiers.append((80, facts.with_norm(arg.norm)))
         pools = []
+        fit = fitter(arg.schema)
         for _, candidates in tiers:
             pool = [
                 f
                 for f in candidates
-                if fits(f.value, arg.schema)
+                if fit(f.value)
                 and not (arg.refers_to and (arg.refers_to, str(f.value)) in facts.deleted)
             ]
             if pool:
@@ -329,7 +319,7 @@ class OfflinePolicy:
             pool = [f for f in pools[0] if f.order == latest]
         values: dict[str, Fact] = {}
         for f in pool:
-            values.setdefault(stable_hash(f.value), f)
+            values.setdefault(scalar_hash(f.value), f)
         ranked = [values[k] for k in sorted(values)]
         return ranked[stable_int(*salt, arg.name) % len(ranked)]
 
@@ -378,4 +368,4 @@ class OfflinePolicy:
     # -- update ---------------------------------------------------------------------------------
 
     def update(self, ctx: Context, selection: Selection, workflow: Workflow) -> tuple[str, str]:
-        return query_and_answer(workflow, self.info, toolbox_terms(self.toolbox))
+        return query_and_answer(workflow, self.info, toolbox_terms(self.toolbox), self._worded)

@@ -26,7 +26,7 @@ from typing import Any
 from simulator.canonical import pointer_tokens
 from toolgrad.json_values import leaves
 from toolgrad.loop.policy import Workflow
-from toolgrad.records import ArgumentSource, Chain
+from toolgrad.records import ArgumentSource, Chain, Step
 from toolgrad.validity.checks import exemption, item_identifiers, lists_on_path, source_of
 from toolgrad.validity.tool_terms import TermsOf, ToolTerms
 
@@ -38,16 +38,28 @@ InfoOf = Callable[[str], "ToolInfo | None"]
 _NAMING_KEYS = ("name", "title", "username", "email", "key", "slug", "label", "code", "id", "uuid")
 
 
-def query_and_answer(workflow: Workflow, info: InfoOf, terms: TermsOf) -> tuple[str, str]:
+# (id(step), chain, step) -> (the step, its clause, its finding): what a sample's updates worded already
+Worded = dict[tuple[int, int, int], tuple[Step, str, str]]
+
+
+def query_and_answer(workflow: Workflow, info: InfoOf, terms: TermsOf,
+                     worded: Worded | None = None) -> tuple[str, str]:
     """The query over all chains (one paragraph per chain) and the answer citing key fields of
-    the real responses."""
+    the real responses. ``worded``, kept by the caller over one sample's workflows (one toolbox),
+    remembers each step's clause and finding: a step keeps its place and the steps before it
+    as its workflow grows (chains only get steps appended), so they read the same."""
+    worded = {} if worded is None else worded
     paragraphs, findings, asks = [], [], []
     for ci, chain in enumerate(workflow.chains):
         clauses = []
         for si, step in enumerate(chain.steps):
-            tool = info(step.tool)
-            clauses.append(step_clause(workflow.chains, ci, si, tool, terms(step), info))
-            findings.append(finding(step, tool))
+            hit = worded.get((id(step), ci, si))
+            if hit is None or hit[0] is not step:
+                tool = info(step.tool)
+                hit = (step, step_clause(workflow.chains, ci, si, tool, terms(step), info), finding(step, tool))
+                worded[(id(step), ci, si)] = hit  # the step held: its id is not reused
+            clauses.append(hit[1])
+            findings.append(hit[2])
         paragraphs.append(sequence(clauses, also=ci > 0))
         ask = ask_for(chain.steps[-1], info(chain.steps[-1].tool))
         if ask not in asks:

@@ -6,9 +6,11 @@ drawn from a stable hash of the caller's salt.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
-from simulator.datagen.generate import compile_schema, generate_value
+from simulator.datagen.generate import CompiledSchema, compile_schema
 from simulator.spec.model import JSONSchema
 from simulator.spec.navigation import array_items, deref, object_properties, primary_type, required_properties
 from toolgrad.sampling import stable_hash, stable_int
@@ -17,20 +19,43 @@ from .catalog import ArgSpec
 
 
 def fits(value: Any, schema: JSONSchema) -> bool:
+    return fitter(schema)(value)
+
+
+def fitter(schema: JSONSchema) -> Callable[[Any], bool]:
+    """``fits(value, schema)`` as a function of the value: the schema read once, for an
+    argument whose candidates are many (every id of every list item seen)."""
     node = deref(schema, schema)
     enum = node.get("enum")
-    if isinstance(enum, list) and value not in enum and str(value) not in [str(e) for e in enum]:
-        return False
+    members: list[Any] = enum if isinstance(enum, list) else []
+    enum_text = [str(e) for e in members] if isinstance(enum, list) else None
     kind = primary_type(schema, node) or "string"
-    if kind == "integer":
-        return (isinstance(value, int) and not isinstance(value, bool)) or (
-            isinstance(value, str) and value.lstrip("-").isdigit()
-        )
-    if kind == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind == "string":
-        return isinstance(value, (str, int)) and not isinstance(value, bool)
-    return kind not in ("object", "array", "boolean")
+
+    def check(value: Any) -> bool:
+        if enum_text is not None and value not in members and str(value) not in enum_text:
+            return False
+        if kind == "integer":
+            return (isinstance(value, int) and not isinstance(value, bool)) or (
+                isinstance(value, str) and value.lstrip("-").isdigit()
+            )
+        if kind == "number":
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind == "string":
+            return isinstance(value, (str, int)) and not isinstance(value, bool)
+        return kind not in ("object", "array", "boolean")
+
+    return check
+
+
+def scalar_hash(value: Any) -> str:
+    """``stable_hash(value)`` of a fact's value (a string or a number), remembered: the same ids
+    and names are ranked again for every argument they might feed."""
+    return _scalar_hash(type(value).__name__, value)
+
+
+@lru_cache(maxsize=1 << 16)
+def _scalar_hash(kind: str, value: Any) -> str:  # the type in the key: 1, 1.0 and True hash apart
+    return stable_hash(value)
 
 
 def coerce(value: Any, schema: JSONSchema) -> Any:
@@ -43,10 +68,29 @@ def coerce(value: Any, schema: JSONSchema) -> Any:
 
 
 def generate(schema: JSONSchema, salt: tuple[Any, ...], name: str | None) -> Any:
+    """``generate_value(schema, sha256 of the salt, name=name)``, or None when the schema admits
+    no value."""
     try:
-        return generate_value(schema, stable_hash("offline", *salt), name=name)
+        return _compiled(schema).generate(stable_hash("offline", *salt), name=name)
     except ValueError:
         return None
+
+
+_COMPILED: dict[int, tuple[JSONSchema, CompiledSchema]] = {}
+_COMPILED_MAX = 4096
+
+
+def _compiled(schema: JSONSchema) -> CompiledSchema:
+    """``compile_schema(schema)`` by the schema object: compile_schema keys its cache by the
+    schema's JSON text, and writing a request body's schema out costs up to a tenth of a
+    millisecond a call. The schemas here are a toolbox's tool schemas (never changed), held so
+    that their ids stay theirs."""
+    hit = _COMPILED.get(id(schema))
+    if hit is None or hit[0] is not schema:
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.clear()
+        hit = _COMPILED[id(schema)] = (schema, compile_schema(schema))
+    return hit[1]
 
 
 def minimal(schema: JSONSchema, salt: tuple[Any, ...], name: str | None) -> Any:
@@ -57,7 +101,7 @@ def minimal(schema: JSONSchema, salt: tuple[Any, ...], name: str | None) -> Any:
     if not isinstance(value, (dict, list)):
         return value
     pruned = _prune(schema, schema, value)
-    return pruned if compile_schema(schema).is_valid(pruned) else value
+    return pruned if _compiled(schema).is_valid(pruned) else value
 
 
 def _prune(root: JSONSchema, node: Any, value: Any) -> Any:
