@@ -127,6 +127,19 @@ class World:
         id_schema = res.id_schema or {"type": "string"}
         return self.shaper.generate(id_schema, id_schema, seed, name=res.id_param or "id")
 
+    def fixture_count(self, res: Resource) -> int:
+        """The fixtures tried per parent: one for a collection whose records take their parent's
+        path value as their id (``POST /v1/application_fees/{id}/refund`` keeps the refund of
+        fee ``id`` under that id), since every later fixture gets the same key and is dropped as
+        a duplicate, after up to 20 attempts each, walking large schemas (stripe's). Integer
+        ids are numbered 1, 2, ... instead, whatever the parent, and an item path's parameter
+        (``/projects/{id}/services/{slug}``) gives each record an id of its own: those keep every
+        fixture."""
+        if res.id_type != "integer" and res.id_schema is None and res.id_field is not None \
+                and res.id_field in res.scope_params:
+            return min(self.fixtures, 1)
+        return self.fixtures
+
     def base(self, res: Resource, scope: tuple[str, ...]) -> dict[str, Record]:
         key = (res.store, scope_key(scope))
         hit = self._base.get(key)
@@ -134,7 +147,7 @@ class World:
             return hit
         res = self._owners.get(res.store, res)  # a shared store is made from one resource, whoever asks
         records: dict[str, Record] = {}
-        for i in range(self.fixtures):
+        for i in range(self.fixture_count(res)):
             seed = f"{self.seed}|fixture|{res.store}|{key[1]}|{i}"
             id_value: Any = i + 1 if res.id_type == "integer" else None
             for attempt in range(_ID_ATTEMPTS):
@@ -164,7 +177,7 @@ class World:
         if hit is None:
             res = self._owners.get(res.store, res)  # as in base()
             found: dict[str, int] = {}
-            for i in range(self.fixtures):
+            for i in range(self.fixture_count(res)):
                 seed = f"{self.seed}|fixture|{res.store}|{key[1]}|{i}"
                 id_value: Any = i + 1 if res.id_type == "integer" else None
                 for attempt in range(_ID_ATTEMPTS):  # as base() dedupes
