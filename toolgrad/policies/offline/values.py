@@ -144,5 +144,5 @@ def page_size(arg: ArgSpec, salt: tuple[Any, ...]) -> int | None:
     short page keeps the sample's recorded responses, and its conversation, short."""
     if primary_type(arg.schema, deref(arg.schema, arg.schema)) != "integer":
         return None
-    sizes = [size for size in PAGE_SIZES if compile_schema(arg.schema).is_valid(size)]
+    sizes = [size for size in PAGE_SIZES if _compiled(arg.schema).is_valid(size)]
     return sizes[stable_int(*salt, arg.name, "page") % len(sizes)] if sizes else None
