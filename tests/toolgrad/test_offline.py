@@ -11,8 +11,10 @@ import pytest
 from simulator.environments.environment import shipped_environments
 from toolgrad.loop.policy import named_apis
 from toolgrad.loop.sample import GeneratorConfig, api_names, run_sample
+from toolgrad.policies.offline.catalog import ArgSpec
 from toolgrad.policies.offline.policy import OfflinePolicy
 from toolgrad.policies.offline.text import as_words, operation_phrase
+from toolgrad.policies.offline.values import PAGE_SIZES, page_size
 from toolgrad.records import Sample
 from toolgrad.toolbox import Toolbox
 
@@ -82,3 +84,26 @@ def test_words_and_phrases() -> None:
     box = Toolbox.in_process(["petstore"])
     op = box.environments["petstore"].spec.operation("findPetsByStatus")
     assert operation_phrase(op, "list", None) == "find Pets by status"
+
+
+def test_a_list_that_takes_a_page_size_asks_for_a_small_page(offline_samples: dict[str, list[Sample]]) -> None:
+    """crm's list operations take ``limit`` (1 to 200, default 20): the policy asks for 2 to 4
+    records, the simulator returns that many, and the query states the value it chose."""
+    paged = [(sample, step) for sample in offline_samples["crm"] for step in sample.steps() if "limit" in step.arguments]
+    assert paged, "no crm sample of seeds 0..5 lists with a page size"
+    for sample, step in paged:
+        assert step.arguments["limit"] in PAGE_SIZES, step.arguments
+        assert len(step.response["data"]) == step.arguments["limit"], step.operation_id
+        assert f"limit {step.arguments['limit']}" in sample.query, sample.query
+
+
+@pytest.mark.parametrize(("schema", "admitted"), [
+    ({"type": "integer", "minimum": 1, "maximum": 200}, set(PAGE_SIZES)),
+    ({"type": "integer", "maximum": 2}, {2}),
+    ({"type": "integer", "minimum": 10}, None),  # no small page is allowed: the argument stays out
+    ({"type": "string"}, None),  # not a count
+])
+def test_page_size_stays_within_the_schema(schema: dict, admitted: set[int] | None) -> None:
+    arg = ArgSpec("limit", "query", False, schema, "limit", False)
+    sizes = {page_size(arg, ("seed", n)) for n in range(30)}
+    assert sizes == ({None} if admitted is None else admitted), schema

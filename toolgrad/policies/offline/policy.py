@@ -19,7 +19,9 @@ inputs, run for real against the (simulated) services.
   ``id``; all arguments of a call prefer the record the first one came from; deleted records are
   skipped), then required ones from the schema: enum members, examples and defaults, or
   :func:`simulator.datagen.generate.generate_value` seeded by (seed, iteration, tool, argument), objects
-  pruned to their required fields. A write gets one optional scalar more (a short one): every
+  pruned to their required fields. A write gets one optional scalar more (a short one), and a
+  list that takes a page size (``limit``, ``per_page``...) asks for a small page of 2 to 4
+  records (a chain uses the first few, and a short response keeps the sample short): every
   value chosen here is one the query must state. When a value comes from a step already in the
   workflow, its source (chain, step, JSON pointer) is declared. The agent stops at the first
   failed call (the validator fails it anyway).
@@ -51,6 +53,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from simulator.service.handlers import LIMIT_PARAMS
 from simulator.spec.navigation import deref, primary_type
 from toolgrad.loop.policy import CallFn, Context, ExecutedCall, StageError, Workflow
 from toolgrad.loop.stages import THIS_EXECUTION
@@ -64,7 +67,7 @@ from .catalog import ArgSpec, ToolInfo, tool_info
 from .facts import Fact, Facts, SampleFacts
 from .query import Worded, query_and_answer
 from .text import instruction
-from .values import coerce, fitter, minimal, plausible, scalar_hash
+from .values import coerce, fitter, minimal, page_size, plausible, scalar_hash
 
 MIN_CALLS, MAX_CALLS = 3, 6
 _SHORT_TEXT = 40  # characters of a generated optional text worth stating in a query
@@ -230,6 +233,10 @@ class OfflinePolicy:
                 )
             if arg.required:
                 arguments[arg.name] = plausible(arg, salt)
+            elif info.kind == "list" and arg.location == "query" and arg.name in LIMIT_PARAMS:
+                size = page_size(arg, salt)
+                if size is not None:
+                    arguments[arg.name] = size
         if info.body_schema is not None and (
             info.body_required or info.kind in ("create", "replace", "update")
         ):

@@ -133,3 +133,16 @@ def plausible(arg: ArgSpec, salt: tuple[Any, ...]) -> Any:
         return examples[pick % len(examples)]
     value = minimal(arg.schema, (*salt, arg.name), arg.name)
     return value if value is not None else ("" if primary_type(arg.schema, node) == "string" else 1)
+
+
+PAGE_SIZES = (2, 3, 4)  # records a list call asks for, where it takes a page size
+
+
+def page_size(arg: ArgSpec, salt: tuple[Any, ...]) -> int | None:
+    """A small page (2 to 4 records, drawn from ``salt``) for a list's page-size argument, or
+    None when its schema admits none of them. A chain uses the first few records of a list; a
+    short page keeps the sample's recorded responses, and its conversation, short."""
+    if primary_type(arg.schema, deref(arg.schema, arg.schema)) != "integer":
+        return None
+    sizes = [size for size in PAGE_SIZES if _compiled(arg.schema).is_valid(size)]
+    return sizes[stable_int(*salt, arg.name, "page") % len(sizes)] if sizes else None
