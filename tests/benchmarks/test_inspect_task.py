@@ -67,14 +67,13 @@ def no_calls(sample: Sample, turn: int) -> Turn:
 
 def clumsy(sample: Sample, turn: int) -> Turn:
     """An unknown tool and unparseable arguments in one reply, then the first reference call with
-    one argument dropped (a 4xx or a different call), then the first step right, then half an answer."""
+    no arguments (a 4xx where it requires one: dropping only its first argument was a good call
+    when that was an optional page size), then the first step right, then half an answer."""
     first = sample.steps()[0]
     if turn == 0:
         return Turn("trying", (("no_such_tool", {}), (first.tool, NOT_JSON)))
     if turn == 1:
-        arguments = dict(first.arguments)
-        arguments.pop(sorted(arguments)[0], None)
-        return Turn("", ((first.tool, arguments),))
+        return Turn("", ((first.tool, {}),))
     if turn == 2:
         return Turn("", ((first.tool, dict(first.arguments)),))
     return Turn(sample.answer[: len(sample.answer) // 2])
