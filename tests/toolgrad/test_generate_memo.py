@@ -4,6 +4,7 @@ response, and the writer's commits (issue 14: the same bytes, faster)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from simulator.spec.navigation import deref, primary_type
 from toolgrad.dataset.lines import build_record, encode_sample, record_lines
 from toolgrad.loop.policy import forbidden_names
 from toolgrad.loop.sample import GeneratorConfig, api_names, draw_batch, run_sample
-from toolgrad.loop.sources import _MAX_WALK, ScalarIndex, _lookup_keys, _walk
+from toolgrad.loop.sources import _MAX_WALK, ScalarIndex, _lookup_keys
 from toolgrad.policies.offline import values as offline_values
 from toolgrad.policies.offline.facts import (
     Fact,
@@ -30,6 +31,23 @@ from toolgrad.policies.offline.text import norm
 from toolgrad.records import Provenance, Step
 from toolgrad.sampling import stable_hash, stable_ranks, stable_sample, stable_shuffle
 from toolgrad.toolbox import Toolbox
+
+
+def _walk(node: Any, budget: int) -> Iterator[tuple[str, int, str, Any]]:
+    """(pointer, depth, last key, scalar) for every scalar, breadth-first per level: the generic
+    walk the scalar index once used, kept as its reference."""
+    queue: list[tuple[str, int, str, Any]] = [("", 0, "", node)]
+    while queue and budget > 0:
+        nxt: list[tuple[str, int, str, Any]] = []
+        for ptr, d, key, value in queue:
+            budget -= 1
+            if isinstance(value, dict):
+                nxt.extend((f"{ptr}/{escape_token(str(k))}", d + 1, str(k), v) for k, v in value.items())
+            elif isinstance(value, list):
+                nxt.extend((f"{ptr}/{i}", d + 1, key, v) for i, v in enumerate(value))
+            else:
+                yield ptr, d, key, value
+        queue = nxt
 
 
 def _reference_hits(body: Any) -> dict[tuple[str, Any], list[tuple[str, int, str, int, Any]]]:

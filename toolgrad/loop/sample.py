@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from toolgrad.records import Cost, Iteration, Trace
-from toolgrad.sampling import stable_ranks
+from toolgrad.sampling import stable_sample
 from toolgrad.toolbox import Toolbox
 from toolgrad.validity.checks import validity_problem
 from toolgrad.validity.tool_terms import TermsOf, toolbox_terms
@@ -114,11 +114,7 @@ _API_NAMES_LOCK = threading.Lock()
 
 def draw_batch(names: list[str], size: int, seed: int, iteration: int) -> list[str]:
     """The iteration's mini-batch: ``size`` tools (all when fewer), drawn from (seed, iteration)."""
-    ordered = sorted(names)
-    # stable_sample(ordered, size, "batch", seed, iteration), for names (strings, each its own
-    # key): sorted by (rank, name), the order stable_shuffle gives
-    ranks = stable_ranks(ordered, "batch", seed, iteration)
-    return [name for _, name in sorted(zip([ranks[n] for n in ordered], ordered, strict=True))][: max(size, 0)]
+    return stable_sample(sorted(names), size, "batch", seed, iteration)
 
 
 def candidate_tools(toolbox: Toolbox, workflow: Workflow) -> list[str]:

@@ -21,7 +21,7 @@ What a caller may rely on:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -66,35 +66,17 @@ def list_item(pointer: str) -> str | None:
     return None
 
 
-def _walk(node: Any, budget: int) -> Iterator[tuple[str, int, str, Any]]:
-    """(pointer, depth, last key, scalar) for every scalar, breadth-first per level."""
-    queue: list[tuple[str, int, str, Any]] = [("", 0, "", node)]
-    while queue and budget > 0:
-        nxt: list[tuple[str, int, str, Any]] = []
-        for ptr, d, key, value in queue:
-            budget -= 1
-            if isinstance(value, dict):
-                nxt.extend((f"{ptr}/{escape_token(str(k))}", d + 1, str(k), v) for k, v in value.items())
-            elif isinstance(value, list):
-                nxt.extend((f"{ptr}/{i}", d + 1, key, v) for i, v in enumerate(value))
-            else:
-                yield ptr, d, key, value
-        queue = nxt
-
-
 def _lookup_keys(value: Any) -> list[tuple[str, Any]]:
-    if isinstance(value, bool) or value is None:
+    """Every key a scalar is looked up by: :func:`_first_lookup_key`'s, then a numeric string's
+    number, an int's text."""
+    first = _first_lookup_key(value)
+    if first is None:
         return []
-    if isinstance(value, str):
-        keys: list[tuple[str, Any]] = [("s", value)]
-        if value.lstrip("-").isdigit() and len(value) < 19:
-            keys.append(("n", float(int(value))))
-        return keys
+    if isinstance(value, str) and value.lstrip("-").isdigit() and len(value) < 19:
+        return [first, ("n", float(int(value)))]
     if isinstance(value, int):
-        return [("n", float(value)), ("s", str(value))]
-    if isinstance(value, float):
-        return [("n", value)]
-    return []
+        return [first, ("s", str(value))]
+    return [first]
 
 
 def _first_lookup_key(value: Any) -> tuple[str, Any] | None:
@@ -114,7 +96,7 @@ class ScalarIndex:
     """Every scalar of a response by value, to find where an argument's value came from."""
 
     def __init__(self, body: Any) -> None:
-        # the walk of :func:`_walk` (the same pointers, depths, keys and document order), inlined:
+        # breadth-first per level (pointer, depth, last key, document order of the scalars):
         # every response a sample sees is indexed, so this is the loop's busiest walk
         hits: dict[tuple[str, Any], list[tuple[str, int, str, int, Any]]] = {}
         self.hits = hits
