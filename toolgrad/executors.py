@@ -9,8 +9,11 @@ What a caller may rely on:
 * **Same results anywhere.** ``fn`` is a picklable top-level callable (a function, or an instance
   of a top-level class whose fields are settings) that depends only on its item: state a worker
   needs (sandboxes, a model client) is built inside the worker from those settings
-  (:func:`process_local`) and never shared between processes. Pools start by ``spawn``
-  (``fork`` would copy the driver's threads' locks), so what works here works on macOS and Ray.
+  (:func:`process_local`) and never shared between processes. Worker processes start from a
+  fork server (a single-threaded process that imported the job's modules once; forking the
+  driver would copy its threads' locks), or by ``spawn`` where there is none (macOS, Windows),
+  so what works here works on macOS and Ray. :func:`start_fork_server` starts that server
+  early, so that its imports overlap the driver's own start.
 * **Failures surface.** An exception ``fn`` raises is raised here, after the results before it
   (one that cannot be pickled becomes :class:`WorkerFailed` with its text). A worker process that
   dies (killed, out of memory) raises :class:`WorkerLost`, never a hang; Ray first retries a task
@@ -258,20 +261,43 @@ def _exit_with(driver: int) -> None:
         time.sleep(DRIVER_CHECK_S)
 
 
+def worker_modules(fn: Callable[..., Any]) -> tuple[str, ...]:
+    """The modules a worker needs to run ``fn``: its module (a function's, or an instance's
+    class's) and those it names in ``fn.worker_modules``, if it has that (the ones it imports
+    when it first runs). The fork server imports them once, so that workers do not each."""
+    module = getattr(fn, "__module__", None)
+    return (*([module] if module else []), *getattr(fn, "worker_modules", ()))
+
+
+def start_fork_server(modules: Iterable[str]) -> None:
+    """Start the fork server that local worker processes start from now, importing ``modules``
+    (:func:`worker_modules` of the job to come), so that its start-up runs alongside what this
+    process does before its first :func:`ordered_map` with workers, instead of after it. A
+    process has one fork server, started once: a later job's other modules are then imported
+    by each of its workers. Nothing where there is no fork server (macOS, Windows)."""
+    import multiprocessing
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        from multiprocessing import forkserver
+
+        forkserver.set_forkserver_preload(_preload(modules))
+        forkserver.ensure_running()  # returns at once: the server imports while this process goes on
+
+
+def _preload(modules: Iterable[str]) -> list[str]:
+    return ["__main__", "toolgrad.executors", *modules]
+
+
 def _start_context(fn: Callable[..., Any]) -> Any:
-    """How worker processes start: from a fork server that imported ``fn``'s module once (a fork
-    of a single-threaded process, so no lock of this process's threads is copied held), or
-    spawned where there is no fork server (macOS, Windows). The server imports the modules
-    named by ``fn.worker_modules`` too, if it has that (the ones ``fn`` imports when it first
-    runs), so that workers do not each import them."""
+    """How worker processes start: from the fork server (a fork of a single-threaded process, so
+    no lock of this process's threads is copied held), which imports :func:`worker_modules`
+    when this call starts it, or spawned where there is no fork server (macOS, Windows)."""
     import multiprocessing
 
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    module = getattr(fn, "__module__", None)  # a function's, or an instance's class's
-    preload = ["__main__", "toolgrad.executors", *([module] if module else []), *getattr(fn, "worker_modules", ())]
-    context.set_forkserver_preload(preload)
+    context.set_forkserver_preload(_preload(worker_modules(fn)))  # no effect when it runs already
     return context
 
 

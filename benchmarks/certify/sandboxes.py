@@ -38,8 +38,13 @@ class ProviderPlan:
     @property
     def modules(self) -> tuple[str, ...]:
         """The modules the sandboxes are built from (imported lazily by :class:`SandboxProvider`)."""
-        sandbox = "simulator.sandboxes.inprocess" if self.backend == "inprocess" else "simulator.sandboxes.http"
-        return ("simulator.environments.environment", sandbox, "toolgrad.toolbox")
+        return sandbox_modules(self.backend)
+
+
+def sandbox_modules(backend: str) -> tuple[str, ...]:
+    """The modules a provider imports to build ``backend``'s sandboxes (:attr:`ProviderPlan.modules`)."""
+    sandbox = "simulator.sandboxes.inprocess" if backend == "inprocess" else "simulator.sandboxes.http"
+    return ("simulator.environments.environment", sandbox, "toolgrad.toolbox")
 
 
 class SandboxProvider:

@@ -121,21 +121,25 @@ def certify_command(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Where to write the certificate "
                                                 "(default: <data>.certificate.json beside the dataset).")] = None,
 ) -> None:
-    from benchmarks.certify.certificate import (
-        build_certificate,
-        certificate_text,
-        iter_certify,
-        judge_dataset,
-        read_dataset,
-    )
-    from benchmarks.certify.replay import recorded_env_refs
-    from benchmarks.certify.sandboxes import SandboxProvider
+    from toolgrad.executors import in_process, start_fork_server
 
     with user_errors(*_USER_ERRORS), contextlib.ExitStack() as stack:
+        placement = _placement(workers, executor, ray_address)
+        if executor == "local" and not in_process(placement["workers"], executor):
+            start_fork_server(certify_worker_modules(backend))  # imports there while this process reads
         chat = _judge_chat(judge, base_url, cache or _sidecar(data, ".judge-cache"), replay_only) if judge else None
         if chat is not None:
             stack.callback(chat.close)
-        placement = _placement(workers, executor, ray_address)
+        # imported once the fork server is starting: its imports and these run side by side
+        from benchmarks.certify.certificate import (
+            build_certificate,
+            certificate_text,
+            iter_certify,
+            judge_dataset,
+        )
+        from benchmarks.certify.replay import read_dataset, recorded_env_refs
+        from benchmarks.certify.sandboxes import SandboxProvider
+
         dataset = read_dataset(data)
         checked = []
         refs = recorded_env_refs(dataset) | _env_refs(env)
@@ -160,6 +164,14 @@ def certify_command(
 
 
 certify_command.__doc__ = _CERTIFY_HELP
+
+
+def certify_worker_modules(backend: str) -> tuple[str, ...]:
+    """What a certify worker imports (:func:`toolgrad.executors.worker_modules` of its
+    :class:`~benchmarks.certify.certificate.CertifyJob`), named without importing that here."""
+    from benchmarks.certify.sandboxes import sandbox_modules
+
+    return ("benchmarks.certify.certificate", *sandbox_modules(backend))
 
 
 def _sidecar(data: Path, suffix: str) -> Path:

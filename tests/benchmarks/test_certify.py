@@ -270,3 +270,23 @@ def test_certify_cli_with_two_workers_writes_the_certificate_of_one(dataset_path
         assert result.exit_code == 0, result.output
         certificates[workers] = target.read_bytes()
     assert certificates["1"] == certificates["2"] == certificate_bytes(certify_file(dataset_path))
+
+
+def test_the_certify_command_in_a_fresh_process_with_two_workers_writes_the_bytes_of_one(
+        dataset_path: Path, tmp_path: Path) -> None:
+    # a fresh process: its fork server is the one the command starts before its own imports
+    out = tmp_path / "w2.certificate.json"
+    done = subprocess.run([sys.executable, "-m", "benchmarks.cli.app", "certify", str(dataset_path), "--workers", "2",
+                           "-o", str(out)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == certificate_bytes(certify_file(dataset_path))
+
+
+@pytest.mark.parametrize("backend", ["inprocess", "local", "docker"])
+def test_the_command_starts_its_fork_server_with_the_modules_a_certify_worker_imports(backend: str) -> None:
+    from benchmarks.certify.certificate import CertifyJob
+    from benchmarks.certify.sandboxes import ProviderPlan
+    from benchmarks.cli.commands import certify_worker_modules
+    from toolgrad.executors import worker_modules
+
+    assert certify_worker_modules(backend) == worker_modules(CertifyJob(ProviderPlan(backend, ()), "data.jsonl"))

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.executor_jobs import FailAt, KillOnce, pid_of, raise_unpicklable, square, thread_name
+from tests.support.executor_jobs import (
+    FailAt,
+    ImportedBefore,
+    KillOnce,
+    pid_of,
+    raise_unpicklable,
+    square,
+    thread_name,
+)
 from toolgrad.executors import (
     WorkerFailed,
     WorkerLost,
@@ -20,6 +28,7 @@ from toolgrad.executors import (
     in_process,
     ordered_map,
     pickle_problem,
+    worker_modules,
     workers_or_all_cores,
 )
 from toolgrad.settings import ToolgradError
@@ -48,6 +57,30 @@ def test_workers_start_with_the_modules_a_job_names_already_imported(preload: bo
                           cwd=Path(__file__).parents[2])
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"[{preload}]"
+
+
+def test_a_fork_server_started_early_serves_the_workers_with_what_it_imported(tmp_path: Path) -> None:
+    # started before the job exists (as a command does before its own imports), with a module the
+    # job does not name: the workers still start from that server, in order, and a killed one
+    # still surfaces as WorkerLost
+    script = ("from tests.support.executor_jobs import ImportedBefore, KillOnce, square\n"
+              "from toolgrad.executors import WorkerLost, ordered_map, start_fork_server\n"
+              "start_fork_server(['tabnanny'])\n"
+              "print(sorted(set(ordered_map(ImportedBefore('tabnanny', False), range(4), workers=2))))\n"
+              "print(list(ordered_map(square, range(40), workers=2, chunksize=3)) == [x * x for x in range(40)])\n"
+              "try:\n"
+              f"    list(ordered_map(KillOnce({str(tmp_path / 'killed')!r}, at=5), range(40), workers=2))\n"
+              "except WorkerLost:\n"
+              "    print('lost')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[True]", "True", "lost"]
+
+
+def test_a_job_s_worker_modules_are_its_module_and_those_it_names() -> None:
+    assert worker_modules(square) == ("tests.support.executor_jobs",)
+    assert worker_modules(ImportedBefore("tabnanny", True)) == ("tests.support.executor_jobs", "tabnanny")
 
 
 def test_threads_run_inside_each_worker_process() -> None:
