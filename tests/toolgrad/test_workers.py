@@ -52,6 +52,14 @@ def test_two_workers_write_the_bytes_of_one(tmp_path: Path) -> None:
     assert summary_without_timings(outputs["1"]) == summary_without_timings(outputs["2"])
 
 
+def test_the_command_starts_its_fork_server_with_the_modules_a_generate_worker_imports() -> None:
+    from toolgrad.cli.commands import GENERATE_WORKER_MODULES
+    from toolgrad.dataset.seed_order import SeedJob
+    from toolgrad.executors import worker_modules
+
+    assert GENERATE_WORKER_MODULES == worker_modules(SeedJob)
+
+
 def test_concurrency_threads_inside_workers_do_not_change_the_bytes(tmp_path: Path) -> None:
     one, mixed = tmp_path / "one.jsonl", tmp_path / "mixed.jsonl"
     generate_dataset(GenerateSettings(envs=["petstore", "museum"], n=8, seed=3, output=str(one)))

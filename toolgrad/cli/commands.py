@@ -87,11 +87,6 @@ def generate(
 ) -> None:
     """Generate answer-first tool-use samples (resumable; same seed, same bytes). One writer per
     output: a second run on the same file exits 2 naming the pid of the one writing it."""
-    # the loop and its renderers load when a command runs, not with every `toolgrad` command
-    from toolgrad.dataset.runner import generate_dataset
-
-    from .render import GenerationView
-
     with user_errors(*_USER_ERRORS):
         settings: GenerateSettings = from_environment(
             GenerateSettings, GENERATE_ENV, flags={"envs": "--env"}, envs=env or None, n=n, seed=seed, llm=llm,
@@ -99,6 +94,13 @@ def generate(
             concurrency=concurrency, workers=default_workers_unless_set(workers, GENERATE_ENV["workers"]),
             executor=executor, ray_address=ray_address, iterations=iterations, batch_size=batch_size,
             proposals=proposals, output=output)
+        _start_workers_early(settings)
+        # the loop and its renderers load when a command runs, not with every `toolgrad` command
+        # (and once the fork server is starting: its imports and these run side by side)
+        from toolgrad.dataset.runner import generate_dataset
+
+        from .render import GenerationView
+
         view = GenerationView(console, stdout_console(), json_out)
         try:
             generate_dataset(settings, events=view)
@@ -109,6 +111,18 @@ def generate(
             cause = f" (first: seed {first[0]}: {first[1]})" if first else ""
             raise RunIncomplete(f"none of the {view.failed} seed(s) run gave a sample{cause}; "
                                 f"nothing was added to {settings.output}")
+
+
+GENERATE_WORKER_MODULES = ("toolgrad.dataset.seed_order",)  # what a generate worker imports: its job's module
+
+
+def _start_workers_early(settings: GenerateSettings) -> None:
+    """With local worker processes, start their fork server now: it imports what they need
+    while this process loads the environments and reads the output it resumes."""
+    from toolgrad.executors import in_process, start_fork_server
+
+    if settings.executor == "local" and not in_process(settings.workers, settings.executor):
+        start_fork_server(GENERATE_WORKER_MODULES)
 
 
 def export(
