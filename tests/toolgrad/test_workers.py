@@ -57,7 +57,7 @@ def test_the_command_starts_its_fork_server_with_the_modules_a_generate_worker_i
     from toolgrad.dataset.seed_order import SeedJob
     from toolgrad.executors import worker_modules
 
-    assert GENERATE_WORKER_MODULES == worker_modules(SeedJob)
+    assert worker_modules(SeedJob) == GENERATE_WORKER_MODULES
 
 
 def test_concurrency_threads_inside_workers_do_not_change_the_bytes(tmp_path: Path) -> None:
