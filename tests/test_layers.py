@@ -45,7 +45,7 @@ ORDER = {
     "simulator": ["errors", "messages", "canonical", "spec", "datagen", "environments", "state", "service",
                   "sandboxes", "tools", "serving", "containers", "cli"],
     "toolgrad": ["agent_prompt", "json_values", "sampling", "records", "events", "toolbox", "backends", "validity", "loop",
-                 "settings", "executors", "policies", "dataset", "exports", "train", "cli", "__main__"],
+                 "settings", "fork_server", "executors", "policies", "dataset", "exports", "train", "cli", "__main__"],
     "benchmarks": ["certify", "evaluate", "baseline", "perf", "cli"],
 }
 

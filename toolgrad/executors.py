@@ -39,6 +39,9 @@ from contextlib import ExitStack
 from itertools import islice
 from typing import Any, Generic, TypeVar
 
+from toolgrad.fork_server import default_workers as default_workers  # where callers have always found it
+from toolgrad.fork_server import preload_modules, worker_modules
+from toolgrad.fork_server import start_fork_server as start_fork_server  # the commands start it early
 from toolgrad.settings import RunIncomplete, ToolgradError
 
 T = TypeVar("T")
@@ -54,14 +57,6 @@ class WorkerLost(RunIncomplete):
 
 class WorkerFailed(RuntimeError):
     """An exception in a worker that could not be sent back as itself (its type and text)."""
-
-
-def default_workers() -> int:
-    """The cores this process may run on (its CPU affinity where the OS says, else the core count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
 
 
 def workers_or_all_cores(given: int | None) -> int:
@@ -261,33 +256,6 @@ def _exit_with(driver: int) -> None:
         time.sleep(DRIVER_CHECK_S)
 
 
-def worker_modules(fn: Callable[..., Any]) -> tuple[str, ...]:
-    """The modules a worker needs to run ``fn``: its module (a function's, or an instance's
-    class's) and those it names in ``fn.worker_modules``, if it has that (the ones it imports
-    when it first runs). The fork server imports them once, so that workers do not each."""
-    module = getattr(fn, "__module__", None)
-    return (*([module] if module else []), *getattr(fn, "worker_modules", ()))
-
-
-def start_fork_server(modules: Iterable[str]) -> None:
-    """Start the fork server that local worker processes start from now, importing ``modules``
-    (:func:`worker_modules` of the job to come), so that its start-up runs alongside what this
-    process does before its first :func:`ordered_map` with workers, instead of after it. A
-    process has one fork server, started once: a later job's other modules are then imported
-    by each of its workers. Nothing where there is no fork server (macOS, Windows)."""
-    import multiprocessing
-
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        from multiprocessing import forkserver
-
-        forkserver.set_forkserver_preload(_preload(modules))
-        forkserver.ensure_running()  # returns at once: the server imports while this process goes on
-
-
-def _preload(modules: Iterable[str]) -> list[str]:
-    return ["__main__", "toolgrad.executors", *modules]
-
-
 def _start_context(fn: Callable[..., Any]) -> Any:
     """How worker processes start: from the fork server (a fork of a single-threaded process, so
     no lock of this process's threads is copied held), which imports :func:`worker_modules`
@@ -297,7 +265,7 @@ def _start_context(fn: Callable[..., Any]) -> Any:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(_preload(worker_modules(fn)))  # no effect when it runs already
+    context.set_forkserver_preload(preload_modules(worker_modules(fn)))  # no effect when it runs already
     return context
 
 

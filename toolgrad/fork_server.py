@@ -1,0 +1,50 @@
+"""Local worker processes (:func:`toolgrad.executors.ordered_map`): how many by default, the fork
+server they start from, which modules it imports for a job, and starting it early.
+
+Kept apart from :mod:`toolgrad.executors` so that a command can start the server before it
+imports anything heavy (this module imports only the standard library): the server's imports
+then run beside the command's own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+
+def default_workers() -> int:
+    """The cores this process may run on (its CPU affinity where the OS says, else the core count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def worker_modules(fn: Callable[..., Any]) -> tuple[str, ...]:
+    """The modules a worker needs to run ``fn``: its module (a function's, or an instance's
+    class's) and those it names in ``fn.worker_modules``, if it has that (the ones it imports
+    when it first runs). The fork server imports them once, so that workers do not each."""
+    module = getattr(fn, "__module__", None)
+    return (*([module] if module else []), *getattr(fn, "worker_modules", ()))
+
+
+def start_fork_server(modules: Iterable[str]) -> None:
+    """Start the fork server that local worker processes start from now, importing ``modules``
+    (:func:`worker_modules` of the job to come), so that its start-up runs alongside what this
+    process does before its first :func:`~toolgrad.executors.ordered_map` with workers, instead of after it. A
+    process has one fork server, started once: a later job's other modules are then imported
+    by each of its workers. Nothing where there is no fork server (macOS, Windows)."""
+    import multiprocessing
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        from multiprocessing import forkserver
+
+        forkserver.set_forkserver_preload(preload_modules(modules))
+        forkserver.ensure_running()  # returns at once: the server imports while this process goes on
+
+
+def preload_modules(modules: Iterable[str]) -> list[str]:
+    """What the fork server imports for a job that needs ``modules``: the job runner's module
+    (:mod:`toolgrad.executors`) first."""
+    return ["__main__", "toolgrad.executors", *modules]
