@@ -13,16 +13,13 @@ validator accepts exactly the values of the conjunction.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import threading
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 from urllib.parse import unquote
 
 import jsonschema_rs
-import orjson
 
 from simulator.canonical import PointerError, json_bytes, resolve_tokens, unescape_token
 from simulator.errors import SimulatorError
@@ -36,6 +33,7 @@ from .keyword_sets import (
     STRING_KEYS,
 )
 from .merge import RESIDUAL, Schema, merge_nodes
+from .text_memo import TextMemo
 
 
 class GenerationError(SimulatorError, ValueError):
@@ -85,28 +83,6 @@ def _pointer_tokens(ref: str) -> list[str]:
 
 
 _SHARED_SIZE = 8192
-_SHARED: dict[bytes, Any] = {}
-_SHARED_LOCK = threading.Lock()
-
-
-def shared_validator(body: Any) -> Any:
-    """``jsonschema_rs.validator_for(body)`` (formats checked), None if it can't be built; one
-    per JSON text in the process: plans of one spec's nodes repeat the same sub-schemas (on
-    stripe, nine compiles in ten were of a text compiled before), and a validator is a pure
-    function of its schema's text that never changes. Bounded: the oldest are forgotten."""
-    try:  # keyed by the text's digest: a definition's closure may be 600 KB
-        key = hashlib.sha256(orjson.dumps(body)).digest()
-    except TypeError:  # what only the fallbacks of json_bytes write (a non-string key) is compiled as it is
-        return _compiled_validator(body)
-    with _SHARED_LOCK:
-        if key in _SHARED:
-            return _SHARED[key]
-    validator = _compiled_validator(body)
-    with _SHARED_LOCK:
-        _SHARED[key] = validator
-        while len(_SHARED) > _SHARED_SIZE:
-            del _SHARED[next(iter(_SHARED))]
-    return validator
 
 
 def _compiled_validator(body: Any) -> Any:
@@ -114,6 +90,13 @@ def _compiled_validator(body: Any) -> Any:
         return jsonschema_rs.validator_for(body, validate_formats=True)
     except (ValueError, jsonschema_rs.ValidationError):
         return None
+
+
+shared_validator: TextMemo[Any] = TextMemo(_compiled_validator, _SHARED_SIZE)
+"""``jsonschema_rs.validator_for(body)`` (formats checked), None if it can't be built; one
+per JSON text in the process: plans of one spec's nodes repeat the same sub-schemas (on
+stripe, nine compiles in ten were of a text compiled before), and a validator is a pure
+function of its schema's text that never changes. Bounded: the oldest are forgotten."""
 
 
 class SchemaPlan:

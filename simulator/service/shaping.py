@@ -8,7 +8,6 @@ schemas: every body the simulator sends has been through it and validates.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -16,6 +15,7 @@ import orjson
 
 from simulator.datagen.generate import CompiledSchema
 from simulator.datagen.generate import compile_schema as compile_generator
+from simulator.datagen.text_memo import TextMemo
 from simulator.spec.model import JSONSchema
 from simulator.spec.navigation import (
     array_items,
@@ -56,7 +56,7 @@ class Shaper:
         # a node compiles with the $defs it reaches, not its root's hundreds (bundling.py), and
         # once per distinct text: a spec repeats its nodes (4 in 5 compiles on stripe were repeats)
         self._bundler = Bundler()
-        self._compiled: dict[bytes, Any] = BoundedMemo(_PLANS)
+        self._compile_validator: TextMemo[Any] = TextMemo(compile_schema, _PLANS)
         # id(a $defs entry) -> (the entry, has_hidden's flags for its text): roots share entries
         self._def_hidden: dict[int, tuple[Any, tuple[bool, bool]]] = BoundedMemo(_PLANS * 4)
 
@@ -112,18 +112,6 @@ class Shaper:
         if self.has_hidden(root, schema, hide_secrets):
             value = self.without_hidden(root, schema, value, hide_secrets)
         return value
-
-    def _compile_validator(self, document: JSONSchema) -> Any:
-        """``compile_schema(document)``, shared by documents of the same JSON text (a validator
-        is a pure function of its schema's text, and never changes)."""
-        try:  # keyed by the text's digest: a root's text may be 600 KB
-            text = hashlib.sha256(orjson.dumps(document)).digest()
-        except orjson.JSONEncodeError:  # an integer past 64 bits, a non-string key: compiled on its own
-            return compile_schema(document)
-        hit = self._compiled.get(text)
-        if hit is None:
-            hit = self._compiled[text] = compile_schema(document)
-        return hit
 
     def has_hidden(self, root: JSONSchema, schema: JSONSchema, secrets: bool) -> bool:
         """Whether ``schema`` has a ``writeOnly`` member (or, with ``secrets``, a secret one)."""
