@@ -34,6 +34,10 @@ _MAX_DEPTH = 6
 T = TypeVar("T")
 _UNFIT = object()  # a hinted value that does not fit its property's schema
 _PLANS = 4096  # schema nodes per shaper whose compiled forms are kept (each holds its node alive)
+# the most properties an object may have for an echo's regeneration to skip its kept scalars too:
+# each set of skipped members compiles a validator of the rest, and a generated object's members
+# are any subset of its optional properties (2 ** 8 sets at most)
+_ECHO_SKIP_MAX = 8
 # an object schema made of these alone is valid for an object when each member is valid for its
 # property's schema and the rest (required names, other members) is: members can be left out
 _PLAIN_OBJECT = frozenset({"type", "properties", "required", "additionalProperties", "title", "description"})
@@ -183,9 +187,12 @@ class Shaper:
         name: str | None = None,
         keep_extra: bool = False,
         depth: int = 0,
+        echo: bool = False,
     ) -> tuple[Any, bool]:
         """The conformed value, and whether it is known to validate against ``schema`` (then
-        callers need not check it again: a list body's records are checked once, not four times)."""
+        callers need not check it again: a list body's records are checked once, not four times).
+        ``echo``: ``hint`` is a value generated for ``schema`` that is conformed again only to
+        echo ``inputs`` into it (:meth:`_conform_object`)."""
         resolved = deref(root, schema)
         if (hint is not None and (not inputs or not isinstance(hint, dict)) and not _lacks_required(resolved, hint)
                 and self.is_valid(root, schema, hint)):
@@ -195,7 +202,7 @@ class Shaper:
             return self.generate(root, schema, seed, name), False
         if ptype == "array":
             return self._conform_array(root, schema, resolved, hint, seed, name, depth)
-        return self._conform_object(root, schema, resolved, hint, seed, inputs, name, keep_extra, depth)
+        return self._conform_object(root, schema, resolved, hint, seed, inputs, name, keep_extra, depth, echo)
 
     def _conform_array(self, root: JSONSchema, schema: JSONSchema, resolved: JSONSchema, hint: Any, seed: str,
                        name: str | None, depth: int) -> tuple[Any, bool]:
@@ -221,7 +228,7 @@ class Shaper:
 
     def _conform_object(self, root: JSONSchema, schema: JSONSchema, resolved: JSONSchema, hint: Any, seed: str,
                         inputs: dict[str, Any] | None, name: str | None, keep_extra: bool,
-                        depth: int) -> tuple[Any, bool]:
+                        depth: int, echo: bool = False) -> tuple[Any, bool]:
         """Generated properties, each replaced by the hinted (or input) value where that fits."""
         props = object_properties(root, resolved)
         hint_dict = hint if isinstance(hint, dict) else {}
@@ -229,7 +236,10 @@ class Shaper:
         # a kept list or object (a list wrapper's records) replaces a generated value that costs
         # as much as the records: the generator skips it where that changes nothing else
         elide = [prop for prop, value in kept.items() if isinstance(value, (dict, list))] if kept else []
-        base = self.generate(root, schema, seed, name, elide=elide)
+        # an echo's hint (a generated object) keeps every member it has: none of them need be
+        # generated again, scalars included (few sets of them: see _ECHO_SKIP_MAX)
+        skip = list(kept) if kept and echo and len(props) <= _ECHO_SKIP_MAX else elide
+        base = self.generate(root, schema, seed, name, elide=skip)
         if not isinstance(base, dict):
             return base, False
         result = dict(base)
@@ -242,16 +252,15 @@ class Shaper:
             elif inputs and prop in inputs and self.is_valid(root, prop_schema, inputs[prop]):
                 result[prop] = inputs[prop]
             elif inputs and isinstance(result.get(prop), dict):
-                result[prop] = self._conform(
-                    root, prop_schema, result[prop], f"{seed}/{prop}", inputs=inputs, name=prop, depth=depth + 1
-                )[0]
+                result[prop] = self._conform(root, prop_schema, result[prop], f"{seed}/{prop}", inputs=inputs,
+                                             name=prop, depth=depth + 1, echo=True)[0]
         if keep_extra and resolved.get("additionalProperties", True) is not False:
             for key, value in hint_dict.items():
                 if key not in props:
                     result.setdefault(key, value)
         if self._valid_besides(root, schema, resolved, result, elide):
             return result, True
-        if elide:  # the fallback starts from the whole generated value
+        if skip:  # the fallback starts from the whole generated value
             base = self.generate(root, schema, seed, name)
         return self._echoed_scalars(root, schema, base, props, hint_dict), False
 
