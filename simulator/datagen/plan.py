@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Hashable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import jsonschema_rs
@@ -83,6 +83,8 @@ def _pointer_tokens(ref: str) -> list[str]:
 
 
 _SHARED_SIZE = 8192
+_NO_FACT = object()
+T = TypeVar("T")
 
 
 def _compiled_validator(body: Any) -> Any:
@@ -116,6 +118,7 @@ class SchemaPlan:
         self._resolved: dict[int, Schema] = {}
         self._resolving: set[int] = set()
         self._derived: dict[Hashable, Schema] = {}
+        self._facts: dict[tuple[int, str], Any] = {}
         self._validators: dict[int, Any] = {}
         self._types: dict[int, tuple[str, ...] | None] = {}
         self._enums: dict[int, list[Any]] = {}
@@ -187,6 +190,16 @@ class SchemaPlan:
         if found is None:
             found = self._derived[key] = self.keep(build())
         return found
+
+    def node_fact(self, node: Any, kind: str, build: Callable[[], T]) -> T:
+        """``build()``, a pure function of ``node`` (a node of this plan, pinned here) that the
+        walk needs each time it meets the node, worked out once per ``kind``."""
+        key = (id(node), kind)
+        found = self._facts.get(key, _NO_FACT)
+        if found is _NO_FACT:
+            self.pin(node)
+            found = self._facts[key] = build()
+        return found  # type: ignore[no-any-return]
 
     def merged_branch(self, node: dict[str, Any], keyword: str, index: int) -> Schema:
         """Branch ``index`` of ``node[keyword]`` (``oneOf``/``anyOf``) merged with the rest of
