@@ -61,6 +61,10 @@ class Shaper:
         # once per distinct text: a spec repeats its nodes (4 in 5 compiles on stripe were repeats)
         self._bundler = Bundler()
         self._compile_validator: TextMemo[Any] = TextMemo(compile_schema, _PLANS)
+        # (id(root), id(schema), what) -> (root, schema, what(root, schema)): the navigation
+        # helpers a conform asks of each node it meets (deref, primary_type...), pure functions of it
+        self._facts: dict[tuple[int, int, Callable[..., Any]], tuple[JSONSchema, JSONSchema, Any]] = BoundedMemo(
+            _PLANS * 4)
         # id(a $defs entry) -> (the entry, has_hidden's flags for its text): roots share entries
         self._def_hidden: dict[int, tuple[Any, tuple[bool, bool]]] = BoundedMemo(_PLANS * 4)
 
@@ -82,6 +86,15 @@ class Shaper:
         if hit is None:
             hit = cache[key] = (root, schema, compile_node(self._bundler.self_contained(root, schema)))
         return hit[2]
+
+    def _of(self, what: Callable[[JSONSchema, Any], T], root: JSONSchema, schema: JSONSchema) -> T:
+        """``what(root, schema)`` (a helper of :mod:`simulator.spec.navigation`), once per node;
+        the result is shared: not to be changed."""
+        key = (id(root), id(schema), what)
+        hit = self._facts.get(key)
+        if hit is None:
+            hit = self._facts[key] = (root, schema, what(root, schema))
+        return hit[2]  # type: ignore[no-any-return]
 
     def generate(self, root: JSONSchema, schema: JSONSchema, seed: str, name: str | None = None, *,
                  elide: Iterable[str] = ()) -> Any:
@@ -159,12 +172,12 @@ class Shaper:
         if depth > _MAX_DEPTH * 2:
             return value
         if isinstance(value, list):
-            items = array_items(root, schema)
+            items = self._of(array_items, root, schema)
             return [self.without_hidden(root, items, v, secrets, depth + 1) for v in value] if items else value
         if not isinstance(value, dict):
             return value
-        props = object_properties(root, schema)
-        required = required_properties(root, schema) if secrets else ()
+        props = self._of(object_properties, root, schema)
+        required = self._of(required_properties, root, schema) if secrets else ()
         out = {}
         for key, member in value.items():
             raw = props.get(key, {})
@@ -193,11 +206,11 @@ class Shaper:
         callers need not check it again: a list body's records are checked once, not four times).
         ``echo``: ``hint`` is a value generated for ``schema`` that is conformed again only to
         echo ``inputs`` into it (:meth:`_conform_object`)."""
-        resolved = deref(root, schema)
+        resolved = self._of(deref, root, schema)
         if (hint is not None and (not inputs or not isinstance(hint, dict)) and not _lacks_required(resolved, hint)
                 and self.is_valid(root, schema, hint)):
             return hint, True
-        ptype = primary_type(root, resolved)
+        ptype = self._of(_primary_type, root, schema)
         if depth > _MAX_DEPTH or ptype not in ("object", "array"):
             return self.generate(root, schema, seed, name), False
         if ptype == "array":
@@ -211,7 +224,7 @@ class Shaper:
         # generated otherwise (a list response's hinted records usually make it valid as it is)
         if not isinstance(hint, list):
             return self.generate(root, schema, seed, name), False
-        items = array_items(root, resolved) or {}
+        items = self._of(array_items, root, schema) or {}
         limit = resolved.get("maxItems")
         values = [
             self._conform(root, items, h, f"{seed}/{i}", depth=depth + 1)[0]
@@ -230,7 +243,7 @@ class Shaper:
                         inputs: dict[str, Any] | None, name: str | None, keep_extra: bool,
                         depth: int, echo: bool = False) -> tuple[Any, bool]:
         """Generated properties, each replaced by the hinted (or input) value where that fits."""
-        props = object_properties(root, resolved)
+        props = self._of(object_properties, root, schema)
         hint_dict = hint if isinstance(hint, dict) else {}
         kept = self._fitting_hints(root, props, hint_dict, seed, depth)
         # a kept list or object (a list wrapper's records) replaces a generated value that costs
@@ -314,6 +327,11 @@ class Shaper:
                 if self.is_valid(root, schema, trial):
                     minimal = trial
         return minimal
+
+def _primary_type(root: JSONSchema, schema: JSONSchema) -> str | None:
+    """``primary_type`` of the node ``schema`` leads to (it follows the node's $ref first)."""
+    return primary_type(root, deref(root, schema))
+
 
 def _just_ref(root: JSONSchema, schema: JSONSchema, resolved: JSONSchema) -> bool:
     """Whether validating against ``schema`` is validating against ``resolved``: it is that node,

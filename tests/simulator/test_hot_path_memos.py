@@ -16,9 +16,11 @@ from simulator.datagen.containers import ObjectShape, search_pattern
 from simulator.datagen.generate import compile_schema
 from simulator.environments.environment import load_environment
 from simulator.service import shaping
+from simulator.service.handlers import choose_media
 from simulator.service.shaping import Shaper
 from simulator.service.simulator import Simulator
 from simulator.service.validation import compile_schema as compile_validator
+from simulator.spec.navigation import array_items, deref, object_properties, primary_type, required_properties
 
 EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 # keys that need escaping in a pointer, and patternProperties that match some of them
@@ -128,3 +130,19 @@ def test_an_echo_that_skips_its_kept_members_gives_the_bodies_of_one_that_walks_
     echoed = [orjson.loads(body) for body in skipping]
     assert any(body.get("links", {}).get("limit") == body["meta"]["cursors"].get("limit")
                for body in echoed if "cursors" in body.get("meta", {}))
+
+
+def test_the_shaper_asks_each_navigation_helper_once_per_node_and_gets_what_it_gives() -> None:
+    sim = Simulator(load_environment("crm"))
+    shaper = sim.shaper
+    roots = [schema for op in sim.env.spec.operations for response in op.responses
+             for _, schema in [choose_media(response)] if schema]
+    assert len(roots) > 20
+    helpers = (deref, object_properties, array_items, required_properties, shaping._primary_type)
+    for root in roots:
+        for node in [root, *_object_nodes(root), *_object_nodes(root.get("$defs", {}))]:
+            for helper in helpers:
+                first = shaper._of(helper, root, node)
+                assert first == helper(root, node)
+                assert shaper._of(helper, root, node) is first  # remembered
+            assert shaping._primary_type(root, node) == primary_type(root, deref(root, node))
