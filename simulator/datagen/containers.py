@@ -81,6 +81,9 @@ def merge_all(plan: SchemaPlan, schemas: list[Any]) -> Schema:
     return merged
 
 
+_NO_MATCH: list[Any] = []  # shared: read only
+
+
 def _matching(patterns: dict[str, Any], key: str) -> list[Any]:
     """The ``patternProperties`` schemas whose patterns match ``key``."""
     return [patterns[p] for p in patterns if search_pattern(p, key)]
@@ -100,7 +103,8 @@ class ObjectShape:
         self.patterns: dict[str, Any] = node.get("patternProperties") or {}
         self.additional = node.get("additionalProperties", True)
         # (name, its pointer token, its schema, the patternProperties schemas matching it)
-        self.members = [(key, escape_token(key), schema, _matching(self.patterns, key))
+        patterns = self.patterns
+        self.members = [(key, escape_token(key), schema, _matching(patterns, key) if patterns else _NO_MATCH)
                         for key, schema in self.properties.items()]
 
 
