@@ -41,6 +41,8 @@ _ECHO_SKIP_MAX = 8
 # an object schema made of these alone is valid for an object when each member is valid for its
 # property's schema and the rest (required names, other members) is: members can be left out
 _PLAIN_OBJECT = frozenset({"type", "properties", "required", "additionalProperties", "title", "description"})
+# an array schema made of these alone is valid for an array of valid items whose length fits
+_PLAIN_ARRAY = frozenset({"type", "items", "minItems", "maxItems", "title", "description"})
 
 
 class Shaper:
@@ -226,16 +228,20 @@ class Shaper:
             return self.generate(root, schema, seed, name), False
         items = self._of(array_items, root, schema) or {}
         limit = resolved.get("maxItems")
-        values = [
-            self._conform(root, items, h, f"{seed}/{i}", depth=depth + 1)[0]
+        conformed = [
+            self._conform(root, items, h, f"{seed}/{i}", depth=depth + 1)
             for i, h in enumerate(hint[:limit] if isinstance(limit, int) else hint)
         ]
+        values = [value for value, _ in conformed]
         minimum = resolved.get("minItems", 0)
         if len(values) < minimum:
             base = self.generate(root, schema, seed, name)
             if isinstance(base, list):
                 values += base[len(values) : minimum]
-        if self.is_valid(root, schema, values):
+        # items each found valid (a list body's records) are not checked again as the array
+        # where its schema's verdict is theirs and its length's
+        known = len(values) == len(conformed) and all(valid for _, valid in conformed)
+        if (known and _plain_array_fits(root, schema, resolved, len(values))) or self.is_valid(root, schema, values):
             return values, True
         return self.generate(root, schema, seed, name), False
 
@@ -331,6 +337,20 @@ class Shaper:
 def _primary_type(root: JSONSchema, schema: JSONSchema) -> str | None:
     """``primary_type`` of the node ``schema`` leads to (it follows the node's $ref first)."""
     return primary_type(root, deref(root, schema))
+
+
+def _plain_array_fits(root: JSONSchema, schema: JSONSchema, resolved: JSONSchema, count: int) -> bool:
+    """Whether any array of ``count`` items, each valid for its items schema, is valid for
+    ``schema``: a plain array schema (type, items, minItems, maxItems) that ``count`` fits."""
+    if (resolved.get("type") != "array" or not _PLAIN_ARRAY.issuperset(resolved)
+            or not isinstance(resolved.get("items", {}), dict) or not _just_ref(root, schema, resolved)):
+        return False
+    low, high = resolved.get("minItems", 0), resolved.get("maxItems")
+    return _count(low) and low <= count and (high is None or (_count(high) and count <= high))
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _just_ref(root: JSONSchema, schema: JSONSchema, resolved: JSONSchema) -> bool:

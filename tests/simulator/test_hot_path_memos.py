@@ -174,3 +174,31 @@ def test_seeded_random_draws_below_n_as_the_stock_algorithm_does() -> None:
         for n in sizes:  # the stream goes on from one draw to the next: states must agree all along
             assert inlined._randbelow(n) == stock._randbelow_with_getrandbits(n), (seed, n)
         assert inlined.getstate() == stock.getstate()
+
+
+ITEM = {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}}
+
+
+@pytest.mark.parametrize("array", [
+    {"type": "array", "items": ITEM},
+    {"type": "array", "items": ITEM, "minItems": 2, "maxItems": 3},
+    {"type": "array", "items": ITEM, "uniqueItems": True},  # not plain: checked whole
+    {"type": "array", "items": ITEM, "contains": {"properties": {"id": {"const": 9}}}},
+    {"type": ["array", "null"], "items": ITEM},
+    {"type": "array", "items": ITEM, "maxItems": 0},
+    {"type": "array", "minItems": 1},
+])
+def test_an_array_of_items_known_valid_is_valid_where_the_shortcut_says_so(
+        array: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    root = {"$ref": "#/$defs/List", "$defs": {"List": array}}
+    validator = compile_validator(root)
+    resolved = array
+    for count in range(5):
+        values = [{"id": 1}] * count
+        if shaping._plain_array_fits(root, root, resolved, count):
+            assert validator.is_valid(values), (array, count)
+    hints = [[{"id": i % 2} for i in range(n)] for n in range(5)] + [[{"id": "x"}], [{"name": 1}]]
+    shortcut = [orjson.dumps(Shaper(EPOCH).conform(root, root, hint, f"a{i}")) for i, hint in enumerate(hints)]
+    monkeypatch.setattr(shaping, "_plain_array_fits", lambda *args: False)  # every array checked whole
+    checked = [orjson.dumps(Shaper(EPOCH).conform(root, root, hint, f"a{i}")) for i, hint in enumerate(hints)]
+    assert shortcut == checked
