@@ -81,6 +81,33 @@ def merge_all(plan: SchemaPlan, schemas: list[Any]) -> Schema:
     return merged
 
 
+_NO_MATCH: list[Any] = []  # shared: read only
+
+
+def _matching(patterns: dict[str, Any], key: str) -> list[Any]:
+    """The ``patternProperties`` schemas whose patterns match ``key``."""
+    return [patterns[p] for p in patterns if search_pattern(p, key)]
+
+
+class ObjectShape:
+    """What :meth:`ContainerValues.object_value` reads of an object node before any random
+    choice, worked out once per node of a plan (``SchemaPlan.node_fact``): each property's
+    escaped pointer token and matching ``patternProperties`` schemas, the required names."""
+
+    __slots__ = ("additional", "members", "patterns", "properties", "required", "required_set")
+
+    def __init__(self, node: dict[str, Any]) -> None:
+        self.properties: dict[str, Any] = node.get("properties") or {}
+        self.required = [key for key in node.get("required", ()) if isinstance(key, str)]
+        self.required_set = set(self.required)
+        self.patterns: dict[str, Any] = node.get("patternProperties") or {}
+        self.additional = node.get("additionalProperties", True)
+        # (name, its pointer token, its schema, the patternProperties schemas matching it)
+        patterns = self.patterns
+        self.members = [(key, escape_token(key), schema, _matching(patterns, key) if patterns else _NO_MATCH)
+                        for key, schema in self.properties.items()]
+
+
 class ContainerValues:
     """Array and object generation; the walk (:class:`~simulator.datagen.walk.Generation`) supplies
     the randomness and ``generate`` for the values inside."""
@@ -200,38 +227,36 @@ class ContainerValues:
 
     def object_value(self, node: dict[str, Any], path: str, name: str | None, depth: int) -> dict[str, Any]:
         plan = self.plan
-        properties: dict[str, Any] = node.get("properties") or {}
-        required = [key for key in node.get("required", ()) if isinstance(key, str)]
-        required_set = set(required)
-        patterns: dict[str, Any] = node.get("patternProperties") or {}
-        additional = node.get("additionalProperties", True)
+        shape = plan.node_fact(node, "object", lambda: ObjectShape(node))
+        properties, required, required_set = shape.properties, shape.required, shape.required_set
+        patterns, additional = shape.patterns, shape.additional
         chance = 1.0 if path == self.fill_path else 0.7 if depth < 3 else 0.35 if depth < MAX_DEPTH else 0.0
         result: dict[str, Any] = {}
 
-        def put(key: str, schema: Any) -> None:
+        def put(key: str, schema: Any, member: tuple[str, list[Any]] | None = None) -> None:
             if not path and key in self.elided:  # the root's property the caller replaces
                 result[key] = ELIDED
                 return
-            matching = [patterns[p] for p in patterns if search_pattern(p, key)]
+            token, matching = member or (escape_token(key), _matching(patterns, key))
             if matching:
                 schema = plan.derived(
                     (id(node), "key", key),
                     lambda: merge_all(plan, [schema, *matching]),
                 )
-            child = f"{path}/{escape_token(key)}"
+            child = f"{path}/{token}"
             result[key] = self.generate(schema, child, child_name(name, key), depth + 1)
 
-        for key, schema in properties.items():
+        for key, token, schema, matching in shape.members:
             wanted = (
                 chance > 0
-                and self.chance(f"{path}/{escape_token(key)}", PRESENT_SLOT) < chance
+                and self.chance(f"{path}/{token}", PRESENT_SLOT) < chance
                 and plan.resolve(schema) is not False
             )
             if key in required_set:
-                put(key, schema)
+                put(key, schema, (token, matching))
             elif wanted:
                 try:
-                    put(key, schema)
+                    put(key, schema, (token, matching))
                 except OutOfBudget:
                     raise
                 except GenerationError:

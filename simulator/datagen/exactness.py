@@ -45,6 +45,7 @@ reached under ``minLength`` <= 3 and no ``maxLength`` (a test checks each maker'
 _MAX_NESTING = 32  # well inside the walk's hard depth limit
 _COMPOSITION = ("oneOf", "anyOf", "not", "if", RESIDUAL, "dependentSchemas")
 _VALUE_KEYS = ("enum", "const", "example", "examples", "default")
+_UNKNOWN = object()
 _PLAIN_ROOT_KEYS = ANNOTATIONS | {"type", "properties", "required", "additionalProperties"}
 
 
@@ -58,6 +59,8 @@ class RootElision:
         self._costs: dict[int, int | None] = {}
         self._free: dict[int, bool] = {}
         self._elisions: dict[tuple[str, ...], tuple[str, ...]] = {}
+        # skipped properties -> the validator of the rest (checked() found them skippable)
+        self._validators: dict[tuple[str, ...], Any] = {}
 
     def elidable(self, wanted: Iterable[str]) -> tuple[str, ...]:
         """The root properties among ``wanted`` that the walk can leave out, changing nothing
@@ -112,6 +115,15 @@ class RootElision:
         if not (isinstance(value, dict) and any(item is ELIDED for item in value.values())):
             return plan.validator, value
         skipped = tuple(sorted(key for key, item in value.items() if item is ELIDED))
+        validator = self._validators.get(skipped, _UNKNOWN)
+        if validator is _UNKNOWN:  # a pure function of the plan and the skipped names
+            validator = self._validators[skipped] = self._rest_validator(skipped)
+        return validator, {k: v for k, v in value.items() if v is not ELIDED}
+
+    def _rest_validator(self, skipped: tuple[str, ...]) -> Any:
+        """The validator of the root without the properties ``skipped``, which must be ones the
+        walk can skip (else ValueError)."""
+        plan = self._plan
         properties = self._root_properties()
         if properties is None or any(key not in properties or exact_cost(plan, properties[key], self._costs) is None
                                      for key in skipped):
@@ -125,8 +137,7 @@ class RootElision:
                 rest["required"] = [k for k in root["required"] if k not in skipped]
             return rest
 
-        validator = plan.validator_for(plan.derived(("elide", *skipped), without))
-        return validator, {k: v for k, v in value.items() if v is not ELIDED}
+        return plan.validator_for(plan.derived(("elide", *skipped), without))
 
 
 def exact_cost(plan: SchemaPlan, schema: Schema, memo: dict[int, int | None]) -> int | None:

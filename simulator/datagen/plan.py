@@ -13,16 +13,13 @@ validator accepts exactly the values of the conjunction.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import threading
 from collections.abc import Callable, Hashable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import jsonschema_rs
-import orjson
 
 from simulator.canonical import PointerError, json_bytes, resolve_tokens, unescape_token
 from simulator.errors import SimulatorError
@@ -36,6 +33,7 @@ from .keyword_sets import (
     STRING_KEYS,
 )
 from .merge import RESIDUAL, Schema, merge_nodes
+from .text_memo import TextMemo
 
 
 class GenerationError(SimulatorError, ValueError):
@@ -85,28 +83,8 @@ def _pointer_tokens(ref: str) -> list[str]:
 
 
 _SHARED_SIZE = 8192
-_SHARED: dict[bytes, Any] = {}
-_SHARED_LOCK = threading.Lock()
-
-
-def shared_validator(body: Any) -> Any:
-    """``jsonschema_rs.validator_for(body)`` (formats checked), None if it can't be built; one
-    per JSON text in the process: plans of one spec's nodes repeat the same sub-schemas (on
-    stripe, nine compiles in ten were of a text compiled before), and a validator is a pure
-    function of its schema's text that never changes. Bounded: the oldest are forgotten."""
-    try:  # keyed by the text's digest: a definition's closure may be 600 KB
-        key = hashlib.sha256(orjson.dumps(body)).digest()
-    except TypeError:  # what only the fallbacks of json_bytes write (a non-string key) is compiled as it is
-        return _compiled_validator(body)
-    with _SHARED_LOCK:
-        if key in _SHARED:
-            return _SHARED[key]
-    validator = _compiled_validator(body)
-    with _SHARED_LOCK:
-        _SHARED[key] = validator
-        while len(_SHARED) > _SHARED_SIZE:
-            del _SHARED[next(iter(_SHARED))]
-    return validator
+_NO_FACT = object()
+T = TypeVar("T")
 
 
 def _compiled_validator(body: Any) -> Any:
@@ -114,6 +92,13 @@ def _compiled_validator(body: Any) -> Any:
         return jsonschema_rs.validator_for(body, validate_formats=True)
     except (ValueError, jsonschema_rs.ValidationError):
         return None
+
+
+shared_validator: TextMemo[Any] = TextMemo(_compiled_validator, _SHARED_SIZE)
+"""``jsonschema_rs.validator_for(body)`` (formats checked), None if it can't be built; one
+per JSON text in the process: plans of one spec's nodes repeat the same sub-schemas (on
+stripe, nine compiles in ten were of a text compiled before), and a validator is a pure
+function of its schema's text that never changes. Bounded: the oldest are forgotten."""
 
 
 class SchemaPlan:
@@ -133,6 +118,7 @@ class SchemaPlan:
         self._resolved: dict[int, Schema] = {}
         self._resolving: set[int] = set()
         self._derived: dict[Hashable, Schema] = {}
+        self._facts: dict[tuple[int, str], Any] = {}
         self._validators: dict[int, Any] = {}
         self._types: dict[int, tuple[str, ...] | None] = {}
         self._enums: dict[int, list[Any]] = {}
@@ -204,6 +190,16 @@ class SchemaPlan:
         if found is None:
             found = self._derived[key] = self.keep(build())
         return found
+
+    def node_fact(self, node: Any, kind: str, build: Callable[[], T]) -> T:
+        """``build()``, a pure function of ``node`` (a node of this plan, pinned here) that the
+        walk needs each time it meets the node, worked out once per ``kind``."""
+        key = (id(node), kind)
+        found = self._facts.get(key, _NO_FACT)
+        if found is _NO_FACT:
+            self.pin(node)
+            found = self._facts[key] = build()
+        return found  # type: ignore[no-any-return]
 
     def merged_branch(self, node: dict[str, Any], keyword: str, index: int) -> Schema:
         """Branch ``index`` of ``node[keyword]`` (``oneOf``/``anyOf``) merged with the rest of

@@ -8,7 +8,6 @@ schemas: every body the simulator sends has been through it and validates.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -16,6 +15,7 @@ import orjson
 
 from simulator.datagen.generate import CompiledSchema
 from simulator.datagen.generate import compile_schema as compile_generator
+from simulator.datagen.text_memo import TextMemo
 from simulator.spec.model import JSONSchema
 from simulator.spec.navigation import (
     array_items,
@@ -34,9 +34,15 @@ _MAX_DEPTH = 6
 T = TypeVar("T")
 _UNFIT = object()  # a hinted value that does not fit its property's schema
 _PLANS = 4096  # schema nodes per shaper whose compiled forms are kept (each holds its node alive)
+# the most properties an object may have for an echo's regeneration to skip its kept scalars too:
+# each set of skipped members compiles a validator of the rest, and a generated object's members
+# are any subset of its optional properties (2 ** 8 sets at most)
+_ECHO_SKIP_MAX = 8
 # an object schema made of these alone is valid for an object when each member is valid for its
 # property's schema and the rest (required names, other members) is: members can be left out
 _PLAIN_OBJECT = frozenset({"type", "properties", "required", "additionalProperties", "title", "description"})
+# an array schema made of these alone is valid for an array of valid items whose length fits
+_PLAIN_ARRAY = frozenset({"type", "items", "minItems", "maxItems", "title", "description"})
 
 
 class Shaper:
@@ -56,7 +62,11 @@ class Shaper:
         # a node compiles with the $defs it reaches, not its root's hundreds (bundling.py), and
         # once per distinct text: a spec repeats its nodes (4 in 5 compiles on stripe were repeats)
         self._bundler = Bundler()
-        self._compiled: dict[bytes, Any] = BoundedMemo(_PLANS)
+        self._compile_validator: TextMemo[Any] = TextMemo(compile_schema, _PLANS)
+        # (id(root), id(schema), what) -> (root, schema, what(root, schema)): the navigation
+        # helpers a conform asks of each node it meets (deref, primary_type...), pure functions of it
+        self._facts: dict[tuple[int, int, Callable[..., Any]], tuple[JSONSchema, JSONSchema, Any]] = BoundedMemo(
+            _PLANS * 4)
         # id(a $defs entry) -> (the entry, has_hidden's flags for its text): roots share entries
         self._def_hidden: dict[int, tuple[Any, tuple[bool, bool]]] = BoundedMemo(_PLANS * 4)
 
@@ -78,6 +88,15 @@ class Shaper:
         if hit is None:
             hit = cache[key] = (root, schema, compile_node(self._bundler.self_contained(root, schema)))
         return hit[2]
+
+    def _of(self, what: Callable[[JSONSchema, Any], T], root: JSONSchema, schema: JSONSchema) -> T:
+        """``what(root, schema)`` (a helper of :mod:`simulator.spec.navigation`), once per node;
+        the result is shared: not to be changed."""
+        key = (id(root), id(schema), what)
+        hit = self._facts.get(key)
+        if hit is None:
+            hit = self._facts[key] = (root, schema, what(root, schema))
+        return hit[2]  # type: ignore[no-any-return]
 
     def generate(self, root: JSONSchema, schema: JSONSchema, seed: str, name: str | None = None, *,
                  elide: Iterable[str] = ()) -> Any:
@@ -112,18 +131,6 @@ class Shaper:
         if self.has_hidden(root, schema, hide_secrets):
             value = self.without_hidden(root, schema, value, hide_secrets)
         return value
-
-    def _compile_validator(self, document: JSONSchema) -> Any:
-        """``compile_schema(document)``, shared by documents of the same JSON text (a validator
-        is a pure function of its schema's text, and never changes)."""
-        try:  # keyed by the text's digest: a root's text may be 600 KB
-            text = hashlib.sha256(orjson.dumps(document)).digest()
-        except orjson.JSONEncodeError:  # an integer past 64 bits, a non-string key: compiled on its own
-            return compile_schema(document)
-        hit = self._compiled.get(text)
-        if hit is None:
-            hit = self._compiled[text] = compile_schema(document)
-        return hit
 
     def has_hidden(self, root: JSONSchema, schema: JSONSchema, secrets: bool) -> bool:
         """Whether ``schema`` has a ``writeOnly`` member (or, with ``secrets``, a secret one)."""
@@ -167,12 +174,12 @@ class Shaper:
         if depth > _MAX_DEPTH * 2:
             return value
         if isinstance(value, list):
-            items = array_items(root, schema)
+            items = self._of(array_items, root, schema)
             return [self.without_hidden(root, items, v, secrets, depth + 1) for v in value] if items else value
         if not isinstance(value, dict):
             return value
-        props = object_properties(root, schema)
-        required = required_properties(root, schema) if secrets else ()
+        props = self._of(object_properties, root, schema)
+        required = self._of(required_properties, root, schema) if secrets else ()
         out = {}
         for key, member in value.items():
             raw = props.get(key, {})
@@ -195,19 +202,22 @@ class Shaper:
         name: str | None = None,
         keep_extra: bool = False,
         depth: int = 0,
+        echo: bool = False,
     ) -> tuple[Any, bool]:
         """The conformed value, and whether it is known to validate against ``schema`` (then
-        callers need not check it again: a list body's records are checked once, not four times)."""
-        resolved = deref(root, schema)
+        callers need not check it again: a list body's records are checked once, not four times).
+        ``echo``: ``hint`` is a value generated for ``schema`` that is conformed again only to
+        echo ``inputs`` into it (:meth:`_conform_object`)."""
+        resolved = self._of(deref, root, schema)
         if (hint is not None and (not inputs or not isinstance(hint, dict)) and not _lacks_required(resolved, hint)
                 and self.is_valid(root, schema, hint)):
             return hint, True
-        ptype = primary_type(root, resolved)
+        ptype = self._of(_primary_type, root, schema)
         if depth > _MAX_DEPTH or ptype not in ("object", "array"):
             return self.generate(root, schema, seed, name), False
         if ptype == "array":
             return self._conform_array(root, schema, resolved, hint, seed, name, depth)
-        return self._conform_object(root, schema, resolved, hint, seed, inputs, name, keep_extra, depth)
+        return self._conform_object(root, schema, resolved, hint, seed, inputs, name, keep_extra, depth, echo)
 
     def _conform_array(self, root: JSONSchema, schema: JSONSchema, resolved: JSONSchema, hint: Any, seed: str,
                        name: str | None, depth: int) -> tuple[Any, bool]:
@@ -216,32 +226,39 @@ class Shaper:
         # generated otherwise (a list response's hinted records usually make it valid as it is)
         if not isinstance(hint, list):
             return self.generate(root, schema, seed, name), False
-        items = array_items(root, resolved) or {}
+        items = self._of(array_items, root, schema) or {}
         limit = resolved.get("maxItems")
-        values = [
-            self._conform(root, items, h, f"{seed}/{i}", depth=depth + 1)[0]
+        conformed = [
+            self._conform(root, items, h, f"{seed}/{i}", depth=depth + 1)
             for i, h in enumerate(hint[:limit] if isinstance(limit, int) else hint)
         ]
+        values = [value for value, _ in conformed]
         minimum = resolved.get("minItems", 0)
         if len(values) < minimum:
             base = self.generate(root, schema, seed, name)
             if isinstance(base, list):
                 values += base[len(values) : minimum]
-        if self.is_valid(root, schema, values):
+        # items each found valid (a list body's records) are not checked again as the array
+        # where its schema's verdict is theirs and its length's
+        known = len(values) == len(conformed) and all(valid for _, valid in conformed)
+        if (known and _plain_array_fits(root, schema, resolved, len(values))) or self.is_valid(root, schema, values):
             return values, True
         return self.generate(root, schema, seed, name), False
 
     def _conform_object(self, root: JSONSchema, schema: JSONSchema, resolved: JSONSchema, hint: Any, seed: str,
                         inputs: dict[str, Any] | None, name: str | None, keep_extra: bool,
-                        depth: int) -> tuple[Any, bool]:
+                        depth: int, echo: bool = False) -> tuple[Any, bool]:
         """Generated properties, each replaced by the hinted (or input) value where that fits."""
-        props = object_properties(root, resolved)
+        props = self._of(object_properties, root, schema)
         hint_dict = hint if isinstance(hint, dict) else {}
         kept = self._fitting_hints(root, props, hint_dict, seed, depth)
         # a kept list or object (a list wrapper's records) replaces a generated value that costs
         # as much as the records: the generator skips it where that changes nothing else
         elide = [prop for prop, value in kept.items() if isinstance(value, (dict, list))] if kept else []
-        base = self.generate(root, schema, seed, name, elide=elide)
+        # an echo's hint (a generated object) keeps every member it has: none of them need be
+        # generated again, scalars included (few sets of them: see _ECHO_SKIP_MAX)
+        skip = list(kept) if kept and echo and len(props) <= _ECHO_SKIP_MAX else elide
+        base = self.generate(root, schema, seed, name, elide=skip)
         if not isinstance(base, dict):
             return base, False
         result = dict(base)
@@ -254,16 +271,15 @@ class Shaper:
             elif inputs and prop in inputs and self.is_valid(root, prop_schema, inputs[prop]):
                 result[prop] = inputs[prop]
             elif inputs and isinstance(result.get(prop), dict):
-                result[prop] = self._conform(
-                    root, prop_schema, result[prop], f"{seed}/{prop}", inputs=inputs, name=prop, depth=depth + 1
-                )[0]
+                result[prop] = self._conform(root, prop_schema, result[prop], f"{seed}/{prop}", inputs=inputs,
+                                             name=prop, depth=depth + 1, echo=True)[0]
         if keep_extra and resolved.get("additionalProperties", True) is not False:
             for key, value in hint_dict.items():
                 if key not in props:
                     result.setdefault(key, value)
         if self._valid_besides(root, schema, resolved, result, elide):
             return result, True
-        if elide:  # the fallback starts from the whole generated value
+        if skip:  # the fallback starts from the whole generated value
             base = self.generate(root, schema, seed, name)
         return self._echoed_scalars(root, schema, base, props, hint_dict), False
 
@@ -317,6 +333,25 @@ class Shaper:
                 if self.is_valid(root, schema, trial):
                     minimal = trial
         return minimal
+
+def _primary_type(root: JSONSchema, schema: JSONSchema) -> str | None:
+    """``primary_type`` of the node ``schema`` leads to (it follows the node's $ref first)."""
+    return primary_type(root, deref(root, schema))
+
+
+def _plain_array_fits(root: JSONSchema, schema: JSONSchema, resolved: JSONSchema, count: int) -> bool:
+    """Whether any array of ``count`` items, each valid for its items schema, is valid for
+    ``schema``: a plain array schema (type, items, minItems, maxItems) that ``count`` fits."""
+    if (resolved.get("type") != "array" or not _PLAIN_ARRAY.issuperset(resolved)
+            or not isinstance(resolved.get("items", {}), dict) or not _just_ref(root, schema, resolved)):
+        return False
+    low, high = resolved.get("minItems", 0), resolved.get("maxItems")
+    return _count(low) and low <= count and (high is None or (_count(high) and count <= high))
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
 
 def _just_ref(root: JSONSchema, schema: JSONSchema, resolved: JSONSchema) -> bool:
     """Whether validating against ``schema`` is validating against ``resolved``: it is that node,
