@@ -30,7 +30,7 @@ is one a person would make (``certify --judge`` asks a model that last question)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -244,6 +244,11 @@ class SampleFacts:
             found = self._lists[key] = lists_on_path(self.chains[chain].steps[step].response, at)
         return found
 
+    def written_latest_first(self) -> Iterator[Written]:
+        """:meth:`written` of each step, the last first (an answer mostly states what the last
+        steps returned: the earlier responses, often long lists, are then never walked)."""
+        return (self.written(k) for k in reversed(range(len(self.located))))
+
     def written(self, k: int) -> Written:
         """What the response of the k-th step (replay order) holds as written."""
         held = self._held[k]
@@ -300,7 +305,7 @@ def check_grounded(chains: Sequence[Chain], answer: str) -> Finding | None:
 def _grounded(facts: SampleFacts) -> Finding | None:
     steps = [s for _, _, s in facts.located]
     value = first_unheld([s.response for s in steps], [s.status for s in steps], facts.stated,
-                         [facts.written(k) for k in range(len(steps))])
+                         facts.written_latest_first)
     if value is not None:
         return Finding("grounded", "the answer states a value that no response of the chain holds",
                        at="answer", value=value.text)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -183,7 +183,7 @@ _ANY_WORD = re.compile(r"\S+")
 # a digit (a number needs one: _NUMBER's \d), or what an answer's value needs (a digit, "@" or "_";
 # str.isdigit is true for no other ASCII character, so every non-ASCII character is let through).
 _HAS_DIGIT = re.compile(r"(?<!\S)\S*\d\S*")
-_MAY_BE_VALUE = re.compile(r"(?<!\S)\S*[0-9@_\u0080-\U0010ffff]\S*")
+_MAY_BE_VALUE = re.compile(r"(?<!\S)\S*(?:[0-9@_]|[^\x00-\x7f\s])\S*")  # not a space (some are not ASCII)
 
 
 def _words_at(text: str, words: re.Pattern[str] = _ANY_WORD) -> Iterator[tuple[int, str]]:
@@ -288,16 +288,18 @@ class ResponseIndex:
 
 
 def first_unheld(responses: Sequence[Any], statuses: Sequence[int], values: Iterable[StatedValue],
-                 written: Sequence[Written] | None = None) -> StatedValue | None:
+                 written: Callable[[], Iterable[Written]] | None = None) -> StatedValue | None:
     """The first of ``values`` that the responses (and the statuses) do not hold, by
     :meth:`ResponseIndex.holds`; None when they hold every one. ``written``: what the responses
-    hold as written (:meth:`Written.of`, of them all or one for each), when the caller has it.
+    hold as written, when the caller has it: each call gives :meth:`Written.of` them all, or of
+    each (in any order: made as they are asked for, the ones after a hit are never made).
 
     Most stated values are a response's string as written or a number it holds, so the
     responses are first looked at as written (no string normalised); the index, which
     normalises every string, is built only for a value that look does not find."""
     if written is None:
-        written = [Written.of(responses)]
+        whole = [Written.of(responses)]
+        written = whole.__iter__
     codes = set(statuses)
     index: ResponseIndex | None = None
     for value in values:
@@ -305,7 +307,7 @@ def first_unheld(responses: Sequence[Any], statuses: Sequence[int], values: Iter
         number = number_of(normal)
         if number is not None and number in codes:
             continue  # a step's status: what the index holds too
-        if any(w.holds_as(value.text, normal, number) for w in written):
+        if any(w.holds_as(value.text, normal, number) for w in written()):
             continue
         if index is None:
             index = ResponseIndex.of(responses, statuses)
@@ -329,21 +331,28 @@ class Written:
         strings: set[str] = set()
         numbers: set[Decimal | int] = set()
         lengths: set[int] = set()
-        stack = list(responses)
+        stack: list[Any] = [list(responses)]  # the responses as the items of a list (its length not counted)
+        add_string, add_number = strings.add, numbers.add
+        first = True
         while stack:
-            item = stack.pop()
-            kind = type(item)
-            if kind is str:
-                strings.add(item)
-            elif kind is dict:
-                stack.extend(item.values())
-            elif kind is list:
-                lengths.add(len(item))
-                stack.extend(item)
-            elif kind is int:
-                numbers.add(item)
-            elif kind is float and (number := _scalar_number(item)) is not None:
-                numbers.add(number)
+            node = stack.pop()
+            if type(node) is dict:
+                items: Iterable[Any] = node.values()
+            else:  # a list
+                if not first:
+                    lengths.add(len(node))
+                first, items = False, node
+            # a scalar is looked at where it is found, not pushed: most nodes are scalars in objects
+            for item in items:
+                kind = type(item)
+                if kind is str:
+                    add_string(item)
+                elif kind is dict or kind is list:
+                    stack.append(item)
+                elif kind is int:
+                    add_number(item)
+                elif kind is float and (number := _scalar_number(item)) is not None:
+                    add_number(number)
         return cls(strings, numbers, lengths)
 
     def holds(self, value: StatedValue) -> bool:
