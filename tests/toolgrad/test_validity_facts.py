@@ -147,3 +147,16 @@ def test_one_item_names_memo_serves_every_check_of_a_sample() -> None:
     items = [{"id": 101, "name": "Rex"}, {"id": 102, "name": "Tom"}]
     names = _ItemNames(Text.of("the pet Tom"))
     assert [names.names(items, i) for i in (0, 1, 0, 1)] == [False, True, False, True]
+
+
+def test_a_tool_s_terms_give_the_schemas_at_a_pointer_as_schemas_at_does_asked_once_or_again() -> None:
+    from toolgrad.validity.tool_terms import schemas_at
+
+    parameters = {"type": "object", "properties": {
+        "kind": {"enum": ["pet"]}, "body": {"allOf": [{"properties": {"size": {"default": 10}}},
+                                                      {"properties": {"tags": {"items": {"const": "v1"}}}}]}}}
+    terms = ToolTerms(parameters, frozenset(), writes=True)
+    for pointer in ("", "/kind", "/body/size", "/body/tags/0", "/body/tags/7", "/nothing", "/kind", "/body/size"):
+        assert terms.schemas_at(pointer) == schemas_at(parameters, pointer), pointer
+    assert terms.fixed_by_schema("/body/tags/3", "v1") == "the schema's const"
+    assert terms == ToolTerms(parameters, frozenset(), writes=True), "what it remembers is no part of its value"

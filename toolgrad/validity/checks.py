@@ -113,19 +113,17 @@ def _source_problem(chains: Sequence[Chain], ci: int, si: int, source: ArgumentS
 
 
 def _identifiers(item: Any, keys: tuple[str, ...] = (),
-                 wanted: Callable[[Any], bool] | None = None) -> list[tuple[tuple[str, ...], Any]]:
+                 wanted: Callable[[Any], bool] | None = None) -> Iterator[tuple[tuple[str, ...], Any]]:
     """(keys, value) of the identifying scalars of a list item: strings of 3+ characters and
     numbers other than 0/1, in objects up to :data:`_ID_DEPTH` deep (not inside lists); with
-    ``wanted``, only those it accepts (asked in the same order)."""
+    ``wanted``, only those it accepts (asked in the same order, as they are reached)."""
     if not isinstance(item, dict) or len(keys) >= _ID_DEPTH:
-        return []
-    out: list[tuple[tuple[str, ...], Any]] = []
+        return
     for key, value in item.items():
         if isinstance(value, dict):
-            out.extend(_identifiers(value, (*keys, str(key)), wanted))
+            yield from _identifiers(value, (*keys, str(key)), wanted)
         elif _identifying(value) and (wanted is None or wanted(value)):
-            out.append(((*keys, str(key)), value))
-    return out
+            yield (*keys, str(key)), value
 
 
 def _identifier_at(item: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -147,22 +145,31 @@ def item_identifiers(items: list[Any], index: int,
     other item holds at the same place: what a text may name that item by. A scalar item is its
     own identifier (pointer ""). With ``wanted``, only the values it accepts (asked first, so the
     other items are looked at only when one is)."""
+    return list(_unique_identifiers(items, index, wanted))
+
+
+def _unique_identifiers(items: list[Any], index: int,
+                        wanted: Callable[[Any], bool] | None) -> Iterator[tuple[str, Any]]:
+    """:func:`item_identifiers`, one at a time: a caller that needs only the first walks no further."""
     item = items[index]
     if not isinstance(item, (dict, list)):
-        return [("", item)] if wanted is None or wanted(item) else []
-    own = _identifiers(item, (), wanted)
-    if not own:
-        return []
-    others = [other for j, other in enumerate(items) if j != index and isinstance(other, dict)]
-    # each other item is looked up at the identifier's place only (not walked whole): lists are long
-    return [("".join(f"/{escape_token(key)}" for key in keys), value) for keys, value in own
-            if not any((held := _identifier_at(other, keys)) is not _NONE and loosely_equal(held, value)
-                       for other in others)]
+        if wanted is None or wanted(item):
+            yield "", item
+        return
+    others: list[dict[str, Any]] | None = None
+    for keys, value in _identifiers(item, (), wanted):
+        if others is None:
+            others = [other for j, other in enumerate(items) if j != index and isinstance(other, dict)]
+        # each other item is looked up at the identifier's place only (not walked whole): lists are long
+        if not any((held := _identifier_at(other, keys)) is not _NONE and loosely_equal(held, value)
+                   for other in others):
+            yield "".join(f"/{escape_token(key)}" for key in keys), value
 
 
 def names_item(text: Text, items: list[Any], index: int) -> bool:
-    """Whether the text names ``items[index]``: it states one of its :func:`item_identifiers`."""
-    return bool(item_identifiers(items, index, text.states))
+    """Whether the text names ``items[index]``: it states one of its :func:`item_identifiers`
+    (the item is looked at up to the first one)."""
+    return next(_unique_identifiers(items, index, text.states), None) is not None
 
 
 class _ItemNames:
