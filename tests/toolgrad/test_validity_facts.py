@@ -4,6 +4,7 @@ computations they stand for."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from hypothesis import given, settings
@@ -16,7 +17,10 @@ from toolgrad.validity.statements import (
     _HAS_DIGIT,
     _MAY_BE_VALUE,
     _ORDINAL,
+    _QUOTED,
+    _QUOTES,
     ResponseIndex,
+    StatedValue,
     Text,
     Written,
     _words_at,
@@ -160,3 +164,41 @@ def test_a_tool_s_terms_give_the_schemas_at_a_pointer_as_schemas_at_does_asked_o
         assert terms.schemas_at(pointer) == schemas_at(parameters, pointer), pointer
     assert terms.fixed_by_schema("/body/tags/3", "v1") == "the schema's const"
     assert terms == ToolTerms(parameters, frozenset(), writes=True), "what it remembers is no part of its value"
+
+
+# The reference: how the answer's values were read before the quoted values were blanked out of
+# one text (each piece outside quotes read apart) and before the quote pattern looked back from the quote.
+_QUOTED_BEFORE = re.compile(
+    r"""(?:^|(?<=[\s(\[{:,=]))(?:'([^'\n]+?)'|"([^"\n]+?)"|`([^`\n]+?)`)(?=$|[\s.,;:!?)\]}])""")
+
+
+def _answer_values_piece_by_piece(answer: str) -> list[StatedValue]:
+    text = answer.translate(_QUOTES)
+    found: list[tuple[int, StatedValue]] = []
+    last = 0
+    outside: list[tuple[int, str]] = []
+    for match in _QUOTED_BEFORE.finditer(text):
+        outside.append((last, text[last:match.start()]))
+        last = match.end()
+        inner = next(g for g in match.groups() if g is not None).strip()
+        if inner:
+            found.append((match.start(), StatedValue(inner, True)))
+    outside.append((last, text[last:]))
+    for offset, chunk in outside:
+        for position, word in _words_at(chunk):
+            if not _ORDINAL.match(word.lower()) and (
+                    any(c.isdigit() for c in word) or "@" in word or "_" in word.strip("_")):
+                found.append((offset + position, StatedValue(word, False)))
+    return [value for _, value in sorted(found, key=lambda item: item[0])]
+
+
+# quotes of every kind, next to every character that may open or close one
+_ANSWER = st.lists(st.sampled_from([*"'\"`‘’“” \n(=[{:,.;!?)]}x7_@-", "id_1", "'a b'", "12", "3rd"]),
+                   max_size=30).map("".join)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_ANSWER)
+def test_an_answer_s_values_are_read_as_they_were_piece_by_piece(answer: str) -> None:
+    assert [m.span() for m in _QUOTED.finditer(answer)] == [m.span() for m in _QUOTED_BEFORE.finditer(answer)]
+    assert answer_values(answer) == _answer_values_piece_by_piece(answer)

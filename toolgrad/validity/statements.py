@@ -33,8 +33,11 @@ _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": 
 _WORD_EDGE = "\"'`()[]{}<>,;:!?*$€£%"
 _ORDINAL = re.compile(r"^\d+(st|nd|rd|th)$")
 _NUMBER = re.compile(r"^[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?([eE][-+]?\d+)?$")
+# a quote opens at the text's start or after a space, an opening bracket, ":", "," or "=" (the
+# check looks back from the quote, so the pattern starts with one: the regex engine skips to quotes)
 _QUOTED = re.compile(
-    r"""(?:^|(?<=[\s(\[{:,=]))(?:'([^'\n]+?)'|"([^"\n]+?)"|`([^`\n]+?)`)(?=$|[\s.,;:!?)\]}])"""
+    r"""(?:'(?<![^\s(\[{:,=]')([^'\n]+?)'|"(?<![^\s(\[{:,=]")([^"\n]+?)"|`(?<![^\s(\[{:,=]`)([^`\n]+?)`)"""
+    r"""(?=$|[\s.,;:!?)\]}])"""
 )
 
 
@@ -160,20 +163,22 @@ def _answer_values(answer: str) -> tuple[StatedValue, ...]:
     text = answer.translate(_QUOTES)
     found: list[tuple[int, StatedValue]] = []
     last = 0
-    outside: list[tuple[int, str]] = []
+    # the text with each quoted value blanked out (spaces): its words are the words outside quotes,
+    # at their places in the text, read in one pass
+    outside: list[str] = []
     for match in _QUOTED.finditer(text):
-        outside.append((last, text[last:match.start()]))
-        last = match.end()
+        start, end = match.span()
+        outside += (text[last:start], " " * (end - start))
+        last = end
         inner = next(g for g in match.groups() if g is not None).strip()
         if inner:
-            found.append((match.start(), StatedValue(inner, True)))
-    outside.append((last, text[last:]))
-    for offset, chunk in outside:
-        for position, word in _words_at(chunk, _MAY_BE_VALUE):
-            if _ORDINAL.match(word.lower()):
-                continue
-            if any(c.isdigit() for c in word) or "@" in word or "_" in word.strip("_"):
-                found.append((offset + position, StatedValue(word, False)))
+            found.append((start, StatedValue(inner, True)))
+    outside.append(text[last:])
+    for position, word in _words_at("".join(outside), _MAY_BE_VALUE):
+        if _ORDINAL.match(word.lower()):
+            continue
+        if any(c.isdigit() for c in word) or "@" in word or "_" in word.strip("_"):
+            found.append((position, StatedValue(word, False)))
     return tuple(value for _, value in sorted(found, key=lambda item: item[0]))
 
 
