@@ -27,6 +27,7 @@ from toolgrad.validity.statements import (
     answer_values,
     first_unheld,
     number_of,
+    plain_quotes,
 )
 from toolgrad.validity.tool_terms import ToolTerms
 
@@ -202,3 +203,9 @@ _ANSWER = st.lists(st.sampled_from([*"'\"`‘’“” \n(=[{:,.;!?)]}x7_@-", "i
 def test_an_answer_s_values_are_read_as_they_were_piece_by_piece(answer: str) -> None:
     assert [m.span() for m in _QUOTED.finditer(answer)] == [m.span() for m in _QUOTED_BEFORE.finditer(answer)]
     assert answer_values(answer) == _answer_values_piece_by_piece(answer)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ANSWER | _TEXT | st.text(max_size=12))
+def test_plain_quotes_is_the_translation_whether_or_not_the_text_needs_one(text: str) -> None:
+    assert plain_quotes(text) == text.translate(_QUOTES)

@@ -30,6 +30,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " "})
+_TYPOGRAPHIC = re.compile("[\u2018\u2019\u201c\u201d\u00a0]")
+
+
+def plain_quotes(text: str) -> str:
+    """``text`` with typographic quotes as plain ones and no-break spaces as spaces (translated
+    only when it holds one: translating looks up every character, and most texts are ASCII)."""
+    return text if text.isascii() or not _TYPOGRAPHIC.search(text) else text.translate(_QUOTES)
 _WORD_EDGE = "\"'`()[]{}<>,;:!?*$€£%"
 _ORDINAL = re.compile(r"^\d+(st|nd|rd|th)$")
 _NUMBER = re.compile(r"^[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?([eE][-+]?\d+)?$")
@@ -50,7 +57,7 @@ _MEMO = 1 << 16
 @functools.lru_cache(maxsize=_MEMO)
 def normal_text(text: str) -> str:
     """Case-folded, whitespace runs as one space, typographic quotes as plain ones."""
-    return " ".join(text.translate(_QUOTES).casefold().split())
+    return " ".join(plain_quotes(text).casefold().split())
 
 
 def words_of(name: str) -> str:
@@ -160,7 +167,7 @@ def _text_of(text: str) -> Text:
 
 @functools.lru_cache(maxsize=256)
 def _answer_values(answer: str) -> tuple[StatedValue, ...]:
-    text = answer.translate(_QUOTES)
+    text = plain_quotes(answer)
     found: list[tuple[int, StatedValue]] = []
     last = 0
     # the text with each quoted value blanked out (spaces): its words are the words outside quotes,
