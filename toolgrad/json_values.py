@@ -53,8 +53,12 @@ def _keyed_leaves(value: Any, pointer: str, key: str, top: str | None, out: list
     if isinstance(value, dict):
         for name, item in value.items():
             token = str(name)
-            _keyed_leaves(item, f"{pointer}/{escape_token(token)}", key if token.isdigit() else token,
-                          token if top is None else top, out)
+            at, near, first = f"{pointer}/{escape_token(token)}", key if token.isdigit() else token, \
+                token if top is None else top
+            if isinstance(item, (dict, list)):
+                _keyed_leaves(item, at, near, first, out)
+            else:  # most leaves are a scalar of an object: no call for it
+                out.append((at, item, near, first))
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _keyed_leaves(item, f"{pointer}/{index}", key, str(index) if top is None else top, out)
