@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from toolgrad.json_values import keyed_leaves, leaf_key, leaves, top_argument
 from toolgrad.records import Sample
-from toolgrad.validity.checks import SampleFacts, _ItemNames, lists_on_path, names_item, source_of
+from toolgrad.validity.checks import SampleFacts, _ItemNames, exemption, lists_on_path, names_item, source_of
 from toolgrad.validity.statements import (
     _HAS_DIGIT,
     _MAY_BE_VALUE,
@@ -119,6 +119,7 @@ def _facts_agree_with_direct_computation(sample: Sample, terms: ToolTerms | None
         for pointer, value in leaves(step.arguments):
             stated = text.states(value, leaf_key(pointer))
             expected.append((pointer, value, top_argument(pointer), stated, None if stated else source_of(step, pointer)))
+            assert exemption(terms, pointer, value, top_argument(pointer)) == exemption(terms, pointer, value)
         assert got == expected
         for _, _, _, _, found in got:
             if found is not None and found[0].chain < len(sample.chains) and \
@@ -136,10 +137,13 @@ def _facts_agree_with_direct_computation(sample: Sample, terms: ToolTerms | None
 def test_a_sample_s_facts_are_the_direct_computations_on_generated_samples(
         offline_samples: dict[str, list[Sample]]) -> None:
     read = ToolTerms({"type": "object", "properties": {}}, frozenset(), writes=False)
+    # a credential and schema-fixed values at some of the arguments the generated samples send
+    fixed = ToolTerms({"type": "object", "properties": {"id": {"default": 1}, "name": {"enum": ["x"]}}},
+                      frozenset({"id", "key", "name", "body"}), writes=True)
     checked = 0
     for samples in offline_samples.values():
         for sample in samples:
-            for terms in (None, read):
+            for terms in (None, read, fixed):
                 _facts_agree_with_direct_computation(sample, terms)
             # the query cut short: fewer values stated, more leaves with sources and list items to name
             short = sample.model_copy(update={"query": sample.query[: len(sample.query) // 3]})

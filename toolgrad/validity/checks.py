@@ -77,13 +77,14 @@ def _located(chains: Sequence[Chain]) -> list[tuple[int, int, Step]]:
 # -- solvable -----------------------------------------------------------------------------------
 
 
-def exemption(terms: ToolTerms | None, pointer: str, value: Any) -> str:
-    """Why the value at ``pointer`` needs no statement and no source ("" when it needs one)."""
+def exemption(terms: ToolTerms | None, pointer: str, value: Any, top: str | None = None) -> str:
+    """Why the value at ``pointer`` needs no statement and no source ("" when it needs one).
+    ``top``: the pointer's top-level argument, when the caller knows it."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return "it carries no value"
     if terms is None:
         return ""
-    if top_argument(pointer) in terms.credentials:
+    if (top_argument(pointer) if top is None else top) in terms.credentials:
         return "a credential"
     return terms.fixed_by_schema(pointer, value)
 
@@ -252,8 +253,9 @@ class SampleFacts:
         return found
 
     def written_latest_first(self) -> Iterator[Written]:
-        """:meth:`written` of each step, the last first (an answer mostly states what the last
-        steps returned: the earlier responses, often long lists, are then never walked)."""
+        """:meth:`written` of each step, the last first, each made when it is asked for (an answer
+        states most of what the last steps returned: a response after which every value is found
+        is never walked)."""
         return (self.written(k) for k in reversed(range(len(self.located))))
 
     def written(self, k: int) -> Written:
@@ -271,15 +273,6 @@ def _argument_leaves(step: Step, text: Text) -> list[ArgumentLeaf]:
             for stated in (states(value, key),)]
 
 
-def _exempt(terms: ToolTerms | None, pointer: str, top: str, value: Any) -> bool:
-    """:func:`exemption` with the pointer's top-level argument known."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return True
-    if terms is None:
-        return False
-    return top in terms.credentials or bool(terms.fixed_by_schema(pointer, value))
-
-
 def check_solvable(chains: Sequence[Chain], query: str, terms: TermsOf) -> Finding | None:
     """The first argument value a user of ``query`` could not know (see the module text)."""
     return _solvable(SampleFacts(chains, query, "", terms))
@@ -289,7 +282,7 @@ def _solvable(facts: SampleFacts) -> Finding | None:
     chains = facts.chains
     for (ci, si, _), tool, leaves in zip(facts.located, facts.terms, facts.leaves, strict=True):
         for pointer, value, top, stated, found in leaves:
-            if stated or _exempt(tool, pointer, top, value):
+            if stated or exemption(tool, pointer, value, top):
                 continue
             if found is None:
                 return Finding("solvable", "neither stated in the query nor taken from an earlier response",
