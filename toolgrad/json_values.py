@@ -40,6 +40,32 @@ def leaves(value: Any, pointer: str = "") -> Iterator[tuple[str, Any]]:
         yield pointer, value
 
 
+def keyed_leaves(value: Any) -> list[tuple[str, Any, str, str]]:
+    """(pointer, scalar, :func:`leaf_key` of the pointer, :func:`top_argument` of the pointer)
+    for every scalar of :func:`leaves`, in the same order: one walk that knows the tokens as it
+    goes, so no pointer is split again."""
+    out: list[tuple[str, Any, str, str]] = []
+    _keyed_leaves(value, "", "", None, out)
+    return out
+
+
+def _keyed_leaves(value: Any, pointer: str, key: str, top: str | None, out: list[tuple[str, Any, str, str]]) -> None:
+    if isinstance(value, dict):
+        for name, item in value.items():
+            token = str(name)
+            at, near, first = f"{pointer}/{escape_token(token)}", key if token.isdigit() else token, \
+                token if top is None else top
+            if isinstance(item, (dict, list)):
+                _keyed_leaves(item, at, near, first, out)
+            else:  # most leaves are a scalar of an object: no call for it
+                out.append((at, item, near, first))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _keyed_leaves(item, f"{pointer}/{index}", key, str(index) if top is None else top, out)
+    else:
+        out.append((pointer, value, key, "" if top is None else top))
+
+
 def leaf_key(pointer: str) -> str:
     """The nearest property name of a pointer (list indices skipped): ``/tags/0`` -> ``tags``."""
     for token in reversed(pointer_tokens(pointer)):

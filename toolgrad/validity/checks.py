@@ -30,21 +30,16 @@ is one a person would make (``certify --judge`` asks a model that last question)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from simulator.canonical import escape_token, lookup_pointer, pointer_tokens
 from toolgrad.json_values import is_nontrivial as _identifying
-from toolgrad.json_values import (
-    leaf_key,
-    leaves,
-    loosely_equal,
-    top_argument,
-)
+from toolgrad.json_values import keyed_leaves, loosely_equal, top_argument
 from toolgrad.records import ArgumentSource, Chain, Step
 
-from .statements import ResponseIndex, Text, answer_values, first_unheld
+from .statements import ResponseIndex, Text, Written, answer_values, first_unheld
 from .tool_terms import TermsOf, ToolTerms
 
 CHECKS = ("replay", "solvable", "grounded", "coherent", "unique")
@@ -82,13 +77,14 @@ def _located(chains: Sequence[Chain]) -> list[tuple[int, int, Step]]:
 # -- solvable -----------------------------------------------------------------------------------
 
 
-def exemption(terms: ToolTerms | None, pointer: str, value: Any) -> str:
-    """Why the value at ``pointer`` needs no statement and no source ("" when it needs one)."""
+def exemption(terms: ToolTerms | None, pointer: str, value: Any, top: str | None = None) -> str:
+    """Why the value at ``pointer`` needs no statement and no source ("" when it needs one).
+    ``top``: the pointer's top-level argument, when the caller knows it."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return "it carries no value"
     if terms is None:
         return ""
-    if top_argument(pointer) in terms.credentials:
+    if (top_argument(pointer) if top is None else top) in terms.credentials:
         return "a credential"
     return terms.fixed_by_schema(pointer, value)
 
@@ -118,19 +114,17 @@ def _source_problem(chains: Sequence[Chain], ci: int, si: int, source: ArgumentS
 
 
 def _identifiers(item: Any, keys: tuple[str, ...] = (),
-                 wanted: Callable[[Any], bool] | None = None) -> list[tuple[tuple[str, ...], Any]]:
+                 wanted: Callable[[Any], bool] | None = None) -> Iterator[tuple[tuple[str, ...], Any]]:
     """(keys, value) of the identifying scalars of a list item: strings of 3+ characters and
     numbers other than 0/1, in objects up to :data:`_ID_DEPTH` deep (not inside lists); with
-    ``wanted``, only those it accepts (asked in the same order)."""
+    ``wanted``, only those it accepts (asked in the same order, as they are reached)."""
     if not isinstance(item, dict) or len(keys) >= _ID_DEPTH:
-        return []
-    out: list[tuple[tuple[str, ...], Any]] = []
+        return
     for key, value in item.items():
         if isinstance(value, dict):
-            out.extend(_identifiers(value, (*keys, str(key)), wanted))
+            yield from _identifiers(value, (*keys, str(key)), wanted)
         elif _identifying(value) and (wanted is None or wanted(value)):
-            out.append(((*keys, str(key)), value))
-    return out
+            yield (*keys, str(key)), value
 
 
 def _identifier_at(item: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -152,22 +146,31 @@ def item_identifiers(items: list[Any], index: int,
     other item holds at the same place: what a text may name that item by. A scalar item is its
     own identifier (pointer ""). With ``wanted``, only the values it accepts (asked first, so the
     other items are looked at only when one is)."""
+    return list(_unique_identifiers(items, index, wanted))
+
+
+def _unique_identifiers(items: list[Any], index: int,
+                        wanted: Callable[[Any], bool] | None) -> Iterator[tuple[str, Any]]:
+    """:func:`item_identifiers`, one at a time: a caller that needs only the first walks no further."""
     item = items[index]
     if not isinstance(item, (dict, list)):
-        return [("", item)] if wanted is None or wanted(item) else []
-    own = _identifiers(item, (), wanted)
-    if not own:
-        return []
-    others = [other for j, other in enumerate(items) if j != index and isinstance(other, dict)]
-    # each other item is looked up at the identifier's place only (not walked whole): lists are long
-    return [("".join(f"/{escape_token(key)}" for key in keys), value) for keys, value in own
-            if not any((held := _identifier_at(other, keys)) is not _NONE and loosely_equal(held, value)
-                       for other in others)]
+        if wanted is None or wanted(item):
+            yield "", item
+        return
+    others: list[dict[str, Any]] | None = None
+    for keys, value in _identifiers(item, (), wanted):
+        if others is None:
+            others = [other for j, other in enumerate(items) if j != index and isinstance(other, dict)]
+        # each other item is looked up at the identifier's place only (not walked whole): lists are long
+        if not any((held := _identifier_at(other, keys)) is not _NONE and loosely_equal(held, value)
+                   for other in others):
+            yield "".join(f"/{escape_token(key)}" for key in keys), value
 
 
 def names_item(text: Text, items: list[Any], index: int) -> bool:
-    """Whether the text names ``items[index]``: it states one of its :func:`item_identifiers`."""
-    return bool(item_identifiers(items, index, text.states))
+    """Whether the text names ``items[index]``: it states one of its :func:`item_identifiers`
+    (the item is looked at up to the first one)."""
+    return next(_unique_identifiers(items, index, text.states), None) is not None
 
 
 class _ItemNames:
@@ -205,34 +208,87 @@ def lists_on_path(response: Any, at: str) -> list[tuple[str, list[Any], int]]:
     return out
 
 
-def _unnamed_item(chains: Sequence[Chain], names: _ItemNames, source: ArgumentSource, at: str) -> str:
-    response = chains[source.chain].steps[source.step].response
-    for list_at, items, index in lists_on_path(response, at):
-        if len(items) > 1 and not names.names(items, index):
+def _unnamed_item(facts: SampleFacts, source: ArgumentSource, at: str) -> str:
+    for list_at, items, index in facts.lists_on_path(source.chain, source.step, at):
+        if len(items) > 1 and not facts.names.names(items, index):
             return (f"it is taken from item {index + 1} of the {len(items)}-item list at {list_at or '/'!r} "
                     f"of chain {source.chain} step {source.step}, which the query does not name")
     return ""
 
 
-def _leaf_problem(chains: Sequence[Chain], names: _ItemNames, terms: ToolTerms | None, ci: int, si: int,
-                  pointer: str, value: Any) -> str:
-    if exemption(terms, pointer, value) or names.text.states(value, leaf_key(pointer)):
-        return ""
-    step = chains[ci].steps[si]
-    found = source_of(step, pointer)
-    if found is None:
-        return "neither stated in the query nor taken from an earlier response"
-    source, at = found
-    return _source_problem(chains, ci, si, source, at, value) or _unnamed_item(chains, names, source, at)
+# -- what the checks share ----------------------------------------------------------------------
+
+# A scalar of a step's arguments: (pointer, value, top-level argument, whether the query states it,
+# its recorded source and the pointer of its value in the source step's response, or None)
+ArgumentLeaf = tuple[str, Any, str, bool, "tuple[ArgumentSource, str] | None"]
+
+
+class SampleFacts:
+    """What the per-sample checks ask of one sample, worked out once and shared by them: the
+    steps in replay order with their tools' terms, each step's argument leaves (whether the
+    query states each, its recorded source), the query prepared (with one memo of the list items
+    it names), the answer's values, and, on first use, the lists a source pointer goes through
+    and what each response holds. Built from the chains alive while the checks run (the memos
+    tell lists apart by id)."""
+
+    __slots__ = ("_held", "_lists", "chains", "leaves", "located", "names", "stated", "terms")
+
+    def __init__(self, chains: Sequence[Chain], query: str, answer: str, terms: TermsOf) -> None:
+        self.chains = chains
+        self.located = _located(chains)
+        self.terms = [terms(step) for _, _, step in self.located]
+        text = Text.of(query)
+        self.names = _ItemNames(text)
+        self.leaves = [_argument_leaves(step, text) for _, _, step in self.located]
+        self.stated = answer_values(answer)
+        self._lists: dict[tuple[int, int, str], list[tuple[str, list[Any], int]]] = {}
+        self._held: list[Written | None] = [None] * len(self.located)
+
+    def lists_on_path(self, chain: int, step: int, at: str) -> list[tuple[str, list[Any], int]]:
+        """:func:`lists_on_path` of ``at`` in the response of a step of the sample."""
+        key = (chain, step, at)
+        found = self._lists.get(key)
+        if found is None:
+            found = self._lists[key] = lists_on_path(self.chains[chain].steps[step].response, at)
+        return found
+
+    def written_latest_first(self) -> Iterator[Written]:
+        """:meth:`written` of each step, the last first, each made when it is asked for (an answer
+        states most of what the last steps returned: a response after which every value is found
+        is never walked)."""
+        return (self.written(k) for k in reversed(range(len(self.located))))
+
+    def written(self, k: int) -> Written:
+        """What the response of the k-th step (replay order) holds as written."""
+        held = self._held[k]
+        if held is None:
+            held = self._held[k] = Written.of([self.located[k][2].response])
+        return held
+
+
+def _argument_leaves(step: Step, text: Text) -> list[ArgumentLeaf]:
+    states = text.states
+    return [(pointer, value, top, stated, None if stated else source_of(step, pointer))
+            for pointer, value, key, top in keyed_leaves(step.arguments)
+            for stated in (states(value, key),)]
 
 
 def check_solvable(chains: Sequence[Chain], query: str, terms: TermsOf) -> Finding | None:
     """The first argument value a user of ``query`` could not know (see the module text)."""
-    names = _ItemNames(Text.of(query))
-    for ci, si, step in _located(chains):
-        tool = terms(step)
-        for pointer, value in leaves(step.arguments):
-            reason = _leaf_problem(chains, names, tool, ci, si, pointer, value)
+    return _solvable(SampleFacts(chains, query, "", terms))
+
+
+def _solvable(facts: SampleFacts) -> Finding | None:
+    chains = facts.chains
+    for (ci, si, _), tool, leaves in zip(facts.located, facts.terms, facts.leaves, strict=True):
+        for pointer, value, top, stated, found in leaves:
+            if stated or exemption(tool, pointer, value, top):
+                continue
+            if found is None:
+                return Finding("solvable", "neither stated in the query nor taken from an earlier response",
+                               ci, si, pointer, value)
+            source, at = found
+            reason = _source_problem(chains, ci, si, source, at, value) or _unnamed_item(facts, source, at)
             if reason:
                 return Finding("solvable", reason, ci, si, pointer, value)
     return None
@@ -243,36 +299,43 @@ def check_solvable(chains: Sequence[Chain], query: str, terms: TermsOf) -> Findi
 
 def check_grounded(chains: Sequence[Chain], answer: str) -> Finding | None:
     """The first concrete value of the answer that no response of the chain holds."""
-    steps = [s for _, _, s in _located(chains)]
-    value = first_unheld([s.response for s in steps], [s.status for s in steps], answer_values(answer))
+    return _grounded(SampleFacts(chains, "", answer, _no_terms))
+
+
+def _grounded(facts: SampleFacts) -> Finding | None:
+    steps = [s for _, _, s in facts.located]
+    value = first_unheld([s.response for s in steps], [s.status for s in steps], facts.stated,
+                         facts.written_latest_first)
     if value is not None:
         return Finding("grounded", "the answer states a value that no response of the chain holds",
                        at="answer", value=value.text)
     return None
 
 
+def _no_terms(step: Step) -> None:
+    return None
+
+
 # -- coherent -----------------------------------------------------------------------------------
 
 
-def _mixed_items(chains: Sequence[Chain], text: Text) -> Finding | None:
-    names = _ItemNames(text)
-    for ci, si, step in _located(chains):
+def _mixed_items(facts: SampleFacts) -> Finding | None:
+    chains = facts.chains
+    for (ci, si, _), leaves in zip(facts.located, facts.leaves, strict=True):
         picked: dict[tuple[int, int, str], dict[int, str]] = {}  # list -> item index -> argument pointer
-        for pointer, value in leaves(step.arguments):
-            found = None if text.states(value, leaf_key(pointer)) else source_of(step, pointer)
-            if found is None:
+        for pointer, _, _, _, found in leaves:
+            if found is None:  # stated in the query, or with no recorded source
                 continue
             source, at = found
             if not (0 <= source.chain < len(chains) and 0 <= source.step < len(chains[source.chain].steps)):
                 continue  # solvable reports it
-            response = chains[source.chain].steps[source.step].response
-            for list_at, _, index in lists_on_path(response, at):
+            for list_at, _, index in facts.lists_on_path(source.chain, source.step, at):
                 picked.setdefault((source.chain, source.step, list_at), {}).setdefault(index, pointer)
         for (c, s, list_at), by_index in picked.items():
             if len(by_index) < 2:
                 continue
             _, items = lookup_pointer(chains[c].steps[s].response, list_at)
-            unnamed = sorted(i for i in by_index if not names.names(items, i))
+            unnamed = sorted(i for i in by_index if not facts.names.names(items, i))
             if unnamed:
                 return Finding(
                     "coherent",
@@ -283,15 +346,15 @@ def _mixed_items(chains: Sequence[Chain], text: Text) -> Finding | None:
     return None
 
 
-def _unneeded_step(chains: Sequence[Chain], answer: str, terms: TermsOf) -> Finding | None:
-    fed = {(src.chain, src.step) for _, _, s in _located(chains) for src in s.sources.values()}
-    stated = answer_values(answer)
-    for ci, si, step in _located(chains):
-        tool = terms(step)
+def _unneeded_step(facts: SampleFacts) -> Finding | None:
+    fed = {(src.chain, src.step) for _, _, s in facts.located for src in s.sources.values()}
+    stated = facts.stated
+    for k, ((ci, si, step), tool) in enumerate(zip(facts.located, facts.terms, strict=True)):
         if (tool is not None and tool.writes) or (ci, si) in fed:
             continue
-        own = ResponseIndex.of([step.response])
-        if any(own.holds(v) for v in stated):
+        # what the response holds as written is held by its index too: the index is built only when needed
+        if stated and (any(facts.written(k).holds(v) for v in stated)
+                       or any(ResponseIndex.of([step.response]).holds(v) for v in stated)):
             continue
         return Finding("coherent", "the step is not needed: it changes nothing, no later step takes an argument "
                        "from it, and the answer states nothing of its response", ci, si, value=step.tool)
@@ -300,7 +363,11 @@ def _unneeded_step(chains: Sequence[Chain], answer: str, terms: TermsOf) -> Find
 
 def check_coherent(chains: Sequence[Chain], query: str, answer: str, terms: TermsOf) -> Finding | None:
     """A step that mixes list items the query does not name, or a step that is not needed."""
-    return _mixed_items(chains, Text.of(query)) or _unneeded_step(chains, answer, terms)
+    return _coherent(SampleFacts(chains, query, answer, terms))
+
+
+def _coherent(facts: SampleFacts) -> Finding | None:
+    return _mixed_items(facts) or _unneeded_step(facts)
 
 
 # -- every per-sample check, and unique ---------------------------------------------------------
@@ -308,11 +375,8 @@ def check_coherent(chains: Sequence[Chain], query: str, answer: str, terms: Term
 
 def sample_findings(chains: Sequence[Chain], query: str, answer: str, terms: TermsOf) -> dict[str, Finding | None]:
     """Each per-sample check (:data:`SAMPLE_CHECKS`) -> its first finding, None when it passes."""
-    return {
-        "solvable": check_solvable(chains, query, terms),
-        "grounded": check_grounded(chains, answer),
-        "coherent": check_coherent(chains, query, answer, terms),
-    }
+    facts = SampleFacts(chains, query, answer, terms)
+    return {"solvable": _solvable(facts), "grounded": _grounded(facts), "coherent": _coherent(facts)}
 
 
 def validity_problem(chains: Sequence[Chain], query: str, answer: str, terms: TermsOf) -> str:

@@ -24,17 +24,27 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " "})
+_TYPOGRAPHIC = re.compile("[\u2018\u2019\u201c\u201d\u00a0]")
+
+
+def plain_quotes(text: str) -> str:
+    """``text`` with typographic quotes as plain ones and no-break spaces as spaces (translated
+    only when it holds one: translating looks up every character, and most texts are ASCII)."""
+    return text if text.isascii() or not _TYPOGRAPHIC.search(text) else text.translate(_QUOTES)
 _WORD_EDGE = "\"'`()[]{}<>,;:!?*$€£%"
 _ORDINAL = re.compile(r"^\d+(st|nd|rd|th)$")
 _NUMBER = re.compile(r"^[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?([eE][-+]?\d+)?$")
+# a quote opens at the text's start or after a space, an opening bracket, ":", "," or "=" (the
+# check looks back from the quote, so the pattern starts with one: the regex engine skips to quotes)
 _QUOTED = re.compile(
-    r"""(?:^|(?<=[\s(\[{:,=]))(?:'([^'\n]+?)'|"([^"\n]+?)"|`([^`\n]+?)`)(?=$|[\s.,;:!?)\]}])"""
+    r"""(?:'(?<![^\s(\[{:,=]')([^'\n]+?)'|"(?<![^\s(\[{:,=]")([^"\n]+?)"|`(?<![^\s(\[{:,=]`)([^`\n]+?)`)"""
+    r"""(?=$|[\s.,;:!?)\]}])"""
 )
 
 
@@ -47,7 +57,7 @@ _MEMO = 1 << 16
 @functools.lru_cache(maxsize=_MEMO)
 def normal_text(text: str) -> str:
     """Case-folded, whitespace runs as one space, typographic quotes as plain ones."""
-    return " ".join(text.translate(_QUOTES).casefold().split())
+    return " ".join(plain_quotes(text).casefold().split())
 
 
 def words_of(name: str) -> str:
@@ -65,10 +75,6 @@ def number_of(word: str) -> Decimal | None:
         return Decimal(word.replace(",", ""))
     except InvalidOperation:
         return None
-
-
-def _words(text: str) -> Iterator[str]:
-    return (word for _, word in _words_at(text))
 
 
 def scalar_number(value: Any) -> Decimal | None:
@@ -155,35 +161,48 @@ def answer_values(answer: str) -> list[StatedValue]:
 @functools.lru_cache(maxsize=256)  # a sample's checks ask for its query and answer more than once
 def _text_of(text: str) -> Text:
     normal = normal_text(text)
-    return Text(normal, frozenset(n for w in _words(normal) if (n := number_of(w)) is not None))
+    # only a word holding a digit can spell a number: the others are not looked at
+    return Text(normal, frozenset(n for _, w in _words_at(normal, _HAS_DIGIT) if (n := number_of(w)) is not None))
 
 
 @functools.lru_cache(maxsize=256)
 def _answer_values(answer: str) -> tuple[StatedValue, ...]:
-    text = answer.translate(_QUOTES)
+    text = plain_quotes(answer)
     found: list[tuple[int, StatedValue]] = []
     last = 0
-    outside: list[tuple[int, str]] = []
+    # the text with each quoted value blanked out (spaces): its words are the words outside quotes,
+    # at their places in the text, read in one pass
+    outside: list[str] = []
     for match in _QUOTED.finditer(text):
-        outside.append((last, text[last:match.start()]))
-        last = match.end()
+        start, end = match.span()
+        outside += (text[last:start], " " * (end - start))
+        last = end
         inner = next(g for g in match.groups() if g is not None).strip()
         if inner:
-            found.append((match.start(), StatedValue(inner, True)))
-    outside.append((last, text[last:]))
-    for offset, chunk in outside:
-        for position, word in _words_at(chunk):
-            if _ORDINAL.match(word.lower()):
-                continue
-            if any(c.isdigit() for c in word) or "@" in word or "_" in word.strip("_"):
-                found.append((offset + position, StatedValue(word, False)))
+            found.append((start, StatedValue(inner, True)))
+    outside.append(text[last:])
+    for position, word in _words_at("".join(outside), _MAY_BE_VALUE):
+        if _ORDINAL.match(word.lower()):
+            continue
+        if any(c.isdigit() for c in word) or "@" in word or "_" in word.strip("_"):
+            found.append((position, StatedValue(word, False)))
     return tuple(value for _, value in sorted(found, key=lambda item: item[0]))
 
 
-def _words_at(text: str) -> Iterator[tuple[int, str]]:
+_ANY_WORD = re.compile(r"\S+")
+# The whole whitespace-separated words that hold a character of a class (a word starts where no
+# non-space precedes it, and the greedy tails run to its end), to skip the words that cannot matter:
+# a digit (a number needs one: _NUMBER's \d), or what an answer's value needs (a digit, "@" or "_";
+# str.isdigit is true for no other ASCII character, so every non-ASCII character is let through).
+_HAS_DIGIT = re.compile(r"(?<!\S)\S*\d\S*")
+_MAY_BE_VALUE = re.compile(r"(?<!\S)\S*(?:[0-9@_]|[^\x00-\x7f\s])\S*")  # not a space (some are not ASCII)
+
+
+def _words_at(text: str, words: re.Pattern[str] = _ANY_WORD) -> Iterator[tuple[int, str]]:
     """(offset, word) for each whitespace-separated word stripped of quotes, brackets, signs
-    and full stops (a sentence's full stop is not part of "37461.0.")."""
-    for match in re.finditer(r"\S+", text):
+    and full stops (a sentence's full stop is not part of "37461.0."); with ``words``, only the
+    whitespace-separated words it matches whole."""
+    for match in words.finditer(text):
         word = match.group().strip(_WORD_EDGE + ".")
         if word:
             yield match.start(), word
@@ -280,25 +299,28 @@ class ResponseIndex:
         return any(contains_phrase(s, normal) for s in self.strings if len(s) > len(normal))
 
 
-def first_unheld(responses: Sequence[Any], statuses: Sequence[int],
-                 values: Iterable[StatedValue]) -> StatedValue | None:
+def first_unheld(responses: Sequence[Any], statuses: Sequence[int], values: Iterable[StatedValue],
+                 written: Callable[[], Iterable[Written]] | None = None) -> StatedValue | None:
     """The first of ``values`` that the responses (and the statuses) do not hold, by
-    :meth:`ResponseIndex.holds`; None when they hold every one.
+    :meth:`ResponseIndex.holds`; None when they hold every one. ``written``: what the responses
+    hold as written, when the caller has it: each call gives :meth:`Written.of` them all, or of
+    each (in any order: made as they are asked for, the ones after a hit are never made).
 
     Most stated values are a response's string as written or a number it holds, so the
     responses are first looked at as written (no string normalised); the index, which
     normalises every string, is built only for a value that look does not find."""
-    verbatim, numbers, lengths = _verbatim(responses)
-    numbers.update(statuses)
+    if written is None:
+        whole = [Written.of(responses)]
+        written = whole.__iter__
+    codes = set(statuses)
     index: ResponseIndex | None = None
     for value in values:
         normal = normal_text(value.text)
         number = number_of(normal)
-        if number is not None and (number in numbers or (
-                number == number.to_integral_value() and int(number) in lengths)):
-            continue  # a number or a list length: what the index holds too
-        if value.text in verbatim or (normal in verbatim and normal_text(normal) == normal):
-            continue  # a string whose normal form is the value's
+        if number is not None and number in codes:
+            continue  # a step's status: what the index holds too
+        if any(w.holds_as(value.text, normal, number) for w in written()):
+            continue
         if index is None:
             index = ResponseIndex.of(responses, statuses)
         if not index.holds(value):
@@ -306,24 +328,54 @@ def first_unheld(responses: Sequence[Any], statuses: Sequence[int],
     return None
 
 
-def _verbatim(responses: Iterable[Any]) -> tuple[set[str], set[Decimal | int], set[int]]:
-    """The strings of the responses as written, their ints and floats as numbers, their lists' lengths."""
-    strings: set[str] = set()
-    numbers: set[Decimal | int] = set()
-    lengths: set[int] = set()
-    stack = list(responses)
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is str:
-            strings.add(item)
-        elif kind is dict:
-            stack.extend(item.values())
-        elif kind is list:
-            lengths.add(len(item))
-            stack.extend(item)
-        elif kind is int:
-            numbers.add(item)
-        elif kind is float and (number := _scalar_number(item)) is not None:
-            numbers.add(number)
-    return strings, numbers, lengths
+@dataclass(slots=True)
+class Written:
+    """Some responses as written: their strings, their ints and floats as numbers, the lengths
+    of their lists. What it holds (:meth:`holds`) a :class:`ResponseIndex` of the same responses
+    holds too; what it does not, the index may still hold (once normalised)."""
+
+    strings: set[str]
+    numbers: set[Decimal | int]
+    lengths: set[int]
+
+    @classmethod
+    def of(cls, responses: Iterable[Any]) -> Written:
+        strings: set[str] = set()
+        numbers: set[Decimal | int] = set()
+        lengths: set[int] = set()
+        stack: list[Any] = [list(responses)]  # the responses as the items of a list (its length not counted)
+        add_string, add_number = strings.add, numbers.add
+        first = True
+        while stack:
+            node = stack.pop()
+            if type(node) is dict:
+                items: Iterable[Any] = node.values()
+            else:  # a list
+                if not first:
+                    lengths.add(len(node))
+                first, items = False, node
+            # a scalar is looked at where it is found, not pushed: most nodes are scalars in objects
+            for item in items:
+                kind = type(item)
+                if kind is str:
+                    add_string(item)
+                elif kind is dict or kind is list:
+                    stack.append(item)
+                elif kind is int:
+                    add_number(item)
+                elif kind is float and (number := _scalar_number(item)) is not None:
+                    add_number(number)
+        return cls(strings, numbers, lengths)
+
+    def holds(self, value: StatedValue) -> bool:
+        """Whether the responses surely hold ``value`` (a False leaves it to the index)."""
+        normal = normal_text(value.text)
+        return self.holds_as(value.text, normal, number_of(normal))
+
+    def holds_as(self, text: str, normal: str, number: Decimal | None) -> bool:
+        """:meth:`holds` of a value written ``text``, normalised ``normal``, spelling ``number``."""
+        if number is not None and (number in self.numbers or (
+                number == number.to_integral_value() and int(number) in self.lengths)):
+            return True  # a number or a list length: what the index holds too
+        # a string whose normal form is the value's
+        return text in self.strings or (normal in self.strings and normal_text(normal) == normal)

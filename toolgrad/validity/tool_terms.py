@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from simulator.canonical import pointer_tokens
@@ -33,11 +33,20 @@ class ToolTerms:
     parameters: JSONSchema  # the tool's parameters, as a model sees them
     credentials: frozenset[str]  # top-level arguments bound to an apiKey security scheme
     writes: bool  # its HTTP method may change state (anything but GET, HEAD, OPTIONS)
+    # pointer -> schemas_at(parameters, pointer): the tool's terms serve every sample that calls it
+    _schemas: dict[str, list[dict[str, Any]]] = field(default_factory=dict, compare=False, repr=False)
+
+    def schemas_at(self, pointer: str) -> list[dict[str, Any]]:
+        """:func:`schemas_at` of the tool's parameters (each pointer worked out once)."""
+        nodes = self._schemas.get(pointer)
+        if nodes is None:
+            nodes = self._schemas[pointer] = schemas_at(self.parameters, pointer)
+        return nodes
 
     def fixed_by_schema(self, pointer: str, value: Any) -> str:
         """Why the schema fixes ``value`` at ``pointer`` into the arguments ("" when it does
         not): it is the ``const``, the only ``enum`` member, or the ``default`` there."""
-        for node in schemas_at(self.parameters, pointer):
+        for node in self.schemas_at(pointer):
             if "const" in node and _same(node["const"], value):
                 return "the schema's const"
             enum = node.get("enum")
