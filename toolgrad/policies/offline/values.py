@@ -70,38 +70,56 @@ def coerce(value: Any, schema: JSONSchema) -> Any:
 def generate(schema: JSONSchema, salt: tuple[Any, ...], name: str | None) -> Any:
     """``generate_value(schema, sha256 of the salt, name=name)``, or None when the schema admits
     no value."""
+    return _generate(_compiled(schema)[0], salt, name)
+
+
+def _generate(compiled: CompiledSchema, salt: tuple[Any, ...], name: str | None, elide: tuple[str, ...] = ()) -> Any:
     try:
-        return _compiled(schema).generate(stable_hash("offline", *salt), name=name)
+        return compiled.generate(stable_hash("offline", *salt), name=name, elide=elide)
     except ValueError:
         return None
 
 
-_COMPILED: dict[int, tuple[JSONSchema, CompiledSchema]] = {}
+# id(schema) -> (the schema, held so that its id stays its own; compiled; its optional root properties)
+_COMPILED: dict[int, tuple[JSONSchema, CompiledSchema, tuple[str, ...]]] = {}
 _COMPILED_MAX = 4096
 
 
-def _compiled(schema: JSONSchema) -> CompiledSchema:
-    """``compile_schema(schema)`` by the schema object: compile_schema keys its cache by the
+def _compiled(schema: JSONSchema) -> tuple[CompiledSchema, tuple[str, ...]]:
+    """``compile_schema(schema)`` by the schema object (compile_schema keys its cache by the
     schema's JSON text, and writing a request body's schema out costs up to a tenth of a
-    millisecond a call. The schemas here are a toolbox's tool schemas (never changed), held so
-    that their ids stay theirs."""
+    millisecond a call), and the root properties :func:`minimal` prunes. The schemas here are a
+    toolbox's tool schemas (never changed)."""
     hit = _COMPILED.get(id(schema))
     if hit is None or hit[0] is not schema:
         if len(_COMPILED) >= _COMPILED_MAX:
             _COMPILED.clear()
-        hit = _COMPILED[id(schema)] = (schema, compile_schema(schema))
-    return hit[1]
+        hit = _COMPILED[id(schema)] = (schema, compile_schema(schema), _optional_root_properties(schema))
+    return hit[1], hit[2]
+
+
+def _optional_root_properties(schema: JSONSchema) -> tuple[str, ...]:
+    """The root properties :func:`_prune` drops (it keeps the required ones)."""
+    required = set(required_properties(schema, schema))
+    return tuple(key for key in object_properties(schema, schema) if key not in required)
 
 
 def minimal(schema: JSONSchema, salt: tuple[Any, ...], name: str | None) -> Any:
     """A generated value with only what the schema requires: objects keep their required
     properties, lists their first ``minItems`` items (at least one), recursively; the full
-    generated value when the pruned one does not validate."""
-    value = generate(schema, salt, name)
+    generated value when the pruned one does not validate.
+
+    The root's optional properties, pruned anyway, are not generated where the walk can leave
+    them out changing nothing else (``generate(elide=...)``): a request body's few required
+    fields cost a fraction of its whole value. The full value is made only when it is the answer."""
+    compiled, optional = _compiled(schema)
+    value = _generate(compiled, salt, name, optional)
     if not isinstance(value, (dict, list)):
         return value
-    pruned = _prune(schema, schema, value)
-    return pruned if _compiled(schema).is_valid(pruned) else value
+    pruned = _prune(schema, schema, value)  # an elided member is optional: pruned away
+    if compiled.is_valid(pruned):
+        return pruned
+    return _generate(compiled, salt, name) if optional else value
 
 
 def _prune(root: JSONSchema, node: Any, value: Any) -> Any:
@@ -144,5 +162,5 @@ def page_size(arg: ArgSpec, salt: tuple[Any, ...]) -> int | None:
     short page keeps the sample's recorded responses, and its conversation, short."""
     if primary_type(arg.schema, deref(arg.schema, arg.schema)) != "integer":
         return None
-    sizes = [size for size in PAGE_SIZES if _compiled(arg.schema).is_valid(size)]
+    sizes = [size for size in PAGE_SIZES if _compiled(arg.schema)[0].is_valid(size)]
     return sizes[stable_int(*salt, arg.name, "page") % len(sizes)] if sizes else None
