@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 
 from simulator.datagen.generate import compile_schema
+from simulator.spec.navigation import deref, primary_type
+from toolgrad.loop.sample import BatchDraw, draw_batch
 from toolgrad.policies.offline import values as offline_values
 from toolgrad.policies.offline.policy import OfflinePolicy
+from toolgrad.sampling import rank_digests, stable_hash, stable_hashes, stable_ranks, stable_sample
 from toolgrad.toolbox import Toolbox
 
 
@@ -53,3 +56,48 @@ def test_a_minimal_value_that_does_not_validate_pruned_is_the_whole_value() -> N
         value = offline_values.minimal(schema, (k,), None)
         assert value == _reference_minimal(schema, (k,), None)
         assert value["a"] and compile_schema(schema).is_valid(value)
+
+
+@pytest.mark.parametrize("names", [
+    ["b", "a", "c", "d"],
+    ["same", "same", "other", "same"],  # repeated names: the general way, ties by key then position
+    [f"env__op{i}" for i in range(131)] + ["caf\u00e9__t\u00e9l\u00e9phone"],
+    [],
+])
+def test_a_batch_drawn_from_encoded_names_is_the_stable_sample(names: list[str]) -> None:
+    draw = BatchDraw(names)
+    for seed, iteration, size in [(0, 0, 50), (3, 9, 2), (11, 2, 1000), (5, 1, 0), (2**70, 1, 3), (-4, 0, 7)]:
+        expected = stable_sample(sorted(names), size, "batch", seed, iteration)
+        assert draw(size, seed, iteration) == draw_batch(names, size, seed, iteration) == expected
+
+
+def test_rank_digests_are_the_stable_ranks() -> None:
+    keys = ["a", "b", "caf\u00e9", "", "a"]
+    digests = rank_digests([k.encode() for k in keys], "parts", 7, [1, "x"])
+    assert [d.hex() for d in digests] == [stable_ranks(keys, "parts", 7, [1, "x"])[k] for k in keys]
+
+
+@pytest.mark.parametrize("parts", [(), (0,), (3, 9, ["env__a", "env__b"], 1), (2**70, "x"), ("\udcff", 1),
+                                   ({"b": 1, "a": [2.5, None, True]},)])
+def test_hashes_with_the_parts_written_once_are_the_stable_hashes(parts: tuple[Any, ...]) -> None:
+    lasts = ["name", "caf\u00e9", "", 7, 2**70, "\udcff", {"z": 1, "a": 2}, [1, 2], None]
+    assert stable_hashes(parts, lasts) == [stable_hash(*parts, last) for last in lasts]
+    assert stable_hashes(parts, []) == []
+
+
+@pytest.mark.parametrize("envs", [["crm", "petstore"], ["adafruit", "baskets", "museum"]])
+def test_what_a_tool_info_works_out_once_is_what_its_args_give(envs: list[str]) -> None:
+    box = Toolbox.in_process(envs)
+    policy = OfflinePolicy(box)
+    infos = [i for n in box.names() if (i := policy.info(n)) is not None]
+    assert any(i.body_changes for i in infos)
+    for info in infos:
+        for name in [*(a.name for a in info.args), "no-such-argument"]:
+            assert info.arg(name) is next((a for a in info.args if a.name == name), None)
+        assert info.fill_order == tuple(sorted(info.args, key=lambda a: (a is not info.address,
+                                                                         a.refers_to is None, a.name)))
+        own_id = info.resource.id_field if info.resource and info.kind == "create" else None
+        assert list(info.body_changes) == [
+            a for a in info.args if a.location == "body-field" and a.name != own_id
+            and not deref(a.schema, a.schema).get("readOnly")
+            and primary_type(a.schema, deref(a.schema, a.schema)) not in ("object", "array")]

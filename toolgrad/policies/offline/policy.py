@@ -54,12 +54,11 @@ from __future__ import annotations
 from typing import Any
 
 from simulator.service.handlers import LIMIT_PARAMS
-from simulator.spec.navigation import deref, primary_type
 from toolgrad.loop.policy import CallFn, Context, ExecutedCall, StageError, Workflow
 from toolgrad.loop.stages import THIS_EXECUTION
 from toolgrad.loop.validator import failure_reason
 from toolgrad.records import Cost, Proposal, Selection, Step
-from toolgrad.sampling import stable_hash, stable_int, stable_ranks
+from toolgrad.sampling import stable_hash, stable_hashes, stable_int, stable_ranks
 from toolgrad.toolbox import Toolbox, ToolResult
 from toolgrad.validity.tool_terms import toolbox_terms
 
@@ -214,7 +213,7 @@ class OfflinePolicy:
         sources: dict[str, tuple[int, int, str]] = {}
         anchor: tuple[int, str] | None = None
         # the addressing argument first, then references: later ones prefer the same record
-        for arg in sorted(info.args, key=lambda a: (a is not info.address, a.refers_to is None, a.name)):
+        for arg in info.fill_order:
             fact = self._match(arg, facts, anchor, salt) if arg.feedable else None
             if fact is not None:
                 arguments[arg.name] = coerce(fact.value, arg.schema)
@@ -259,17 +258,9 @@ class OfflinePolicy:
             if isinstance(body, dict):
                 arguments.update({a.name: body[a.name] for a in fields if a.name in body})
             return
-        own_id = info.resource.id_field if info.resource and info.kind == "create" else None
-        extra = [
-            a
-            for a in fields
-            if a.name not in arguments
-            and a.name != own_id
-            and not deref(a.schema, a.schema).get("readOnly")
-            and primary_type(a.schema, deref(a.schema, a.schema)) not in ("object", "array")
-        ]
-        extra.sort(key=lambda a: stable_hash(*salt, a.name))
-        for a in extra:
+        extra = [a for a in info.body_changes if a.name not in arguments]
+        ranks = stable_hashes(salt, [a.name for a in extra])  # stable_hash(*salt, name) each
+        for a in (extra[i] for i in sorted(range(len(extra)), key=ranks.__getitem__)):
             value = minimal(a.schema, (*salt, a.name), a.name)
             if value is not None and not (isinstance(value, str) and len(value) > _SHORT_TEXT):
                 arguments[a.name] = value
