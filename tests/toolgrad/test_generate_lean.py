@@ -9,10 +9,12 @@ import pytest
 
 from simulator.datagen.generate import compile_schema
 from simulator.spec.navigation import deref, primary_type
-from toolgrad.loop.sample import BatchDraw, draw_batch
+from toolgrad.loop.sample import BatchDraw, GeneratorConfig, draw_batch, run_sample
 from toolgrad.policies.offline import values as offline_values
+from toolgrad.policies.offline.catalog import ArgSpec
+from toolgrad.policies.offline.facts import Fact, Facts, step_facts
 from toolgrad.policies.offline.policy import OfflinePolicy
-from toolgrad.sampling import rank_digests, stable_hash, stable_hashes, stable_ranks, stable_sample
+from toolgrad.sampling import rank_digests, stable_hash, stable_hashes, stable_int, stable_ranks, stable_sample
 from toolgrad.toolbox import Toolbox
 
 
@@ -101,3 +103,60 @@ def test_what_a_tool_info_works_out_once_is_what_its_args_give(envs: list[str]) 
             a for a in info.args if a.location == "body-field" and a.name != own_id
             and not deref(a.schema, a.schema).get("readOnly")
             and primary_type(a.schema, deref(a.schema, a.schema)) not in ("object", "array")]
+
+
+def _reference_match(arg: ArgSpec, facts: Facts, anchor: tuple[int, str] | None, salt: tuple[Any, ...]) -> Fact | None:
+    """OfflinePolicy._match as it was: every tier looked up and filtered, then decided."""
+    tiers: list[list[Fact]] = []
+    if arg.refers_to:
+        tiers.append([f for f in facts.of_record(arg.refers_to)
+                      if f.key == arg.id_field or (f.record == "args" and f.norm == arg.norm)])
+        tiers.append([f for f in facts.with_norm(arg.norm) if f.record == "args" and f.record_of == arg.refers_to])
+    tiers.append(facts.with_parent(arg.norm))
+    tiers.append([f for f in facts.with_norm(arg.norm) if f.record_of])
+    tiers.append(facts.with_norm(arg.norm))
+    fit = offline_values._fitter(arg.schema)
+    pools = [pool for candidates in tiers if (pool := [
+        f for f in candidates
+        if fit(f.value) and not (arg.refers_to and (arg.refers_to, str(f.value)) in facts.deleted)])]
+    if not pools:
+        return None
+    in_anchor = ([f for f in p if anchor is not None and (f.order, f.record) == anchor] for p in pools)
+    pool = next((hits for hits in in_anchor if hits), [])
+    if not pool:
+        latest = max(f.order for f in pools[0])
+        pool = [f for f in pools[0] if f.order == latest]
+    values: dict[str, Fact] = {}
+    for f in pool:
+        values.setdefault(stable_hash(f.value), f)
+    ranked = [values[k] for k in sorted(values)]
+    return ranked[stable_int(*salt, arg.name) % len(ranked)]
+
+
+@pytest.mark.parametrize(("envs", "seed"), [(["petstore", "crm"], 4), (["adafruit", "baskets"], 9)])
+def test_a_matched_fact_is_the_one_every_tier_looked_up_gives(envs: list[str], seed: int) -> None:
+    box = Toolbox.in_process(envs)
+    outcome = run_sample(box, OfflinePolicy(box), seed, GeneratorConfig(iterations=8))
+    policy = OfflinePolicy(box)
+    steps = [s for it in outcome.trace.iterations for e in it.executions for s in e.steps]
+    assert len(steps) > 6
+    args = [a for n in box.names() if (i := policy.info(n)) is not None for a in i.args if a.feedable]
+    facts = Facts()
+    matched = 0
+    for order, step in enumerate(steps):
+        info = policy.info(step.tool)
+        facts.add(step_facts(step, info, order, (0, order) if order % 2 else None, None if order % 2 else order))
+        if order % 3 == 2 and info is not None and info.resource is not None:  # a record deleted now and then
+            facts.deleted |= {(info.resource.name, str(f.value)) for f in facts.of_record(info.resource.name)[:2]}
+        anchors = [None, *{(f.order, f.record) for f in facts.with_norm("id")[-4:]}]
+        for arg in args:
+            if arg.refers_to:
+                assert facts.record_ids(arg.refers_to, arg.id_field, arg.norm) == [
+                    f for f in facts.of_record(arg.refers_to)
+                    if f.key == arg.id_field or (f.record == "args" and f.norm == arg.norm)]
+            for anchor in anchors:
+                salt = (seed, order, [arg.name], 0)
+                found = OfflinePolicy._match(arg, facts, anchor, salt)
+                assert found == _reference_match(arg, facts, anchor, salt)
+                matched += found is not None
+    assert matched > 20

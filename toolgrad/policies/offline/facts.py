@@ -151,6 +151,23 @@ class StepFacts:
         return self._stamped(self.walk.by_record.get(resource, ())) + [
             f for f in self.given if f.record_of == resource]
 
+    def record_ids(self, resource: str, id_field: str | None, norm_key: str) -> list[Fact]:
+        """``of_record(resource)``'s facts under ``id_field``, and the values it was given under
+        ``norm_key``: the few a reference to the resource takes, without stamping the rest."""
+        return self._stamped([p for p in self.walk.by_record.get(resource, ()) if p[1] == id_field]) + [
+            f for f in self.given if f.record_of == resource and (f.key == id_field or f.norm == norm_key)]
+
+    def lookup(self, kind: int, key: Any) -> list[Fact]:
+        """:class:`Facts`' look-up ``kind`` (0: with_norm, 1: with_parent, 2: of_record, 3:
+        record_ids) of ``key`` (record_ids': its arguments)."""
+        if kind == 0:
+            return self.with_norm(key)
+        if kind == 1:
+            return self.with_parent(key)
+        if kind == 2:
+            return self.of_record(key)
+        return self.record_ids(*key)
+
     def norms(self) -> set[str]:
         return {*self.walk.by_norm, *(f.norm for f in self.given)}
 
@@ -201,7 +218,7 @@ class Facts:
         self.deleted: set[tuple[str, str]] = set()
         # (kind, key) -> (steps covered, their facts): a step added extends an entry when next
         # asked; an entry's list is never changed in place (a copy shares it)
-        self._memo: dict[tuple[int, str], tuple[int, list[Fact]]] = {}
+        self._memo: dict[tuple[int, Any], tuple[int, list[Fact]]] = {}
 
     def add(self, step: StepFacts) -> None:
         self.steps.append(step)
@@ -223,17 +240,18 @@ class Facts:
     def of_record(self, resource: str) -> list[Fact]:
         return self._lookup(2, resource)
 
-    def _lookup(self, kind: int, key: str) -> list[Fact]:
+    def record_ids(self, resource: str, id_field: str | None, norm_key: str) -> list[Fact]:
+        """What a reference to ``resource`` may take: ``[f for f in of_record(resource) if f.key
+        == id_field or (f.record == "args" and f.norm == norm_key)]`` (a response's values are never
+        "args"), each step's records filtered before their facts are made."""
+        return self._lookup(3, (resource, id_field, norm_key))
+
+    def _lookup(self, kind: int, key: Any) -> list[Fact]:
         covered, found = self._memo.get((kind, key), (0, []))
         if covered < len(self.steps):
             more: list[Fact] = []
             for step in self.steps[covered:]:
-                if kind == 0:
-                    more += step.with_norm(key)
-                elif kind == 1:
-                    more += step.with_parent(key)
-                else:
-                    more += step.of_record(key)
+                more += step.lookup(kind, key)
             found = found + more if found else more
             self._memo[(kind, key)] = (len(self.steps), found)
         return found  # shared: callers only read it

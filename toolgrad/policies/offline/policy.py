@@ -51,6 +51,7 @@ picks values in :mod:`toolgrad.policies.offline.values` and how it words things 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from simulator.service.handlers import LIMIT_PARAMS
@@ -270,54 +271,39 @@ class OfflinePolicy:
     def _match(
         arg: ArgSpec, facts: Facts, anchor: tuple[int, str] | None, salt: tuple[Any, ...]
     ) -> Fact | None:
-        tiers: list[tuple[int, list[Fact]]] = []
-        if arg.refers_to:
-            tiers.append(
-                (
-                    100,
-                    [
-                        f
-                        for f in facts.of_record(arg.refers_to)
-                        if f.key == arg.id_field or (f.record == "args" and f.norm == arg.norm)
-                    ],
-                )
-            )
-            tiers.append(
-                (
-                    99,
-                    [
-                        f
-                        for f in facts.with_norm(arg.norm)
-                        if f.record == "args" and f.record_of == arg.refers_to
-                    ],
-                )
-            )
-        tiers.append((90, facts.with_parent(arg.norm)))
-        tiers.append((85, [f for f in facts.with_norm(arg.norm) if f.record_of]))
-        tiers.append((80, facts.with_norm(arg.norm)))
-        pools = []
+        """The fact ``arg`` takes: from the first tier (:func:`_tiers`) with a fitting fact of
+        the ``anchor`` record (a call takes its values from one record: the anchored record in
+        any tier wins over another record in a better tier, no mixing of list items the query
+        would have to name), else from the first tier with a fitting fact, its latest step;
+        among those values, one drawn from ``salt``. Tiers after the one that decides are not
+        looked up."""
         fit = fitter(arg.schema)
-        for _, candidates in tiers:
-            pool = [
-                f
-                for f in candidates
-                if fit(f.value)
-                and not (arg.refers_to and (arg.refers_to, str(f.value)) in facts.deleted)
-            ]
-            if pool:
-                pools.append(pool)
-        if not pools:
-            return None
-        # a call takes its values from one record: the anchored record in any tier wins over
-        # another record in a better tier (no mixing of list items the query would have to name)
-        in_anchor = ([f for f in p if anchor is not None and (f.order, f.record) == anchor] for p in pools)
-        pool = next((hits for hits in in_anchor if hits), [])
-        if not pool:
-            latest = max(f.order for f in pools[0])
-            pool = [f for f in pools[0] if f.order == latest]
+        refers = arg.refers_to
+        deleted = facts.deleted if refers else None
+        first: list[Fact] | None = None
+        chosen: list[Fact] | None = None
+        for candidates in _tiers(arg, facts):
+            pool = [f for f in candidates if fit(f.value) and not (deleted and (refers, str(f.value)) in deleted)]
+            if not pool:
+                continue
+            if first is None:
+                first = pool
+            if anchor is None:
+                break
+            hits = [f for f in pool if f.order == anchor[0] and f.record == anchor[1]]
+            if hits:
+                chosen = hits
+                break
+        if chosen is None:
+            if first is None:
+                return None
+            latest = max(f.order for f in first)
+            chosen = [f for f in first if f.order == latest]
         values: dict[str, Fact] = {}
-        for f in pool:
+        for f in chosen:
             values.setdefault(scalar_hash(f.value), f)
+        if len(values) == 1:  # any draw picks it
+            return next(iter(values.values()))
         ranked = [values[k] for k in sorted(values)]
         return ranked[stable_int(*salt, arg.name) % len(ranked)]
 
@@ -367,3 +353,17 @@ class OfflinePolicy:
 
     def update(self, ctx: Context, selection: Selection, workflow: Workflow) -> tuple[str, str]:
         return query_and_answer(workflow, self.info, toolbox_terms(self.toolbox), self._worded)
+
+
+def _tiers(arg: ArgSpec, facts: Facts) -> Iterator[list[Fact]]:
+    """The facts ``arg`` may take, best first, each tier looked up only when asked for: for a
+    reference, its record's id (or a value given under its name), then a value given as that
+    record's; then a value under the same parent + key, one at record level under its key, any
+    under its key."""
+    if arg.refers_to:
+        yield facts.record_ids(arg.refers_to, arg.id_field, arg.norm)
+        yield [f for f in facts.with_norm(arg.norm) if f.record == "args" and f.record_of == arg.refers_to]
+    yield facts.with_parent(arg.norm)
+    by_norm = facts.with_norm(arg.norm)
+    yield [f for f in by_norm if f.record_of]
+    yield by_norm

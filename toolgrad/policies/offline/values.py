@@ -24,7 +24,20 @@ def fits(value: Any, schema: JSONSchema) -> bool:
 
 def fitter(schema: JSONSchema) -> Callable[[Any], bool]:
     """``fits(value, schema)`` as a function of the value: the schema read once, for an
-    argument whose candidates are many (every id of every list item seen)."""
+    argument whose candidates are many (every id of every list item seen), and kept per schema
+    object (an argument's, asked at every call of its tool)."""
+    hit = _FITTERS.get(id(schema))
+    if hit is None or hit[0] is not schema:
+        if len(_FITTERS) >= _COMPILED_MAX:
+            _FITTERS.clear()
+        hit = _FITTERS[id(schema)] = (schema, _fitter(schema))  # the schema held: its id stays its own
+    return hit[1]
+
+
+_FITTERS: dict[int, tuple[JSONSchema, Callable[[Any], bool]]] = {}
+
+
+def _fitter(schema: JSONSchema) -> Callable[[Any], bool]:
     node = deref(schema, schema)
     enum = node.get("enum")
     members: list[Any] = enum if isinstance(enum, list) else []
