@@ -11,9 +11,11 @@ from simulator.datagen.generate import compile_schema
 from simulator.spec.navigation import deref, primary_type
 from toolgrad.loop.sample import BatchDraw, GeneratorConfig, draw_batch, run_sample
 from toolgrad.policies.offline import values as offline_values
-from toolgrad.policies.offline.catalog import ArgSpec
+from toolgrad.loop.policy import Context
+from toolgrad.policies.offline.catalog import ArgSpec, ToolInfo
 from toolgrad.policies.offline.facts import Fact, Facts, step_facts
 from toolgrad.policies.offline.policy import OfflinePolicy
+from toolgrad.records import Proposal
 from toolgrad.sampling import rank_digests, stable_hash, stable_hashes, stable_int, stable_ranks, stable_sample
 from toolgrad.toolbox import Toolbox
 
@@ -160,3 +162,70 @@ def test_a_matched_fact_is_the_one_every_tier_looked_up_gives(envs: list[str], s
                 assert found == _reference_match(arg, facts, anchor, salt)
                 matched += found is not None
     assert matched > 20
+
+
+def _reference_next_tool(table: list[tuple[Any, ...]], tools: list[ToolInfo], keys: set[str],
+                         keys0: frozenset[str]) -> tuple[float, str, ToolInfo] | None:
+    """The next tool of a plan as the proposer found it before: every tool of the batch scanned."""
+    in_plan = frozenset().union(*(t.produces for t in tools))
+    produced = in_plan - keys0
+    best: tuple[float, str, ToolInfo] | None = None
+    for nxt, must_feed, record_key, addresses, feed_keys, base, rank in table:
+        if any(nxt is t for t in tools) or (must_feed and (record_key is None or record_key not in keys)):
+            continue
+        fed = 0 if feed_keys.isdisjoint(produced) else nxt.fed_by(produced)
+        if not (fed or (addresses and record_key in in_plan)):
+            continue
+        candidate = (base + 1.5 * fed, rank, nxt)
+        if candidate[0] > 0 and (best is None or candidate[:2] > best[:2]):
+            best = candidate
+    return best
+
+
+class _CheckedPlans(OfflinePolicy):
+    """Proposes as the policy does, and checks each proposal round against the full scan."""
+
+    rounds = 0
+
+    def propose(self, ctx: Context) -> list[Proposal]:
+        proposals = super().propose(ctx)
+        room = min(self.target(ctx.seed) - len(ctx.workflow.steps()), ctx.max_agent_steps, 3)
+        keys0 = frozenset(self.facts.of_workflow(ctx.workflow).keys())
+        used = {s.tool for _, _, s in ctx.workflow.steps()}
+        infos = [i for i in (self.info(b.name) for b in ctx.batch) if i is not None]
+        rank = stable_ranks([i.name for i in infos], ctx.seed, ctx.iteration)
+        base = {i.name: self._score(i, keys0, frozenset(), used) for i in infos}
+        table = [(i, i.must_feed, f"record:{i.resource.name}" if i.resource is not None else None,
+                  i.resource is not None and i.address is not None, i.feed_keys, base[i.name], rank[i.name])
+                 for i in infos]
+        plans: list[tuple[float, str, list[ToolInfo]]] = []
+        for first in infos:
+            if not first.callable_with(keys0):
+                continue
+            tools, score, keys = [first], base[first.name], set(keys0 | first.produces)
+            while len(tools) < room and tools[-1].kind != "delete":
+                best = _reference_next_tool(table, tools, keys, keys0)
+                if best is None:
+                    break
+                tools.append(best[2])
+                score += best[0]
+                keys |= best[2].produces
+            plans.append((score, stable_hash(ctx.seed, ctx.iteration, [t.name for t in tools]), tools))
+        plans.sort(key=lambda p: (-p[0], p[1]))
+        chosen: list[list[ToolInfo]] = []
+        for _, _, tools in plans:
+            if all(tools[0] is not c[0] for c in chosen) and len(chosen) < ctx.k:
+                chosen.append(tools)
+        assert [p.tools for p in proposals] == [[t.name for t in tools] for tools in chosen]
+        type(self).rounds += 1
+        return proposals
+
+
+@pytest.mark.parametrize(("envs", "target"), [(["petstore", "crm"], None), (["adafruit", "baskets"], 6),
+                                               (["museum", "links", "tictactoe", "uspto"], 5)])
+def test_the_plans_proposed_are_those_a_scan_of_every_tool_finds(envs: list[str], target: int | None) -> None:
+    box = Toolbox.in_process(envs)
+    _CheckedPlans.rounds = 0
+    for seed in range(6):
+        run_sample(box, _CheckedPlans(box, target_calls=target), seed, GeneratorConfig(iterations=8, proposals=4))
+    assert _CheckedPlans.rounds >= 12

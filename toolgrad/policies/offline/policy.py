@@ -65,6 +65,7 @@ from toolgrad.validity.tool_terms import toolbox_terms
 
 from .catalog import ArgSpec, ToolInfo, tool_info
 from .facts import Fact, Facts, SampleFacts
+from .plans import Candidate, PlanIndex, best_plans, grow, plan_tie
 from .query import Worded, query_and_answer
 from .text import instruction
 from .values import coerce, fitter, minimal, page_size, plausible, scalar_hash
@@ -82,6 +83,7 @@ class OfflinePolicy:
         self.toolbox = toolbox
         self.target_calls = target_calls
         self._failures: dict[str, int] = {}  # tool -> calls the validator failed in this sample
+        self._infos: dict[str, ToolInfo | None] = {}
         self.facts = SampleFacts(self.info)
         self._worded: Worded = {}  # each step's clause and finding, over the sample's updates
 
@@ -92,7 +94,11 @@ class OfflinePolicy:
         return []
 
     def info(self, name: str) -> ToolInfo | None:
-        return tool_info(self.toolbox, name) if name in self.toolbox.tools else None
+        try:
+            return self._infos[name]
+        except KeyError:  # asked once per sample and name (tool_info takes a lock)
+            found = self._infos[name] = tool_info(self.toolbox, name) if name in self.toolbox.tools else None
+            return found
 
     def target(self, seed: int) -> int:
         if self.target_calls is not None:
@@ -111,61 +117,15 @@ class OfflinePolicy:
         infos = [i for i in (self.info(b.name) for b in ctx.batch) if i is not None]
         rank = stable_ranks([i.name for i in infos], ctx.seed, ctx.iteration)
         base = {i.name: self._score(i, keys0, frozenset(), used) for i in infos}
-        plans: list[tuple[float, str, list[ToolInfo]]] = []
-        # what the search below asks of every tool, read once per proposal round
-        # (info, must_feed, its record key, feeds an argument from its own record key, feed keys, base, rank)
-        table = [(i, i.must_feed, f"record:{i.resource.name}" if i.resource is not None else None,
-                  i.resource is not None and i.address is not None, i.feed_keys, base[i.name], rank[i.name])
-                 for i in infos]
-        for first in infos:
-            if not first.callable_with(keys0):
-                continue
-            tools, score = [first], base[first.name]
-            in_plan_ids = {id(first)}
-            keys = set(keys0 | first.produces)
-            while len(tools) < room and tools[-1].kind != "delete":
-                best = self._next_tool(table, tools, in_plan_ids, keys, keys0)
-                if best is None:
-                    break
-                tools.append(best[2])
-                in_plan_ids.add(id(best[2]))
-                score += best[0]
-                keys |= best[2].produces
-            plans.append((score, stable_hash(ctx.seed, ctx.iteration, [t.name for t in tools]), tools))
+        candidates = [Candidate(i, f"record:{i.resource.name}" if i.resource is not None else None,
+                                i.resource is not None and i.address is not None, base[i.name], rank[i.name])
+                      for i in infos]
+        index = PlanIndex(candidates)
+        plans = [grow(c, index, keys0, room) for c in candidates if c.info.callable_with(keys0)]
         if not plans:
             raise StageError("propose", "no tool in the batch can be called with what the workflow knows")
-        plans.sort(key=lambda p: (-p[0], p[1]))
-        chosen: list[list[ToolInfo]] = []
-        for _, _, tools in plans:  # distinct first tools
-            if all(tools[0] is not c[0] for c in chosen):
-                chosen.append(tools)
-            if len(chosen) == ctx.k:
-                break
+        chosen = best_plans(plans, ctx.k, plan_tie(ctx.seed, ctx.iteration))
         return [Proposal(instruction=instruction(tools), tools=[t.name for t in tools]) for tools in chosen]
-
-    @staticmethod
-    def _next_tool(
-        table: list[tuple[ToolInfo, bool, str | None, bool, frozenset[str], float, str]],
-        tools: list[ToolInfo], in_plan_ids: set[int], keys: set[str], keys0: frozenset[str],
-    ) -> tuple[float, str, ToolInfo] | None:
-        """The best tool to add to the plan ``tools``: one callable with ``keys`` that consumes
-        what the plan produces (an argument fed from it, or the record it addresses), by
-        (score, rank); None when no such tool is worth it."""
-        in_plan = frozenset().union(*(t.produces for t in tools))
-        produced = in_plan - keys0
-        best: tuple[float, str, ToolInfo] | None = None
-        for nxt, must_feed, record_key, addresses, feed_keys, base, rank in table:
-            if id(nxt) in in_plan_ids or (must_feed and (record_key is None or record_key not in keys)):
-                continue  # in the plan already, or not callable (ToolInfo.callable_with)
-            fed = 0 if feed_keys.isdisjoint(produced) else nxt.fed_by(produced)
-            if not (fed or (addresses and record_key in in_plan)):
-                continue  # a later tool must consume what the earlier ones produce
-            candidate = (base + 1.5 * fed, rank, nxt)
-            if candidate[0] <= 0:
-                continue  # not worth risking the proposal for
-            if best is None or candidate[:2] > best[:2]:
-                best = candidate
-        return best
 
     def _score(
         self, info: ToolInfo, keys0: frozenset[str], produced: frozenset[str], used: set[str]
