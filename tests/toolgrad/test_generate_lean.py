@@ -9,14 +9,21 @@ import pytest
 
 from simulator.datagen.generate import compile_schema
 from simulator.spec.navigation import deref, primary_type
+from toolgrad.loop.policy import Context
 from toolgrad.loop.sample import BatchDraw, GeneratorConfig, draw_batch, run_sample
 from toolgrad.policies.offline import values as offline_values
-from toolgrad.loop.policy import Context
 from toolgrad.policies.offline.catalog import ArgSpec, ToolInfo
 from toolgrad.policies.offline.facts import Fact, Facts, step_facts
 from toolgrad.policies.offline.policy import OfflinePolicy
 from toolgrad.records import Proposal
-from toolgrad.sampling import rank_digests, stable_hash, stable_hashes, stable_int, stable_ranks, stable_sample
+from toolgrad.sampling import (
+    rank_digests,
+    stable_hash,
+    stable_hashes,
+    stable_int,
+    stable_ranks,
+    stable_sample,
+)
 from toolgrad.toolbox import Toolbox
 
 
@@ -229,3 +236,50 @@ def test_the_plans_proposed_are_those_a_scan_of_every_tool_finds(envs: list[str]
     for seed in range(6):
         run_sample(box, _CheckedPlans(box, target_calls=target), seed, GeneratorConfig(iterations=8, proposals=4))
     assert _CheckedPlans.rounds >= 12
+
+
+def _direct(steps: list[Any], kind: str, key: str) -> list[Fact]:
+    """A look-up as the facts of each step, in order, give it (no memo, no original asked)."""
+    found: list[Fact] = []
+    for step in steps:
+        found += step.with_norm(key) if kind == "norm" else step.of_record(key) if kind == "record" else \
+            step.with_parent(key)
+    return found
+
+
+def test_copies_of_facts_share_the_look_ups_of_their_original_and_see_only_their_own_steps() -> None:
+    box = Toolbox.in_process(["petstore", "crm"])
+    outcome = run_sample(box, OfflinePolicy(box), 6, GeneratorConfig(iterations=8))
+    policy = OfflinePolicy(box)
+    made = [step_facts(step, policy.info(step.tool), order, None, order)
+            for order, step in enumerate(s for it in outcome.trace.iterations for e in it.executions
+                                         for s in e.steps)]
+    assert len(made) > 8
+    asked = [(kind, key) for key in sorted({n for m in made for n in m.norms()})[:10] for kind in ("norm", "parent")]
+    asked += [("record", r) for r in sorted({r for m in made for r in m.records()})]
+    origin = Facts()
+    for step in made[:4]:
+        origin.add(step)
+    first, second = origin.copy(), origin.copy()
+    for step in made[4:6]:
+        first.add(step)
+    second.add(made[7])
+    nested = first.copy()  # a copy of a copy
+    nested.add(made[8])
+
+    def check(facts: Facts, steps: list[Any]) -> None:
+        for kind, key in asked:
+            lookup = {"norm": facts.with_norm, "parent": facts.with_parent, "record": facts.of_record}[kind]
+            assert lookup(key) == _direct(steps, kind, key)
+
+    for _ in range(2):  # the second time from what the first kept
+        check(first, made[:6])
+        check(second, [*made[:4], made[7]])
+        check(nested, [*made[:6], made[8]])
+        check(origin, made[:4])
+    origin.add(made[6])  # the original grows after the copies: they no longer ask it
+    third = second.copy()
+    check(origin, [*made[:4], made[6]])
+    check(first, made[:6])
+    check(second, [*made[:4], made[7]])
+    check(third, [*made[:4], made[7]])

@@ -219,6 +219,11 @@ class Facts:
         # (kind, key) -> (steps covered, their facts): a step added extends an entry when next
         # asked; an entry's list is never changed in place (a copy shares it)
         self._memo: dict[tuple[int, Any], tuple[int, list[Fact]]] = {}
+        # what this is a copy of, and how many steps they shared: a look-up of those steps is
+        # asked of the original (and kept there, for its other copies: the executions of one
+        # iteration each copy the workflow's facts)
+        self._origin: Facts | None = None
+        self._shared = 0
 
     def add(self, step: StepFacts) -> None:
         self.steps.append(step)
@@ -229,6 +234,7 @@ class Facts:
         other.steps = list(self.steps)
         other.deleted = set(self.deleted)
         other._memo = dict(self._memo)
+        other._origin, other._shared = self, len(self.steps)
         return other
 
     def with_norm(self, norm_key: str) -> list[Fact]:
@@ -248,6 +254,9 @@ class Facts:
 
     def _lookup(self, kind: int, key: Any) -> list[Fact]:
         covered, found = self._memo.get((kind, key), (0, []))
+        origin = self._origin
+        if covered < self._shared and origin is not None and len(origin.steps) == self._shared:
+            found, covered = origin._lookup(kind, key), self._shared  # the original has added no step since
         if covered < len(self.steps):
             more: list[Fact] = []
             for step in self.steps[covered:]:
