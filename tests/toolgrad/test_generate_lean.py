@@ -3,13 +3,14 @@ directly gives (issue 14, another round: the same bytes, less work per sample)."
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
 from simulator.datagen.generate import compile_schema
 from simulator.spec.navigation import deref, primary_type
-from toolgrad.loop.policy import Context
+from toolgrad.loop.policy import Context, named_apis
 from toolgrad.loop.sample import BatchDraw, GeneratorConfig, draw_batch, run_sample
 from toolgrad.policies.offline import values as offline_values
 from toolgrad.policies.offline.catalog import ArgSpec, ToolInfo
@@ -283,3 +284,38 @@ def test_copies_of_facts_share_the_look_ups_of_their_original_and_see_only_their
     check(first, made[:6])
     check(second, [*made[:4], made[7]])
     check(third, [*made[:4], made[7]])
+
+
+def _reference_named_apis(text: str, names: list[str]) -> list[str]:
+    """named_apis as it was: every name searched for in the whole text."""
+    lowered = re.sub(r"[_\-.]+", "_", text.lower())
+    hits = []
+    for name in names:
+        n = re.sub(r"[_\-.]+", "_", name.lower())
+        start = lowered.find(n)
+        while start != -1:
+            before = lowered[start - 1] if start else " "
+            after = lowered[start + len(n)] if start + len(n) < len(lowered) else " "
+            if not before.isalnum() and not after.isalnum():
+                hits.append(name)
+                break
+            start = lowered.find(n, start + 1)
+    return hits
+
+
+def test_the_api_names_a_text_names_are_those_a_search_of_the_whole_text_finds() -> None:
+    names = ["petstore__getPetById", "getPetById", "crm__contacts-all", "contacts-all", "_hidden_op", "--x",
+             "tictactoe__get-board", "caf\u00e9_t\u00e9l\u00e9phone", "2fa_enable", "v2.list"]
+    texts = [
+        "Call getPetById then crm.contacts.all", "use contacts_all, not xcontacts_all or contacts_allx",
+        "tictactoe_get-board.json", "the _hidden_op and __hidden_op", "x --x x", "CAF\u00c9-T\u00c9L\u00c9PHONE!",
+        "\u00e9caf\u00e9_t\u00e9l\u00e9phone", "2fa_enable2fa_enable 2FA-enable", "v2_list.", "", "getpetbyid_",
+        "a getPetByIdentity", "\u0130stanbul getPetById\u0131",
+    ]
+    box = Toolbox.in_process(["petstore", "crm", "tictactoe"])
+    outcome = run_sample(box, OfflinePolicy(box), 3, GeneratorConfig(iterations=6))
+    texts += [it.query for it in outcome.trace.iterations if it.query]
+    names += [n for bound in box.tools.values() for n in (bound.name, bound.tool.operation_id)]
+    texts += [f"first {n} then" for n in names]
+    for text in texts:
+        assert named_apis(text, names) == _reference_named_apis(text, names)
