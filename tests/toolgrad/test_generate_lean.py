@@ -10,7 +10,8 @@ import pytest
 
 from simulator.datagen.generate import compile_schema
 from simulator.spec.navigation import deref, primary_type
-from toolgrad.loop.policy import Context, named_apis
+from toolgrad.loop import stages
+from toolgrad.loop.policy import Context, named_apis, query_problem
 from toolgrad.loop.sample import BatchDraw, GeneratorConfig, draw_batch, run_sample
 from toolgrad.policies.offline import values as offline_values
 from toolgrad.policies.offline.catalog import ArgSpec, ToolInfo
@@ -319,3 +320,32 @@ def test_the_api_names_a_text_names_are_those_a_search_of_the_whole_text_finds()
     texts += [f"first {n} then" for n in names]
     for text in texts:
         assert named_apis(text, names) == _reference_named_apis(text, names)
+
+
+def _reference_update(stage: Any, chosen: Any) -> Any:
+    """stages._update as it was: the chosen steps placed again, whatever chain they go to."""
+    record, ctx, workflow = stage.record, stage.ctx, stage.ctx.workflow
+    steps = stages._place(workflow, stage.toolbox, chosen.log, chosen.declared, chosen.chain, stage.finder)
+    candidate = stages._with_steps(workflow, chosen.chain, steps)
+    query, answer = stage.policy.update(ctx, chosen.selection, candidate)
+    problem = query_problem(query, answer, stage.forbidden) or ctx.check_text(candidate, query, answer)
+    record.query, record.answer = query, answer
+    if problem:
+        stages._fail(record, "update", problem)
+        return workflow
+    candidate.query, candidate.answer = query, answer
+    stage.toolbox.fork(f"{stage.session}/it{ctx.iteration}/p{chosen.selection.proposal}", stage.session)
+    return candidate
+
+
+@pytest.mark.parametrize(("envs", "seeds"), [(["petstore", "crm"], range(5)), (["adafruit", "baskets"], range(5, 9))])
+def test_a_new_chain_takes_its_execution_s_steps_as_placing_them_again_gives(
+        envs: list[str], seeds: range, monkeypatch: pytest.MonkeyPatch) -> None:
+    box = Toolbox.in_process(envs)
+    config = GeneratorConfig(iterations=8)
+    kept = [run_sample(box, OfflinePolicy(box), seed, config) for seed in seeds]
+    monkeypatch.setattr(stages, "_update", _reference_update)
+    placed = [run_sample(box, OfflinePolicy(box), seed, config) for seed in seeds]
+    assert sum(1 for o in kept for it in o.trace.iterations if it.selection and it.selection.action == "new") >= 5
+    for a, b in zip(kept, placed, strict=True):
+        assert a.trace == b.trace and a.workflow == b.workflow
