@@ -109,6 +109,8 @@ def test_what_a_tool_info_works_out_once_is_what_its_args_give(envs: list[str]) 
             assert info.arg(name) is next((a for a in info.args if a.name == name), None)
         assert info.fill_order == tuple(sorted(info.args, key=lambda a: (a is not info.address,
                                                                          a.refers_to is None, a.name)))
+        for keys in [set(), {"field:id"}, set(info.feed_keys), {k for a in info.args[:1] for k in a.keys}]:
+            assert info.fed_by(keys) == sum(1 for a in info.args if a.keys and not keys.isdisjoint(a.keys))
         own_id = info.resource.id_field if info.resource and info.kind == "create" else None
         assert list(info.body_changes) == [
             a for a in info.args if a.location == "body-field" and a.name != own_id

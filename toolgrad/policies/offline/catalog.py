@@ -82,6 +82,7 @@ class ToolInfo:
     # worked out from the above once (every call of the tool asks):
     fill_order: tuple[ArgSpec, ...] = field(init=False, repr=False)  # the address, references, the rest
     body_changes: tuple[ArgSpec, ...] = field(init=False, repr=False)  # body fields a write may set
+    feed_sets: tuple[tuple[str, ...], ...] = field(init=False, repr=False)  # each feedable argument's keys
     _by_name: dict[str, ArgSpec] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -89,6 +90,7 @@ class ToolInfo:
         for a in self.args:
             by_name.setdefault(a.name, a)  # the first of a name, as a search in order finds
         object.__setattr__(self, "_by_name", by_name)
+        object.__setattr__(self, "feed_sets", tuple(a.keys for a in self.args if a.keys))
         object.__setattr__(self, "fill_order", tuple(
             sorted(self.args, key=lambda a: (a is not self.address, a.refers_to is None, a.name))))
         own_id = self.resource.id_field if self.resource and self.kind == "create" else None
@@ -104,7 +106,7 @@ class ToolInfo:
         """How many of its arguments values with these planning keys would feed."""
         if self.feed_keys.isdisjoint(keys):
             return 0
-        return sum(1 for a in self.args if a.keys and not keys.isdisjoint(a.keys))
+        return sum(1 for arg_keys in self.feed_sets if not keys.isdisjoint(arg_keys))
 
     def callable_with(self, keys: set[str] | frozenset[str]) -> bool:
         return not self.must_feed or (self.resource is not None and f"record:{self.resource.name}" in keys)

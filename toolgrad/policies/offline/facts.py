@@ -46,13 +46,22 @@ class Walk:
     """The scalar values of one response, grouped by what looks them up (each group in
     document order); a pure function of the response and the tool's resource."""
 
-    __slots__ = ("by_norm", "by_parent", "by_record", "protos")
+    __slots__ = ("_under_key", "by_norm", "by_parent", "by_record", "protos")
 
     def __init__(self) -> None:
         self.protos: list[Proto] = []  # document order
         self.by_norm: dict[str, list[Proto]] = {}
         self.by_parent: dict[str, list[Proto]] = {}
         self.by_record: dict[str, list[Proto]] = {}
+        self._under_key: dict[tuple[str, str | None], list[Proto]] = {}
+
+    def of_record_under(self, resource: str, key: str | None) -> list[Proto]:
+        """``by_record[resource]``'s values under ``key`` (a reference's id field), kept: every
+        look-up that meets this response asks again."""
+        found = self._under_key.get((resource, key))
+        if found is None:
+            found = self._under_key[(resource, key)] = [p for p in self.by_record.get(resource, ()) if p[1] == key]
+        return found
 
     def add(self, proto: Proto) -> None:
         self.protos.append(proto)
@@ -154,7 +163,7 @@ class StepFacts:
     def record_ids(self, resource: str, id_field: str | None, norm_key: str) -> list[Fact]:
         """``of_record(resource)``'s facts under ``id_field``, and the values it was given under
         ``norm_key``: the few a reference to the resource takes, without stamping the rest."""
-        return self._stamped([p for p in self.walk.by_record.get(resource, ()) if p[1] == id_field]) + [
+        return self._stamped(self.walk.of_record_under(resource, id_field)) + [
             f for f in self.given if f.record_of == resource and (f.key == id_field or f.norm == norm_key)]
 
     def lookup(self, kind: int, key: Any) -> list[Fact]:
