@@ -16,6 +16,7 @@ from toolgrad.loop.sample import BatchDraw, GeneratorConfig, draw_batch, run_sam
 from toolgrad.policies.offline import values as offline_values
 from toolgrad.policies.offline.catalog import ArgSpec, ToolInfo
 from toolgrad.policies.offline.facts import Fact, Facts, step_facts
+from toolgrad.policies.offline.plans import Candidate, PlanIndex, grow
 from toolgrad.policies.offline.policy import OfflinePolicy
 from toolgrad.records import Proposal
 from toolgrad.sampling import (
@@ -118,6 +119,13 @@ def test_what_a_tool_info_works_out_once_is_what_its_args_give(envs: list[str]) 
             and primary_type(a.schema, deref(a.schema, a.schema)) not in ("object", "array")]
 
 
+def _executed_steps(envs: list[str], seed: int) -> tuple[OfflinePolicy, list[Any]]:
+    """A fresh policy over ``envs``, and every step one sample's executions made, in order."""
+    box = Toolbox.in_process(envs)
+    outcome = run_sample(box, OfflinePolicy(box), seed, GeneratorConfig(iterations=8))
+    return OfflinePolicy(box), [s for it in outcome.trace.iterations for e in it.executions for s in e.steps]
+
+
 def _reference_match(arg: ArgSpec, facts: Facts, anchor: tuple[int, str] | None, salt: tuple[Any, ...]) -> Fact | None:
     """OfflinePolicy._match as it was: every tier looked up and filtered, then decided."""
     tiers: list[list[Fact]] = []
@@ -148,12 +156,9 @@ def _reference_match(arg: ArgSpec, facts: Facts, anchor: tuple[int, str] | None,
 
 @pytest.mark.parametrize(("envs", "seed"), [(["petstore", "crm"], 4), (["adafruit", "baskets"], 9)])
 def test_a_matched_fact_is_the_one_every_tier_looked_up_gives(envs: list[str], seed: int) -> None:
-    box = Toolbox.in_process(envs)
-    outcome = run_sample(box, OfflinePolicy(box), seed, GeneratorConfig(iterations=8))
-    policy = OfflinePolicy(box)
-    steps = [s for it in outcome.trace.iterations for e in it.executions for s in e.steps]
+    policy, steps = _executed_steps(envs, seed)
     assert len(steps) > 6
-    args = [a for n in box.names() if (i := policy.info(n)) is not None for a in i.args if a.feedable]
+    args = [a for n in policy.toolbox.names() if (i := policy.info(n)) is not None for a in i.args if a.feedable]
     facts = Facts()
     matched = 0
     for order, step in enumerate(steps):
@@ -175,26 +180,20 @@ def test_a_matched_fact_is_the_one_every_tier_looked_up_gives(envs: list[str], s
     assert matched > 20
 
 
-def _reference_next_tool(table: list[tuple[Any, ...]], tools: list[ToolInfo], keys: set[str],
-                         keys0: frozenset[str]) -> tuple[float, str, ToolInfo] | None:
-    """The next tool of a plan as the proposer found it before: every tool of the batch scanned."""
-    in_plan = frozenset().union(*(t.produces for t in tools))
-    produced = in_plan - keys0
-    best: tuple[float, str, ToolInfo] | None = None
-    for nxt, must_feed, record_key, addresses, feed_keys, base, rank in table:
-        if any(nxt is t for t in tools) or (must_feed and (record_key is None or record_key not in keys)):
-            continue
-        fed = 0 if feed_keys.isdisjoint(produced) else nxt.fed_by(produced)
-        if not (fed or (addresses and record_key in in_plan)):
-            continue
-        candidate = (base + 1.5 * fed, rank, nxt)
-        if candidate[0] > 0 and (best is None or candidate[:2] > best[:2]):
-            best = candidate
-    return best
+class _EveryTool(PlanIndex):
+    """The batch scanned whole for every step of every plan, as the proposer did before its index."""
+
+    def __init__(self, candidates: list[Candidate]) -> None:
+        super().__init__(candidates)
+        self.every = {id(c): c for c in candidates}
+
+    def consumers(self, produced: frozenset[str], in_plan: frozenset[str]) -> dict[int, Candidate]:
+        return self.every
 
 
 class _CheckedPlans(OfflinePolicy):
-    """Proposes as the policy does, and checks each proposal round against the full scan."""
+    """Proposes as the policy does, and checks each proposal round against the scan of every
+    tool and a sort of every plan."""
 
     rounds = 0
 
@@ -205,26 +204,14 @@ class _CheckedPlans(OfflinePolicy):
         used = {s.tool for _, _, s in ctx.workflow.steps()}
         infos = [i for i in (self.info(b.name) for b in ctx.batch) if i is not None]
         rank = stable_ranks([i.name for i in infos], ctx.seed, ctx.iteration)
-        base = {i.name: self._score(i, keys0, frozenset(), used) for i in infos}
-        table = [(i, i.must_feed, f"record:{i.resource.name}" if i.resource is not None else None,
-                  i.resource is not None and i.address is not None, i.feed_keys, base[i.name], rank[i.name])
-                 for i in infos]
-        plans: list[tuple[float, str, list[ToolInfo]]] = []
-        for first in infos:
-            if not first.callable_with(keys0):
-                continue
-            tools, score, keys = [first], base[first.name], set(keys0 | first.produces)
-            while len(tools) < room and tools[-1].kind != "delete":
-                best = _reference_next_tool(table, tools, keys, keys0)
-                if best is None:
-                    break
-                tools.append(best[2])
-                score += best[0]
-                keys |= best[2].produces
-            plans.append((score, stable_hash(ctx.seed, ctx.iteration, [t.name for t in tools]), tools))
-        plans.sort(key=lambda p: (-p[0], p[1]))
+        candidates = [Candidate(i, f"record:{i.resource.name}" if i.resource is not None else None,
+                                i.resource is not None and i.address is not None,
+                                self._score(i, keys0, frozenset(), used), rank[i.name]) for i in infos]
+        scan = _EveryTool(candidates)
+        plans = [grow(c, scan, keys0, room) for c in candidates if c.info.callable_with(keys0)]
+        ordered = sorted(plans, key=lambda p: (-p[0], stable_hash(ctx.seed, ctx.iteration, [t.name for t in p[1]])))
         chosen: list[list[ToolInfo]] = []
-        for _, _, tools in plans:
+        for _, tools in ordered:
             if all(tools[0] is not c[0] for c in chosen) and len(chosen) < ctx.k:
                 chosen.append(tools)
         assert [p.tools for p in proposals] == [[t.name for t in tools] for tools in chosen]
@@ -252,12 +239,8 @@ def _direct(steps: list[Any], kind: str, key: str) -> list[Fact]:
 
 
 def test_copies_of_facts_share_the_look_ups_of_their_original_and_see_only_their_own_steps() -> None:
-    box = Toolbox.in_process(["petstore", "crm"])
-    outcome = run_sample(box, OfflinePolicy(box), 6, GeneratorConfig(iterations=8))
-    policy = OfflinePolicy(box)
-    made = [step_facts(step, policy.info(step.tool), order, None, order)
-            for order, step in enumerate(s for it in outcome.trace.iterations for e in it.executions
-                                         for s in e.steps)]
+    policy, steps = _executed_steps(["petstore", "crm"], 6)
+    made = [step_facts(step, policy.info(step.tool), order, None, order) for order, step in enumerate(steps)]
     assert len(made) > 8
     asked = [(kind, key) for key in sorted({n for m in made for n in m.norms()})[:10] for kind in ("norm", "parent")]
     asked += [("record", r) for r in sorted({r for m in made for r in m.records()})]
