@@ -44,7 +44,8 @@ varied prose: queries are templated and read like it ("First, find Pets by statu
 no model, and as a floor to compare model-generated data with.
 
 This module is the policy's decisions; what it knows of each tool is in
-:mod:`toolgrad.policies.offline.catalog`, the values seen so far in :mod:`toolgrad.policies.offline.facts`, how it
+:mod:`toolgrad.policies.offline.catalog`, the values seen so far in :mod:`toolgrad.policies.offline.facts`, its
+search for plans in :mod:`toolgrad.policies.offline.plans`, how it
 picks values in :mod:`toolgrad.policies.offline.values` and how it words things in
 :mod:`toolgrad.policies.offline.query` (the query) and :mod:`toolgrad.policies.offline.text` (phrases, the answer).
 """
