@@ -63,17 +63,19 @@ class Walk:
             found = self._under_key[(resource, key)] = [p for p in self.by_record.get(resource, ()) if p[1] == key]
         return found
 
-    def add(self, proto: Proto) -> None:
-        self.protos.append(proto)
-        found = self.by_norm.get(proto[2])
-        if found is None:
-            self.by_norm[proto[2]] = [proto]
-        else:
-            found.append(proto)
-        if proto[3]:
-            self.by_parent.setdefault(proto[3], []).append(proto)
-        if proto[5]:
-            self.by_record.setdefault(proto[5], []).append(proto)
+    def _group(self, protos: list[Proto]) -> None:
+        """Files ``protos`` (in order) under their look-up keys: one loop for a whole walk."""
+        by_norm, by_parent, by_record = self.by_norm, self.by_parent, self.by_record
+        for proto in protos:
+            found = by_norm.get(proto[2])
+            if found is None:
+                by_norm[proto[2]] = [proto]
+            else:
+                found.append(proto)
+            if proto[3]:
+                by_parent.setdefault(proto[3], []).append(proto)
+            if proto[5]:
+                by_record.setdefault(proto[5], []).append(proto)
 
 
 def _record_roots(body: Any, res: Resource | None) -> set[str]:
@@ -97,7 +99,7 @@ def walk_response(response: Any, res: Resource | None) -> Walk:
     so a policy may keep it for a response it meets again."""
     roots = _record_roots(response, res) if res else set()
     found = Walk()
-    add = found.add
+    add = found.protos.append  # grouped once the walk is done
     budget = 4000
     res_name = res.name if res is not None else None
 
@@ -136,6 +138,7 @@ def walk_response(response: Any, res: Resource | None) -> Walk:
         visit(response, "", "", "", "-", 0)
     elif response is not None and not isinstance(response, bool):
         add((response, "", norm(""), "", "", None, "-"))
+    found._group(found.protos)
     return found
 
 
