@@ -149,19 +149,18 @@ def _prune(root: JSONSchema, node: Any, value: Any) -> Any:
 
 def plausible(arg: ArgSpec, salt: tuple[Any, ...]) -> Any:
     node = deref(arg.schema, arg.schema)
-    pick = stable_int(*salt, arg.name)
     enum = node.get("enum")
     if isinstance(enum, list) and enum:
-        return enum[pick % len(enum)]
+        return enum[stable_int(*salt, arg.name) % len(enum)]
     low, high = node.get("minimum"), node.get("maximum")
     if node.get("type") == "integer" and isinstance(low, int) and isinstance(high, int) and high >= low:
-        return low + pick % (high - low + 1)
+        return low + stable_int(*salt, arg.name) % (high - low + 1)
     for key in ("default", "example"):
         if key in node:
             return node[key]
     examples = node.get("examples")
     if isinstance(examples, list) and examples:
-        return examples[pick % len(examples)]
+        return examples[stable_int(*salt, arg.name) % len(examples)]
     value = minimal(arg.schema, (*salt, arg.name), arg.name)
     return value if value is not None else ("" if primary_type(arg.schema, node) == "string" else 1)
 
