@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from simulator.canonical import canonical_json
+from simulator.canonical import canonical_json, strict_canonical_json
 
 T = TypeVar("T")
 
@@ -19,6 +19,17 @@ T = TypeVar("T")
 def stable_hash(*parts: Any) -> str:
     """sha256 (hex) of the canonical JSON of ``parts``."""
     return hashlib.sha256(canonical_json(list(parts))).hexdigest()
+
+
+def stable_hashes(parts: Sequence[Any], lasts: Sequence[Any]) -> list[str]:
+    """``[stable_hash(*parts, last) for last in lasts]``, the shared ``parts`` written once: a
+    list's canonical JSON is its items' joined, wherever orjson writes each (else item by item)."""
+    try:
+        head = strict_canonical_json(list(parts))[:-1] + (b"," if parts else b"")
+        tails = [strict_canonical_json(last) for last in lasts]
+    except TypeError:  # what canonical_json writes otherwise (the standard library's) is not joined
+        return [stable_hash(*parts, last) for last in lasts]
+    return [hashlib.sha256(head + tail + b"]").hexdigest() for tail in tails]
 
 
 def stable_int(*parts: Any) -> int:
@@ -34,13 +45,19 @@ def stable_unit(*parts: Any) -> float:
 def stable_ranks(keys: Sequence[str], *parts: Any) -> dict[str, str]:
     """A rank (hex digest) per key drawn from ``parts``: ``sha256(canonical_json(parts) | key)``.
     Cheaper than :func:`stable_hash` per key when ranking many keys under the same parts."""
+    return {k: d.hex() for k, d in zip(keys, rank_digests([k.encode() for k in keys], *parts), strict=True)}
+
+
+def rank_digests(encoded: Sequence[bytes], *parts: Any) -> list[bytes]:
+    """:func:`stable_ranks`' ranks as raw digests, in the order of the (UTF-8 encoded) keys: they
+    sort as their hex does, for a caller that encodes its keys once and ranks them often."""
     prefix = hashlib.sha256(canonical_json(list(parts)) + b"|")
-    ranks = {}
-    for k in keys:
+    digests = []
+    for key in encoded:
         digest = prefix.copy()
-        digest.update(k.encode())
-        ranks[k] = digest.hexdigest()
-    return ranks
+        digest.update(key)
+        digests.append(digest.digest())
+    return digests
 
 
 def stable_shuffle(items: Sequence[T], *parts: Any, key: Any = str) -> list[T]:

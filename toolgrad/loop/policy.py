@@ -122,9 +122,12 @@ def named_apis(text: str, names: Iterable[str]) -> list[str]:
     """The API names ``text`` mentions as whole tokens, ignoring case and which separators
     (``_``, ``-``, ``.``) join the parts: ``tictactoe_get-board.json`` names ``tictactoe__get-board``."""
     lowered = _separators(text.lower())
+    runs = set(_ALNUM_RUN.findall(lowered))
     hits = []
     for name in names:
-        n = _name_token(name)
+        n, lead = _name_token(name)
+        if lead and lead not in runs:
+            continue  # a whole-token match starts with its leading run, a whole run of the text
         start = lowered.find(n)
         while start != -1:
             before = lowered[start - 1] if start else " "
@@ -141,9 +144,15 @@ def _separators(text: str) -> str:
     return re.sub(r"[_\-.]+", "_", text)
 
 
+_ALNUM_RUN = re.compile(r"[^\W_]+")  # a run of characters str.isalnum() accepts
+
+
 @lru_cache(maxsize=1 << 16)  # the same few hundred API names, checked against every query
-def _name_token(name: str) -> str:
-    return _separators(name.lower())
+def _name_token(name: str) -> tuple[str, str]:
+    """The name as :func:`named_apis` finds it, and its leading alphanumeric run ("" if none)."""
+    token = _separators(name.lower())
+    lead = _ALNUM_RUN.match(token)
+    return token, lead.group(0) if lead else ""
 
 
 def query_problem(query: str, answer: str, names: Iterable[str]) -> str:

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from toolgrad.records import Cost, Iteration, Trace
-from toolgrad.sampling import stable_sample
+from toolgrad.sampling import rank_digests, stable_sample
 from toolgrad.toolbox import Toolbox
 from toolgrad.validity.checks import validity_problem
 from toolgrad.validity.tool_terms import TermsOf, toolbox_terms
@@ -113,8 +113,29 @@ _API_NAMES_LOCK = threading.Lock()
 
 
 def draw_batch(names: list[str], size: int, seed: int, iteration: int) -> list[str]:
-    """The iteration's mini-batch: ``size`` tools (all when fewer), drawn from (seed, iteration)."""
-    return stable_sample(sorted(names), size, "batch", seed, iteration)
+    """The iteration's mini-batch: ``size`` tools (all when fewer), drawn from (seed, iteration):
+    ``stable_sample(sorted(names), size, "batch", seed, iteration)``."""
+    return BatchDraw(names)(size, seed, iteration)
+
+
+class BatchDraw:
+    """:func:`draw_batch` over one toolbox's names, encoded once for every iteration of a
+    sample. With distinct names (a toolbox's) no two share a rank, so sorting by the ranks'
+    digests (whose order is their hex's) alone is :func:`~toolgrad.sampling.stable_sample`'s
+    order; repeated names take the general way."""
+
+    __slots__ = ("_encoded", "names")
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = sorted(names)
+        self._encoded = [n.encode() for n in self.names] if len(set(self.names)) == len(self.names) else None
+
+    def __call__(self, size: int, seed: int, iteration: int) -> list[str]:
+        if self._encoded is None:
+            return stable_sample(self.names, size, "batch", seed, iteration)
+        digests = rank_digests(self._encoded, "batch", seed, iteration)
+        order = sorted(range(len(digests)), key=digests.__getitem__)[: max(size, 0)]
+        return [self.names[i] for i in order]
 
 
 def candidate_tools(toolbox: Toolbox, workflow: Workflow) -> list[str]:
@@ -141,14 +162,14 @@ def run_sample(
     toolbox.reset(session)
     forbidden = api_names(toolbox)
     check = _text_check(toolbox_terms(toolbox))
-    names = toolbox.names()
+    batch = BatchDraw(toolbox.names())
     workflow = Workflow()
     trace = Trace()
     tool_calls = 0
     finder = SourceFinder()
     try:
         for i in range(config.iterations):
-            batch_names = draw_batch(names, config.batch_size, seed, i)
+            batch_names = batch(config.batch_size, seed, i)
             record = Iteration(iteration=i, batch=batch_names)
             trace.iterations.append(record)
             ctx = Context(seed=seed, iteration=i, batch=[toolbox.tools[n] for n in batch_names],

@@ -153,7 +153,10 @@ def _update(stage: Stage, chosen: _Chosen) -> Workflow:
     """The workflow with the chosen steps and the policy's rewritten query/answer, or the old
     workflow when the update fails or its text is not valid."""
     record, ctx, workflow = stage.record, stage.ctx, stage.ctx.workflow
-    steps = _place(workflow, stage.toolbox, chosen.log, chosen.declared, chosen.chain, stage.finder)
+    if chosen.chain == len(workflow.chains):  # a new chain: placed as its execution was, the same steps
+        steps = next(e.steps for e in record.executions if e.proposal == chosen.selection.proposal)
+    else:
+        steps = _place(workflow, stage.toolbox, chosen.log, chosen.declared, chosen.chain, stage.finder)
     candidate = _with_steps(workflow, chosen.chain, steps)
     try:
         query, answer = stage.policy.update(ctx, chosen.selection, candidate)

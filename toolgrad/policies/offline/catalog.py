@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.environments.resources import Resource, ResourceModel, infer_resources, success_schema
 from simulator.spec.model import JSONSchema, Operation
-from simulator.spec.navigation import array_items, deref, object_properties
+from simulator.spec.navigation import array_items, deref, object_properties, primary_type
 from simulator.tools import ArgBinding
 from toolgrad.sampling import stable_hash
 from toolgrad.toolbox import BoundTool, Toolbox
@@ -79,15 +79,34 @@ class ToolInfo:
     body_schema: JSONSchema | None = None
     body_required: bool = False
     feed_keys: frozenset[str] = frozenset()  # every planning key that feeds some argument
+    # worked out from the above once (every call of the tool asks):
+    fill_order: tuple[ArgSpec, ...] = field(init=False, repr=False)  # the address, references, the rest
+    body_changes: tuple[ArgSpec, ...] = field(init=False, repr=False)  # body fields a write may set
+    feed_sets: tuple[tuple[str, ...], ...] = field(init=False, repr=False)  # each feedable argument's keys
+    _by_name: dict[str, ArgSpec] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        by_name: dict[str, ArgSpec] = {}
+        for a in self.args:
+            by_name.setdefault(a.name, a)  # the first of a name, as a search in order finds
+        object.__setattr__(self, "_by_name", by_name)
+        object.__setattr__(self, "feed_sets", tuple(a.keys for a in self.args if a.keys))
+        object.__setattr__(self, "fill_order", tuple(
+            sorted(self.args, key=lambda a: (a is not self.address, a.refers_to is None, a.name))))
+        own_id = self.resource.id_field if self.resource and self.kind == "create" else None
+        object.__setattr__(self, "body_changes", tuple(
+            a for a in self.args
+            if a.location == "body-field" and a.name != own_id and not deref(a.schema, a.schema).get("readOnly")
+            and primary_type(a.schema, deref(a.schema, a.schema)) not in ("object", "array")))
 
     def arg(self, name: str) -> ArgSpec | None:
-        return next((a for a in self.args if a.name == name), None)
+        return self._by_name.get(name)
 
     def fed_by(self, keys: set[str] | frozenset[str]) -> int:
         """How many of its arguments values with these planning keys would feed."""
         if self.feed_keys.isdisjoint(keys):
             return 0
-        return sum(1 for a in self.args if a.keys and not keys.isdisjoint(a.keys))
+        return sum(1 for arg_keys in self.feed_sets if not keys.isdisjoint(arg_keys))
 
     def callable_with(self, keys: set[str] | frozenset[str]) -> bool:
         return not self.must_feed or (self.resource is not None and f"record:{self.resource.name}" in keys)

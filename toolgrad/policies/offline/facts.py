@@ -46,25 +46,36 @@ class Walk:
     """The scalar values of one response, grouped by what looks them up (each group in
     document order); a pure function of the response and the tool's resource."""
 
-    __slots__ = ("by_norm", "by_parent", "by_record", "protos")
+    __slots__ = ("_under_key", "by_norm", "by_parent", "by_record", "protos")
 
     def __init__(self) -> None:
         self.protos: list[Proto] = []  # document order
         self.by_norm: dict[str, list[Proto]] = {}
         self.by_parent: dict[str, list[Proto]] = {}
         self.by_record: dict[str, list[Proto]] = {}
+        self._under_key: dict[tuple[str, str | None], list[Proto]] = {}
 
-    def add(self, proto: Proto) -> None:
-        self.protos.append(proto)
-        found = self.by_norm.get(proto[2])
+    def of_record_under(self, resource: str, key: str | None) -> list[Proto]:
+        """``by_record[resource]``'s values under ``key`` (a reference's id field), kept: every
+        look-up that meets this response asks again."""
+        found = self._under_key.get((resource, key))
         if found is None:
-            self.by_norm[proto[2]] = [proto]
-        else:
-            found.append(proto)
-        if proto[3]:
-            self.by_parent.setdefault(proto[3], []).append(proto)
-        if proto[5]:
-            self.by_record.setdefault(proto[5], []).append(proto)
+            found = self._under_key[(resource, key)] = [p for p in self.by_record.get(resource, ()) if p[1] == key]
+        return found
+
+    def _group(self, protos: list[Proto]) -> None:
+        """Files ``protos`` (in order) under their look-up keys: one loop for a whole walk."""
+        by_norm, by_parent, by_record = self.by_norm, self.by_parent, self.by_record
+        for proto in protos:
+            found = by_norm.get(proto[2])
+            if found is None:
+                by_norm[proto[2]] = [proto]
+            else:
+                found.append(proto)
+            if proto[3]:
+                by_parent.setdefault(proto[3], []).append(proto)
+            if proto[5]:
+                by_record.setdefault(proto[5], []).append(proto)
 
 
 def _record_roots(body: Any, res: Resource | None) -> set[str]:
@@ -88,7 +99,7 @@ def walk_response(response: Any, res: Resource | None) -> Walk:
     so a policy may keep it for a response it meets again."""
     roots = _record_roots(response, res) if res else set()
     found = Walk()
-    add = found.add
+    add = found.protos.append  # grouped once the walk is done
     budget = 4000
     res_name = res.name if res is not None else None
 
@@ -127,6 +138,7 @@ def walk_response(response: Any, res: Resource | None) -> Walk:
         visit(response, "", "", "", "-", 0)
     elif response is not None and not isinstance(response, bool):
         add((response, "", norm(""), "", "", None, "-"))
+    found._group(found.protos)
     return found
 
 
@@ -150,6 +162,23 @@ class StepFacts:
     def of_record(self, resource: str) -> list[Fact]:
         return self._stamped(self.walk.by_record.get(resource, ())) + [
             f for f in self.given if f.record_of == resource]
+
+    def record_ids(self, resource: str, id_field: str | None, norm_key: str) -> list[Fact]:
+        """``of_record(resource)``'s facts under ``id_field``, and the values it was given under
+        ``norm_key``: the few a reference to the resource takes, without stamping the rest."""
+        return self._stamped(self.walk.of_record_under(resource, id_field)) + [
+            f for f in self.given if f.record_of == resource and (f.key == id_field or f.norm == norm_key)]
+
+    def lookup(self, kind: int, key: Any) -> list[Fact]:
+        """:class:`Facts`' look-up ``kind`` (0: with_norm, 1: with_parent, 2: of_record, 3:
+        record_ids) of ``key`` (record_ids': its arguments)."""
+        if kind == 0:
+            return self.with_norm(key)
+        if kind == 1:
+            return self.with_parent(key)
+        if kind == 2:
+            return self.of_record(key)
+        return self.record_ids(*key)
 
     def norms(self) -> set[str]:
         return {*self.walk.by_norm, *(f.norm for f in self.given)}
@@ -201,7 +230,12 @@ class Facts:
         self.deleted: set[tuple[str, str]] = set()
         # (kind, key) -> (steps covered, their facts): a step added extends an entry when next
         # asked; an entry's list is never changed in place (a copy shares it)
-        self._memo: dict[tuple[int, str], tuple[int, list[Fact]]] = {}
+        self._memo: dict[tuple[int, Any], tuple[int, list[Fact]]] = {}
+        # what this is a copy of, and how many steps they shared: a look-up of those steps is
+        # asked of the original (and kept there, for its other copies: the executions of one
+        # iteration each copy the workflow's facts)
+        self._origin: Facts | None = None
+        self._shared = 0
 
     def add(self, step: StepFacts) -> None:
         self.steps.append(step)
@@ -212,6 +246,7 @@ class Facts:
         other.steps = list(self.steps)
         other.deleted = set(self.deleted)
         other._memo = dict(self._memo)
+        other._origin, other._shared = self, len(self.steps)
         return other
 
     def with_norm(self, norm_key: str) -> list[Fact]:
@@ -223,17 +258,21 @@ class Facts:
     def of_record(self, resource: str) -> list[Fact]:
         return self._lookup(2, resource)
 
-    def _lookup(self, kind: int, key: str) -> list[Fact]:
+    def record_ids(self, resource: str, id_field: str | None, norm_key: str) -> list[Fact]:
+        """What a reference to ``resource`` may take: ``[f for f in of_record(resource) if f.key
+        == id_field or (f.record == "args" and f.norm == norm_key)]`` (a response's values are never
+        "args"), each step's records filtered before their facts are made."""
+        return self._lookup(3, (resource, id_field, norm_key))
+
+    def _lookup(self, kind: int, key: Any) -> list[Fact]:
         covered, found = self._memo.get((kind, key), (0, []))
+        origin = self._origin
+        if covered < self._shared and origin is not None and len(origin.steps) == self._shared:
+            found, covered = origin._lookup(kind, key), self._shared  # the original has added no step since
         if covered < len(self.steps):
             more: list[Fact] = []
             for step in self.steps[covered:]:
-                if kind == 0:
-                    more += step.with_norm(key)
-                elif kind == 1:
-                    more += step.with_parent(key)
-                else:
-                    more += step.of_record(key)
+                more += step.lookup(kind, key)
             found = found + more if found else more
             self._memo[(kind, key)] = (len(self.steps), found)
         return found  # shared: callers only read it

@@ -44,27 +44,29 @@ varied prose: queries are templated and read like it ("First, find Pets by statu
 no model, and as a floor to compare model-generated data with.
 
 This module is the policy's decisions; what it knows of each tool is in
-:mod:`toolgrad.policies.offline.catalog`, the values seen so far in :mod:`toolgrad.policies.offline.facts`, how it
+:mod:`toolgrad.policies.offline.catalog`, the values seen so far in :mod:`toolgrad.policies.offline.facts`, its
+search for plans in :mod:`toolgrad.policies.offline.plans`, how it
 picks values in :mod:`toolgrad.policies.offline.values` and how it words things in
 :mod:`toolgrad.policies.offline.query` (the query) and :mod:`toolgrad.policies.offline.text` (phrases, the answer).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from simulator.service.handlers import LIMIT_PARAMS
-from simulator.spec.navigation import deref, primary_type
 from toolgrad.loop.policy import CallFn, Context, ExecutedCall, StageError, Workflow
 from toolgrad.loop.stages import THIS_EXECUTION
 from toolgrad.loop.validator import failure_reason
 from toolgrad.records import Cost, Proposal, Selection, Step
-from toolgrad.sampling import stable_hash, stable_int, stable_ranks
+from toolgrad.sampling import stable_hash, stable_hashes, stable_int, stable_ranks
 from toolgrad.toolbox import Toolbox, ToolResult
 from toolgrad.validity.tool_terms import toolbox_terms
 
 from .catalog import ArgSpec, ToolInfo, tool_info
 from .facts import Fact, Facts, SampleFacts
+from .plans import Candidate, PlanIndex, best_plans, grow, plan_tie
 from .query import Worded, query_and_answer
 from .text import instruction
 from .values import coerce, fitter, minimal, page_size, plausible, scalar_hash
@@ -82,6 +84,7 @@ class OfflinePolicy:
         self.toolbox = toolbox
         self.target_calls = target_calls
         self._failures: dict[str, int] = {}  # tool -> calls the validator failed in this sample
+        self._infos: dict[str, ToolInfo | None] = {}
         self.facts = SampleFacts(self.info)
         self._worded: Worded = {}  # each step's clause and finding, over the sample's updates
 
@@ -92,7 +95,11 @@ class OfflinePolicy:
         return []
 
     def info(self, name: str) -> ToolInfo | None:
-        return tool_info(self.toolbox, name) if name in self.toolbox.tools else None
+        try:
+            return self._infos[name]
+        except KeyError:  # asked once per sample and name (tool_info takes a lock)
+            found = self._infos[name] = tool_info(self.toolbox, name) if name in self.toolbox.tools else None
+            return found
 
     def target(self, seed: int) -> int:
         if self.target_calls is not None:
@@ -111,61 +118,15 @@ class OfflinePolicy:
         infos = [i for i in (self.info(b.name) for b in ctx.batch) if i is not None]
         rank = stable_ranks([i.name for i in infos], ctx.seed, ctx.iteration)
         base = {i.name: self._score(i, keys0, frozenset(), used) for i in infos}
-        plans: list[tuple[float, str, list[ToolInfo]]] = []
-        # what the search below asks of every tool, read once per proposal round
-        # (info, must_feed, its record key, feeds an argument from its own record key, feed keys, base, rank)
-        table = [(i, i.must_feed, f"record:{i.resource.name}" if i.resource is not None else None,
-                  i.resource is not None and i.address is not None, i.feed_keys, base[i.name], rank[i.name])
-                 for i in infos]
-        for first in infos:
-            if not first.callable_with(keys0):
-                continue
-            tools, score = [first], base[first.name]
-            in_plan_ids = {id(first)}
-            keys = set(keys0 | first.produces)
-            while len(tools) < room and tools[-1].kind != "delete":
-                best = self._next_tool(table, tools, in_plan_ids, keys, keys0)
-                if best is None:
-                    break
-                tools.append(best[2])
-                in_plan_ids.add(id(best[2]))
-                score += best[0]
-                keys |= best[2].produces
-            plans.append((score, stable_hash(ctx.seed, ctx.iteration, [t.name for t in tools]), tools))
+        candidates = [Candidate(i, f"record:{i.resource.name}" if i.resource is not None else None,
+                                i.resource is not None and i.address is not None, base[i.name], rank[i.name])
+                      for i in infos]
+        index = PlanIndex(candidates)
+        plans = [grow(c, index, keys0, room) for c in candidates if c.info.callable_with(keys0)]
         if not plans:
             raise StageError("propose", "no tool in the batch can be called with what the workflow knows")
-        plans.sort(key=lambda p: (-p[0], p[1]))
-        chosen: list[list[ToolInfo]] = []
-        for _, _, tools in plans:  # distinct first tools
-            if all(tools[0] is not c[0] for c in chosen):
-                chosen.append(tools)
-            if len(chosen) == ctx.k:
-                break
+        chosen = best_plans(plans, ctx.k, plan_tie(ctx.seed, ctx.iteration))
         return [Proposal(instruction=instruction(tools), tools=[t.name for t in tools]) for tools in chosen]
-
-    @staticmethod
-    def _next_tool(
-        table: list[tuple[ToolInfo, bool, str | None, bool, frozenset[str], float, str]],
-        tools: list[ToolInfo], in_plan_ids: set[int], keys: set[str], keys0: frozenset[str],
-    ) -> tuple[float, str, ToolInfo] | None:
-        """The best tool to add to the plan ``tools``: one callable with ``keys`` that consumes
-        what the plan produces (an argument fed from it, or the record it addresses), by
-        (score, rank); None when no such tool is worth it."""
-        in_plan = frozenset().union(*(t.produces for t in tools))
-        produced = in_plan - keys0
-        best: tuple[float, str, ToolInfo] | None = None
-        for nxt, must_feed, record_key, addresses, feed_keys, base, rank in table:
-            if id(nxt) in in_plan_ids or (must_feed and (record_key is None or record_key not in keys)):
-                continue  # in the plan already, or not callable (ToolInfo.callable_with)
-            fed = 0 if feed_keys.isdisjoint(produced) else nxt.fed_by(produced)
-            if not (fed or (addresses and record_key in in_plan)):
-                continue  # a later tool must consume what the earlier ones produce
-            candidate = (base + 1.5 * fed, rank, nxt)
-            if candidate[0] <= 0:
-                continue  # not worth risking the proposal for
-            if best is None or candidate[:2] > best[:2]:
-                best = candidate
-        return best
 
     def _score(
         self, info: ToolInfo, keys0: frozenset[str], produced: frozenset[str], used: set[str]
@@ -214,7 +175,7 @@ class OfflinePolicy:
         sources: dict[str, tuple[int, int, str]] = {}
         anchor: tuple[int, str] | None = None
         # the addressing argument first, then references: later ones prefer the same record
-        for arg in sorted(info.args, key=lambda a: (a is not info.address, a.refers_to is None, a.name)):
+        for arg in info.fill_order:
             fact = self._match(arg, facts, anchor, salt) if arg.feedable else None
             if fact is not None:
                 arguments[arg.name] = coerce(fact.value, arg.schema)
@@ -259,17 +220,9 @@ class OfflinePolicy:
             if isinstance(body, dict):
                 arguments.update({a.name: body[a.name] for a in fields if a.name in body})
             return
-        own_id = info.resource.id_field if info.resource and info.kind == "create" else None
-        extra = [
-            a
-            for a in fields
-            if a.name not in arguments
-            and a.name != own_id
-            and not deref(a.schema, a.schema).get("readOnly")
-            and primary_type(a.schema, deref(a.schema, a.schema)) not in ("object", "array")
-        ]
-        extra.sort(key=lambda a: stable_hash(*salt, a.name))
-        for a in extra:
+        extra = [a for a in info.body_changes if a.name not in arguments]
+        ranks = stable_hashes(salt, [a.name for a in extra])  # stable_hash(*salt, name) each
+        for a in (extra[i] for i in sorted(range(len(extra)), key=ranks.__getitem__)):
             value = minimal(a.schema, (*salt, a.name), a.name)
             if value is not None and not (isinstance(value, str) and len(value) > _SHORT_TEXT):
                 arguments[a.name] = value
@@ -279,54 +232,39 @@ class OfflinePolicy:
     def _match(
         arg: ArgSpec, facts: Facts, anchor: tuple[int, str] | None, salt: tuple[Any, ...]
     ) -> Fact | None:
-        tiers: list[tuple[int, list[Fact]]] = []
-        if arg.refers_to:
-            tiers.append(
-                (
-                    100,
-                    [
-                        f
-                        for f in facts.of_record(arg.refers_to)
-                        if f.key == arg.id_field or (f.record == "args" and f.norm == arg.norm)
-                    ],
-                )
-            )
-            tiers.append(
-                (
-                    99,
-                    [
-                        f
-                        for f in facts.with_norm(arg.norm)
-                        if f.record == "args" and f.record_of == arg.refers_to
-                    ],
-                )
-            )
-        tiers.append((90, facts.with_parent(arg.norm)))
-        tiers.append((85, [f for f in facts.with_norm(arg.norm) if f.record_of]))
-        tiers.append((80, facts.with_norm(arg.norm)))
-        pools = []
+        """The fact ``arg`` takes: from the first tier (:func:`_tiers`) with a fitting fact of
+        the ``anchor`` record (a call takes its values from one record: the anchored record in
+        any tier wins over another record in a better tier, no mixing of list items the query
+        would have to name), else from the first tier with a fitting fact, its latest step;
+        among those values, one drawn from ``salt``. Tiers after the one that decides are not
+        looked up."""
         fit = fitter(arg.schema)
-        for _, candidates in tiers:
-            pool = [
-                f
-                for f in candidates
-                if fit(f.value)
-                and not (arg.refers_to and (arg.refers_to, str(f.value)) in facts.deleted)
-            ]
-            if pool:
-                pools.append(pool)
-        if not pools:
-            return None
-        # a call takes its values from one record: the anchored record in any tier wins over
-        # another record in a better tier (no mixing of list items the query would have to name)
-        in_anchor = ([f for f in p if anchor is not None and (f.order, f.record) == anchor] for p in pools)
-        pool = next((hits for hits in in_anchor if hits), [])
-        if not pool:
-            latest = max(f.order for f in pools[0])
-            pool = [f for f in pools[0] if f.order == latest]
+        refers = arg.refers_to
+        deleted = facts.deleted if refers else None
+        first: list[Fact] | None = None
+        chosen: list[Fact] | None = None
+        for candidates in _tiers(arg, facts):
+            pool = [f for f in candidates if fit(f.value) and not (deleted and (refers, str(f.value)) in deleted)]
+            if not pool:
+                continue
+            if first is None:
+                first = pool
+            if anchor is None:
+                break
+            hits = [f for f in pool if f.order == anchor[0] and f.record == anchor[1]]
+            if hits:
+                chosen = hits
+                break
+        if chosen is None:
+            if first is None:
+                return None
+            latest = max(f.order for f in first)
+            chosen = [f for f in first if f.order == latest]
         values: dict[str, Fact] = {}
-        for f in pool:
+        for f in chosen:
             values.setdefault(scalar_hash(f.value), f)
+        if len(values) == 1:  # any draw picks it
+            return next(iter(values.values()))
         ranked = [values[k] for k in sorted(values)]
         return ranked[stable_int(*salt, arg.name) % len(ranked)]
 
@@ -376,3 +314,17 @@ class OfflinePolicy:
 
     def update(self, ctx: Context, selection: Selection, workflow: Workflow) -> tuple[str, str]:
         return query_and_answer(workflow, self.info, toolbox_terms(self.toolbox), self._worded)
+
+
+def _tiers(arg: ArgSpec, facts: Facts) -> Iterator[list[Fact]]:
+    """The facts ``arg`` may take, best first, each tier looked up only when asked for: for a
+    reference, its record's id (or a value given under its name), then a value given as that
+    record's; then a value under the same parent + key, one at record level under its key, any
+    under its key."""
+    if arg.refers_to:
+        yield facts.record_ids(arg.refers_to, arg.id_field, arg.norm)
+        yield [f for f in facts.with_norm(arg.norm) if f.record == "args" and f.record_of == arg.refers_to]
+    yield facts.with_parent(arg.norm)
+    by_norm = facts.with_norm(arg.norm)
+    yield [f for f in by_norm if f.record_of]
+    yield by_norm

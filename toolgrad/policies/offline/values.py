@@ -24,7 +24,20 @@ def fits(value: Any, schema: JSONSchema) -> bool:
 
 def fitter(schema: JSONSchema) -> Callable[[Any], bool]:
     """``fits(value, schema)`` as a function of the value: the schema read once, for an
-    argument whose candidates are many (every id of every list item seen)."""
+    argument whose candidates are many (every id of every list item seen), and kept per schema
+    object (an argument's, asked at every call of its tool)."""
+    hit = _FITTERS.get(id(schema))
+    if hit is None or hit[0] is not schema:
+        if len(_FITTERS) >= _COMPILED_MAX:
+            _FITTERS.clear()
+        hit = _FITTERS[id(schema)] = (schema, _fitter(schema))  # the schema held: its id stays its own
+    return hit[1]
+
+
+_FITTERS: dict[int, tuple[JSONSchema, Callable[[Any], bool]]] = {}
+
+
+def _fitter(schema: JSONSchema) -> Callable[[Any], bool]:
     node = deref(schema, schema)
     enum = node.get("enum")
     members: list[Any] = enum if isinstance(enum, list) else []
@@ -70,38 +83,56 @@ def coerce(value: Any, schema: JSONSchema) -> Any:
 def generate(schema: JSONSchema, salt: tuple[Any, ...], name: str | None) -> Any:
     """``generate_value(schema, sha256 of the salt, name=name)``, or None when the schema admits
     no value."""
+    return _generate(_compiled(schema)[0], salt, name)
+
+
+def _generate(compiled: CompiledSchema, salt: tuple[Any, ...], name: str | None, elide: tuple[str, ...] = ()) -> Any:
     try:
-        return _compiled(schema).generate(stable_hash("offline", *salt), name=name)
+        return compiled.generate(stable_hash("offline", *salt), name=name, elide=elide)
     except ValueError:
         return None
 
 
-_COMPILED: dict[int, tuple[JSONSchema, CompiledSchema]] = {}
+# id(schema) -> (the schema, held so that its id stays its own; compiled; its optional root properties)
+_COMPILED: dict[int, tuple[JSONSchema, CompiledSchema, tuple[str, ...]]] = {}
 _COMPILED_MAX = 4096
 
 
-def _compiled(schema: JSONSchema) -> CompiledSchema:
-    """``compile_schema(schema)`` by the schema object: compile_schema keys its cache by the
+def _compiled(schema: JSONSchema) -> tuple[CompiledSchema, tuple[str, ...]]:
+    """``compile_schema(schema)`` by the schema object (compile_schema keys its cache by the
     schema's JSON text, and writing a request body's schema out costs up to a tenth of a
-    millisecond a call. The schemas here are a toolbox's tool schemas (never changed), held so
-    that their ids stay theirs."""
+    millisecond a call), and the root properties :func:`minimal` prunes. The schemas here are a
+    toolbox's tool schemas (never changed)."""
     hit = _COMPILED.get(id(schema))
     if hit is None or hit[0] is not schema:
         if len(_COMPILED) >= _COMPILED_MAX:
             _COMPILED.clear()
-        hit = _COMPILED[id(schema)] = (schema, compile_schema(schema))
-    return hit[1]
+        hit = _COMPILED[id(schema)] = (schema, compile_schema(schema), _optional_root_properties(schema))
+    return hit[1], hit[2]
+
+
+def _optional_root_properties(schema: JSONSchema) -> tuple[str, ...]:
+    """The root properties :func:`_prune` drops (it keeps the required ones)."""
+    required = set(required_properties(schema, schema))
+    return tuple(key for key in object_properties(schema, schema) if key not in required)
 
 
 def minimal(schema: JSONSchema, salt: tuple[Any, ...], name: str | None) -> Any:
     """A generated value with only what the schema requires: objects keep their required
     properties, lists their first ``minItems`` items (at least one), recursively; the full
-    generated value when the pruned one does not validate."""
-    value = generate(schema, salt, name)
+    generated value when the pruned one does not validate.
+
+    The root's optional properties, pruned anyway, are not generated where the walk can leave
+    them out changing nothing else (``generate(elide=...)``): a request body's few required
+    fields cost a fraction of its whole value. The full value is made only when it is the answer."""
+    compiled, optional = _compiled(schema)
+    value = _generate(compiled, salt, name, optional)
     if not isinstance(value, (dict, list)):
         return value
-    pruned = _prune(schema, schema, value)
-    return pruned if _compiled(schema).is_valid(pruned) else value
+    pruned = _prune(schema, schema, value)  # an elided member is optional: pruned away
+    if compiled.is_valid(pruned):
+        return pruned
+    return _generate(compiled, salt, name) if optional else value
 
 
 def _prune(root: JSONSchema, node: Any, value: Any) -> Any:
@@ -118,19 +149,18 @@ def _prune(root: JSONSchema, node: Any, value: Any) -> Any:
 
 def plausible(arg: ArgSpec, salt: tuple[Any, ...]) -> Any:
     node = deref(arg.schema, arg.schema)
-    pick = stable_int(*salt, arg.name)
     enum = node.get("enum")
     if isinstance(enum, list) and enum:
-        return enum[pick % len(enum)]
+        return enum[stable_int(*salt, arg.name) % len(enum)]
     low, high = node.get("minimum"), node.get("maximum")
     if node.get("type") == "integer" and isinstance(low, int) and isinstance(high, int) and high >= low:
-        return low + pick % (high - low + 1)
+        return low + stable_int(*salt, arg.name) % (high - low + 1)
     for key in ("default", "example"):
         if key in node:
             return node[key]
     examples = node.get("examples")
     if isinstance(examples, list) and examples:
-        return examples[pick % len(examples)]
+        return examples[stable_int(*salt, arg.name) % len(examples)]
     value = minimal(arg.schema, (*salt, arg.name), arg.name)
     return value if value is not None else ("" if primary_type(arg.schema, node) == "string" else 1)
 
@@ -144,5 +174,5 @@ def page_size(arg: ArgSpec, salt: tuple[Any, ...]) -> int | None:
     short page keeps the sample's recorded responses, and its conversation, short."""
     if primary_type(arg.schema, deref(arg.schema, arg.schema)) != "integer":
         return None
-    sizes = [size for size in PAGE_SIZES if _compiled(arg.schema).is_valid(size)]
+    sizes = [size for size in PAGE_SIZES if _compiled(arg.schema)[0].is_valid(size)]
     return sizes[stable_int(*salt, arg.name, "page") % len(sizes)] if sizes else None
