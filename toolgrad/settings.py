@@ -39,7 +39,9 @@ class RunIncomplete(ToolgradError):
 
 
 class _Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # validators are built at the first validation, not at import: every `toolgrad` command and
+    # worker process imports this module, and most (certify, report, the workers) never validate
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class GenerateSettings(_Settings):

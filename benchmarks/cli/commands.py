@@ -65,13 +65,14 @@ def register(app: typer.Typer) -> None:
 
 
 def _env_refs(values: list[str] | None) -> dict[str, str]:
-    from simulator.environments.environment import load_environment
-
     refs: dict[str, str] = {}
     for value in values or []:
         if "=" in value:
             name, ref = value.split("=", 1)
         else:
+            # only here: a driver whose workers build the sandboxes never loads an environment
+            from simulator.environments.environment import load_environment
+
             ref = value
             name = load_environment(ref).name
         refs[name.strip()] = ref.strip()

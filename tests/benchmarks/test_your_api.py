@@ -48,6 +48,8 @@ def test_a_custom_environment_certifies_with_no_flags_from_anywhere(tmp_path: Pa
     assert result.returncode == 1, result.stdout + result.stderr
     assert "none named 'my-api' here: pass --env my-api=PATH" in result.stdout, result.stdout
     assert certify(data, elsewhere, "--env", f"my-api={moved}").returncode == 0
+    # the folder alone: named by its folder (loaded only for its name, in the command)
+    assert certify(data, elsewhere, "--env", str(moved)).returncode == 0
 
 
 def test_shipped_environments_record_no_path(tmp_path: Path) -> None:
