@@ -40,5 +40,5 @@ def test_unknown_fields_and_assignment_are_refused() -> None:
 
 @pytest.mark.parametrize("model", [GenerateSettings, ExportSettings])
 def test_the_schema_is_the_one_built_at_once(model: type[BaseModel]) -> None:
-    eager = type(model.__name__, (model,), {"model_config": ConfigDict(extra="forbid", frozen=True, defer_build=False)})
+    eager: type[BaseModel] = type(model.__name__, (model,), {"model_config": ConfigDict(extra="forbid", frozen=True, defer_build=False)})
     assert model.model_json_schema() == eager.model_json_schema()
