@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 from simulator.canonical import canonical_json
 from simulator.errors import SimulatorError, UnknownEnvironmentError
 
-from .replay import BenchmarkError, Divergence, compare_fingerprints
+from .errors import BenchmarkError
 
 if TYPE_CHECKING:  # the simulator is imported where sandboxes are built: a driver whose workers replay needs none
     from simulator.environments.environment import Environment
     from simulator.sandboxes.protocol import Sandbox
     from toolgrad.toolbox import Toolbox
+
+    from .replay import Divergence
 
 BACKENDS = ("inprocess", "local", "docker")
 EnvKey = tuple[str, int | None]  # (environment name, seed)
@@ -146,6 +148,8 @@ class SandboxProvider:
         an environment that is not installed, or a fingerprint that differs from the installed one."""
         from simulator.environments.environment import is_plain_name
         from toolgrad.toolbox import Toolbox
+
+        from .replay import Divergence, compare_fingerprints  # the dataset reader: not for the command tree
 
         keys: list[EnvKey] = []
         for name in sorted(fingerprints):

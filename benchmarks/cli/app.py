@@ -44,16 +44,16 @@ def __getattr__(name: str) -> Any:
 
 
 def user_error_types() -> tuple[type[Exception], ...]:
-    """One root error per package: the errors a user can act on. The benchmarks' root lives
-    with replay, which only the commands that replay import: when that module was never
-    imported, no error of its kind can have been raised, so it is not imported for this."""
+    """One root error per package: the errors a user can act on. The benchmarks' root is
+    looked up where it lives, not imported: when its module was never imported, no error of
+    its kind can have been raised."""
     from simulator.errors import SimulatorError
     from toolgrad.backends.base import ModelError
     from toolgrad.settings import ToolgradError
 
     types: tuple[type[Exception], ...] = (SimulatorError, ToolgradError, ModelError)
-    replay = sys.modules.get("benchmarks.certify.replay")
-    return (*types, replay.BenchmarkError) if replay is not None else types
+    errors = sys.modules.get("benchmarks.certify.errors")
+    return (*types, errors.BenchmarkError) if errors is not None else types
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from benchmarks.certify.replay import BenchmarkError
+from benchmarks.certify.errors import BenchmarkError  # not .replay: the tree needs no dataset reader
 from benchmarks.certify.sandboxes import BACKENDS
 from simulator.canonical import pretty_json
 from simulator.cli.shell import console, escape, fail, stdout_console, user_errors

@@ -138,6 +138,8 @@ def _heavy_imports(args: list[str], heavy: tuple[str, ...] = _HEAVY) -> tuple[in
 def test_start_up_and_certify_import_no_other_command_s_machinery(dataset_path: Path, tmp_path: Path) -> None:
     assert _heavy_imports(["--help"]) == (0, [])
     assert _heavy_imports(["--version"]) == (0, [])
+    # nor the dataset reader and the record models: only commands that read datasets need them
+    assert _heavy_imports(["--version"], ("benchmarks.certify.replay", "toolgrad.records")) == (0, [])
     # nor the loop or the process pools, which only the commands that run need
     at_start = (*_HEAVY, "toolgrad.loop", "multiprocessing", "toolgrad.executors")
     assert _heavy_imports(["--help"], at_start) == (0, [])
