@@ -27,8 +27,9 @@ dataset gives the same bytes on every backend and with any number of workers.
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,7 +42,7 @@ from toolgrad.backends.base import ChatModel
 from toolgrad.dataset.lines import TRACES_SUFFIX, trace_digest
 from toolgrad.executors import in_process, ordered_map, process_local
 from toolgrad.records import Sample
-from toolgrad.validity.checks import duplicate_findings, sample_findings
+from toolgrad.validity.checks import Uniqueness, sample_findings
 
 from .certificate_record import (
     CERTIFICATE_VERSION,
@@ -205,15 +206,18 @@ LINES_PER_TASK = 16  # a line checks in about a millisecond: fewer round trips t
 
 
 def iter_certify(dataset: Dataset, provider: SandboxProvider, *, workers: int = 1, executor: str = "local",
-                 ray_address: str | None = None) -> Iterator[CheckedSample]:
+                 ray_address: str | None = None, done: Iterable[CheckedSample] = (),
+                 skip: int = 0) -> Iterator[CheckedSample]:
     """Each sample's check, in file order, the dataset read a line at a time; :class:`DatasetError`
     at the first line that is not a sample. Schema-3 samples get the trace check against the
     traces sidecar, read in step (:func:`with_trace_checks`). With ``workers`` > 1 (or
     ``executor="ray"``) lines are checked in other processes (:func:`toolgrad.executors.ordered_map`,
     a bounded window of lines in flight), each with in-process sandboxes of its own or, for the
     HTTP backends, reaching the services this process started; the order and the bytes of every
-    result stay the same."""
-    yield from with_trace_checks(_checked(dataset, provider, workers, executor, ray_address), dataset.traces)
+    result stay the same. ``done``: the checks of the first ``skip`` samples, made by an earlier run
+    (without their trace check, which is made again here); those lines are not checked again."""
+    fresh = _checked(dataset, provider, workers, executor, ray_address, skip)
+    yield from with_trace_checks(itertools.chain(done, fresh), dataset.traces)
 
 
 def with_trace_checks(checked: Iterable[CheckedSample], sidecar: TracesSidecar | Path | None) -> Iterator[CheckedSample]:
@@ -243,13 +247,14 @@ def with_trace_checks(checked: Iterable[CheckedSample], sidecar: TracesSidecar |
 
 
 def _checked(dataset: Dataset, provider: SandboxProvider, workers: int, executor: str,
-             ray_address: str | None) -> Iterator[CheckedSample]:
+             ray_address: str | None, skip: int = 0) -> Iterator[CheckedSample]:
+    lines = itertools.islice(dataset.lines, skip, None) if skip else dataset.lines
     if in_process(workers, executor):
-        yield from ordered_map(lambda line: certify_line(line, provider, dataset.path), dataset.lines)
+        yield from ordered_map(lambda line: certify_line(line, provider, dataset.path), lines)
         return
     if provider.backend != "inprocess":  # start every service once, here; workers reach them by URL
         provider.prepare(k for k in environment_keys(dataset) if _installed(provider, k))
-    yield from ordered_map(CertifyJob(provider.plan(), dataset.path), dataset.lines, workers=workers,
+    yield from ordered_map(CertifyJob(provider.plan(), dataset.path), lines, workers=workers,
                            executor=executor, ray_address=ray_address, chunksize=LINES_PER_TASK)
 
 
@@ -275,44 +280,86 @@ def _installed(provider: SandboxProvider, key: tuple[str, int | None]) -> bool:
     return True
 
 
-def build_certificate(dataset_sha256: str, checked: Sequence[CheckedSample],
+def build_certificate(dataset_sha256: str, checked: Iterable[CheckedSample],
                       judged: Mapping[int, CheckResult] | None = None, judge: str = "",
                       *, traces_sha256: str | None = None) -> Certificate:
     """The certificate for a dataset's checks (in file order): the per-sample checks (with the
     trace check when the items carry it: :func:`iter_certify`), the dataset's unique check, and
     the judge's results by line when a judge ran. ``traces_sha256``: the traces sidecar's."""
-    duplicates = duplicate_findings([(c.verdict.line, c.verdict.id, c.verdict.seed) for c in checked])
-    results = []
+    tally = Tally()
+    samples = [tally.add(c, result) for c, result in final_verdicts(checked, judged)]
+    return tally.certificate(dataset_sha256, judge, traces_sha256, samples)
+
+
+def final_verdicts(checked: Iterable[CheckedSample], judged: Mapping[int, CheckResult] | None = None,
+                   ) -> Iterator[tuple[CheckedSample, SampleVerdict]]:
+    """Each item (in file order) with its verdict as the certificate lists it: the unique check
+    added (it depends only on the lines before), the judge's when a judge ran, the checks in
+    :data:`ORDER`."""
+    unique = Uniqueness()
     for c in checked:
-        checks = {**c.verdict.checks, "unique": CheckResult.of(duplicates.get(c.verdict.line))}
+        checks = {**c.verdict.checks, "unique": CheckResult.of(unique.finding(c.verdict.line, c.verdict.id,
+                                                                              c.verdict.seed))}
         if judged is not None:
             checks["judge"] = judged.get(c.verdict.line, CheckResult(ok=False, reason="not judged"))
         ordered = {name: checks[name] for name in ORDER if name in checks}
-        results.append(c.verdict.model_copy(update={"checks": ordered, "ok": all(r.ok for r in ordered.values())}))
-    passed = sum(1 for r in results if r.ok)
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.verdict] = counts.get(r.verdict, 0) + 1
-    names = [n for n in ORDER if any(n in r.checks for r in results)]
-    prints = sorted({fp for c in checked for fp in c.fingerprints})
-    lean = any(c.trace_sha256 for c in checked)
-    traces = "inline" if not lean else "checked" if traces_sha256 is not None else \
-        f"not checked: {TRACES_SUFFIX.lstrip('.')} is missing beside the dataset"
-    return Certificate(
-        dataset_sha256=dataset_sha256,
-        traces=traces,
-        traces_sha256=traces_sha256,
-        sample_count=len(results),
-        step_count=sum(r.steps for r in results),
-        passed=passed,
-        pass_rate=passed / len(results) if results else 0.0,
-        checks={n: sum(1 for r in results if r.checks.get(n, CheckResult(ok=False)).ok) for n in names},
-        judge=judge,
-        verdicts=dict(sorted(counts.items())),
-        environments=[json.loads(fp) for fp in prints],
-        versions=versions(),
-        samples=results,
-    )
+        yield c, c.verdict.model_copy(update={"checks": ordered, "ok": all(r.ok for r in ordered.values())})
+
+
+SHOWN_FAILURES = 20  # the failed samples a summary names
+
+
+class Tally:
+    """What a certificate says besides its samples, counted a sample at a time (file order), so
+    that a certificate can be written from verdicts streamed from disk; and, for a summary, the
+    seeds' range and the first failed samples."""
+
+    def __init__(self) -> None:
+        self.count = self.steps = self.passed = 0
+        self.check_passes: dict[str, int] = {}  # every check some sample ran -> samples that pass it
+        self.verdicts: dict[str, int] = {}
+        self.prints: set[bytes] = set()
+        self.lean = False  # some sample names a trace line (schema 3)
+        self.seeds: tuple[int, int] | None = None  # the lowest and highest
+        self.failed: list[SampleVerdict] = []  # the first SHOWN_FAILURES
+
+    def add(self, checked: CheckedSample, result: SampleVerdict) -> SampleVerdict:
+        """Count ``result`` (the final verdict of ``checked``); returns it."""
+        self.count += 1
+        self.steps += result.steps
+        self.passed += result.ok
+        for name, check in result.checks.items():
+            self.check_passes[name] = self.check_passes.get(name, 0) + check.ok
+        self.verdicts[result.verdict] = self.verdicts.get(result.verdict, 0) + 1
+        self.prints.update(checked.fingerprints)
+        self.lean = self.lean or bool(checked.trace_sha256)
+        self.seeds = (result.seed, result.seed) if self.seeds is None else \
+            (min(self.seeds[0], result.seed), max(self.seeds[1], result.seed))
+        if not result.ok and len(self.failed) < SHOWN_FAILURES:
+            self.failed.append(result)
+        return result
+
+    def certificate(self, dataset_sha256: str, judge: str, traces_sha256: str | None,
+                    samples: list[SampleVerdict]) -> Certificate:
+        """The certificate, with ``samples`` as its list (empty when they are written from a stream:
+        :func:`certificate_text` takes them apart)."""
+        traces = "inline" if not self.lean else "checked" if traces_sha256 is not None else \
+            f"not checked: {TRACES_SUFFIX.lstrip('.')} is missing beside the dataset"
+        return Certificate(
+            dataset_sha256=dataset_sha256,
+            traces=traces,
+            traces_sha256=traces_sha256,
+            sample_count=self.count,
+            step_count=self.steps,
+            passed=self.passed,
+            pass_rate=self.passed / self.count if self.count else 0.0,
+            checks={n: self.check_passes[n] for n in ORDER if n in self.check_passes},
+            judge=judge,
+            verdicts=dict(sorted(self.verdicts.items())),
+            environments=[json.loads(fp) for fp in sorted(self.prints)],
+            versions=versions(),
+            samples=samples,
+        )
 
 
 def judge_dataset(dataset: Dataset, chat: ChatModel,

@@ -7,7 +7,7 @@ sample at a time, the same bytes as ``pretty_json`` of the whole.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -94,16 +94,20 @@ def certificate_bytes(certificate: Certificate) -> bytes:
     return "".join(certificate_text(certificate)).encode()
 
 
-def certificate_text(certificate: Certificate) -> Iterator[str]:
+def certificate_text(certificate: Certificate, samples: Iterable[SampleVerdict] | None = None) -> Iterator[str]:
     """:func:`certificate_bytes` as text, a sample at a time (``pretty_json`` of the whole, byte
-    for byte), so writing a large certificate never holds all of its text at once."""
+    for byte), so writing a large certificate never holds all of its text at once. ``samples``
+    (its ``sample_count`` of them, in file order) stand for ``certificate.samples`` where the
+    certificate was made without them (:class:`~benchmarks.certify.certificate.Tally`)."""
+    listed = certificate.samples if samples is None else samples
     head = pretty_json(certificate.model_dump(mode="json", exclude={"samples"}) | {"samples": []})
-    before, after = head.split('\n  "samples": [],\n', 1) if certificate.samples else (head, "")
-    yield before
-    if not certificate.samples:
+    if not (certificate.samples if samples is None else certificate.sample_count):
+        yield head
         return
+    before, after = head.split('\n  "samples": [],\n', 1)
+    yield before
     yield '\n  "samples": [\n'
-    for index, sample in enumerate(certificate.samples):
+    for index, sample in enumerate(listed):
         text = pretty_json(sample.model_dump(mode="json"))[:-1].replace("\n", "\n    ")
         yield ("    " if index == 0 else ",\n    ") + text
     yield "\n  ],\n" + after

@@ -175,6 +175,13 @@ class SandboxProvider:
                 {k[0]: self._sandboxes[k] for k in keys}, {k[0]: self.environment(k) for k in keys})
         return toolbox
 
+    def fingerprint(self, key: EnvKey) -> dict[str, Any]:
+        """The fingerprint a sample replayed on (name, seed) is checked against (its sandbox
+        started if need be); SimulatorError when the environment is not installed."""
+        self.environment(key)
+        self.prepare([key])
+        return self._sandboxes[key].fingerprint()
+
     def installed_fingerprints(self) -> list[dict[str, Any]]:
         """The fingerprints of every sandbox used so far, sorted by environment and seed."""
         prints = [sandbox.fingerprint() for sandbox in self._sandboxes.values()]

@@ -118,6 +118,10 @@ def certify_command(
                                                "(default: <data>.judge-cache beside the dataset).")] = None,
     replay_only: Annotated[bool, typer.Option("--replay-only/--no-replay-only", envvar="TOOLGRAD_CERTIFY_REPLAY_ONLY",
                                               help="Never call the judge: answers from its cache only.")] = False,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", envvar="TOOLGRAD_CERTIFY_RESUME",
+                                         help="Continue a run that was killed, from the journal it left beside "
+                                         "the certificate (<certificate>.partial; only your own: a journal "
+                                         "is trusted as it is).")] = False,
     json_out: JsonOpt = False,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Where to write the certificate "
                                                 "(default: <data>.certificate.json beside the dataset).")] = None,
@@ -132,36 +136,88 @@ def certify_command(
         if chat is not None:
             stack.callback(chat.close)
         # imported once the fork server is starting: its imports and these run side by side
-        from benchmarks.certify.certificate import (
-            build_certificate,
-            certificate_text,
-            iter_certify,
-            judge_dataset,
-        )
+        from benchmarks.certify.certificate import certificate_text, iter_certify, judge_dataset
+        from benchmarks.certify.journal import VerdictJournal, journal_key, journal_path
         from benchmarks.certify.replay import read_dataset, recorded_env_refs
         from benchmarks.certify.sandboxes import SandboxProvider
 
         dataset = read_dataset(data)
-        checked = []
+        target = output or _sidecar(data, ".certificate.json")
         refs = recorded_env_refs(dataset) | _env_refs(env)
+        journal = VerdictJournal(journal_path(target), journal_key(dataset.sha256, refs))
+        stack.callback(journal.close)
         with SandboxProvider(backend, refs) as provider, _progress() as progress:
-            task = progress.add_task("certifying", total=len(dataset.lines))
-            for item in iter_certify(dataset, provider, **placement):
-                checked.append(item)
+            done = _resumable(journal, provider, target) if resume else _discarded(journal)
+            journal.open(keep=done)
+            task = progress.add_task("certifying", total=len(dataset.lines), completed=done)
+            for item in iter_certify(dataset, provider, done=journal.resumed(done), skip=done, **placement):
+                journal.add(item)
                 progress.advance(task)
             judged = None
             if chat is not None:
                 task = progress.add_task(f"judging with {judge}", total=len(dataset.lines))
                 judged = judge_dataset(dataset, chat, lambda _: progress.advance(task))
-        certificate = build_certificate(dataset.sha256, checked, judged, judge or "",
-                                        traces_sha256=dataset.traces_sha256)
-    target = output or _sidecar(data, ".certificate.json")
-    write_lines_atomic(target, (text.encode() for text in certificate_text(certificate)))  # a sample at a time
-    if json_out:
-        sys.stdout.writelines(certificate_text(certificate))
-    else:
-        _print_certificate(certificate, target)
+        journal.close()
+        certificate, tally, samples = _streamed_certificate(journal, dataset, judged, judge or "")
+        write_lines_atomic(target, (text.encode() for text in certificate_text(certificate, samples())))
+        if json_out:  # from the journal, again: before it goes
+            sys.stdout.writelines(certificate_text(certificate, samples()))
+        journal.remove()
+    if not json_out:
+        _print_certificate(certificate, tally, target)
     raise typer.Exit(0 if certificate.ok else 1)
+
+
+def _resumable(journal: Any, provider: Any, target: Path) -> int:
+    """How many samples the journal of an earlier run holds, when they were checked against the
+    environments installed now (else 0: the run starts over, saying why)."""
+    from simulator.canonical import canonical_json
+
+    count, prints = journal.earlier()
+    if not count:
+        err.print(f"nothing to resume: no journal of this run at {escape(str(journal.path))}; checking every sample",
+                  highlight=False)
+        return 0
+    for text in sorted(prints):
+        fingerprint = json.loads(text)
+        seed = fingerprint.get("seed")
+        try:
+            installed = canonical_json(provider.fingerprint((str(fingerprint.get("env")), seed)))
+        except SimulatorError:
+            installed = b""
+        if installed != text:
+            err.print(f"not resumed: environment {escape(str(fingerprint.get('env')))} differs from the one the "
+                      "journal's samples were checked against; checking every sample", highlight=False)
+            return 0
+    err.print(f"resumed: {count} sample(s) already checked (journal {escape(str(journal.path))})", highlight=False)
+    return int(count)
+
+
+def _discarded(journal: Any) -> int:
+    """0, after saying that a journal left by an earlier run (killed, or of other data) is replaced."""
+    if journal.path.exists():
+        err.print(f"replacing the journal an earlier run left at {escape(str(journal.path))} "
+                  "(--resume continues a killed run instead)", highlight=False)
+    return 0
+
+
+def _streamed_certificate(journal: Any, dataset: Any, judged: Any, judge: str) -> tuple[Any, Any, Any]:
+    """(the certificate without its samples, its tally, a function giving its samples again):
+    from the journal, read once to count and again for each writing, so no sample is held."""
+    from benchmarks.certify.certificate import Tally, final_verdicts
+
+    tally = Tally()
+    for checked, result in final_verdicts(journal.items(), judged):
+        tally.add(checked, result)
+    if tally.count != len(dataset.lines):
+        raise BenchmarkError(f"{journal.path}: the journal holds {tally.count} of the {len(dataset.lines)} "
+                             "samples: it was changed during the run; run certify again")
+    certificate = tally.certificate(dataset.sha256, judge, dataset.traces_sha256, [])
+
+    def samples() -> Any:
+        return (result for _, result in final_verdicts(journal.items(), judged))
+
+    return certificate, tally, samples
 
 
 certify_command.__doc__ = _CERTIFY_HELP
@@ -191,22 +247,21 @@ def _judge_chat(model: str, base_url: str | None, cache: Path, replay_only: bool
                       cache=ResponseCache(cache), replay_only=replay_only)
 
 
-def _print_certificate(certificate: Any, target: Path) -> None:
+def _print_certificate(certificate: Any, tally: Any, target: Path) -> None:
     out = stdout_console()
-    seeds = [s.seed for s in certificate.samples]
-    seed_text = f"{min(seeds)}..{max(seeds)}" if seeds else "-"
+    seed_text = f"{tally.seeds[0]}..{tally.seeds[1]}" if tally.seeds else "-"
     colour = "green" if certificate.ok else "red"
     per_check = ", ".join(f"{name} {passed}" for name, passed in certificate.checks.items())
     out.print(f"[{colour}]{certificate.passed}/{certificate.sample_count} samples certified "
               f"({certificate.pass_rate:.1%})[/{colour}], {certificate.step_count} steps, seeds {seed_text}")
     out.print(f"passed per check: {escape(per_check)}", highlight=False, soft_wrap=True)
-    failed = [s for s in certificate.samples if not s.ok]
-    for s in failed[:20]:
+    for s in tally.failed:
         problems = "; ".join(describe_check(name, s, result) for name, result in s.checks.items() if not result.ok)
         out.print(f"  line {s.line} (seed {s.seed}, sample {s.id[:12]}): {problems}",
                   highlight=False, markup=False, soft_wrap=True)
-    if len(failed) > 20:
-        out.print(f"  ... and {len(failed) - 20} more (see the certificate)")
+    more = certificate.sample_count - certificate.passed - len(tally.failed)
+    if more > 0:
+        out.print(f"  ... and {more} more (see the certificate)")
     if certificate.traces != "inline":
         out.print(f"traces: {escape(certificate.traces)}", highlight=False)
     out.print(f"certificate: {escape(str(target))}  (dataset sha256 {certificate.dataset_sha256[:16]}...)")

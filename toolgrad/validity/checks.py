@@ -391,14 +391,29 @@ def validity_problem(chains: Sequence[Chain], query: str, answer: str, terms: Te
 def duplicate_findings(entries: Sequence[tuple[int, str, Any]]) -> dict[int, Finding]:
     """For (line, id, seed) of every sample of a dataset, the lines that repeat an earlier
     line's id or seed, each with what it repeats."""
-    first_id: dict[str, int] = {}
-    first_seed: dict[Any, int] = {}
-    out: dict[int, Finding] = {}
-    for line, sample_id, seed in entries:
-        if sample_id in first_id:
-            out[line] = Finding("unique", f"the same id as line {first_id[sample_id]}", at="id", value=sample_id)
-        elif seed in first_seed:
-            out[line] = Finding("unique", f"the same seed as line {first_seed[seed]}", at="seed", value=seed)
-        first_id.setdefault(sample_id, line)
-        first_seed.setdefault(seed, line)
-    return out
+    unique = Uniqueness()
+    found = ((line, unique.finding(line, sample_id, seed)) for line, sample_id, seed in entries)
+    return {line: finding for line, finding in found if finding is not None}
+
+
+class Uniqueness:
+    """:func:`duplicate_findings` a sample at a time, in file order: a line's finding depends only
+    on the lines before it, so a certificate can be written as its samples are checked. Holds
+    each id and seed once (what the unique check must remember), nothing else of a sample."""
+
+    __slots__ = ("_first_id", "_first_seed")
+
+    def __init__(self) -> None:
+        self._first_id: dict[str, int] = {}
+        self._first_seed: dict[Any, int] = {}
+
+    def finding(self, line: int, sample_id: str, seed: Any) -> Finding | None:
+        """The finding of the sample at ``line`` (None when no earlier line has its id or seed)."""
+        found = None
+        if sample_id in self._first_id:
+            found = Finding("unique", f"the same id as line {self._first_id[sample_id]}", at="id", value=sample_id)
+        elif seed in self._first_seed:
+            found = Finding("unique", f"the same seed as line {self._first_seed[seed]}", at="seed", value=seed)
+        self._first_id.setdefault(sample_id, line)
+        self._first_seed.setdefault(seed, line)
+        return found
