@@ -287,23 +287,29 @@ def build_certificate(dataset_sha256: str, checked: Iterable[CheckedSample],
     trace check when the items carry it: :func:`iter_certify`), the dataset's unique check, and
     the judge's results by line when a judge ran. ``traces_sha256``: the traces sidecar's."""
     tally = Tally()
-    samples = [tally.add(c, result) for c, result in final_verdicts(checked, judged)]
+    samples = [tally.add(c, result if judged is None else with_judge(result, judged))
+               for c, result in with_unique(checked)]
     return tally.certificate(dataset_sha256, judge, traces_sha256, samples)
 
 
-def final_verdicts(checked: Iterable[CheckedSample], judged: Mapping[int, CheckResult] | None = None,
-                   ) -> Iterator[tuple[CheckedSample, SampleVerdict]]:
-    """Each item (in file order) with its verdict as the certificate lists it: the unique check
-    added (it depends only on the lines before), the judge's when a judge ran, the checks in
-    :data:`ORDER`."""
+def with_unique(checked: Iterable[CheckedSample]) -> Iterator[tuple[CheckedSample, SampleVerdict]]:
+    """Each item (in file order) with its verdict as the certificate lists it but for a judge:
+    the unique check added (it depends only on the lines before), the checks in :data:`ORDER`."""
     unique = Uniqueness()
     for c in checked:
-        checks = {**c.verdict.checks, "unique": CheckResult.of(unique.finding(c.verdict.line, c.verdict.id,
-                                                                              c.verdict.seed))}
-        if judged is not None:
-            checks["judge"] = judged.get(c.verdict.line, CheckResult(ok=False, reason="not judged"))
-        ordered = {name: checks[name] for name in ORDER if name in checks}
-        yield c, c.verdict.model_copy(update={"checks": ordered, "ok": all(r.ok for r in ordered.values())})
+        finding = unique.finding(c.verdict.line, c.verdict.id, c.verdict.seed)
+        yield c, _with_checks(c.verdict, {"unique": CheckResult.of(finding)})
+
+
+def with_judge(verdict: SampleVerdict, judged: Mapping[int, CheckResult]) -> SampleVerdict:
+    """A verdict of :func:`with_unique` with the judge's result for its line added."""
+    return _with_checks(verdict, {"judge": judged.get(verdict.line, CheckResult(ok=False, reason="not judged"))})
+
+
+def _with_checks(verdict: SampleVerdict, added: dict[str, CheckResult]) -> SampleVerdict:
+    checks = {**verdict.checks, **added}
+    ordered = {name: checks[name] for name in ORDER if name in checks}
+    return verdict.model_copy(update={"checks": ordered, "ok": all(r.ok for r in ordered.values())})
 
 
 SHOWN_FAILURES = 20  # the failed samples a summary names

@@ -23,13 +23,13 @@ What a caller may rely on:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from simulator.canonical import canonical_sha256, json_bytes
 
@@ -92,12 +92,13 @@ class VerdictJournal:
         return count, prints
 
     def resumed(self, count: int) -> Iterator[CheckedSample]:
-        """The first ``count`` samples' checks from the earlier run, their trace check taken out
-        (:func:`~benchmarks.certify.certificate.with_trace_checks` makes it again)."""
+        """The first ``count`` samples' checks from the earlier run, their trace and unique checks
+        taken out (:func:`~benchmarks.certify.certificate.with_trace_checks` and
+        :func:`~benchmarks.certify.certificate.with_unique` make them again)."""
         for index, item in enumerate(self._read(self.path)):
             if index >= count:
                 return
-            checks = {name: check for name, check in item.verdict.checks.items() if name != "trace"}
+            checks = {name: check for name, check in item.verdict.checks.items() if name not in ("trace", "unique")}
             item.verdict.checks = checks
             item.verdict.ok = all(check.ok for check in checks.values())
             yield item
@@ -117,14 +118,13 @@ class VerdictJournal:
         if keep == 0:
             self._replace()
 
-    def add(self, item: CheckedSample) -> None:
-        """Append one sample's check (whole, flushed)."""
+    def add(self, item: CheckedSample, verdict: SampleVerdict) -> None:
+        """Append one sample's checks (whole, flushed): ``verdict``, the item's as the certificate
+        lists it but for a judge (:func:`~benchmarks.certify.certificate.with_unique`)."""
         assert self._file is not None, "open() the journal first"
-        self._file.write(json_bytes({
-            "verdict": item.verdict.model_dump(mode="json"),
-            "fingerprints": [fp.decode() for fp in item.fingerprints],
-            "trace_sha256": item.trace_sha256,
-        }) + b"\n")
+        self._file.write(b'{"verdict":' + verdict.model_dump_json().encode() +
+                         b',"fingerprints":' + json_bytes([fp.decode() for fp in item.fingerprints]) +
+                         b',"trace_sha256":' + json_bytes(item.trace_sha256) + b"}\n")
         self._file.flush()
         self._written += 1
         if self._written == self._keep:
@@ -173,18 +173,23 @@ def _parse(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        pass
-    try:  # what json_bytes wrote with the standard library: integers beyond 64 bits
-        return json.loads(raw)
-    except ValueError:
         return None
+
+
+class _Line(BaseModel):
+    """A journal line, as :meth:`VerdictJournal.add` writes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: SampleVerdict
+    fingerprints: list[str]
+    trace_sha256: str
 
 
 def _item(raw: bytes, shared: dict[bytes, bytes]) -> CheckedSample | None:
-    record = _parse(raw)
     try:
-        verdict = SampleVerdict.model_validate(record["verdict"])
-        prints = tuple(shared.setdefault(fp, fp) for fp in (text.encode() for text in record["fingerprints"]))
-        return CheckedSample(verdict, prints, str(record["trace_sha256"]))
-    except (KeyError, TypeError, ValueError):
+        line = _Line.model_validate_json(raw)
+    except ValidationError:
         return None
+    prints = tuple(shared.setdefault(fp, fp) for fp in (text.encode() for text in line.fingerprints))
+    return CheckedSample(line.verdict, prints, line.trace_sha256)

@@ -136,7 +136,13 @@ def certify_command(
         if chat is not None:
             stack.callback(chat.close)
         # imported once the fork server is starting: its imports and these run side by side
-        from benchmarks.certify.certificate import certificate_text, iter_certify, judge_dataset
+        from benchmarks.certify.certificate import (
+            Tally,
+            certificate_text,
+            iter_certify,
+            judge_dataset,
+            with_unique,
+        )
         from benchmarks.certify.journal import VerdictJournal, journal_key, journal_path
         from benchmarks.certify.replay import read_dataset, recorded_env_refs
         from benchmarks.certify.sandboxes import SandboxProvider
@@ -150,15 +156,18 @@ def certify_command(
             done = _resumable(journal, provider, target) if resume else _discarded(journal)
             journal.open(keep=done)
             task = progress.add_task("certifying", total=len(dataset.lines), completed=done)
-            for item in iter_certify(dataset, provider, done=journal.resumed(done), skip=done, **placement):
-                journal.add(item)
+            tally = Tally()
+            checked = iter_certify(dataset, provider, done=journal.resumed(done), skip=done, **placement)
+            for item, result in with_unique(checked):
+                journal.add(item, result)
+                tally.add(item, result)
                 progress.advance(task)
             judged = None
             if chat is not None:
                 task = progress.add_task(f"judging with {judge}", total=len(dataset.lines))
                 judged = judge_dataset(dataset, chat, lambda _: progress.advance(task))
         journal.close()
-        certificate, tally, samples = _streamed_certificate(journal, dataset, judged, judge or "")
+        certificate, tally, samples = _streamed_certificate(journal, tally, dataset, judged, judge or "")
         write_lines_atomic(target, (text.encode() for text in certificate_text(certificate, samples())))
         if json_out:  # from the journal, again: before it goes
             sys.stdout.writelines(certificate_text(certificate, samples()))
@@ -201,21 +210,23 @@ def _discarded(journal: Any) -> int:
     return 0
 
 
-def _streamed_certificate(journal: Any, dataset: Any, judged: Any, judge: str) -> tuple[Any, Any, Any]:
-    """(the certificate without its samples, its tally, a function giving its samples again):
-    from the journal, read once to count and again for each writing, so no sample is held."""
-    from benchmarks.certify.certificate import Tally, final_verdicts
+def _streamed_certificate(journal: Any, tally: Any, dataset: Any, judged: Any, judge: str) -> tuple[Any, Any, Any]:
+    """(the certificate without its samples, its tally, a function giving its samples again, read
+    from the journal, so that no sample is held). With a judge, its results are added to each
+    verdict and the tally counted again."""
+    from benchmarks.certify.certificate import Tally, with_judge
 
-    tally = Tally()
-    for checked, result in final_verdicts(journal.items(), judged):
-        tally.add(checked, result)
     if tally.count != len(dataset.lines):
-        raise BenchmarkError(f"{journal.path}: the journal holds {tally.count} of the {len(dataset.lines)} "
-                             "samples: it was changed during the run; run certify again")
+        raise BenchmarkError(f"{journal.path}: {tally.count} of the {len(dataset.lines)} samples were checked")
+    if judged is not None:
+        tally = Tally()
+        for item in journal.items():
+            tally.add(item, with_judge(item.verdict, judged))
     certificate = tally.certificate(dataset.sha256, judge, dataset.traces_sha256, [])
 
     def samples() -> Any:
-        return (result for _, result in final_verdicts(journal.items(), judged))
+        verdicts = (item.verdict for item in journal.items())
+        return verdicts if judged is None else (with_judge(verdict, judged) for verdict in verdicts)
 
     return certificate, tally, samples
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from benchmarks.certify.certificate import certificate_bytes, certify_file, iter_certify
+from benchmarks.certify.certificate import certificate_bytes, certify_file, iter_certify, with_unique
 from benchmarks.certify.journal import VerdictJournal, journal_key, journal_path
 from benchmarks.certify.replay import read_dataset, recorded_env_refs
 from benchmarks.certify.sandboxes import SandboxProvider
@@ -32,10 +32,10 @@ def killed_run(data: Path, target: Path, checked: int, tail: bytes = b"") -> Pat
     journal = VerdictJournal(journal_path(target), journal_key(dataset.sha256, refs))
     journal.open()
     with SandboxProvider("inprocess", refs) as provider:
-        for index, item in enumerate(iter_certify(dataset, provider)):
+        for index, (item, verdict) in enumerate(with_unique(iter_certify(dataset, provider))):
             if index == checked:
                 break
-            journal.add(item)
+            journal.add(item, verdict)
     assert journal._file is not None
     journal._file.write(tail)
     journal._file.close()  # as a kill leaves it: not removed
@@ -80,6 +80,7 @@ def test_without_resume_a_leftover_journal_is_replaced_not_trusted(dataset_path:
     partial = killed_run(dataset_path, target, 4)
     # a forged verdict in it: the plain command must not read it
     forged = partial.read_text().replace('"ok":true', '"ok":false', 1)
+    assert forged != partial.read_text()
     partial.write_text(forged)
     code, output = certify(str(dataset_path), "-o", str(target))
     assert code == 0, output

@@ -83,6 +83,9 @@ def test_cli_judge_records_replays_and_a_cache_miss_exits_2(
     result = CliRunner().invoke(app, ["certify", str(dataset_path), "--judge", MODEL, "--cache", str(cache),
                                       "--replay-only", "-o", str(second)])
     assert result.exit_code == 1 and second.read_bytes() == first.read_bytes()
+    # the command writes from its journal what the library builds in memory
+    assert first.read_bytes() == certificate_bytes(
+        certify_file(dataset_path, judge=chat(judge_server, cache, replay_only=True)))
     # bad input: a replay-only run with an empty cache has nothing to replay
     result = CliRunner().invoke(app, ["certify", str(dataset_path), "--judge", MODEL, "--cache",
                                       str(tmp_path / "empty"), "--replay-only", "-o", str(second)])
