@@ -4,8 +4,8 @@ that file at the end; ``--resume`` continues a run that was killed from its last
 
 What a caller may rely on:
 
-* **Flat memory.** A sample's check (about 1.7 KB as objects) is written, not kept: what stays
-  in memory per sample is its id and seed (the unique check) and, with a judge, its verdict.
+* **Flat memory.** A sample's checks (2-3 KB as objects) are written, not kept: what stays in
+  memory per sample is its id and seed (the unique check) and, with a judge, the judge's result.
 * **Crash-safe.** The file is a header line (``kind``, ``key``) and one JSON line per sample, in
   file order, each written whole and flushed; a kill at any moment leaves every line before the
   last one whole, and a torn last line is ignored. The certificate itself is written atomically
@@ -14,7 +14,10 @@ What a caller may rely on:
   sha256, the environments asked for, and the versions and source digests of the code that
   checks. A journal under another key, or whose samples were checked against environment
   fingerprints other than the installed ones, is not resumed: the run starts over. The trace
-  check of resumed samples is made again against the sidecar as it is now.
+  and unique checks of resumed samples are made again (the trace against the sidecar as it is now).
+* **One run at a time.** Each run writes its own ``.next`` file until it holds what it resumed;
+  a run whose journal another run replaced meanwhile (the same certificate path) stops with an
+  error when it reads the journal back, instead of writing a certificate of another run's lines.
 * **Opt-in.** A journal is a file beside the certificate, so whoever can write there can forge
   one: it is read only with ``--resume`` (the user's own killed run); without it a leftover
   journal is replaced.
@@ -75,7 +78,7 @@ class VerdictJournal:
 
     def __init__(self, path: Path, key: str) -> None:
         self.path, self.key = path, key
-        self._next = path.with_name(path.name + ".next")
+        self._next = path.with_name(f"{path.name}.{os.getpid()}.next")
         self._file: IO[bytes] | None = None
         self._written = 0
         self._keep = 0  # lines of the journal at `path` to copy before the new one replaces it
@@ -136,9 +139,17 @@ class VerdictJournal:
             self._file = None
         self._next.unlink(missing_ok=True)  # a run that stopped before it had copied what it resumed
 
-    def items(self) -> Iterator[CheckedSample]:
-        """Every sample's check this run wrote, in file order, read back one at a time."""
-        return self._read(self.path)
+    def items(self, expected: int) -> Iterator[CheckedSample]:
+        """Every sample's checks this run wrote (``expected`` of them), in file order, read back
+        one at a time; :class:`BenchmarkError` at the end when the journal holds another number
+        (another run replaced it meanwhile)."""
+        count = 0
+        for item in self._read(self.path):
+            count += 1
+            yield item
+        if count != expected:
+            raise BenchmarkError(f"{self.path}: the journal holds {count} of this run's {expected} samples: "
+                                 "another run replaced it meanwhile; run certify again, one run at a time")
 
     def remove(self) -> None:
         self.close()

@@ -220,12 +220,12 @@ def _streamed_certificate(journal: Any, tally: Any, dataset: Any, judged: Any, j
         raise BenchmarkError(f"{journal.path}: {tally.count} of the {len(dataset.lines)} samples were checked")
     if judged is not None:
         tally = Tally()
-        for item in journal.items():
+        for item in journal.items(len(dataset.lines)):
             tally.add(item, with_judge(item.verdict, judged))
     certificate = tally.certificate(dataset.sha256, judge, dataset.traces_sha256, [])
 
     def samples() -> Any:
-        verdicts = (item.verdict for item in journal.items())
+        verdicts = (item.verdict for item in journal.items(certificate.sample_count))
         return verdicts if judged is None else (with_judge(verdict, judged) for verdict in verdicts)
 
     return certificate, tally, samples

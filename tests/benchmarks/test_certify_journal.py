@@ -72,7 +72,7 @@ def test_resume_continues_a_killed_run_past_a_torn_line(dataset_path: Path, tmp_
     assert code == 0, output
     assert "resumed: 3 sample(s)" in output
     assert target.read_bytes() == certificate_bytes(certify_file(dataset_path))
-    assert not partial.exists() and not partial.with_name(partial.name + ".next").exists()
+    assert not partial.exists() and not list(tmp_path.glob("*.next")), "neither journal is left"
 
 
 def test_without_resume_a_leftover_journal_is_replaced_not_trusted(dataset_path: Path, tmp_path: Path) -> None:
@@ -167,3 +167,20 @@ def test_the_journal_key_changes_with_any_source_file_of_the_checking_code(tmp_p
     walk = copy / "datagen" / "walk.py"  # far from simulator.environments, which the fingerprint covers
     walk.write_text(walk.read_text() + "\n# a change\n")
     assert _sources_sha256(copy) != _sources_sha256(package)
+
+
+def test_a_journal_another_run_replaced_meanwhile_is_an_error_not_a_certificate(
+        dataset_path: Path, tmp_path: Path) -> None:
+    from benchmarks.certify.errors import BenchmarkError
+
+    target = tmp_path / "c.json"
+    killed_run(dataset_path, target, 3)
+    mine = VerdictJournal(journal_path(target), journal_key(read_dataset(dataset_path).sha256,
+                                                            recorded_env_refs(read_dataset(dataset_path))))
+    assert len(list(mine.items(3))) == 3
+    # bad input: a second run, of other data, writing the same certificate, replaced the journal
+    theirs = VerdictJournal(journal_path(target), "another run's key")
+    theirs.open()
+    theirs.close()
+    with pytest.raises(BenchmarkError, match="holds 0 of this run's 3 samples"):
+        list(mine.items(3))
