@@ -153,7 +153,7 @@ def certify_command(
         journal = VerdictJournal(journal_path(target), journal_key(dataset.sha256, refs))
         stack.callback(journal.close)
         with SandboxProvider(backend, refs) as provider, _progress() as progress:
-            done = _resumable(journal, provider, target) if resume else _discarded(journal)
+            done = _resumable(journal, provider) if resume else _discarded(journal)
             journal.open(keep=done)
             task = progress.add_task("certifying", total=len(dataset.lines), completed=done)
             tally = Tally()
@@ -169,15 +169,16 @@ def certify_command(
         journal.close()
         certificate, tally, samples = _streamed_certificate(journal, tally, dataset, judged, judge or "")
         write_lines_atomic(target, (text.encode() for text in certificate_text(certificate, samples())))
-        if json_out:  # from the journal, again: before it goes
-            sys.stdout.writelines(certificate_text(certificate, samples()))
         journal.remove()
-    if not json_out:
+    if json_out:  # the file just written, a line at a time
+        with open(target, encoding="utf-8") as written:
+            sys.stdout.writelines(written)
+    else:
         _print_certificate(certificate, tally, target)
     raise typer.Exit(0 if certificate.ok else 1)
 
 
-def _resumable(journal: Any, provider: Any, target: Path) -> int:
+def _resumable(journal: Any, provider: Any) -> int:
     """How many samples the journal of an earlier run holds, when they were checked against the
     environments installed now (else 0: the run starts over, saying why)."""
     from simulator.canonical import canonical_json

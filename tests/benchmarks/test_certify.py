@@ -219,6 +219,7 @@ def test_cli_json_exit_codes_and_certificate_file(dataset_path: Path, tmp_path: 
     printed = json.loads(result.stdout)
     assert printed["pass_rate"] == 1.0 and len(printed["samples"]) == 8
     assert out.read_bytes() == certificate_bytes(certify_file(dataset_path))
+    assert result.stdout == out.read_text(), "--json prints the certificate's own text"
 
     records = lines_of(dataset_path)
     records[1]["chains"][0]["steps"][0]["status"] = 299
