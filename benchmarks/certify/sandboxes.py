@@ -176,9 +176,15 @@ class SandboxProvider:
         return toolbox
 
     def fingerprint(self, key: EnvKey) -> dict[str, Any]:
-        """The fingerprint a sample replayed on (name, seed) is checked against (its sandbox
-        started if need be); SimulatorError when the environment is not installed."""
-        self.environment(key)
+        """The fingerprint a sample replayed on (name, seed) is checked against; SimulatorError
+        when the environment is not installed. In process, from the environment (no simulator is
+        built: a driver whose workers replay needs none); otherwise its sandbox's, started if
+        need be."""
+        env = self.environment(key)
+        if self.backend == "inprocess" and key not in self._sandboxes:
+            from simulator.sandboxes.inprocess import InProcessSandbox
+
+            return InProcessSandbox.fingerprint_of(env)
         self.prepare([key])
         return self._sandboxes[key].fingerprint()
 

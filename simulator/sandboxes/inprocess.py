@@ -24,6 +24,11 @@ class InProcessSandbox:
         self.name = env.name
         self.env = env
 
+    @staticmethod
+    def fingerprint_of(env: Environment, *, auth: str = "off") -> dict[str, Any]:
+        """What :meth:`fingerprint` of a sandbox of ``env`` returns, without building its simulator."""
+        return Simulator.fingerprint_of(env, auth)
+
     def fingerprint(self) -> dict[str, Any]:
         return self.simulator.fingerprint()
 

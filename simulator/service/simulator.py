@@ -86,13 +86,18 @@ class Simulator:
         self.authenticator: Authenticator | None = None
         if auth == "enforce":
             self.authenticator = Authenticator(env.spec.security_schemes, credentials or {}, env.name)
-        self._fingerprint = env.fingerprint()
-        self._fingerprint["auth"] = auth
+        self._fingerprint = self.fingerprint_of(env, auth)
 
     # -- sessions -------------------------------------------------------------------------
 
     def fingerprint(self) -> dict[str, Any]:
         return dict(self._fingerprint)
+
+    @staticmethod
+    def fingerprint_of(env: Environment, auth: str) -> dict[str, Any]:
+        """The fingerprint a simulator of ``env`` with ``auth`` reports, without building one
+        (compiling a large spec's operations takes a while)."""
+        return {**env.fingerprint(), "auth": auth}
 
     def session(self, name: str = DEFAULT_SESSION) -> Session:
         """The live session (created on first use); :class:`SessionGone` once evicted."""

@@ -184,3 +184,14 @@ def test_a_journal_another_run_replaced_meanwhile_is_an_error_not_a_certificate(
     theirs.close()
     with pytest.raises(BenchmarkError, match="holds 0 of this run's 3 samples"):
         list(mine.items(3))
+
+
+@pytest.mark.parametrize("name", ["adafruit", "baskets", "crm"])
+def test_the_fingerprint_resume_compares_is_the_sandboxs_without_building_one(name: str) -> None:
+    with SandboxProvider("inprocess") as provider:
+        cheap = provider.fingerprint((name, 7))
+        assert provider._sandboxes == {}  # the driver of a resumed run compiles no simulator
+        provider.prepare([(name, 7)])
+        assert provider._sandboxes[(name, 7)].fingerprint() == cheap
+        assert provider.fingerprint((name, 7)) == cheap
+    assert cheap["env"] == name and cheap["seed"] == 7 and cheap["auth"] == "off"
