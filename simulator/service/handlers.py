@@ -130,7 +130,10 @@ class Handlers:
         return hit
 
     def respond(self, op: Operation, status: int, hint: Any, seed: str, *, inputs: dict[str, Any] | None = None,
-                res: Resource | None = None) -> Outcome:
+                res: Resource | None = None, new_key: str | None = None) -> Outcome:
+        """``new_key``: the key a create made up and stored its record under, answered in the
+        response's ``id`` (or item path parameter's) member when the record has no id field to
+        carry it (``POST /bin`` answering ``{"id": ...}`` while the bin is free-form JSON)."""
         media, schema = self.media(op, status)
         if media is None or schema is None:
             return Outcome(status, NO_BODY)
@@ -142,8 +145,22 @@ class Handlers:
             hint = self.public(res, hint)
             if not plain:
                 hint = wrap_record(schema, hint, res.id_field, res.name, status)
+            if new_key is not None and not res.id_field and isinstance(hint, dict):
+                hint = self._with_new_key(schema, hint, res, new_key)
         body = self.shaper.conform(schema, schema, hint, seed, inputs=inputs, hide_secrets=res is not None)
         return Outcome(status, body, media)
+
+    def _with_new_key(self, schema: JSONSchema, hint: Record, res: Resource, new_key: str) -> Record:
+        """``hint`` with ``new_key`` in its top-level member named like the id (the item path's
+        parameter, else ``id``) where the response has one that admits it and the hint has none."""
+        props = object_properties(schema, deref(schema, schema))
+        for name in dict.fromkeys((res.id_param, "id")):
+            if name and name in props and name not in hint:
+                if self.shaper.is_valid(schema, props[name], new_key):
+                    return {**hint, name: new_key}
+                if new_key.isdigit() and self.shaper.is_valid(schema, props[name], int(new_key)):
+                    return {**hint, name: int(new_key)}
+        return hint
 
     def public(self, res: Resource, record: Record) -> Record:
         """A stored record as responses may show it: without its ``writeOnly`` and secret fields."""
@@ -301,23 +318,24 @@ class Handlers:
         written = self.written(res, parsed)
         seed = f"{self.seed}|create|{res.name}|{session.writes}"
         hint = dict(written)
+        made = False  # whether the id is this create's own (the client learns it from the answer)
         if res.id_param and res.id_param in parsed.path_params:  # PUT/POST /baskets/{name}
             raw: Any = parsed.path_params[res.id_param]
             hint = self.identify(res, hint, raw)
         elif res.id_field and written.get(res.id_field) not in (None, ""):  # a client-given id is kept
             raw = written[res.id_field]
         elif res.id_type == "integer":
-            raw = session.next_integer_id(self.world, res, scope)
+            raw, made = session.next_integer_id(self.world, res, scope), True
             hint = self.identify(res, hint, raw)
         else:
-            raw = self.world.new_id(res, seed, lambda key: session.has(self.world, res, scope, key))
+            raw, made = self.world.new_id(res, seed, lambda key: session.has(self.world, res, scope, key)), True
             hint = self.identify(res, hint, raw)
         record = self._store(session, res, hint, written, seed, _CREATED + _UPDATED)
         key = id_key(record.get(res.id_field, raw) if res.id_field else raw)
         if any(r.status == "409" for r in op.responses) and session.find(self.world, res, scope, key) is not None:
             raise Conflict(f"{res.name} {key!r} already exists")
         session.put(res, scope, key, record)
-        return self.respond(op, self.success(op, preferred), record, seed, res=res)
+        return self.respond(op, self.success(op, preferred), record, seed, res=res, new_key=key if made else None)
 
     def _store(self, session: Session, res: Resource, hint: Record, written: Record, seed: str,
                stamps: tuple[str, ...]) -> Record:

@@ -3,7 +3,11 @@
 The *world* is a pure, memoised function of the environment: for a collection (and, for a
 nested collection, the values of its parent parameters) it yields the same fixture records
 every time. A *session* only stores what its requests changed (the overlay), so reads never
-change a session's state hash and a fresh session costs nothing.
+change a session's state hash and a fresh session costs nothing. A fixture whose record schema
+admits no value the generator finds (a spec's own contradiction: powerdns 3.1's search results
+put ``additionalProperties: false`` beside a ``oneOf`` of objects, so ``{}``, the one object it
+allows, matches every branch) is not made: the collection has fewer fixtures, or none, rather
+than failing every request that reads it.
 
 The state hash is a canonical digest of the overlay and the write counter (see
 :class:`Session`); reads never change it.
@@ -16,6 +20,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from simulator.canonical import canonical_json, sha256_hex
+from simulator.datagen.plan import GenerationError
 from simulator.environments.resources import Resource
 from simulator.errors import SessionFull
 from simulator.spec.model import JSONSchema
@@ -151,7 +156,10 @@ class World:
             seed = f"{self.seed}|fixture|{res.store}|{key[1]}|{i}"
             id_value: Any = i + 1 if res.id_type == "integer" else None
             for attempt in range(_ID_ATTEMPTS):
-                k, record = self._make_record(res, scope, f"{seed}|{attempt}", id_value)
+                try:
+                    k, record = self._make_record(res, scope, f"{seed}|{attempt}", id_value)
+                except GenerationError:
+                    break  # a record schema that admits no value found: see the module docstring
                 if k not in records:
                     records[k] = record
                     break
@@ -182,9 +190,15 @@ class World:
                 id_value: Any = i + 1 if res.id_type == "integer" else None
                 for attempt in range(_ID_ATTEMPTS):  # as base() dedupes
                     attempt_seed = f"{seed}|{attempt}"
-                    k = fixture_key(self, res, scope, attempt_seed, id_value)
+                    try:
+                        k = fixture_key(self, res, scope, attempt_seed, id_value)
+                    except GenerationError:
+                        k = None  # the whole record decides, as in base()
                     if k is None:
-                        k = self._make_record(res, scope, attempt_seed, id_value)[0]
+                        try:
+                            k = self._make_record(res, scope, attempt_seed, id_value)[0]
+                        except GenerationError:
+                            break  # as base() skips it
                     if k not in found:
                         found[k] = i
                         break

@@ -488,3 +488,53 @@ def test_a_shared_store_reads_the_same_whichever_path_a_client_reads_first(api: 
         assert first.call("GET", path).body == other_first.call("GET", path).body, path
     # made from the store's own resource (/products: any string), which a v2 read no longer changes
     assert not any("@" in item["contact"] for item in first.call("GET", "/products").json())
+
+
+# -- a create whose record has no id field (extendsclass json-storage ``POST /bin``) -------------
+
+BINS = spec({
+    "/bin": {"post": {"operationId": "post_bin", "responses": answer("200", ref("CreateStatus"))}},
+    "/bin/{id}": {
+        "parameters": [path_param("id")],
+        "get": {"operationId": "get_bin", "responses": {**answer("200", {"type": "object"}), **answer("404")}},
+        "delete": {"operationId": "delete_bin", "responses": answer("200", ref("Status"))},
+    },
+}, {"CreateStatus": {"type": "object", "properties": {"id": STR, "status": INT, "uri": STR}},
+    "Status": {"type": "object", "properties": {"status": INT}}})
+
+
+def test_a_create_answers_the_key_of_a_record_without_an_id_field_and_it_reads(api: Callable[..., Api]) -> None:
+    bins = api(BINS)
+    created = bins.call("POST", "/bin")
+    assert created.status == 200, created.body
+    new_id = orjson.loads(created.body)["id"]  # was {}: nothing named the bin it made
+    assert isinstance(new_id, str) and new_id
+    assert bins.call("GET", f"/bin/{new_id}").status == 200
+    assert bins.call("DELETE", f"/bin/{new_id}").status == 200
+    assert bins.call("GET", f"/bin/{new_id}").status == 404
+    second = orjson.loads(bins.call("POST", "/bin").body)["id"]
+    assert second != new_id and bins.call("GET", f"/bin/{second}").status == 200
+
+
+# -- a record schema no value satisfies (powerdns-auth 3.1 ``searchData``) ----------------------
+
+ZONE = {"type": "object", "additionalProperties": False, "properties": {"name": STR, "zone_id": STR}}
+RECORD = {"type": "object", "additionalProperties": False, "properties": {"name": STR, "ttl": INT}}
+SEARCH = spec({
+    "/servers/{server_id}/search-data": {
+        "parameters": [path_param("server_id")],
+        "get": {"operationId": "searchData", "parameters": [{"name": "q", "in": "query", "required": True,
+                                                             "schema": STR}],
+                "responses": answer("200", {"type": "array", "items": ref("SearchResult")})},
+    },
+}, {"Zone": ZONE, "Record": RECORD,
+    # only {} passes the outer additionalProperties, and {} matches both branches: oneOf fails
+    "SearchResult": {"type": "object", "additionalProperties": False, "oneOf": [ref("Zone"), ref("Record")]}})
+
+
+def test_a_collection_whose_records_no_value_satisfies_lists_none(api: Callable[..., Api]) -> None:
+    search = api(SEARCH)
+    for server in ("localhost", "other"):
+        found = search.sim.handle(SimRequest("GET", f"/servers/{server}/search-data", (("q", "a"),), (), b""))
+        assert found.status == 200, found.body  # was a 500: every fixture failed to generate
+        assert orjson.loads(found.body) == []
