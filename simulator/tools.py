@@ -18,7 +18,7 @@ import orjson
 
 from simulator.canonical import json_bytes
 from simulator.messages import SimRequest, SimResponse
-from simulator.service.validation import media_kind
+from simulator.service.validation import media_kind, sent_media
 from simulator.spec.model import JSONSchema, Operation, Spec
 from simulator.spec.navigation import deref, object_properties, required_properties
 
@@ -255,6 +255,7 @@ def build_request(tool: Tool, arguments: dict[str, Any], base_path: str = "") ->
 
 def _encode_body(media_type: str, body: Any, headers: list[tuple[str, str]]) -> bytes:
     """``body`` encoded as ``media_type`` says, with its content-type header added to ``headers``."""
+    media_type = sent_media(media_type)
     kind = media_kind(media_type)
     if kind == "form" and isinstance(body, dict):
         content = urlencode(_form_pairs(body)).encode()
@@ -266,8 +267,7 @@ def _encode_body(media_type: str, body: Any, headers: list[tuple[str, str]]) -> 
     else:
         content = orjson.dumps(body)
     if kind != "multipart":
-        headers.append(("content-type", media_type if kind != "json" or "*" not in media_type
-                        else "application/json"))
+        headers.append(("content-type", media_type))
     return content
 
 def _query_pairs(b: ArgBinding, value: Any) -> list[tuple[str, str]]:

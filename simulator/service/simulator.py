@@ -30,7 +30,7 @@ from .auth import Authenticator, RequestCredentials
 from .handlers import NO_BODY, Conflict, Handlers, NotFound, Outcome, choose_media, documented
 from .routing import Router
 from .shaping import Shaper
-from .validation import CompiledOperation, Problem, UnsupportedMediaType, media_kind
+from .validation import CompiledOperation, Problem, UnsupportedMediaType, media_kind, sent_media
 from .writes import WriteRefused
 
 log = logging.getLogger(__name__)
@@ -224,7 +224,7 @@ class Simulator:
             if produced is not None:
                 headers.insert(0, ("content-type", produced))
             return SimResponse(outcome.status, tuple(headers), b"")
-        media = outcome.media_type or "application/json"
+        media = sent_media(outcome.media_type or "application/json")
         kind = media_kind(media)
         if kind == "json":
             body = json_bytes(outcome.body)

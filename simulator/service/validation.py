@@ -300,6 +300,15 @@ def parse_json(body: bytes) -> Any:
     return json.loads(body)
 
 
+_RANGES = {"*/*": "application/json", "application/*": "application/json", "text/*": "text/plain"}
+
+
+def sent_media(media: str) -> str:
+    """The ``Content-Type`` a body documented under ``media`` is sent with: ``media``, or for a
+    media range (``*/*`` is for ``Accept``; a message names one type) the type of what is sent."""
+    return _RANGES.get(media.lower(), media)
+
+
 def media_kind(media: str) -> str:
     media = media.lower()
     if media == "application/x-www-form-urlencoded":

@@ -538,3 +538,22 @@ def test_a_collection_whose_records_no_value_satisfies_lists_none(api: Callable[
         found = search.sim.handle(SimRequest("GET", f"/servers/{server}/search-data", (("q", "a"),), (), b""))
         assert found.status == 200, found.body  # was a 500: every fixture failed to generate
         assert orjson.loads(found.body) == []
+
+
+# -- a response documented under a media range (xkcd: ``*/*``) ------------------------------------
+
+COMICS = spec({
+    "/{comicId}/info.0.json": {
+        "parameters": [path_param("comicId", {"type": "number"})],
+        "get": {"operationId": "comic", "responses": {"200": {"description": "ok", "content": {
+            "*/*": {"schema": {"type": "object", "properties": {"title": STR, "num": INT}}}}}}},
+    },
+})
+
+
+def test_a_response_documented_as_any_type_says_it_is_json(api: Callable[..., Api]) -> None:
+    found = api(COMICS).call("GET", "/42/info.0.json")
+    assert found.status == 200
+    # was "*/*", a range for Accept, not a type: clients (and the generator's facts) took it for no JSON
+    assert dict(found.headers)["content-type"] == "application/json"
+    assert isinstance(orjson.loads(found.body), dict)
