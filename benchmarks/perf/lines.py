@@ -18,11 +18,13 @@ What it does, and what the figures are:
    ``k`` is generated sample ``k mod n`` with seed ``k``; its trace line takes the seed, and
    ``trace_sha256`` and the id are computed again), so every line is a valid, distinct sample
    and certifies: the replay of a sample does not depend on its seed (a fresh session per line).
-4. ``toolgrad certify`` runs on each as a child process (default workers); two peak RSS figures:
-   ``ru_maxrss`` of that child (``os.wait4``: the largest process of its tree, with workers a
-   worker) and the driver's own (``VmHWM`` in ``/proc/<pid>/status``, a high-water mark read
-   every 0.1 s until it exits; absent where there is no ``/proc``); its wall time beside them. With ``--gb`` a dataset of that
-   many GB is certified too (slow: it replays every step; hours on a loaded 2-core machine).
+4. ``toolgrad certify`` runs on each as a child process (default workers); two peak RSS figures,
+   read from ``/proc`` (``VmHWM``, a high-water mark, of every process of its tree, every 0.05 s
+   until it exits; absent where there is no ``/proc``): the driver's own and the largest other
+   process's (a worker). Not ``ru_maxrss`` from ``wait4``: Linux carries the spawning process's
+   RSS into it across ``exec``, so it showed this script's own memory (120-170 MiB, the
+   datasets it had built), not certify's. With ``--gb`` a dataset of that many GB is certified
+   too (slow: it replays every step; hours on a loaded 2-core machine).
 """
 
 from __future__ import annotations
@@ -133,22 +135,34 @@ def scale(base: Path, out: Path, samples: int | None = None, gigabytes: float | 
     return written
 
 
-def _watch_hwm(pid: int, done: threading.Event, seen: list[float]) -> None:
-    """Append process ``pid``'s ``VmHWM`` (MiB) to ``seen`` every 0.1 s until ``done`` or it
-    is gone (a zombie's status has no ``VmHWM``; the mark only rises, so the last one read is
-    the peak up to then)."""
-    status = Path(f"/proc/{pid}/status")
-    while not done.wait(0.1):
+def _tree(root: int) -> list[int]:
+    """``root`` and its descendants now (``/proc/<pid>/task/<tid>/children``)."""
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
         try:
-            text = status.read_text()
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as fh:
+                    todo.extend(int(child) for child in fh.read().split())
         except OSError:
-            return
-        for row in text.splitlines():
-            if row.startswith("VmHWM:"):
-                seen.append(int(row.split()[1]) / 1024)
-                break
-        else:
-            return
+            continue
+    return found
+
+
+def _watch_hwm(root: int, done: threading.Event, peaks: dict[int, float]) -> None:
+    """``peaks``: each process of ``root``'s tree -> its ``VmHWM`` (MiB), read every 0.05 s
+    until ``done`` (the mark only rises, so the last one read is the peak up to then)."""
+    while not done.wait(0.05):
+        for pid in _tree(root):
+            try:
+                text = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            for row in text.splitlines():
+                if row.startswith("VmHWM:"):
+                    peaks[pid] = max(peaks.get(pid, 0.0), int(row.split()[1]) / 1024)
+                    break
 
 
 def certify_child(path: Path) -> dict[str, Any]:
@@ -158,17 +172,17 @@ def certify_child(path: Path) -> dict[str, Any]:
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks.cli.app", "--quiet", "certify", str(path),
                              "-o", str(cert)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    driver: list[float] = []
+    peaks: dict[int, float] = {}
     done = threading.Event()
-    watcher = threading.Thread(target=_watch_hwm, args=(proc.pid, done, driver), daemon=True)
+    watcher = threading.Thread(target=_watch_hwm, args=(proc.pid, done, peaks), daemon=True)
     watcher.start()
-    _, status, usage = os.wait4(proc.pid, 0)
+    code = proc.wait()
     wall = time.perf_counter() - started
     done.set()
     watcher.join()
-    code = os.waitstatus_to_exitcode(status)
-    result: dict[str, Any] = {"bytes": path.stat().st_size, "peak_rss_mib": usage.ru_maxrss / 1024,
-                              "driver_rss_mib": driver[-1] if driver else None,
+    others = [peak for pid, peak in peaks.items() if pid != proc.pid]
+    result: dict[str, Any] = {"bytes": path.stat().st_size, "driver_rss_mib": peaks.get(proc.pid),
+                              "worker_rss_mib": max(others) if others else None,
                               "wall_seconds": wall, "exit": code}
     if cert.is_file():
         data = orjson.loads(cert.read_bytes())
@@ -230,20 +244,23 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         print(f"  {key:<30} {size:>9,.0f}")
     if not runs:
         return 0
-    print("toolgrad certify, peak RSS in MiB of its driver and of its largest process "
+    print("toolgrad certify, peak RSS in MiB of its driver and of its largest other process, a worker "
           "(samples repeated with distinct seeds):")
-    print(f"  {'samples':>8} {'MB':>9} {'driver':>8} {'largest':>8} {'passed':>8} {'wall s':>8}")
+    print(f"  {'samples':>8} {'MB':>9} {'driver':>8} {'worker':>8} {'passed':>8} {'wall s':>8}")
+
+    def mib(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
     for run in runs:
-        driver = "-" if run.get("driver_rss_mib") is None else f"{run['driver_rss_mib']:.1f}"
-        print(f"  {run.get('samples', 0):>8} {run['bytes'] / 1e6:>9.1f} {driver:>8} {run['peak_rss_mib']:>8.1f} "
-              f"{run.get('passed', 0):>8} {run['wall_seconds']:>8.1f}" + (f"  exit {run['exit']}" if run['exit'] else ""))
+        print(f"  {run.get('samples', 0):>8} {run['bytes'] / 1e6:>9.1f} {mib(run['driver_rss_mib']):>8} "
+              f"{mib(run['worker_rss_mib']):>8} {run.get('passed', 0):>8} {run['wall_seconds']:>8.1f}"
+              + (f"  exit {run['exit']}" if run['exit'] else ""))
     if len(runs) >= 2 and runs[0]["bytes"]:
         first, last = runs[0], runs[-1]
-        grew = [f"largest {last['peak_rss_mib'] - first['peak_rss_mib']:+.1f} MiB"]
-        if first.get("driver_rss_mib") is not None and last.get("driver_rss_mib") is not None:
-            grew.insert(0, f"driver {last['driver_rss_mib'] - first['driver_rss_mib']:+.1f} MiB")
-        print(f"  RSS from the first to the last: {', '.join(grew)} for {(last['bytes'] - first['bytes']) / 1e6:.1f} "
-              f"MB more data ({last['bytes'] / first['bytes']:.1f}x the bytes)")
+        grew = [f"{role} {last[key] - first[key]:+.1f} MiB" for role, key in (("driver", "driver_rss_mib"),
+                ("worker", "worker_rss_mib")) if first[key] is not None and last[key] is not None]
+        print(f"  RSS from the first to the last: {', '.join(grew) or 'not read (no /proc)'} for "
+              f"{(last['bytes'] - first['bytes']) / 1e6:.1f} MB more data ({last['bytes'] / first['bytes']:.1f}x the bytes)")
     return 0
 
 
