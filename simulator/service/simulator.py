@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from simulator.canonical import canonical_json, json_bytes, pointer_tokens
+from simulator.datagen.plan import GenerationError
 from simulator.environments.environment import Environment
 from simulator.environments.resources import ResourceModel, infer_resources
 from simulator.errors import SessionFull, SessionGone
@@ -130,6 +131,11 @@ class Simulator:
             resp = self._mock(dataclasses.replace(req, method="GET") if head else req, state)
         except SessionFull as exc:
             resp = problem_response(507, "Insufficient Storage", str(exc))
+        except GenerationError as exc:  # the spec's schema for the answer admits no value found
+            log.error("%s %s: the spec's response schema admits no value the simulator could find: %s",
+                      req.method, req.path, exc)
+            resp = problem_response(500, "No valid response", "the spec's schema for this response admits no "
+                                    f"value the simulator could find ({exc})")
         except Exception:  # a simulator bug: say so, never a traceback (nor its text) to the client
             log.exception("simulator error on %s %s", req.method, req.path)
             resp = problem_response(500, "Simulator error", "an internal error; the server log has the details")

@@ -557,3 +557,20 @@ def test_a_response_documented_as_any_type_says_it_is_json(api: Callable[..., Ap
     # was "*/*", a range for Accept, not a type: clients (and the generator's facts) took it for no JSON
     assert dict(found.headers)["content-type"] == "application/json"
     assert isinstance(orjson.loads(found.body), dict)
+
+
+def test_an_answer_no_value_satisfies_is_a_500_that_names_the_spec_not_a_traceback(
+        api: Callable[..., Api], caplog: pytest.LogCaptureFixture) -> None:
+    # bad input: the spec itself, whose one answer for this POST no value satisfies (as SEARCH's items)
+    broken = api(spec({"/servers/{server_id}/summary": {
+        "parameters": [path_param("server_id")],
+        "post": {"operationId": "summarise", "responses": answer("200", ref("SearchResult"))}}},
+        {"Zone": ZONE, "Record": RECORD,
+         "SearchResult": {"type": "object", "additionalProperties": False, "oneOf": [ref("Zone"), ref("Record")]}}))
+    with caplog.at_level("ERROR", logger="simulator"):
+        found = broken.call("POST", "/servers/localhost/summary")
+    assert found.status == 500
+    problem = orjson.loads(found.body)
+    assert problem["title"] == "No valid response" and "oneOf" in problem["detail"]
+    assert [r.exc_info for r in caplog.records] == [None]  # one line in the log, no traceback
+    assert "admits no value" in caplog.records[0].getMessage()
