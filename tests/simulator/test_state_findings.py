@@ -520,6 +520,8 @@ def test_a_create_answers_the_key_of_a_record_without_an_id_field_and_it_reads(a
 
 ZONE = {"type": "object", "additionalProperties": False, "properties": {"name": STR, "zone_id": STR}}
 RECORD = {"type": "object", "additionalProperties": False, "properties": {"name": STR, "ttl": INT}}
+# only {} passes the outer additionalProperties, and {} matches both branches: oneOf fails
+SEARCH_RESULT = {"type": "object", "additionalProperties": False, "oneOf": [ref("Zone"), ref("Record")]}
 SEARCH = spec({
     "/servers/{server_id}/search-data": {
         "parameters": [path_param("server_id")],
@@ -527,9 +529,7 @@ SEARCH = spec({
                                                              "schema": STR}],
                 "responses": answer("200", {"type": "array", "items": ref("SearchResult")})},
     },
-}, {"Zone": ZONE, "Record": RECORD,
-    # only {} passes the outer additionalProperties, and {} matches both branches: oneOf fails
-    "SearchResult": {"type": "object", "additionalProperties": False, "oneOf": [ref("Zone"), ref("Record")]}})
+}, {"Zone": ZONE, "Record": RECORD, "SearchResult": SEARCH_RESULT})
 
 
 def test_a_collection_whose_records_no_value_satisfies_lists_none(api: Callable[..., Api]) -> None:
@@ -565,8 +565,7 @@ def test_an_answer_no_value_satisfies_is_a_500_that_names_the_spec_not_a_traceba
     broken = api(spec({"/servers/{server_id}/summary": {
         "parameters": [path_param("server_id")],
         "post": {"operationId": "summarise", "responses": answer("200", ref("SearchResult"))}}},
-        {"Zone": ZONE, "Record": RECORD,
-         "SearchResult": {"type": "object", "additionalProperties": False, "oneOf": [ref("Zone"), ref("Record")]}}))
+        {"Zone": ZONE, "Record": RECORD, "SearchResult": SEARCH_RESULT}))
     with caplog.at_level("ERROR", logger="simulator"):
         found = broken.call("POST", "/servers/localhost/summary")
     assert found.status == 500
