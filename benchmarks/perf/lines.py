@@ -169,17 +169,22 @@ def certify_child(path: Path) -> dict[str, Any]:
     """``toolgrad certify`` on ``path`` in a child process: its peak RSS (MiB), wall seconds,
     exit code and the certificate's counts."""
     cert = path.with_name(path.stem + ".certificate.json")
-    started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.cli.app", "--quiet", "certify", str(path),
-                             "-o", str(cert)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peaks: dict[int, float] = {}
-    done = threading.Event()
-    watcher = threading.Thread(target=_watch_hwm, args=(proc.pid, done, peaks), daemon=True)
-    watcher.start()
-    code = proc.wait()
-    wall = time.perf_counter() - started
-    done.set()
-    watcher.join()
+    # stderr to a file, not a pipe: a child that wrote more than a pipe holds would block on it
+    # while this process waits for it to end
+    with tempfile.TemporaryFile() as stderr:
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.cli.app", "--quiet", "certify", str(path),
+                                 "-o", str(cert)], stdout=subprocess.DEVNULL, stderr=stderr)
+        peaks: dict[int, float] = {}
+        done = threading.Event()
+        watcher = threading.Thread(target=_watch_hwm, args=(proc.pid, done, peaks), daemon=True)
+        watcher.start()
+        code = proc.wait()
+        wall = time.perf_counter() - started
+        done.set()
+        watcher.join()
+        stderr.seek(max(0, stderr.seek(0, os.SEEK_END) - 2000))
+        errors = stderr.read().decode(errors="replace")[-500:]
     others = [peak for pid, peak in peaks.items() if pid != proc.pid]
     result: dict[str, Any] = {"bytes": path.stat().st_size, "driver_rss_mib": peaks.get(proc.pid),
                               "worker_rss_mib": max(others) if others else None,
@@ -188,8 +193,8 @@ def certify_child(path: Path) -> dict[str, Any]:
         data = orjson.loads(cert.read_bytes())
         result.update(samples=data["sample_count"], passed=data["passed"], steps=data["step_count"],
                       traces=data["traces"])
-    elif proc.stderr is not None:
-        result["error"] = proc.stderr.read().decode(errors="replace")[-500:]
+    else:
+        result["error"] = errors
     return result
 
 
