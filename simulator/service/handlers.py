@@ -17,7 +17,8 @@ from simulator.environments.identity import param_field_names
 from simulator.environments.resources import Binding, Resource
 from simulator.spec.model import JSONSchema, Operation, ResponseSpec
 from simulator.spec.navigation import deref, object_properties
-from simulator.state.store import Record, Session, World, id_key
+from simulator.state.scopes import ParentGone, scope_fixtures
+from simulator.state.store import Fixtures, Record, Session, World, id_key
 
 from .shaping import Shaper
 from .validation import ParsedRequest, media_kind
@@ -52,8 +53,11 @@ class Conflict(Exception):
 
 
 class NotFound(Exception):
-    def __init__(self, detail: str) -> None:
-        self.detail = detail
+    """``param``: the path parameter that names what is missing, when it is not the item's id
+    (a parent's: ``feed_key`` of ``/feeds/{feed_key}/data``)."""
+
+    def __init__(self, detail: str, param: str | None = None) -> None:
+        self.detail, self.param = detail, param
         super().__init__(detail)
 
 
@@ -84,9 +88,11 @@ def choose_media(response: ResponseSpec | None) -> tuple[str | None, JSONSchema 
 
 
 class Handlers:
-    def __init__(self, seed: str, world: World, shaper: Shaper, epoch: dt.datetime) -> None:
+    def __init__(self, seed: str, world: World, shaper: Shaper, epoch: dt.datetime,
+                 parents: dict[str, Resource] | None = None) -> None:
         self.seed = seed
         self.world = world
+        self.parents = parents or {}  # resource name -> its scope's parent (simulator.state.scopes)
         self.shaper = shaper
         self.epoch = epoch
         self.converter = Converter(shaper.is_valid)
@@ -245,6 +251,16 @@ class Handlers:
     def scope_of(res: Resource, parsed: ParsedRequest) -> tuple[str, ...]:
         return tuple(id_key(parsed.path_params.get(p, "")) for p in res.scope_params)
 
+    def fixtures(self, session: Session, res: Resource, scope: tuple[str, ...]) -> Fixtures:
+        """The fixtures the scope holds in ``session`` (none under a parent it created);
+        :class:`NotFound` when the session deleted the parent (:mod:`simulator.state.scopes`)."""
+        if not self.parents:
+            return self.world
+        try:
+            return scope_fixtures(session, self.world, self.parents, res, scope)
+        except ParentGone as exc:
+            raise NotFound(str(exc), res.scope_params[exc.position]) from None
+
     # -- kinds --------------------------------------------------------------------------------
 
     def handle(self, session: Session, binding: Binding, res: Resource | None, parsed: ParsedRequest) -> Outcome:
@@ -269,7 +285,8 @@ class Handlers:
         # a search by POST carries its criteria in the body; query parameters win
         criteria = {**defaults, **(parsed.body if isinstance(parsed.body, dict) else {}), **parsed.query}
         filters = {name: wanted for name, wanted in criteria.items() if name in props and name not in PAGINATION}
-        records = [r for _, r in session.select(self.world, res, self.scope_of(res, parsed), filters)]
+        scope = self.scope_of(res, parsed)
+        records = [r for _, r in session.select(self.fixtures(session, res, scope), res, scope, filters)]
         total = len(records)
         records = paginate(records, criteria)
         status = self.success(op, (200,))
@@ -299,7 +316,7 @@ class Handlers:
         resource any id resolves; otherwise :class:`NotFound`."""
         raw = self._raw_id(res, parsed)
         scope = self.scope_of(res, parsed)
-        found = session.find(self.world, res, scope, id_key(raw))
+        found = session.find(self.fixtures(session, res, scope), res, scope, id_key(raw))
         if found is not None:
             return found[0], scope, found[1]
         if not res.writable:
@@ -315,6 +332,7 @@ class Handlers:
                preferred: tuple[int, ...] = (201, 200)) -> Outcome:
         op = parsed.operation
         scope = self.scope_of(res, parsed)
+        fixtures = self.fixtures(session, res, scope)
         written = self.written(res, parsed)
         seed = f"{self.seed}|create|{res.name}|{session.writes}"
         hint = dict(written)
@@ -325,14 +343,14 @@ class Handlers:
         elif res.id_field and written.get(res.id_field) not in (None, ""):  # a client-given id is kept
             raw = written[res.id_field]
         elif res.id_type == "integer":
-            raw, made = session.next_integer_id(self.world, res, scope), True
+            raw, made = session.next_integer_id(fixtures, res, scope), True
             hint = self.identify(res, hint, raw)
         else:
-            raw, made = self.world.new_id(res, seed, lambda key: session.has(self.world, res, scope, key)), True
+            raw, made = self.world.new_id(res, seed, lambda key: session.has(fixtures, res, scope, key)), True
             hint = self.identify(res, hint, raw)
         record = self._store(session, res, hint, written, seed, _CREATED + _UPDATED)
         key = id_key(record.get(res.id_field, raw) if res.id_field else raw)
-        if any(r.status == "409" for r in op.responses) and session.find(self.world, res, scope, key) is not None:
+        if any(r.status == "409" for r in op.responses) and session.find(fixtures, res, scope, key) is not None:
             raise Conflict(f"{res.name} {key!r} already exists")
         session.put(res, scope, key, record)
         return self.respond(op, self.success(op, preferred), record, seed, res=res, new_key=key if made else None)

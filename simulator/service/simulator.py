@@ -24,6 +24,7 @@ from simulator.messages import DEFAULT_SESSION, SimRequest, SimResponse
 from simulator.spec.model import Operation, Spec
 from simulator.spec.navigation import primary_type
 from simulator.state.memo import BoundedMemo
+from simulator.state.scopes import parent_links
 from simulator.state.sessions import Limits, SessionRegistry
 from simulator.state.store import Session, World
 
@@ -71,7 +72,8 @@ class Simulator:
         self.model: ResourceModel = infer_resources(env.spec, env.overrides)
         self.shaper = Shaper(env.epoch)
         self.world = World(self.seed, env.fixtures, self.shaper, self.model.resources.values())
-        self.handlers = Handlers(self.seed, self.world, self.shaper, env.epoch)
+        self.handlers = Handlers(self.seed, self.world, self.shaper, env.epoch,
+                                 parent_links(self.model.resources.values()))
         self.base_path = env.spec.base_path.rstrip("/")
         self.compiled = [CompiledOperation(op) for op in env.spec.operations]
         self._produces = produced_media(env.spec)
@@ -208,7 +210,7 @@ class Simulator:
             outcome = self.handlers.handle(session, binding, res, parsed)
         except NotFound as exc:
             return self._problem(op, 404, "Not Found", exc.detail,
-                                 [Problem("path", res.id_param or "", "", exc.detail)] if res else [])
+                                 [Problem("path", exc.param or res.id_param or "", "", exc.detail)] if res else [])
         except Conflict as exc:
             return self._problem(op, 409, "Conflict", exc.detail,
                                  [Problem("path", res.id_param or "", "", exc.detail)] if res else [])

@@ -48,6 +48,19 @@ class Shaper(Protocol):
     def conform(self, root: JSONSchema, schema: JSONSchema, hint: Any, seed: str, *, name: str | None = None) -> Any: ...
 
     def is_valid(self, root: JSONSchema, schema: JSONSchema, value: Any) -> bool: ...
+
+
+class Fixtures(Protocol):
+    """What a session reads of a scope's fixtures: :class:`World`, or none
+    (:class:`simulator.state.scopes.NoFixtures`, under a parent the session created)."""
+
+    def base(self, res: Resource, scope: tuple[str, ...]) -> dict[str, Record]: ...
+
+    def keys(self, res: Resource, scope: tuple[str, ...]) -> dict[str, int] | dict[str, Record]: ...
+
+    def positions(self, res: Resource, scope: tuple[str, ...]) -> dict[str, int]: ...
+
+
 _ID_ATTEMPTS = 20
 
 
@@ -330,7 +343,11 @@ class Session:
 
     # -- the session's view of a collection ----------------------------------------------
 
-    def records(self, world: World, res: Resource, scope: tuple[str, ...]) -> list[tuple[str, Record]]:
+    def changes(self, res: Resource, scope: tuple[str, ...]) -> dict[str, Record | None]:
+        """The session's writes to one scope (None: deleted), in first-write order; not to be changed."""
+        return self.overlay.get(res.store, {}).get(scope_key(scope), {})
+
+    def records(self, world: Fixtures, res: Resource, scope: tuple[str, ...]) -> list[tuple[str, Record]]:
         base = world.base(res, scope)
         changes = self.overlay.get(res.store, {}).get(scope_key(scope), {})
         out: list[tuple[str, Record]] = []
@@ -346,7 +363,7 @@ class Session:
                 out.append((key, changed))
         return out
 
-    def select(self, world: World, res: Resource, scope: tuple[str, ...],
+    def select(self, world: Fixtures, res: Resource, scope: tuple[str, ...],
                filters: dict[str, Any]) -> list[tuple[str, Record]]:
         """``records`` narrowed to those matching every ``field: wanted`` filter (same order)."""
         if not filters:
@@ -358,7 +375,7 @@ class Session:
         ordered = self._in_list_order(world, res, scope, keys or set())
         return [(k, r) for k in ordered if (r := self.get(world, res, scope, k)) is not None]
 
-    def _index(self, world: World, res: Resource, scope: tuple[str, ...], name: str) -> FieldIndex:
+    def _index(self, world: Fixtures, res: Resource, scope: tuple[str, ...], name: str) -> FieldIndex:
         by_field = self._indexes.setdefault((res.store, scope_key(scope)), {})
         index = by_field.get(name)
         if index is None:
@@ -367,7 +384,7 @@ class Session:
                 index.store(key, record)
         return index
 
-    def find(self, world: World, res: Resource, scope: tuple[str, ...], key: str) -> tuple[str, Record] | None:
+    def find(self, world: Fixtures, res: Resource, scope: tuple[str, ...], key: str) -> tuple[str, Record] | None:
         """The record an item path names: by its id key, else by the first record (in list order)
         whose alias field (``username``, ``slug``, ``name`` ...) holds ``key``. Aliases are looked
         up only when the id misses, through indexes kept up to date on every write."""
@@ -386,18 +403,18 @@ class Session:
                     return first, found
         return None
 
-    def _in_list_order(self, world: World, res: Resource, scope: tuple[str, ...], keys: set[str]) -> list[str]:
+    def _in_list_order(self, world: Fixtures, res: Resource, scope: tuple[str, ...], keys: set[str]) -> list[str]:
         base = world.positions(res, scope)
         ordinals = self._ordinals.get((res.store, scope_key(scope)), {})
         return sorted(keys, key=lambda k: (0, base[k]) if k in base else (1, ordinals.get(k, 0)))
 
-    def get(self, world: World, res: Resource, scope: tuple[str, ...], key: str) -> Record | None:
+    def get(self, world: Fixtures, res: Resource, scope: tuple[str, ...], key: str) -> Record | None:
         changes = self.overlay.get(res.store, {}).get(scope_key(scope), {})
         if key in changes:
             return changes[key]
         return world.base(res, scope).get(key)
 
-    def has(self, world: World, res: Resource, scope: tuple[str, ...], key: str) -> bool:
+    def has(self, world: Fixtures, res: Resource, scope: tuple[str, ...], key: str) -> bool:
         """Whether :meth:`get` finds a record (without making the fixtures whole to tell)."""
         changes = self.overlay.get(res.store, {}).get(scope_key(scope), {})
         if key in changes:
@@ -428,7 +445,7 @@ class Session:
             self._max_int[(res.store, skey)] = max(self._max_int[(res.store, skey)], int(key))
         self.changed()
 
-    def next_integer_id(self, world: World, res: Resource, scope: tuple[str, ...]) -> int:
+    def next_integer_id(self, world: Fixtures, res: Resource, scope: tuple[str, ...]) -> int:
         slot = (res.store, scope_key(scope))
         if slot not in self._max_int:
             keys = [*world.keys(res, scope), *self.overlay.get(res.store, {}).get(slot[1], {})]

@@ -1,0 +1,162 @@
+"""A nested collection follows what the session did to its parent (simulator.state.scopes): a
+parent it created has no children but those it wrote, a parent it deleted has none to read or add
+to, a parent it never touched keeps the world's fixtures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from simulator.environments.environment import load_environment
+from simulator.environments.resources import infer_resources
+from simulator.messages import SimRequest, SimResponse
+from simulator.service.simulator import Simulator
+from simulator.state.scopes import parent_links
+
+STR = {"type": "string"}
+JSON = (("content-type", "application/json"),)
+
+
+def _param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": STR}
+
+
+def _collection(name: str, params: list[str], record: str) -> dict[str, Any]:
+    schema = {"$ref": f"#/components/schemas/{record}"}
+    return {
+        "parameters": [_param(p) for p in params],
+        "get": {"operationId": f"list{name}", "responses": {"200": {
+            "description": "ok", "content": {"application/json": {"schema": {"type": "array", "items": schema}}}}}},
+        "post": {"operationId": f"create{name}",
+                 "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+                 "responses": {"201": {"description": "made", "content": {"application/json": {"schema": schema}}}}},
+    }
+
+
+def _item(name: str, params: list[str], record: str) -> dict[str, Any]:
+    schema = {"$ref": f"#/components/schemas/{record}"}
+    ok = {"200": {"description": "ok", "content": {"application/json": {"schema": schema}}},
+          "404": {"description": "missing"}}
+    return {
+        "parameters": [_param(p) for p in params],
+        "get": {"operationId": f"get{name}", "responses": ok},
+        "patch": {"operationId": f"update{name}",
+                  "requestBody": {"content": {"application/json": {"schema": schema}}}, "responses": ok},
+        "delete": {"operationId": f"delete{name}", "responses": {"204": {"description": "gone"},
+                                                                "404": {"description": "missing"}}},
+    }
+
+
+def _record(key: str) -> dict[str, Any]:
+    return {"type": "object", "properties": {key: STR, "title": STR}}
+
+
+ORGS = {
+    "openapi": "3.0.3", "info": {"title": "orgs", "version": "1"},
+    "paths": {
+        "/orgs": _collection("Orgs", [], "Org"),
+        "/orgs/{org}": _item("Org", ["org"], "Org"),
+        "/orgs/{org}/teams": _collection("Teams", ["org"], "Team"),
+        "/orgs/{org}/teams/{team}": _item("Team", ["org", "team"], "Team"),
+        "/orgs/{org_name}/teams/{team_slug}/members": _collection("Members", ["org_name", "team_slug"], "Member"),
+    },
+    "components": {"schemas": {"Org": _record("name"), "Team": _record("slug"), "Member": _record("email")}},
+}
+
+
+class Api:
+    def __init__(self, tmp_path: Path) -> None:
+        path = tmp_path / "openapi.json"
+        path.write_text(json.dumps(ORGS), encoding="utf-8")
+        self.sim = Simulator(load_environment(path))
+
+    def call(self, method: str, path: str, data: Any = None) -> SimResponse:
+        payload = orjson.dumps(data) if data is not None else b""
+        return self.sim.handle(SimRequest(method, path, (), JSON if data is not None else (), payload))
+
+    def ok(self, method: str, path: str, data: Any = None) -> Any:
+        response = self.call(method, path, data)
+        assert 200 <= response.status < 300, (method, path, response.status, response.body)
+        return response.json() if response.body else None
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Api:
+    return Api(tmp_path)
+
+
+def test_the_parent_of_a_nested_collection_is_found_whatever_its_template_is_named() -> None:
+    """``/orgs/{org_name}/teams/{team_slug}/members`` belongs to ``/orgs/{org}/teams/{team}``;
+    adafruit's ``/{username}/dashboards/{dashboard_id}/blocks`` to ``/{username}/dashboards/{id}``."""
+    env = load_environment("adafruit")
+    links = parent_links(infer_resources(env.spec, env.overrides).resources.values())
+    assert {name: parent.name for name, parent in links.items()} == {
+        "block": "dashboard", "data": "feed", "data_2": "group", "feed_2": "group"}
+
+
+def test_a_created_parent_has_only_the_children_written_into_it(api: Api) -> None:
+    api.ok("POST", "/orgs", {"name": "acme"})
+    assert api.ok("GET", "/orgs/acme/teams") == []
+    team = api.ok("POST", "/orgs/acme/teams", {"slug": "core", "title": "Core"})
+    assert api.ok("GET", "/orgs/acme/teams") == [team]
+    assert api.ok("GET", "/orgs/acme/teams/core") == team
+    assert api.ok("GET", "/orgs/acme/teams/core/members") == []  # a created grandchild scope too
+
+
+def test_a_parent_the_session_never_touched_keeps_the_worlds_fixtures(api: Api) -> None:
+    """Unchanged behaviour: a key the session knows nothing of (it may be data the client cannot
+    list) holds the world's fixtures, the same in every session."""
+    teams = api.ok("GET", "/orgs/someone/teams")
+    assert len(teams) == 5
+    api.sim.reset("other")
+    other = api.sim.handle(SimRequest("GET", "/orgs/someone/teams", (), (), b""), "other")
+    assert other.json() == teams
+
+
+def test_a_fixture_parent_the_session_changed_keeps_its_fixtures(api: Api) -> None:
+    org = api.ok("GET", "/orgs")[0]["name"]
+    teams = api.ok("GET", f"/orgs/{org}/teams")
+    api.ok("PATCH", f"/orgs/{org}", {"title": "renamed"})
+    assert api.ok("GET", f"/orgs/{org}/teams") == teams
+
+
+def test_a_deleted_parent_has_no_children_to_read_list_or_add_to(api: Api) -> None:
+    """Bad input after the delete: reads, lists and a create under the gone parent are 404s that
+    name the parent's path parameter, and the refused create changes nothing."""
+    org = api.ok("GET", "/orgs")[0]["name"]
+    team = api.ok("GET", f"/orgs/{org}/teams")[0]["slug"]
+    api.ok("DELETE", f"/orgs/{org}")
+    before = api.sim.state_hash()
+    for method, path, data in (("GET", f"/orgs/{org}/teams", None), ("GET", f"/orgs/{org}/teams/{team}", None),
+                               ("POST", f"/orgs/{org}/teams", {"slug": "late"}),
+                               ("DELETE", f"/orgs/{org}/teams/{team}", None),
+                               ("GET", f"/orgs/{org}/teams/{team}/members", None)):
+        response = api.call(method, path, data)
+        assert response.status == 404, (method, path, response.body)
+        problem = response.json()
+        assert problem["detail"] == f"org {org!r} does not exist"
+        assert problem["errors"][0]["name"] in ("org", "org_name")
+    assert api.sim.state_hash() == before
+
+
+def test_under_a_created_parent_a_child_the_session_never_wrote_is_not_there(api: Api) -> None:
+    api.ok("POST", "/orgs", {"name": "acme"})
+    response = api.call("GET", "/orgs/acme/teams/ghost/members")
+    assert response.status == 404
+    assert response.json()["detail"] == "team 'ghost' does not exist"
+    assert response.json()["errors"][0]["name"] == "team_slug"
+    assert api.call("GET", "/orgs/acme/teams/ghost").status == 404
+
+
+def test_snapshots_keep_the_scopes_they_were_taken_with(api: Api) -> None:
+    api.ok("POST", "/orgs", {"name": "acme"})
+    api.ok("POST", "/orgs/acme/teams", {"slug": "core"})
+    snap = api.sim.snapshot()
+    api.ok("DELETE", "/orgs/acme")
+    assert api.call("GET", "/orgs/acme/teams").status == 404
+    api.sim.restore(snap)
+    assert [t["slug"] for t in api.ok("GET", "/orgs/acme/teams")] == ["core"]
