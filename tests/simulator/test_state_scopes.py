@@ -160,3 +160,13 @@ def test_snapshots_keep_the_scopes_they_were_taken_with(api: Api) -> None:
     assert api.call("GET", "/orgs/acme/teams").status == 404
     api.sim.restore(snap)
     assert [t["slug"] for t in api.ok("GET", "/orgs/acme/teams")] == ["core"]
+
+
+def test_a_parent_made_again_finds_what_its_scope_held(api: Api) -> None:
+    """As the module says: a delete does not cascade record by record, so a parent re-created
+    under the same key sees the children the session wrote before."""
+    api.ok("POST", "/orgs", {"name": "acme"})
+    team = api.ok("POST", "/orgs/acme/teams", {"slug": "core"})
+    api.ok("DELETE", "/orgs/acme")
+    api.ok("POST", "/orgs", {"name": "acme"})
+    assert api.ok("GET", "/orgs/acme/teams") == [team]
