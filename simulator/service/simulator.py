@@ -30,6 +30,7 @@ from simulator.state.store import Session, World
 
 from .auth import Authenticator, RequestCredentials
 from .handlers import NO_BODY, Conflict, Handlers, NotFound, Outcome, choose_media, documented
+from .problems import problem_hint
 from .routing import Router
 from .shaping import Shaper
 from .validation import CompiledOperation, Problem, UnsupportedMediaType, media_kind, sent_media
@@ -271,7 +272,7 @@ class Simulator:
             if media_kind(media) != "json":
                 hint = detail if primary_type(schema, schema) == "string" else problem
             elif media != PROBLEM_JSON:
-                hint = {**problem, "message": detail, "code": status, "error": title}
+                hint = problem_hint(schema, schema, status, title, detail, problems)
             seed = f"{self.seed}|problem|{op.operation_id}|{status}"
             body = self.shaper.conform(schema, schema, hint, seed, keep_extra=True)
             return self._render(op, Outcome(status, body, media), extra)

@@ -1,0 +1,96 @@
+"""A refused request is told what was wrong in the error body its operation documents, not in
+generated words (simulator.service.problems)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from simulator.environments.environment import load_environment
+from simulator.messages import SimRequest, SimResponse
+from simulator.service.problems import spelled_out
+from simulator.service.simulator import Simulator
+from simulator.service.validation import Problem
+
+STR = {"type": "string"}
+JSON = (("content-type", "application/json"),)
+
+
+def api(tmp_path: Path, error: dict[str, Any]) -> Simulator:
+    """One create and one read, whose every error answers ``error`` (components/schemas/Error)."""
+    errors = {"4XX": {"description": "refused", "content": {"application/json": {"schema": {
+        "$ref": "#/components/schemas/Error"}}}}}
+    pet = {"type": "object", "required": ["name"], "properties": {"id": STR, "name": STR, "age": {"type": "integer"}}}
+    document = {
+        "openapi": "3.0.3", "info": {"title": "pets", "version": "1"},
+        "paths": {
+            "/pets": {"post": {"operationId": "createPet", "requestBody": {"required": True, "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Pet"}}}},
+                "responses": {"201": {"description": "made", "content": {"application/json": {"schema": {
+                    "$ref": "#/components/schemas/Pet"}}}}, **errors}}},
+            "/pets/{id}": {"get": {"operationId": "getPet", "parameters": [
+                {"name": "id", "in": "path", "required": True, "schema": STR}],
+                "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {
+                    "$ref": "#/components/schemas/Pet"}}}}, **errors}}},
+        },
+        "components": {"schemas": {"Pet": pet, "Error": error}},
+    }
+    path = tmp_path / "openapi.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return Simulator(load_environment(path))
+
+
+def call(sim: Simulator, method: str, path: str, data: Any = None) -> SimResponse:
+    return sim.handle(SimRequest(method, path, (), JSON if data is not None else (), orjson.dumps(data) if data else b""))
+
+
+BAD_PET = {"name": 5, "age": "old"}  # bad input: both members of the wrong type
+
+
+def test_a_nested_error_object_carries_the_reason_the_code_and_the_field(tmp_path: Path) -> None:
+    """Stripe's shape: {"error": {"message", "param", "code" (text), "type" (an enum)}}."""
+    sim = api(tmp_path, {"type": "object", "required": ["error"], "properties": {"error": {
+        "type": "object", "required": ["type"], "properties": {
+            "message": STR, "param": STR, "code": STR,
+            "type": {"type": "string", "enum": ["api_error", "invalid_request_error"]}}}}})
+    response = call(sim, "POST", "/pets", BAD_PET)
+    assert response.status in (400, 422)
+    error = response.json()["error"]
+    assert error["message"].startswith("2 problem(s) with the request: body /")
+    assert '/name: 5 is not of type "string"' in error["message"]
+    assert '/age: "old" is not of type "integer"' in error["message"]
+    assert error["param"] in ("name", "age") and error["code"] == str(response.status)
+    assert error["type"] in ("api_error", "invalid_request_error")  # the schema's, still
+
+
+def test_a_flat_error_gets_the_status_as_its_type_says(tmp_path: Path) -> None:
+    sim = api(tmp_path, {"type": "object", "required": ["code", "message"],
+                         "properties": {"code": {"type": "integer"}, "message": STR}})
+    response = call(sim, "GET", "/pets/nobody")
+    assert response.status == 404
+    body = response.json()
+    assert (body["code"], body["message"]) == (404, "pet 'nobody' does not exist")  # said once
+
+
+def test_a_documented_errors_list_gets_one_item_per_problem(tmp_path: Path) -> None:
+    sim = api(tmp_path, {"type": "object", "properties": {"errors": {"type": "array", "items": {
+        "type": "object", "required": ["field", "message"], "properties": {"field": STR, "message": STR},
+        "additionalProperties": False}}}})
+    response = call(sim, "POST", "/pets", BAD_PET)
+    items = response.json()["errors"]
+    assert sorted(item["field"] for item in items) == ["age", "name"]
+    assert all(item["message"].endswith(("is not of type \"string\"", "is not of type \"integer\""))
+               for item in items)
+
+
+@pytest.mark.parametrize(("count", "ending"), [(1, "body /a: bad 0"), (4, "body /c: bad 2; and 1 more")])
+def test_spelled_out_names_at_most_three_problems(count: int, ending: str) -> None:
+    problems = [Problem("body", "", f"/{'abcd'[i]}", f"bad {i}") for i in range(count)]
+    said = spelled_out(f"{count} problem(s) with the request", problems)
+    assert said.startswith(f"{count} problem(s) with the request: body /a: bad 0") and said.endswith(ending)
+    assert spelled_out("pet 'x' does not exist", [Problem("path", "id", "", "pet 'x' does not exist")]) == \
+        "pet 'x' does not exist"
