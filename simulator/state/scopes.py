@@ -15,11 +15,14 @@ on an API whose data it cannot enumerate. What the session did to the parent ove
 Otherwise (a fixture parent, changed or not; a parent the session never touched) the scope is
 the world's. Deleting a parent does not delete its children one by one: a parent made again
 under the same key finds what its scope held before (the world's fixtures for a fixture's key,
-the session's earlier writes for a key the session made up). The parent of a collection is the resource whose item path is the collection
-path up to its last template (``/{username}/feeds/{feed_key}`` for the data above; template
-names aside: ``/{username}/dashboards/{id}`` is the parent of ``.../{dashboard_id}/blocks``); a collection without one (``/{username}/feeds``: no users collection) is the
-world's. Only the session's own records are looked at: telling costs no fixture generation,
-except the parent scope's fixture keys when the session holds a record under the parent's key.
+the session's earlier writes for a key the session made up).
+
+The parent of a collection is the resource whose item path is the collection path up to its
+last template, template names aside (``/{username}/feeds/{feed_key}`` for the data above;
+``/{username}/dashboards/{id}`` for ``.../dashboards/{dashboard_id}/blocks``); a collection
+without one (``/{username}/feeds``: no users collection) is the world's. Only the session's own
+records are looked at: telling costs no fixture generation, except the parent scope's fixture
+keys when the session holds a record under the parent's key.
 """
 
 from __future__ import annotations

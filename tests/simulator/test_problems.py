@@ -45,7 +45,8 @@ def api(tmp_path: Path, error: dict[str, Any]) -> Simulator:
 
 
 def call(sim: Simulator, method: str, path: str, data: Any = None) -> SimResponse:
-    return sim.handle(SimRequest(method, path, (), JSON if data is not None else (), orjson.dumps(data) if data else b""))
+    payload = orjson.dumps(data) if data is not None else b""
+    return sim.handle(SimRequest(method, path, (), JSON if data is not None else (), payload))
 
 
 BAD_PET = {"name": 5, "age": "old"}  # bad input: both members of the wrong type
