@@ -3,24 +3,19 @@ generated words (simulator.service.problems)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
-from simulator.environments.environment import load_environment
-from simulator.messages import SimRequest, SimResponse
 from simulator.service.problems import spelled_out
-from simulator.service.simulator import Simulator
 from simulator.service.validation import Problem
+from tests.support.spec_api import SpecApi as Api
 
 STR = {"type": "string"}
-JSON = (("content-type", "application/json"),)
 
 
-def api(tmp_path: Path, error: dict[str, Any]) -> Simulator:
+def api(tmp_path: Path, error: dict[str, Any]) -> Api:
     """One create and one read, whose every error answers ``error`` (components/schemas/Error)."""
     errors = {"4XX": {"description": "refused", "content": {"application/json": {"schema": {
         "$ref": "#/components/schemas/Error"}}}}}
@@ -39,14 +34,7 @@ def api(tmp_path: Path, error: dict[str, Any]) -> Simulator:
         },
         "components": {"schemas": {"Pet": pet, "Error": error}},
     }
-    path = tmp_path / "openapi.json"
-    path.write_text(json.dumps(document), encoding="utf-8")
-    return Simulator(load_environment(path))
-
-
-def call(sim: Simulator, method: str, path: str, data: Any = None) -> SimResponse:
-    payload = orjson.dumps(data) if data is not None else b""
-    return sim.handle(SimRequest(method, path, (), JSON if data is not None else (), payload))
+    return Api(tmp_path, document)
 
 
 BAD_PET = {"name": 5, "age": "old"}  # bad input: both members of the wrong type
@@ -58,7 +46,7 @@ def test_a_nested_error_object_carries_the_reason_the_code_and_the_field(tmp_pat
         "type": "object", "required": ["type"], "properties": {
             "message": STR, "param": STR, "code": STR,
             "type": {"type": "string", "enum": ["api_error", "invalid_request_error"]}}}}})
-    response = call(sim, "POST", "/pets", BAD_PET)
+    response = sim.call("POST", "/pets", BAD_PET)
     assert response.status in (400, 422)
     error = response.json()["error"]
     assert error["message"].startswith("2 problem(s) with the request: body /")
@@ -71,7 +59,7 @@ def test_a_nested_error_object_carries_the_reason_the_code_and_the_field(tmp_pat
 def test_a_flat_error_gets_the_status_as_its_type_says(tmp_path: Path) -> None:
     sim = api(tmp_path, {"type": "object", "required": ["code", "message"],
                          "properties": {"code": {"type": "integer"}, "message": STR}})
-    response = call(sim, "GET", "/pets/nobody")
+    response = sim.call("GET", "/pets/nobody")
     assert response.status == 404
     body = response.json()
     assert (body["code"], body["message"]) == (404, "pet 'nobody' does not exist")  # said once
@@ -81,7 +69,7 @@ def test_a_documented_errors_list_gets_one_item_per_problem(tmp_path: Path) -> N
     sim = api(tmp_path, {"type": "object", "properties": {"errors": {"type": "array", "items": {
         "type": "object", "required": ["field", "message"], "properties": {"field": STR, "message": STR},
         "additionalProperties": False}}}})
-    response = call(sim, "POST", "/pets", BAD_PET)
+    response = sim.call("POST", "/pets", BAD_PET)
     items = response.json()["errors"]
     assert sorted(item["field"] for item in items) == ["age", "name"]
     assert all(item["message"].endswith(("is not of type \"string\"", "is not of type \"integer\""))

@@ -12,10 +12,11 @@ import orjson
 import pytest
 
 from simulator.environments.environment import load_environment
-from simulator.messages import SimRequest, SimResponse
+from simulator.messages import SimRequest
 from simulator.service.simulator import Simulator
+from tests.support.spec_api import JSON
+from tests.support.spec_api import SpecApi as Api
 
-JSON = (("content-type", "application/json"),)
 STR = {"type": "string"}
 INT = {"type": "integer"}
 
@@ -42,19 +43,6 @@ def answer(status: str, schema: dict[str, Any] | None = None, description: str =
 
 def path_param(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": schema or STR}
-
-
-class Api:
-    """A simulator over a spec written to a temporary file, with a JSON helper."""
-
-    def __init__(self, tmp_path: Path, document: dict[str, Any]) -> None:
-        path = tmp_path / "openapi.json"
-        path.write_text(json.dumps(document), encoding="utf-8")
-        self.sim = Simulator(load_environment(path))
-
-    def call(self, method: str, path: str, data: Any = None) -> SimResponse:
-        payload = orjson.dumps(data) if data is not None else b""
-        return self.sim.handle(SimRequest(method, path, (), JSON if data is not None else (), payload))
 
 
 @pytest.fixture

@@ -4,21 +4,18 @@ to, a parent it never touched keeps the world's fixtures."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from simulator.environments.environment import load_environment
 from simulator.environments.resources import infer_resources
-from simulator.messages import SimRequest, SimResponse
-from simulator.service.simulator import Simulator
+from simulator.messages import SimRequest
 from simulator.state.scopes import parent_links
+from tests.support.spec_api import SpecApi as Api
 
 STR = {"type": "string"}
-JSON = (("content-type", "application/json"),)
 
 
 def _param(name: str) -> dict[str, Any]:
@@ -68,25 +65,9 @@ ORGS = {
 }
 
 
-class Api:
-    def __init__(self, tmp_path: Path) -> None:
-        path = tmp_path / "openapi.json"
-        path.write_text(json.dumps(ORGS), encoding="utf-8")
-        self.sim = Simulator(load_environment(path))
-
-    def call(self, method: str, path: str, data: Any = None) -> SimResponse:
-        payload = orjson.dumps(data) if data is not None else b""
-        return self.sim.handle(SimRequest(method, path, (), JSON if data is not None else (), payload))
-
-    def ok(self, method: str, path: str, data: Any = None) -> Any:
-        response = self.call(method, path, data)
-        assert 200 <= response.status < 300, (method, path, response.status, response.body)
-        return response.json() if response.body else None
-
-
 @pytest.fixture
 def api(tmp_path: Path) -> Api:
-    return Api(tmp_path)
+    return Api(tmp_path, ORGS)
 
 
 def test_the_parent_of_a_nested_collection_is_found_whatever_its_template_is_named() -> None:
