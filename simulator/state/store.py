@@ -293,8 +293,8 @@ class Session:
     digest per overlay entry (resource, scope, id, record or null): a canonical digest of the
     overlay as a set that a write updates in O(1) instead of re-serialising every record."""
 
-    __slots__ = ("_digest", "_digests", "_hash", "_indexes", "_max_int", "_ordinals", "_sizes", "journal",
-                 "overlay", "record_bytes", "record_limit", "writes")
+    __slots__ = ("_digest", "_digests", "_hash", "_indexes", "_max_int", "_ordinals", "_sizes", "_views",
+                 "journal", "overlay", "record_bytes", "record_limit", "writes")
 
     def __init__(self, journal: Journal | None = None, record_limit: int | None = None) -> None:
         # resource -> scope key -> id key -> record (None: deleted)
@@ -311,6 +311,8 @@ class Session:
         # derived, rebuilt on demand: filter indexes, largest integer id, first-write order
         self._indexes: dict[tuple[str, str], dict[str, FieldIndex]] = {}
         self._max_int: dict[tuple[str, str], int] = {}
+        # which fixtures (the world's, or none: simulator.state.scopes) each scope's were built from
+        self._views: dict[tuple[str, str], int] = {}
         self._ordinals: dict[tuple[str, str], dict[str, int]] = {}
 
     def document(self) -> dict[str, Any]:
@@ -339,7 +341,7 @@ class Session:
         self.overlay, self.writes, self._hash = copy.overlay, copy.writes, copy._hash
         self._digest, self._digests = copy._digest, copy._digests
         self._sizes, self.record_bytes = copy._sizes, copy.record_bytes
-        self._indexes, self._max_int, self._ordinals = {}, {}, {}
+        self._indexes, self._max_int, self._ordinals, self._views = {}, {}, {}, {}
 
     # -- the session's view of a collection ----------------------------------------------
 
@@ -376,7 +378,9 @@ class Session:
         return [(k, r) for k in ordered if (r := self.get(world, res, scope, k)) is not None]
 
     def _index(self, world: Fixtures, res: Resource, scope: tuple[str, ...], name: str) -> FieldIndex:
-        by_field = self._indexes.setdefault((res.store, scope_key(scope)), {})
+        slot = (res.store, scope_key(scope))
+        self._seen_through(world, slot)
+        by_field = self._indexes.setdefault(slot, {})
         index = by_field.get(name)
         if index is None:
             index = by_field[name] = FieldIndex(name)
@@ -445,8 +449,18 @@ class Session:
             self._max_int[(res.store, skey)] = max(self._max_int[(res.store, skey)], int(key))
         self.changed()
 
+    def _seen_through(self, world: Fixtures, slot: tuple[str, str]) -> None:
+        """Forget what was derived for ``slot`` from other fixtures than ``world``'s: a scope read
+        under a parent key the session had not written (the world's fixtures) and then under the
+        parent it created with that key (none) must not keep the fixtures in its indexes."""
+        if self._views.setdefault(slot, id(world)) != id(world):
+            self._indexes.pop(slot, None)
+            self._max_int.pop(slot, None)
+            self._views[slot] = id(world)
+
     def next_integer_id(self, world: Fixtures, res: Resource, scope: tuple[str, ...]) -> int:
         slot = (res.store, scope_key(scope))
+        self._seen_through(world, slot)
         if slot not in self._max_int:
             keys = [*world.keys(res, scope), *self.overlay.get(res.store, {}).get(slot[1], {})]
             self._max_int[slot] = max((int(k) for k in keys if _is_int(k)), default=0)

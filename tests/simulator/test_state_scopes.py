@@ -151,3 +151,36 @@ def test_a_parent_made_again_finds_what_its_scope_held(api: Api) -> None:
     api.ok("DELETE", "/orgs/acme")
     api.ok("POST", "/orgs", {"name": "acme"})
     assert api.ok("GET", "/orgs/acme/teams") == [team]
+
+
+class _FiveFixtures:
+    """A world stand-in: every scope holds records 1 to 5, tagged "x"."""
+
+    @staticmethod
+    def base(res: Any, scope: tuple[str, ...]) -> dict[str, Any]:
+        return {str(i): {"id": i, "tag": "x"} for i in range(1, 6)}
+
+    @staticmethod
+    def keys(res: Any, scope: tuple[str, ...]) -> dict[str, int]:
+        return {str(i): i - 1 for i in range(1, 6)}
+
+    positions = keys
+
+
+def test_what_a_session_derived_from_the_world_is_not_kept_under_a_parent_it_then_creates() -> None:
+    """A client lists the items of parent "a" before creating "a" (the world's five), then
+    creates it: the scope's next integer id and its filter index start again from no fixtures."""
+    from simulator.environments.resources import Resource
+    from simulator.state.scopes import NO_FIXTURES
+    from simulator.state.store import Session
+
+    res = Resource("item", "/p/{p}/items", "/p/{p}/items/{id}", "id", "id", "integer", ("p",),
+                   {"type": "object", "properties": {"id": {"type": "integer"}, "tag": STR}}, True)
+    session, world = Session(), _FiveFixtures()
+    assert session.next_integer_id(world, res, ("a",)) == 6
+    assert [key for key, _ in session.select(world, res, ("a",), {"tag": "x"})] == ["1", "2", "3", "4", "5"]
+    assert session.next_integer_id(NO_FIXTURES, res, ("a",)) == 1
+    assert session.select(NO_FIXTURES, res, ("a",), {"tag": "x"}) == []
+    session.put(res, ("a",), "1", {"id": 1, "tag": "x"})
+    assert [key for key, _ in session.select(NO_FIXTURES, res, ("a",), {"tag": "x"})] == ["1"]
+    assert session.next_integer_id(NO_FIXTURES, res, ("a",)) == 2
