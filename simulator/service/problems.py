@@ -36,17 +36,16 @@ PARAM_NAMES = frozenset({"param", "field", "parameter"})
 WRAPPER_NAMES = ("error", "problem")
 
 
-def problem_hint(root: JSONSchema, schema: JSONSchema, status: int, title: str, detail: str,
+def problem_hint(root: JSONSchema, schema: JSONSchema, problem: dict[str, Any],
                  problems: list[Problem]) -> dict[str, Any]:
-    """The hint a documented JSON error body is conformed to: the RFC 9457 problem plus
-    ``message``, ``code`` and ``error`` (kept where the schema allows other members), with its
-    parts also under the names ``schema`` gives them and in the types it gives them (see the
-    module text)."""
-    problem: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail,
-                               "errors": [p.to_json() for p in problems], "message": detail, "code": status,
-                               "error": title}
+    """The hint a documented JSON error body is conformed to: ``problem`` (the RFC 9457 report
+    of ``problems``) plus ``message``, ``code`` and ``error`` (kept where the schema allows other
+    members), with its parts also under the names ``schema`` gives them and in the types it
+    gives them (see the module text)."""
+    status, title, detail = problem["status"], problem["title"], problem["detail"]
     said = spelled_out(detail, problems)
-    hint = {**problem, **_members(root, schema, status, title, said, problems)}
+    hint = {**problem, "message": detail, "code": status, "error": title,
+            **_members(root, schema, status, title, said, problems)}
     for name in WRAPPER_NAMES:
         inner = object_properties(root, deref(root, schema)).get(name)
         if inner is not None and primary_type(root, deref(root, inner)) == "object":

@@ -272,7 +272,7 @@ class Simulator:
             if media_kind(media) != "json":
                 hint = detail if primary_type(schema, schema) == "string" else problem
             elif media != PROBLEM_JSON:
-                hint = problem_hint(schema, schema, status, title, detail, problems)
+                hint = problem_hint(schema, schema, problem, problems)
             seed = f"{self.seed}|problem|{op.operation_id}|{status}"
             body = self.shaper.conform(schema, schema, hint, seed, keep_extra=True)
             return self._render(op, Outcome(status, body, media), extra)

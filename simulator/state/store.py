@@ -351,7 +351,7 @@ class Session:
 
     def records(self, world: Fixtures, res: Resource, scope: tuple[str, ...]) -> list[tuple[str, Record]]:
         base = world.base(res, scope)
-        changes = self.overlay.get(res.store, {}).get(scope_key(scope), {})
+        changes = self.changes(res, scope)
         out: list[tuple[str, Record]] = []
         for key, record in base.items():
             if key in changes:
@@ -392,7 +392,7 @@ class Session:
         """The record an item path names: by its id key, else by the first record (in list order)
         whose alias field (``username``, ``slug``, ``name`` ...) holds ``key``. Aliases are looked
         up only when the id misses, through indexes kept up to date on every write."""
-        changes = self.overlay.get(res.store, {}).get(scope_key(scope), {})
+        changes = self.changes(res, scope)
         record = changes[key] if key in changes else world.base(res, scope).get(key)
         if record is not None:
             return key, record
@@ -413,14 +413,14 @@ class Session:
         return sorted(keys, key=lambda k: (0, base[k]) if k in base else (1, ordinals.get(k, 0)))
 
     def get(self, world: Fixtures, res: Resource, scope: tuple[str, ...], key: str) -> Record | None:
-        changes = self.overlay.get(res.store, {}).get(scope_key(scope), {})
+        changes = self.changes(res, scope)
         if key in changes:
             return changes[key]
         return world.base(res, scope).get(key)
 
     def has(self, world: Fixtures, res: Resource, scope: tuple[str, ...], key: str) -> bool:
         """Whether :meth:`get` finds a record (without making the fixtures whole to tell)."""
-        changes = self.overlay.get(res.store, {}).get(scope_key(scope), {})
+        changes = self.changes(res, scope)
         if key in changes:
             return changes[key] is not None
         return key in world.keys(res, scope)
