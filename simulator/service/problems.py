@@ -10,10 +10,12 @@ where the schema has room for it, by the names APIs use:
 * ``message``, ``detail``, ``description``, ``error_description``, ``error_message``, ``msg``,
   ``reason``: the detail, with what is wrong where (:func:`spelled_out`);
 * ``code``, ``status``, ``status_code``, ``statusCode``: the HTTP status (a number or its text,
-  as the schema types it); ``title``, and ``error`` where it is text: the title;
+  as the schema types it); ``title``: the title; ``error`` where it is text: the message when
+  the object has no message member of its own (PowerDNS's ``{"error": "..."}``), else the title;
 * ``param``, ``field``, ``parameter``: the first input at fault (a parameter's name, or the body
   member the problem's pointer starts at);
-* ``errors``, a list of objects: one item per problem (its message, name and where);
+* ``errors``, a list: one item per problem (an object with its message, name and where, or
+  the text ``body /name: ...``);
 * one level down, an object member named ``error`` or ``problem`` (Stripe's and Google's
   ``{"error": {"message": ...}}``) the same way.
 
@@ -59,10 +61,14 @@ def spelled_out(detail: str, problems: list[Problem], most: int = 3) -> str:
     told = [p for p in problems if p.message != detail]  # a 404's one problem is its detail
     if not told:
         return detail
-    parts = [f"{p.location} {' '.join(x for x in (p.name, p.pointer) if x)}".strip() + f": {p.message}"
-             for p in told[:most]]
+    parts = [_where(p) + f": {p.message}" for p in told[:most]]
     more = f"; and {len(told) - most} more" if len(told) > most else ""
     return f"{detail}: {'; '.join(parts)}{more}"
+
+
+def _where(problem: Problem) -> str:
+    """Where a problem is: ``body /name``, ``path id``, ``query``."""
+    return f"{problem.location} {' '.join(x for x in (problem.name, problem.pointer) if x)}".strip()
 
 
 def _at_fault(problem: Problem) -> str:
@@ -77,9 +83,13 @@ def _members(root: JSONSchema, schema: JSONSchema, status: int, title: str, deta
              problems: list[Problem]) -> dict[str, Any]:
     """The problem's parts under the names of ``schema``'s own properties that fit them."""
     out: dict[str, Any] = {}
-    for name, prop in object_properties(root, deref(root, schema)).items():
-        kind = primary_type(root, deref(root, prop))
-        if name in MESSAGE_NAMES and kind in (None, "string"):
+    props = object_properties(root, deref(root, schema))
+    kinds = {name: primary_type(root, deref(root, prop)) for name, prop in props.items()}
+    # {"error": "..."} with no message member of its own: the error text is the message
+    error_says = not any(name in MESSAGE_NAMES and kinds[name] in (None, "string") for name in props)
+    for name, prop in props.items():
+        kind = kinds[name]
+        if kind in (None, "string") and (name in MESSAGE_NAMES or (name == "error" and error_says)):
             out[name] = detail
         elif name in STATUS_NAMES and kind in ("integer", "number"):
             out[name] = status
@@ -91,8 +101,11 @@ def _members(root: JSONSchema, schema: JSONSchema, status: int, title: str, deta
             out[name] = _at_fault(problems[0])
         elif name == "errors" and kind == "array" and problems:
             items = array_items(root, deref(root, prop))
-            if items is not None and primary_type(root, deref(root, items)) == "object":
+            item_kind = primary_type(root, deref(root, items)) if items is not None else None
+            if items is not None and item_kind == "object":
                 out[name] = [_item(root, items, p) for p in problems]
+            elif items is not None and item_kind == "string":
+                out[name] = [_where(p) + f": {p.message}" for p in problems]
     return out
 
 

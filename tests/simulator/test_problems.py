@@ -83,3 +83,15 @@ def test_spelled_out_names_at_most_three_problems(count: int, ending: str) -> No
     assert said.startswith(f"{count} problem(s) with the request: body /a: bad 0") and said.endswith(ending)
     assert spelled_out("pet 'x' does not exist", [Problem("path", "id", "", "pet 'x' does not exist")]) == \
         "pet 'x' does not exist"
+
+
+def test_an_error_text_and_a_list_of_texts_carry_the_reason(tmp_path: Path) -> None:
+    """PowerDNS's shape: {"error": text (required), "errors": [text]}, nothing else allowed."""
+    sim = api(tmp_path, {"type": "object", "required": ["error"], "additionalProperties": False,
+                         "properties": {"error": STR, "errors": {"type": "array", "items": STR}}})
+    body = sim.call("POST", "/pets", BAD_PET).json()
+    assert body["error"].startswith("2 problem(s) with the request: body /")
+    assert sorted(body["errors"]) == ['body /age: "old" is not of type "integer"',
+                                      'body /name: 5 is not of type "string"']
+    assert sim.call("GET", "/pets/nobody").json() == {"error": "pet 'nobody' does not exist",
+                                                       "errors": ["path id: pet 'nobody' does not exist"]}
