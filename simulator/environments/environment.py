@@ -68,12 +68,21 @@ def faker_version() -> str:
 
 @lru_cache(maxsize=1)
 def code_sha256() -> str:
-    """sha256 over the simulator's own source files: behaviour can change without a version
-    bump, and a dataset made by other code must show up as a fingerprint mismatch."""
-    package = Path(__file__).resolve().parent
+    """sha256 over the simulator's own source files (:func:`sources_sha256` of the ``simulator``
+    package, every module of it): behaviour can change without a version bump, and a dataset
+    made by other code must show up as a fingerprint mismatch."""
+    return sources_sha256(Path(__file__).resolve().parent.parent)
+
+
+def sources_sha256(package: Path) -> str:
+    """sha256 over every ``*.py`` file under ``package`` (path and bytes, in path order), the
+    shipped environments' folder (``_envs``, data that each fingerprint names on its own) aside."""
     digest = hashlib.sha256()
     for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+        relative = path.relative_to(package)
+        if relative.parts[0] == "_envs":
+            continue
+        digest.update(relative.as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
