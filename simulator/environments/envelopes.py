@@ -35,7 +35,7 @@ META_KEYS = frozenset({"links", "meta", "pagination", "paging", "included", "jso
                        "errors", "status", "status_code", "statuscode", "code", "message", "request_id"})
 
 
-_PAGING = re.compile(r"(?i)next|prev|cursor|page|token|link|offset")
+_PAGING = re.compile(r"(?i)next|prev|cursor|page|token|link|offset|^(uri|url|href|self)$")
 
 
 def is_record_object(root: JSONSchema, schema: Any) -> bool:
@@ -79,7 +79,8 @@ def list_key(root: JSONSchema, schema: Any) -> str | None:
     if len(arrays) != 1:
         return None
     # a record with a list in it (a pet's tags, a configuration's rules) has text of its own;
-    # a wrapper has only paging members beside the list (links, meta, total, has_more)
+    # a wrapper has only paging members beside the list (links, meta, total, has_more, and
+    # the list's own address: twilio's `uri`)
     if any(primary_type(root, p) == "string" and not _PAGING.search(k) for k, p in props.items() if k != arrays[0]):
         return None
     return arrays[0]

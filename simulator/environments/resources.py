@@ -142,13 +142,19 @@ def _id_field(record: JSONSchema | None, id_param: str | None, resource: str) ->
     candidates += [*_ID_NAMES, f"{resource}_id", f"{resource}Id", "_id", "$id"]
     if id_param:  # floating_ip -> ip
         candidates.append(re.split(r"[-_.]", id_param)[-1])
-    if id_param:  # Twilio's {Sid} names the record's sid
+    if id_param:  # Twilio's {Sid} names the record's sid, {CallSid} its call_sid
         candidates += [p for p in props if p.lower() == id_param.lower()]
+        candidates += [p for p in props if _spelling(p) == _spelling(id_param)]
     for name in candidates:
         if name in props:
             ptype = primary_type(record or {}, props[name]) or "string"
             return name, "integer" if ptype == "integer" else "string"
     return None, "string"
+
+
+def _spelling(name: str) -> str:
+    """A name without its case and word separators: ``CallSid``, ``call_sid`` -> ``callsid``."""
+    return re.sub(r"[-_.]", "", name).lower()
 
 
 def _parent(path: str) -> str:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from simulator.datagen.names import singular
 from simulator.environments.environment import load_environment
 from simulator.environments.resources import Binding, infer_resources, record_schema_of
+from tests.support.spec_api import SpecApi
 
 
 def kinds(env: str) -> dict[str, tuple[str, str | None]]:
@@ -147,3 +152,58 @@ def test_a_mistyped_override_is_refused_with_the_file_named(tmp_path: pytest.Tem
     (directory / "env.yaml").write_text("overrides:\n  resources:\n    user: {alias: [email]}\n", encoding="utf-8")
     with pytest.raises(SpecError, match=r"env.yaml#/overrides: override for user: unknown key\(s\) \['alias'\]"):
         load_environment(directory)
+
+
+def _participants_spec() -> dict[str, Any]:
+    """Twilio's shape: the item path names the record by ``{CallSid}``, the record spells it ``call_sid``."""
+    participant = {"type": "object", "properties": {
+        "call_sid": {"type": "string", "pattern": "^CA[0-9a-f]{32}$"},
+        "label": {"type": "string"}, "muted": {"type": "boolean"}}}
+    item = {"name": "CallSid", "in": "path", "required": True, "schema": {"type": "string"}}
+    answer = {"200": {"description": "ok", "content": {"application/json": {"schema": participant}}}}
+    created = {"201": {"description": "made", "content": {"application/json": {"schema": participant}}}}
+    # the list's own address beside the records and the paging members
+    page = {"type": "object", "properties": {
+        "participants": {"type": "array", "items": participant}, "page": {"type": "integer"},
+        "next_page_uri": {"type": ["string", "null"]}, "uri": {"type": "string"}}}
+    return {
+        "openapi": "3.0.3", "info": {"title": "calls", "version": "1"},
+        "paths": {
+            "/Participants.json": {
+                "get": {"operationId": "ListParticipant", "responses": {"200": {
+                    "description": "a page", "content": {"application/json": {"schema": page}}}}},
+                "post": {"operationId": "CreateParticipant", "responses": created, "requestBody": {
+                    "content": {"application/json": {"schema": {
+                        "type": "object", "properties": {"label": {"type": "string"}}}}}}},
+            },
+            "/Participants/{CallSid}.json": {
+                "parameters": [item],
+                "get": {"operationId": "FetchParticipant", "responses": answer},
+                "delete": {"operationId": "DeleteParticipant", "responses": {"204": {"description": "gone"}}},
+            },
+        },
+    }
+
+
+def test_an_id_parameter_spelled_in_other_case_and_separators_names_its_field(tmp_path: Path) -> None:
+    """``{CallSid}`` addresses a participant by its ``call_sid`` (four twilio resources had no
+    id field: a create answered ``{}`` and no participant could be read back)."""
+    api = SpecApi(tmp_path, _participants_spec())
+    model = infer_resources(api.sim.env.spec)
+    assert model.resources["Participant"].id_field == "call_sid"
+    made = api.ok("POST", "/Participants.json", {"label": "coach"})
+    assert made["label"] == "coach" and re.fullmatch(r"CA[0-9a-f]{32}", made["call_sid"]), made
+    assert api.ok("GET", f"/Participants/{made['call_sid']}.json") == made
+    api.ok("DELETE", f"/Participants/{made['call_sid']}.json")
+    assert api.call("GET", f"/Participants/{made['call_sid']}.json").status == 404
+
+
+def test_a_list_wrapper_may_carry_its_own_uri(tmp_path: Path) -> None:
+    """Twilio's pages hold ``uri`` (the list's address) beside the records and the paging
+    members: still a list of the collection's records, not an action answered with made-up ones."""
+    api = SpecApi(tmp_path, _participants_spec())
+    assert infer_resources(api.sim.env.spec).bindings["ListParticipant"].kind == "list"
+    before = api.ok("GET", "/Participants.json")["participants"]
+    made = api.ok("POST", "/Participants.json", {"label": "coach"})
+    after = api.ok("GET", "/Participants.json")["participants"]
+    assert after == [*before, made], after
