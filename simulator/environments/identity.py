@@ -9,6 +9,7 @@ Besides the id field a resource has *alias* fields; the session finds a record b
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from simulator.spec.model import JSONSchema, Operation
 from simulator.spec.navigation import object_properties, primary_type
@@ -19,7 +20,29 @@ ID_SUFFIX = re.compile(r"(?i)^(.+?)[-_]?(id|key|slug|name|uuid|code|number)$")
 # record fields an item path may address a record by, besides its id field
 ALIAS_NAMES = ("id", "uuid", "key", "slug", "name", "username", "login", "handle", "code", "number", "_id", "$id")
 # a PUT on an item path that says it creates (or has no body to replace with) creates when absent
+_SEPARATORS = re.compile(r"[-_.]")
 _CREATES = re.compile(r"(?i)\bcreates?\b|\bupsert|\badds?\b|\bputs?\b.*\bif\b.*\bnot\b.*\bexist")
+
+
+def spelling(name: str) -> str:
+    """A name without its case and word separators: ``CallSid``, ``call_sid`` -> ``callsid``."""
+    return _SEPARATORS.sub("", name).lower()
+
+
+def spellings(names: Iterable[str]) -> dict[str, str]:
+    """:func:`spelling` -> the one name spelled so (a spelling two names share is left out)."""
+    found: dict[str, str | None] = {}
+    for name in names:
+        key = spelling(name)
+        found[key] = None if key in found else name
+    return {key: name for key, name in found.items() if name is not None}
+
+
+def field_named(props: dict[str, JSONSchema] | dict[str, str], spelled: dict[str, str], name: str) -> str | None:
+    """The record field a request names ``name``: that property, else the one spelled the same
+    (``spelled``, :func:`spellings` of ``props``): twilio writes ``Label`` and ``AccountSid``
+    for the ``label`` and ``account_sid`` its records hold."""
+    return name if name in props else spelled.get(spelling(name))
 
 
 def json_body_schema(op: Operation) -> JSONSchema | None:

@@ -30,7 +30,7 @@ from simulator.spec.navigation import array_items, deref, object_properties, pri
 from .envelopes import ID_NAMES as _ID_NAMES
 from .envelopes import WRAPPER_KEYS, list_key, unwrap_record
 from .identity import ID_SUFFIX as _ID_SUFFIX
-from .identity import alias_fields, creates_when_absent, json_body_schema, written_aliases
+from .identity import alias_fields, creates_when_absent, json_body_schema, spelling, written_aliases
 
 Kind = Literal["list", "create", "read", "replace", "update", "delete", "action"]
 KINDS: tuple[str, ...] = ("list", "create", "read", "replace", "update", "delete", "action")
@@ -144,17 +144,12 @@ def _id_field(record: JSONSchema | None, id_param: str | None, resource: str) ->
         candidates.append(re.split(r"[-_.]", id_param)[-1])
     if id_param:  # Twilio's {Sid} names the record's sid, {CallSid} its call_sid
         candidates += [p for p in props if p.lower() == id_param.lower()]
-        candidates += [p for p in props if _spelling(p) == _spelling(id_param)]
+        candidates += [p for p in props if spelling(p) == spelling(id_param)]
     for name in candidates:
         if name in props:
             ptype = primary_type(record or {}, props[name]) or "string"
             return name, "integer" if ptype == "integer" else "string"
     return None, "string"
-
-
-def _spelling(name: str) -> str:
-    """A name without its case and word separators: ``CallSid``, ``call_sid`` -> ``callsid``."""
-    return re.sub(r"[-_.]", "", name).lower()
 
 
 def _parent(path: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from simulator.canonical import canonical_json, sha256_hex
 from simulator.environments.envelopes import bare_list, plain_record, unwrap_record, wrap_list, wrap_record
-from simulator.environments.identity import param_field_names
+from simulator.environments.identity import field_named, param_field_names, spellings
 from simulator.environments.resources import Binding, Resource
 from simulator.spec.model import JSONSchema, Operation, ResponseSpec
 from simulator.spec.navigation import deref, object_properties
@@ -104,6 +104,7 @@ class Handlers:
         self._plain: dict[tuple[str, int, str], bool] = {}
         self._bare: dict[tuple[str, int], bool] = {}
         self._props: dict[str, dict[str, JSONSchema]] = {}
+        self._spelled: dict[str, dict[str, str]] = {}
         self._defaults: dict[str, dict[str, Any]] = {}
 
     # -- helpers ------------------------------------------------------------------------------
@@ -133,6 +134,13 @@ class Handlers:
         hit = self._props.get(res.name)
         if hit is None:
             hit = self._props[res.name] = object_properties(res.schema, res.schema) if res.schema else {}
+        return hit
+
+    def spellings(self, res: Resource) -> dict[str, str]:
+        """:func:`~simulator.environments.identity.spellings` of :meth:`properties` (memoised)."""
+        hit = self._spelled.get(res.name)
+        if hit is None:
+            hit = self._spelled[res.name] = spellings(self.properties(res))
         return hit
 
     def respond(self, op: Operation, status: int, hint: Any, seed: str, *, inputs: dict[str, Any] | None = None,
@@ -284,7 +292,10 @@ class Handlers:
             defaults = self._defaults[op.operation_id] = query_defaults(op)
         # a search by POST carries its criteria in the body; query parameters win
         criteria = {**defaults, **(parsed.body if isinstance(parsed.body, dict) else {}), **parsed.query}
-        filters = {name: wanted for name, wanted in criteria.items() if name in props and name not in PAGINATION}
+        spelled = self.spellings(res)  # twilio filters by FriendlyName the records' friendly_name
+        filters = {field: wanted for name, wanted in criteria.items()
+                   if (field := field_named(props, spelled, name)) is not None and name not in PAGINATION
+                   and (field == name or field not in criteria)}
         scope = self.scope_of(res, parsed)
         records = [r for _, r in session.select(self.fixtures(session, res, scope), res, scope, filters)]
         total = len(records)

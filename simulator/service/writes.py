@@ -30,6 +30,7 @@ import orjson
 
 from simulator.canonical import escape_token
 from simulator.environments.envelopes import ID_NAMES
+from simulator.environments.identity import field_named, spellings
 from simulator.spec.model import JSONSchema
 from simulator.spec.navigation import array_items, deref, object_properties, primary_type
 from simulator.state.memo import BoundedMemo
@@ -112,21 +113,25 @@ class Converter:
 
     def __init__(self, is_valid: Validity) -> None:
         self.is_valid = is_valid
-        # id(root) -> (root, its properties): holding the root keeps its id unique while kept
-        self._props: BoundedMemo[int, tuple[JSONSchema, dict[str, JSONSchema]]] = BoundedMemo(_ROOTS)
+        # id(root) -> (root, its properties, their spellings): holding the root keeps its id
+        # unique while kept
+        self._props: BoundedMemo[int, tuple[JSONSchema, dict[str, JSONSchema], dict[str, str]]] = BoundedMemo(
+            _ROOTS)
 
     def changes(self, root: JSONSchema, changes: dict[str, Any]) -> dict[str, Any]:
         """Each top-level written field in the stored record schema's type (see the module)."""
         hit = self._props.get(id(root))
         if hit is None or hit[0] is not root:
-            hit = self._props[id(root)] = (root, object_properties(root, root))
-        props = hit[1]
+            props = object_properties(root, root)
+            hit = self._props[id(root)] = (root, props, spellings(props))
+        props, spelled = hit[1], hit[2]
         out: dict[str, Any] = {}
         for name, value in changes.items():
-            if name in props:
-                converted = self.value(root, props[name], value, "/" + escape_token(name), 0)
+            field = field_named(props, spelled, name)  # twilio's Label is its records' label
+            if field is not None and (field == name or field not in changes):  # the exact name wins
+                converted = self.value(root, props[field], value, "/" + escape_token(name), 0)
                 if converted is not _DROP:
-                    out[name] = converted
+                    out[field] = converted
         return out
 
     def value(self, root: JSONSchema, schema: JSONSchema, value: Any, pointer: str, depth: int) -> Any:

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from simulator.canonical import canonical_json, sha256_hex
 from simulator.datagen.plan import GenerationError
+from simulator.environments.identity import field_named, spellings
 from simulator.environments.resources import Resource
 from simulator.errors import SessionFull
 from simulator.spec.model import JSONSchema
@@ -81,6 +82,7 @@ class World:
         self._open: dict[tuple[str, str, str], Record] = BoundedMemo()
         self._positions: dict[tuple[str, str], dict[str, int]] = BoundedMemo()
         self._keys: dict[tuple[str, str], dict[str, int]] = BoundedMemo()
+        self._spelled: dict[str, dict[str, str]] = {}  # resource name -> its fields' spellings
 
     def _make_record(self, res: Resource, scope: tuple[str, ...], seed: str, id_value: Any | None) -> tuple[str, Record]:
         schema = res.schema or {"type": "object"}
@@ -98,8 +100,11 @@ class World:
         hint = dict(record)
         props = object_properties(res.schema, res.schema) if res.schema else {}
         for param, value in zip(res.scope_params, scope, strict=False):
-            if param in props:  # a record names its parent: /users/{username}/repos -> owner field
-                hint[param] = coerce_like(record.get(param), value)
+            # a record names its parent: /users/{username}/repos -> username field (twilio's
+            # {AccountSid} -> account_sid)
+            field = field_named(props, self._spellings(res), param)
+            if field is not None:
+                hint[field] = coerce_like(record.get(field), value)
         if res.id_field in props and id_value is None and (
                 res.id_field not in hint or not self.addressable(res, hint[res.id_field])):
             # an optional id the generator left out, or one the item path could not carry
@@ -107,6 +112,12 @@ class World:
         if res.id_field and id_value is not None:
             hint[res.id_field] = id_value
         return hint, id_value
+
+    def _spellings(self, res: Resource) -> dict[str, str]:
+        hit = self._spelled.get(res.name)
+        if hit is None:
+            hit = self._spelled[res.name] = spellings(object_properties(res.schema, res.schema) if res.schema else {})
+        return hit
 
     def key_of(self, res: Resource, record: Record, seed: str, id_value: Any | None) -> str:
         """The key a made fixture ``record`` is stored under."""
@@ -126,7 +137,10 @@ class World:
         return value
 
     def addressable(self, res: Resource, value: Any) -> bool:
-        """Whether the item path's parameter schema admits ``value`` (as the text a path carries)."""
+        """Whether the item path's parameter schema admits ``value`` (as the text a path carries);
+        a null id (twilio's nullable ``call_sid``) names no record, whatever the parameter admits."""
+        if value is None:
+            return False
         if res.id_schema is None or isinstance(value, (dict, list)):
             return True
         return self.shaper.is_valid(res.id_schema, res.id_schema, value) or \

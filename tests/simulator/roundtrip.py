@@ -135,6 +135,10 @@ def id_candidates(param: str) -> list[str]:
     return [*names, *_ID_NAMES, re.split(r"[-_.]", param)[-1]]  # floating_ip -> ip
 
 
+def _spelling(name: str) -> str:
+    return re.sub(r"[-_.]", "", name).lower()
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -247,6 +251,10 @@ class RoundTrip:
         kinds = self.kinds(res)
         name = res.name
         read = self.item_op(kinds.get("read", []), res)
+        if read is not None:  # parents as the read types them: twilio's create types {ConferenceSid} loosely
+            for p in read.parameters:
+                if p.location == "path" and p.name != res.id_param and p.name not in self.values:
+                    self.values[p.name] = self.generate(p.schema, f"path|{read.operation_id}|{p.name}", name=p.name)
         created = self.create(res, kinds.get("create", []))
         if created is None:
             created = self.listed(res, kinds.get("list", []), read)
@@ -315,8 +323,11 @@ class RoundTrip:
         candidates = id_candidates(res.id_param or "id")
         has_id = isinstance(body, dict) and any(isinstance(body.get(c), (str, int, float)) for c in candidates)
         record = body if has_id else record_in(body, set(sent) | set(candidates))
-        names = id_candidates(res.id_param or "id")
-        names += [k for k in (record or {}) if k.lower() == (res.id_param or "id").lower()]  # {Sid} -> sid
+        param = res.id_param or "id"
+        # the field named as the item path names it, in any case and separators, first: {Sid} ->
+        # sid, {CallSid} -> call_sid (a twilio credential's answer has a username too)
+        spelled = [k for k in (record or {}) if _spelling(k) == _spelling(param)]
+        names = [param, *spelled, *id_candidates(param)]
         for name in names:
             for source in (record or {}, sent):
                 value = source.get(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -24,8 +25,11 @@ class SpecApi:
         self.sim = Simulator(load_environment(path))
 
     def call(self, method: str, path: str, data: Any = None) -> SimResponse:
+        """``path`` may carry a query string (``/pets?status=sold``)."""
         payload = orjson.dumps(data) if data is not None else b""
-        return self.sim.handle(SimRequest(method, path, (), JSON if data is not None else (), payload))
+        path, _, query = path.partition("?")
+        pairs = tuple(parse_qsl(query, keep_blank_values=True))
+        return self.sim.handle(SimRequest(method, path, pairs, JSON if data is not None else (), payload))
 
     def ok(self, method: str, path: str, data: Any = None) -> Any:
         """The JSON body of a 2xx answer (None when it has none); an assertion error otherwise."""
