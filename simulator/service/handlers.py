@@ -32,9 +32,9 @@ OFFSET_PARAMS = ("offset", "skip", "start", "from")
 PAGE_PARAMS = ("page", "page_number", "pageNumber")
 _PAGING = frozenset(LIMIT_PARAMS + OFFSET_PARAMS + PAGE_PARAMS)
 PAGINATION = frozenset(LIMIT_PARAMS + OFFSET_PARAMS + PAGE_PARAMS + ("sort", "order", "cursor", "fields"))
-_CREATED = ("created_at", "createdAt", "created", "creationDate", "dateCreated", "created_on")
+_CREATED = ("created_at", "createdAt", "created", "creationDate", "dateCreated", "created_on", "date_created")
 _UPDATED = ("updated_at", "updatedAt", "modified", "modified_at", "modifiedAt", "last_modified",
-            "lastModified", "updated", "updated_on")
+            "lastModified", "updated", "updated_on", "dateUpdated", "date_updated")
 
 
 @dataclass(frozen=True, slots=True)

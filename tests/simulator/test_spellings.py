@@ -23,7 +23,8 @@ def _spec() -> dict[str, Any]:
         "call_sid": {"type": ["string", "null"], "pattern": "^CA[0-9a-f]{32}$"},
         "friendly_name": {"type": ["string", "null"]},
         "label": {"type": ["string", "null"]},
-        "muted": {"type": ["boolean", "null"]}}}
+        "muted": {"type": ["boolean", "null"]},
+        "date_created": {"type": ["string", "null"]}, "date_updated": {"type": ["string", "null"]}}}
     page = {"type": "object", "properties": {
         "participants": {"type": "array", "items": participant}, "page": {"type": "integer"},
         "uri": {"type": "string"}}}
@@ -64,6 +65,8 @@ def test_fields_written_in_another_spelling_are_stored_under_the_records_names(a
     assert {k: made.get(k) for k in ("label", "friendly_name", "muted", "account_sid")} == {
         "label": "coach", "friendly_name": "Ada", "muted": True, "account_sid": ACCOUNT}, made
     assert not {"Label", "FriendlyName", "Muted"} & set(made), made
+    # twilio's timestamps are set by the simulator's clock, as created_at is
+    assert made["date_created"] == made["date_updated"] == "2025-01-01T00:00:00Z", made
     assert api.ok("GET", f"/Accounts/{ACCOUNT}/Participants/{made['call_sid']}.json") == made
 
 
