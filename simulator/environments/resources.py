@@ -193,12 +193,18 @@ def _item_paths(by_path: dict[str, list[Operation]]) -> dict[str, str]:
 
 
 def _record_at(coll: str, item: str | None, by_path: dict[str, list[Operation]]) -> JSONSchema | None:
-    """The record schema of a collection: what a read or list returns, else what a create returns."""
+    """The record schema of a collection: what a read or list returns, else what a create returns.
+    A GET on the collection that answers one object with no id field (discourse's summary of
+    badges and their groupings) is not a record; one with an id is (a list an old spec declares
+    as its item, gitlab v3's projects)."""
     record = None
     for path in (item, coll):
         for op in by_path.get(path or "", ()):
             if op.method == "GET":
-                rec, _ = record_schema_of(success_schema(op))
+                rec, is_list = record_schema_of(success_schema(op))
+                if path == coll and item is not None and not is_list and rec is not None and \
+                        not any(name in object_properties(rec, rec) for name in _ID_NAMES):
+                    continue
                 record = record or rec
     if record is None:
         for op in by_path.get(coll, ()):

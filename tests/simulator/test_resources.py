@@ -207,3 +207,45 @@ def test_a_list_wrapper_may_carry_its_own_uri(tmp_path: Path) -> None:
     made = api.ok("POST", "/Participants.json", {"label": "coach"})
     after = api.ok("GET", "/Participants.json")["participants"]
     assert after == [*before, made], after
+
+
+def test_a_collection_get_answering_a_summary_is_not_the_record(tmp_path: Path) -> None:
+    """discourse's ``GET /categories.json`` answers a summary (flags and two lists) with no id;
+    the record is what the create answers inside its envelope, so a created category has an id
+    that its item path then finds (before, the summary was taken as the record, with no id)."""
+    category = {"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": "string"},
+                                                 "color": {"type": "string"}}}
+    summary = {"type": "object", "properties": {
+        "can_create_category": {"type": "boolean"},
+        "categories": {"type": "array", "items": category},
+        "featured": {"type": "array", "items": category}}}
+    wrapped = {"type": "object", "properties": {"category": category}}
+
+    def answer(schema: dict[str, Any]) -> dict[str, Any]:
+        return {"200": {"description": "ok", "content": {"application/json": {"schema": schema}}}}
+
+    body = {"content": {"application/json": {"schema": {"type": "object", "properties": {
+        "name": {"type": "string"}, "color": {"type": "string"}}}}}}
+    spec = {
+        "openapi": "3.1.0", "info": {"title": "forum", "version": "1"},
+        "paths": {
+            "/categories.json": {
+                "get": {"operationId": "listCategories", "responses": answer(summary)},
+                "post": {"operationId": "createCategory", "requestBody": body, "responses": answer(wrapped)},
+            },
+            "/categories/{id}.json": {
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "put": {"operationId": "updateCategory", "requestBody": body, "responses": answer(wrapped)},
+                "delete": {"operationId": "deleteCategory", "responses": {"204": {"description": "gone"}}},
+            },
+        },
+    }
+    api = SpecApi(tmp_path, spec)
+    res = infer_resources(api.sim.env.spec).resources["category"]
+    assert res.id_field == "id" and res.schema is not None and "color" in res.schema["properties"], res
+    made = api.ok("POST", "/categories.json", {"name": "news", "color": "red"})["category"]
+    assert isinstance(made["id"], int) and made["name"] == "news", made
+    changed = api.ok("PUT", f"/categories/{made['id']}.json", {"name": "news", "color": "blue"})["category"]
+    assert changed == {**made, "color": "blue"}, changed
+    api.ok("DELETE", f"/categories/{made['id']}.json")
+    assert api.call("PUT", f"/categories/{made['id']}.json", {"name": "x"}).status == 404
