@@ -286,13 +286,29 @@ def _query_pairs(b: ArgBinding, value: Any) -> list[tuple[str, str]]:
 
 
 def _form_pairs(body: dict[str, Any]) -> list[tuple[str, str]]:
+    """A form's fields: a list of scalars as the field repeated, an object or a list holding
+    objects in brackets (``metadata[plan]=pro``, ``items[0][price]=p_1``: OpenAPI's
+    ``deepObject``, as Stripe reads forms), which the simulator decodes back."""
     pairs: list[tuple[str, str]] = []
     for k, v in body.items():
-        if isinstance(v, list):
+        if isinstance(v, list) and not any(isinstance(item, (dict, list)) for item in v):
             pairs.extend((k, _text(item)) for item in v)
+        elif isinstance(v, (dict, list)):
+            _bracketed(pairs, k, v)
         elif v is not None:
             pairs.append((k, _text(v)))
     return pairs
+
+
+def _bracketed(pairs: list[tuple[str, str]], name: str, value: Any) -> None:
+    if isinstance(value, dict):
+        for key, member in value.items():
+            _bracketed(pairs, f"{name}[{key}]", member)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _bracketed(pairs, f"{name}[{i}]" if isinstance(item, (dict, list)) else f"{name}[]", item)
+    elif value is not None:
+        pairs.append((name, _text(value)))
 
 
 def _multipart(body: dict[str, Any]) -> bytes:

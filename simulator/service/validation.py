@@ -342,15 +342,82 @@ def match_media(content_type: str, declared: list[str]) -> str | None:
 
 
 def decode_form(pairs: list[tuple[str, str]], schema: JSONSchema) -> dict[str, Any]:
+    """A form's fields as the body schema types them. A repeated field of an array property is
+    its items; a field named with brackets is a member of a nested object or array, as Stripe,
+    Rails and PHP write them and OpenAPI's ``deepObject`` style describes (``metadata[plan]=pro``,
+    ``address[city]=Oslo``, ``expand[]=customer``, ``items[0][price]=p_1``), unless the schema
+    has a property of that very name."""
     props = object_properties(schema, schema)
     out: dict[str, Any] = {}
     for k, v in pairs:
+        path = None if k in props else _bracket_path(k)
+        if path is not None:
+            _put_nested(out, schema, props, path, v)
+            continue
         prop = props.get(k, {})
         if primary_type(schema, prop) == "array":
-            out.setdefault(k, []).append(coerce_scalar(v, schema, array_items(schema, prop) or {}))
+            listed = out.get(k)
+            if not isinstance(listed, list):
+                listed = out[k] = []
+            listed.append(coerce_scalar(v, schema, array_items(schema, prop) or {}))
         else:
             out[k] = coerce_scalar(v, schema, prop)
-    return out
+    return {k: _finished(v) for k, v in out.items()}
+
+
+_BRACKET = re.compile(r"\[([^\[\]]*)\]")
+_FORM_DEPTH = 8  # bracket levels read as nesting; a deeper name is kept as a plain field name
+
+
+class _Indexed(dict[str, Any]):
+    """An array being filled from bracketed form fields: index text -> item (``[]`` appends)."""
+
+
+def _bracket_path(key: str) -> tuple[str, list[str]] | None:
+    """(``name``, its bracket segments) for ``name[a][b]``; None for a plain or malformed name."""
+    head, bracket, rest = key.partition("[")
+    if not bracket or not head:
+        return None
+    segments = _BRACKET.findall(bracket + rest)
+    if not segments or len(segments) > _FORM_DEPTH or "".join(f"[{s}]" for s in segments) != bracket + rest:
+        return None
+    return head, segments
+
+
+def _put_nested(out: dict[str, Any], root: JSONSchema, props: dict[str, JSONSchema], path: tuple[str, list[str]],
+                text: str) -> None:
+    """Set the member ``path`` names to ``text``, typed by the schema along the way."""
+    name, segments = path
+    node: dict[str, Any] = out
+    key: str = name
+    schema: JSONSchema = props.get(name, {})
+    for segment in segments:
+        resolved = deref(root, schema)
+        if primary_type(root, resolved) == "array":
+            child = node.get(key)
+            if not isinstance(child, _Indexed):
+                child = node[key] = _Indexed()
+            node, key = child, segment if segment else str(len(child))
+            schema = array_items(root, resolved) or {}
+        else:
+            child = node.get(key)
+            if not isinstance(child, dict) or isinstance(child, _Indexed):
+                child = node[key] = {}
+            extra = resolved.get("additionalProperties")
+            node, key = child, segment
+            schema = object_properties(root, resolved).get(segment) or (extra if isinstance(extra, dict) else {})
+    node[key] = coerce_scalar(text, root, schema)
+
+
+def _finished(value: Any) -> Any:
+    """``value`` with each array being filled made a list, in index order (numbers first)."""
+    if isinstance(value, _Indexed):
+        # numeric order without int(), which refuses texts past 4,300 digits
+        order = sorted(value, key=lambda k: (0, len(k.lstrip("0")), k.lstrip("0"), k) if k.isdigit() else (1, 0, k, k))
+        return [_finished(value[k]) for k in order]
+    if isinstance(value, dict):
+        return {k: _finished(v) for k, v in value.items()}
+    return value
 
 
 def parse_multipart(content_type: str, body: bytes) -> list[tuple[str, str]]:

@@ -135,6 +135,27 @@ def id_candidates(param: str) -> list[str]:
     return [*names, *_ID_NAMES, re.split(r"[-_.]", param)[-1]]  # floating_ip -> ip
 
 
+def _form_fields(body: dict[str, Any]) -> list[tuple[str, str]]:
+    """A form as Stripe's clients write one: a list of scalars as the field repeated, objects and
+    lists of objects in brackets (``metadata[plan]=pro``, ``items[0][price]=p_1``)."""
+    fields: list[tuple[str, str]] = []
+
+    def put(name: str, value: Any, top: bool) -> None:
+        if isinstance(value, dict):
+            for key, member in value.items():
+                put(f"{name}[{key}]", member, False)
+        elif isinstance(value, list):
+            flat = not any(isinstance(item, (dict, list)) for item in value)
+            for i, item in enumerate(value):
+                put(name if flat and top else f"{name}[]" if flat else f"{name}[{i}]", item, False)
+        elif value is not None:
+            fields.append((name, _text(value)))
+
+    for key, value in body.items():
+        put(key, value, True)
+    return fields
+
+
 def _spelling(name: str) -> str:
     return re.sub(r"[-_.]", "", name).lower()
 
@@ -186,8 +207,7 @@ class RoundTrip:
         if body is not None and media is not None:
             headers.append(("content-type", media))
             if media_kind(media) == "form":
-                content = urlencode([(k, _text(i)) for k, v in body.items() if v is not None
-                                     for i in (v if isinstance(v, list) else [v])]).encode()
+                content = urlencode(_form_fields(body)).encode()
             else:
                 content = orjson.dumps(body)
         return self.sim.handle(SimRequest(op.method, self.sim.base_path + path, tuple(query), tuple(headers),
@@ -212,10 +232,6 @@ class RoundTrip:
         if schema is None:
             return None, None
         body = self.generate(schema, seed, complete=True)
-        if media_kind(media or "") == "form" and isinstance(body, dict):
-            # a form carries scalars and lists of them; nested objects have no standard encoding
-            body = {k: v for k, v in body.items() if not isinstance(v, dict)
-                    and not (isinstance(v, list) and any(isinstance(i, (dict, list)) for i in v))}
         return body, schema
 
     # -- the cycle --------------------------------------------------------------------------

@@ -1,0 +1,109 @@
+"""Form bodies with nested members in brackets, as Stripe, Rails and PHP write them and OpenAPI's
+``deepObject`` style describes (``metadata[plan]=pro``, ``items[0][price]=p_1``, ``expand[]=x``):
+the simulator reads them as the nested values they stand for, and a tool call with nested
+arguments is sent that way. Before, the decoder took ``metadata[plan]`` for a field of its own
+and the tools sent an object as JSON text: every Stripe write with an object member was a 422."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import orjson
+
+from simulator.environments.environment import load_environment
+from simulator.messages import SimRequest
+from simulator.service.simulator import Simulator
+from simulator.service.validation import decode_form
+from simulator.tools import build_request, tools_for
+
+SCHEMA: dict[str, Any] = {"type": "object", "properties": {
+    "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+    "address": {"anyOf": [{"type": "object", "properties": {"city": {"type": "string"}, "zip": {"type": "integer"}}},
+                          {"type": "string", "enum": [""]}]},
+    "expand": {"type": "array", "items": {"type": "string"}},
+    "items": {"type": "array", "items": {"type": "object", "properties": {
+        "price": {"type": "string"}, "quantity": {"type": "integer"}}}},
+    "tags": {"type": "array", "items": {"type": "integer"}},
+    "a[b]": {"type": "string"},
+    "name": {"type": "string"}}}
+
+
+def test_bracketed_fields_are_nested_members_typed_by_the_schema() -> None:
+    pairs = [("metadata[plan]", "pro"), ("metadata[n]", "3"), ("address[city]", "Oslo"), ("address[zip]", "150"),
+             ("expand[]", "customer"), ("expand[]", "invoice"), ("items[1][price]", "p_2"),
+             ("items[0][price]", "p_1"), ("items[0][quantity]", "2"), ("items[10][price]", "p_10"),
+             ("items[9][price]", "p_9"), ("tags", "1"), ("tags", "2"), ("name", "x")]
+    assert decode_form(pairs, SCHEMA) == {
+        "metadata": {"plan": "pro", "n": "3"},  # additionalProperties: strings stay strings
+        "address": {"city": "Oslo", "zip": 150},
+        "expand": ["customer", "invoice"],
+        "items": [{"price": "p_1", "quantity": 2}, {"price": "p_2"}, {"price": "p_9"}, {"price": "p_10"}],
+        "tags": [1, 2],
+        "name": "x",
+    }
+
+
+def test_names_that_are_not_nesting_stay_fields_of_their_own() -> None:
+    """Bad input: malformed brackets, text after the last bracket, nesting past 8 levels and an
+    index of 5,000 digits; and a spec's own property named with brackets."""
+    deep = "d" + "[x]" * 9
+    huge = "items[" + "9" * 5000 + "][price]"
+    pairs = [("a[b]", "literal"), ("weird[", "1"), ("z[a]b", "2"), ("[x]", "3"), (deep, "4"), (huge, "p"),
+             ("items[0][price]", "p_0")]
+    decoded = decode_form(pairs, SCHEMA)
+    assert decoded["a[b]"] == "literal" and decoded["weird["] == "1" and decoded["z[a]b"] == "2"
+    assert decoded["[x]"] == "3" and decoded[deep] == "4"
+    assert decoded["items"] == [{"price": "p_0"}, {"price": "p"}], "indices order as numbers, however long"
+
+
+def _stripe_like(tmp_path: Path) -> Simulator:
+    customer = {"type": "object", "properties": {
+        "id": {"type": "string"}, "name": {"type": "string"},
+        "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+        "address": {"type": "object", "properties": {"city": {"type": "string"}, "line1": {"type": "string"}}}}}
+    body = {"type": "object", "properties": {
+        "name": {"type": "string"}, "metadata": customer["properties"]["metadata"],
+        "address": {"anyOf": [customer["properties"]["address"], {"type": "string", "enum": [""]}]}}}
+    form = {"application/x-www-form-urlencoded": {
+        "schema": body, "encoding": {"metadata": {"style": "deepObject", "explode": True},
+                                     "address": {"style": "deepObject", "explode": True}}}}
+
+    def answer(schema: dict[str, Any]) -> dict[str, Any]:
+        return {"200": {"description": "ok", "content": {"application/json": {"schema": schema}}}}
+
+    item = {"name": "customer", "in": "path", "required": True, "schema": {"type": "string"}}
+    spec = {"openapi": "3.0.3", "info": {"title": "payments", "version": "1"}, "paths": {
+        "/v1/customers": {"post": {"operationId": "PostCustomers", "requestBody": {"content": form},
+                                   "responses": answer(customer)}},
+        "/v1/customers/{customer}": {"parameters": [item],
+                                     "get": {"operationId": "GetCustomer", "responses": answer(customer)}}}}
+    (tmp_path / "openapi.json").write_bytes(orjson.dumps(spec))
+    return Simulator(load_environment(tmp_path / "openapi.json"))
+
+
+def test_a_stripe_style_form_write_stores_its_nested_members(tmp_path: Path) -> None:
+    sim = _stripe_like(tmp_path)
+    form = urlencode([("name", "Ada"), ("metadata[plan]", "pro"), ("address[city]", "Oslo")]).encode()
+    made = sim.handle(SimRequest("POST", "/v1/customers", (), (("content-type", "application/x-www-form-urlencoded"),),
+                                 form))
+    assert made.status == 200, made.body
+    record = made.json()
+    assert (record["name"], record["metadata"], record["address"]) == ("Ada", {"plan": "pro"}, {"city": "Oslo"})
+    read = sim.handle(SimRequest("GET", f"/v1/customers/{record['id']}"))
+    assert read.json() == record
+
+
+def test_a_tool_call_with_nested_arguments_is_sent_in_brackets(tmp_path: Path) -> None:
+    sim = _stripe_like(tmp_path)
+    tool = {t.operation_id: t for t in tools_for(sim.env.spec)}["PostCustomers"]
+    request = build_request(tool, {"name": "Ada", "metadata": {"plan": "pro", "seats": "3"},
+                                   "address": {"city": "Oslo", "line1": "Storgata 1"}})
+    assert parse_qsl(request.body.decode()) == [
+        ("name", "Ada"), ("metadata[plan]", "pro"), ("metadata[seats]", "3"),
+        ("address[city]", "Oslo"), ("address[line1]", "Storgata 1")]
+    answer = sim.handle(request)
+    assert answer.status == 200, answer.body
+    assert answer.json()["metadata"] == {"plan": "pro", "seats": "3"}
+    assert answer.json()["address"] == {"city": "Oslo", "line1": "Storgata 1"}
