@@ -104,12 +104,32 @@ _MAX_DIGITS = 4300  # CPython's limit on int() of a string (sys.get_int_max_str_
 
 
 def coerce_scalar(value: str, root: JSONSchema, schema: JSONSchema) -> Any:
-    """Turn a string from a URL or header into the type the schema asks for, when it parses."""
+    """Turn a string from a URL or header into the type the schema asks for, when it parses.
+    Under ``anyOf``/``oneOf``, the first branch the text fits (a branch whose ``enum`` lacks the
+    value is passed over: Stripe's ``up_to`` is ``"inf"`` or an integer)."""
     schema = deref(root, schema)
-    types = schema.get("type")
-    candidates = types if isinstance(types, list) else [types] if types else [primary_type(root, schema)]
     if len(value) > _MAX_DIGITS:  # int() refuses it; the schema check then says it is no number
         return value
+    branches = schema.get("anyOf") or schema.get("oneOf")
+    if isinstance(branches, list) and "type" not in schema:
+        for branch in branches:
+            branch = deref(root, branch) if isinstance(branch, dict) else {}
+            enum = branch.get("enum")
+            typed = _coerced(value, root, branch)
+            if typed is not _UNTYPED and (not isinstance(enum, list) or typed in enum):
+                return typed
+        return value
+    typed = _coerced(value, root, schema)
+    return value if typed is _UNTYPED else typed
+
+
+_UNTYPED = object()
+
+
+def _coerced(value: str, root: JSONSchema, schema: JSONSchema) -> Any:
+    """``value`` as the first type of ``schema`` it parses as; _UNTYPED when none."""
+    types = schema.get("type")
+    candidates = types if isinstance(types, list) else [types] if types else [primary_type(root, schema)]
     for t in candidates:
         if t == "integer" and _INT.fullmatch(value):
             return int(value)
@@ -121,7 +141,7 @@ def coerce_scalar(value: str, root: JSONSchema, schema: JSONSchema) -> Any:
             return None
         if t == "string":
             return value
-    return value
+    return _UNTYPED
 
 
 @dataclass(frozen=True, slots=True)

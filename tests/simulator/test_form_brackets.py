@@ -107,3 +107,16 @@ def test_a_tool_call_with_nested_arguments_is_sent_in_brackets(tmp_path: Path) -
     assert answer.status == 200, answer.body
     assert answer.json()["metadata"] == {"plan": "pro", "seats": "3"}
     assert answer.json()["address"] == {"city": "Oslo", "line1": "Storgata 1"}
+
+
+def test_a_text_takes_the_first_union_branch_it_fits() -> None:
+    """Stripe's ``tiers[i][up_to]`` is ``"inf"`` or an integer: the string branch's enum lacks
+    ``"153"``, so the text is the integer (before, the first branch's type kept it text and the
+    body failed validation); a nullable integer sent empty is null."""
+    tiers = {"type": "object", "properties": {"tiers": {"type": "array", "items": {"type": "object", "properties": {
+        "up_to": {"anyOf": [{"type": "string", "enum": ["inf"]}, {"type": "integer"}]},
+        "flat": {"anyOf": [{"type": "integer"}, {"type": "null"}]}}}}}}
+    pairs = [("tiers[0][up_to]", "153"), ("tiers[0][flat]", ""), ("tiers[1][up_to]", "inf"), ("tiers[1][flat]", "7"),
+             ("tiers[2][up_to]", "lots")]
+    assert decode_form(pairs, tiers) == {"tiers": [{"up_to": 153, "flat": None}, {"up_to": "inf", "flat": 7},
+                                                   {"up_to": "lots"}]}, "bad input 'lots' stays text for validation"
