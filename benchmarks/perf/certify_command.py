@@ -44,6 +44,7 @@ class Code:
     cpus: list[float] = field(default_factory=list)
     startups: list[float] = field(default_factory=list)
     certificates: set[str] = field(default_factory=set)
+    passed: set[int] = field(default_factory=set)  # samples certified, per run
 
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "benchmarks.cli.app", *args]
@@ -73,7 +74,9 @@ def certify_once(code: Code, data: Path, work: Path, workers: int | None = None)
     wall, cpu = _timed(code, ["--quiet", "certify", str(data), "-o", str(target), *extra], work)
     code.walls.append(wall)
     code.cpus.append(cpu)
-    code.certificates.add(hashlib.sha256(target.read_bytes()).hexdigest())
+    text = target.read_bytes()
+    code.certificates.add(hashlib.sha256(text).hexdigest())
+    code.passed.add(int(orjson.loads(text)["passed"]))
 
 
 def startup_once(code: Code, work: Path) -> None:
@@ -121,10 +124,15 @@ def report(codes: list[Code], steps: int, samples: int, origin: str, repeats: in
     row("CPU seconds (user+sys)", cpus, ".2f", False)
     row("steps per CPU second", [steps / c for c in cpus], ",.0f", True)
     row("start-up s (--version)", [statistics.median(c.startups) for c in codes], ".2f", False)
+    print(f"{'samples certified':28}" + "".join(f"{'/'.join(map(str, sorted(c.passed))):>16}" for c in codes))
     if len(codes) == 2:
         same = codes[0].certificates == codes[1].certificates and len(codes[0].certificates) == 1
         print(f"certificate bytes: {'identical' if same else 'DIFFER'} "
               f"(sha256 {', '.join(sorted(codes[0].certificates | codes[1].certificates))[:200]})")
+        if codes[0].passed != codes[1].passed:
+            print("the two codes certify different samples, so their times do not compare: every environment "
+                  "fingerprint holds the simulator's code digest, and a dataset made by one simulator is refused "
+                  "by another; compare revisions with the same simulator code")
 
 
 def run(data: Path, origin: str, *, repeats: int, startup_runs: int, baseline: str | None,
