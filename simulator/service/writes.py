@@ -182,7 +182,7 @@ class Converter:
         props = object_properties(root, schema)
         if depth >= _MAX_DEPTH:
             return None
-        for name in (*ID_NAMES, "login", "username", "code", "number"):
+        for name in (*ID_NAMES, "login", "username", "code", "number", "ref"):  # ref: a git branch
             if name in props:
                 try:
                     converted = self.value(root, props[name], value, "", depth + 1)

@@ -91,9 +91,9 @@ def same_scalar(sent: Any, got: Any) -> bool:
 
 def reads_back_as_sent(sent: Any, got: Any) -> bool:
     """:func:`same_scalar`, or a scalar stored as the object it names (a region sent as ``"ams1"``
-    reads back as ``{"slug": "ams1", ...}``)."""
+    reads back as ``{"slug": "ams1", ...}``; a git branch as ``{"ref": "main", ...}``)."""
     if isinstance(got, dict) and not isinstance(sent, dict):
-        return any(same_scalar(sent, got.get(name)) for name in _ID_NAMES if name in got)
+        return any(same_scalar(sent, got.get(name)) for name in (*_ID_NAMES, "number", "ref") if name in got)
     return same_scalar(sent, got)
 
 

@@ -89,3 +89,4 @@ def test_fixtures_name_their_parent_and_never_have_a_null_id(api: SpecApi) -> No
         assert record["account_sid"] == ACCOUNT, record
         assert isinstance(record["call_sid"], str), record
         assert api.ok("GET", f"/Accounts/{ACCOUNT}/Participants/{record['call_sid']}.json") == record
+
