@@ -9,7 +9,7 @@ Besides the id field a resource has *alias* fields; the session finds a record b
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from simulator.spec.model import JSONSchema, Operation
 from simulator.spec.navigation import object_properties, primary_type
@@ -19,8 +19,8 @@ from .envelopes import unwrap_record
 ID_SUFFIX = re.compile(r"(?i)^(.+?)[-_]?(id|key|slug|name|uuid|code|number)$")
 # record fields an item path may address a record by, besides its id field
 ALIAS_NAMES = ("id", "uuid", "key", "slug", "name", "username", "login", "handle", "code", "number", "_id", "$id")
+_SEPARATORS = re.compile(r"[-_.]")  # between the words of a name: call_sid, x-request-id, data.id
 # a PUT on an item path that says it creates (or has no body to replace with) creates when absent
-_SEPARATORS = re.compile(r"[-_.]")
 _CREATES = re.compile(r"(?i)\bcreates?\b|\bupsert|\badds?\b|\bputs?\b.*\bif\b.*\bnot\b.*\bexist")
 
 
@@ -38,7 +38,7 @@ def spellings(names: Iterable[str]) -> dict[str, str]:
     return {key: name for key, name in found.items() if name is not None}
 
 
-def field_named(props: dict[str, JSONSchema] | dict[str, str], spelled: dict[str, str], name: str) -> str | None:
+def field_named(props: Mapping[str, object], spelled: Mapping[str, str], name: str) -> str | None:
     """The record field a request names ``name``: that property, else the one spelled the same
     (``spelled``, :func:`spellings` of ``props``): twilio writes ``Label`` and ``AccountSid``
     for the ``label`` and ``account_sid`` its records hold."""
