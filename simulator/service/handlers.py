@@ -13,7 +13,7 @@ from typing import Any
 
 from simulator.canonical import canonical_json, sha256_hex
 from simulator.environments.envelopes import bare_list, plain_record, unwrap_record, wrap_list, wrap_record
-from simulator.environments.identity import field_named, param_field_names, spellings
+from simulator.environments.identity import field_named, param_field_names
 from simulator.environments.resources import Binding, Resource
 from simulator.spec.model import JSONSchema, Operation, ResponseSpec
 from simulator.spec.navigation import deref, object_properties
@@ -104,7 +104,6 @@ class Handlers:
         self._plain: dict[tuple[str, int, str], bool] = {}
         self._bare: dict[tuple[str, int], bool] = {}
         self._props: dict[str, dict[str, JSONSchema]] = {}
-        self._spelled: dict[str, dict[str, str]] = {}
         self._defaults: dict[str, dict[str, Any]] = {}
 
     # -- helpers ------------------------------------------------------------------------------
@@ -134,13 +133,6 @@ class Handlers:
         hit = self._props.get(res.name)
         if hit is None:
             hit = self._props[res.name] = object_properties(res.schema, res.schema) if res.schema else {}
-        return hit
-
-    def spellings(self, res: Resource) -> dict[str, str]:
-        """:func:`~simulator.environments.identity.spellings` of :meth:`properties` (memoised)."""
-        hit = self._spelled.get(res.name)
-        if hit is None:
-            hit = self._spelled[res.name] = spellings(self.properties(res))
         return hit
 
     def respond(self, op: Operation, status: int, hint: Any, seed: str, *, inputs: dict[str, Any] | None = None,
@@ -292,7 +284,7 @@ class Handlers:
             defaults = self._defaults[op.operation_id] = query_defaults(op)
         # a search by POST carries its criteria in the body; query parameters win
         criteria = {**defaults, **(parsed.body if isinstance(parsed.body, dict) else {}), **parsed.query}
-        spelled = self.spellings(res)  # twilio filters by FriendlyName the records' friendly_name
+        spelled = self.world.spellings(res)  # twilio filters by FriendlyName the records' friendly_name
         filters = {field: wanted for name, wanted in criteria.items()
                    if (field := field_named(props, spelled, name)) is not None and name not in PAGINATION
                    and (field == name or field not in criteria)}

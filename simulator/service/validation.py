@@ -369,10 +369,12 @@ def decode_form(pairs: list[tuple[str, str]], schema: JSONSchema) -> dict[str, A
     has a property of that very name."""
     props = object_properties(schema, schema)
     out: dict[str, Any] = {}
+    nested = False
     for k, v in pairs:
         path = None if k in props else _bracket_path(k)
         if path is not None:
             _put_nested(out, schema, props, path, v)
+            nested = True
             continue
         prop = props.get(k, {})
         if primary_type(schema, prop) == "array":
@@ -382,7 +384,7 @@ def decode_form(pairs: list[tuple[str, str]], schema: JSONSchema) -> dict[str, A
             listed.append(coerce_scalar(v, schema, array_items(schema, prop) or {}))
         else:
             out[k] = coerce_scalar(v, schema, prop)
-    return {k: _finished(v) for k, v in out.items()}
+    return {k: _finished(v) for k, v in out.items()} if nested else out
 
 
 _BRACKET = re.compile(r"\[([^\[\]]*)\]")

@@ -102,7 +102,7 @@ class World:
         for param, value in zip(res.scope_params, scope, strict=False):
             # a record names its parent: /users/{username}/repos -> username field (twilio's
             # {AccountSid} -> account_sid)
-            field = field_named(props, self._spellings(res), param)
+            field = field_named(props, self.spellings(res), param)
             if field is not None:
                 hint[field] = coerce_like(record.get(field), value)
         if res.id_field in props and id_value is None and (
@@ -113,7 +113,9 @@ class World:
             hint[res.id_field] = id_value
         return hint, id_value
 
-    def _spellings(self, res: Resource) -> dict[str, str]:
+    def spellings(self, res: Resource) -> dict[str, str]:
+        """:func:`~simulator.environments.identity.spellings` of the resource's record fields
+        (memoised: the handlers' filters read it too)."""
         hit = self._spelled.get(res.name)
         if hit is None:
             hit = self._spelled[res.name] = spellings(object_properties(res.schema, res.schema) if res.schema else {})
