@@ -5,6 +5,7 @@ generated hint keeps (``Shaper._conform_object``)."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -165,6 +166,50 @@ def test_the_validator_for_elided_members_is_the_one_a_fresh_elision_finds() -> 
     for _ in range(2):
         with pytest.raises(ValueError, match="code"):
             compiled._elision.checked({"id": "x", "code": ELIDED})
+
+
+@pytest.mark.parametrize("additional", [True, False])
+def test_elided_values_are_judged_member_by_member_as_the_rest_validator_judges_them(
+        additional: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    schema = {"type": "object", "required": ["id", "size"], "additionalProperties": additional, "properties": {
+        "id": {"type": "string"}, "size": {"type": "integer", "minimum": 1}, "note": {"type": "string"},
+        "when": {"type": "string", "format": "date"}, "ref": {"$ref": "#/$defs/Ref"}},
+        "$defs": {"Ref": {"type": "object", "required": ["to"], "properties": {"to": {"type": "string"}}}}}
+    compiled = compile_schema(schema)
+    elision = compiled._elision
+    members = {"id": ["x", 3], "size": [2, 0, "2"], "note": ["n", None], "when": ["2024-02-03", "yesterday"],
+               "ref": [{"to": "a"}, {"from": "a"}], "extra": [1]}
+    values = []  # each member missing, elided or given (valid, of the wrong type, failing a format), an extra
+    for states in itertools.product(range(3), repeat=len(members)):
+        for variant in range(2):
+            value: dict[str, Any] = {}
+            for i, ((key, choices), state) in enumerate(zip(members.items(), states, strict=True)):
+                if state == 1 and key in schema["properties"]:
+                    value[key] = ELIDED
+                elif state:
+                    value[key] = choices[(variant + i) % len(choices)]
+            values.append(value)
+    assert sum(any(v is ELIDED for v in value.values()) for value in values) > 1000
+    compiles = []
+    real = elision._rest_validator
+    monkeypatch.setattr(elision, "_rest_validator", lambda skipped: compiles.append(skipped) or real(skipped))
+    verdicts = [compiled.is_valid(value) for value in values]
+    assert compiles == []  # no validator compiled for any set of skipped names
+    expected = []
+    for value in values:
+        validator, rest = RootElision(compiled._plan, compiled.schema).checked(value)
+        expected.append(bool(validator.is_valid(rest)))
+    assert verdicts == expected
+    assert True in verdicts and False in verdicts
+
+
+def test_elided_values_under_another_dialect_are_judged_whole() -> None:
+    # a root naming its dialect ($schema) is not judged member by member: a member alone would be read as 2020-12
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+              "properties": {"a": {"type": "integer"}, "b": {"type": "string"}}}
+    compiled = compile_schema(schema)
+    assert compiled._elision._members_valid({"a": ELIDED, "b": "x"}) is None
+    assert compiled.is_valid({"a": ELIDED, "b": "x"}) and not compiled.is_valid({"a": ELIDED, "b": 1})
 
 
 def test_seeded_random_draws_below_n_as_the_stock_algorithm_does() -> None:
