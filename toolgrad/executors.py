@@ -40,7 +40,7 @@ from itertools import islice
 from typing import Any, Generic, TypeVar
 
 from toolgrad.fork_server import default_workers as default_workers  # where callers have always found it
-from toolgrad.fork_server import preload_modules, worker_modules
+from toolgrad.fork_server import preload_modules, tune_gc, worker_modules
 from toolgrad.fork_server import start_fork_server as start_fork_server  # the commands start it early
 from toolgrad.settings import RunIncomplete, ToolgradError
 
@@ -242,6 +242,7 @@ def _start_worker(environ: dict[str, str], driver: int) -> None:
     since it holds that queue's write end itself."""
     os.environ.clear()
     os.environ.update(environ)
+    tune_gc()  # as the command's own process does
     threading.Thread(target=_exit_with, args=(driver,), name="toolgrad-driver-watch", daemon=True).start()
 
 

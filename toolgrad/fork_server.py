@@ -29,6 +29,22 @@ def worker_modules(fn: Callable[..., Any]) -> tuple[str, ...]:
     return (*([module] if module else []), *getattr(fn, "worker_modules", ()))
 
 
+GC_THRESHOLDS = (10_000, 10, 10)
+"""The cyclic garbage collector's thresholds in a batch process (a command, a worker). The
+default (700, 10, 10) runs a young collection every 700 net allocations and a full one every
+70,000 (when the heap has grown by a quarter): an offline generation spent 5.8% of its time
+collecting, mostly rescanning the long-lived environments, plans and memos. Fewer, larger
+young collections cut that to 3%; garbage cycles (the only objects the collector frees) wait
+for at most 100 young collections, about a million allocations."""
+
+
+def tune_gc() -> None:
+    """Set :data:`GC_THRESHOLDS` for this process (a batch job's: the commands, their workers)."""
+    import gc
+
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def start_fork_server(modules: Iterable[str]) -> None:
     """Start the fork server that local worker processes start from now, importing ``modules``
     (:func:`worker_modules` of the job to come), so that its start-up runs alongside what this

@@ -59,8 +59,11 @@ def user_error_types() -> tuple[type[Exception], ...]:
 def main() -> None:
     """Run the CLI. Usage errors exit 2 (click's standalone handling); errors a user can act on
     print one message and exit 2, never a traceback."""
+    from toolgrad.fork_server import tune_gc
+
     from .early import start_certify_workers_early
 
+    tune_gc()
     start_certify_workers_early(sys.argv[1:])  # its imports beside the command tree's
     tree = command_tree()
     try:

@@ -114,3 +114,9 @@ class ImportedBefore:
         import sys
 
         return self.module in sys.modules
+
+
+def gc_thresholds(_: object) -> tuple[int, ...]:
+    import gc
+
+    return tuple(gc.get_threshold())

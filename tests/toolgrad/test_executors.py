@@ -15,6 +15,7 @@ from tests.support.executor_jobs import (
     FailAt,
     ImportedBefore,
     KillOnce,
+    gc_thresholds,
     pid_of,
     raise_unpicklable,
     square,
@@ -31,6 +32,7 @@ from toolgrad.executors import (
     worker_modules,
     workers_or_all_cores,
 )
+from toolgrad.fork_server import GC_THRESHOLDS
 from toolgrad.settings import ToolgradError
 
 PLACEMENTS = [{"workers": 1}, {"workers": 1, "threads": 3}, {"workers": 2}, {"workers": 2, "chunksize": 3},
@@ -45,6 +47,17 @@ def test_results_come_back_in_input_order(placement: dict[str, int]) -> None:
 def test_workers_are_other_processes_and_one_worker_is_this_one() -> None:
     assert set(ordered_map(pid_of, range(4), workers=1)) == {os.getpid()}
     assert os.getpid() not in set(ordered_map(pid_of, range(8), workers=2))
+
+
+def test_worker_processes_and_the_command_collect_garbage_as_batch_jobs() -> None:
+    # the default thresholds (700, 10, 10) rescan the long-lived environments and memos often
+    assert set(ordered_map(gc_thresholds, range(4), workers=2)) == {GC_THRESHOLDS}
+    script = ("import gc, sys; from benchmarks.cli import app; sys.argv = ['toolgrad', '--version']\n"
+              "try:\n    app.main()\nexcept SystemExit:\n    pass\nprint(tuple(gc.get_threshold()))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == str(GC_THRESHOLDS)
 
 
 @pytest.mark.parametrize("preload", [True, False])
