@@ -19,6 +19,7 @@ import string
 import threading
 import uuid
 from collections.abc import Callable
+from email.utils import format_datetime
 from random import Random
 from typing import Any
 
@@ -144,6 +145,12 @@ def date_time_text(rng: Random, epoch: datetime.datetime) -> str:
     return moment(rng, epoch).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def rfc_2822_text(when: datetime.datetime) -> str:
+    """``when`` as RFC 2822 writes a date-time (``Fri, 24 May 2019 17:44:46 +0000``; the
+    ``date-time-rfc-2822`` format of Twilio's spec), in English whatever the locale."""
+    return format_datetime(when.astimezone(datetime.UTC))
+
+
 def date_text(rng: Random, epoch: datetime.datetime) -> str:
     return moment(rng, epoch).date().isoformat()
 
@@ -238,10 +245,14 @@ def password(rng: Random) -> str:
 
 
 FormatMaker = Callable[[Random, datetime.datetime], str]
+TEXT_FORMATS = frozenset({"date-time-rfc-2822"})
+"""Formats whose text form is the point (no validator checks it): a property's name does not
+override them (``date_created`` gets an RFC 2822 date-time, not the ISO one its name suggests)."""
 
 FORMAT_MAKERS: dict[str, FormatMaker] = {
     "date": date_text,
     "date-time": date_time_text,
+    "date-time-rfc-2822": lambda rng, epoch: rfc_2822_text(moment(rng, epoch)),
     "time": _time_text,
     "duration": lambda rng, _: _duration(rng),
     "email": lambda rng, _: email(rng),

@@ -33,7 +33,7 @@ from .names import classify_name
 from .numbers import number_in_range
 from .plan import RESIDUAL, GenerationError, OutOfBudget, Schema, SchemaPlan
 from .regex import PatternUnsupported, string_for_pattern
-from .values import FORMAT_MAKERS, SeededRandom, plain_text
+from .values import FORMAT_MAKERS, TEXT_FORMATS, SeededRandom, plain_text
 
 _HARD_DEPTH = 48
 _MAX_NESTING = 16
@@ -246,6 +246,10 @@ class Generation(CompositionValues):
 
     def string_value(self, node: dict[str, Any], path: str, name: str | None) -> str:
         rng = self.rng(path)
+        if node.get("format") in TEXT_FORMATS:
+            candidate = FORMAT_MAKERS[node["format"]](rng, self.epoch)
+            if self.plan.accepts(node, candidate):
+                return candidate
         found = self.realistic(node, rng, name, "string")
         if found is not None:
             return str(found)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulator.canonical import canonical_json, sha256_hex
+from simulator.datagen.values import rfc_2822_text
 from simulator.environments.envelopes import bare_list, plain_record, unwrap_record, wrap_list, wrap_record
 from simulator.environments.identity import field_named, param_field_names
 from simulator.environments.resources import Binding, Resource
@@ -108,8 +109,12 @@ class Handlers:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def now(self, session: Session) -> str:
+    def now(self, session: Session, form: str | None = None) -> str:
+        """The session's clock as a timestamp: ISO 8601, or RFC 2822 where ``form`` (a
+        property's ``format``) says so."""
         stamp = self.epoch + dt.timedelta(minutes=session.writes)
+        if form == "date-time-rfc-2822":
+            return rfc_2822_text(stamp)
         return stamp.isoformat().replace("+00:00", "Z")
 
     def media(self, op: Operation, status: int) -> tuple[str | None, JSONSchema | None]:
@@ -187,10 +192,13 @@ class Handlers:
         if not res.schema:
             return record
         props = self.properties(res)
-        now = self.now(session)
         for name in fields:
-            if name in props and name not in written and self.shaper.is_valid(res.schema, props[name], now):
-                record = {**record, name: now}
+            if name in props and name not in written:
+                prop = deref(res.schema, props[name])
+                form = prop.get("format") if isinstance(prop, dict) else None
+                now = self.now(session, form if isinstance(form, str) else None)
+                if self.shaper.is_valid(res.schema, props[name], now):
+                    record = {**record, name: now}
         return record
 
     def settable(self, parsed: ParsedRequest, res: Resource | None = None) -> Record:

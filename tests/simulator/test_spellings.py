@@ -6,6 +6,7 @@ answered only its id)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +91,22 @@ def test_fixtures_name_their_parent_and_never_have_a_null_id(api: SpecApi) -> No
         assert isinstance(record["call_sid"], str), record
         assert api.ok("GET", f"/Accounts/{ACCOUNT}/Participants/{record['call_sid']}.json") == record
 
+
+
+def test_timestamps_are_written_in_the_format_the_schema_names(tmp_path: Path) -> None:
+    # twilio's dates are `format: date-time-rfc-2822` ("Fri, 24 May 2019 17:44:46 +0000"): the
+    # stamped ones and the generated ones both (before: ISO 8601 text, which a client parsing
+    # RFC 2822, as twilio's own libraries do, could not read)
+    spec = _spec()
+    participant = spec["paths"][
+        "/Accounts/{AccountSid}/Participants.json"]["post"]["responses"]["201"]["content"]["application/json"]["schema"]
+    for name in ("date_created", "date_updated"):
+        participant["properties"][name]["format"] = "date-time-rfc-2822"
+    api = SpecApi(tmp_path, spec)
+    made = api.ok("POST", PAGE, {"Label": "coach"})
+    assert made["date_created"] == made["date_updated"] == "Wed, 01 Jan 2025 00:00:00 +0000", made
+    rfc_2822 = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+                          r"\d{4} \d\d:\d\d:\d\d \+0000$")
+    fixtures = [r for r in api.ok("GET", PAGE)["participants"] if r.get("call_sid") != made["call_sid"]]
+    dates = [r[name] for r in fixtures for name in ("date_created", "date_updated") if r.get(name) is not None]
+    assert dates and all(rfc_2822.match(date) for date in dates), dates
