@@ -33,9 +33,11 @@ GC_THRESHOLDS = (10_000, 10, 10)
 """The cyclic garbage collector's thresholds in a batch process (a command, a worker). The
 default (700, 10, 10) runs a young collection every 700 net allocations and a full one every
 70,000 (when the heap has grown by a quarter): an offline generation spent 5.8% of its time
-collecting, mostly rescanning the long-lived environments, plans and memos. Fewer, larger
-young collections cut that to 3%; garbage cycles (the only objects the collector frees) wait
-for at most 100 young collections, about a million allocations."""
+collecting, three quarters of it in the middle and full collections that rescan the long-lived
+environments, plans and memos. These cut that to 3.2%. A garbage cycle (the only kind of object
+the collector frees) that outlives its young collection now waits for the next middle one
+(every 100,000 allocations) instead of 7,000, or once old for a full one (every million at the
+soonest, and only when the heap has grown by a quarter, as before)."""
 
 
 def tune_gc() -> None:

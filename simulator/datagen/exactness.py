@@ -114,7 +114,7 @@ class RootElision:
         for the valid values the walk gives them. Where the root allows (see
         :meth:`_members_valid`), member by member: a validator of "the root without these
         properties" would be compiled for every new set of skipped names (1.5 a sample in an
-        offline generation, 3.6% of its time), one per property is compiled once."""
+        offline generation, 3.6% of its time); each property's validator is compiled once."""
         if not (isinstance(value, dict) and any(item is ELIDED for item in value.values())):
             return bool(self._plan.validator.is_valid(value))
         verdict = self._members_valid(value)
