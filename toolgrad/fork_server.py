@@ -30,7 +30,8 @@ def worker_modules(fn: Callable[..., Any]) -> tuple[str, ...]:
 
 
 GC_THRESHOLDS = (10_000, 10, 10)
-"""The cyclic garbage collector's thresholds in a batch process (a command, a worker). The
+"""The cyclic garbage collector's thresholds in every ``toolgrad`` command and its worker
+processes (the simulator's server too, which also freezes its long-lived state at start). The
 default (700, 10, 10) runs a young collection every 700 net allocations and a full one every
 70,000 (when the heap has grown by a quarter): an offline generation spent 5.8% of its time
 collecting, three quarters of it in the middle and full collections that rescan the long-lived
@@ -41,7 +42,8 @@ soonest, and only when the heap has grown by a quarter, as before)."""
 
 
 def tune_gc() -> None:
-    """Set :data:`GC_THRESHOLDS` for this process (a batch job's: the commands, their workers)."""
+    """Set :data:`GC_THRESHOLDS` for this process (a command's, or a worker's it started); not
+    called by library functions: a program that imports the kit keeps its own settings."""
     import gc
 
     gc.set_threshold(*GC_THRESHOLDS)

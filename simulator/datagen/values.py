@@ -245,14 +245,15 @@ def password(rng: Random) -> str:
 
 
 FormatMaker = Callable[[Random, datetime.datetime], str]
-TEXT_FORMATS = frozenset({"date-time-rfc-2822"})
+RFC_2822 = "date-time-rfc-2822"  # the format name Twilio's spec gives its dates
+TEXT_FORMATS = frozenset({RFC_2822})
 """Formats whose text form is the point (no validator checks it): a property's name does not
 override them (``date_created`` gets an RFC 2822 date-time, not the ISO one its name suggests)."""
 
 FORMAT_MAKERS: dict[str, FormatMaker] = {
     "date": date_text,
     "date-time": date_time_text,
-    "date-time-rfc-2822": lambda rng, epoch: rfc_2822_text(moment(rng, epoch)),
+    RFC_2822: lambda rng, epoch: rfc_2822_text(moment(rng, epoch)),
     "time": _time_text,
     "duration": lambda rng, _: _duration(rng),
     "email": lambda rng, _: email(rng),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulator.canonical import canonical_json, sha256_hex
-from simulator.datagen.values import rfc_2822_text
+from simulator.datagen.values import RFC_2822, rfc_2822_text
 from simulator.environments.envelopes import bare_list, plain_record, unwrap_record, wrap_list, wrap_record
 from simulator.environments.identity import field_named, param_field_names
 from simulator.environments.resources import Binding, Resource
@@ -113,7 +113,7 @@ class Handlers:
         """The session's clock as a timestamp: ISO 8601, or RFC 2822 where ``form`` (a
         property's ``format``) says so."""
         stamp = self.epoch + dt.timedelta(minutes=session.writes)
-        if form == "date-time-rfc-2822":
+        if form == RFC_2822:
             return rfc_2822_text(stamp)
         return stamp.isoformat().replace("+00:00", "Z")
 
