@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any
 
 from simulator.canonical import escape_token
+from simulator.spec.jsonschema.keywords import EXPANDABLE
 
 from .containers import MAX_DEPTH, ContainerValues, merge_all
 from .plan import GenerationError, OutOfBudget, Schema
@@ -162,7 +163,9 @@ class CompositionValues(ContainerValues):
     def any_of(self, node: dict[str, Any], path: str, name: str | None, depth: int) -> Any:
         branches = node["anyOf"]
         reason = "every branch is impossible"
-        for attempt, index in enumerate(self.branch_order(branches, path, "anyOf", depth)):
+        order = (self.plan.unexpanded_first(branches) if node.get(EXPANDABLE) is True
+                 else self.branch_order(branches, path, "anyOf", depth))
+        for attempt, index in enumerate(order):
             merged = self.merged_branch(node, "anyOf", index)
             if merged is False:
                 continue

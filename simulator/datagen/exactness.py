@@ -17,6 +17,10 @@ from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any
 
+import jsonschema_rs
+
+from simulator.spec.jsonschema.keywords import EXPANDABLE
+
 from .containers import ELIDED
 from .keyword_sets import ANNOTATIONS
 from .merge import RESIDUAL
@@ -47,8 +51,6 @@ _COMPOSITION = ("oneOf", "anyOf", "not", "if", RESIDUAL, "dependentSchemas")
 _VALUE_KEYS = ("enum", "const", "example", "examples", "default")
 _UNKNOWN = object()
 _PLAIN_ROOT_KEYS = ANNOTATIONS | {"type", "properties", "required", "additionalProperties"}
-# root keywords under which a member validates otherwise than alone (another dialect, a base URI)
-_SCOPED_KEYS = frozenset({"$schema", "$id", "$anchor", "$dynamicAnchor"})
 
 
 class RootElision:
@@ -112,9 +114,11 @@ class RootElision:
     def is_valid(self, value: Any) -> bool:
         """Whether ``value`` validates against the schema, its :data:`ELIDED` members standing
         for the valid values the walk gives them. Where the root allows (see
-        :meth:`_members_valid`), member by member: a validator of "the root without these
-        properties" would be compiled for every new set of skipped names (1.5 a sample in an
-        offline generation, 3.6% of its time); each property's validator is compiled once."""
+        :meth:`_members_valid`), by the root's own validator, all but the elided names' absence:
+        a validator of "the root without these properties" would be compiled for every new set
+        of skipped names (1.5 a sample in an offline generation, 3.6% of its time), and one per
+        member would compile what each member references again (on stripe, a field that may
+        expand to a customer reaches most of the spec: 1,194 compiles, a fifth of a certify)."""
         if not (isinstance(value, dict) and any(item is ELIDED for item in value.values())):
             return bool(self._plan.validator.is_valid(value))
         verdict = self._members_valid(value)
@@ -124,38 +128,25 @@ class RootElision:
         return verdict
 
     def _members_valid(self, value: dict[str, Any]) -> bool | None:
-        """The root's verdict on ``value`` from its members alone, or None where the root's
-        keywords do not allow that. A plain object root (as :meth:`elidable` requires) with no
-        keyword that changes how its members validate (``$schema``, ``$id``, anchors) accepts an
-        object exactly when every required name is there (an elided member is), every other
-        member is a declared property unless ``additionalProperties`` allows it, and each
-        declared member is valid for its property's schema: what the validator of the root
-        without the skipped properties says of the rest."""
+        """The root's verdict on ``value``, or None where the root's keywords do not allow this
+        way. A plain object root (as :meth:`elidable` requires) accepts an object with elided
+        members exactly when its validator finds nothing wrong with the rest but required names
+        that were elided: the root's own validator (compiled once, whatever is skipped) judges
+        every member there is, in the root's dialect and scope."""
         properties = self._root_properties()
         if properties is None:
             return None
-        root = self._plan.resolve(self._schema)
-        assert isinstance(root, dict)  # a plain object, as _root_properties found
-        required = root.get("required", [])
-        if _SCOPED_KEYS.intersection(root) or not isinstance(required, list) \
-                or not all(isinstance(name, str) for name in required):
-            return None
-        accepts = []
+        skipped = set()
+        rest = {}
         for key, item in value.items():
             if item is ELIDED:
                 if key not in properties or exact_cost(self._plan, properties[key], self._costs) is None:
                     return None  # not a property the walk could have skipped: checked() says why
-                continue
-            if key not in properties:
-                if root.get("additionalProperties", True) is False:
-                    return False
-                continue
-            sub = properties[key]
-            validator = self._plan.validator_for(sub)
-            if validator is None or (isinstance(sub, dict) and _SCOPED_KEYS.intersection(sub)):
-                return None  # as the root's own compile would fail; alone, another dialect
-            accepts.append((validator, item))
-        return all(name in value for name in required) and all(v.is_valid(item) for v, item in accepts)
+                skipped.add(key)
+            else:
+                rest[key] = item
+        return all(isinstance(error.kind, jsonschema_rs.ValidationErrorKind.Required) and not error.instance_path
+                   and error.kind.property in skipped for error in self._plan.validator.iter_errors(rest))
 
     def checked(self, value: Any) -> tuple[Any, Any]:
         """(validator, value to check) for ``value``: the root's validator and the value, or,
@@ -278,15 +269,26 @@ def _any_of_cost(plan: SchemaPlan, node: dict[str, Any], memo: dict[int, int | N
     if not isinstance(branches, list):
         return None
     costs: list[int | None] = []
-    for index in range(len(branches)):
+    for index in _branch_indices(plan, node, branches):
         merged = plan.merged_branch(node, "anyOf", index)  # the node the walk takes for the branch
         if merged is False:
             continue
-        if isinstance(merged, dict) and "anyOf" in merged:
-            return None  # nested composition: kept to the simple case
-        costs.append(_cost(plan, merged, memo, active, depth + 1))
+        if isinstance(merged, dict) and "anyOf" in merged and merged.get(EXPANDABLE) is not True:
+            return None  # nested composition: kept to the simple case (an expandable field's is fixed)
+        cost = _cost(plan, merged, memo, active, depth + 1)
+        if node.get(EXPANDABLE) is True:  # branches in a fixed order: an exact one is the last tried
+            if cost is not None:
+                return 1 + cost
+            return None
+        costs.append(cost)
     found = _max(costs) if costs else None
     return None if found is None else 1 + found
+
+
+def _branch_indices(plan: SchemaPlan, node: dict[str, Any], branches: list[Any]) -> list[int]:
+    """The branches in the order the walk may take them: an expandable field's in its fixed
+    order (``CompositionValues.unexpanded_first``), any other's in any order."""
+    return plan.unexpanded_first(branches) if node.get(EXPANDABLE) is True else list(range(len(branches)))
 
 
 def _kind_cost(plan: SchemaPlan, kind: str, node: dict[str, Any], memo: dict[int, int | None], active: set[int],

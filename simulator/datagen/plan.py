@@ -208,6 +208,20 @@ class SchemaPlan:
         branch = node[keyword][index]
         return self.derived((id(node), keyword, index), lambda: self.merge(rest, self.resolve(branch)))
 
+    def unexpanded_first(self, branches: list[Any]) -> list[int]:
+        """The order the walk takes an expandable field's ``anyOf`` branches in
+        (:data:`~simulator.spec.jsonschema.keywords.EXPANDABLE`): as listed, those that are not
+        objects (the id) first, so the value is the id, as the API answers unless asked to expand."""
+
+        def is_object(branch: Any) -> bool:
+            try:
+                node = self.resolve(branch)
+            except GenerationError:
+                return False  # the walk meets the error when it takes the branch
+            return isinstance(node, dict) and "object" in (self.types(node) or ())
+
+        return sorted(range(len(branches)), key=lambda i: is_object(branches[i]))
+
     def merge(self, a: Schema, b: Schema) -> Schema:
         """The conjunction of two resolved nodes; ``False`` when they contradict outright."""
         return merge_nodes(a, b)

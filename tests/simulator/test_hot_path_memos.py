@@ -203,13 +203,14 @@ def test_elided_values_are_judged_member_by_member_as_the_rest_validator_judges_
     assert True in verdicts and False in verdicts
 
 
-def test_elided_values_under_another_dialect_are_judged_whole() -> None:
-    # a root naming its dialect ($schema) is not judged member by member: a member alone would be read as 2020-12
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+def test_elided_values_under_a_named_dialect_are_judged_by_the_root_validator() -> None:
+    # a root naming its dialect ($schema): the members are judged by the root's own validator, in that dialect
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object", "required": ["a"],
               "properties": {"a": {"type": "integer"}, "b": {"type": "string"}}}
     compiled = compile_schema(schema)
-    assert compiled._elision._members_valid({"a": ELIDED, "b": "x"}) is None
+    assert compiled._elision._members_valid({"a": ELIDED, "b": "x"}) is True  # a's absence is forgiven
     assert compiled.is_valid({"a": ELIDED, "b": "x"}) and not compiled.is_valid({"a": ELIDED, "b": 1})
+    assert not compiled.is_valid({"b": ELIDED})  # a required name missing, not elided
 
 
 def test_seeded_random_draws_below_n_as_the_stock_algorithm_does() -> None:

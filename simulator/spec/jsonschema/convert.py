@@ -14,7 +14,10 @@ The rules, the same for every dialect (lenient where a spec's intent is plain):
 - ``example`` joins ``examples``; ``type: file`` becomes a binary string; ``int32``/``int64``
   formats add their bounds;
 - ``discriminator``, ``xml``, ``externalDocs``, ``x-*``, inner ``$defs``/``$id``/``$anchor`` and
-  every keyword JSON Schema 2020-12 does not know are dropped; keyword values the 2020-12
+  every keyword JSON Schema 2020-12 does not know are dropped, save one: a response field that
+  Stripe's ``x-expansionResources`` marks expandable (``anyOf`` [an id string, the objects it
+  expands to]) keeps ``x-expandable: true`` (:data:`EXPANDABLE`), an annotation validators
+  ignore, so the generator gives the id, as the API does unless a request asks to expand it; keyword values the 2020-12
   meta-schema would reject (a non-list ``required``, a pattern that does not compile, ...) are
   dropped too, so each result compiles;
 - request direction: ``readOnly`` properties leave ``required``; response: ``writeOnly`` ones.
@@ -34,6 +37,7 @@ from simulator.spec.refs import Documents, Location, RefError
 
 from .flags import Direction, flagged_properties
 from .keywords import (
+    EXPANDABLE,
     allow_null,
     as_count,
     as_number,
@@ -211,6 +215,9 @@ class SchemaConverter:
                 examples.append(build.example)
             out["examples"] = examples
         integer_bounds(out)
+        if build.direction == "response" and isinstance(node.get("x-expansionResources"), dict) \
+                and isinstance(out.get("anyOf"), list):
+            out[EXPANDABLE] = True
         if "required" in out:
             flagged = build.inherited | flagged_properties(self._docs, node, build.doc, build.direction)
             kept = [n for n in out["required"] if n not in flagged] if flagged else out["required"]

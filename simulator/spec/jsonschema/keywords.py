@@ -10,6 +10,10 @@ TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", 
 TYPE_ALIASES = {"int": "integer", "long": "integer", "float": "number", "double": "number", "bool": "boolean"}
 INT_BOUNDS = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 ANNOTATIONS = ("title", "description", "default", "examples", "readOnly", "writeOnly", "deprecated")
+EXPANDABLE = "x-expandable"
+"""The annotation the converter gives a response field that Stripe's ``x-expansionResources``
+marks expandable: an ``anyOf`` of the id and the objects it expands to. The generator gives such a
+field the first branch that is not an object (the id), as the API answers unless asked to expand."""
 # keywords through which a schema can reject null even without a `type`
 NULL_BLOCKERS = ("$ref", "allOf", "anyOf", "oneOf", "not", "const", "if")
 
