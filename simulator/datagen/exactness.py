@@ -287,7 +287,7 @@ def _any_of_cost(plan: SchemaPlan, node: dict[str, Any], memo: dict[int, int | N
 
 def _branch_indices(plan: SchemaPlan, node: dict[str, Any], branches: list[Any]) -> list[int]:
     """The branches in the order the walk may take them: an expandable field's in its fixed
-    order (``CompositionValues.unexpanded_first``), any other's in any order."""
+    order (:meth:`SchemaPlan.unexpanded_first`), any other's in any order."""
     return plan.unexpanded_first(branches) if node.get(EXPANDABLE) is True else list(range(len(branches)))
 
 
