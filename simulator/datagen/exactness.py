@@ -276,10 +276,8 @@ def _any_of_cost(plan: SchemaPlan, node: dict[str, Any], memo: dict[int, int | N
         if isinstance(merged, dict) and "anyOf" in merged and merged.get(EXPANDABLE) is not True:
             return None  # nested composition: kept to the simple case (an expandable field's is fixed)
         cost = _cost(plan, merged, memo, active, depth + 1)
-        if node.get(EXPANDABLE) is True:  # branches in a fixed order: an exact one is the last tried
-            if cost is not None:
-                return 1 + cost
-            return None
+        if node.get(EXPANDABLE) is True:  # branches in a fixed order: the first, if exact, is the only one tried
+            return None if cost is None else 1 + cost
         costs.append(cost)
     found = _max(costs) if costs else None
     return None if found is None else 1 + found

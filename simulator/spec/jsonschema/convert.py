@@ -18,8 +18,8 @@ The rules, the same for every dialect (lenient where a spec's intent is plain):
   Stripe's ``x-expansionResources`` marks expandable (``anyOf`` [an id string, the objects it
   expands to]) keeps ``x-expandable: true`` (:data:`EXPANDABLE`), an annotation validators
   ignore, so the generator gives the id, as the API does unless a request asks to expand it;
-  keyword values the 2020-12 meta-schema would reject (a non-list ``required``, a pattern that does not compile, ...) are
-  dropped too, so each result compiles;
+  keyword values the 2020-12 meta-schema would reject (a non-list ``required``, a pattern that
+  does not compile, ...) are dropped too, so each result compiles;
 - request direction: ``readOnly`` properties leave ``required``; response: ``writeOnly`` ones.
 """
 
