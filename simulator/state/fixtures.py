@@ -7,7 +7,12 @@ property (``Shaper.generate(elide=...)``, which skips only what changes no other
 follows :meth:`World._make_record <simulator.state.store.World._make_record>` step by step on
 what is left. Where the record would not come through ``conform`` unchanged (it would be
 regenerated), or the skipped members matter (``writeOnly`` ones are dropped), it says None and
-the caller makes the whole record; so a key is always the one the whole record has.
+the caller makes the whole record; so a key is always the one the whole record has. A record
+without an id field (baskets' response configurations, one per HTTP method) is keyed by its
+id value alone: nothing of it is generated to tell its key.
+
+With the keys, :meth:`World.record <simulator.state.store.World.record>` makes the one fixture a
+read names, not its scope's others.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ def id_key(value: Any) -> str:
 def fixture_key(world: World, res: Resource, scope: tuple[str, ...], seed: str, id_value: Any | None) -> str | None:
     """The key ``world._make_record(res, scope, seed, id_value)`` gives its record, from the
     record's id and parent fields only; None when that cannot be told without the whole record."""
+    if res.id_field is None:  # the record holds no id: its key is the id value, or a new one
+        return id_key(id_value if id_value is not None else world.new_id(res, seed))
     schema = res.schema
     if not schema or "$schema" in schema:  # the generator's validator must be the service's (2020-12)
         return None

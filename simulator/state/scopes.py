@@ -63,6 +63,10 @@ class NoFixtures:
     def positions(res: Resource, scope: tuple[str, ...]) -> dict[str, int]:
         return {}
 
+    @staticmethod
+    def record(res: Resource, scope: tuple[str, ...], key: str) -> Record | None:
+        return None
+
 
 NO_FIXTURES = NoFixtures()
 

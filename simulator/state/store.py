@@ -15,7 +15,7 @@ The state hash is a canonical digest of the overlay and the write counter (see
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -57,9 +57,11 @@ class Fixtures(Protocol):
 
     def base(self, res: Resource, scope: tuple[str, ...]) -> dict[str, Record]: ...
 
-    def keys(self, res: Resource, scope: tuple[str, ...]) -> dict[str, int] | dict[str, Record]: ...
+    def keys(self, res: Resource, scope: tuple[str, ...]) -> Mapping[str, object]: ...
 
     def positions(self, res: Resource, scope: tuple[str, ...]) -> dict[str, int]: ...
+
+    def record(self, res: Resource, scope: tuple[str, ...], key: str) -> Record | None: ...
 
 
 _ID_ATTEMPTS = 20
@@ -81,7 +83,9 @@ class World:
         self._base: dict[tuple[str, str], dict[str, Record]] = BoundedMemo()
         self._open: dict[tuple[str, str, str], Record] = BoundedMemo()
         self._positions: dict[tuple[str, str], dict[str, int]] = BoundedMemo()
-        self._keys: dict[tuple[str, str], dict[str, int]] = BoundedMemo()
+        # (store, scope) -> fixture key -> (the seed, the id value) its record is made from
+        self._keys: dict[tuple[str, str], dict[str, tuple[str, Any]]] = BoundedMemo()
+        self._one: dict[tuple[str, str, str], Record] = BoundedMemo()  # records made one at a time
         self._spelled: dict[str, dict[str, str]] = {}  # resource name -> its fields' spellings
 
     def _make_record(self, res: Resource, scope: tuple[str, ...], seed: str, id_value: Any | None) -> tuple[str, Record]:
@@ -203,17 +207,21 @@ class World:
             hit = self._positions[key] = {k: i for i, k in enumerate(self.keys(res, scope))}
         return hit
 
-    def keys(self, res: Resource, scope: tuple[str, ...]) -> dict[str, int] | dict[str, Record]:
-        """The fixtures' keys, in :meth:`base` order (as a dict's keys), without generating the
-        records whole where their id fields alone tell (:mod:`.fixtures`)."""
+    def keys(self, res: Resource, scope: tuple[str, ...]) -> Mapping[str, object]:
+        """The fixtures' keys, in :meth:`base` order (as a mapping's keys), without generating
+        the records whole where their id fields alone tell (:mod:`.fixtures`)."""
+        made = self._base.get((res.store, scope_key(scope)))
+        return made if made is not None else self._layout(res, scope)
+
+    def _layout(self, res: Resource, scope: tuple[str, ...]) -> dict[str, tuple[str, Any]]:
+        """Fixture key -> (the seed, the id value) :meth:`base` makes its record from, in its
+        order and with its dedupe (memoised); a record made whole to tell its key is kept for
+        :meth:`record`."""
         key = (res.store, scope_key(scope))
-        made = self._base.get(key)
-        if made is not None:
-            return made
         hit = self._keys.get(key)
         if hit is None:
             res = self._owners.get(res.store, res)  # as in base()
-            found: dict[str, int] = {}
+            found: dict[str, tuple[str, Any]] = {}
             for i in range(self.fixture_count(res)):
                 seed = f"{self.seed}|fixture|{res.store}|{key[1]}|{i}"
                 id_value: Any = i + 1 if res.id_type == "integer" else None
@@ -225,13 +233,34 @@ class World:
                         k = None  # the whole record decides, as in base()
                     if k is None:
                         try:
-                            k = self._make_record(res, scope, attempt_seed, id_value)[0]
+                            k, record = self._make_record(res, scope, attempt_seed, id_value)
                         except GenerationError:
                             break  # as base() skips it
+                        if k not in found:
+                            self._one[(*key, k)] = record
                     if k not in found:
-                        found[k] = i
+                        found[k] = (attempt_seed, id_value)
                         break
             hit = self._keys[key] = found
+        return hit
+
+    def record(self, res: Resource, scope: tuple[str, ...], key: str) -> Record | None:
+        """``base(res, scope).get(key)`` without making the scope's other fixtures where they
+        are not made yet (a read names one record of a scope no request listed)."""
+        slot = (res.store, scope_key(scope))
+        made = self._base.get(slot)
+        if made is not None:
+            return made.get(key)
+        where = self._layout(res, scope).get(key)
+        if where is None:
+            return None
+        hit = self._one.get((*slot, key))
+        if hit is None:
+            try:
+                hit = self._make_record(self._owners.get(res.store, res), scope, *where)[1]
+            except GenerationError:  # the key was told without the whole record: base() decides
+                return self.base(res, scope).get(key)
+            self._one[(*slot, key)] = hit
         return hit
 
     def open_record(self, res: Resource, scope: tuple[str, ...], raw_id: Any) -> Record:
@@ -409,7 +438,7 @@ class Session:
         whose alias field (``username``, ``slug``, ``name`` ...) holds ``key``. Aliases are looked
         up only when the id misses, through indexes kept up to date on every write."""
         changes = self.changes(res, scope)
-        record = changes[key] if key in changes else world.base(res, scope).get(key)
+        record = changes[key] if key in changes else world.record(res, scope, key)
         if record is not None:
             return key, record
         if key in changes:
@@ -432,7 +461,7 @@ class Session:
         changes = self.changes(res, scope)
         if key in changes:
             return changes[key]
-        return world.base(res, scope).get(key)
+        return world.record(res, scope, key)
 
     def has(self, world: Fixtures, res: Resource, scope: tuple[str, ...], key: str) -> bool:
         """Whether :meth:`get` finds a record (without making the fixtures whole to tell)."""

@@ -99,3 +99,64 @@ def test_a_collection_keyed_by_its_parents_id_tries_one_fixture_and_keeps_the_sa
             assert list(quick.world.keys(res, scope)) == list(every.world.keys(res, scope)), (spec, res.name)
     kept = [res for res in quick.model.resources.values() if quick.world.fixture_count(res) > 1]
     assert all(quick.world.fixture_count(res) == environment.fixtures for res in kept)
+
+
+@pytest.mark.parametrize("env", shipped_environments())
+def test_one_fixture_is_made_alone_and_is_the_record_the_whole_scope_has(env: str) -> None:
+    """A read names one record of a scope: ``World.record`` makes that one (the others are not
+    made) and it is the record ``base`` would hold under that key."""
+    environment = load_environment(env)
+    quick, whole = Simulator(environment), Simulator(environment)
+    for res in quick.model.resources.values():
+        for scope in _scopes(res.scope_params):
+            records = whole.world.base(res, scope)
+            for key, record in reversed(records.items()):  # the last first: no earlier one is made for it
+                assert quick.world.record(res, scope, key) == record, (env, res.name, scope, key)
+            assert quick.world.record(res, scope, "no-such-key") is None
+            assert (res.store, "/".join(scope)) not in quick.world._base, (env, res.name, scope)
+
+
+def test_a_record_without_an_id_field_is_keyed_without_being_generated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Baskets' response configurations (``/api/baskets/{name}/responses/{method}``) hold no id:
+    their keys are the methods drawn for them. Reading one makes that one record, not the five
+    of its basket and the duplicates drawn on the way (9 methods)."""
+    sim = Simulator(load_environment("baskets"))
+    res = next(r for r in sim.model.resources.values() if r.store == "response")
+    assert res.id_field is None
+    made: list[str] = []
+    make = World._make_record
+
+    def counted(world: World, *args: object) -> object:
+        made.append(str(args[2]))
+        return make(world, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(World, "_make_record", counted)
+    keys = list(sim.world.keys(res, ("mybasket",)))
+    assert len(keys) == sim.world.fixtures and not made
+    session = Session()
+    found = session.find(sim.world, res, ("mybasket",), keys[2])
+    assert found is not None and found[0] == keys[2] and len(made) == 1
+    assert found[1] == Simulator(load_environment("baskets")).world.base(res, ("mybasket",))[keys[2]]
+
+
+def test_a_fixture_that_cannot_be_made_alone_is_what_the_whole_scope_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key told from the id field alone whose whole record the generator cannot make: the scope's
+    own making decides (it skips that fixture), so a read finds no record there."""
+    from simulator.datagen.plan import GenerationError
+
+    sim = Simulator(load_environment("adafruit"))
+    res = next(r for r in sim.model.resources.values() if r.scope_params and r.writable)
+    scope = ("alice",) + ("x",) * (len(res.scope_params) - 1)
+    keys = list(sim.world.keys(res, scope))
+    refused = sim.world._layout(res, scope)[keys[0]][0]
+    make = World._make_record
+
+    def failing(world: World, res_: object, scope_: object, seed: str, id_value: object) -> object:
+        if seed == refused:
+            raise GenerationError(f"refused seed {seed}")
+        return make(world, res_, scope_, seed, id_value)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(World, "_make_record", failing)
+    assert sim.world.record(res, scope, keys[0]) is None
+    assert keys[0] not in sim.world.base(res, scope)
+    assert sim.world.record(res, scope, keys[1]) == sim.world.base(res, scope)[keys[1]]

@@ -166,6 +166,10 @@ class _FiveFixtures:
 
     positions = keys
 
+    @classmethod
+    def record(cls, res: Any, scope: tuple[str, ...], key: str) -> Any:
+        return cls.base(res, scope).get(key)
+
 
 def test_what_a_session_derived_from_the_world_is_not_kept_under_a_parent_it_then_creates() -> None:
     """A client lists the items of parent "a" before creating "a" (the world's five), then
