@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,3 +43,41 @@ def test_the_report_says_when_the_two_codes_certify_different_samples(
     assert "samples certified" in out and "1000" in out
     assert "certify different samples, so their times do not compare" in out
     assert "certificate bytes: DIFFER" in out
+
+
+ORPHAN_BURN = """
+import os, sys, time
+if os.fork() == 0:  # the grandchild: outlives its parent, as certify's fork server and workers do
+    end = time.process_time() + 0.3
+    while time.process_time() < end:
+        pass
+    os._exit(0)
+os._exit(0)  # the child exits at once, without waiting for it
+"""
+
+MEASURE = """
+import subprocess, sys
+from benchmarks.perf.certify_command import _children_cpu, adopt_orphans, reap_orphans
+adopted = adopt_orphans() if sys.argv[1] == "adopt" else False
+before = _children_cpu()
+subprocess.run([sys.executable, "-c", sys.argv[2]], check=True)
+reap_orphans(timeout=5.0)
+print(adopted, _children_cpu() - before)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_the_cpu_of_a_commands_orphaned_helpers_is_counted_once_adopted() -> None:
+    """``certify --workers N`` never waits for its fork server, whose children its workers are:
+    their CPU reached no CPU column. Adopted (Linux's child subreaper), it does."""
+    root = Path(__file__).resolve().parents[2]
+    runs = {}
+    for mode in ("adopt", "plain"):
+        out = subprocess.run([sys.executable, "-c", MEASURE, mode, ORPHAN_BURN], cwd=root, check=True,
+                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root)}).stdout
+        adopted, cpu = out.split()
+        runs[mode] = (adopted == "True", float(cpu))
+    if not runs["adopt"][0]:
+        pytest.skip("no PR_SET_CHILD_SUBREAPER here (not Linux)")
+    assert runs["adopt"][1] >= 0.25, runs  # the grandchild's 0.3 s
+    assert runs["plain"][1] < 0.25, runs  # never counted without adoption: what the column showed before
