@@ -21,6 +21,7 @@ from simulator.spec.navigation import deref, object_properties
 from simulator.state.scopes import ParentGone, scope_fixtures
 from simulator.state.store import Fixtures, Record, Session, World, id_key
 
+from .expansion import Expander
 from .shaping import Shaper
 from .validation import ParsedRequest, media_kind
 from .writes import Converter, WriteRefused, is_secret_name
@@ -160,6 +161,26 @@ class Handlers:
                 hint = self._with_new_key(schema, hint, res, new_key)
         body = self.shaper.conform(schema, schema, hint, seed, inputs=inputs, hide_secrets=res is not None)
         return Outcome(status, body, media)
+
+    def expanded(self, session: Session, op: Operation, outcome: Outcome, paths: list[list[str]],
+                 parsed: ParsedRequest) -> Outcome:
+        """``outcome`` with the fields ``paths`` name expanded (Stripe's ``expand[]``:
+        :mod:`simulator.service.expansion`); ``outcome`` itself when nothing expands."""
+        _, schema = self.media(op, outcome.status)
+        if schema is None or outcome.body is NO_BODY:
+            return outcome
+        seed = f"{self.seed}|{op.operation_id}|{sha256_hex(canonical_json(parsed.inputs()))}"
+        body = Expander(self.shaper, lambda name, given: self._record_named(session, name, given)).expand(
+            schema, outcome.body, paths, seed)
+        return outcome if body is outcome.body else Outcome(outcome.status, body, outcome.media_type)
+
+    def _record_named(self, session: Session, store: str, given: str) -> Record | None:
+        """The session's record ``given`` of the top-level collection ``store``, as a read shows it."""
+        res = self.world.owner(store)
+        if res is None or res.scope_params:
+            return None
+        found = session.find(self.fixtures(session, res, ()), res, (), id_key(given))
+        return self.public(res, found[1]) if found is not None else None
 
     def _with_new_key(self, schema: JSONSchema, hint: Record, res: Resource, new_key: str) -> Record:
         """``hint`` with ``new_key`` in its top-level member named like the id (the item path's

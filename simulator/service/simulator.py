@@ -29,6 +29,7 @@ from simulator.state.sessions import Limits, SessionRegistry
 from simulator.state.store import Session, World
 
 from .auth import Authenticator, RequestCredentials
+from .expansion import requested_paths
 from .handlers import NO_BODY, Conflict, Handlers, NotFound, Outcome, choose_media, documented
 from .problems import problem_hint
 from .routing import Router
@@ -220,6 +221,9 @@ class Simulator:
             return self._problem(op, _documented_input_status(op, 422), "The write cannot be stored as sent",
                                  f"field {field!r} ({exc.pointer}): {exc.reason}",
                                  [Problem("body", field, exc.pointer, exc.reason)])
+        paths = requested_paths(parsed.query, parsed.body)
+        if paths:
+            outcome = self.handlers.expanded(session, op, outcome, paths, parsed)
         return self._render(op, outcome)
 
     def _render(self, op: Operation, outcome: Outcome, extra: tuple[tuple[str, str], ...] = ()) -> SimResponse:

@@ -259,6 +259,9 @@ class CompiledOperation:
             elif loc == "query":
                 present, target = self._present(plan, qmulti, query), parsed.query
                 raw = qmulti.get(name, [])
+                if plan.kind == "array" and not raw:  # expand[]=a&expand[]=b, expand[0]=a (Stripe, Rails, PHP)
+                    raw = bracketed_items(query, name)
+                    present = present or bool(raw)
             elif loc == "header":
                 lname = name.lower()
                 present, target = lname in headers, parsed.headers
@@ -359,6 +362,21 @@ def match_media(content_type: str, declared: list[str]) -> str | None:
         if pattern in lowered:
             return lowered[pattern]
     return None
+
+
+def bracketed_items(pairs: list[tuple[str, str]], name: str) -> list[str]:
+    """The values of array ``name`` sent as ``name[]=a&name[]=b`` or ``name[0]=a&name[1]=b``
+    (bracketed fields as Stripe, Rails and PHP write them): in order of appearance, indexed ones
+    by their index."""
+    found: list[tuple[int, int, str]] = []
+    for position, (key, value) in enumerate(pairs):
+        if key.startswith(name + "[") and key.endswith("]"):
+            inner = key[len(name) + 1:-1]
+            if inner == "":
+                found.append((position, position, value))
+            elif inner.isdigit() and len(inner) <= 9:
+                found.append((int(inner), position, value))
+    return [value for _, _, value in sorted(found)]
 
 
 def decode_form(pairs: list[tuple[str, str]], schema: JSONSchema) -> dict[str, Any]:

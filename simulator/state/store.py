@@ -117,6 +117,10 @@ class World:
             hint[res.id_field] = id_value
         return hint, id_value
 
+    def owner(self, store: str) -> Resource | None:
+        """The resource the records of ``store`` are made from (:func:`store_owners`), if any."""
+        return self._owners.get(store)
+
     def spellings(self, res: Resource) -> dict[str, str]:
         """:func:`~simulator.environments.identity.spellings` of the resource's record fields
         (memoised: the handlers' filters read it too)."""

@@ -1,13 +1,20 @@
-"""Stripe's expandable fields (``x-expansionResources``): an id unless a request asks to expand."""
+"""Stripe's expandable fields (``x-expansionResources``): an id unless a request asks to expand
+(``expand[]``), then the object it names."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from simulator.datagen.exactness import exact_cost
 from simulator.datagen.generate import compile_schema
 from simulator.environments.environment import load_environment
+from simulator.messages import SimRequest
+from simulator.service.expansion import MAX_PATHS, requested_paths
+from simulator.service.simulator import Simulator
 from simulator.spec.jsonschema.keywords import EXPANDABLE
 
 CUSTOMER = {"type": "object", "required": ["id", "name"],
@@ -58,3 +65,149 @@ def test_without_the_extension_the_walk_still_expands_some(tmp_path: Path) -> No
     compiled = compile_schema(schema)
     values = [compiled.generate(f"s{i}", complete=True)["customer"] for i in range(60)]
     assert any(isinstance(value, dict) for value in values)
+
+
+# -- expand[]: the request asks, the response carries the object ----------------------------------
+
+def _store_spec(tmp_path: Path) -> Path:
+    """Customers (a collection), charges naming one, and invoices naming a charge: every read and
+    list takes ``expand``, as Stripe's do."""
+    expand = {"name": "expand", "in": "query", "required": False, "style": "deepObject", "explode": True,
+              "schema": {"type": "array", "items": {"type": "string", "maxLength": 5000}}}
+
+    def item(name: str, schema: str) -> dict[str, object]:
+        return {"get": {"operationId": f"Get{schema}", "parameters": [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}, expand],
+            "responses": {"200": {"description": "ok", "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{schema}"}}}}}}}
+
+    def listed(schema: str) -> dict[str, object]:
+        return {"type": "object", "required": ["data"], "properties": {
+            "data": {"type": "array", "items": {"$ref": f"#/components/schemas/{schema}"}}}}
+
+    invoice = {"type": "object", "required": ["id", "charge"], "properties": {
+        "id": {"type": "string", "maxLength": 5000},
+        "charge": {"anyOf": [{"maxLength": 5000, "type": "string"}, {"$ref": "#/components/schemas/charge"}],
+                   "x-expansionResources": {"oneOf": [{"$ref": "#/components/schemas/charge"}]}}}}
+    spec = {"openapi": "3.0.0", "info": {"title": "store", "version": "1"}, "paths": {
+        "/v1/customers": {
+            "get": {"operationId": "ListCustomers", "parameters": [expand], "responses": {"200": {
+                "description": "ok", "content": {"application/json": {"schema": listed("customer")}}}}},
+            "post": {"operationId": "PostCustomers", "requestBody": {"content": {"application/json": {
+                "schema": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "ok", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/customer"}}}}}}},
+        "/v1/customers/{customer}": item("customer", "customer"),
+        "/v1/charges": {
+            "get": {"operationId": "ListCharges", "parameters": [expand], "responses": {"200": {
+                "description": "ok", "content": {"application/json": {"schema": listed("charge")}}}}},
+            "post": {"operationId": "PostCharges", "requestBody": {"content": {"application/json": {"schema": {
+                "type": "object", "required": ["customer"], "properties": {"customer": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "ok", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/charge"}}}}}}},
+        "/v1/charges/{charge}": item("charge", "charge"),
+        "/v1/invoices/{invoice}": item("invoice", "invoice"),
+    }, "components": {"schemas": {"charge": CHARGE, "customer": CUSTOMER, "invoice": invoice}}}
+    path = tmp_path / "store.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def _get(sim: Simulator, path: str, *query: tuple[str, str], session: str = "s") -> Any:
+    response = sim.handle(SimRequest("GET", path, query), session)
+    assert response.status == 200, response.body
+    return json.loads(response.body)
+
+
+def _post(sim: Simulator, path: str, body: dict[str, Any], session: str = "s") -> Any:
+    response = sim.handle(SimRequest("POST", path, (), (("content-type", "application/json"),),
+                                     json.dumps(body).encode()), session)
+    assert response.status in (200, 201), response.body
+    return json.loads(response.body)
+
+
+def test_expand_answers_the_object_a_field_names_and_the_client_made_it(tmp_path: Path) -> None:
+    sim = Simulator(load_environment(str(_store_spec(tmp_path))))
+    fixture = next(c for c in _get(sim, "/v1/charges")["data"] if isinstance(c["customer"], str))
+    assert isinstance(_get(sim, f"/v1/charges/{fixture['id']}")["customer"], str)  # not asked: the id
+    # a fixture charge names a customer id of its own: it expands to an object with that id
+    expanded = _get(sim, f"/v1/charges/{fixture['id']}", ("expand[]", "customer"))["customer"]
+    assert isinstance(expanded, dict) and expanded["id"] == fixture["customer"] and "name" in expanded
+    # a charge naming a customer the session made expands to that customer, as a read shows it
+    customer = _post(sim, "/v1/customers", {"name": "Ada Lovelace"})
+    charge = _post(sim, "/v1/charges", {"customer": customer["id"]})
+    assert charge["customer"] == customer["id"]
+    state = sim.state_hash("s")
+    shown = _get(sim, f"/v1/charges/{charge['id']}", ("expand[]", "customer"))["customer"]
+    assert shown == _get(sim, f"/v1/customers/{customer['id']}") and shown["name"] == "Ada Lovelace"
+    assert sim.state_hash("s") == state  # expanding reads: the state hash stays
+
+
+def test_expand_reaches_into_lists_and_expanded_objects(tmp_path: Path) -> None:
+    sim = Simulator(load_environment(str(_store_spec(tmp_path))))
+    listed = _get(sim, "/v1/charges", ("expand[0]", "data.customer"))["data"]
+    assert listed and all(isinstance(c["customer"], dict) or c["customer"] is None for c in listed)
+    assert any(isinstance(c["customer"], dict) for c in listed)
+    invoice = _get(sim, "/v1/invoices/in_1", ("expand[]", "charge.customer"))
+    assert isinstance(invoice["charge"], dict) and isinstance(invoice["charge"]["customer"], (dict, type(None)))
+    # the same request gives the same bytes, in a fresh simulator too
+    again = Simulator(load_environment(str(_store_spec(tmp_path))))
+    first = sim.handle(SimRequest("GET", "/v1/invoices/in_1", (("expand[]", "charge.customer"),)), "t").body
+    assert again.handle(SimRequest("GET", "/v1/invoices/in_1", (("expand[]", "charge.customer"),)), "t").body == first
+
+
+@pytest.mark.parametrize("asked", [
+    ("expand[]", "nope"),  # no such field
+    ("expand[]", "id"),  # a field that does not expand
+    ("expand[]", "id.customer"),  # past a field that is no object
+    ("expand[]", "a.b.c.d.e"),  # deeper than four levels
+    ("expand[]", ""),  # empty
+    ("expand[x]", "customer"),  # not an index
+])
+def test_an_expand_that_names_nothing_expandable_changes_nothing(tmp_path: Path, asked: tuple[str, str]) -> None:
+    sim = Simulator(load_environment(str(_store_spec(tmp_path))))
+    charge = _get(sim, "/v1/charges")["data"][0]["id"]
+    plain = sim.handle(SimRequest("GET", f"/v1/charges/{charge}"), "s")
+    odd = sim.handle(SimRequest("GET", f"/v1/charges/{charge}", (asked,)), "s")
+    assert odd.status == 200 and json.loads(odd.body)["customer"] == json.loads(plain.body)["customer"], asked
+
+
+def test_requested_paths_are_bounded() -> None:
+    many = [f"f{i}" for i in range(50)]
+    assert len(requested_paths({"expand": many}, None)) == MAX_PATHS
+    assert requested_paths({}, {"expand": ["customer", "customer", "data.customer"]}) == [
+        ["customer"], ["data", "customer"]]
+    assert requested_paths({"expand": "customer"}, None) == [["customer"]]
+    assert requested_paths({"expand": [1, None, "a..b"]}, None) == []
+
+
+STRIPE = Path(__file__).resolve().parents[3] / "shared" / "specs" / "stripe-v30.json"
+
+
+@pytest.mark.skipif(not STRIPE.is_file(), reason=f"no spec corpus at {STRIPE.parent}")
+def test_stripe_expands_a_charges_customer_to_the_customer_the_client_created() -> None:
+    sim = Simulator(load_environment(str(STRIPE)))
+    auth = (("authorization", "Bearer sk_test_x"),)
+    form = (*auth, ("content-type", "application/x-www-form-urlencoded"))
+    customer = json.loads(sim.handle(SimRequest("POST", "/v1/customers", (), form,
+                                                b"name=Ada+Lovelace&email=ada%40example.com"), "s").body)
+    charge = json.loads(sim.handle(SimRequest("POST", "/v1/charges", (), form,
+                                              f"amount=500&currency=usd&customer={customer['id']}".encode()), "s").body)
+    assert charge["customer"] == customer["id"]
+    read = sim.handle(SimRequest("GET", f"/v1/charges/{charge['id']}", (("expand[]", "customer"),), auth), "s")
+    expanded = json.loads(read.body)["customer"]
+    assert expanded["id"] == customer["id"] and expanded["name"] == "Ada Lovelace"
+    assert expanded["email"] == "ada@example.com"
+    # a create's form body asks the same way
+    made = sim.handle(SimRequest("POST", "/v1/charges", (), form,
+                                 f"amount=700&currency=usd&customer={customer['id']}&expand[]=customer".encode()), "s")
+    assert json.loads(made.body)["customer"]["name"] == "Ada Lovelace"
+
+
+def test_a_query_array_is_read_from_bracketed_names_too() -> None:
+    from simulator.service.validation import bracketed_items
+
+    pairs = [("expand[1]", "b"), ("other", "x"), ("expand[0]", "a"), ("expand[]", "c"), ("expand[x]", "no"),
+             ("expanded[]", "no"), ("expand[0", "no")]
+    assert bracketed_items(pairs, "expand") == ["a", "b", "c"]  # indexed by index, then as they came
+    assert bracketed_items([("expand", "plain")], "expand") == []
