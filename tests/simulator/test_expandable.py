@@ -211,3 +211,20 @@ def test_a_query_array_is_read_from_bracketed_names_too() -> None:
              ("expanded[]", "no"), ("expand[0", "no")]
     assert bracketed_items(pairs, "expand") == ["a", "b", "c"]  # indexed by index, then as they came
     assert bracketed_items([("expand", "plain")], "expand") == []
+
+
+@pytest.mark.timeout(120)
+def test_expand_over_http_as_stripes_clients_encode_it(tmp_path: Path, server_factory: Any) -> None:
+    """A real ``toolgrad sim serve`` on 127.0.0.1: ``expand%5B0%5D=customer`` (Stripe's clients
+    percent-encode the brackets) expands, and gives the in-process bytes."""
+    import httpx
+
+    spec = _store_spec(tmp_path)
+    served = server_factory(str(spec))
+    charge = httpx.get(f"{served.origin}/v1/charges").json()["data"][0]["id"]
+    url = f"{served.origin}/v1/charges/{charge}?expand%5B0%5D=customer"
+    response = httpx.get(url)
+    assert response.status_code == 200 and isinstance(response.json()["customer"], dict)
+    local = Simulator(load_environment(str(spec))).handle(
+        SimRequest("GET", f"/v1/charges/{charge}", (("expand[0]", "customer"),)), "default")
+    assert response.content == local.body
