@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from simulator.datagen.plan import GenerationError
 from simulator.spec.jsonschema.keywords import EXPANDABLE
 from simulator.spec.model import JSONSchema
 from simulator.spec.navigation import array_items, deref, object_properties, primary_type
@@ -118,25 +119,32 @@ class Expander:
 
     def _object(self, root: JSONSchema, expandable: JSONSchema, given: str, seed: str) -> tuple[Any, Any] | None:
         """(the object branch, the object) that id ``given`` expands to, or None: the first of
-        the session's record as a read shows it, the generated object with the record's scalar
-        members that fit, and the generated object, that is valid for the branch and has that id."""
+        the session's record, the generated object with the record's scalar members, and the
+        generated object, that comes out of ``conform`` (secrets and ``writeOnly`` members left
+        out, as a read shows a record) valid for the branch and with that id."""
         branch = next((b for b in expandable.get("anyOf", ()) if primary_type(root, deref(root, b)) == "object"), None)
         if branch is None:
             return None  # the first object branch is the one a field expands to
         ref = branch.get("$ref") if isinstance(branch, dict) else None
         name = ref.rsplit("/", 1)[-1] if isinstance(ref, str) else ""
         props = object_properties(root, deref(root, branch))
-        made = self.shaper.generate(root, branch, seed, name=name or None)
+        try:
+            made = self.shaper.generate(root, branch, seed, name=name or None)
+        except GenerationError:  # a schema no value the generator finds fits: the field keeps its id
+            return None
         if not isinstance(made, dict):
             return None
         generated = {**made, "id": given} if "id" in props else made
         record = self.lookup(name, given) if name else None
-        candidates: list[Any] = [generated]
+        candidates: list[dict[str, Any]] = [generated]
         if record is not None:
             scalars = {k: v for k, v in record.items() if k in props and not isinstance(v, (dict, list))}
-            candidates[:0] = [self.shaper.conform(root, branch, record, seed, hide_secrets=True),
-                              {**generated, **scalars}]
-        for shown in candidates:
+            candidates[:0] = [record, {**generated, **scalars}]
+        for candidate in candidates:
+            try:
+                shown = self.shaper.conform(root, branch, candidate, seed, hide_secrets=True)
+            except GenerationError:
+                continue
             if isinstance(shown, dict) and shown.get("id", given) == given and self.shaper.is_valid(root, branch, shown):
                 return branch, shown
         return None

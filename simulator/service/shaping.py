@@ -178,6 +178,15 @@ class Shaper:
             return [self.without_hidden(root, items, v, secrets, depth + 1) for v in value] if items else value
         if not isinstance(value, dict):
             return value
+        resolved = self._of(deref, root, schema)
+        branches = resolved.get("oneOf") or resolved.get("anyOf")
+        if isinstance(branches, list) and "properties" not in resolved:
+            # a polymorphic member (stripe's sources: card, bank account, source...): the branch
+            # it is, whose own members and ``required`` say what may go (a source requires its
+            # client_secret), not the first branch's
+            for branch in branches:
+                if isinstance(branch, dict) and self.is_valid(root, branch, value):
+                    return self.without_hidden(root, branch, value, secrets, depth + 1)
         props = self._of(object_properties, root, schema)
         required = self._of(required_properties, root, schema) if secrets else ()
         out = {}

@@ -67,3 +67,22 @@ def test_leaving_out_checked_members_keeps_the_verdict(page: dict[str, Any], val
     shaper = Shaper(EPOCH)
     resolved = root["$defs"]["Page"]
     assert shaper._valid_besides(root, root, resolved, value, ["data"]) == compile_schema(root).is_valid(value)
+
+
+def test_a_polymorphic_items_secrets_are_hidden_by_the_branch_it_is() -> None:
+    """Stripe's ``sources.data`` items are a card or a source; a source requires its
+    ``client_secret``. Hiding secrets judged every item by the first branch (the card, which
+    requires none), dropped it, and answered a list its schema refuses."""
+    card = {"type": "object", "required": ["object", "brand"], "properties": {
+        "object": {"enum": ["card"]}, "brand": {"type": "string"}, "client_secret": {"type": "string"}}}
+    source = {"type": "object", "required": ["object", "client_secret"], "properties": {
+        "object": {"enum": ["source"]}, "client_secret": {"type": "string"}}}
+    root = {"type": "object", "required": ["data"], "properties": {"data": {"type": "array", "items": {
+        "anyOf": [{"$ref": "#/$defs/card"}, {"$ref": "#/$defs/source"}]}}}, "$defs": {"card": card, "source": source}}
+    shaper = Shaper(EPOCH)
+    hint = {"data": [{"object": "card", "brand": "visa", "client_secret": "c_1"},
+                     {"object": "source", "client_secret": "s_1"}]}
+    body = shaper.conform(root, root, hint, "seed", hide_secrets=True)
+    assert body == {"data": [{"object": "card", "brand": "visa"},  # not required of a card: hidden
+                             {"object": "source", "client_secret": "s_1"}]}  # required of a source: kept
+    assert compile_schema(root).is_valid(body)
