@@ -14,9 +14,10 @@ answers its id (the generator takes the id's branch first). With it:
   schema from the request's seed, the path and the id, with its ``id`` member set to the id;
 * each field along a path expands where it can, and the path goes on inside what it expanded
   to; where it names no member, no expandable field or no id, the rest of it is ignored (Stripe
-  answers 400; an agent here gets the response it would have had without it), as an object
-  that does not fit its schema: the field keeps its id. The whole body is checked against the
-  response schema once more, and answered as it was if the expansions made it invalid.
+  answers 400; an agent here gets the response it would have had without it); an object that
+  does not fit its schema is not used (the field keeps its id). The whole body is checked
+  against the response schema once more, and answered as it was if the expansions made it
+  invalid.
 
 Expanding reads; it never writes, so the state hash stays as it was. A request names at most
 :data:`MAX_PATHS` paths of at most :data:`MAX_DEPTH` fields each (Stripe's own limit of
