@@ -169,7 +169,9 @@ def make_dataset(envs: Sequence[str], n: int, path: Path) -> tuple[Path, str]:
 
 
 def _cpu_seconds() -> float:
-    """CPU time of this process and its finished children (workers), user + system."""
+    """CPU time of this process and its reaped children, user + system. Worker processes are the
+    fork server's children, reaped by it, not by this process: with ``--workers`` above 1 this
+    is the driver's CPU alone (the report says so; ``--whole-command`` counts the whole tree)."""
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
@@ -235,7 +237,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     print(f"workers: {workers}, repeats: {args.repeats}, median {wall:.3f}s wall, {cpu:.3f}s CPU per run; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"median steps/s: {steps / wall:.0f} (wall clock)")
-    print(f"median steps per CPU second: {steps / cpu:.0f}")
+    print(f"median steps per CPU second: {steps / cpu:.0f}"
+          + (" (this process's CPU only: its workers' is not counted)" if workers > 1 else ""))
     return 0
 
 
