@@ -11,7 +11,8 @@ answers its id (the generator takes the id's branch first). With it:
   resource named like the object's schema, ``#/components/schemas/customer`` -> ``customer``,
   holding the id: a customer the client created, or a fixture), shown as a read shows it;
 * otherwise (no such collection, or no record of that id) an object generated for the object's
-  schema from the request's seed, the path and the id, with its ``id`` member set to the id;
+  schema from the request's seed and the field's place in the body, with its ``id`` member set
+  to the id (so ``charge`` and ``charge.customer`` expand the same charge);
 * each field along a path expands where it can, and the path goes on inside what it expanded
   to; where it names no member, no expandable field or no id, the rest of it is ignored (Stripe
   answers 400; an agent here gets the response it would have had without it); an object that
@@ -69,8 +70,8 @@ class Expander:
         """``body`` (valid for ``root``) with each of ``paths`` expanded, or ``body`` itself
         when none changed anything or the result would not be valid for ``root``."""
         out = body
-        for path in paths:
-            out = self._at(root, root, out, path, f"{seed}|expand|{'.'.join(path)}")
+        for path in paths:  # seeded by where an object goes, not by the path that asked for it
+            out = self._at(root, root, out, path, f"{seed}|expand")
         if out is body or not self.shaper.is_valid(root, root, out):
             return body
         return out

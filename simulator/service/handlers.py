@@ -21,7 +21,7 @@ from simulator.spec.navigation import deref, object_properties
 from simulator.state.scopes import ParentGone, scope_fixtures
 from simulator.state.store import Fixtures, Record, Session, World, id_key
 
-from .expansion import Expander
+from .expansion import EXPAND, Expander
 from .shaping import Shaper
 from .validation import ParsedRequest, media_kind
 from .writes import Converter, WriteRefused, is_secret_name
@@ -162,6 +162,14 @@ class Handlers:
         body = self.shaper.conform(schema, schema, hint, seed, inputs=inputs, hide_secrets=res is not None)
         return Outcome(status, body, media)
 
+    def request_seed(self, op: Operation, inputs: dict[str, Any]) -> str:
+        """The seed of what a response generates from its request alone (an action's body, a
+        list's wrapper, an expanded object): the operation and every input it was sent but
+        ``expand``, which changes only the fields it names (:mod:`.expansion`)."""
+        if EXPAND in inputs:
+            inputs = {name: value for name, value in inputs.items() if name != EXPAND}
+        return f"{self.seed}|{op.operation_id}|{sha256_hex(canonical_json(inputs))}"
+
     def expanded(self, session: Session, op: Operation, outcome: Outcome, paths: list[list[str]],
                  parsed: ParsedRequest) -> Outcome:
         """``outcome`` with the fields ``paths`` name expanded (Stripe's ``expand[]``:
@@ -169,7 +177,7 @@ class Handlers:
         _, schema = self.media(op, outcome.status)
         if schema is None or outcome.body is NO_BODY:
             return outcome
-        seed = f"{self.seed}|{op.operation_id}|{sha256_hex(canonical_json(parsed.inputs()))}"
+        seed = self.request_seed(op, parsed.inputs())
         body = Expander(self.shaper, lambda name, given: self._record_named(session, name, given)).expand(
             schema, outcome.body, paths, seed)
         return outcome if body is outcome.body else Outcome(outcome.status, body, outcome.media_type)
@@ -302,8 +310,8 @@ class Handlers:
 
     def action(self, op: Operation, parsed: ParsedRequest) -> Outcome:
         inputs = parsed.inputs()
-        seed = f"{self.seed}|{op.operation_id}|{sha256_hex(canonical_json(inputs))}"
-        return self.respond(op, self.success(op, (200, 201, 202, 204)), None, seed, inputs=inputs)
+        return self.respond(op, self.success(op, (200, 201, 202, 204)), None, self.request_seed(op, inputs),
+                            inputs=inputs)
 
     def list(self, session: Session, res: Resource, parsed: ParsedRequest) -> Outcome:
         op = parsed.operation
@@ -325,7 +333,7 @@ class Handlers:
         media, schema = self.media(op, status)
         if media is None or schema is None:
             return Outcome(status, NO_BODY)
-        seed = f"{self.seed}|{op.operation_id}|{sha256_hex(canonical_json(parsed.inputs()))}"
+        seed = self.request_seed(op, parsed.inputs())
         bare = self._bare.get((op.operation_id, status))
         if bare is None:
             bare = self._bare[(op.operation_id, status)] = bare_list(schema)

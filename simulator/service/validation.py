@@ -366,17 +366,15 @@ def match_media(content_type: str, declared: list[str]) -> str | None:
 
 def bracketed_items(pairs: list[tuple[str, str]], name: str) -> list[str]:
     """The values of array ``name`` sent as ``name[]=a&name[]=b`` or ``name[0]=a&name[1]=b``
-    (bracketed fields as Stripe, Rails and PHP write them): in order of appearance, indexed ones
-    by their index."""
-    found: list[tuple[int, int, str]] = []
-    for position, (key, value) in enumerate(pairs):
-        if key.startswith(name + "[") and key.endswith("]"):
-            inner = key[len(name) + 1:-1]
-            if inner == "":
-                found.append((position, position, value))
-            elif inner.isdigit() and len(inner) <= 9:
-                found.append((int(inner), position, value))
-    return [value for _, _, value in sorted(found)]
+    (one bracket level, read as :func:`decode_form` reads a form's: ``[]`` appends, indexes
+    order)."""
+    items = _Indexed()
+    for key, value in pairs:
+        path = _bracket_path(key)
+        if path is not None and path[0] == name and len(path[1]) == 1 and (not path[1][0] or path[1][0].isdigit()):
+            items[path[1][0] or str(len(items))] = value
+    finished: list[str] = _finished(items)
+    return finished
 
 
 def decode_form(pairs: list[tuple[str, str]], schema: JSONSchema) -> dict[str, Any]:

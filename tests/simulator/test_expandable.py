@@ -146,10 +146,18 @@ def test_expand_answers_the_object_a_field_names_and_the_client_made_it(tmp_path
 def test_expand_reaches_into_lists_and_expanded_objects(tmp_path: Path) -> None:
     sim = Simulator(load_environment(str(_store_spec(tmp_path))))
     listed = _get(sim, "/v1/charges", ("expand[0]", "data.customer"))["data"]
-    assert listed and all(isinstance(c["customer"], dict) or c["customer"] is None for c in listed)
-    assert any(isinstance(c["customer"], dict) for c in listed)
-    invoice = _get(sim, "/v1/invoices/in_1", ("expand[]", "charge.customer"))
-    assert isinstance(invoice["charge"], dict) and isinstance(invoice["charge"]["customer"], (dict, type(None)))
+    plain = _get(sim, "/v1/charges")["data"]
+    # only the named fields change: the same charges, each customer id now its customer
+    assert [{**c, "customer": None} for c in listed] == [{**c, "customer": None} for c in plain]
+    assert any(isinstance(c["customer"], str) for c in plain)
+    for expanded, was in zip(listed, plain, strict=True):
+        assert expanded["customer"] == was["customer"] if was["customer"] is None else \
+            expanded["customer"]["id"] == was["customer"]
+    charge = _get(sim, "/v1/invoices/in_1", ("expand[]", "charge"))["charge"]
+    assert isinstance(charge, dict) and isinstance(charge["customer"], str)
+    nested = _get(sim, "/v1/invoices/in_1", ("expand[]", "charge.customer"))["charge"]
+    assert nested == {**charge, "customer": nested["customer"]}  # the same charge, its customer expanded
+    assert isinstance(nested["customer"], dict) and nested["customer"]["id"] == charge["customer"]
     # the same request gives the same bytes, in a fresh simulator too
     again = Simulator(load_environment(str(_store_spec(tmp_path))))
     first = sim.handle(SimRequest("GET", "/v1/invoices/in_1", (("expand[]", "charge.customer"),)), "t").body
