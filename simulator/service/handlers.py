@@ -21,7 +21,7 @@ from simulator.spec.navigation import deref, object_properties
 from simulator.state.scopes import ParentGone, scope_fixtures
 from simulator.state.store import Fixtures, Record, Session, World, id_key
 
-from .expansion import EXPAND, Expander
+from .expansion import EXPAND, Expander, marks_expandable, refusal
 from .shaping import Shaper
 from .validation import ParsedRequest, media_kind
 from .writes import Converter, WriteRefused, is_secret_name
@@ -107,6 +107,7 @@ class Handlers:
         self._bare: dict[tuple[str, int], bool] = {}
         self._props: dict[str, dict[str, JSONSchema]] = {}
         self._defaults: dict[str, dict[str, Any]] = {}
+        self._expandable: dict[str, bool] = {}
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -181,6 +182,17 @@ class Handlers:
         body = Expander(self.shaper, lambda name, given: self._record_named(session, name, given)).expand(
             schema, outcome.body, paths, seed)
         return outcome if body is outcome.body else Outcome(outcome.status, body, outcome.media_type)
+
+    def expansion_refused(self, op: Operation, paths: list[Any]) -> str | None:
+        """Why ``op`` refuses to expand ``paths`` (:func:`~.expansion.refusal`), where its
+        success response marks expandable fields (Stripe's); None elsewhere."""
+        _, schema = self.media(op, self.success(op, (200, 201, 202, 204)))
+        if schema is None:
+            return None
+        marked = self._expandable.get(op.operation_id)
+        if marked is None:
+            marked = self._expandable[op.operation_id] = marks_expandable(schema)
+        return refusal(schema, paths) if marked else None
 
     def _record_named(self, session: Session, store: str, given: str) -> Record | None:
         """The session's record ``given`` of the top-level collection ``store``, as a read shows it."""

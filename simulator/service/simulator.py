@@ -29,7 +29,7 @@ from simulator.state.sessions import Limits, SessionRegistry
 from simulator.state.store import Session, World
 
 from .auth import Authenticator, RequestCredentials
-from .expansion import requested_paths
+from .expansion import EXPAND, asked, requested_paths
 from .handlers import NO_BODY, Conflict, Handlers, NotFound, Outcome, choose_media, documented
 from .problems import problem_hint
 from .routing import Router
@@ -206,6 +206,12 @@ class Simulator:
             status = _documented_input_status(op, status)
             return self._problem(op, status, "Request validation failed",
                                  f"{len(parsed)} problem(s) with the request", parsed)
+        expand = asked(parsed.query, parsed.body)
+        why = None if expand is None else self.handlers.expansion_refused(op, expand[1])
+        if expand is not None and why is not None:  # refused before anything is done, as Stripe does
+            where = expand[0]
+            return self._problem(op, _documented_input_status(op, 400), "Bad Request", why,
+                                 [Problem(where, EXPAND, "" if where == "query" else f"/{EXPAND}", why)])
         binding = self.model.bindings[op.operation_id]
         res = self.model.resources.get(binding.resource) if binding.resource else None
         try:

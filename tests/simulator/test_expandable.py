@@ -164,20 +164,64 @@ def test_expand_reaches_into_lists_and_expanded_objects(tmp_path: Path) -> None:
     assert again.handle(SimRequest("GET", "/v1/invoices/in_1", (("expand[]", "charge.customer"),)), "t").body == first
 
 
-@pytest.mark.parametrize("asked", [
-    ("expand[]", "nope"),  # no such field
-    ("expand[]", "id"),  # a field that does not expand
-    ("expand[]", "id.customer"),  # past a field that is no object
-    ("expand[]", "a.b.c.d.e"),  # deeper than four levels
-    ("expand[]", ""),  # empty
-    ("expand[x]", "customer"),  # not an index
+@pytest.mark.parametrize(("asked", "why"), [
+    (("expand[]", "nope"), "This property cannot be expanded (nope)."),  # no such field
+    (("expand[]", "id"), "This property cannot be expanded (id)."),  # a field that does not expand
+    (("expand[]", "id.customer"), "This property cannot be expanded (id.customer)."),  # past no object
+    (("expand[]", "customer.nope"), "This property cannot be expanded (customer.nope)."),  # a customer has none
+    (("expand[]", "a.b.c.d.e"), "You cannot expand more than 4 levels of a property (a.b.c.d.e)."),
+    (("expand[]", ""), "This property cannot be expanded ()."),  # empty
+    (("expand[]", "customer..id"), "This property cannot be expanded (customer..id)."),
 ])
-def test_an_expand_that_names_nothing_expandable_changes_nothing(tmp_path: Path, asked: tuple[str, str]) -> None:
+def test_an_expand_the_response_cannot_take_is_refused_as_stripe_refuses_it(
+        tmp_path: Path, asked: tuple[str, str], why: str) -> None:
     sim = Simulator(load_environment(str(_store_spec(tmp_path))))
     charge = _get(sim, "/v1/charges")["data"][0]["id"]
+    odd = sim.handle(SimRequest("GET", f"/v1/charges/{charge}", (("expand[]", "customer"), asked)), "s")
+    assert odd.status == 400, (asked, odd.body)
+    problem = json.loads(odd.body)
+    assert problem["detail"] == why and problem["errors"][0]["in"] == "query" and problem["errors"][0]["name"] == "expand"
+
+
+def test_a_refused_expand_on_a_write_writes_nothing(tmp_path: Path) -> None:
+    sim = Simulator(load_environment(str(_store_spec(tmp_path))))
+    before, listed = sim.state_hash("s"), _get(sim, "/v1/charges")["data"]
+    body = sim.handle(SimRequest("POST", "/v1/charges", (), (("content-type", "application/json"),),
+                                 json.dumps({"customer": "cus_1", "expand": ["nope"]}).encode()), "s")
+    assert body.status == 400 and json.loads(body.body)["errors"][0] == {
+        "in": "body", "name": "expand", "pointer": "/expand", "message": "This property cannot be expanded (nope)."}
+    assert sim.state_hash("s") == before and _get(sim, "/v1/charges")["data"] == listed
+    # where the response marks no field expandable (a customer here), nothing is refused
+    made = sim.handle(SimRequest("POST", "/v1/customers", (), (("content-type", "application/json"),),
+                                 json.dumps({"name": "Ada", "expand": ["name"]}).encode()), "s")
+    assert made.status == 200 and json.loads(made.body)["name"] == "Ada"
+
+
+def test_an_expand_the_response_allows_is_answered_whatever_the_value_holds(tmp_path: Path) -> None:
+    sim = Simulator(load_environment(str(_store_spec(tmp_path))))
+    # a list's items take the path; a field that holds no id (a null customer) stays as it is
+    assert _get(sim, "/v1/charges", ("expand[]", "data.customer"))
+    # an expanded object's own expandable field, as deep as four fields
+    assert isinstance(_get(sim, "/v1/invoices/in_1", ("expand[]", "charge.customer"))["charge"]["customer"], dict)
+    # not read as an expand at all (no index): the request is answered as if it had none
+    charge = _get(sim, "/v1/charges")["data"][0]["id"]
     plain = sim.handle(SimRequest("GET", f"/v1/charges/{charge}"), "s")
-    odd = sim.handle(SimRequest("GET", f"/v1/charges/{charge}", (asked,)), "s")
-    assert odd.status == 200 and json.loads(odd.body)["customer"] == json.loads(plain.body)["customer"], asked
+    assert sim.handle(SimRequest("GET", f"/v1/charges/{charge}", (("expand[x]", "nope"),)), "s").body == plain.body
+
+
+def test_an_expand_parameter_of_an_api_without_expandable_fields_is_its_own(tmp_path: Path) -> None:
+    # Jira's expand=names,changelog: no field is marked expandable, so nothing is refused or expanded
+    path = _spec(tmp_path)
+    spec = json.loads(path.read_text())
+    del spec["components"]["schemas"]["charge"]["properties"]["customer"]["x-expansionResources"]
+    spec["paths"]["/v1/charges/{charge}"]["get"]["parameters"].append(
+        {"name": "expand", "in": "query", "schema": {"type": "string"}})
+    path.write_text(json.dumps(spec))
+    sim = Simulator(load_environment(str(path)))
+    plain = sim.handle(SimRequest("GET", "/v1/charges/ch_1"), "s")
+    asked = sim.handle(SimRequest("GET", "/v1/charges/ch_1", (("expand", "names,changelog"),)), "s")
+    assert plain.status == asked.status == 200
+    assert json.loads(asked.body)["id"] == json.loads(plain.body)["id"] == "ch_1"
 
 
 def test_requested_paths_are_bounded() -> None:
@@ -210,6 +254,12 @@ def test_stripe_expands_a_charges_customer_to_the_customer_the_client_created() 
     made = sim.handle(SimRequest("POST", "/v1/charges", (), form,
                                  f"amount=700&currency=usd&customer={customer['id']}&expand[]=customer".encode()), "s")
     assert json.loads(made.body)["customer"]["name"] == "Ada Lovelace"
+    # a path the charge cannot expand: Stripe's 400, in its error shape, and no charge made
+    state = sim.state_hash("s")
+    refused = sim.handle(SimRequest("POST", "/v1/charges", (), form,
+                                    f"amount=700&currency=usd&customer={customer['id']}&expand[]=amount".encode()), "s")
+    assert refused.status == 400 and sim.state_hash("s") == state
+    assert json.loads(refused.body)["error"]["message"] == "This property cannot be expanded (amount)."
 
 
 def test_a_query_array_is_read_from_bracketed_names_too() -> None:
