@@ -24,10 +24,10 @@ from urllib.parse import quote, urlencode
 import orjson
 
 from simulator.datagen.generate import GenerationError, compile_schema, generate_value
-from simulator.service.expansion import EXPAND
 from simulator.environments.envelopes import unwrap_record
 from simulator.environments.resources import Resource, success_schema
 from simulator.messages import SimRequest, SimResponse
+from simulator.service.expansion import EXPAND
 from simulator.service.simulator import Simulator
 from simulator.service.validation import media_kind
 from simulator.spec.model import JSONSchema, Operation
