@@ -395,12 +395,41 @@ def decode_form(pairs: list[tuple[str, str]], schema: JSONSchema) -> dict[str, A
         prop = props.get(k, {})
         if primary_type(schema, prop) == "array":
             listed = out.get(k)
+            if listed is None and v == "" and _empty_text_branch(schema, prop):
+                out[k] = ""  # Stripe's `discounts=`: the "" that unsets the list, not a list of one ""
+                continue
             if not isinstance(listed, list):
-                listed = out[k] = []
+                listed = out[k] = [] if listed is None else [listed]
             listed.append(coerce_scalar(v, schema, array_items(schema, prop) or {}))
         else:
             out[k] = coerce_scalar(v, schema, prop)
     return {k: _finished(v) for k, v in out.items()} if nested else out
+
+
+def _side(root: JSONSchema, resolved: JSONSchema, kind: str) -> JSONSchema:
+    """``resolved``, or for an ``anyOf``/``oneOf`` wrapper (Stripe's [a list, ""], [a map, ""])
+    its first branch of JSON type ``kind``: the one that says what a bracketed form field names."""
+    branches = resolved.get("anyOf") or resolved.get("oneOf")
+    if "type" in resolved or not isinstance(branches, list):
+        return resolved
+    for branch in branches:
+        branch = deref(root, branch) if isinstance(branch, dict) else {}
+        if primary_type(root, branch) == kind:
+            return branch
+    return resolved
+
+
+def _empty_text_branch(root: JSONSchema, schema: JSONSchema) -> bool:
+    """Whether an array property is also, in a branch of its own, a string that may be empty:
+    Stripe's ``anyOf [array, enum [""]]``, where an empty field means "unset"."""
+    resolved = deref(root, schema)
+    for branch in resolved.get("anyOf") or resolved.get("oneOf") or ():
+        branch = deref(root, branch) if isinstance(branch, dict) else {}
+        enum = branch.get("enum")
+        if primary_type(root, branch) != "array" and _coerced("", root, branch) == "" and \
+                (not isinstance(enum, list) or "" in enum):
+            return True
+    return False
 
 
 _BRACKET = re.compile(r"\[([^\[\]]*)\]")
@@ -436,12 +465,12 @@ def _put_nested(out: dict[str, Any], root: JSONSchema, props: dict[str, JSONSche
             if not isinstance(child, _Indexed):
                 child = node[key] = _Indexed()
             node, key = child, segment if segment else str(len(child))
-            schema = array_items(root, resolved) or {}
+            schema = array_items(root, _side(root, resolved, "array")) or {}
         else:
             child = node.get(key)
             if not isinstance(child, dict) or isinstance(child, _Indexed):
                 child = node[key] = {}
-            extra = resolved.get("additionalProperties")
+            extra = _side(root, resolved, "object").get("additionalProperties")
             node, key = child, segment
             schema = object_properties(root, resolved).get(segment) or (extra if isinstance(extra, dict) else {})
     node[key] = coerce_scalar(text, root, schema)
