@@ -222,6 +222,8 @@ class Simulator:
         except Conflict as exc:
             return self._problem(op, 409, "Conflict", exc.detail,
                                  [Problem("path", res.id_param or "", "", exc.detail)] if res else [])
+        except SessionFull as exc:  # in the API's own error shape where it documents one (Stripe's)
+            return self._problem(op, 507, "Insufficient Storage", str(exc), [])
         except WriteRefused as exc:  # valid for the request schema, but not storable as sent
             field = pointer_tokens(exc.pointer)[0] if exc.pointer else ""
             return self._problem(op, _documented_input_status(op, 422), "The write cannot be stored as sent",

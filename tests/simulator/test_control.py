@@ -5,6 +5,7 @@ and the bounded memory behind it (journal ring, eviction, 410, 507)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
@@ -219,6 +220,31 @@ def test_a_full_session_refuses_writes_with_507() -> None:
         assert client.get("/api/v3/pet/1").status_code == 200, "reads still work"
         full = client.post("/api/v3/pet", json=PET).json()
         assert full["status"] == 507 and "--session-bytes" in full["detail"]
+
+
+def test_a_full_session_answers_in_the_apis_own_error_shape(tmp_path: Path) -> None:
+    """Where the operation documents its errors (Stripe's ``default``: ``{"error": {...}}`` as
+    JSON), the 507 speaks that shape, as every 4xx does: before, it was problem+json, which a
+    client of that API cannot parse (schemathesis: an undocumented content type)."""
+    error = {"type": "object", "required": ["error"], "properties": {"error": {
+        "type": "object", "required": ["message", "type"],
+        "properties": {"message": {"type": "string"}, "type": {"type": "string"}}}}}
+    spec = {"openapi": "3.0.0", "info": {"title": "notes", "version": "1"}, "paths": {"/v1/notes": {"post": {
+        "operationId": "PostNotes", "requestBody": {"content": {"application/json": {"schema": {
+            "type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}}}},
+        "responses": {
+            "200": {"description": "ok", "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"id": {"type": "string"}, "text": {"type": "string"}}}}}},
+            "default": {"description": "error", "content": {"application/json": {"schema": error}}}}}}}}
+    path = tmp_path / "notes.json"
+    path.write_bytes(orjson.dumps(spec))
+    sim = Simulator(load_environment(str(path)), limits=Limits(session_bytes=1000))
+    with client_for(sim) as client:
+        answers = [client.post("/v1/notes", json={"text": "x" * 100}) for _ in range(20)]
+        assert answers[0].status_code == 200
+        full = answers[-1]
+        assert full.status_code == 507 and full.headers["content-type"].startswith("application/json")
+        assert "--session-bytes" in full.json()["error"]["message"]
 
 
 def test_eviction_never_changes_what_a_live_session_reads() -> None:
