@@ -90,6 +90,50 @@ def test_an_argument_value_removed_from_the_query_fails_solvable(dataset_path: P
     assert "neither stated in the query nor taken from an earlier response" in solvable.reason
 
 
+def _scalars(node: Any) -> list[Any]:
+    if isinstance(node, dict):
+        return [leaf for value in node.values() for leaf in _scalars(value)]
+    if isinstance(node, list):
+        return [len(node)] + [leaf for value in node for leaf in _scalars(value)]
+    return [node]
+
+
+def test_a_number_only_a_timestamps_digits_hold_fails_grounded_and_its_date_restated_passes(
+        dataset_path: Path, tmp_path: Path) -> None:
+    # bad input: an answer stating a number that the responses hold only as the minutes of a
+    # date-time (as a count changed to "12 result(s)" was grounded by "23:12:12Z")
+    records = records_of(dataset_path)
+    found = None
+    for i, record in enumerate(records):
+        scalars = [leaf for chain in record["chains"] for step in chain["steps"]
+                   for leaf in _scalars(step["response"])] + [step["status"] for chain in record["chains"]
+                                                              for step in chain["steps"]]
+        stamps = [s for s in scalars if isinstance(s, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", s)]
+        words = {w.strip(".,;:()'\"") for s in scalars if isinstance(s, str) for w in s.split()}
+        for stamp in stamps:
+            minutes = int(stamp[14:16])
+            calendar = {int(part) for s in stamps for part in (s[:4], s[5:7], s[8:10])}
+            if minutes >= 10 and minutes not in calendar and str(minutes) not in words and not any(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and v == minutes for v in scalars):
+                found = (i, stamp, minutes)
+                break
+        if found:
+            break
+    assert found, "no sample's responses hold a date-time whose minutes no other value holds"
+    i, stamp, minutes = found
+    months = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
+              "October", "November", "December"]
+    restated = f"{months[int(stamp[5:7]) - 1]} {int(stamp[8:10])}, {stamp[:4]}"
+    answer = records[i]["answer"]
+    records[i]["answer"] = f"{answer} It was on {restated}."
+    cert = certify_file(rewrite(tmp_path / "restated.jsonl", records))
+    assert cert.passed == len(records), "a date-time's year, month and day restated in words are grounded"
+    records[i]["answer"] = f"{answer} It took {minutes} minutes."
+    verdict = only_failure(certify_file(rewrite(tmp_path / "minutes.jsonl", records)), i + 1)
+    assert failed_checks(verdict) == ["grounded"]
+    assert (verdict.checks["grounded"].at, verdict.checks["grounded"].value) == ("answer", str(minutes))
+
+
 def test_a_duplicated_line_fails_unique_and_the_cli_exits_1(dataset_path: Path, tmp_path: Path) -> None:
     lines = dataset_path.read_text().splitlines(keepends=True)
     copy = tmp_path / "twice.jsonl"

@@ -85,6 +85,18 @@ def test_an_answer_value_occurs_in_a_response_by_value_inside_a_text_or_as_a_cou
                     "Whiskers": False, "99": False, "Street 12": False}
 
 
+def test_a_number_is_held_by_a_text_as_a_word_or_a_dates_calendar_part_not_by_any_digits() -> None:
+    # bad input: an answer whose count (12) the responses hold only as the minutes and seconds of
+    # a timestamp and inside a version string; it was grounded by those digits
+    index = ResponseIndex.of([{"created_at": "2023-07-28T23:12:12Z", "version": "5.12.9", "due": "2024-02-09",
+                               "note": "ships in 3 days, not before 2024-03-01"}])
+    held = {text: index.holds(v) for v in answer_values(
+        "12 23 2023 July 28, 7 07 2024-02-09 9 3 '5.12.9' '12.9' 1 2024") for text in [v.text]}
+    assert held == {"12": False, "23": False, "2023": True, "28": True, "7": False, "07": False,
+                    "2024-02-09": True, "9": True, "3": True, "5.12.9": True, "12.9": False, "1": True,
+                    "2024": True}  # "1": the day of 2024-03-01; "12.9": a part of "5.12.9", not a word
+
+
 def test_exemptions_are_fixed_values_credentials_and_empty_values() -> None:
     assert exemption(WRITE, "/kind", "pet") == "the schema's only enum value"
     assert exemption(WRITE, "/body/tag", "v1") == "the schema's const"

@@ -15,8 +15,8 @@ use these functions (one implementation).
 * **grounded**: every concrete value the answer states (quoted strings, and words holding a
   digit, an ``@`` or an inner ``_``; see :func:`toolgrad.validity.statements.answer_values`) occurs in a
   response of the chain: equal to a scalar (numbers by value), inside a string scalar as a whole
-  word, a step's HTTP status, or a whole number equal to the length of a list in a response (a
-  count).
+  word (a number: a word of it, or a date's year or day; not a timestamp's minutes), a step's
+  HTTP status, or a whole number equal to the length of a list in a response (a count).
 * **coherent**: no step takes values it was not told from different items of one list
   response unless the query names each of those items; and every step is *needed*: it may
   change state (its method is not GET, HEAD or OPTIONS: a write is taken as asked for), or a

@@ -208,10 +208,33 @@ def _words_at(text: str, words: re.Pattern[str] = _ANY_WORD) -> Iterator[tuple[i
             yield match.start(), word
 
 
+# a date or a date-time as one word (ISO 8601, case-folded: JSON's ``date`` and ``date-time``)
+_DATE = re.compile(r"^(\d{4})-\d{2}-(\d{2})(?:t\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:z|[+-]\d{2}:?\d{2})?)?$")
+
+
 @functools.lru_cache(maxsize=_MEMO)
-def _string_facts(text: str) -> tuple[str, Decimal | None]:
-    """A response's string as the index holds it: normalised, and the number it spells."""
-    return normal_text(text), number_of(text.strip())
+def _string_facts(text: str) -> tuple[str, Decimal | None, tuple[Decimal, ...]]:
+    """A response's string as the index holds it: normalised, the number it spells, and the
+    numbers a text states by it (:func:`word_numbers`)."""
+    normal = normal_text(text)
+    return normal, number_of(text.strip()), word_numbers(normal)
+
+
+def word_numbers(normal: str) -> tuple[Decimal, ...]:
+    """The numbers a normalised text states as whole words: each word (stripped as a query's
+    are) that spells a number, and the year and the day of each word that is a date or a
+    date-time ("July 28, 2023" restates ``2023-07-28T23:12:12Z``). A date's other digits (its
+    month, which a text names rather than numbers; its minutes) and a version's parts ("12" of
+    "5.12.9") are not numbers it states: small numbers, a count among them, would be grounded
+    by any timestamp."""
+    found: list[Decimal] = []
+    for _, word in _words_at(normal, _HAS_DIGIT):
+        number = number_of(word)
+        if number is not None:
+            found.append(number)
+        elif date := _DATE.match(word):
+            found += (Decimal(part) for part in date.groups())
+    return tuple(found)
 
 
 # typed: 1, 1.0 and True are equal keys otherwise, and True is no number
@@ -231,6 +254,8 @@ class ResponseIndex:
     numbers: set[Decimal | int] = field(default_factory=set)
     lengths: set[int] = field(default_factory=set)  # len() of every list
     booleans: set[bool] = field(default_factory=set)
+    # the numbers the string scalars state as words (word_numbers): "12" of "at 12 Main Street"
+    word_numbers: set[Decimal] = field(default_factory=set)
 
     @classmethod
     def of(cls, responses: Iterable[Any], statuses: Iterable[int] = ()) -> ResponseIndex:
@@ -243,15 +268,16 @@ class ResponseIndex:
     def add(self, node: Any) -> None:
         stack = [node]
         pop, extend = stack.pop, stack.extend
-        strings, numbers, lengths = self.strings, self.numbers, self.lengths
+        strings, numbers, lengths, worded = self.strings, self.numbers, self.lengths, self.word_numbers
         while stack:
             item = pop()
             kind = type(item)  # parsed JSON holds exactly these types: told apart by identity, the commonest first
             if kind is str:
-                normal, number = _string_facts(item)
+                normal, number, spelled = _string_facts(item)
                 strings.add(normal)
                 if number is not None:
                     numbers.add(number)
+                worded.update(spelled)
             elif kind is dict:
                 extend(item.values())
             elif kind is list:
@@ -269,10 +295,11 @@ class ResponseIndex:
         if isinstance(item, bool):
             self.booleans.add(item)
         elif isinstance(item, str):
-            normal, number = _string_facts(item)
+            normal, number, spelled = _string_facts(item)
             self.strings.add(normal)
             if number is not None:
                 self.numbers.add(number)
+            self.word_numbers.update(spelled)
         elif isinstance(item, dict):
             stack.extend(item.values())
         elif isinstance(item, list):
@@ -283,15 +310,15 @@ class ResponseIndex:
 
     def holds(self, value: StatedValue, *, counts: bool = True) -> bool:
         """Whether a stated value occurs: equal to a scalar (numbers by value), inside a string
-        scalar with no letter or digit joined to it, or, with ``counts``, a whole number equal
-        to the length of a list."""
+        scalar with no letter or digit joined to it (a number: as a word of it, or a date's
+        year or day; see :func:`word_numbers`), or, with ``counts``, a whole number
+        equal to the length of a list."""
         normal = normal_text(value.text)
         number = number_of(normal)
         if number is not None:
-            if number in self.numbers:
-                return True
-            if counts and number == number.to_integral_value() and int(number) in self.lengths:
-                return True
+            # not found inside a string by its digits: "12" is no word of "23:12:12z" or "5.12.9"
+            return number in self.numbers or number in self.word_numbers or (
+                counts and number == number.to_integral_value() and int(number) in self.lengths)
         if normal in self.strings:
             return True
         if normal in ("true", "false") and (normal == "true") in self.booleans:
