@@ -1,4 +1,4 @@
-"""``toolgrad bench simulator|generate|certify|lines|soak|finetune``: the speed and quality scripts of
+"""``toolgrad bench simulator|generate|certify|lines|mutations|soak|finetune``: the speed and quality scripts of
 :mod:`benchmarks.perf` as subcommands.
 
 Each subcommand hands its arguments, unparsed, to the script's ``main`` (its own argparse, so
@@ -20,6 +20,7 @@ PERF_SCRIPTS: dict[str, tuple[str, str]] = {
     "generate": ("generate", "Offline generation throughput, samples/s (--help for its flags)."),
     "certify": ("certify", "Certification throughput, replayed steps/s (--help for its flags)."),
     "lines": ("lines", "Bytes per dataset line (schema 2, 3, 4; per field) and certify's peak RSS at two sizes (--help)."),
+    "mutations": ("mutations", "What certify catches: samples broken on purpose, caught per kind of break (--help)."),
     "soak": ("soak", "Hours of load on one sandbox: memory, latency, errors (--help for its flags)."),
     "finetune": ("finetune", "Fine-tune on generated data and compare base vs tuned (--help for its flags)."),
 }
