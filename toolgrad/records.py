@@ -128,6 +128,16 @@ class Provenance(_Record):
     # found by name (your own API): certify and eval find them again with no flag. Absent when empty.
     environment_paths: dict[str, str] = Field(default_factory=dict, exclude_if=lambda paths: not paths)
 
+    @field_validator("generator")
+    @classmethod
+    def _environments_are_names(cls, generator: dict[str, Any]) -> dict[str, Any]:
+        """The run's environments (``generator["environments"]``, read by the exports to find
+        distractor tools) are a list of names, when present."""
+        names = generator.get("environments")
+        if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            raise ValueError(f"generator.environments must be a list of environment names, not {names!r:.80}")
+        return generator
+
 
 class Sample(_Record):
     schema_version: str = SCHEMA_VERSION

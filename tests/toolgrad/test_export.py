@@ -106,6 +106,25 @@ def test_cli_export(dataset: Path, tmp_path: Path) -> None:
     assert out.exists() and "wrote" in result.output
 
 
+@pytest.mark.parametrize("names", [True, -1, "petstore", [1, 2], {"petstore": 1}])
+def test_a_line_whose_run_environments_are_not_names_is_refused_with_exit_2(
+        dataset: Path, tmp_path: Path, names: Any) -> None:
+    # bad input: provenance.generator.environments that is not a list of names (found by a
+    # structural fuzz: export failed with a TypeError traceback and exit 1)
+    from benchmarks.cli.app import app
+
+    record = orjson.loads(dataset.read_bytes().splitlines()[0])
+    record["provenance"]["generator"]["environments"] = names
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(orjson.dumps(record) + b"\n")
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(app, ["export", str(bad), "--format", "openai", "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "generator.environments must be a list of environment names" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not out.exists()
+
+
 class Lag:
     """How far a reader ran ahead of what was made from it: ``reader`` wraps a module's
     ``read_samples`` (each call is a new pass over the file), ``maker`` wraps the function
