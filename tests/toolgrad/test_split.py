@@ -100,6 +100,23 @@ def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
         split_records([record(["x"])], 1.5)
 
 
+@pytest.mark.parametrize(("member", "value"), [
+    ("provenance", {"environments": 1.5}), ("provenance", 3), ("provenance", {"environments": ["crm"]}),
+    ("chains", [{"steps": [{"tool": ["x"], "env": "crm"}]}]), ("chains", [{"steps": 7}]), ("id", 12),
+])
+def test_a_line_whose_members_have_other_types_is_named_not_a_traceback(
+        tmp_path: Path, member: str, value: Any) -> None:
+    # bad input: a line whose provenance, steps or id has a type split cannot read (found by a
+    # structural fuzz: a TypeError from the first pass)
+    line = {"id": "x", "chains": [{"steps": [{"tool": "crm__a", "env": "crm"}]}],
+            "provenance": {"environments": {"crm": {}}}, member: value}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(orjson.dumps(line) + b"\n")
+    with pytest.raises(ToolgradError, match=r"bad.jsonl:1: not a dataset record \("):
+        split_file(bad, tmp_path / "out", 0.2)
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_split(dataset: Path, tmp_path: Path) -> None:
     from benchmarks.cli.app import app
 

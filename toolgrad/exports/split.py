@@ -132,6 +132,20 @@ def _parse(path: Path, number: int, line: bytes) -> dict[str, Any]:
         raise ToolgradError(f"{path}:{number}: not JSON: {exc}") from exc
     if not isinstance(record, dict) or not isinstance(record.get("chains"), list):
         raise ToolgradError(f"{path}:{number}: not a dataset record (no 'chains' list)")
+    # what the split reads (_slim) has the types it reads it as: a stranger's line that has not
+    # is named, not a TypeError
+    provenance = record.get("provenance") or {}
+    if not isinstance(record.get("id", ""), str) or not isinstance(provenance, dict) \
+            or not isinstance(provenance.get("environments") or {}, dict):
+        raise ToolgradError(f"{path}:{number}: not a dataset record (its id is not a string, or its "
+                            "provenance.environments is not an object)")
+    for chain in record["chains"]:
+        steps = chain.get("steps") or [] if isinstance(chain, dict) else None
+        if not isinstance(steps, list) or not all(
+                isinstance(step, dict) and isinstance(step.get("tool", ""), str) and isinstance(step.get("env", ""), str)
+                for step in steps):
+            raise ToolgradError(f"{path}:{number}: not a dataset record (a chain's steps are not objects "
+                                "naming their tool and environment)")
     return record
 
 
