@@ -17,7 +17,7 @@ from simulator.environments.envelopes import bare_list, plain_record, unwrap_rec
 from simulator.environments.identity import field_named, param_field_names
 from simulator.environments.resources import Binding, Resource
 from simulator.spec.model import JSONSchema, Operation, ResponseSpec
-from simulator.spec.navigation import deref, object_properties
+from simulator.spec.navigation import array_items, deref, object_properties
 from simulator.state.scopes import ParentGone, scope_fixtures
 from simulator.state.store import Fixtures, Record, Session, World, id_key
 
@@ -385,6 +385,15 @@ class Handlers:
         op = parsed.operation
         scope = self.scope_of(res, parsed)
         fixtures = self.fixtures(session, res, scope)
+        names = self.member_names(res, parsed)
+        if names is not None:  # GitHub's add-labels: members added by name, the collection answered
+            for name in dict.fromkeys(names):
+                key = id_key(name)
+                if session.find(fixtures, res, scope, key) is None:
+                    seed = f"{self.seed}|create|{res.name}|{session.writes}|{key}"
+                    hint = self.identify(res, {}, name)
+                    session.put(res, scope, key, self._store(session, res, hint, hint, seed, _CREATED + _UPDATED))
+            return self.list(session, res, parsed)
         written = self.written(res, parsed)
         seed = f"{self.seed}|create|{res.name}|{session.writes}"
         hint = dict(written)
@@ -406,6 +415,31 @@ class Handlers:
             raise Conflict(f"{res.name} {key!r} already exists")
         session.put(res, scope, key, record)
         return self.respond(op, self.success(op, preferred), record, seed, res=res, new_key=key if made else None)
+
+    def member_names(self, res: Resource, parsed: ParsedRequest) -> tuple[str, ...] | None:
+        """The names a POST to a collection adds as members, when its body is nothing but a list
+        of them: ``["bug"]``, or one member named as the collection (``{"labels": ["bug"]}`` to
+        ``.../labels``; ``{"labels": [{"name": "bug"}]}`` too), for a resource whose item path
+        names a record by a string field, under a response that lists the collection (GitHub's
+        add-labels to an issue or a runner). None otherwise: a create of one record."""
+        if (res.id_type != "string" or not res.id_param or not res.id_field or res.id_param in parsed.path_params
+                or res.id_param != res.id_field):
+            return None
+        body = parsed.body
+        if isinstance(body, dict):
+            if [*body] != [res.collection_path.rstrip("/").rsplit("/", 1)[-1]]:
+                return None
+            (body,) = body.values()
+        if not isinstance(body, list) or not body:
+            return None
+        names = tuple(item[res.id_field] if isinstance(item, dict) and [*item] == [res.id_field] else item
+                      for item in body)
+        if not all(isinstance(name, str) and name.strip() for name in names):
+            return None
+        media, schema = self.media(parsed.operation, self.success(parsed.operation, (200,)))
+        if media is None or schema is None or wrap_list(schema, [], 0) is None:
+            return None
+        return names
 
     def _store(self, session: Session, res: Resource, hint: Record, written: Record, seed: str,
                stamps: tuple[str, ...]) -> Record:
@@ -445,8 +479,12 @@ class Handlers:
         op = parsed.operation
         key, scope, existing = self._find(session, res, parsed)
         session.put(res, scope, key, None)
+        status = self.success(op, (204, 200, 202))
+        _, schema = self.media(op, status)
+        if status == 200 and schema is not None and array_items(schema, schema) is not None:
+            return self.list(session, res, parsed)  # the members left (GitHub's remove-label)
         seed = f"{self.seed}|delete|{res.name}|{key}"
-        return self.respond(op, self.success(op, (204, 200, 202)), existing, seed, res=res)
+        return self.respond(op, status, existing, seed, res=res)
 
 
 def query_defaults(op: Operation) -> dict[str, Any]:

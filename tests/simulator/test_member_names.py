@@ -1,0 +1,124 @@
+"""A POST that adds members to a collection by name (GitHub's add-labels to an issue:
+``{"labels": ["bug"]}``, ``["bug"]`` or ``{"labels": [{"name": "bug"}]}``) keeps them, and answers
+the collection; a DELETE documented to answer the members left answers them. Before, the add
+answered one generated label under another name and stored nothing anyone asked for, and the
+delete answered a list holding the label it had just removed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.spec_api import SpecApi as Api
+
+STR = {"type": "string"}
+INT = {"type": "integer"}
+
+
+def spec(paths: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    return {"openapi": "3.0.3", "info": {"title": "members", "version": "1"}, "paths": paths,
+            "components": {"schemas": schemas}}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def answer(status: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {status: {"description": "ok", "content": {"application/json": {"schema": schema}}}}
+
+
+def path_param(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema or STR}
+
+LABEL = {"type": "object", "required": ["id", "name"],
+         "properties": {"id": INT, "name": STR, "color": STR, "description": STR}}
+NAMES = {"oneOf": [
+    {"type": "object", "properties": {"labels": {"type": "array", "items": STR}}},
+    {"type": "array", "items": STR},
+    {"type": "object", "properties": {"labels": {"type": "array", "items": {
+        "type": "object", "required": ["name"], "properties": {"name": STR}}}}},
+]}
+ISSUE_LABELS = spec({
+    "/repos/{repo}/issues/{issue}/labels": {
+        "parameters": [path_param("repo"), path_param("issue", INT)],
+        "get": {"operationId": "listLabelsOnIssue",
+                "responses": answer("200", {"type": "array", "items": ref("Label")})},
+        "post": {"operationId": "addLabels", "requestBody": body(NAMES),
+                 "responses": answer("200", {"type": "array", "items": ref("Label")})},
+    },
+    "/repos/{repo}/issues/{issue}/labels/{name}": {
+        "parameters": [path_param("repo"), path_param("issue", INT), path_param("name")],
+        "delete": {"operationId": "removeLabel",
+                   "responses": answer("200", {"type": "array", "items": ref("Label")})},
+    },
+    "/customers": {
+        "get": {"operationId": "listCustomers", "responses": answer("200", {"type": "array", "items": ref("Customer")})},
+        "post": {"operationId": "createCustomer", "requestBody": body({"type": "object", "properties": {
+            "email": STR, "expand": {"type": "array", "items": STR}}}),
+            "responses": answer("200", ref("Customer"))},
+    },
+    "/customers/{id}": {
+        "parameters": [path_param("id")],
+        "get": {"operationId": "getCustomer", "responses": answer("200", ref("Customer"))},
+    },
+}, {"Label": LABEL, "Customer": {"type": "object", "required": ["id"], "properties": {"id": STR, "email": STR}}})
+
+
+@pytest.fixture
+def github(tmp_path: Path) -> Api:
+    return Api(tmp_path, ISSUE_LABELS)
+
+
+def names(listed: Any) -> list[str]:
+    return [label["name"] for label in listed]
+
+
+@pytest.mark.parametrize("sent", [{"labels": ["bug", "urgent"]}, ["bug", "urgent"],
+                                  {"labels": [{"name": "bug"}, {"name": "urgent"}]}])
+def test_labels_added_by_name_are_kept_and_the_issues_labels_answered(github: Api, sent: Any) -> None:
+    before = names(github.ok("GET", "/repos/hello/issues/1/labels"))
+    added = names(github.ok("POST", "/repos/hello/issues/1/labels", sent))
+    assert added[:len(before)] == before and {"bug", "urgent"} <= set(added)
+    assert names(github.ok("GET", "/repos/hello/issues/1/labels")) == added
+    assert names(github.ok("GET", "/repos/hello/issues/2/labels")) == names(
+        github.ok("GET", "/repos/hello/issues/2/labels")) and "urgent" not in names(
+        github.ok("GET", "/repos/hello/issues/2/labels")), "another issue's labels are its own"
+
+
+def test_adding_a_label_the_issue_has_adds_nothing(github: Api) -> None:
+    first = names(github.ok("POST", "/repos/hello/issues/1/labels", ["bug"]))
+    again = names(github.ok("POST", "/repos/hello/issues/1/labels", ["bug", "bug"]))
+    assert first == again and again.count("bug") == 1
+
+
+def test_removing_a_label_answers_the_labels_left(github: Api) -> None:
+    github.ok("POST", "/repos/hello/issues/1/labels", ["bug", "urgent"])
+    left = names(github.ok("DELETE", "/repos/hello/issues/1/labels/bug"))
+    assert "bug" not in left and "urgent" in left
+    assert names(github.ok("GET", "/repos/hello/issues/1/labels")) == left
+    assert github.call("DELETE", "/repos/hello/issues/1/labels/bug").status == 404
+
+
+def test_a_create_whose_body_holds_another_list_makes_one_record(github: Api) -> None:
+    # a body with a list under a name that is not the collection's (Stripe's expand) is a create
+    made = github.ok("POST", "/customers", {"expand": ["sources"]})
+    assert isinstance(made, dict) and made["id"] != "sources"
+    assert github.call("GET", "/customers/sources").status == 404
+    assert github.ok("GET", f"/customers/{made['id']}") == made
+
+
+@pytest.mark.parametrize("sent", [{"labels": []}, {"labels": ["ok", 3]}, {"labels": ["ok"], "color": "red"}])
+def test_a_body_that_is_not_only_names_adds_no_label_by_name(github: Api, sent: Any) -> None:
+    # bad input for add-by-name: an empty list, a number among the names, a second member beside them
+    before = names(github.ok("GET", "/repos/hello/issues/1/labels"))
+    found = github.call("POST", "/repos/hello/issues/1/labels", sent)
+    assert found.status < 500, found.body
+    after = names(github.ok("GET", "/repos/hello/issues/1/labels"))
+    assert "ok" not in after and set(before) <= set(after)
