@@ -11,31 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.spec_api import INT, STR, answer, body, path_param, ref, spec
 from tests.support.spec_api import SpecApi as Api
-
-STR = {"type": "string"}
-INT = {"type": "integer"}
-
-
-def spec(paths: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
-    return {"openapi": "3.0.3", "info": {"title": "members", "version": "1"}, "paths": paths,
-            "components": {"schemas": schemas}}
-
-
-def ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
-
-
-def answer(status: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {status: {"description": "ok", "content": {"application/json": {"schema": schema}}}}
-
-
-def path_param(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": schema or STR}
 
 LABEL = {"type": "object", "required": ["id", "name"],
          "properties": {"id": INT, "name": STR, "color": STR, "description": STR}}
@@ -68,7 +45,7 @@ ISSUE_LABELS = spec({
         "parameters": [path_param("id")],
         "get": {"operationId": "getCustomer", "responses": answer("200", ref("Customer"))},
     },
-}, {"Label": LABEL, "Customer": {"type": "object", "required": ["id"], "properties": {"id": STR, "email": STR}}})
+}, {"Label": LABEL, "Customer": {"type": "object", "required": ["id"], "properties": {"id": STR, "email": STR}}}, title="members")
 
 
 @pytest.fixture

@@ -14,35 +14,8 @@ import pytest
 from simulator.environments.environment import load_environment
 from simulator.messages import SimRequest
 from simulator.service.simulator import Simulator
-from tests.support.spec_api import JSON
+from tests.support.spec_api import INT, JSON, STR, answer, body, path_param, ref, spec
 from tests.support.spec_api import SpecApi as Api
-
-STR = {"type": "string"}
-INT = {"type": "integer"}
-
-
-def spec(paths: dict[str, Any], schemas: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"openapi": "3.0.3", "info": {"title": "finding", "version": "1"}, "paths": paths,
-            "components": {"schemas": schemas or {}}}
-
-
-def ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
-
-
-def answer(status: str, schema: dict[str, Any] | None = None, description: str = "ok") -> dict[str, Any]:
-    out: dict[str, Any] = {"description": description}
-    if schema is not None:
-        out["content"] = {"application/json": {"schema": schema}}
-    return {status: out}
-
-
-def path_param(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": schema or STR}
 
 
 @pytest.fixture
@@ -66,7 +39,7 @@ FEED_DATA = spec({
         "parameters": [path_param("feed_key"), path_param("id", INT)],
         "get": {"operationId": "getData", "responses": answer("200", ref("Data"))},
     },
-}, {"Data": DATA, "DataIn": DATA_IN})
+}, {"Data": DATA, "DataIn": DATA_IN}, title="finding")
 
 
 def test_a_written_field_is_stored_in_the_stored_schemas_type(api: Callable[..., Api]) -> None:
@@ -108,7 +81,7 @@ BLOCKS = spec({
         "patch": {"operationId": "updateBlock", "requestBody": body(ref("Block")),
                   "responses": answer("200", ref("Block"))},
     },
-}, {"Block": BLOCK})
+}, {"Block": BLOCK}, title="finding")
 
 
 def test_path_parameters_win_over_body_fields_on_every_write(api: Callable[..., Api]) -> None:
@@ -159,7 +132,7 @@ ENVELOPED = spec({
         "get": {"operationId": "getCluster", "responses": answer("200", {
             "type": "object", "properties": {"kubernetes_cluster": ref("Cluster")}})},
     },
-}, {"Tag": TAG, "Cluster": CLUSTER})
+}, {"Tag": TAG, "Cluster": CLUSTER}, title="finding")
 
 
 def test_a_record_in_an_envelope_is_stored_and_read_by_its_name(api: Callable[..., Api]) -> None:
@@ -238,7 +211,7 @@ GITEA = spec({
         "get": {"operationId": "repoDownloadCommitDiffOrPatch",
                 "responses": {"200": {"description": "ok", "content": {"text/plain": {"schema": STR}}}}},
     },
-}, {"Org": ORG, "User": USER, "CreateUserOption": USER_IN})
+}, {"Org": ORG, "User": USER, "CreateUserOption": USER_IN}, title="finding")
 
 
 def test_an_item_is_found_by_the_value_its_path_uses(api: Callable[..., Api]) -> None:
@@ -315,7 +288,7 @@ AZURE = spec({
                 "responses": {**answer("200", ref("PublicIPPrefix")), **answer("201", ref("PublicIPPrefix"))}},
         "delete": {"operationId": "PublicIPPrefixes_Delete", "responses": {**answer("200"), **answer("204")}},
     },
-}, {"PublicIPPrefix": PREFIX})
+}, {"PublicIPPrefix": PREFIX}, title="finding")
 
 
 def test_every_listed_item_reads_by_the_name_its_path_takes(api: Callable[..., Api]) -> None:
@@ -375,7 +348,7 @@ IZETTLE = spec({
         "put": {"operationId": "updateProduct", "requestBody": body(ref("Product")),
                 "responses": answer("200", ref("Product"))},
     },
-}, {"TaxRate": TAX, "Product": {"type": "object", "properties": {"id": STR, "name": STR}}})
+}, {"TaxRate": TAX, "Product": {"type": "object", "properties": {"id": STR, "name": STR}}}, title="finding")
 
 SINGLE_TAX = spec({
     "/v1/taxes": {"post": {"operationId": "createTaxRate", "requestBody": body(ref("TaxRate")),
@@ -384,7 +357,7 @@ SINGLE_TAX = spec({
         "parameters": [path_param("taxRateUuid", {"type": "string", "format": "uuid"})],
         "get": {"operationId": "getTaxRate", "responses": answer("200", ref("TaxRate"))},
     },
-}, {"TaxRate": TAX})
+}, {"TaxRate": TAX}, title="finding")
 
 
 def test_a_client_supplied_id_is_kept_and_the_documented_shape_returned(api: Callable[..., Api]) -> None:
@@ -430,7 +403,7 @@ CHANNEL = spec({
         "post": {"operationId": "suspendEntitlement", "responses": answer("200", {
             "type": "object", "properties": {"done": {"type": "boolean"}}})},
     },
-})
+}, title="finding")
 
 
 def test_a_verb_suffix_after_a_parameter_routes(api: Callable[..., Api]) -> None:
@@ -462,7 +435,7 @@ def _catalogue(version: str, contact: dict[str, Any]) -> dict[str, Any]:
 
 
 SHARED_DIFFERENT_SCHEMAS = spec({"/products": _catalogue("V1", STR),
-                                 "/v2/products": _catalogue("V2", {"type": "string", "format": "email"})})
+                                 "/v2/products": _catalogue("V2", {"type": "string", "format": "email"})}, title="finding")
 
 
 def test_a_shared_store_reads_the_same_whichever_path_a_client_reads_first(api: Callable[..., Api]) -> None:
@@ -488,7 +461,7 @@ BINS = spec({
         "delete": {"operationId": "delete_bin", "responses": answer("200", ref("Status"))},
     },
 }, {"CreateStatus": {"type": "object", "properties": {"id": STR, "status": INT, "uri": STR}},
-    "Status": {"type": "object", "properties": {"status": INT}}})
+    "Status": {"type": "object", "properties": {"status": INT}}}, title="finding")
 
 
 def test_a_create_answers_the_key_of_a_record_without_an_id_field_and_it_reads(api: Callable[..., Api]) -> None:
@@ -517,7 +490,7 @@ SEARCH = spec({
                                                              "schema": STR}],
                 "responses": answer("200", {"type": "array", "items": ref("SearchResult")})},
     },
-}, {"Zone": ZONE, "Record": RECORD, "SearchResult": SEARCH_RESULT})
+}, {"Zone": ZONE, "Record": RECORD, "SearchResult": SEARCH_RESULT}, title="finding")
 
 
 def test_a_collection_whose_records_no_value_satisfies_lists_none(api: Callable[..., Api]) -> None:
@@ -536,7 +509,7 @@ COMICS = spec({
         "get": {"operationId": "comic", "responses": {"200": {"description": "ok", "content": {
             "*/*": {"schema": {"type": "object", "properties": {"title": STR, "num": INT}}}}}}},
     },
-})
+}, title="finding")
 
 
 def test_a_response_documented_as_any_type_says_it_is_json(api: Callable[..., Api]) -> None:

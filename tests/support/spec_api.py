@@ -36,3 +36,36 @@ class SpecApi:
         response = self.call(method, path, data)
         assert 200 <= response.status < 300, (method, path, response.status, response.body)
         return response.json() if response.body else None
+
+
+# -- writing the documents ----------------------------------------------------------------------
+
+STR = {"type": "string"}
+INT = {"type": "integer"}
+
+
+def spec(paths: dict[str, Any], schemas: dict[str, Any] | None = None, title: str = "spec") -> dict[str, Any]:
+    """An OpenAPI 3.0 document of ``paths``, with ``schemas`` as its components."""
+    return {"openapi": "3.0.3", "info": {"title": title, "version": "1"}, "paths": paths,
+            "components": {"schemas": schemas or {}}}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def body(schema: dict[str, Any]) -> dict[str, Any]:
+    """A required JSON request body."""
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def answer(status: str, schema: dict[str, Any] | None = None, description: str = "ok") -> dict[str, Any]:
+    """A response: JSON of ``schema``, or no body."""
+    out: dict[str, Any] = {"description": description}
+    if schema is not None:
+        out["content"] = {"application/json": {"schema": schema}}
+    return {status: out}
+
+
+def path_param(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema or STR}
