@@ -62,6 +62,9 @@ class Resource:
     # the name records are stored under: resources that are one collection under two paths
     # (/products and /products/v2) share it; "" means the resource's own name
     shared_store: str = ""
+    # one document per scope at a path that is no collection (a repository's interaction limits,
+    # an organisation's settings): read, replaced, updated and deleted there, never listed
+    singleton: bool = False
 
     @property
     def store(self) -> str:
@@ -274,7 +277,7 @@ def _shared_stores(resources: dict[str, Resource]) -> dict[str, Resource]:
     out = dict(resources)
     for name in sorted(resources):
         res = resources[name]
-        if res.shared_store or not res.schema:
+        if res.shared_store or not res.schema or res.singleton:  # a document is its scope's own
             continue
         literals = [s for s in segments(res.collection_path) if not template_name(s) and not _VERSION.match(s)]
         fields = frozenset(object_properties(res.schema, res.schema))
@@ -327,6 +330,86 @@ _OPERATION_KEYS = frozenset({"kind", "resource", "upsert"})
 _RESOURCE_KEYS = frozenset({"id_field", "writable", "aliases", "store"})
 
 
+_DOCUMENT_KINDS: dict[str, Kind] = {"GET": "read", "PUT": "update", "PATCH": "update", "DELETE": "delete"}
+
+
+def _singletons(by_path: dict[str, list[Operation]], bindings: dict[str, Binding], taken: dict[str, Resource],
+                name_of: dict[str, str]) -> dict[str, tuple[Resource, dict[str, Kind]]]:
+    """Paths that hold one document per scope (their parents' values), no collection: a GET
+    answering one object (or nothing: GitHub's ``/gists/{gist_id}/star``, 204 or 404) beside a
+    PUT or PATCH whose body sets members of that object, or a DELETE, all bound as actions
+    (GitHub's ``/repos/{owner}/{repo}/interaction-limits``, gitlab's notification settings).
+    A POST there that was taken for a create in a collection (GitHub's ``POST
+    /repos/{owner}/{repo}/pages``, which enables the one Pages site) creates the document, under
+    the collection's name. Path -> (the resource, operation id -> kind). A write whose body
+    shares no member with the document stays an action (Spotify's ``PUT /me/following`` adds
+    ids, which ``GET`` lists)."""
+    found: dict[str, tuple[Resource, dict[str, Kind]]] = {}
+    names = dict(taken)
+    for path in sorted(by_path):
+        ops = by_path[path]
+        segs = segments(path)
+        if path in name_of and taken[name_of[path]].item_path is not None:
+            continue  # a collection whose records an item path names (gitlab's todos)
+        if not segs or item_param(segs[-1]) or any(
+                bindings[op.operation_id].kind != ("create" if op.method == "POST" else "action") for op in ops):
+            continue
+        get = next((op for op in ops if op.method == "GET"), None)
+        if get is None:
+            continue
+        response = success_schema(get)
+        record: JSONSchema | None = None
+        if response is not None:
+            record, is_list = record_schema_of(response)
+            if is_list or record is None or not object_properties(record, record):
+                continue
+        elif not any(r.status.startswith("2") and not r.content for r in get.responses):
+            continue  # a redirect, a download: nothing a write could set
+        record = _one_shape(record) if record else None
+        fields = set(object_properties(record, record)) if record else set()
+        kinds: dict[str, Kind] = {}
+        for op in ops:
+            if op.method == "POST" and bindings[op.operation_id].kind == "create":
+                # a collection of one: the create answers the record the read does (not
+                # discourse's badges, whose GET is a summary)
+                if not _same_record(record, record_schema_of(success_schema(op))[0]):
+                    kinds = {}
+                    break
+                kinds[op.operation_id] = "create"
+                continue
+            if op.method == "DELETE" and (op.request_body is not None or any(
+                    p.required and p.location == "query" for p in op.parameters)):
+                continue  # removes what it names (discourse's members, Spotify's follows): not the document
+            if op.method not in _DOCUMENT_KINDS or op.method == "GET":
+                continue
+            body = json_body_schema(op)
+            if op.method != "DELETE" and record is not None and (
+                    body is None or not fields & set(object_properties(body, unwrap_record(body, body)[0]))):
+                continue
+            kinds[op.operation_id] = _DOCUMENT_KINDS[op.method]
+        if not kinds:
+            continue
+        kinds[get.operation_id] = "read"
+        name = name_of[path] if path in name_of else _resource_name(path, names)[0]
+        scope = tuple(t for t in (template_name(s) for s in segs) if t)
+        names[name] = found_res = Resource(name, path, path, None, None, "string", scope, record, True,
+                                           singleton=True)
+        found[path] = (found_res, kinds)
+    return found
+
+
+def _one_shape(record: JSONSchema) -> JSONSchema:
+    """The document a read answers when it is set: of GitHub's ``anyOf`` [the limits, ``{}``],
+    the one branch with properties (the empty object is what a read answers once it is removed)."""
+    resolved = deref(record, record)
+    branches = resolved.get("anyOf") or resolved.get("oneOf")
+    if isinstance(branches, list) and "properties" not in resolved:
+        shaped = [b for b in branches if isinstance(b, dict) and object_properties(record, b)]
+        if len(shaped) == 1:
+            return _with_defs(record, deref(record, shaped[0]))
+    return record
+
+
 def check_overrides(overrides: dict[str, Any]) -> None:
     """Refuse an override the simulator would silently ignore (a typo, a list given as text)."""
     for section, known in (("operations", _OPERATION_KEYS), ("resources", _RESOURCE_KEYS)):
@@ -371,12 +454,14 @@ def infer_resources(spec: Spec, overrides: dict[str, Any] | None = None) -> Reso
 
     readable = {path for path, ops in by_path.items() if any(op.method == "GET" for op in ops)}
     collection_of = {item: coll for coll, item in item_of.items()}
-    bindings: dict[str, Binding] = {}
-    for op in spec.operations:
-        b = _bind(op, resources, name_of, collection_of, readable)
-        if op.operation_id in op_over:
-            b = _apply_override(b, op_over[op.operation_id], resources)
-        bindings[op.operation_id] = b
+    bindings = {op.operation_id: _bind(op, resources, name_of, collection_of, readable) for op in spec.operations}
+    for res, kinds in _singletons(by_path, bindings, resources, name_of).values():
+        resources[res.name] = res
+        for operation_id, kind in kinds.items():
+            bindings[operation_id] = Binding(operation_id, kind, res.name)
+    for operation_id, override in op_over.items():
+        if operation_id in bindings:
+            bindings[operation_id] = _apply_override(bindings[operation_id], override, resources)
 
     writable = {b.resource for b in bindings.values() if b.kind in WRITE_KINDS and b.resource}
     for name, res in list(resources.items()):
@@ -407,6 +492,7 @@ def describe(model: ResourceModel) -> list[dict[str, Any]]:
             "name": name, "collection": r.collection_path, "item": r.item_path,
             "id_field": r.id_field, "id_type": r.id_type, "writable": r.writable,
             "scope": list(r.scope_params), "aliases": list(r.aliases), "store": r.store, "operations": ops,
+            "singleton": r.singleton,
         })
     return out
 

@@ -19,7 +19,7 @@ from simulator.environments.resources import Binding, Resource
 from simulator.spec.model import JSONSchema, Operation, ResponseSpec
 from simulator.spec.navigation import array_items, deref, object_properties
 from simulator.state.scopes import ParentGone, scope_fixtures
-from simulator.state.store import Fixtures, Record, Session, World, id_key
+from simulator.state.store import Fixtures, Record, Session, World, id_key, scope_key
 
 from .expansion import EXPAND, Expander, marks_expandable, refusal
 from .shaping import Shaper
@@ -197,7 +197,7 @@ class Handlers:
     def _record_named(self, session: Session, store: str, given: str) -> Record | None:
         """The session's record ``given`` of the top-level collection ``store``, as a read shows it."""
         res = self.world.owner(store)
-        if res is None or res.scope_params:
+        if res is None or res.scope_params or res.singleton:
             return None
         found = session.find(self.fixtures(session, res, ()), res, (), id_key(given))
         return self.public(res, found[1]) if found is not None else None
@@ -316,6 +316,8 @@ class Handlers:
         op = parsed.operation
         if res is None or binding.kind == "action":
             return self.action(op, parsed)
+        if res.singleton:
+            return self.document(session, binding, res, parsed)
         if binding.kind in ("replace", "update"):
             return self._update(session, res, parsed, replace=binding.kind == "replace", upsert=binding.upsert)
         return getattr(self, binding.kind)(session, res, parsed)
@@ -324,6 +326,57 @@ class Handlers:
         inputs = parsed.inputs()
         return self.respond(op, self.success(op, (200, 201, 202, 204)), None, self.request_seed(op, inputs),
                             inputs=inputs)
+
+    def document(self, session: Session, binding: Binding, res: Resource, parsed: ParsedRequest) -> Outcome:
+        """A singleton's one document per scope (:func:`~simulator.environments.resources._singletons`):
+        the world's until the session writes it. A read answers it; a PUT or PATCH (or a create)
+        sets the members it writes and keeps the rest (a setting not sent stays as it was); a
+        create that documents 409 answers it while the document exists; a DELETE
+        removes it, after which a read answers 404, or ``{}`` where the read documents no 404
+        and its schema admits an empty object (GitHub's interaction limits once removed). A
+        written member the document cannot hold as sent is left out, not refused: the write is
+        valid for its own schema, which need not be the document's."""
+        op = parsed.operation
+        scope = self.scope_of(res, parsed)
+        self.fixtures(session, res, scope)  # a 404 under a parent the session deleted
+        changes = session.changes(res, scope)
+        current = changes[""] if "" in changes else self.world.document(res, scope)
+        seed = f"{self.seed}|document|{res.name}|{scope_key(scope)}|{session.writes}"
+        if binding.kind == "read":
+            status = self.success(op, (200, 204))
+            if current is not None:
+                return self.respond(op, status, current, seed, res=res)
+            _, schema = self.media(op, status)
+            if documented(op, 404) is None and schema is not None and self.shaper.is_valid(schema, schema, {}):
+                return self.respond(op, status, {}, seed)
+            raise NotFound(f"{res.name} does not exist")
+        if binding.kind == "delete":
+            if current is None:
+                raise NotFound(f"{res.name} does not exist")
+            session.put(res, scope, "", None)
+            return self.respond(op, self.success(op, (204, 200, 202)), current, seed, res=res)
+        if binding.kind == "create" and current is not None and any(r.status == "409" for r in op.responses):
+            raise Conflict(f"{res.name} already exists")
+        written = self._storable(res, parsed)
+        record = self._store(session, res, {**(current or {}), **written}, written, seed, _UPDATED) \
+            if res.schema else {}
+        session.put(res, scope, "", record)
+        return self.respond(op, self.success(op, (200, 201, 204)), record, seed, res=res)
+
+    def _storable(self, res: Resource, parsed: ParsedRequest) -> Record:
+        """:meth:`written` (query members the record has too), less the members that cannot be
+        stored as sent (:class:`~simulator.service.writes.WriteRefused`)."""
+        extra = {k: v for k, v in parsed.query.items() if k in self.properties(res)}
+        try:
+            return self.written(res, parsed, extra)
+        except WriteRefused:
+            out: Record = {}
+            for name, value in {**extra, **self.settable(parsed, res)}.items():
+                try:
+                    out.update(self.converter.changes(res.schema or {}, {name: value}))
+                except WriteRefused:
+                    continue
+            return out
 
     def list(self, session: Session, res: Resource, parsed: ParsedRequest) -> Outcome:
         op = parsed.operation

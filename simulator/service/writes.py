@@ -9,7 +9,8 @@ A request schema and the record schema an API answers with often disagree on a f
   an integer field takes only integral values (``7.0`` -> ``7``, never ``7.5``);
 * ``"true"``/``"false"`` <-> boolean;
 * a scalar where the stored schema has an object becomes that object's identifying member (a
-  region sent as ``"ams1"`` is stored as ``{"slug": "ams1", ...}``), the rest generated later;
+  region sent as ``"ams1"`` is stored as ``{"slug": "ams1", ...}``), a boolean its ``enabled``
+  flag, the rest generated later;
 * objects and arrays member by member; members the stored schema does not have are dropped
   (nothing could show them), and so is a ``null`` the stored schema does not admit.
 
@@ -178,11 +179,14 @@ class Converter:
         return out
 
     def _reference(self, root: JSONSchema, schema: JSONSchema, value: Any, depth: int) -> dict[str, Any] | None:
-        """A scalar standing for an object: the object with it in its identifying member."""
+        """A scalar standing for an object: the object with it in its identifying member; a
+        boolean, the object's ``enabled`` flag (GitHub's branch protection takes
+        ``"allow_deletions": true`` and answers ``{"enabled": true}``)."""
         props = object_properties(root, schema)
         if depth >= _MAX_DEPTH:
             return None
-        for name in (*ID_NAMES, "login", "username", "code", "number", "ref"):  # ref: a git branch
+        names = ("enabled",) if isinstance(value, bool) else (*ID_NAMES, "login", "username", "code", "number", "ref")
+        for name in names:  # ref: a git branch
             if name in props:
                 try:
                     converted = self.value(root, props[name], value, "", depth + 1)

@@ -86,6 +86,7 @@ class World:
         # (store, scope) -> fixture key -> (the seed, the id value) its record is made from
         self._keys: dict[tuple[str, str], dict[str, tuple[str, Any]]] = BoundedMemo()
         self._one: dict[tuple[str, str, str], Record] = BoundedMemo()  # records made one at a time
+        self._documents: dict[tuple[str, str], Record] = BoundedMemo()  # a singleton's, per scope
         self._spelled: dict[str, dict[str, str]] = {}  # resource name -> its fields' spellings
 
     def _make_record(self, res: Resource, scope: tuple[str, ...], seed: str, id_value: Any | None) -> tuple[str, Record]:
@@ -265,6 +266,22 @@ class World:
             except GenerationError:  # the key was told without the whole record: base() decides
                 return self.base(res, scope).get(key)
             self._one[(*slot, key)] = hit
+        return hit
+
+    def document(self, res: Resource, scope: tuple[str, ...]) -> Record:
+        """A singleton resource's document in ``scope`` (its parent fields set; ``{}`` for one
+        the API answers without a body): seeded by the scope, memoised."""
+        key = (res.store, scope_key(scope))
+        hit = self._documents.get(key)
+        if hit is None:
+            hit = {}
+            if res.schema:
+                seed = f"{self.seed}|document|{key[0]}|{key[1]}"
+                made = self.shaper.generate(res.schema, res.schema, seed, name=res.store)
+                hint, _ = self.fixture_hint(res, scope, made if isinstance(made, dict) else {}, seed, None)
+                made = self.shaper.conform(res.schema, res.schema, hint, seed, name=res.store)
+                hit = made if isinstance(made, dict) else {}
+            self._documents[key] = hit
         return hit
 
     def open_record(self, res: Resource, scope: tuple[str, ...], raw_id: Any) -> Record:

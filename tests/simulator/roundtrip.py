@@ -92,7 +92,10 @@ def same_scalar(sent: Any, got: Any) -> bool:
 
 def reads_back_as_sent(sent: Any, got: Any) -> bool:
     """:func:`same_scalar`, or a scalar stored as the object it names (a region sent as ``"ams1"``
-    reads back as ``{"slug": "ams1", ...}``; a git branch as ``{"ref": "main", ...}``)."""
+    reads back as ``{"slug": "ams1", ...}``; a git branch as ``{"ref": "main", ...}``; a flag as
+    ``{"enabled": true}``)."""
+    if isinstance(got, dict) and isinstance(sent, bool):
+        return got.get("enabled") is sent
     if isinstance(got, dict) and not isinstance(sent, dict):
         return any(same_scalar(sent, got.get(name)) for name in (*_ID_NAMES, "number", "ref") if name in got)
     return same_scalar(sent, got)
@@ -246,6 +249,14 @@ class RoundTrip:
         writable = [name for name in sorted(self.sim.model.resources) if self.sim.model.resources[name].writable]
         for name in writable[::sample_every]:
             res = self.sim.model.resources[name]
+            if res.singleton:
+                self.tally.resources += 1
+                self.session, self.values = f"roundtrip-{name}", {}
+                try:
+                    self.document(res)
+                except GenerationError as exc:
+                    self.tally.skipped.append(f"{name}: no valid value can be generated ({exc})")
+                continue
             if res.item_path is None:
                 self.tally.skipped.append(f"{name}: no item path (the spec cannot address one record)")
                 continue
@@ -298,6 +309,28 @@ class RoundTrip:
             if read is not None:
                 gone = self.request(read, overrides={res.id_param or "": item_id})
                 self.tally.check(gone.status == 404, f"{name}: read after delete answered {gone.status}")
+
+    def document(self, res: Resource) -> None:
+        """A singleton (one document per scope): it reads; each write reads back what it set; a
+        delete makes the read answer 404 (or ``{}``), and a create after it reads back again."""
+        kinds = self.kinds(res)
+        read = kinds["read"][0]
+        first = self.request(read)
+        self.tally.check(200 <= first.status < 300, f"{res.name}: read answered {first.status}: {first.body[:200]!r}")
+        for kind in ("update", "delete", "create"):
+            for op in kinds.get(kind, []):
+                if kind == "delete":
+                    answer = self.request(op)
+                    self.tally.check(200 <= answer.status < 300,
+                                     f"{res.name}: delete {op.operation_id} answered {answer.status}")
+                    gone = self.request(read)
+                    self.tally.check(gone.status == 404 or (gone.status == 200 and gone.json() == {}),
+                                     f"{res.name}: read after delete answered {gone.status}: {gone.body[:100]!r}")
+                    continue
+                answer, body = self.send_write(res, op, f"{kind}|{op.operation_id}")
+                if self.tally.check(200 <= answer.status < 300, f"{res.name}: {kind} {op.operation_id} answered "
+                                                                 f"{answer.status}: {answer.body[:300]!r}"):
+                    self.read_back(res, read, None, _inner_sent(body), kind, op)
 
     def send_write(self, res: Resource, op: Operation, seed: str,
                    overrides: dict[str, Any] | None = None) -> tuple[SimResponse, Any]:

@@ -174,7 +174,7 @@ def _referent(model: ResourceModel, argument: str) -> Resource | None:
         if n.endswith(suffix) and len(n) > len(suffix):
             stem = n[: -len(suffix)]
             for res in model.resources.values():
-                if norm(res.name) == stem:
+                if norm(res.name) == stem and not res.singleton:  # a document has no ids to refer to
                     return res
     return None
 
