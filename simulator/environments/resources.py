@@ -319,6 +319,11 @@ def _bind(op: Operation, resources: dict[str, Resource], name_of: dict[str, str]
             body = json_body_schema(op)
             if body is not None and id_field in object_properties(body, body):
                 return Binding(op.operation_id, "update", res)
+        if op.method == "PUT" and _names_body(resources[res], json_body_schema(op)):
+            return Binding(op.operation_id, "replace", res)  # GitHub's set-labels: the members, by name
+        if op.method == "DELETE" and op.request_body is None and not any(
+                p.required and p.location == "query" for p in op.parameters):
+            return Binding(op.operation_id, "delete", res)  # every member (adafruit's activities)
     if op.method == "GET" and len(segs) > 1 and not template_name(segs[-1]):
         res = name_of.get(_parent(op.path))
         if res and _list_record(op) is not None:
@@ -326,11 +331,34 @@ def _bind(op: Operation, resources: dict[str, Resource], name_of: dict[str, str]
     return Binding(op.operation_id, "action", None)
 
 
+def _clears(op: Operation, b: Binding, resources: dict[str, Resource]) -> bool:
+    """Whether ``b`` is a DELETE of a whole collection (of the members its query selects)."""
+    res = resources.get(b.resource or "")
+    return b.kind == "delete" and res is not None and op.path == res.collection_path != res.item_path
+
+
+def _names_body(res: Resource, body: JSONSchema | None) -> bool:
+    """Whether a collection's PUT ``body`` may be nothing but the names of its members: an array
+    of strings, or one under the collection's own name (``{"labels": ["bug"]}`` to ``.../labels``),
+    for records an item path names by a string field."""
+    if body is None or res.id_type != "string" or not res.id_param or res.id_param != res.id_field:
+        return False
+    resolved = deref(body, body)
+    own = segments(res.collection_path)[-1]
+    for shape in [resolved, *(deref(body, b) for b in resolved.get("oneOf") or resolved.get("anyOf") or ()
+                             if isinstance(b, dict))]:
+        listed = object_properties(body, shape).get(own) if primary_type(body, shape) == "object" else shape
+        if isinstance(listed, dict) and array_items(body, listed) is not None:
+            return True
+    return False
+
+
 _OPERATION_KEYS = frozenset({"kind", "resource", "upsert"})
 _RESOURCE_KEYS = frozenset({"id_field", "writable", "aliases", "store"})
 
 
-_DOCUMENT_KINDS: dict[str, Kind] = {"GET": "read", "PUT": "update", "PATCH": "update", "DELETE": "delete"}
+# what inference may have bound a singleton's path to as a collection: a create, a clear
+_COLLECTION_KINDS: dict[str, Kind] = {"POST": "create", "DELETE": "delete"}
 
 
 def _singletons(by_path: dict[str, list[Operation]], bindings: dict[str, Binding], taken: dict[str, Resource],
@@ -340,10 +368,10 @@ def _singletons(by_path: dict[str, list[Operation]], bindings: dict[str, Binding
     PUT or PATCH whose body sets members of that object, or a DELETE, all bound as actions
     (GitHub's ``/repos/{owner}/{repo}/interaction-limits``, gitlab's notification settings).
     A POST there that was taken for a create in a collection (GitHub's ``POST
-    /repos/{owner}/{repo}/pages``, which enables the one Pages site) creates the document, under
-    the collection's name. Path -> (the resource, operation id -> kind). A write whose body
-    shares no member with the document stays an action (Spotify's ``PUT /me/following`` adds
-    ids, which ``GET`` lists)."""
+    /repos/{owner}/{repo}/pages``, which enables the one Pages site) creates the document, and a
+    DELETE taken for a clear of it removes it, under the collection's name. Path -> (the
+    resource, operation id -> kind). A write whose body shares no member with the document stays
+    an action (Spotify's ``PUT /me/following`` adds ids, which ``GET`` lists)."""
     found: dict[str, tuple[Resource, dict[str, Kind]]] = {}
     names = dict(taken)
     for path in sorted(by_path):
@@ -352,41 +380,13 @@ def _singletons(by_path: dict[str, list[Operation]], bindings: dict[str, Binding
         if path in name_of and taken[name_of[path]].item_path is not None:
             continue  # a collection whose records an item path names (gitlab's todos)
         if not segs or item_param(segs[-1]) or any(
-                bindings[op.operation_id].kind != ("create" if op.method == "POST" else "action") for op in ops):
+                bindings[op.operation_id].kind not in ("action", _COLLECTION_KINDS.get(op.method)) for op in ops):
             continue
         get = next((op for op in ops if op.method == "GET"), None)
-        if get is None:
-            continue
-        response = success_schema(get)
-        record: JSONSchema | None = None
-        if response is not None:
-            record, is_list = record_schema_of(response)
-            if is_list or record is None or not object_properties(record, record):
-                continue
-        elif not any(r.status.startswith("2") and not r.content for r in get.responses):
-            continue  # a redirect, a download: nothing a write could set
-        record = _one_shape(record) if record else None
-        fields = set(object_properties(record, record)) if record else set()
-        kinds: dict[str, Kind] = {}
-        for op in ops:
-            if op.method == "POST" and bindings[op.operation_id].kind == "create":
-                # a collection of one: the create answers the record the read does (not
-                # discourse's badges, whose GET is a summary)
-                if not _same_record(record, record_schema_of(success_schema(op))[0]):
-                    kinds = {}
-                    break
-                kinds[op.operation_id] = "create"
-                continue
-            if op.method == "DELETE" and (op.request_body is not None or any(
-                    p.required and p.location == "query" for p in op.parameters)):
-                continue  # removes what it names (discourse's members, Spotify's follows): not the document
-            if op.method not in _DOCUMENT_KINDS or op.method == "GET":
-                continue
-            body = json_body_schema(op)
-            if op.method != "DELETE" and record is not None and (
-                    body is None or not fields & set(object_properties(body, unwrap_record(body, body)[0]))):
-                continue
-            kinds[op.operation_id] = _DOCUMENT_KINDS[op.method]
+        if get is None or any(p.required and p.location == "query" for p in get.parameters):
+            continue  # a read that names what it reads (gitlab's files by ?file_path=) reads no one document
+        readable, record = _document_read(get)
+        kinds = _document_kinds(ops, bindings, record) if readable else {}
         if not kinds:
             continue
         kinds[get.operation_id] = "read"
@@ -396,6 +396,44 @@ def _singletons(by_path: dict[str, list[Operation]], bindings: dict[str, Binding
                                            singleton=True)
         found[path] = (found_res, kinds)
     return found
+
+
+def _document_read(get: Operation) -> tuple[bool, JSONSchema | None]:
+    """(whether ``get`` reads one document, its schema: None for a read answering no body)."""
+    response = success_schema(get)
+    if response is None:  # a redirect or a download is nothing a write could set
+        return any(r.status.startswith("2") and not r.content for r in get.responses), None
+    record, is_list = record_schema_of(response)
+    if is_list or record is None or not object_properties(record, record):
+        return False, None
+    return True, _one_shape(record)
+
+
+def _document_kinds(ops: list[Operation], bindings: dict[str, Binding],
+                    record: JSONSchema | None) -> dict[str, Kind]:
+    """Operation id -> kind of the writes at a document's path; empty when a POST there
+    creates something else (discourse's badges, whose GET is a summary of them)."""
+    fields = set(object_properties(record, record)) if record else set()
+    kinds: dict[str, Kind] = {}
+    for op in ops:
+        bound = bindings[op.operation_id].kind
+        if op.method == "POST" and bound == "create":
+            if not _same_record(record, record_schema_of(success_schema(op))[0]):
+                return {}
+            kinds[op.operation_id] = "create"
+        elif op.method == "DELETE" and bound == "delete":
+            kinds[op.operation_id] = "delete"  # a collection of one, cleared
+        elif op.method == "DELETE" and (op.request_body is not None or any(
+                p.required and p.location == "query" for p in op.parameters)):
+            continue  # removes what it names (discourse's members, Spotify's follows): not the document
+        elif op.method == "DELETE":
+            kinds[op.operation_id] = "delete"
+        elif op.method in ("PUT", "PATCH"):
+            body = json_body_schema(op)
+            if record is None or (body is not None and fields & set(
+                    object_properties(body, unwrap_record(body, body)[0]))):
+                kinds[op.operation_id] = "update"
+    return kinds
 
 
 def _one_shape(record: JSONSchema) -> JSONSchema:
@@ -455,6 +493,14 @@ def infer_resources(spec: Spec, overrides: dict[str, Any] | None = None) -> Reso
     readable = {path for path, ops in by_path.items() if any(op.method == "GET" for op in ops)}
     collection_of = {item: coll for coll, item in item_of.items()}
     bindings = {op.operation_id: _bind(op, resources, name_of, collection_of, readable) for op in spec.operations}
+    ops_by_id = {op.operation_id: op for op in spec.operations}
+    written = {b.resource for b in bindings.values() if b.kind in WRITE_KINDS and b.resource
+               and not _clears(ops_by_id[b.operation_id], b, resources)}
+    for operation_id, b in list(bindings.items()):
+        if _clears(ops_by_id[operation_id], b, resources) and b.resource not in written:
+            # a read-only collection stays one: any id a client names reads a record, which a
+            # clear could not take back (adafruit's activities, a basket's requests)
+            bindings[operation_id] = Binding(operation_id, "action", None)
     for res, kinds in _singletons(by_path, bindings, resources, name_of).values():
         resources[res.name] = res
         for operation_id, kind in kinds.items():

@@ -380,16 +380,7 @@ class Handlers:
 
     def list(self, session: Session, res: Resource, parsed: ParsedRequest) -> Outcome:
         op = parsed.operation
-        props = self.properties(res)
-        defaults = self._defaults.get(op.operation_id)
-        if defaults is None:
-            defaults = self._defaults[op.operation_id] = query_defaults(op)
-        # a search by POST carries its criteria in the body; query parameters win
-        criteria = {**defaults, **(parsed.body if isinstance(parsed.body, dict) else {}), **parsed.query}
-        spelled = self.world.spellings(res)  # twilio filters by FriendlyName the records' friendly_name
-        filters = {field: wanted for name, wanted in criteria.items()
-                   if (field := field_named(props, spelled, name)) is not None and name not in PAGINATION
-                   and (field == name or field not in criteria)}
+        criteria, filters = self._criteria(res, parsed)
         scope = self.scope_of(res, parsed)
         records = [r for _, r in session.select(self.fixtures(session, res, scope), res, scope, filters)]
         total = len(records)
@@ -406,6 +397,21 @@ class Handlers:
         hint = shown if bare else wrap_list(schema, shown, total, status)
         body = self.shaper.conform(schema, schema, hint, seed, inputs=parsed.query, hide_secrets=True)
         return Outcome(status, body, media)
+
+    def _criteria(self, res: Resource, parsed: ParsedRequest) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(what the request asks, paging included; the record field filters among it)."""
+        op = parsed.operation
+        props = self.properties(res)
+        defaults = self._defaults.get(op.operation_id)
+        if defaults is None:
+            defaults = self._defaults[op.operation_id] = query_defaults(op)
+        # a search by POST carries its criteria in the body; query parameters win
+        criteria = {**defaults, **(parsed.body if isinstance(parsed.body, dict) else {}), **parsed.query}
+        spelled = self.world.spellings(res)  # twilio filters by FriendlyName the records' friendly_name
+        filters = {field: wanted for name, wanted in criteria.items()
+                   if (field := field_named(props, spelled, name)) is not None and name not in PAGINATION
+                   and (field == name or field not in criteria)}
+        return criteria, filters
 
     def _raw_id(self, res: Resource, parsed: ParsedRequest) -> Any:
         if res.id_param and res.id_param in parsed.path_params:
@@ -440,12 +446,7 @@ class Handlers:
         fixtures = self.fixtures(session, res, scope)
         names = self.member_names(res, parsed)
         if names is not None:  # GitHub's add-labels: members added by name, the collection answered
-            for name in dict.fromkeys(names):
-                key = id_key(name)
-                if session.find(fixtures, res, scope, key) is None:
-                    seed = f"{self.seed}|create|{res.name}|{session.writes}|{key}"
-                    hint = self.identify(res, {}, name)
-                    session.put(res, scope, key, self._store(session, res, hint, hint, seed, _CREATED + _UPDATED))
+            self._add_members(session, res, fixtures, scope, names)
             return self.list(session, res, parsed)
         written = self.written(res, parsed)
         seed = f"{self.seed}|create|{res.name}|{session.writes}"
@@ -469,12 +470,13 @@ class Handlers:
         session.put(res, scope, key, record)
         return self.respond(op, self.success(op, preferred), record, seed, res=res, new_key=key if made else None)
 
-    def member_names(self, res: Resource, parsed: ParsedRequest) -> tuple[str, ...] | None:
+    def member_names(self, res: Resource, parsed: ParsedRequest, *, empty: bool = False) -> tuple[str, ...] | None:
         """The names a POST to a collection adds as members, when its body is nothing but a list
         of them: ``["bug"]``, or one member named as the collection (``{"labels": ["bug"]}`` to
         ``.../labels``; ``{"labels": [{"name": "bug"}]}`` too), for a resource whose item path
         names a record by a string field, under a response that lists the collection (GitHub's
-        add-labels to an issue or a runner). None otherwise: a create of one record."""
+        add-labels to an issue or a runner). None otherwise: a create of one record. ``empty``:
+        no name at all is a list of names too (a set that empties the collection)."""
         if (res.id_type != "string" or not res.id_param or not res.id_field or res.id_param in parsed.path_params
                 or res.id_param != res.id_field):
             return None
@@ -483,7 +485,7 @@ class Handlers:
             if [*body] != [res.collection_path.rstrip("/").rsplit("/", 1)[-1]]:
                 return None
             (body,) = body.values()
-        if not isinstance(body, list) or not body:
+        if not isinstance(body, list) or not (body or empty):
             return None
         names = tuple(item[res.id_field] if isinstance(item, dict) and [*item] == [res.id_field] else item
                       for item in body)
@@ -509,6 +511,11 @@ class Handlers:
     def _update(self, session: Session, res: Resource, parsed: ParsedRequest, *, replace: bool,
                 upsert: bool = False) -> Outcome:
         op = parsed.operation
+        if replace and op.path == res.collection_path:  # GitHub's set-labels: the members, by name
+            names = self.member_names(res, parsed, empty=True)
+            if names is None:
+                return self.action(op, parsed)
+            return self._set_members(session, res, parsed, names)
         try:
             key, scope, existing = self._find(session, res, parsed)
         except NotFound:
@@ -530,14 +537,59 @@ class Handlers:
 
     def delete(self, session: Session, res: Resource, parsed: ParsedRequest) -> Outcome:
         op = parsed.operation
+        if op.path == res.collection_path and op.path != res.item_path:
+            return self._clear(session, res, parsed)
         key, scope, existing = self._find(session, res, parsed)
         session.put(res, scope, key, None)
         status = self.success(op, (204, 200, 202))
-        _, schema = self.media(op, status)
-        if status == 200 and schema is not None and array_items(schema, schema) is not None:
+        if self._answers_members(op, status):
             return self.list(session, res, parsed)  # the members left (GitHub's remove-label)
         seed = f"{self.seed}|delete|{res.name}|{key}"
         return self.respond(op, status, existing, seed, res=res)
+
+
+    def _add_members(self, session: Session, res: Resource, fixtures: Fixtures, scope: tuple[str, ...],
+                     names: tuple[str, ...]) -> None:
+        """Each of ``names`` the scope lacks, made a member named so."""
+        for name in dict.fromkeys(names):
+            key = id_key(name)
+            if session.find(fixtures, res, scope, key) is None:
+                seed = f"{self.seed}|create|{res.name}|{session.writes}|{key}"
+                hint = self.identify(res, {}, name)
+                session.put(res, scope, key, self._store(session, res, hint, hint, seed, _CREATED + _UPDATED))
+
+    def _set_members(self, session: Session, res: Resource, parsed: ParsedRequest, names: tuple[str, ...]) -> Outcome:
+        """A PUT of the members' names to the collection: the members not named go, the named
+        ones the scope lacks are added, and the collection is answered."""
+        scope = self.scope_of(res, parsed)
+        fixtures = self.fixtures(session, res, scope)
+        wanted = {id_key(name) for name in names}
+        for key, record in session.records(fixtures, res, scope):
+            if key not in wanted and not any(id_key(record.get(alias)) in wanted for alias in res.aliases
+                                             if isinstance(record.get(alias), (str, int))):
+                session.put(res, scope, key, None)
+        self._add_members(session, res, fixtures, scope, names)
+        return self.list(session, res, parsed)
+
+    def _clear(self, session: Session, res: Resource, parsed: ParsedRequest) -> Outcome:
+        """A DELETE of the collection (no body, no required query): the members a list with the
+        same query's filters shows go (DigitalOcean's ``DELETE /v2/volumes?name=...``), every
+        member without one (an issue's labels, a runner's custom labels)."""
+        op = parsed.operation
+        scope = self.scope_of(res, parsed)
+        for key, _ in session.select(self.fixtures(session, res, scope), res, scope, self._criteria(res, parsed)[1]):
+            session.put(res, scope, key, None)
+        status = self.success(op, (204, 200, 202))
+        if self._answers_members(op, status):
+            return self.list(session, res, parsed)
+        return self.respond(op, status, None, self.request_seed(op, parsed.inputs()))
+
+    def _answers_members(self, op: Operation, status: int) -> bool:
+        """Whether a removal's answer is the collection (an array, or a list wrapper: GitHub's
+        ``{"labels": [...], "total_count": n}`` for a runner)."""
+        _, schema = self.media(op, status)
+        return status == 200 and schema is not None and (
+            array_items(schema, schema) is not None or wrap_list(schema, [], 0) is not None)
 
 
 def query_defaults(op: Operation) -> dict[str, Any]:

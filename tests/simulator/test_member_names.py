@@ -29,6 +29,21 @@ ISSUE_LABELS = spec({
                 "responses": answer("200", {"type": "array", "items": ref("Label")})},
         "post": {"operationId": "addLabels", "requestBody": body(NAMES),
                  "responses": answer("200", {"type": "array", "items": ref("Label")})},
+        "put": {"operationId": "setLabels", "requestBody": body(NAMES),
+                "responses": answer("200", {"type": "array", "items": ref("Label")})},
+        "delete": {"operationId": "removeAllLabels", "responses": answer("204")},
+    },
+    "/runners/{runner}/labels": {  # GitHub's self-hosted runner: the labels come in a wrapper
+        "parameters": [path_param("runner", INT)],
+        "get": {"operationId": "listRunnerLabels", "responses": answer("200", ref("RunnerLabels"))},
+        "put": {"operationId": "setRunnerLabels", "requestBody": body(
+            {"type": "object", "required": ["labels"], "properties": {"labels": {"type": "array", "items": STR}}}),
+            "responses": answer("200", ref("RunnerLabels"))},
+        "delete": {"operationId": "removeAllRunnerLabels", "responses": answer("200", ref("RunnerLabels"))},
+    },
+    "/runners/{runner}/labels/{name}": {
+        "parameters": [path_param("runner", INT), path_param("name")],
+        "delete": {"operationId": "removeRunnerLabel", "responses": answer("200", ref("RunnerLabels"))},
     },
     "/repos/{repo}/issues/{issue}/labels/{name}": {
         "parameters": [path_param("repo"), path_param("issue", INT), path_param("name")],
@@ -37,6 +52,8 @@ ISSUE_LABELS = spec({
     },
     "/customers": {
         "get": {"operationId": "listCustomers", "responses": answer("200", {"type": "array", "items": ref("Customer")})},
+        "delete": {"operationId": "deleteCustomersByEmail", "parameters": [  # DigitalOcean's volumes by name
+            {"name": "email", "in": "query", "schema": STR}], "responses": answer("204")},
         "post": {"operationId": "createCustomer", "requestBody": body({"type": "object", "properties": {
             "email": STR, "expand": {"type": "array", "items": STR}}}),
             "responses": answer("200", ref("Customer"))},
@@ -45,7 +62,11 @@ ISSUE_LABELS = spec({
         "parameters": [path_param("id")],
         "get": {"operationId": "getCustomer", "responses": answer("200", ref("Customer"))},
     },
-}, {"Label": LABEL, "Customer": {"type": "object", "required": ["id"], "properties": {"id": STR, "email": STR}}}, title="members")
+}, {"Label": LABEL, "RunnerLabels": {
+    "type": "object", "required": ["total_count", "labels"], "properties": {
+        "total_count": INT, "labels": {"type": "array", "items": {
+            "type": "object", "required": ["name"], "properties": {"id": INT, "name": STR, "type": STR}}}}},
+    "Customer": {"type": "object", "required": ["id"], "properties": {"id": STR, "email": STR}}}, title="members")
 
 
 @pytest.fixture
@@ -99,3 +120,47 @@ def test_a_body_that_is_not_only_names_adds_no_label_by_name(github: Api, sent: 
     assert found.status < 500, found.body
     after = names(github.ok("GET", "/repos/hello/issues/1/labels"))
     assert "ok" not in after and set(before) <= set(after)
+
+
+def test_a_put_of_names_makes_them_the_issues_labels(github: Api) -> None:
+    github.ok("POST", "/repos/hello/issues/1/labels", ["bug", "urgent"])
+    assert names(github.ok("PUT", "/repos/hello/issues/1/labels", {"labels": ["urgent", "docs"]})) == ["urgent", "docs"]
+    assert names(github.ok("GET", "/repos/hello/issues/1/labels")) == ["urgent", "docs"]
+    assert github.call("DELETE", "/repos/hello/issues/1/labels/bug").status == 404, "bug was dropped by the set"
+    assert github.ok("PUT", "/repos/hello/issues/1/labels", []) == [], "an empty set empties"
+    assert github.ok("GET", "/repos/hello/issues/1/labels") == []
+
+
+def test_a_delete_of_the_collection_removes_every_member(github: Api) -> None:
+    other = names(github.ok("GET", "/repos/hello/issues/2/labels"))
+    assert github.call("DELETE", "/repos/hello/issues/1/labels").status == 204
+    assert github.ok("GET", "/repos/hello/issues/1/labels") == []
+    assert names(github.ok("GET", "/repos/hello/issues/2/labels")) == other, "another issue keeps its labels"
+    assert names(github.ok("POST", "/repos/hello/issues/1/labels", ["bug"])) == ["bug"]
+
+
+def test_a_runners_labels_are_set_removed_and_cleared_in_their_wrapper(github: Api) -> None:
+    made = github.ok("PUT", "/runners/7/labels", {"labels": ["gpu", "x64"]})
+    assert names(made["labels"]) == ["gpu", "x64"] and made["total_count"] == 2
+    left = github.ok("DELETE", "/runners/7/labels/gpu")
+    assert names(left["labels"]) == ["x64"] and left["total_count"] == 1
+    assert github.ok("DELETE", "/runners/7/labels") == {"labels": [], "total_count": 0}
+    assert github.ok("GET", "/runners/7/labels") == {"labels": [], "total_count": 0}
+
+
+def test_a_delete_of_the_collection_with_a_filter_removes_what_the_list_would_show(github: Api) -> None:
+    listed = github.ok("GET", "/customers")
+    email = listed[0]["email"]
+    assert github.call("DELETE", f"/customers?email={email}").status == 204
+    assert [c for c in github.ok("GET", "/customers") if c["email"] == email] == []
+    assert len(github.ok("GET", "/customers")) == len(listed) - sum(c["email"] == email for c in listed)
+
+
+def test_a_read_only_collection_is_not_cleared() -> None:
+    # a basket's requests are read-only (any id reads one): its clear stays an action
+    from simulator.environments.environment import load_environment
+    from simulator.environments.resources import infer_resources
+
+    env = load_environment("baskets")
+    model = infer_resources(env.spec, env.overrides)
+    assert model.bindings["delete_api_baskets_name_requests"].kind == "action"
