@@ -547,7 +547,6 @@ class Handlers:
         seed = f"{self.seed}|delete|{res.name}|{key}"
         return self.respond(op, status, existing, seed, res=res)
 
-
     def _add_members(self, session: Session, res: Resource, fixtures: Fixtures, scope: tuple[str, ...],
                      names: tuple[str, ...]) -> None:
         """Each of ``names`` the scope lacks, made a member named so."""
