@@ -323,7 +323,7 @@ def _bind(op: Operation, resources: dict[str, Resource], name_of: dict[str, str]
             return Binding(op.operation_id, "replace", res)  # GitHub's set-labels: the members, by name
         if op.method == "DELETE" and op.request_body is None and not any(
                 p.required and p.location == "query" for p in op.parameters):
-            return Binding(op.operation_id, "delete", res)  # every member (adafruit's activities)
+            return Binding(op.operation_id, "delete", res)  # the members it selects (an issue's labels: all)
     if op.method == "GET" and len(segs) > 1 and not template_name(segs[-1]):
         res = name_of.get(_parent(op.path))
         if res and _list_record(op) is not None:
