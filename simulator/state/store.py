@@ -90,13 +90,17 @@ class World:
         self._spelled: dict[str, dict[str, str]] = {}  # resource name -> its fields' spellings
 
     def _make_record(self, res: Resource, scope: tuple[str, ...], seed: str, id_value: Any | None) -> tuple[str, Record]:
+        record, id_value = self._made(res, scope, seed, id_value)
+        return self.key_of(res, record, seed, id_value), record
+
+    def _made(self, res: Resource, scope: tuple[str, ...], seed: str, id_value: Any | None) -> tuple[Record, Any]:
+        """(a record generated for ``seed`` with its parent fields and id set, the id value)."""
         schema = res.schema or {"type": "object"}
         record = self.shaper.generate(schema, schema, seed, name=res.store)
         if not isinstance(record, dict):
             record = {}
         hint, id_value = self.fixture_hint(res, scope, record, seed, id_value)
-        record = self.shaper.conform(schema, schema, hint, seed, name=res.store)
-        return self.key_of(res, record, seed, id_value), record
+        return self.shaper.conform(schema, schema, hint, seed, name=res.store), id_value
 
     def fixture_hint(self, res: Resource, scope: tuple[str, ...], record: Record, seed: str,
                      id_value: Any | None) -> tuple[Record, Any | None]:
@@ -274,14 +278,8 @@ class World:
         key = (res.store, scope_key(scope))
         hit = self._documents.get(key)
         if hit is None:
-            hit = {}
-            if res.schema:
-                seed = f"{self.seed}|document|{key[0]}|{key[1]}"
-                made = self.shaper.generate(res.schema, res.schema, seed, name=res.store)
-                hint, _ = self.fixture_hint(res, scope, made if isinstance(made, dict) else {}, seed, None)
-                made = self.shaper.conform(res.schema, res.schema, hint, seed, name=res.store)
-                hit = made if isinstance(made, dict) else {}
-            self._documents[key] = hit
+            made = self._made(res, scope, f"{self.seed}|document|{key[0]}|{key[1]}", None)[0] if res.schema else {}
+            hit = self._documents[key] = made if isinstance(made, dict) else {}
         return hit
 
     def open_record(self, res: Resource, scope: tuple[str, ...], raw_id: Any) -> Record:

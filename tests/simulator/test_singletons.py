@@ -133,7 +133,7 @@ def test_a_member_the_document_cannot_hold_is_left_out_not_refused(api: Api) -> 
     assert after["review_count"] == before and after["required_linear_history"]["enabled"] is True
 
 
-def test_the_document_is_the_same_in_every_process_and_writes_move_the_state_hash(tmp_path: Path) -> None:
+def test_two_fresh_simulators_make_the_same_document_and_writes_move_the_state_hash(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     first, second = Api(tmp_path / "a", DOCUMENTS), Api(tmp_path / "b", DOCUMENTS)
     assert first.call("GET", "/repos/x/pages").body == second.call("GET", "/repos/x/pages").body
