@@ -333,9 +333,10 @@ class Handlers:
         sets the members it writes and keeps the rest (a setting not sent stays as it was); a
         create that documents 409 answers it while the document exists; a DELETE
         removes it, after which a read answers 404, or ``{}`` where the read documents no 404
-        and its schema admits an empty object (GitHub's interaction limits once removed). A
-        written member the document cannot hold as sent is left out, not refused: the write is
-        valid for its own schema, which need not be the document's."""
+        and its schema admits an empty object (GitHub's interaction limits once removed); a
+        PATCH that documents 404 answers 404 too (there is nothing to change), while a PUT sets
+        the document again. A written member the document cannot hold as sent is left out, not
+        refused: the write is valid for its own schema, which need not be the document's."""
         op = parsed.operation
         scope = self.scope_of(res, parsed)
         self.fixtures(session, res, scope)  # a 404 under a parent the session deleted
@@ -357,6 +358,8 @@ class Handlers:
             return self.respond(op, self.success(op, (204, 200, 202)), current, seed, res=res)
         if binding.kind == "create" and current is not None and any(r.status == "409" for r in op.responses):
             raise Conflict(f"{res.name} already exists")
+        if current is None and op.method == "PATCH" and documented(op, 404) is not None:
+            raise NotFound(f"{res.name} does not exist")  # a PATCH changes a document; a PUT sets one
         written = self._storable(res, parsed)
         record = self._store(session, res, {**(current or {}), **written}, written, seed, _UPDATED) \
             if res.schema else {}

@@ -48,7 +48,7 @@ DOCUMENTS = spec({
                  "responses": {**answer("201", ref("Page")), **answer("409", {})}},
         "patch": {"operationId": "updatePages",
                   "requestBody": body({"type": "object", "properties": {"cname": STR, "public": {"type": "boolean"}}}),
-                  "responses": answer("204")},
+                  "responses": {**answer("204"), **answer("404", {})}},
         "delete": {"operationId": "deletePages", "responses": answer("204")},
     },
     "/repos/{repo}/protection": {
@@ -114,6 +114,15 @@ def test_a_document_that_exists_is_not_created_twice_and_a_patch_keeps_what_it_d
     made = api.ok("POST", "/repos/hello/pages", {"cname": "docs.example.com", "build_type": "workflow"})
     assert made["cname"] == "docs.example.com" and made["build_type"] == "workflow"
     assert api.ok("GET", "/repos/hello/pages") == made
+
+
+def test_a_patch_of_a_removed_document_answers_404_and_makes_nothing(api: Api) -> None:
+    assert api.call("DELETE", "/repos/hello/pages").status == 204
+    hash_before = api.sim.state_hash()
+    # bad input: a PATCH of the removed site, whose operation documents 404
+    assert api.call("PATCH", "/repos/hello/pages", {"cname": "docs.example.com"}).status == 404
+    assert api.call("GET", "/repos/hello/pages").status == 404, "a PATCH does not make the site again"
+    assert api.sim.state_hash() == hash_before  # a PUT sets a removed document again: see above
 
 
 def test_a_flag_sent_as_a_boolean_is_stored_in_the_objects_enabled_member(api: Api) -> None:
