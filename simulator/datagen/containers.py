@@ -14,7 +14,7 @@ from typing import Any
 
 from simulator.canonical import canonical_json, escape_token
 
-from .names import classify_name, singular
+from .names import is_person_field, member_name, singular
 from .plan import GenerationError, OutOfBudget, Schema, SchemaPlan, json_copy
 from .regex import PatternUnsupported, string_for_pattern
 from .values import words
@@ -67,13 +67,6 @@ def search_pattern(pattern: str, text: str) -> bool:
         return False
 
 
-def child_name(parent: str | None, key: str) -> str:
-    """The name that steers a property's value: a tag's or category's ``name`` is a word, not a person."""
-    if key == "name" and parent and classify_name(parent) == "tag":
-        return "tag"
-    return key
-
-
 def merge_all(plan: SchemaPlan, schemas: list[Any]) -> Schema:
     merged: Schema = True
     for schema in schemas:
@@ -92,9 +85,10 @@ def _matching(patterns: dict[str, Any], key: str) -> list[Any]:
 class ObjectShape:
     """What :meth:`ContainerValues.object_value` reads of an object node before any random
     choice, worked out once per node of a plan (``SchemaPlan.node_fact``): each property's
-    escaped pointer token and matching ``patternProperties`` schemas, the required names."""
+    escaped pointer token and matching ``patternProperties`` schemas, the required names, whether
+    it is a person's (:func:`~simulator.datagen.names.is_person_field`)."""
 
-    __slots__ = ("additional", "members", "patterns", "properties", "required", "required_set")
+    __slots__ = ("additional", "members", "patterns", "person", "properties", "required", "required_set")
 
     def __init__(self, node: dict[str, Any]) -> None:
         self.properties: dict[str, Any] = node.get("properties") or {}
@@ -106,6 +100,7 @@ class ObjectShape:
         patterns = self.patterns
         self.members = [(key, escape_token(key), schema, _matching(patterns, key) if patterns else _NO_MATCH)
                         for key, schema in self.properties.items()]
+        self.person = any(is_person_field(key) for key in self.properties)
 
 
 class ContainerValues:
@@ -244,7 +239,7 @@ class ContainerValues:
                     lambda: merge_all(plan, [schema, *matching]),
                 )
             child = f"{path}/{token}"
-            result[key] = self.generate(schema, child, child_name(name, key), depth + 1)
+            result[key] = self.generate(schema, child, member_name(name, key, shape.person), depth + 1)
 
         for key, token, schema, matching in shape.members:
             wanted = (

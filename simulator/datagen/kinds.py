@@ -27,6 +27,7 @@ from .values import (
     image_url,
     ipv4,
     ipv6,
+    label,
     last_name,
     moment,
     money,
@@ -36,7 +37,6 @@ from .values import (
     url,
     username,
     uuid_text,
-    words,
 )
 
 _MIME_TYPES = ("application/json", "text/plain", "image/png", "image/jpeg", "application/pdf", "text/csv")
@@ -149,7 +149,7 @@ KIND_MAKERS: dict[str, KindMaker] = {
     "last_name": _textual(last_name),
     "full_name": _textual(lambda rng: f"{first_name(rng)} {last_name(rng)}"),
     "username": _textual(username),
-    "label": _textual(lambda rng: words(rng, rng.randint(1, 2)).title()),
+    "label": _textual(label),
     "city": _textual(lambda rng: faker_with(rng).city()),
     "country": _textual(lambda rng: faker_with(rng).country()),
     "country_code": _textual(lambda rng: faker_with(rng).country_code()),

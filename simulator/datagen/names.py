@@ -288,6 +288,16 @@ LAST_TOKENS: dict[str, str] = {
 _PERSON_PREFIXES = frozenset(
     {"author", "owner", "customer", "contact", "person", "member", "user", "real", "sender", "recipient"}
 )
+# Last words of an object's name (made singular) that make it a person, whose ``name`` is then a
+# person's name: ``assignees``, ``merged_by``, ``billable_owner``.
+_PERSON_WORDS = (_PERSON_PREFIXES - {"real"}) | frozenset({
+    "actor", "admin", "agent", "approver", "artist", "assignee", "assigner", "attendee", "by", "collaborator",
+    "committer", "creator", "developer", "employee", "follower", "guest", "invitee", "inviter", "lead",
+    "maintainer", "participant", "patient", "people", "player", "reporter", "requester", "reviewer",
+    "student", "submitter", "subscriber", "uploader",
+})
+# The kinds of a member that make its object a person, whatever the object is called.
+_PERSON_FIELD_KINDS = frozenset({"first_name", "last_name", "username", "birth_date"})
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
@@ -358,3 +368,31 @@ def classify_name(name: str) -> str | None:
         if tokens[0] in ("is", "has", "can", "should", "allow", "enable"):
             return None
     return LAST_TOKENS.get(tokens[-1])
+
+
+def is_person_field(name: str) -> bool:
+    """Whether an object with a member called ``name`` is a person (a first name, a login, an
+    avatar, a gender...), whatever the object is called."""
+    tokens = name_tokens(name)
+    return classify_name(name) in _PERSON_FIELD_KINDS or "avatar" in tokens or "gender" in tokens
+
+
+@lru_cache(maxsize=8192)
+def member_name(parent: str | None, key: str, person: bool = False) -> str:
+    """The name that steers the value of member ``key`` of an object called ``parent`` (None: an
+    object without a name, a response's root). A ``name`` is a tag's or a category's a word, an
+    organisation's a company's name, a person's (by the object's own name, or ``person``: it
+    has a member :func:`is_person_field` accepts) a person's name, and anything else's (a team,
+    a repository, a droplet, a feed) a label: "Pleasant Harbor", not "Megan Burch". Any other
+    key is itself."""
+    if key != "name":
+        return key
+    kind = classify_name(parent) if parent else None
+    if kind == "tag":
+        return "tag"
+    if kind == "company":
+        return "company_name"
+    tokens = name_tokens(singular(parent)) if parent else ()
+    if person or (tokens and tokens[-1] in _PERSON_WORDS):
+        return key
+    return "label_name"

@@ -42,6 +42,9 @@ _WORDS: tuple[str, ...] = tuple(
     getattr(_FAKER.provider("faker.providers.lorem"), "word_list", ()) or ("alpha", "beta", "gamma")
 )
 SHORT_WORDS: tuple[str, ...] = tuple(word for word in _WORDS if 3 <= len(word) <= 8) or _WORDS
+_SPEECH: dict[str, Any] = getattr(_FAKER.provider("faker.providers.lorem"), "parts_of_speech", None) or {}
+_ADJECTIVES: tuple[str, ...] = tuple(_SPEECH.get("adjective", ())) or SHORT_WORDS
+_NOUNS: tuple[str, ...] = tuple(_SPEECH.get("noun", ())) or SHORT_WORDS
 _FREE_EMAIL_DOMAINS = ("gmail.com", "yahoo.com", "hotmail.com", "example.com", "example.org")
 _TLDS = ("com", "com", "com", "net", "org", "io")
 _COMPANY_SUFFIXES = ("Inc", "LLC", "Group", "Ltd", "and Sons", "Labs")
@@ -157,6 +160,11 @@ def date_text(rng: Random, epoch: datetime.datetime) -> str:
 
 def words(rng: Random, count: int) -> str:
     return " ".join(rng.choice(SHORT_WORDS) for _ in range(count))
+
+
+def label(rng: Random) -> str:
+    """A thing's name (a team's, a feed's, a droplet's): Faker's adjective and noun, "Pleasant Harbor"."""
+    return f"{rng.choice(_ADJECTIVES)} {rng.choice(_NOUNS)}".title()
 
 
 def sentence(rng: Random) -> str:

@@ -357,6 +357,32 @@ def test_tags_are_short_words() -> None:
         assert all(tag.isalpha() and tag == tag.lower() for tag in value)
 
 
+def _names(schema: dict[str, Any], parent: str | None) -> list[str]:
+    return [value["name"] for value in values(schema, name=parent, seeds=SEEDS[:12])]
+
+
+def test_a_things_name_is_a_label_and_a_persons_name_a_persons() -> None:
+    """A team, a repository or a feed was named like a person ("Megan Burch"), since every
+    ``name`` was a person's: now an object's kind (its own name, its members) says which."""
+    from faker.providers.person.en_US import Provider
+
+    first_names = set(Provider.first_names)
+    text = {"type": "string"}
+    thing = {"type": "object", "required": ["name"], "properties": {"id": {"type": "integer"}, "name": text}}
+    person = {"type": "object", "required": ["name"], "properties": {"login": text, "name": text}}
+    for parent in ("team", "repos", "feed", "node_pools", None):
+        names = _names(thing, parent)
+        assert not [n for n in names if n.split()[0] in first_names], (parent, names)
+        assert all(len(n.split()) == 2 and n.istitle() for n in names), (parent, names)
+    for parent, schema in (("assignees", thing), ("merged_by", thing), ("user", thing), (None, person),
+                           ("repos", person)):
+        names = _names(schema, parent)
+        assert all(n.split()[0] in first_names for n in names), (parent, names)
+    for org in _names(thing, "organization"):
+        assert org.split()[0] not in first_names, org
+    assert all(len(tag.split()) == 1 for tag in _names(thing, "tags"))
+
+
 def test_name_heuristics_yield_to_the_schema() -> None:
     for value in values({"type": "string", "maxLength": 5}, name="email"):
         assert len(value) <= 5
