@@ -289,6 +289,10 @@ def test_name_normalisation() -> None:
     assert classify_name("createdAt") == "timestamp" == classify_name("updated_at")
     assert classify_name("pub_date_ms") == "timestamp_ms"
     assert classify_name("is_active") is None
+    # a "<word>_name" is a thing's label unless the word says which name it is
+    assert classify_name("middleName") == "first_name" and classify_name("maiden_name") == "last_name"
+    assert classify_name("city_name") == "city" and classify_name("bank_name") == "company"
+    assert classify_name("feed_name") == "label" == classify_name("productName")
 
 
 EPOCH_TS = DEFAULT_EPOCH.timestamp()
