@@ -122,7 +122,7 @@ def test_a_patch_of_a_removed_document_answers_404_and_makes_nothing(api: Api) -
     # bad input: a PATCH of the removed site, whose operation documents 404
     assert api.call("PATCH", "/repos/hello/pages", {"cname": "docs.example.com"}).status == 404
     assert api.call("GET", "/repos/hello/pages").status == 404, "a PATCH does not make the site again"
-    assert api.sim.state_hash() == hash_before  # a PUT sets a removed document again: see above
+    assert api.sim.state_hash() == hash_before  # while a PUT sets one again (the interaction limits' test)
 
 
 def test_a_flag_sent_as_a_boolean_is_stored_in_the_objects_enabled_member(api: Api) -> None:
