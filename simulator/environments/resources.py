@@ -321,14 +321,25 @@ def _bind(op: Operation, resources: dict[str, Resource], name_of: dict[str, str]
                 return Binding(op.operation_id, "update", res)
         if op.method == "PUT" and _names_body(resources[res], json_body_schema(op)):
             return Binding(op.operation_id, "replace", res)  # GitHub's set-labels: the members, by name
-        if op.method == "DELETE" and op.request_body is None and not any(
-                p.required and p.location == "query" for p in op.parameters):
+        if op.method == "DELETE" and not _names_what(op):
             return Binding(op.operation_id, "delete", res)  # the members it selects (an issue's labels: all)
     if op.method == "GET" and len(segs) > 1 and not template_name(segs[-1]):
         res = name_of.get(_parent(op.path))
         if res and _list_record(op) is not None:
             return Binding(op.operation_id, "list", res)
     return Binding(op.operation_id, "action", None)
+
+
+def _required_query(op: Operation) -> bool:
+    """Whether ``op`` names what it acts on in a required query parameter (gitlab's file read by
+    ``?file_path=``, Spotify's unfollow by ``?ids=``)."""
+    return any(p.required and p.location == "query" for p in op.parameters)
+
+
+def _names_what(op: Operation) -> bool:
+    """Whether a DELETE names what it removes, in a body or a required query parameter
+    (discourse's member removal, Spotify's unfollow): not a whole collection or document."""
+    return op.request_body is not None or _required_query(op)
 
 
 def _clears(op: Operation, b: Binding, resources: dict[str, Resource]) -> bool:
@@ -383,7 +394,7 @@ def _singletons(by_path: dict[str, list[Operation]], bindings: dict[str, Binding
                 bindings[op.operation_id].kind not in ("action", _COLLECTION_KINDS.get(op.method)) for op in ops):
             continue
         get = next((op for op in ops if op.method == "GET"), None)
-        if get is None or any(p.required and p.location == "query" for p in get.parameters):
+        if get is None or _required_query(get):
             continue  # a read that names what it reads (gitlab's files by ?file_path=) reads no one document
         readable, record = _document_read(get)
         kinds = _document_kinds(ops, bindings, record) if readable else {}
@@ -421,12 +432,7 @@ def _document_kinds(ops: list[Operation], bindings: dict[str, Binding],
             if not _same_record(record, record_schema_of(success_schema(op))[0]):
                 return {}
             kinds[op.operation_id] = "create"
-        elif op.method == "DELETE" and bound == "delete":
-            kinds[op.operation_id] = "delete"  # a collection of one, cleared
-        elif op.method == "DELETE" and (op.request_body is not None or any(
-                p.required and p.location == "query" for p in op.parameters)):
-            continue  # removes what it names (discourse's members, Spotify's follows): not the document
-        elif op.method == "DELETE":
+        elif op.method == "DELETE" and not _names_what(op):  # bound as an action or as a clear
             kinds[op.operation_id] = "delete"
         elif op.method in ("PUT", "PATCH"):
             body = json_body_schema(op)
