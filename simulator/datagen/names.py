@@ -378,10 +378,10 @@ def classify_name(name: str) -> str | None:
 
 
 def is_person_field(name: str) -> bool:
-    """Whether an object with a member called ``name`` is a person (a first name, a login, an
-    avatar, a gender...), whatever the object is called."""
-    tokens = name_tokens(name)
-    return classify_name(name) in _PERSON_FIELD_KINDS or "avatar" in tokens or "gender" in tokens
+    """Whether an object with a member called ``name`` is a person (a first name, a login, a
+    birth date, a gender), whatever the object is called. Not an avatar: gitlab's projects and
+    groups have one too."""
+    return classify_name(name) in _PERSON_FIELD_KINDS or "gender" in name_tokens(name)
 
 
 @lru_cache(maxsize=8192)

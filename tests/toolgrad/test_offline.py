@@ -11,10 +11,10 @@ import pytest
 from simulator.environments.environment import shipped_environments
 from toolgrad.loop.policy import named_apis
 from toolgrad.loop.sample import GeneratorConfig, api_names, run_sample
-from toolgrad.policies.offline.catalog import ArgSpec
+from toolgrad.policies.offline.catalog import ArgSpec, tool_info
 from toolgrad.policies.offline.policy import OfflinePolicy
 from toolgrad.policies.offline.text import as_words, operation_phrase
-from toolgrad.policies.offline.values import PAGE_SIZES, page_size
+from toolgrad.policies.offline.values import PAGE_SIZES, page_size, plausible
 from toolgrad.records import Sample
 from toolgrad.toolbox import Toolbox
 
@@ -107,3 +107,20 @@ def test_page_size_stays_within_the_schema(schema: dict, admitted: set[int] | No
     arg = ArgSpec("limit", "query", False, schema, "limit", False)
     sizes = {page_size(arg, ("seed", n)) for n in range(30)}
     assert sizes == ({None} if admitted is None else admitted), schema
+
+
+def test_a_name_the_policy_makes_up_is_a_label_for_a_thing_and_a_persons_for_a_person() -> None:
+    """The policy sent a dashboard or a feed a person's name (a made-up argument was steered by
+    its own name, ``name``): now by the record it is a field of, as the simulator's records are."""
+    from faker.providers.person.en_US import Provider
+
+    box = Toolbox.in_process(["adafruit", "crm"])
+
+    def name_arg(tool: str) -> ArgSpec:
+        return next(a for a in tool_info(box, tool).args if a.name == "name")
+
+    expected = {"adafruit__createDashboard": "label_name", "adafruit__createFeed": "label_name",
+                "crm__contactsAdd": "name", "crm__companiesAdd": "company_name"}
+    assert {tool: name_arg(tool).value_name for tool in expected} == expected
+    made = [plausible(name_arg("adafruit__createDashboard"), ("seed", i)) for i in range(10)]
+    assert not [m for m in made if m.split()[0] in Provider.first_names], made

@@ -13,6 +13,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator.datagen.names import is_person_field, member_name
 from simulator.environments.resources import Resource, ResourceModel, infer_resources, success_schema
 from simulator.spec.model import JSONSchema, Operation
 from simulator.spec.navigation import array_items, deref, object_properties, primary_type
@@ -61,6 +62,13 @@ class ArgSpec:
     refers_to: str | None = None  # resource whose record's id this argument takes
     id_field: str | None = None  # that resource's id field
     keys: tuple[str, ...] = ()  # planning keys that would feed it (empty when not feedable)
+    # the name that steers a value made up for it (simulator.datagen.names.member_name): a
+    # dashboard's `name` is a label, a user's a person's; None: the argument's own name
+    steer: str | None = None
+
+    @property
+    def value_name(self) -> str:
+        return self.steer or self.name
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -240,6 +248,8 @@ def _arg_spec(
         if feedable
         else ()
     )
+    owner = referent or res  # the record the argument is a field of, or names
+    person = body_schema is not None and any(is_person_field(k) for k in object_properties(body_schema, body_schema))
     return ArgSpec(
         b.argument,
         b.location,
@@ -250,6 +260,7 @@ def _arg_spec(
         referent.name if referent else None,
         referent.id_field if referent else None,
         keys,
+        member_name(owner.name if owner else None, b.argument, person),
     )
 
 

@@ -223,7 +223,7 @@ class OfflinePolicy:
         extra = [a for a in info.body_changes if a.name not in arguments]
         ranks = stable_hashes(salt, [a.name for a in extra])  # stable_hash(*salt, name) each
         for a in (extra[i] for i in sorted(range(len(extra)), key=ranks.__getitem__)):
-            value = minimal(a.schema, (*salt, a.name), a.name)
+            value = minimal(a.schema, (*salt, a.name), a.value_name)
             if value is not None and not (isinstance(value, str) and len(value) > _SHORT_TEXT):
                 arguments[a.name] = value
                 return

@@ -161,7 +161,7 @@ def plausible(arg: ArgSpec, salt: tuple[Any, ...]) -> Any:
     examples = node.get("examples")
     if isinstance(examples, list) and examples:
         return examples[stable_int(*salt, arg.name) % len(examples)]
-    value = minimal(arg.schema, (*salt, arg.name), arg.name)
+    value = minimal(arg.schema, (*salt, arg.name), arg.value_name)
     return value if value is not None else ("" if primary_type(arg.schema, node) == "string" else 1)
 
 
